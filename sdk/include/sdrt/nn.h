@@ -1,0 +1,99 @@
+/* sdrt/nn.h - neural-network building blocks over the compute ABI.
+ *
+ * A small static helper library (`sdrt_helpers`) that model code (CLIP, UNet,
+ * VAE) uses instead of filling sdrt_op structs by hand. It is not part of the
+ * binary ABI: each plugin links its own copy; only sdrt_tensor and the
+ * backend vtables cross plugin boundaries.
+ *
+ * An sdrt_nn context binds one device and one stream and allocates result
+ * tensors on that device. Errors are sticky per context (cairo-style): once
+ * an op fails, sdrt_nn_status() returns the first failure, later ops return
+ * NULL and do nothing, so model code checks once per block. There is no
+ * global state.
+ *
+ * Thread: a context is used by one thread at a time.
+ * Ownership: every sdrt_tensor * returned by an op or by sdrt_nn_new_tensor is
+ * owned by the context and lives until sdrt_nn_drop(t) or sdrt_nn_free();
+ * views (sdrt_nn_view_*) share their source's memory and must not outlive it.
+ * Inputs are borrowed for the call.
+ */
+#ifndef SDRT_NN_H
+#define SDRT_NN_H
+
+#include "sdrt/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sdrt_nn sdrt_nn;
+
+/* New context on `dev` (borrowed; must outlive the context). `params_json`
+ * (borrowed, may be NULL) is passed to stream_new, e.g. {"threads":2}.
+ * `is_cancelled`/`job` (may be NULL) are polled between ops: once it returns
+ * non-zero the context fails with SDRT_CANCELLED. Returns NULL on failure. */
+sdrt_nn *sdrt_nn_new(sdrt_device *dev, const char *params_json,
+                     int (*is_cancelled)(sdrt_job *job), sdrt_job *job);
+void sdrt_nn_free(sdrt_nn *nn);
+
+/* First failure since creation or the last sdrt_nn_clear_status, SDRT_OK if
+ * none; `message` (may be NULL) receives a static or context-owned text. */
+sdrt_status sdrt_nn_status(const sdrt_nn *nn, const char **message);
+void sdrt_nn_clear_status(sdrt_nn *nn);
+
+/* A new contiguous tensor on the device, uninitialised. */
+sdrt_tensor *sdrt_nn_new_tensor(sdrt_nn *nn, sdrt_dtype dtype, int ndim, const int64_t *shape);
+/* A device copy of host data (contiguous, `dtype` as given). */
+sdrt_tensor *sdrt_nn_from_host(sdrt_nn *nn, sdrt_dtype dtype, int ndim, const int64_t *shape,
+                               const void *data);
+/* A tensor usable as an operand for a weight in host memory (e.g. mmap'd):
+ * on host-memory devices a view without copying; on others an upload cached
+ * in the context until sdrt_nn_free. */
+const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight);
+/* Copies a tensor's elements to host memory as contiguous float32. */
+sdrt_status sdrt_nn_to_host_f32(sdrt_nn *nn, const sdrt_tensor *t, float *out);
+/* Releases a tensor returned by this context. NULL: no-op. */
+void sdrt_nn_drop(sdrt_nn *nn, sdrt_tensor *t);
+
+/* Views (no copy; share memory with `t`). Returned by value. */
+sdrt_tensor sdrt_nn_view_reshape(const sdrt_tensor *t, int ndim, const int64_t *shape); /* t contiguous */
+sdrt_tensor sdrt_nn_view_permute(const sdrt_tensor *t, const int *perm);
+sdrt_tensor sdrt_nn_view_slice(const sdrt_tensor *t, int dim, int64_t start, int64_t len);
+int64_t sdrt_nn_numel(const sdrt_tensor *t);
+int sdrt_nn_is_contiguous(const sdrt_tensor *t);
+
+/* Ops (see backend.h for the exact semantics). Each returns a new tensor
+ * owned by the context, or NULL after a failure. Optional operands may be
+ * NULL. */
+sdrt_tensor *sdrt_nn_linear(sdrt_nn *nn, const sdrt_tensor *x, const sdrt_tensor *w, const sdrt_tensor *b);
+sdrt_tensor *sdrt_nn_matmul(sdrt_nn *nn, const sdrt_tensor *a, const sdrt_tensor *b, int transpose_b, float alpha);
+sdrt_tensor *sdrt_nn_conv2d(sdrt_nn *nn, const sdrt_tensor *x, const sdrt_tensor *w, const sdrt_tensor *b,
+                            int stride, int padding);
+sdrt_tensor *sdrt_nn_group_norm(sdrt_nn *nn, const sdrt_tensor *x, const sdrt_tensor *gamma,
+                                const sdrt_tensor *beta, int groups, float eps, int fuse_silu);
+sdrt_tensor *sdrt_nn_layer_norm(sdrt_nn *nn, const sdrt_tensor *x, const sdrt_tensor *gamma,
+                                const sdrt_tensor *beta, float eps);
+sdrt_tensor *sdrt_nn_softmax(sdrt_nn *nn, const sdrt_tensor *x, float scale);
+/* q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv] (strided views allowed). */
+sdrt_tensor *sdrt_nn_attention(sdrt_nn *nn, const sdrt_tensor *q, const sdrt_tensor *k,
+                               const sdrt_tensor *v, float scale, int causal);
+sdrt_tensor *sdrt_nn_gelu(sdrt_nn *nn, const sdrt_tensor *x);
+sdrt_tensor *sdrt_nn_gelu_tanh(sdrt_nn *nn, const sdrt_tensor *x);
+sdrt_tensor *sdrt_nn_quick_gelu(sdrt_nn *nn, const sdrt_tensor *x);
+sdrt_tensor *sdrt_nn_silu(sdrt_nn *nn, const sdrt_tensor *x);
+sdrt_tensor *sdrt_nn_geglu(sdrt_nn *nn, const sdrt_tensor *x);
+sdrt_tensor *sdrt_nn_add(sdrt_nn *nn, const sdrt_tensor *a, const sdrt_tensor *b);
+sdrt_tensor *sdrt_nn_mul(sdrt_nn *nn, const sdrt_tensor *a, const sdrt_tensor *b);
+sdrt_tensor *sdrt_nn_scale(sdrt_nn *nn, const sdrt_tensor *x, float scale, float bias);
+sdrt_tensor *sdrt_nn_concat(sdrt_nn *nn, const sdrt_tensor *a, const sdrt_tensor *b, int dim);
+sdrt_tensor *sdrt_nn_upsample2x(sdrt_nn *nn, const sdrt_tensor *x);
+sdrt_tensor *sdrt_nn_timestep_embedding(sdrt_nn *nn, const sdrt_tensor *t, int dim, int flip_sin_to_cos,
+                                        float downscale_freq_shift);
+/* Contiguous copy in logical order, converting to `dtype`. */
+sdrt_tensor *sdrt_nn_copy(sdrt_nn *nn, const sdrt_tensor *x, sdrt_dtype dtype);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SDRT_NN_H */
