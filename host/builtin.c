@@ -1,0 +1,153 @@
+/* host/builtin.c - the host's own messages, answered on the dispatch thread
+ * at once, also while workers are busy. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "host.h"
+
+static const char *const BUILTIN_TYPES[] = {"host.health", "host.info",  "host.plugins", "host.jobs",
+                                            "host.cancel", "host.pause", "host.resume",  "host.shutdown", NULL};
+
+static long resident_kb(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static cJSON *plugin_ids(const host_ctx *h) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < h->plugins.count; i++) cJSON_AddItemToArray(a, cJSON_CreateString(h->plugins.items[i]->desc->id));
+    return a;
+}
+
+static cJSON *health(host_ctx *h) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", atomic_load(&h->shutting_down) ? "shutting_down" : "ok");
+    cJSON_AddNumberToObject(o, "uptime_s", host_now());
+    cJSON_AddItemToObject(o, "plugins", plugin_ids(h));
+    cJSON_AddNumberToObject(o, "queue_depth", jobs_queue_depth());
+    cJSON_AddNumberToObject(o, "in_flight", jobs_in_flight());
+    cJSON_AddNumberToObject(o, "workers", h->cfg.workers);
+    return o;
+}
+
+static cJSON *refusals(const host_ctx *h) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < h->plugins.n_refused; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "path", h->plugins.refused[i].path);
+        cJSON_AddStringToObject(r, "error_code", status_name(h->plugins.refused[i].code));
+        cJSON_AddStringToObject(r, "reason", h->plugins.refused[i].reason);
+        cJSON_AddItemToArray(a, r);
+    }
+    return a;
+}
+
+static cJSON *plugins(const host_ctx *h) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(o, "plugins");
+    for (int i = 0; i < h->plugins.count; i++) cJSON_AddItemToArray(a, loader_describe(h->plugins.items[i]));
+    cJSON_AddItemToObject(o, "refused", refusals(h));
+    return o;
+}
+
+static cJSON *info(host_ctx *h) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", "sdrt");
+    cJSON_AddStringToObject(o, "version", SDRT_HOST_VERSION);
+    char abi[32];
+    snprintf(abi, sizeof abi, "%d.%d", SDRT_ABI_MAJOR, SDRT_ABI_MINOR);
+    cJSON_AddStringToObject(o, "abi", abi);
+    struct utsname u;
+    if (uname(&u) == 0) {
+        char plat[300];
+        snprintf(plat, sizeof plat, "%s %s", u.sysname, u.machine);
+        cJSON_AddStringToObject(o, "platform", plat);
+    }
+    cJSON_AddStringToObject(o, "config", h->cfg.path);
+    cJSON_AddNumberToObject(o, "uptime_s", host_now());
+    cJSON_AddNumberToObject(o, "ready_ms", h->t_ready * 1e3);
+    cJSON_AddNumberToObject(o, "resident_kb", (double)resident_kb());
+    cJSON_AddNumberToObject(o, "max_line_bytes", (double)h->cfg.max_line_bytes);
+    cJSON_AddNumberToObject(o, "queue_limit", h->cfg.queue_limit);
+    cJSON_AddNumberToObject(o, "workers", h->cfg.workers);
+    cJSON *types = cJSON_AddArrayToObject(o, "message_types");
+    for (int i = 0; BUILTIN_TYPES[i]; i++) cJSON_AddItemToArray(types, cJSON_CreateString(BUILTIN_TYPES[i]));
+    for (int i = 0; i < h->plugins.count; i++)
+        for (int j = 0; h->plugins.items[i]->desc->message_types[j]; j++)
+            cJSON_AddItemToArray(types, cJSON_CreateString(h->plugins.items[i]->desc->message_types[j]));
+    cJSON *protocols = cJSON_AddArrayToObject(o, "protocols");
+    cJSON_AddItemToArray(protocols, cJSON_CreateString("envelope"));
+    cJSON_AddItemToArray(protocols, cJSON_CreateString("jsonrpc-2.0"));
+    return o;
+}
+
+static const char *target_id(const proto_request *req, sdrt_error **err) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(req->data, "request_id");
+    if (!t) t = cJSON_GetObjectItemCaseSensitive(req->data, "target");
+    if (!cJSON_IsString(t)) {
+        *err = error_new(SDRT_INVALID_ARGUMENT, NULL, "data.request_id: %s", t ? "expected a string" : "missing");
+        return NULL;
+    }
+    return t->valuestring;
+}
+
+static cJSON *job_control(const proto_request *req, sdrt_error **err) {
+    const char *id = target_id(req, err);
+    if (!id) return NULL;
+    sdrt_status st;
+    if (strcmp(req->type, "host.cancel") == 0) st = jobs_cancel(id);
+    else st = jobs_pause(id, strcmp(req->type, "host.pause") == 0);
+    if (st != SDRT_OK) {
+        *err = error_new(SDRT_NOT_FOUND, NULL, "data.request_id: no request '%s' is in flight", id);
+        return NULL;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "request_id", id);
+    const char *what = strcmp(req->type, "host.cancel") == 0 ? "cancel_requested"
+                       : strcmp(req->type, "host.pause") == 0 ? "paused" : "resumed";
+    cJSON_AddTrueToObject(o, what);
+    return o;
+}
+
+int builtin_is(const char *type) {
+    for (int i = 0; BUILTIN_TYPES[i]; i++)
+        if (strcmp(BUILTIN_TYPES[i], type) == 0) return 1;
+    return 0;
+}
+
+int builtin_handle(host_ctx *h, const proto_request *req, char **result_json, sdrt_error **err) {
+    cJSON *r = NULL;
+    *err = NULL;
+    if (strcmp(req->type, "host.health") == 0) r = health(h);
+    else if (strcmp(req->type, "host.info") == 0) r = info(h);
+    else if (strcmp(req->type, "host.plugins") == 0) r = plugins(h);
+    else if (strcmp(req->type, "host.jobs") == 0) {
+        r = cJSON_CreateObject();
+        cJSON_AddItemToObject(r, "jobs", jobs_list());
+        cJSON_AddNumberToObject(r, "queue_depth", jobs_queue_depth());
+    } else if (strcmp(req->type, "host.cancel") == 0 || strcmp(req->type, "host.pause") == 0 ||
+               strcmp(req->type, "host.resume") == 0) {
+        r = job_control(req, err);
+    } else if (strcmp(req->type, "host.shutdown") == 0) {
+        atomic_store(&h->shutting_down, 1);
+        r = cJSON_CreateObject();
+        cJSON_AddTrueToObject(r, "shutting_down");
+        cJSON_AddNumberToObject(r, "in_flight", jobs_in_flight());
+    } else {
+        *err = error_new(SDRT_UNKNOWN_TYPE, NULL, "type: unknown host message '%s' (known: host.health, host.info, "
+                         "host.plugins, host.jobs, host.cancel, host.pause, host.resume, host.shutdown)", req->type);
+    }
+    *result_json = r ? cJSON_PrintUnformatted(r) : NULL;
+    cJSON_Delete(r);
+    return *err ? -1 : 0;
+}

@@ -1,0 +1,232 @@
+/* host/config.c - the deployment config: file + SDRT_CONFIG + CLI overrides,
+ * validated against schemas/config.schema.json. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "schema.h"
+
+#ifndef SDRT_SOURCE_DIR
+#define SDRT_SOURCE_DIR "."
+#endif
+
+const char *config_exe_dir(void) {
+    static char dir[PATH_MAX];
+    if (dir[0]) return dir;
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    if (n <= 0) {
+        snprintf(dir, sizeof dir, ".");
+        return dir;
+    }
+    dir[n] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    return dir;
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int file_exists(const char *p) { return access(p, R_OK) == 0; }
+
+/* "$ORIGIN/x" -> "<dir of the sdrt executable>/x", as rpath does. */
+static char *expand_origin(const char *s) {
+    if (strncmp(s, "$ORIGIN", 7) != 0) return strdup(s);
+    size_t n = strlen(config_exe_dir()) + strlen(s);
+    char *out = malloc(n);
+    snprintf(out, n, "%s%s", config_exe_dir(), s + 7);
+    return out;
+}
+
+static const char *default_config_path(void) {
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/../share/sdrt/config/default.json", config_exe_dir());
+    if (file_exists(path)) return path;
+    snprintf(path, sizeof path, "%s/config/default.json", SDRT_SOURCE_DIR);
+    if (file_exists(path)) return path;
+    return NULL;
+}
+
+static int set_dotted(cJSON *root, const char *assignment, char *err, size_t errlen) {
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment) {
+        snprintf(err, errlen, "--set '%s': expected key=value", assignment);
+        return -1;
+    }
+    char key[512];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - assignment), assignment);
+    cJSON *value = cJSON_Parse(eq + 1);
+    if (!value) value = cJSON_CreateString(eq + 1); /* bare words are strings */
+    cJSON *obj = root;
+    char *save = NULL;
+    char *part = strtok_r(key, ".", &save);
+    while (part) {
+        char *next = strtok_r(NULL, ".", &save);
+        if (!next) {
+            cJSON_DeleteItemFromObjectCaseSensitive(obj, part);
+            cJSON_AddItemToObject(obj, part, value);
+            return 0;
+        }
+        cJSON *child = cJSON_GetObjectItemCaseSensitive(obj, part);
+        if (!child) child = cJSON_AddObjectToObject(obj, part);
+        if (!cJSON_IsObject(child)) {
+            snprintf(err, errlen, "--set %s: '%s' is not an object", assignment, part);
+            cJSON_Delete(value);
+            return -1;
+        }
+        obj = child;
+        part = next;
+    }
+    cJSON_Delete(value);
+    return -1;
+}
+
+static void append_strings(cJSON *root, const char *key, const char **items, int n) {
+    if (n == 0) return;
+    cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!cJSON_IsArray(arr)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+        arr = cJSON_AddArrayToObject(root, key);
+    }
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(items[i]));
+}
+
+static char **string_list(const cJSON *root, const char *key, int *n) {
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, key);
+    *n = 0;
+    if (!cJSON_IsArray(arr)) return NULL;
+    char **out = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof *out);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) {
+        if (cJSON_IsString(it)) out[(*n)++] = expand_origin(it->valuestring);
+    }
+    return out;
+}
+
+static double num_or(const cJSON *root, const char *key, double def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+static char *find_schemas_dir(const cJSON *root) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "schemas_dir");
+    if (cJSON_IsString(v)) return expand_origin(v->valuestring);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/../share/sdrt/schemas/config.schema.json", config_exe_dir());
+    if (file_exists(path)) {
+        snprintf(path, sizeof path, "%s/../share/sdrt/schemas", config_exe_dir());
+        return strdup(path);
+    }
+    snprintf(path, sizeof path, "%s/schemas", SDRT_SOURCE_DIR);
+    return strdup(path);
+}
+
+static int validate_config(host_config *cfg, char *err, size_t errlen) {
+    char msg[1024];
+    schema_set *set = schema_set_load_dir(cfg->schemas_dir, msg, sizeof msg);
+    if (!set) {
+        snprintf(err, errlen, "cannot load schemas from %s: %s", cfg->schemas_dir, msg);
+        return -1;
+    }
+    int rc = schema_validate_at(set, "config.schema.json", cfg->root, "config", msg, sizeof msg);
+    schema_set_free(set);
+    if (rc != 0) {
+        snprintf(err, errlen, "config %s: %s", cfg->path, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int apply_fields(host_config *cfg, char *err, size_t errlen) {
+    cJSON *r = cfg->root;
+    cfg->plugin_paths = string_list(r, "plugin_paths", &cfg->n_plugin_paths);
+    if (cfg->n_plugin_paths == 0) {
+        free(cfg->plugin_paths);
+        cfg->plugin_paths = calloc(2, sizeof(char *));
+        cfg->plugin_paths[0] = expand_origin("$ORIGIN/../lib/sdrt/plugins");
+        cfg->n_plugin_paths = 1;
+    }
+    cfg->model_roots = string_list(r, "model_roots", &cfg->n_model_roots);
+    cfg->output_roots = string_list(r, "output_roots", &cfg->n_output_roots);
+    cfg->allow_any_path = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "allow_any_path"));
+    cfg->workers = (int)num_or(r, "workers", 2);
+    cfg->queue_limit = (int)num_or(r, "queue_limit", 64);
+    cfg->max_line_bytes = (size_t)num_or(r, "max_line_bytes", 16.0 * 1024 * 1024);
+    cfg->default_timeout_s = num_or(r, "default_timeout_s", 0);
+    cfg->shutdown_grace_s = num_or(r, "shutdown_grace_s", 30);
+    cfg->cancel_grace_s = num_or(r, "cancel_grace_s", 5);
+    const cJSON *lvl = cJSON_GetObjectItemCaseSensitive(r, "log_level");
+    cfg->log_level = cJSON_IsString(lvl) ? log_level_from_name(lvl->valuestring) : SDRT_LOG_INFO;
+    if (cfg->log_level < 0) {
+        snprintf(err, errlen, "config %s: log_level: '%s' is not one of error, warn, info, debug", cfg->path,
+                 lvl->valuestring);
+        return -1;
+    }
+    if (cfg->workers < 1 || cfg->queue_limit < 1 || cfg->max_line_bytes < 64) {
+        snprintf(err, errlen, "config %s: workers, queue_limit must be >= 1 and max_line_bytes >= 64", cfg->path);
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {
+    memset(cfg, 0, sizeof *cfg);
+    const char *path = ov && ov->config_path ? ov->config_path : getenv("SDRT_CONFIG");
+    if (!path || !*path) path = default_config_path();
+    char *text = path ? read_text(path) : strdup("{}");
+    if (!text) {
+        snprintf(err, errlen, "config %s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    cfg->path = strdup(path ? path : "(built-in)");
+    cfg->root = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(cfg->root)) {
+        snprintf(err, errlen, "config %s: not a JSON object (syntax error near byte %ld)", cfg->path,
+                 cJSON_GetErrorPtr() ? (long)strlen(cJSON_GetErrorPtr()) : -1L);
+        return -1;
+    }
+    for (int i = 0; ov && i < ov->n_sets; i++)
+        if (set_dotted(cfg->root, ov->sets[i], err, errlen) != 0) return -1;
+    if (ov) {
+        append_strings(cfg->root, "model_roots", ov->model_roots, ov->n_model_roots);
+        append_strings(cfg->root, "output_roots", ov->output_roots, ov->n_output_roots);
+        append_strings(cfg->root, "plugin_paths", ov->plugin_paths, ov->n_plugin_paths);
+    }
+    cfg->schemas_dir = find_schemas_dir(cfg->root);
+    if (validate_config(cfg, err, errlen) != 0) return -1;
+    return apply_fields(cfg, err, errlen);
+}
+
+static void free_list(char **l, int n) {
+    for (int i = 0; i < n; i++) free(l[i]);
+    free(l);
+}
+
+void config_free(host_config *cfg) {
+    cJSON_Delete(cfg->root);
+    free(cfg->path);
+    free(cfg->schemas_dir);
+    free_list(cfg->plugin_paths, cfg->n_plugin_paths);
+    free_list(cfg->model_roots, cfg->n_model_roots);
+    free_list(cfg->output_roots, cfg->n_output_roots);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,383 @@
+/* host/jobs.c - the job table, the bounded priority queue, the worker pool
+ * and the watchdog that enforces deadlines. Every job gets exactly one final
+ * response: job_respond() lets only its first caller through. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host.h"
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_work = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_idle = PTHREAD_COND_INITIALIZER;
+static int g_queued;
+static sdrt_job *g_table;        /* every job not yet finished by its worker */
+static int g_in_flight;          /* jobs not yet answered */
+static pthread_t *g_workers;
+static int g_n_workers;
+static pthread_t g_watchdog;
+static int g_stop;
+static const host_config *g_cfg;
+static struct timespec g_t0;
+
+double host_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - g_t0.tv_sec) + (double)(t.tv_nsec - g_t0.tv_nsec) * 1e-9;
+}
+
+__attribute__((constructor)) static void jobs_clock_init(void) { clock_gettime(CLOCK_MONOTONIC, &g_t0); }
+
+void job_release(sdrt_job *job) {
+    if (!job || atomic_fetch_sub(&job->refs, 1) != 1) return;
+    free(job->request_id);
+    free(job->track_id);
+    free(job->type);
+    free(job->data_json);
+    cJSON_Delete(job->rpc_id);
+    cJSON_Delete(job->warnings);
+    free(job);
+}
+
+void job_add_warning(sdrt_job *job, const char *message) {
+    pthread_mutex_lock(&g_lock);
+    cJSON_AddItemToArray(job->warnings, cJSON_CreateString(message));
+    pthread_mutex_unlock(&g_lock);
+}
+
+int job_respond(sdrt_job *job, const char *result_json, const sdrt_error *err) {
+    if (atomic_exchange(&job->responded, 1)) return 0;
+    double exec = host_now() - (job->t_start > 0 ? job->t_start : job->t_submit);
+    pthread_mutex_lock(&g_lock);
+    cJSON *warnings = cJSON_Duplicate(job->warnings, 1);
+    pthread_mutex_unlock(&g_lock);
+    char *line = err ? proto_format_error(job->proto, job->request_id, job->rpc_id, err)
+                     : proto_format_success(job->proto, job->request_id, job->rpc_id, result_json, warnings, exec);
+    cJSON_Delete(warnings);
+    if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line);
+    free(line);
+    pthread_mutex_lock(&g_lock);
+    g_in_flight--;
+    pthread_cond_broadcast(&g_idle);
+    pthread_mutex_unlock(&g_lock);
+    return 1;
+}
+
+static void table_remove(sdrt_job *job) {
+    for (sdrt_job **pp = &g_table; *pp; pp = &(*pp)->next)
+        if (*pp == job) {
+            *pp = job->next;
+            job->next = NULL;
+            return;
+        }
+}
+
+/* The queue links through a separate list per priority; reuse `next` for the
+ * table only, so queue nodes are kept in a small side array. */
+typedef struct qnode {
+    sdrt_job *job;
+    struct qnode *next;
+} qnode;
+static qnode *g_qhead[3], *g_qtail[3];
+
+static void queue_push(sdrt_job *job) {
+    qnode *n = calloc(1, sizeof *n);
+    n->job = job;
+    int p = job->priority;
+    if (g_qtail[p]) g_qtail[p]->next = n;
+    else g_qhead[p] = n;
+    g_qtail[p] = n;
+    g_queued++;
+}
+
+static sdrt_job *queue_pop(void) {
+    for (int p = 2; p >= 0; p--) {
+        qnode *n = g_qhead[p];
+        if (!n) continue;
+        g_qhead[p] = n->next;
+        if (!g_qhead[p]) g_qtail[p] = NULL;
+        sdrt_job *job = n->job;
+        free(n);
+        g_queued--;
+        return job;
+    }
+    return NULL;
+}
+
+static int queue_remove(sdrt_job *job) {
+    for (int p = 0; p < 3; p++) {
+        qnode *prev = NULL;
+        for (qnode *n = g_qhead[p]; n; prev = n, n = n->next) {
+            if (n->job != job) continue;
+            if (prev) prev->next = n->next;
+            else g_qhead[p] = n->next;
+            if (g_qtail[p] == n) g_qtail[p] = prev;
+            free(n);
+            g_queued--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static sdrt_job *table_find_live(const char *track_id) {
+    for (sdrt_job *j = g_table; j; j = j->next)
+        if (!atomic_load(&j->responded) && strcmp(j->track_id, track_id) == 0) return j;
+    return NULL;
+}
+
+static sdrt_error *cancel_error(const sdrt_job *job) {
+    int why = atomic_load(&job->cancelled);
+    if (why == 2) {
+        double t = job->deadline - job->t_submit;
+        return error_new(SDRT_DEADLINE_EXCEEDED, NULL, "timeout: %s exceeded its %.3g s timeout", job->type, t);
+    }
+    if (why == 3) return error_new(SDRT_CANCELLED, NULL, "%s cancelled: the host is shutting down", job->type);
+    return error_new(SDRT_CANCELLED, NULL, "%s cancelled by host.cancel", job->type);
+}
+
+static void run_job(sdrt_job *job) {
+    job->t_start = host_now();
+    atomic_store(&job->state, JOB_RUNNING);
+    host_plugin *p = job->plugin;
+    sdrt_request req = {
+        .struct_size = SDRT_STRUCT_SIZE(sdrt_request, deadline),
+        .type = job->type,
+        .request_id = job->track_id,
+        .data_json = job->data_json,
+        .job = job,
+        .deadline = job->deadline,
+    };
+    char *result = NULL;
+    atomic_fetch_add(&p->active_calls, 1);
+    sdrt_error *err = p->desc->vtable->handle(p->instance, &req, &result);
+    atomic_fetch_sub(&p->active_calls, 1);
+    int why = atomic_load(&job->cancelled);
+    if (why == 2 || (why && err)) {
+        /* A deadline always reads as DEADLINE_EXCEEDED; a cancel as CANCELLED
+         * whatever error the plugin chose to return for it. */
+        error_free(err);
+        err = cancel_error(job);
+    }
+    job_respond(job, result, err);
+    error_free(err);
+    free(result);
+}
+
+static void *worker_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&g_lock);
+    for (;;) {
+        while (!g_stop && g_queued == 0) pthread_cond_wait(&g_work, &g_lock);
+        if (g_queued == 0 && g_stop) break;
+        sdrt_job *job = queue_pop();
+        pthread_mutex_unlock(&g_lock);
+        if (atomic_load(&job->cancelled)) {
+            sdrt_error *e = cancel_error(job);
+            job_respond(job, NULL, e);
+            error_free(e);
+        } else {
+            run_job(job);
+        }
+        pthread_mutex_lock(&g_lock);
+        table_remove(job);
+        pthread_mutex_unlock(&g_lock);
+        job_release(job); /* the table's reference */
+        pthread_mutex_lock(&g_lock);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return NULL;
+}
+
+void jobs_tick(void) {
+    double now = host_now();
+    sdrt_job *to_answer[64];
+    int n = 0;
+    pthread_mutex_lock(&g_lock);
+    for (sdrt_job *j = g_table; j && n < 64; j = j->next) {
+        if (atomic_load(&j->responded)) continue;
+        if (j->deadline > 0 && now >= j->deadline && !atomic_load(&j->cancelled)) {
+            atomic_store(&j->cancelled, 2);
+            j->cancel_time = now;
+        }
+        if (!atomic_load(&j->cancelled)) continue;
+        if (atomic_load(&j->state) == JOB_QUEUED && queue_remove(j)) {
+            /* Answered here; the table keeps it until removed below. */
+            atomic_fetch_add(&j->refs, 1);
+            to_answer[n++] = j;
+        } else if (now - j->cancel_time >= g_cfg->cancel_grace_s) {
+            /* The plugin ignores cancellation: answer for it. */
+            atomic_fetch_add(&j->refs, 1);
+            to_answer[n++] = j;
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    for (int i = 0; i < n; i++) {
+        sdrt_job *j = to_answer[i];
+        sdrt_error *e = cancel_error(j);
+        job_respond(j, NULL, e);
+        error_free(e);
+        if (atomic_load(&j->state) == JOB_QUEUED) {
+            pthread_mutex_lock(&g_lock);
+            table_remove(j);
+            pthread_mutex_unlock(&g_lock);
+            job_release(j); /* table's */
+        }
+        job_release(j);
+    }
+}
+
+static void *watchdog_main(void *arg) {
+    (void)arg;
+    while (!g_stop) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        jobs_tick();
+    }
+    return NULL;
+}
+
+int jobs_start(const host_config *cfg) {
+    g_cfg = cfg;
+    g_stop = 0;
+    g_n_workers = cfg->workers;
+    g_workers = calloc((size_t)g_n_workers, sizeof *g_workers);
+    for (int i = 0; i < g_n_workers; i++)
+        if (pthread_create(&g_workers[i], NULL, worker_main, NULL) != 0) return -1;
+    return pthread_create(&g_watchdog, NULL, watchdog_main, NULL) == 0 ? 0 : -1;
+}
+
+/* Workers that are stuck in a plugin that ignores cancellation are left
+ * behind (detached): the process exits without waiting for them. */
+void jobs_stop(void) {
+    pthread_mutex_lock(&g_lock);
+    g_stop = 1;
+    pthread_cond_broadcast(&g_work);
+    pthread_mutex_unlock(&g_lock);
+    pthread_join(g_watchdog, NULL);
+    for (int i = 0; i < g_n_workers; i++) pthread_detach(g_workers[i]);
+    free(g_workers);
+    g_workers = NULL;
+}
+
+sdrt_status jobs_submit(sdrt_job *job) {
+    static atomic_int auto_id;
+    pthread_mutex_lock(&g_lock);
+    if (job->request_id && table_find_live(job->request_id)) {
+        pthread_mutex_unlock(&g_lock);
+        return SDRT_ALREADY_EXISTS;
+    }
+    if (g_queued >= g_cfg->queue_limit) {
+        pthread_mutex_unlock(&g_lock);
+        return SDRT_BUSY;
+    }
+    if (!job->track_id) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "auto-%d", atomic_fetch_add(&auto_id, 1) + 1);
+        job->track_id = strdup(job->request_id ? job->request_id : buf);
+    }
+    atomic_store(&job->refs, 1);
+    atomic_store(&job->state, JOB_QUEUED);
+    job->t_submit = host_now();
+    job->next = g_table;
+    g_table = job;
+    g_in_flight++;
+    queue_push(job);
+    pthread_cond_signal(&g_work);
+    pthread_mutex_unlock(&g_lock);
+    return SDRT_OK;
+}
+
+sdrt_status jobs_cancel(const char *request_id) {
+    pthread_mutex_lock(&g_lock);
+    sdrt_job *j = table_find_live(request_id);
+    if (j && !atomic_load(&j->cancelled)) {
+        j->cancel_time = host_now();
+        atomic_store(&j->cancelled, 1);
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (j) jobs_tick(); /* a queued job is answered at once */
+    return j ? SDRT_OK : SDRT_NOT_FOUND;
+}
+
+sdrt_status jobs_pause(const char *request_id, int pause) {
+    pthread_mutex_lock(&g_lock);
+    sdrt_job *j = table_find_live(request_id);
+    if (j) atomic_store(&j->paused, pause);
+    pthread_mutex_unlock(&g_lock);
+    return j ? SDRT_OK : SDRT_NOT_FOUND;
+}
+
+void jobs_cancel_all(int reason) {
+    double now = host_now();
+    pthread_mutex_lock(&g_lock);
+    for (sdrt_job *j = g_table; j; j = j->next) {
+        if (atomic_load(&j->cancelled)) continue;
+        j->cancel_time = now;
+        atomic_store(&j->cancelled, reason);
+    }
+    pthread_mutex_unlock(&g_lock);
+    jobs_tick();
+}
+
+static const char *state_name(job_state s) {
+    return s == JOB_QUEUED ? "queued" : s == JOB_RUNNING ? "running" : "done";
+}
+
+cJSON *jobs_list(void) {
+    cJSON *arr = cJSON_CreateArray();
+    double now = host_now();
+    pthread_mutex_lock(&g_lock);
+    for (sdrt_job *j = g_table; j; j = j->next) {
+        if (atomic_load(&j->responded)) continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "request_id", j->track_id);
+        cJSON_AddStringToObject(o, "type", j->type);
+        cJSON_AddStringToObject(o, "state", atomic_load(&j->paused) ? "paused" : state_name(atomic_load(&j->state)));
+        cJSON_AddStringToObject(o, "stage", j->stage[0] ? j->stage : state_name(atomic_load(&j->state)));
+        cJSON_AddNumberToObject(o, "progress", j->progress);
+        if (j->steps > 0) {
+            cJSON_AddNumberToObject(o, "step", j->step);
+            cJSON_AddNumberToObject(o, "steps", j->steps);
+        }
+        cJSON_AddNumberToObject(o, "age_s", now - j->t_submit);
+        cJSON_AddBoolToObject(o, "cancel_requested", atomic_load(&j->cancelled) != 0);
+        cJSON_AddItemToArray(arr, o);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return arr;
+}
+
+int jobs_queue_depth(void) {
+    pthread_mutex_lock(&g_lock);
+    int n = g_queued;
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}
+
+int jobs_in_flight(void) {
+    pthread_mutex_lock(&g_lock);
+    int n = g_in_flight;
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}
+
+int jobs_wait_idle(double until) {
+    pthread_mutex_lock(&g_lock);
+    while (g_in_flight > 0 && host_now() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g_idle, &g_lock, &ts);
+    }
+    int n = g_in_flight;
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}

@@ -1,0 +1,291 @@
+/* host/protocol.c - parsing request lines and formatting response, error
+ * and event lines, in the seed envelope or in JSON-RPC 2.0 shape. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+
+/* Envelope keys that are not part of a legacy top-level payload. */
+static const char *const ENVELOPE_KEYS[] = {"type", "message_type", "request_id", "message_id", "priority",
+                                            "timeout", "data", "jsonrpc", "id", "method", "params", NULL};
+
+static int is_envelope_key(const char *k) {
+    for (int i = 0; ENVELOPE_KEYS[i]; i++)
+        if (strcmp(ENVELOPE_KEYS[i], k) == 0) return 1;
+    return 0;
+}
+
+static char *id_text(const cJSON *v) {
+    if (cJSON_IsString(v)) return strdup(v->valuestring);
+    if (cJSON_IsNumber(v)) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.17g", v->valuedouble);
+        return strdup(buf);
+    }
+    return NULL;
+}
+
+static int parse_priority(const cJSON *p, int *out, char *err, size_t errlen) {
+    *out = 1;
+    if (!p || cJSON_IsNull(p)) return 0;
+    if (cJSON_IsString(p)) {
+        if (strcmp(p->valuestring, "low") == 0) *out = 0;
+        else if (strcmp(p->valuestring, "normal") == 0) *out = 1;
+        else if (strcmp(p->valuestring, "high") == 0) *out = 2;
+        else {
+            snprintf(err, errlen, "priority: '%s' is not one of low, normal, high", p->valuestring);
+            return -1;
+        }
+        return 0;
+    }
+    if (cJSON_IsNumber(p) && p->valuedouble >= 0 && p->valuedouble <= 2 && p->valuedouble == floor(p->valuedouble)) {
+        *out = (int)p->valuedouble;
+        return 0;
+    }
+    snprintf(err, errlen, "priority: expected \"low\", \"normal\" or \"high\"");
+    return -1;
+}
+
+static int parse_timeout(const cJSON *t, double *out, char *err, size_t errlen) {
+    *out = 0;
+    if (!t || cJSON_IsNull(t)) return 0;
+    if (!cJSON_IsNumber(t) || !(t->valuedouble >= 0) || t->valuedouble > 1e7) {
+        snprintf(err, errlen, "timeout: expected a number of seconds in 0..10000000");
+        return -1;
+    }
+    *out = t->valuedouble;
+    return 0;
+}
+
+static sdrt_status parse_jsonrpc(cJSON *root, proto_request *req, char *err, size_t errlen) {
+    req->proto = PROTO_JSONRPC;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (id) {
+        req->rpc_id = cJSON_Duplicate(id, 1);
+        req->request_id = id_text(id);
+    } else {
+        req->is_notification = 1;
+    }
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "jsonrpc");
+    if (!cJSON_IsString(ver) || strcmp(ver->valuestring, "2.0") != 0) {
+        snprintf(err, errlen, "jsonrpc: must be \"2.0\"");
+        return SDRT_INVALID_REQUEST;
+    }
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "method");
+    if (!cJSON_IsString(m) || !*m->valuestring) {
+        snprintf(err, errlen, "method: missing or not a string");
+        return SDRT_INVALID_REQUEST;
+    }
+    req->type = strdup(m->valuestring);
+    cJSON *params = cJSON_DetachItemFromObjectCaseSensitive(root, "params");
+    if (params && !cJSON_IsObject(params)) {
+        cJSON_Delete(params);
+        snprintf(err, errlen, "params: expected an object (by-name parameters)");
+        return SDRT_INVALID_ARGUMENT;
+    }
+    req->data = params ? params : cJSON_CreateObject();
+    /* sdrt extensions ride in params' siblings, as in the envelope. */
+    if (parse_priority(cJSON_GetObjectItemCaseSensitive(root, "priority"), &req->priority, err, errlen) != 0)
+        return SDRT_INVALID_ARGUMENT;
+    if (parse_timeout(cJSON_GetObjectItemCaseSensitive(root, "timeout"), &req->timeout_s, err, errlen) != 0)
+        return SDRT_INVALID_ARGUMENT;
+    if (strcmp(req->type, "$/cancelRequest") == 0) {
+        free(req->type);
+        req->type = strdup("host.cancel");
+        cJSON *target = cJSON_GetObjectItemCaseSensitive(req->data, "id");
+        char *t = target ? id_text(target) : NULL;
+        if (t) {
+            cJSON_DeleteItemFromObjectCaseSensitive(req->data, "request_id");
+            cJSON_AddStringToObject(req->data, "request_id", t);
+            free(t);
+        }
+    }
+    return SDRT_OK;
+}
+
+/* Legacy workers sent the payload next to the envelope keys, not in data. */
+static cJSON *take_data(cJSON *root) {
+    cJSON *data = cJSON_DetachItemFromObjectCaseSensitive(root, "data");
+    if (data) return data;
+    data = cJSON_CreateObject();
+    cJSON *it = root->child;
+    while (it) {
+        cJSON *next = it->next;
+        if (it->string && !is_envelope_key(it->string))
+            cJSON_AddItemToObject(data, it->string, cJSON_DetachItemViaPointer(root, it));
+        it = next;
+    }
+    return data;
+}
+
+static sdrt_status parse_envelope(cJSON *root, proto_request *req, char *err, size_t errlen) {
+    req->proto = PROTO_ENVELOPE;
+    const cJSON *rid = cJSON_GetObjectItemCaseSensitive(root, "request_id");
+    if (!rid) rid = cJSON_GetObjectItemCaseSensitive(root, "message_id");
+    if (rid && !cJSON_IsNull(rid)) {
+        req->request_id = id_text(rid);
+        if (!req->request_id) {
+            snprintf(err, errlen, "request_id: expected a string");
+            return SDRT_INVALID_REQUEST;
+        }
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(root, "message_type");
+    if (!type && cJSON_IsString(mtype)) type = mtype;
+    if (!type) {
+        snprintf(err, errlen, "type: missing");
+        return SDRT_INVALID_REQUEST;
+    }
+    if (!cJSON_IsString(type) || !*type->valuestring) {
+        snprintf(err, errlen, "type: expected a non-empty string");
+        return SDRT_INVALID_REQUEST;
+    }
+    req->type = strdup(type->valuestring);
+    if (parse_priority(cJSON_GetObjectItemCaseSensitive(root, "priority"), &req->priority, err, errlen) != 0)
+        return SDRT_INVALID_ARGUMENT;
+    if (parse_timeout(cJSON_GetObjectItemCaseSensitive(root, "timeout"), &req->timeout_s, err, errlen) != 0)
+        return SDRT_INVALID_ARGUMENT;
+    req->data = take_data(root);
+    if (!cJSON_IsObject(req->data)) {
+        snprintf(err, errlen, "data: expected an object, got %s",
+                 cJSON_IsArray(req->data) ? "an array" : cJSON_IsString(req->data) ? "a string" : "a non-object");
+        return SDRT_INVALID_ARGUMENT;
+    }
+    return SDRT_OK;
+}
+
+sdrt_status proto_parse(const char *line, size_t len, proto_request *req, char *err, size_t errlen) {
+    memset(req, 0, sizeof *req);
+    req->priority = 1;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+    if (!root) {
+        snprintf(err, errlen, "not valid JSON (at byte %ld)", end ? (long)(end - line) : 0L);
+        return SDRT_PARSE_ERROR;
+    }
+    while (end && (size_t)(end - line) < len && (*end == ' ' || *end == '\t' || *end == '\r')) end++;
+    if (end && (size_t)(end - line) < len) {
+        cJSON_Delete(root);
+        snprintf(err, errlen, "not valid JSON: trailing characters at byte %ld", (long)(end - line));
+        return SDRT_PARSE_ERROR;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        snprintf(err, errlen, "request must be a JSON object");
+        return SDRT_INVALID_REQUEST;
+    }
+    sdrt_status st = cJSON_GetObjectItemCaseSensitive(root, "jsonrpc") ? parse_jsonrpc(root, req, err, errlen)
+                                                                        : parse_envelope(root, req, err, errlen);
+    if (st == SDRT_OK) legacy_normalise(req, root);
+    cJSON_Delete(root);
+    return st;
+}
+
+void proto_request_free(proto_request *req) {
+    free(req->type);
+    free(req->request_id);
+    cJSON_Delete(req->rpc_id);
+    cJSON_Delete(req->data);
+    memset(req, 0, sizeof *req);
+}
+
+static void add_request_id(cJSON *o, const char *request_id) {
+    if (request_id) cJSON_AddStringToObject(o, "request_id", request_id);
+    else cJSON_AddNullToObject(o, "request_id");
+}
+
+static char *print_and_free(cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* result_json comes from a plugin: a non-object (or broken text) is wrapped. */
+static cJSON *parse_result(const char *result_json) {
+    if (!result_json) return cJSON_CreateObject();
+    cJSON *r = cJSON_Parse(result_json);
+    if (cJSON_IsObject(r)) return r;
+    cJSON_Delete(r);
+    return NULL;
+}
+
+char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id, const char *result_json,
+                           const cJSON *warnings, double exec_time) {
+    cJSON *result = parse_result(result_json);
+    if (!result) {
+        sdrt_error *e = error_new(SDRT_INTERNAL, NULL, "plugin returned a result that is not a JSON object");
+        char *s = proto_format_error(proto, request_id, rpc_id, e);
+        error_free(e);
+        return s;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (proto == PROTO_JSONRPC) {
+        cJSON_AddStringToObject(o, "jsonrpc", "2.0");
+        cJSON_AddItemToObject(o, "id", rpc_id ? cJSON_Duplicate(rpc_id, 1) : cJSON_CreateNull());
+        if (warnings && cJSON_GetArraySize(warnings) > 0)
+            cJSON_AddItemToObject(result, "_warnings", cJSON_Duplicate(warnings, 1));
+        cJSON_AddItemToObject(o, "result", result);
+        return print_and_free(o);
+    }
+    cJSON_AddStringToObject(o, "type", "response");
+    add_request_id(o, request_id);
+    cJSON_AddTrueToObject(o, "success");
+    cJSON_AddItemToObject(o, "data", result);
+    cJSON_AddItemToObject(o, "warnings", warnings ? cJSON_Duplicate(warnings, 1) : cJSON_CreateArray());
+    cJSON_AddNumberToObject(o, "execution_time", round(exec_time * 1e6) / 1e6);
+    cJSON *metrics = cJSON_AddObjectToObject(o, "metrics");
+    cJSON_AddNumberToObject(metrics, "execution_time_ms", round(exec_time * 1e6) / 1e3);
+    return print_and_free(o);
+}
+
+char *proto_format_error(job_proto proto, const char *request_id, const cJSON *rpc_id, const sdrt_error *err) {
+    cJSON *data = err->data_json ? cJSON_Parse(err->data_json) : NULL;
+    if (data && !cJSON_IsObject(data)) {
+        cJSON_Delete(data);
+        data = NULL;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (proto == PROTO_JSONRPC) {
+        cJSON_AddStringToObject(o, "jsonrpc", "2.0");
+        cJSON_AddItemToObject(o, "id", rpc_id ? cJSON_Duplicate(rpc_id, 1) : cJSON_CreateNull());
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddNumberToObject(e, "code", status_rpc_code(err->code));
+        cJSON_AddStringToObject(e, "message", err->message);
+        if (!data) data = cJSON_CreateObject();
+        cJSON_AddStringToObject(data, "status", status_name(err->code));
+        cJSON_AddItemToObject(e, "data", data);
+        return print_and_free(o);
+    }
+    cJSON_AddStringToObject(o, "type", "response");
+    add_request_id(o, request_id);
+    cJSON_AddFalseToObject(o, "success");
+    cJSON_AddStringToObject(o, "error", err->message);
+    cJSON_AddStringToObject(o, "error_code", status_name(err->code));
+    if (data) cJSON_AddItemToObject(o, "error_data", data);
+    return print_and_free(o);
+}
+
+char *proto_format_event(job_proto proto, const char *request_id, const cJSON *rpc_id, const char *event_name,
+                         const char *data_json) {
+    cJSON *data = data_json ? cJSON_Parse(data_json) : cJSON_CreateObject();
+    if (!data) data = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject();
+    if (proto == PROTO_JSONRPC) {
+        cJSON_AddStringToObject(o, "jsonrpc", "2.0");
+        int is_progress = strcmp(event_name, "progress") == 0;
+        cJSON_AddStringToObject(o, "method", is_progress ? "$/progress" : "$/event");
+        cJSON *params = cJSON_AddObjectToObject(o, "params");
+        cJSON_AddItemToObject(params, "id", rpc_id ? cJSON_Duplicate(rpc_id, 1) : cJSON_CreateNull());
+        if (!is_progress) cJSON_AddStringToObject(params, "event_name", event_name);
+        cJSON_AddItemToObject(params, is_progress ? "value" : "data", data);
+        return print_and_free(o);
+    }
+    cJSON_AddStringToObject(o, "type", "event");
+    add_request_id(o, request_id);
+    cJSON_AddStringToObject(o, "event_name", event_name);
+    cJSON_AddItemToObject(o, "data", data);
+    return print_and_free(o);
+}

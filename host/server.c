@@ -1,0 +1,267 @@
+/* host/server.c - host start-up, routing of one request line, and the stdio
+ * loop with graceful shutdown (EOF, host.shutdown, SIGTERM). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "schema.h"
+
+int builtin_is(const char *type);
+
+host_ctx *g_host;
+static volatile sig_atomic_t g_sigterm;
+
+static void on_sigterm(int sig) {
+    (void)sig;
+    g_sigterm = 1;
+}
+
+static void sink_stdout(void *ctx, const char *line) {
+    (void)ctx;
+    output_write_line(line);
+}
+
+int host_init(host_ctx *h, const host_cli_overrides *ov, int quiet) {
+    memset(h, 0, sizeof *h);
+    char err[2048];
+    if (config_load(&h->cfg, ov, err, sizeof err) != 0) {
+        log_msg(NULL, SDRT_LOG_ERROR, "%s", err);
+        return -1;
+    }
+    log_set_level(quiet && h->cfg.log_level > SDRT_LOG_WARN ? SDRT_LOG_WARN : h->cfg.log_level);
+    services_configure(&h->cfg);
+    schema_set *s = schema_set_load_dir(h->cfg.schemas_dir, err, sizeof err);
+    if (!s) log_msg(NULL, SDRT_LOG_WARN, "request schemas not loaded (%s): only built-in checks apply", err);
+    h->schemas = s;
+    g_host = h;
+    h->sink.line = sink_stdout;
+    loader_load_all(&h->plugins, &h->cfg);
+    if (jobs_start(&h->cfg) != 0) {
+        log_msg(NULL, SDRT_LOG_ERROR, "cannot start worker threads");
+        return -1;
+    }
+    h->t_ready = host_now();
+    return 0;
+}
+
+void host_fini(host_ctx *h) {
+    jobs_stop();
+    loader_unload_all(&h->plugins);
+    schema_set_free(h->schemas);
+    config_free(&h->cfg);
+    g_host = NULL;
+}
+
+static void respond_now(host_ctx *h, const proto_request *req, const char *result, const sdrt_error *err) {
+    if (req->is_notification) return; /* JSON-RPC notifications get no response */
+    char *line = err ? proto_format_error(req->proto, req->request_id, req->rpc_id, err)
+                     : proto_format_success(req->proto, req->request_id, req->rpc_id, result, NULL, 0);
+    if (line) h->sink.line(h->sink.ctx, line);
+    free(line);
+}
+
+static void respond_error(host_ctx *h, const proto_request *req, sdrt_status code, const char *fmt, const char *a,
+                          const char *b) {
+    sdrt_error *e = error_new(code, NULL, fmt, a, b);
+    respond_now(h, req, NULL, e);
+    error_free(e);
+}
+
+static sdrt_error *validate_data(host_ctx *h, const proto_request *req) {
+    if (!h->schemas) return NULL;
+    const char *sid = schema_for_message(h->schemas, req->type);
+    if (!sid) return NULL;
+    char msg[1024];
+    int rc = schema_validate(h->schemas, sid, req->data, msg, sizeof msg);
+    if (rc == 0) return NULL;
+    return error_new(rc > 0 ? SDRT_INVALID_ARGUMENT : SDRT_INTERNAL, NULL, "%s", msg);
+}
+
+static void list_domain_types(const host_ctx *h, const char *type, char *out, size_t n) {
+    const char *dot = strchr(type, '.');
+    size_t dl = dot ? (size_t)(dot - type) : strlen(type);
+    out[0] = '\0';
+    size_t used = 0;
+    for (int i = 0; i < h->plugins.count; i++) {
+        const sdrt_plugin_desc *d = h->plugins.items[i]->desc;
+        if (strlen(d->domain) != dl || strncmp(d->domain, type, dl) != 0) continue;
+        for (int j = 0; d->message_types[j] && used + 2 < n; j++)
+            used += (size_t)snprintf(out + used, n - used, "%s%s", used ? ", " : "", d->message_types[j]);
+    }
+}
+
+static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
+    sdrt_job *job = calloc(1, sizeof *job);
+    job->request_id = req->request_id;
+    req->request_id = NULL;
+    job->rpc_id = req->rpc_id;
+    req->rpc_id = NULL;
+    job->type = strdup(req->type);
+    job->data_json = cJSON_PrintUnformatted(req->data);
+    job->proto = req->proto;
+    job->priority = req->priority;
+    job->plugin = p;
+    job->warnings = cJSON_CreateArray();
+    job->sink = &h->sink;
+    double timeout = req->timeout_s > 0 ? req->timeout_s : h->cfg.default_timeout_s;
+    job->deadline = timeout > 0 ? host_now() + timeout : 0;
+    sdrt_status st = jobs_submit(job);
+    if (st == SDRT_OK) return;
+    /* Not taken: answer here with the id we moved into the job. */
+    req->request_id = job->request_id;
+    req->rpc_id = job->rpc_id;
+    job->request_id = NULL;
+    job->rpc_id = NULL;
+    atomic_store(&job->refs, 1);
+    job_release(job);
+    if (st == SDRT_BUSY)
+        respond_error(h, req, SDRT_BUSY, "queue full (%s requests waiting): retry later%s", "queue_limit", "");
+    else
+        respond_error(h, req, SDRT_ALREADY_EXISTS, "request_id: '%s' is already in flight%s", req->request_id, "");
+}
+
+static void route(host_ctx *h, proto_request *req) {
+    if (builtin_is(req->type) || strncmp(req->type, "host.", 5) == 0) {
+        char *result = NULL;
+        sdrt_error *err = NULL;
+        builtin_handle(h, req, &result, &err);
+        respond_now(h, req, result, err);
+        free(result);
+        error_free(err);
+        return;
+    }
+    if (atomic_load(&h->shutting_down)) {
+        respond_error(h, req, SDRT_UNAVAILABLE, "%s: the host is shutting down and accepts no new work%s", req->type, "");
+        return;
+    }
+    int domain_known = 0;
+    host_plugin *p = loader_find(&h->plugins, req->type, &domain_known);
+    if (!p) {
+        char known[1024];
+        list_domain_types(h, req->type, known, sizeof known);
+        if (domain_known)
+            respond_error(h, req, SDRT_UNKNOWN_TYPE, "type: '%s' is not a message of its domain (known: %s)", req->type,
+                          known);
+        else
+            respond_error(h, req, SDRT_UNKNOWN_TYPE, "type: no plugin serves '%s'%s", req->type, "");
+        return;
+    }
+    sdrt_error *verr = validate_data(h, req);
+    if (verr) {
+        respond_now(h, req, NULL, verr);
+        error_free(verr);
+        return;
+    }
+    submit(h, req, p);
+}
+
+void server_handle_line(host_ctx *h, const char *line, size_t len) {
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t')) len--;
+    size_t start = 0;
+    while (start < len && (line[start] == ' ' || line[start] == '\t')) start++;
+    if (start == len) return; /* empty lines are ignored */
+    proto_request req;
+    char err[1024];
+    sdrt_status st = proto_parse(line + start, len - start, &req, err, sizeof err);
+    if (st != SDRT_OK) {
+        req.is_notification = 0; /* a broken line always gets an answer */
+        respond_error(h, &req, st, "%s%s", err, "");
+    } else {
+        route(h, &req);
+    }
+    proto_request_free(&req);
+}
+
+/* Reads stdin, splitting lines; a line over the limit is answered with
+ * INVALID_REQUEST and skipped up to its newline. */
+typedef struct line_reader {
+    char *buf;
+    size_t len, cap, limit;
+    int skipping;
+} line_reader;
+
+static void reader_feed(host_ctx *h, line_reader *r, const char *data, size_t n) {
+    for (size_t i = 0; i < n;) {
+        const char *nl = memchr(data + i, '\n', n - i);
+        size_t chunk = nl ? (size_t)(nl - (data + i)) : n - i;
+        if (!r->skipping) {
+            if (r->len + chunk > r->limit) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "line exceeds max_line_bytes (%zu bytes)", r->limit);
+                proto_request req = {0};
+                sdrt_error *e = error_new(SDRT_INVALID_REQUEST, NULL, "%s", msg);
+                respond_now(h, &req, NULL, e);
+                error_free(e);
+                r->skipping = 1;
+                r->len = 0;
+            } else {
+                if (r->len + chunk + 1 > r->cap) {
+                    r->cap = (r->len + chunk + 1) * 2;
+                    r->buf = realloc(r->buf, r->cap);
+                }
+                memcpy(r->buf + r->len, data + i, chunk);
+                r->len += chunk;
+            }
+        }
+        i += chunk;
+        if (nl) {
+            if (!r->skipping) {
+                r->buf[r->len] = '\0';
+                server_handle_line(h, r->buf, r->len);
+            }
+            r->len = 0;
+            r->skipping = 0;
+            i++;
+        }
+    }
+}
+
+static void shutdown_sequence(host_ctx *h) {
+    atomic_store(&h->shutting_down, 1);
+    double until = host_now() + h->cfg.shutdown_grace_s;
+    if (jobs_wait_idle(until) > 0) {
+        log_msg(NULL, SDRT_LOG_WARN, "shutdown: grace period over, cancelling %d request(s)", jobs_in_flight());
+        jobs_cancel_all(3);
+        /* Cooperative plugins stop within cancel_grace_s; others are answered for. */
+        jobs_wait_idle(host_now() + h->cfg.cancel_grace_s + 0.5);
+    }
+}
+
+int server_run(host_ctx *h, int in_fd, int out_fd) {
+    (void)out_fd;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigterm;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    line_reader r = {.limit = h->cfg.max_line_bytes};
+    char buf[65536];
+    double shutdown_deadline = 0;
+    while (!g_sigterm) {
+        int stopping = atomic_load(&h->shutting_down);
+        if (stopping && shutdown_deadline == 0) shutdown_deadline = host_now() + h->cfg.shutdown_grace_s;
+        /* After host.shutdown keep answering (new work gets UNAVAILABLE) until
+         * in-flight work is done and the input has gone quiet. */
+        struct pollfd pfd = {in_fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, stopping ? 50 : 100);
+        if (pr < 0 && errno != EINTR) break;
+        if (pr <= 0) {
+            if (stopping && (jobs_in_flight() == 0 || host_now() > shutdown_deadline)) break;
+            continue;
+        }
+        ssize_t n = read(in_fd, buf, sizeof buf);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) break; /* EOF */
+        reader_feed(h, &r, buf, (size_t)n);
+    }
+    if (r.len > 0 && !r.skipping && !g_sigterm) server_handle_line(h, r.buf, r.len); /* last line without \n */
+    free(r.buf);
+    shutdown_sequence(h);
+    return 0;
+}
