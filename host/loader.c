@@ -6,43 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _WIN32
-#include <windows.h>
-#else
-#include <dlfcn.h>
-#endif
-
+#include "dynlib.h"
 #include "host.h"
-
-static void *dl_open(const char *path, char *err, size_t errlen) {
-#ifdef _WIN32
-    wchar_t wpath[4096];
-    MultiByteToWideChar(CP_UTF8, 0, path, -1, wpath, 4096);
-    HMODULE m = LoadLibraryExW(wpath, NULL, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_DEFAULT_DIRS);
-    if (!m) snprintf(err, errlen, "LoadLibraryExW failed (error %lu)", (unsigned long)GetLastError());
-    return (void *)m;
-#else
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) snprintf(err, errlen, "%s", dlerror());
-    return h;
-#endif
-}
-
-static void *dl_sym(void *dl, const char *name) {
-#ifdef _WIN32
-    return (void *)GetProcAddress((HMODULE)dl, name);
-#else
-    return dlsym(dl, name);
-#endif
-}
-
-static void dl_close(void *dl) {
-#ifdef _WIN32
-    FreeLibrary((HMODULE)dl);
-#else
-    dlclose(dl);
-#endif
-}
 
 static char *read_file(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -146,15 +111,15 @@ static sdrt_error *check_descriptor(const sdrt_plugin_desc *d) {
 
 host_plugin *loader_open(const char *path, sdrt_error **err) {
     char msg[1024];
-    void *dl = dl_open(path, msg, sizeof msg);
+    void *dl = dynlib_open(path, msg, sizeof msg);
     if (!dl) {
         *err = error_new(SDRT_UNAVAILABLE, NULL, "cannot load %s: %s", path, msg);
         return NULL;
     }
-    sdrt_plugin_entry_fn entry = (sdrt_plugin_entry_fn)dl_sym(dl, SDRT_PLUGIN_ENTRY_SYMBOL);
+    sdrt_plugin_entry_fn entry = (sdrt_plugin_entry_fn)dynlib_sym(dl, SDRT_PLUGIN_ENTRY_SYMBOL);
     if (!entry) {
         *err = error_new(SDRT_ABI_MISMATCH, NULL, "%s: missing entry symbol '%s'", path, SDRT_PLUGIN_ENTRY_SYMBOL);
-        dl_close(dl);
+        dynlib_close(dl);
         return NULL;
     }
     const sdrt_plugin_desc *d = entry();
@@ -165,7 +130,7 @@ host_plugin *loader_open(const char *path, sdrt_error **err) {
         *err = error_new(e->code, NULL, "%s: %s", path, e->message);
         error_free(e);
         cJSON_Delete(manifest);
-        dl_close(dl);
+        dynlib_close(dl);
         return NULL;
     }
     host_plugin *p = calloc(1, sizeof *p);

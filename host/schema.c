@@ -969,7 +969,11 @@ static void fmt_value(const cJSON *v, char *out, size_t n) {
     } else if (cJSON_IsNull(v)) {
         snprintf(out, n, "null");
     } else {
-        snprintf(out, n, "an %s", type_name(v));
+        char *text = cJSON_PrintUnformatted(v);
+        size_t len = text ? strlen(text) : 0;
+        if (text) snprintf(out, n, "%.40s%s", text, len > 40 ? "..." : "");
+        else snprintf(out, n, "an %s", type_name(v));
+        free(text);
     }
 }
 
@@ -1014,6 +1018,7 @@ typedef struct verr {
     char msg[SCHEMA_MSG_MAX];
     size_t pathlen;      /* how deep into the instance it failed */
     int type_only;       /* failed on "type" at that spot */
+    int rank;            /* how telling: 0 type, 1 const/enum, 2 anything else */
     char expected[128];  /* the types "type" asked for, "string or object" */
 } verr;
 
@@ -1037,6 +1042,7 @@ static void vfail(vctx *c, const char *fmt, ...) {
     snprintf(c->e->msg, sizeof c->e->msg, "%.250s: %.250s", c->pathlen ? c->path : "(root)", msg);
     c->e->pathlen = c->pathlen;
     c->e->type_only = 0;
+    c->e->rank = 2;
 }
 
 static void vbroken(vctx *c, const char *fmt, const char *arg) {
@@ -1109,6 +1115,7 @@ static int v_type(vctx *c, const cJSON *t, const cJSON *inst) {
     if (cJSON_IsNumber(inst)) fmt_value(inst, got, sizeof got);
     vfail(c, "expected %s, got %s%s%s", want, type_name(inst), *got ? " " : "", got);
     c->e->type_only = 1;
+    c->e->rank = 0;
     snprintf(c->e->expected, sizeof c->e->expected, "%.120s", want);
     return 1;
 }
@@ -1131,6 +1138,7 @@ static int v_enum(vctx *c, const cJSON *e, const cJSON *inst) {
     }
     fmt_value(inst, got, sizeof got);
     vfail(c, "%s is not one of %s", got, list);
+    c->e->rank = 1;
     return 1;
 }
 
@@ -1140,6 +1148,7 @@ static int v_const(vctx *c, const cJSON *k, const cJSON *inst) {
     fmt_value(inst, got, sizeof got);
     fmt_value(k, want, sizeof want);
     vfail(c, "%s is not the required value %s", got, want);
+    c->e->rank = 1;
     return 1;
 }
 
@@ -1304,12 +1313,15 @@ static int v_branch(vctx *c, const schema_doc *doc, const cJSON *branch, const c
 
 /* Picks the message for "no alternative matched": when every alternative
  * failed on type right here, one "expected A or B" line; otherwise the
- * alternative that got deepest (the one the caller most likely meant). */
+ * alternative that got deepest, then the one whose failure says most (the
+ * one the caller most likely meant). */
 static void report_no_match(vctx *c, const verr *errs, int n, const cJSON *inst, const char *keyword) {
     int all_type = 1, best = 0;
     for (int i = 0; i < n; i++) {
         if (!errs[i].type_only || errs[i].pathlen != c->pathlen) all_type = 0;
-        if (errs[i].pathlen > errs[best].pathlen) best = i;
+        if (errs[i].pathlen > errs[best].pathlen ||
+            (errs[i].pathlen == errs[best].pathlen && errs[i].rank > errs[best].rank))
+            best = i;
     }
     if (n > 0 && all_type) {
         char want[256] = "";
@@ -1318,12 +1330,15 @@ static void report_no_match(vctx *c, const verr *errs, int n, const cJSON *inst,
             int w = snprintf(want + o, sizeof want - o, "%s%s", i ? " or " : "", errs[i].expected);
             o += w > 0 ? (size_t)w : 0;
         }
-        vfail(c, "expected %s, got %s", want, type_name(inst));
+        char got[64] = "";
+        if (cJSON_IsNumber(inst)) fmt_value(inst, got, sizeof got);
+        vfail(c, "expected %s, got %s%s%s", want, type_name(inst), *got ? " " : "", got);
         c->e->type_only = 1;
+        c->e->rank = 0;
         snprintf(c->e->expected, sizeof c->e->expected, "%.120s", want);
         return;
     }
-    if (n > 0 && errs[best].pathlen > c->pathlen) {
+    if (n > 0 && (errs[best].pathlen > c->pathlen || errs[best].rank > 0)) {
         *c->e = errs[best];
         return;
     }
