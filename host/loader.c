@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dynlib.h"
 #include "host.h"
@@ -154,6 +155,17 @@ sdrt_error *loader_init(host_plugin *p, const char *config_json) {
 
 void loader_close(host_plugin *p) {
     if (!p) return;
+    /* shutdown is promised only after every handle call returned; a worker
+     * stuck in a plugin that ignores cancel gets a short wait, then the
+     * plugin is left initialised and mapped (the process is exiting). */
+    for (int i = 0; i < 100 && atomic_load(&p->active_calls) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&p->active_calls) > 0) {
+        log_msg(NULL, SDRT_LOG_WARN, "plugin %s still runs a request at exit: not shut down", p->desc->id);
+        return;
+    }
     if (p->initialised) {
         if (registry_holders(p) > 0)
             log_msg(NULL, SDRT_LOG_WARN, "plugin %s still has interface holders at shutdown", p->desc->id);

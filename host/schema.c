@@ -444,36 +444,44 @@ static size_t rx_atom_len(const rx_run *r, const rx_node *n, size_t pos) {
     }
 }
 
-static size_t rx_step_back(const rx_run *r, const rx_node *n, size_t pos) {
-    if (n->kind == RX_CHAR) return pos - (size_t)n->nbytes;
-    size_t p = pos - 1, k = 0;
-    while (k < 3 && p > 0 && (r->s[p] & 0xc0) == 0x80) {
-        p--;
-        k++;
-    }
-    return p;
-}
-
 static int rx_seq(rx_run *r, const rx_node *n, size_t pos, const rx_frame *k);
 
+/* Greedy repetition of a one-unit atom: match as many as allowed, then
+ * give back one at a time. Positions are recorded rather than recomputed
+ * backwards, which invalid UTF-8 would make ambiguous. */
 static int rx_simple_rep(rx_run *r, const rx_node *n, size_t pos, const rx_frame *k) {
-    size_t p = pos, l;
-    int cnt = 0;
-    while ((n->max < 0 || cnt < n->max) && (l = rx_atom_len(r, n, p)) > 0) {
-        p += l;
-        cnt++;
+    size_t local[64], *at = local, cap = 64, l;
+    int cnt = 0, ok = 0;
+    at[0] = pos;
+    while ((n->max < 0 || cnt < n->max) && (l = rx_atom_len(r, n, at[cnt])) > 0) {
         if (--r->budget < 0) {
             r->exhausted = 1;
-            return 0;
+            goto done;
         }
+        if ((size_t)cnt + 1 >= cap) {
+            size_t *grown = malloc(2 * cap * sizeof *grown);
+            if (!grown) {
+                r->exhausted = 1;
+                goto done;
+            }
+            memcpy(grown, at, cap * sizeof *grown);
+            if (at != local) free(at);
+            at = grown;
+            cap *= 2;
+        }
+        at[cnt + 1] = at[cnt] + l;
+        cnt++;
     }
-    if (cnt < n->min) return 0;
-    for (;;) {
-        if (rx_seq(r, n->next, p, k)) return 1;
-        if (cnt == n->min || r->exhausted) return 0;
-        p = rx_step_back(r, n, p);
-        cnt--;
+    for (; cnt >= n->min && !r->exhausted; cnt--) {
+        if (rx_seq(r, n->next, at[cnt], k)) {
+            ok = 1;
+            break;
+        }
+        if (cnt == 0) break;
     }
+done:
+    if (at != local) free(at);
+    return ok;
 }
 
 /* Group `n` matched `count` times ending at pos: try another iteration,
