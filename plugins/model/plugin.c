@@ -1,0 +1,217 @@
+/* plugins/model/plugin.c - the model plugin: sdrt.model/1 and the model.*
+ * messages over the cache, the lookup and the store. */
+#define _GNU_SOURCE
+#include "plugin.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scan.h"
+
+#define ERR_LEN 1024
+
+/* ---- sdrt.model/1 -------------------------------------------------------- */
+
+static sdrt_error *iface_open(void *self, const char *model_id, sdrt_job *job, sdrt_model **out) {
+    model_plugin *p = self;
+    char err[ERR_LEN], *path = NULL;
+    *out = NULL;
+    sdrt_status st = lookup_resolve(&p->lookup, model_id, &path, err, sizeof err);
+    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load, out, NULL, err, sizeof err);
+    free(path);
+    return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
+}
+
+static void iface_close(void *self, sdrt_model *m) { cache_close(&((model_plugin *)self)->cache, m); }
+static const char *iface_arch(sdrt_model *m) { return m->arch; }
+static const char *iface_id(sdrt_model *m) { return m->id; }
+
+static const char *iface_config(sdrt_model *m, const char *component) {
+    store_component *c = component ? store_component_get(m, component) : NULL;
+    return c ? c->config_json : NULL;
+}
+
+static const sdrt_tensor *iface_tensor(sdrt_model *m, const char *component, const char *name) {
+    return store_tensor(m, component, name);
+}
+
+static const char *iface_file_path(sdrt_model *m, const char *component, const char *file) {
+    return store_file_path(m, component, file);
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+static sdrt_error *reply(model_plugin *p, cJSON *o, char **result_json) {
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) return p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "out of memory");
+    size_t n = strlen(s) + 1;
+    *result_json = p->api->alloc(n);
+    if (*result_json) memcpy(*result_json, s, n);
+    free(s);
+    return *result_json ? NULL : p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "out of memory");
+}
+
+static sdrt_error *model_id_of(model_plugin *p, const cJSON *data, const char **id) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, "model_id");
+    if (!cJSON_IsString(v) || !*v->valuestring)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "model_id: missing or not a non-empty string");
+    *id = v->valuestring;
+    return NULL;
+}
+
+static cJSON *summary(const sdrt_model *m) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", m->id);
+    cJSON_AddStringToObject(o, "architecture", m->arch);
+    cJSON *comps = cJSON_AddArrayToObject(o, "components");
+    for (int i = 0; i < m->n_comps; i++) cJSON_AddItemToArray(comps, cJSON_CreateString(m->comps[i].name));
+    cJSON *bd = cJSON_AddObjectToObject(o, "bytes_by_dtype");
+    for (int d = 0; d < SDRT_DTYPE_COUNT_; d++)
+        if (m->bytes_by_dtype[d]) cJSON_AddNumberToObject(bd, store_dtype_name((sdrt_dtype)d), (double)m->bytes_by_dtype[d]);
+    cJSON_AddNumberToObject(o, "bytes", (double)m->bytes);
+    cJSON_AddNumberToObject(o, "tensors", (double)m->n_tensors);
+    cJSON_AddNumberToObject(o, "load_time_s", m->load_time_s);
+    cJSON_AddStringToObject(o, "source", m->source);
+    if (m->n_unmapped) cJSON_AddNumberToObject(o, "unmapped_tensors", (double)m->n_unmapped);
+    return o;
+}
+
+static sdrt_error *open_for(model_plugin *p, const cJSON *data, sdrt_model **m, int *loaded) {
+    const char *id = NULL;
+    sdrt_error *e = model_id_of(p, data, &id);
+    if (e) return e;
+    char err[ERR_LEN], *path = NULL;
+    sdrt_status st = lookup_resolve(&p->lookup, id, &path, err, sizeof err);
+    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load, m, loaded, err, sizeof err);
+    free(path);
+    return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
+}
+
+static sdrt_error *on_load(model_plugin *p, const cJSON *data, char **result_json) {
+    sdrt_model *m;
+    int loaded = 0;
+    sdrt_error *e = open_for(p, data, &m, &loaded);
+    if (e) return e;
+    cJSON *o = summary(m);
+    cJSON_AddBoolToObject(o, "cached", !loaded);
+    cache_close(&p->cache, m);
+    return reply(p, o, result_json);
+}
+
+static sdrt_error *on_info(model_plugin *p, const cJSON *data, char **result_json) {
+    sdrt_model *m;
+    sdrt_error *e = open_for(p, data, &m, NULL);
+    if (e) return e;
+    cJSON *o = summary(m);
+    cJSON *details = cJSON_AddArrayToObject(o, "component_details");
+    for (int i = 0; i < m->n_comps; i++) {
+        const store_component *c = &m->comps[i];
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "name", c->name);
+        cJSON_AddNumberToObject(d, "tensors", (double)c->n);
+        if (c->dir) cJSON_AddStringToObject(d, "path", c->dir);
+        cJSON *cfg = c->config_json ? cJSON_Parse(c->config_json) : NULL;
+        if (cfg) cJSON_AddItemToObject(d, "config", cfg);
+        cJSON_AddItemToArray(details, d);
+    }
+    cache_close(&p->cache, m);
+    return reply(p, o, result_json);
+}
+
+static sdrt_error *on_unload(model_plugin *p, const cJSON *data, char **result_json) {
+    const char *id = NULL;
+    sdrt_error *e = model_id_of(p, data, &id);
+    if (e) return e;
+    char err[ERR_LEN], *path = NULL;
+    sdrt_status st = cache_unload(&p->cache, id, err, sizeof err);
+    if (st == SDRT_NOT_FOUND && lookup_resolve(&p->lookup, id, &path, err, sizeof err) == SDRT_OK)
+        st = cache_unload(&p->cache, path, err, sizeof err);
+    free(path);
+    if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model_id", id);
+    cJSON_AddBoolToObject(o, "unloaded", 1);
+    return reply(p, o, result_json);
+}
+
+static sdrt_error *on_list(model_plugin *p, char **result_json) {
+    char *s = cache_list_json(&p->cache);
+    cJSON *o = s ? cJSON_Parse(s) : NULL;
+    free(s);
+    return o ? reply(p, o, result_json) : p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "out of memory");
+}
+
+sdrt_error *model_plugin_handle(void *instance, const sdrt_request *req, char **result_json) {
+    model_plugin *p = instance;
+    *result_json = NULL;
+    cJSON *data = cJSON_Parse(req->data_json ? req->data_json : "{}");
+    if (!cJSON_IsObject(data)) {
+        cJSON_Delete(data);
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "data: not a JSON object");
+    }
+    sdrt_error *e;
+    if (!strcmp(req->type, "model.load")) e = on_load(p, data, result_json);
+    else if (!strcmp(req->type, "model.info")) e = on_info(p, data, result_json);
+    else if (!strcmp(req->type, "model.unload")) e = on_unload(p, data, result_json);
+    else if (!strcmp(req->type, "model.list")) e = on_list(p, result_json);
+    else if (!strcmp(req->type, "model.scan")) e = reply(p, scan_roots(p->lookup.roots, p->lookup.n_roots), result_json);
+    else e = p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "type: '%s' is not served by the model plugin", req->type);
+    cJSON_Delete(data);
+    return e;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static sdrt_error *parse_budget(const sdrt_host_api *api, const char *config_json, uint64_t *budget) {
+    *budget = MODEL_DEFAULT_CACHE_BYTES;
+    cJSON *c = cJSON_Parse(config_json && *config_json ? config_json : "{}");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(c, "cache_bytes");
+    sdrt_error *e = NULL;
+    if (b && (!cJSON_IsNumber(b) || b->valuedouble < 0))
+        e = api->error_new(SDRT_INVALID_ARGUMENT, NULL, "cache_bytes: must be a non-negative number of bytes");
+    else if (b) *budget = (uint64_t)b->valuedouble;
+    cJSON_Delete(c);
+    return e;
+}
+
+sdrt_error *model_plugin_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {
+    uint64_t budget;
+    sdrt_error *e = parse_budget(api, config_json, &budget);
+    if (e) return e;
+    model_plugin *p = calloc(1, sizeof *p);
+    if (!p || lookup_init(&p->lookup, api, host) != 0) {
+        if (p) lookup_free(&p->lookup);
+        free(p);
+        return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "model plugin: out of memory");
+    }
+    p->api = api;
+    p->host = host;
+    cache_init(&p->cache, budget);
+    p->iface = (sdrt_model_iface){
+        .struct_size = SDRT_STRUCT_SIZE(sdrt_model_iface, id), .self = p, .open = iface_open, .close = iface_close,
+        .arch = iface_arch, .config_json = iface_config, .tensor = iface_tensor, .file_path = iface_file_path,
+        .id = iface_id,
+    };
+    if (api->publish && (e = api->publish(host, SDRT_MODEL_IFACE_ID, &p->iface))) {
+        model_plugin_shutdown(p);
+        return e;
+    }
+    *instance = p;
+    return NULL;
+}
+
+void model_plugin_shutdown(void *instance) {
+    model_plugin *p = instance;
+    if (!p) return;
+    cache_destroy(&p->cache);
+    lookup_free(&p->lookup);
+    free(p);
+}
+
+const void *model_plugin_get_interface(void *instance, const char *id) {
+    model_plugin *p = instance;
+    return p && id && strcmp(id, SDRT_MODEL_IFACE_ID) == 0 ? &p->iface : NULL;
+}

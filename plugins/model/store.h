@@ -1,0 +1,79 @@
+/* plugins/model/store.h - a loaded model: components of diffusers-named
+ * tensor views over mmap'd safetensors files, configs and auxiliary paths. */
+#ifndef SDRT_MODEL_STORE_H
+#define SDRT_MODEL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "safetensors.h"
+#include "sdrt/model.h"
+#include "sdrt/status.h"
+
+#define STORE_MAX_COMPONENTS 8
+
+typedef struct store_entry {
+    char *name;
+    sdrt_tensor t;
+} store_entry;
+
+typedef struct store_component {
+    char *name;
+    char *config_json; /* NULL when none */
+    char *dir;         /* absolute folder (diffusers layout), or NULL */
+    store_entry *entries; /* sorted by name after load */
+    size_t n, cap;
+    char **paths;      /* file_path results, kept until the model is freed */
+    size_t n_paths;
+} store_component;
+
+/* sdrt_model from sdrt/model.h. Cache bookkeeping lives here too so that
+ * one allocation describes one cached model. */
+struct sdrt_model {
+    char *id;
+    const char *arch;   /* static string */
+    const char *source; /* "diffusers" | "single_file" */
+    store_component comps[STORE_MAX_COMPONENTS];
+    int n_comps;
+    st_file **files;
+    size_t n_files;
+    uint64_t bytes;
+    uint64_t bytes_by_dtype[SDRT_DTYPE_COUNT_];
+    size_t n_tensors;
+    size_t n_unmapped;  /* single-file tensors with no diffusers name */
+    double load_time_s;
+    /* cache state, guarded by the cache mutex */
+    int pins;
+    uint64_t last_used;
+    struct sdrt_model *prev, *next;
+};
+
+/* Loads the diffusers folder or single .safetensors file at absolute
+ * `path`. Returns SDRT_OK, or NOT_FOUND / INVALID_ARGUMENT / UNSUPPORTED /
+ * IO_ERROR with err naming the file and the reason. */
+sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, size_t errlen);
+void store_free(struct sdrt_model *m);
+
+store_component *store_component_get(struct sdrt_model *m, const char *name);
+const sdrt_tensor *store_tensor(struct sdrt_model *m, const char *comp, const char *name);
+const char *store_file_path(struct sdrt_model *m, const char *comp, const char *file);
+const char *store_dtype_name(sdrt_dtype d);
+
+/* Adds a view (single-file mapping uses it); copies name. 0 or -1 (OOM). */
+int store_add(store_component *c, const char *name, const sdrt_tensor *t);
+void store_sort(store_component *c);
+store_component *store_component_add(struct sdrt_model *m, const char *name);
+
+/* The contiguous view of stored tensor `s`; -1 with err when its dtype or
+ * rank has no sdrt equivalent. */
+int store_view(const st_file *f, const st_tensor *s, sdrt_tensor *t, char *err, size_t errlen);
+
+/* Single-file loading (singlefile.c). */
+sdrt_status singlefile_load(struct sdrt_model *m, const char *path, char *err, size_t errlen);
+/* Config JSON texts derived from tensor shapes (ckpt_config.c). */
+char *ckpt_config_unet(struct sdrt_model *m);
+char *ckpt_config_vae(struct sdrt_model *m);
+char *ckpt_config_text(struct sdrt_model *m, const char *comp);
+char *ckpt_config_scheduler(struct sdrt_model *m);
+
+#endif

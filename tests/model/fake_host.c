@@ -1,0 +1,91 @@
+/* tests/model/fake_host.c - minimal host services for plugin tests. */
+#define _GNU_SOURCE
+#include "fake_host.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+const char *fake_settings = "{}";
+const void *fake_published;
+
+static void f_log(sdrt_host *h, sdrt_log_level l, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static sdrt_error *f_error_new(sdrt_status code, const char *data, const char *fmt, ...) {
+    sdrt_error *e = calloc(1, sizeof *e);
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+    va_end(ap);
+    e->struct_size = sizeof *e;
+    e->code = code;
+    e->message = msg ? msg : strdup("?");
+    e->data_json = data ? strdup(data) : NULL;
+    return e;
+}
+
+static void f_error_free(sdrt_error *e) {
+    if (!e) return;
+    free((char *)e->message);
+    free((char *)e->data_json);
+    free(e);
+}
+
+static sdrt_error *f_publish(sdrt_host *h, const char *id, const void *iface) {
+    fake_published = iface;
+    return NULL;
+}
+
+static const char *f_settings(sdrt_host *h) { return fake_settings; }
+
+/* Like the host: canonical path, must lie inside one of model_roots. */
+static char *f_resolve(sdrt_host *h, const char *kind, const char *path, sdrt_error **err) {
+    char *real = realpath(path, NULL);
+    if (!real) {
+        *err = f_error_new(SDRT_INVALID_ARGUMENT, NULL, "%s: cannot resolve", path);
+        return NULL;
+    }
+    cJSON *s = cJSON_Parse(fake_settings);
+    const cJSON *roots = cJSON_GetObjectItemCaseSensitive(s, "model_roots");
+    int ok = 0;
+    for (const cJSON *r = roots ? roots->child : NULL; r && !ok; r = r->next) {
+        char *rr = realpath(r->valuestring, NULL);
+        size_t n = rr ? strlen(rr) : 0;
+        ok = rr && strncmp(real, rr, n) == 0 && (real[n] == '/' || real[n] == 0);
+        free(rr);
+    }
+    cJSON_Delete(s);
+    if (!ok) {
+        *err = f_error_new(SDRT_PERMISSION_DENIED, NULL, "%s: outside the model roots", path);
+        free(real);
+        return NULL;
+    }
+    return real;
+}
+
+const sdrt_host_api *fake_host_api(void) {
+    static sdrt_host_api api;
+    api.struct_size = sizeof api;
+    api.abi_major = SDRT_ABI_MAJOR;
+    api.abi_minor = SDRT_ABI_MINOR;
+    api.log = f_log;
+    api.error_new = f_error_new;
+    api.error_free = f_error_free;
+    api.publish = f_publish;
+    api.alloc = malloc;
+    api.free = free;
+    api.settings_json = f_settings;
+    api.resolve_path = f_resolve;
+    return &api;
+}
