@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Generates tests/scheduler/goldens/*.json from Hugging Face diffusers.
+
+Run with the dev venv (diffusers 0.42, torch, scipy):
+    /work/venv/bin/python tests/scheduler/gen_goldens.py
+
+For every case (scheduler class x base config x overrides) it records what
+the diffusers object holds after set_timesteps(N) for several N, and for a
+few N a full trajectory driven by a deterministic synthetic model:
+
+    x = randn(1,4,8,8, generator=manual_seed(SEED)) * init_noise_sigma
+    for t in timesteps:
+        xin = scale_model_input(x, t)
+        eps = 0.3*xin + 0.5*sin(xin) + 0.1*t/1000
+        x = step(eps, t, x, generator=Generator().manual_seed(STEP_SEED))
+    (every x after a step is recorded)
+
+The C test (test_scheduler.c) replays the same loop with sdrt_rng and
+compares step by step (relative L2 <= 1e-5).
+"""
+import inspect
+import json
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+import diffusers
+
+warnings.filterwarnings("ignore")
+torch.set_num_threads(1)
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "goldens")
+SHAPE = (1, 4, 4, 4)
+SEED = 1234
+STEP_SEED = 77
+SCHEDULE_STEPS = [1, 2, 8, 25, 50]
+TRAJ_STEPS = [8, 25]
+
+# The SD1.5 model config (as in ../shared/reference/tiny-sd15) and a SDXL one.
+SD15 = {"_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear",
+        "beta_start": 0.00085, "clip_sample": False, "num_train_timesteps": 1000,
+        "prediction_type": "epsilon", "set_alpha_to_one": False, "skip_prk_steps": True,
+        "steps_offset": 1, "timestep_spacing": "leading", "trained_betas": None}
+SDXL = {"_class_name": "EulerDiscreteScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear",
+        "beta_start": 0.00085, "clip_sample": False, "interpolation_type": "linear",
+        "num_train_timesteps": 1000, "prediction_type": "epsilon", "rescale_betas_zero_snr": False,
+        "sample_max_value": 1.0, "set_alpha_to_one": False, "sigma_max": None, "sigma_min": None,
+        "skip_prk_steps": True, "steps_offset": 1, "timestep_spacing": "leading",
+        "timestep_type": "discrete", "trained_betas": None, "use_karras_sigmas": False}
+BASES = {"none": None, "sd15": SD15, "sdxl": SDXL}
+
+VPRED_ZSNR = {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}
+
+# (case name, class, base, overrides, step kwargs, extra schedule steps)
+CASES = [
+    ("euler_sd15", "EulerDiscreteScheduler", "sd15", {}, {}, [1000]),
+    ("euler_sdxl", "EulerDiscreteScheduler", "sdxl", {}, {}, []),
+    ("euler_default", "EulerDiscreteScheduler", "none", {}, {}, [1000]),
+    ("euler_karras", "EulerDiscreteScheduler", "sd15", {"use_karras_sigmas": True}, {}, []),
+    ("euler_exponential", "EulerDiscreteScheduler", "sd15", {"use_exponential_sigmas": True}, {}, []),
+    ("euler_beta", "EulerDiscreteScheduler", "sd15", {"use_beta_sigmas": True}, {}, []),
+    ("euler_trailing", "EulerDiscreteScheduler", "sd15", {"timestep_spacing": "trailing"}, {}, []),
+    ("euler_vpred_zsnr", "EulerDiscreteScheduler", "sd15", VPRED_ZSNR, {}, []),
+    ("euler_sigma_min", "EulerDiscreteScheduler", "sd15", {"final_sigmas_type": "sigma_min", "timestep_spacing": "linspace"}, {}, []),
+    ("euler_cosine", "EulerDiscreteScheduler", "none", {"beta_schedule": "squaredcos_cap_v2"}, {}, []),
+    ("euler_log_linear", "EulerDiscreteScheduler", "sd15", {"interpolation_type": "log_linear", "timestep_spacing": "linspace"}, {}, []),
+    ("euler_continuous_v", "EulerDiscreteScheduler", "sd15", {"timestep_type": "continuous", "prediction_type": "v_prediction"}, {}, []),
+    ("euler_sample", "EulerDiscreteScheduler", "sd15", {"prediction_type": "sample"}, {}, []),
+    ("euler_a_sd15", "EulerAncestralDiscreteScheduler", "sd15", {}, {}, [1000]),
+    ("euler_a_default", "EulerAncestralDiscreteScheduler", "none", {}, {}, []),
+    ("euler_a_vpred_zsnr", "EulerAncestralDiscreteScheduler", "sd15", VPRED_ZSNR, {}, []),
+    ("dpmpp_2m_sd15", "DPMSolverMultistepScheduler", "sd15", {}, {}, [1000]),
+    ("dpmpp_2m_default", "DPMSolverMultistepScheduler", "none", {}, {}, []),
+    ("dpmpp_2m_karras", "DPMSolverMultistepScheduler", "sd15", {"use_karras_sigmas": True}, {}, [1000]),
+    ("dpmpp_3m", "DPMSolverMultistepScheduler", "sd15", {"solver_order": 3}, {}, []),
+    ("dpmpp_1", "DPMSolverMultistepScheduler", "sd15", {"solver_order": 1}, {}, []),
+    ("dpmpp_2m_heun", "DPMSolverMultistepScheduler", "sd15", {"solver_type": "heun"}, {}, []),
+    ("dpmpp_2m_sde", "DPMSolverMultistepScheduler", "sd15", {"algorithm_type": "sde-dpmsolver++"}, {}, []),
+    ("dpmpp_2m_sde_karras", "DPMSolverMultistepScheduler", "sd15", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}, {}, []),
+    ("dpmpp_3m_sde", "DPMSolverMultistepScheduler", "sd15", {"algorithm_type": "sde-dpmsolver++", "solver_order": 3}, {}, []),
+    ("dpmpp_2m_sde_heun", "DPMSolverMultistepScheduler", "sd15", {"algorithm_type": "sde-dpmsolver++", "solver_type": "heun"}, {}, []),
+    ("dpm_2m", "DPMSolverMultistepScheduler", "sd15", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min"}, {}, []),
+    ("dpm_3m", "DPMSolverMultistepScheduler", "sd15", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min", "solver_order": 3}, {}, []),
+    ("sde_dpm_2m", "DPMSolverMultistepScheduler", "sd15", {"algorithm_type": "sde-dpmsolver", "final_sigmas_type": "sigma_min"}, {}, []),
+    ("dpmpp_2m_lu", "DPMSolverMultistepScheduler", "sd15", {"use_lu_lambdas": True}, {}, []),
+    ("dpmpp_2m_exponential", "DPMSolverMultistepScheduler", "sd15", {"use_exponential_sigmas": True}, {}, []),
+    ("dpmpp_2m_beta", "DPMSolverMultistepScheduler", "sd15", {"use_beta_sigmas": True}, {}, []),
+    ("dpmpp_2m_trailing", "DPMSolverMultistepScheduler", "sd15", {"timestep_spacing": "trailing"}, {}, []),
+    ("dpmpp_2m_vpred", "DPMSolverMultistepScheduler", "sd15", {"prediction_type": "v_prediction", "euler_at_final": True}, {}, []),
+    ("dpmpp_2m_sigma_min", "DPMSolverMultistepScheduler", "sd15", {"final_sigmas_type": "sigma_min", "lower_order_final": False}, {}, []),
+    ("dpmpp_2m_clipped", "DPMSolverMultistepScheduler", "none", {"lambda_min_clipped": -5.1, "beta_schedule": "squaredcos_cap_v2", "use_karras_sigmas": True}, {}, []),
+    ("ddim_sd15", "DDIMScheduler", "sd15", {}, {}, [1000]),
+    ("ddim_default", "DDIMScheduler", "none", {}, {}, []),
+    ("ddim_linspace", "DDIMScheduler", "sd15", {"timestep_spacing": "linspace"}, {}, []),
+    ("ddim_vpred_zsnr", "DDIMScheduler", "sd15", VPRED_ZSNR, {}, []),
+    ("ddim_eta", "DDIMScheduler", "sd15", {"eta": 0.5}, {"eta": 0.5}, []),
+    ("heun_sd15", "HeunDiscreteScheduler", "sd15", {}, {}, [1000]),
+    ("heun_karras", "HeunDiscreteScheduler", "sd15", {"use_karras_sigmas": True}, {}, []),
+    ("heun_default", "HeunDiscreteScheduler", "none", {}, {}, []),
+    ("heun_vpred", "HeunDiscreteScheduler", "sd15", {"prediction_type": "v_prediction", "timestep_spacing": "trailing"}, {}, []),
+    ("lms_sd15", "LMSDiscreteScheduler", "sd15", {}, {}, [1000]),
+    ("lms_karras", "LMSDiscreteScheduler", "sd15", {"use_karras_sigmas": True}, {}, []),
+    ("lms_default", "LMSDiscreteScheduler", "none", {}, {}, []),
+    ("ddpm_sd15", "DDPMScheduler", "sd15", {}, {}, [1000]),
+    ("ddpm_default", "DDPMScheduler", "none", {}, {}, []),
+    ("ddpm_fixed_large", "DDPMScheduler", "sd15", {"variance_type": "fixed_large", "timestep_spacing": "trailing"}, {}, []),
+    ("unipc_sd15", "UniPCMultistepScheduler", "sd15", {}, {}, [1000]),
+    ("unipc_bh1", "UniPCMultistepScheduler", "sd15", {"solver_type": "bh1", "final_sigmas_type": "sigma_min"}, {}, []),
+    ("unipc_default", "UniPCMultistepScheduler", "none", {}, {}, []),
+    ("unipc_karras_3", "UniPCMultistepScheduler", "sd15", {"use_karras_sigmas": True, "solver_order": 3}, {}, []),
+    ("unipc_vpred", "UniPCMultistepScheduler", "sd15", {"prediction_type": "v_prediction", "timestep_spacing": "trailing"}, {}, []),
+    ("unipc_noise_pred", "UniPCMultistepScheduler", "sd15", {"predict_x0": False, "final_sigmas_type": "sigma_min"}, {}, []),
+    ("unipc_disable_corrector", "UniPCMultistepScheduler", "sd15", {"disable_corrector": [0, 2]}, {}, []),
+    ("dpm_single_sd15", "DPMSolverSinglestepScheduler", "sd15", {}, {}, [1000]),
+    ("dpm_single_3", "DPMSolverSinglestepScheduler", "sd15", {"solver_order": 3}, {}, []),
+    ("dpm_single_karras", "DPMSolverSinglestepScheduler", "sd15", {"use_karras_sigmas": True, "lower_order_final": True}, {}, []),
+    ("deis_sd15", "DEISMultistepScheduler", "sd15", {}, {}, [1000]),
+    ("deis_3", "DEISMultistepScheduler", "sd15", {"solver_order": 3}, {}, []),
+    ("deis_karras", "DEISMultistepScheduler", "sd15", {"use_karras_sigmas": True}, {}, []),
+    ("kdpm2_sd15", "KDPM2DiscreteScheduler", "sd15", {}, {}, [1000]),
+    ("kdpm2_karras", "KDPM2DiscreteScheduler", "sd15", {"use_karras_sigmas": True}, {}, []),
+    ("kdpm2_a_sd15", "KDPM2AncestralDiscreteScheduler", "sd15", {}, {}, [1000]),
+    ("kdpm2_a_karras", "KDPM2AncestralDiscreteScheduler", "sd15", {"use_karras_sigmas": True}, {}, []),
+    ("pndm_sd15", "PNDMScheduler", "sd15", {}, {}, [1000]),
+    ("pndm_prk", "PNDMScheduler", "none", {}, {}, []),
+    ("lcm_sd15", "LCMScheduler", "sd15", {}, {}, []),
+    ("lcm_default", "LCMScheduler", "none", {}, {}, []),
+    ("tcd_sd15", "TCDScheduler", "sd15", {}, {}, []),
+    ("tcd_gamma", "TCDScheduler", "sd15", {"gamma": 0.5}, {"eta": 0.5}, []),
+]
+
+# sdrt takes step() keyword arguments (eta) as config fields.
+STEP_KW_FIELDS = {"eta", "gamma"}
+
+
+def make(cls, base, overrides):
+    c = getattr(diffusers, cls)
+    over = {k: v for k, v in overrides.items() if k not in STEP_KW_FIELDS}
+    if base is None:
+        return c(**over)
+    return c.from_config(base, **over)
+
+
+def floats(t):
+    return [r9(v) for v in np.asarray(t, dtype=np.float64).reshape(-1)]
+
+
+def r8(v):
+    return float("%.8g" % v)
+
+
+def r9(v):
+    # float32 values survive a round trip through 9 significant digits
+    return float("%.9g" % v)
+
+
+def schedule(cls, base, overrides, n):
+    s = make(cls, base, overrides)
+    try:
+        s.set_timesteps(n)
+    except Exception as e:  # diffusers refuses some combinations
+        return {"steps": n, "error": str(e)[:200]}
+    sig = getattr(s, "sigmas", None)
+    # DDIM/DDPM/PNDM/LCM/TCD have no sigmas in diffusers
+    has_sig = cls not in ("DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "LCMScheduler", "TCDScheduler")
+    return {"steps": n, "timesteps": floats(s.timesteps),
+            "sigmas": floats(sig) if has_sig and sig is not None else None,
+            "init_noise_sigma": float(s.init_noise_sigma), "order": int(s.order)}
+
+
+def model(xin, t):
+    return 0.3 * xin + 0.5 * torch.sin(xin) + 0.1 * t / 1000
+
+
+def trajectory(cls, base, overrides, step_kw, n):
+    try:
+        return run_trajectory(cls, base, overrides, step_kw, n)
+    except Exception as e:  # diffusers itself fails on some combinations
+        return {"steps": n, "error": repr(e)[:200]}
+
+
+def run_trajectory(cls, base, overrides, step_kw, n):
+    s = make(cls, base, overrides)
+    s.set_timesteps(n)
+    x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(SEED)) * s.init_noise_sigma
+    g = torch.Generator().manual_seed(STEP_SEED)
+    if "generator" in inspect.signature(s.step).parameters:
+        step_kw = dict(step_kw, generator=g)
+    steps = []
+    for t in s.timesteps:
+        xin = s.scale_model_input(x, t)
+        eps = model(xin, t)
+        x = s.step(eps, t, x, **step_kw).prev_sample
+        steps.append([r8(v) for v in x.reshape(-1).tolist()])
+    return {"steps": n, "latents": steps}
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    only = set(sys.argv[1:])
+    index = []
+    for name, cls, base, over, step_kw, extra in CASES:
+        if only and name not in only:
+            continue
+        rec = {"name": name, "class": cls, "base": base, "overrides": over,
+               "shape": list(SHAPE), "seed": SEED, "step_seed": STEP_SEED,
+               "model": "0.3*xin + 0.5*sin(xin) + 0.1*t/1000",
+               "diffusers": diffusers.__version__,
+               "schedules": [schedule(cls, BASES[base], over, n) for n in SCHEDULE_STEPS + extra],
+               "trajectories": [trajectory(cls, BASES[base], over, step_kw, n)
+                                for n in (TRAJ_STEPS if extra else TRAJ_STEPS[:1])]}
+        with open(os.path.join(OUT, name + ".json"), "w") as f:
+            json.dump(rec, f, separators=(",", ":"))
+        index.append(name)
+        print(name, file=sys.stderr)
+    if not only:
+        with open(os.path.join(OUT, "index.json"), "w") as f:
+            json.dump({"cases": index, "bases": BASES}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
