@@ -1217,11 +1217,11 @@ static int v_string(vctx *c, const cJSON *schema, const cJSON *inst) {
     size_t n = utf8_codepoints(inst->valuestring);
     const cJSON *lo = kw(schema, "minLength"), *hi = kw(schema, "maxLength"), *p = kw(schema, "pattern");
     if (cJSON_IsNumber(lo) && (double)n < lo->valuedouble) {
-        vfail(c, "is %zu characters long, shorter than the minimum length %.0f", n, lo->valuedouble);
+        vfail(c, "is %lu characters long, shorter than the minimum length %.0f", (unsigned long)n, lo->valuedouble);
         return 1;
     }
     if (cJSON_IsNumber(hi) && (double)n > hi->valuedouble) {
-        vfail(c, "is %zu characters long, longer than the maximum length %.0f", n, hi->valuedouble);
+        vfail(c, "is %lu characters long, longer than the maximum length %.0f", (unsigned long)n, hi->valuedouble);
         return 1;
     }
     if (cJSON_IsString(p)) {

@@ -1,0 +1,81 @@
+/* plugins/device/config.c - see config.h. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int valid_device(const char *d) {
+    if (strcmp(d, "auto") == 0 || strcmp(d, "cpu") == 0) return 1;
+    const char *colon = strchr(d, ':');
+    if (!colon || colon == d || !colon[1]) return 0;
+    size_t n = (size_t)(colon - d);
+    if (!((n == 3 && strncmp(d, "cpu", 3) == 0) || (n == 4 && strncmp(d, "cuda", 4) == 0) ||
+          (n == 6 && strncmp(d, "vulkan", 6) == 0)))
+        return 0;
+    for (const char *p = colon + 1; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    return 1;
+}
+
+static int parse_fields(devcfg *cfg, const cJSON *root, char *err, size_t errlen) {
+    const cJSON *dir = cJSON_GetObjectItemCaseSensitive(root, "backends_dir");
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(root, "device");
+    const cJSON *thr = cJSON_GetObjectItemCaseSensitive(root, "threads");
+    const cJSON *fam = cJSON_GetObjectItemCaseSensitive(root, "backends");
+    if (dir && (!cJSON_IsString(dir) || !dir->valuestring[0])) {
+        snprintf(err, errlen, "backends_dir: expected a non-empty string");
+        return -1;
+    }
+    if (dir) snprintf(cfg->backends_dir, sizeof cfg->backends_dir, "%s", dir->valuestring);
+    if (dev && (!cJSON_IsString(dev) || !valid_device(dev->valuestring))) {
+        snprintf(err, errlen, "device: expected \"auto\", \"cpu\", \"cuda:N\" or \"vulkan:N\"");
+        return -1;
+    }
+    if (dev) snprintf(cfg->device, sizeof cfg->device, "%s", dev->valuestring);
+    if (thr && (!cJSON_IsNumber(thr) || thr->valuedouble < 0 || thr->valuedouble > 4096 ||
+                thr->valuedouble != (int)thr->valuedouble)) {
+        snprintf(err, errlen, "threads: expected an integer 0..4096");
+        return -1;
+    }
+    if (thr) cfg->threads = (int)thr->valuedouble;
+    if (fam && !cJSON_IsObject(fam)) {
+        snprintf(err, errlen, "backends: expected an object of per-family configs");
+        return -1;
+    }
+    if (fam) cfg->backends = cJSON_Duplicate(fam, 1);
+    return 0;
+}
+
+int devcfg_parse(devcfg *cfg, const char *json, const char *self_dir, char *err, size_t errlen) {
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->device, sizeof cfg->device, "auto");
+    snprintf(cfg->backends_dir, sizeof cfg->backends_dir, "%s/../backends", self_dir ? self_dir : ".");
+    if (!json || !*json) return 0;
+    cJSON *root = cJSON_Parse(json);
+    if (!cJSON_IsObject(root)) {
+        snprintf(err, errlen, "config: expected a JSON object");
+        cJSON_Delete(root);
+        return -1;
+    }
+    int rc = parse_fields(cfg, root, err, errlen);
+    cJSON_Delete(root);
+    if (rc != 0) devcfg_free(cfg);
+    return rc;
+}
+
+char *devcfg_family_json(const devcfg *cfg, const char *name) {
+    const cJSON *own = cfg->backends ? cJSON_GetObjectItemCaseSensitive(cfg->backends, name) : NULL;
+    cJSON *obj = cJSON_IsObject(own) ? cJSON_Duplicate(own, 1) : cJSON_CreateObject();
+    if (!obj) return NULL;
+    if (cfg->threads > 0 && !cJSON_GetObjectItemCaseSensitive(obj, "threads"))
+        cJSON_AddNumberToObject(obj, "threads", cfg->threads);
+    char *text = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    return text;
+}
+
+void devcfg_free(devcfg *cfg) {
+    cJSON_Delete(cfg->backends);
+    cfg->backends = NULL;
+}

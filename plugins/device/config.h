@@ -1,0 +1,33 @@
+/* plugins/device/config.h - the device plugin's config object:
+ *   {"backends_dir": "...",          where sdrt_backend_*.so live
+ *                                    (default: ../backends beside this .so)
+ *    "device": "auto"|"cpu"|"cuda:0"|"vulkan:0",   the default compute device
+ *    "threads": N,                   compute threads (0 = backend default)
+ *    "backends": {"cpu": {...}, ...}}  per-family config passed to
+ *                                    sdrt_backend_entry ("threads" added
+ *                                    when the family's own has none) */
+#ifndef SDRT_DEVICE_CONFIG_H
+#define SDRT_DEVICE_CONFIG_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+typedef struct devcfg {
+    char backends_dir[4096];
+    char device[64];
+    int threads;
+    cJSON *backends; /* owned; NULL when absent */
+} devcfg;
+
+/* Parses `json` (NULL or "" = {}) into *cfg. `self_dir` is the plugin's own
+ * folder for the backends_dir default. Returns 0, or -1 with a message
+ * naming the field and the reason. */
+int devcfg_parse(devcfg *cfg, const char *json, const char *self_dir, char *err, size_t errlen);
+
+/* The config text for family `name` (malloc'd, caller frees). */
+char *devcfg_family_json(const devcfg *cfg, const char *name);
+
+void devcfg_free(devcfg *cfg);
+
+#endif
