@@ -61,15 +61,36 @@ static char *absolute_under(const char *path, const char *base) {
     return out;
 }
 
+/* A relative path is looked up under each root in order; the first root
+ * where it exists wins, else it is placed under the first existing root
+ * (an output that does not exist yet), else under the working directory. */
+static char *absolute_candidate(const char *path, char **roots, int n_roots) {
+    if (path[0] == '/') return strdup(path);
+    for (int i = 0; i < n_roots; i++) {
+        char *abs = absolute_under(path, roots[i]);
+        char *real = abs ? realpath(abs, NULL) : NULL;
+        free(real);
+        if (real) return abs;
+        free(abs);
+    }
+    for (int i = 0; i < n_roots; i++) {
+        char *root = realpath(roots[i], NULL);
+        if (!root) continue;
+        char *abs = absolute_under(path, root);
+        free(root);
+        return abs;
+    }
+    char cwd[PATH_MAX];
+    return absolute_under(path, getcwd(cwd, sizeof cwd) ? cwd : "/");
+}
+
 char *paths_resolve(const char *path, char **roots, int n_roots, int allow_any, const char *what,
                     sdrt_error **err) {
     if (!path || !*path) {
         *err = error_new(SDRT_INVALID_ARGUMENT, NULL, "%s: empty path", what);
         return NULL;
     }
-    char cwd[PATH_MAX];
-    const char *base = n_roots > 0 ? roots[0] : (getcwd(cwd, sizeof cwd) ? cwd : ".");
-    char *abs = absolute_under(path, base);
+    char *abs = absolute_candidate(path, roots, n_roots);
     char *real = abs ? resolve_partial(abs) : NULL;
     free(abs);
     if (!real) {

@@ -12,5 +12,5 @@ printf '%s\n' \
   '{"type":"host.info","request_id":"info"}' \
   '{"type":"device.list","request_id":"devices"}' \
   '{"type":"model.load","request_id":"load","data":{"model_id":"demo-model"}}' \
-  '{"type":"inference.run","request_id":"txt2img","data":{"model_id":"demo-model","prompt":"a red fox in the snow","negative_prompt":"blurry","width":128,"height":128,"num_inference_steps":8,"guidance_scale":7.5,"scheduler":"DPM++ 2M Karras","seed":42,"output":{"dir":"outputs"}}}' \
+  '{"type":"inference.run","request_id":"txt2img","data":{"model_id":"demo-model","prompt":"a red fox in the snow","negative_prompt":"blurry","width":128,"height":128,"num_inference_steps":8,"guidance_scale":7.5,"scheduler":"DPM++ 2M Karras","seed":42,"output":{"dir":"demo"}}}' \
   | build/bin/sdrt serve --model-root . --output-root outputs

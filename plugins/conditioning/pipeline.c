@@ -1,0 +1,362 @@
+/* pipeline.c - diffusers' encode_prompt (StableDiffusionPipeline and
+ * StableDiffusionXLPipeline, 0.27) plus A1111 weighting and chunking.
+ *
+ * Plain prompts (no syntax, <= 75 tokens) take exactly the diffusers path:
+ * one 77-token sequence per tokenizer, no reweighting. Other prompts are
+ * chunked (prompt.c), each chunk encoded as its own sequence, reweighted
+ * (A1111 "Original" emphasis) and the chunks concatenated along the
+ * sequence. */
+#include "pipeline.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    if (!err || !errlen) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- loading --------------------------------------------------------------- */
+
+static bpe_tokenizer *load_tokenizer(const cond_source *src, const char *comp, const char *fallback,
+                                     char *err, size_t errlen) {
+    const char *v = src->file_path(src->ctx, comp, "vocab.json");
+    const char *m = src->file_path(src->ctx, comp, "merges.txt");
+    if (v && m) {
+        const char *c = src->file_path(src->ctx, comp, "tokenizer_config.json");
+        const char *s = src->file_path(src->ctx, comp, "special_tokens_map.json");
+        return bpe_load(v, m, c, s, err, errlen);
+    }
+    if (!fallback) {
+        set_err(err, errlen, "%s: the model has no vocab.json/merges.txt and no fallback tokenizer "
+                "folder is configured", comp);
+        return NULL;
+    }
+    char paths[4][1024];
+    const char *names[4] = {"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"};
+    for (int i = 0; i < 4; i++) snprintf(paths[i], sizeof paths[i], "%s/%s", fallback, names[i]);
+    FILE *f = fopen(paths[2], "rb");
+    int has_cfg = f != NULL;
+    if (f) fclose(f);
+    f = fopen(paths[3], "rb");
+    int has_map = f != NULL;
+    if (f) fclose(f);
+    return bpe_load(paths[0], paths[1], has_cfg ? paths[2] : NULL, has_map ? paths[3] : NULL, err, errlen);
+}
+
+static int model_force_zeros(const cond_source *src, int sdxl_style) {
+    cJSON *root = src->model_index_json ? cJSON_Parse(src->model_index_json) : NULL;
+    const cJSON *fz = cJSON_GetObjectItemCaseSensitive(root, "force_zeros_for_empty_prompt");
+    int r = cJSON_IsBool(fz) ? cJSON_IsTrue(fz) : (sdxl_style && !root);
+    cJSON_Delete(root);
+    return r;
+}
+
+static int has_projection(const char *config) {
+    cJSON *root = cJSON_Parse(config);
+    const cJSON *arch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "architectures"), 0);
+    int r = cJSON_IsString(arch) && strstr(arch->valuestring, "WithProjection") != NULL;
+    cJSON_Delete(root);
+    return r;
+}
+
+sdrt_status cond_model_load(const cond_source *src, cond_model **out, char *err, size_t errlen) {
+    static const char *comps[2] = {"text_encoder", "text_encoder_2"};
+    static const char *toks[2] = {"tokenizer", "tokenizer_2"};
+    cond_model *m = calloc(1, sizeof *m);
+    if (!m) return SDRT_RESOURCE_EXHAUSTED;
+    for (int i = 0; i < 2; i++) {
+        const char *cfg = src->config_json(src->ctx, comps[i]);
+        if (!cfg) continue;
+        cond_encoder *e = &m->enc[m->n];
+        snprintf(e->component, sizeof e->component, "%s", comps[i]);
+        char sub[384];
+        if (clip_config_parse(cfg, &e->cfg, sub, sizeof sub)) {
+            set_err(err, errlen, "%s: %s", comps[i], sub);
+            cond_model_free(m);
+            return SDRT_INVALID_ARGUMENT;
+        }
+        e->has_projection = has_projection(cfg);
+        e->tok = load_tokenizer(src, toks[i], src->fallback_tokenizer_dir[i], err, errlen);
+        if (!e->tok) {
+            cond_model_free(m);
+            return SDRT_INVALID_ARGUMENT;
+        }
+        m->n++;
+        if (i == 1) m->sdxl_style = 1;
+    }
+    if (m->n == 0) {
+        cond_model_free(m);
+        set_err(err, errlen, "model has no text_encoder component");
+        return SDRT_NOT_FOUND;
+    }
+    m->force_zeros = model_force_zeros(src, m->sdxl_style);
+    *out = m;
+    return SDRT_OK;
+}
+
+void cond_model_free(cond_model *m) {
+    if (!m) return;
+    for (int i = 0; i < 2; i++) bpe_free(m->enc[i].tok);
+    free(m);
+}
+
+/* ---- one encoder over a set of chunks ------------------------------------ */
+
+typedef struct weight_ctx {
+    const cond_source *src;
+    const char *component;
+} weight_ctx;
+
+static const sdrt_tensor *weight_lookup(void *ctx, const char *name) {
+    weight_ctx *w = ctx;
+    return w->src->tensor(w->src->ctx, w->component, name);
+}
+
+typedef struct side {
+    prompt_chunks chunks[2];   /* per encoder */
+    int weighted;              /* A1111 emphasis applies */
+    int zeros;                 /* force_zeros: no encoding at all */
+    float *hidden[2];          /* [nchunks, len, D_e] */
+    float *pooled;             /* [P] from the first chunk, or NULL */
+} side;
+
+/* Which hidden state diffusers returns, and whether final LN applies. */
+static void hidden_choice(const cond_model *m, const cond_encoder *e, int clip_skip, int *index, int *ln) {
+    if (m->sdxl_style) {
+        *index = e->cfg.layers - 1 - clip_skip; /* hidden_states[-(clip_skip + 2)] */
+        *ln = 0;
+    } else {
+        *index = e->cfg.layers - clip_skip;     /* [-(clip_skip + 1)], or last_hidden_state */
+        *ln = 1;
+    }
+}
+
+static sdrt_status run_encoder(const cond_model *m, const cond_source *src, sdrt_nn *nn, int ei, side *s,
+                               int clip_skip, int want_pooled, char *err, size_t errlen) {
+    const cond_encoder *e = &m->enc[ei];
+    prompt_chunks *c = &s->chunks[ei];
+    size_t per = (size_t)c->len * (size_t)e->cfg.hidden;
+    s->hidden[ei] = malloc(c->nchunks * per * sizeof(float));
+    float *pooled = NULL;
+    int pdim = e->has_projection && e->cfg.projection_dim ? e->cfg.projection_dim : e->cfg.hidden;
+    if (want_pooled) pooled = malloc(c->nchunks * (size_t)pdim * sizeof(float));
+    if (!s->hidden[ei] || (want_pooled && !pooled)) {
+        free(pooled);
+        set_err(err, errlen, "conditioning: out of memory");
+        return SDRT_RESOURCE_EXHAUSTED;
+    }
+    weight_ctx wc = {src, e->component};
+    clip_run run = {c->ids, (int)c->nchunks, c->len, 0, 0, s->hidden[ei], pooled, e->has_projection};
+    hidden_choice(m, e, clip_skip, &run.hidden_index, &run.final_ln);
+    char sub[384];
+    sdrt_status st = clip_encode(nn, &e->cfg, weight_lookup, &wc, &run, sub, sizeof sub);
+    if (st != SDRT_OK) set_err(err, errlen, "%s: %s", e->component, sub);
+    if (st == SDRT_OK && pooled) {
+        s->pooled = malloc((size_t)pdim * sizeof(float));
+        if (s->pooled) memcpy(s->pooled, pooled, (size_t)pdim * sizeof(float));
+        else st = SDRT_RESOURCE_EXHAUSTED;
+    }
+    free(pooled);
+    return st;
+}
+
+/* A1111 "Original" emphasis on one chunk z[len, d]: z *= w per token, then
+ * rescale so the chunk's mean is what it was before. */
+static void emphasize(float *z, const float *w, int len, int d) {
+    double before = 0, after = 0;
+    size_t n = (size_t)len * (size_t)d;
+    for (size_t i = 0; i < n; i++) before += z[i];
+    for (int t = 0; t < len; t++)
+        for (int k = 0; k < d; k++) z[(size_t)t * d + k] *= w[t];
+    for (size_t i = 0; i < n; i++) after += z[i];
+    if (after == 0) return;
+    float ratio = (float)(before / after);
+    for (size_t i = 0; i < n; i++) z[i] *= ratio;
+}
+
+static int all_ones(const float *w, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (w[i] != 1.0f) return 0;
+    return 1;
+}
+
+static void apply_weights(const cond_model *m, side *s) {
+    if (!s->weighted) return;
+    for (int ei = 0; ei < m->n; ei++) {
+        prompt_chunks *c = &s->chunks[ei];
+        int d = m->enc[ei].cfg.hidden;
+        for (size_t k = 0; k < c->nchunks; k++) {
+            const float *w = c->weights + k * (size_t)c->len;
+            if (!all_ones(w, (size_t)c->len))
+                emphasize(s->hidden[ei] + k * (size_t)c->len * (size_t)d, w, c->len, d);
+        }
+    }
+}
+
+/* ---- tokenizing both sides ----------------------------------------------- */
+
+static int count_tokens(bpe_tokenizer *t, const char *text, size_t *n) {
+    int32_t *ids;
+    if (bpe_encode(t, text, strlen(text), &ids, n)) return -1;
+    free(ids);
+    return 0;
+}
+
+/* Chunks `p` for every encoder: the diffusers framing when plain. */
+static int tokenize_side(const cond_model *m, const prompt_parsed *p, side *s) {
+    size_t n = 0;
+    int plain = prompt_is_plain(p) && count_tokens(m->enc[0].tok, p->stripped, &n) == 0 &&
+                n <= (size_t)bpe_max_length(m->enc[0].tok) - 2;
+    s->weighted = !plain;
+    for (int ei = 0; ei < m->n; ei++) {
+        int r = plain ? prompt_chunk_plain(m->enc[ei].tok, p->stripped, &s->chunks[ei])
+                      : prompt_chunk(m->enc[ei].tok, p, 20, &s->chunks[ei]);
+        if (r) return -1;
+    }
+    return 0;
+}
+
+static size_t max_chunks(const cond_model *m, const side *s) {
+    size_t k = 0;
+    for (int ei = 0; !s->zeros && ei < m->n; ei++)
+        if (s->chunks[ei].nchunks > k) k = s->chunks[ei].nchunks;
+    return k;
+}
+
+/* Every sequence must have the same number of chunks: pad with the empty
+ * prompt, as A1111 pads the shorter of cond/uncond. */
+static int equalize(const cond_model *m, side *a, side *b, size_t *total) {
+    size_t k = max_chunks(m, a), kb = max_chunks(m, b);
+    if (kb > k) k = kb;
+    for (int ei = 0; ei < m->n; ei++) {
+        side *sides[2] = {a, b};
+        for (int j = 0; j < 2; j++) {
+            prompt_chunks *c = &sides[j]->chunks[ei];
+            if (sides[j]->zeros || c->nchunks >= k) continue;
+            if (prompt_chunks_pad(m->enc[ei].tok, c, k - c->nchunks)) return -1;
+        }
+    }
+    *total = k;
+    return 0;
+}
+
+static void side_free(side *s) {
+    for (int i = 0; i < 2; i++) {
+        prompt_chunks_free(&s->chunks[i]);
+        free(s->hidden[i]);
+    }
+    free(s->pooled);
+}
+
+/* [1, chunks*len, sum D]: features of the encoders side by side. */
+static float *assemble(const cond_model *m, const side *s, size_t chunks, int len, int64_t dim) {
+    float *out = calloc(chunks * (size_t)len * (size_t)dim, sizeof *out);
+    if (!out || s->zeros) return out;
+    int64_t off = 0;
+    for (int ei = 0; ei < m->n; ei++) {
+        int d = m->enc[ei].cfg.hidden;
+        for (size_t r = 0; r < chunks * (size_t)len; r++)
+            memcpy(out + r * (size_t)dim + off, s->hidden[ei] + r * (size_t)d, (size_t)d * sizeof *out);
+        off += d;
+    }
+    return out;
+}
+
+static sdrt_status encode_side(const cond_model *m, const cond_source *src, sdrt_nn *nn, side *s,
+                               int clip_skip, char *err, size_t errlen) {
+    if (s->zeros) return SDRT_OK;
+    for (int ei = 0; ei < m->n; ei++) {
+        int want_pooled = m->sdxl_style && ei == m->n - 1;
+        sdrt_status st = run_encoder(m, src, nn, ei, s, clip_skip, want_pooled, err, errlen);
+        if (st != SDRT_OK) return st;
+    }
+    apply_weights(m, s);
+    return SDRT_OK;
+}
+
+static int pooled_dim(const cond_model *m) {
+    if (!m->sdxl_style) return 0;
+    const cond_encoder *e = &m->enc[m->n - 1];
+    return e->has_projection && e->cfg.projection_dim ? e->cfg.projection_dim : e->cfg.hidden;
+}
+
+static sdrt_status build_output(const cond_model *m, side *pos, side *neg, int do_cfg, size_t chunks,
+                                cond_output *out) {
+    int len = pos->chunks[0].len;
+    out->seq = (int64_t)chunks * len;
+    out->dim = 0;
+    for (int ei = 0; ei < m->n; ei++) out->dim += m->enc[ei].cfg.hidden;
+    out->pooled_dim = pooled_dim(m);
+    out->embeds = assemble(m, pos, chunks, len, out->dim);
+    if (do_cfg) out->neg_embeds = assemble(m, neg, chunks, len, out->dim);
+    if (out->pooled_dim) {
+        out->pooled = pos->pooled;
+        pos->pooled = NULL;
+        if (do_cfg) {
+            out->neg_pooled = neg->zeros ? calloc((size_t)out->pooled_dim, sizeof(float)) : neg->pooled;
+            if (!neg->zeros) neg->pooled = NULL;
+        }
+    }
+    int ok = out->embeds && (!do_cfg || out->neg_embeds) &&
+             (!out->pooled_dim || (out->pooled && (!do_cfg || out->neg_pooled)));
+    return ok ? SDRT_OK : SDRT_RESOURCE_EXHAUSTED;
+}
+
+sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn, const char *prompt,
+                        const char *negative, int clip_skip, int do_cfg, cond_output *out, char *err,
+                        size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (err && errlen) err[0] = 0;
+    int min_layers = m->enc[0].cfg.layers < m->enc[m->n - 1].cfg.layers ? m->enc[0].cfg.layers
+                                                                            : m->enc[m->n - 1].cfg.layers;
+    if (clip_skip < 0 || clip_skip > min_layers - (m->sdxl_style ? 2 : 1)) {
+        set_err(err, errlen, "clip_skip: %d is outside 0..%d for this model", clip_skip,
+                min_layers - (m->sdxl_style ? 2 : 1));
+        return SDRT_INVALID_ARGUMENT;
+    }
+    side pos, neg;
+    memset(&pos, 0, sizeof pos);
+    memset(&neg, 0, sizeof neg);
+    prompt_parsed np;
+    memset(&np, 0, sizeof np);
+    sdrt_status st = SDRT_INVALID_ARGUMENT;
+    size_t chunks = 0;
+    if (prompt_parse(prompt ? prompt : "", &out->parsed, err, errlen) ||
+        prompt_parse(negative ? negative : "", &np, err, errlen))
+        goto done;
+    neg.zeros = !do_cfg || (m->force_zeros && (!negative || !*negative));
+    st = SDRT_RESOURCE_EXHAUSTED;
+    if (tokenize_side(m, &out->parsed, &pos) || (!neg.zeros && tokenize_side(m, &np, &neg)) ||
+        equalize(m, &pos, &neg, &chunks)) {
+        set_err(err, errlen, "conditioning: out of memory while tokenizing");
+        goto done;
+    }
+    /* diffusers encodes the negative prompt without clip_skip. */
+    st = encode_side(m, src, nn, &pos, clip_skip, err, errlen);
+    if (st == SDRT_OK) st = encode_side(m, src, nn, &neg, 0, err, errlen);
+    if (st == SDRT_OK) st = build_output(m, &pos, &neg, do_cfg, chunks, out);
+    if (st == SDRT_RESOURCE_EXHAUSTED && err && !*err) set_err(err, errlen, "conditioning: out of memory");
+done:
+    side_free(&pos);
+    side_free(&neg);
+    prompt_free(&np);
+    if (st != SDRT_OK) cond_output_free(out);
+    return st;
+}
+
+void cond_output_free(cond_output *o) {
+    if (!o) return;
+    free(o->embeds);
+    free(o->neg_embeds);
+    free(o->pooled);
+    free(o->neg_pooled);
+    prompt_free(&o->parsed);
+    memset(o, 0, sizeof *o);
+}

@@ -1,0 +1,66 @@
+/* pipeline.h - from prompt text to the embeddings a UNet consumes, for one
+ * model: tokenizers + text encoders found in the model, the diffusers
+ * encode_prompt conventions (SD1/SD2 and SDXL) and A1111 prompt weighting.
+ * Independent of the host: the model is reached through cond_source, so
+ * tests can supply weights from the model plugin's core directly. */
+#ifndef SDRT_COND_PIPELINE_H
+#define SDRT_COND_PIPELINE_H
+
+#include "bpe.h"
+#include "clip.h"
+#include "prompt.h"
+
+/* Read access to one model (borrowed for the calls). */
+typedef struct cond_source {
+    void *ctx;
+    /* component config.json text or NULL */
+    const char *(*config_json)(void *ctx, const char *component);
+    /* host weight or NULL */
+    const sdrt_tensor *(*tensor)(void *ctx, const char *component, const char *name);
+    /* absolute path of an auxiliary file or NULL */
+    const char *(*file_path)(void *ctx, const char *component, const char *file);
+    /* model_index.json text, or NULL (then force_zeros_for_empty_prompt
+     * defaults to true for two-encoder SDXL base models) */
+    const char *model_index_json;
+    /* folders with vocab.json/merges.txt used when the model has no
+     * tokenizer files (single-file checkpoints); may be NULL */
+    const char *fallback_tokenizer_dir[2];
+} cond_source;
+
+typedef struct cond_encoder {
+    char component[32];      /* "text_encoder" or "text_encoder_2" */
+    bpe_tokenizer *tok;
+    clip_config cfg;
+    int has_projection;      /* CLIPTextModelWithProjection */
+} cond_encoder;
+
+typedef struct cond_model {
+    cond_encoder enc[2];
+    int n;
+    int sdxl_style;          /* penultimate hidden state, pooled from the last encoder */
+    int force_zeros;         /* zero negative embeddings for an empty negative prompt */
+} cond_model;
+
+/* Prepares tokenizers and configs. Returns SDRT_OK, or NOT_FOUND (no text
+ * encoder or tokenizer files) / INVALID_ARGUMENT (malformed files) with err. */
+sdrt_status cond_model_load(const cond_source *src, cond_model **out, char *err, size_t errlen);
+void cond_model_free(cond_model *m);
+
+typedef struct cond_output {
+    float *embeds;           /* [1, L, D] */
+    float *neg_embeds;       /* [1, L, D] or NULL without CFG */
+    float *pooled;           /* [1, P] or NULL (no projection encoder) */
+    float *neg_pooled;
+    int64_t seq, dim, pooled_dim;
+    prompt_parsed parsed;    /* the prompt's pieces and LoRA tags */
+} cond_output;
+
+/* Encodes prompt and negative prompt (NULL = empty). clip_skip as diffusers
+ * (0 = none). Returns SDRT_OK or an error status with err. On success free
+ * `out` with cond_output_free. Thread: one nn context per call. */
+sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn, const char *prompt,
+                        const char *negative, int clip_skip, int do_cfg, cond_output *out, char *err,
+                        size_t errlen);
+void cond_output_free(cond_output *o);
+
+#endif

@@ -1,0 +1,508 @@
+/* plugin.c - the conditioning plugin: descriptor, the sdrt.cond/1
+ * interface, and the conditioning.tokenize / conditioning.encode messages.
+ *
+ * Config (all optional): {"tokenizer_dir": "...", "tokenizer_2_dir": "...",
+ * "threads": n, "cache": n}. The tokenizer folders serve models without
+ * tokenizer files (single-file checkpoints). Prepared tokenizers are kept per
+ * model id (LRU of `cache` entries, default 4). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pipeline.h"
+#include "sdrt/backend.h"
+#include "sdrt/cond.h"
+#include "sdrt/model.h"
+#include "sdrt/nn.h"
+#include "sdrt/npy.h"
+#include "sdrt/plugin.h"
+
+#define COND_CACHE_MAX 16
+
+typedef struct cache_slot {
+    char *model_id;
+    cond_model *cm;
+    uint64_t used;
+} cache_slot;
+
+typedef struct retired {
+    cond_model *cm;
+    struct retired *next;
+} retired;
+
+typedef struct cond_plugin {
+    const sdrt_host_api *api;
+    sdrt_host *host;
+    char *tok_dir[2];
+    int threads;
+    int cache_size;
+    pthread_mutex_t lock;
+    cache_slot cache[COND_CACHE_MAX];
+    uint64_t tick;
+    retired *retired_list;
+    sdrt_cond_iface iface;
+} cond_plugin;
+
+/* ---- errors ----------------------------------------------------------------- */
+
+static sdrt_error *fail(cond_plugin *p, sdrt_status st, const char *msg) {
+    return p->api->error_new(st, NULL, "%s", msg);
+}
+
+/* ---- prepared models (tokenizers + configs), cached per model id --------- */
+
+/* Returns the cached cond_model for id, loading it on a miss. The lock is
+ * held only for the lookup, so an evicted model may still be in use by
+ * another job: it moves to the retired list, freed at shutdown (eviction
+ * is rare: a deployment serves a few models). */
+static sdrt_status cache_get(cond_plugin *p, const char *id, const cond_source *src, const cond_model **out,
+                             char *err, size_t errlen) {
+    pthread_mutex_lock(&p->lock);
+    int free_slot = -1, lru = 0;
+    for (int i = 0; i < p->cache_size; i++) {
+        if (p->cache[i].model_id && strcmp(p->cache[i].model_id, id) == 0) {
+            p->cache[i].used = ++p->tick;
+            *out = p->cache[i].cm;
+            pthread_mutex_unlock(&p->lock);
+            return SDRT_OK;
+        }
+        if (!p->cache[i].model_id && free_slot < 0) free_slot = i;
+        if (p->cache[i].used < p->cache[lru].used) lru = i;
+    }
+    cond_model *cm = NULL;
+    sdrt_status st = cond_model_load(src, &cm, err, errlen);
+    if (st == SDRT_OK) {
+        int slot = free_slot >= 0 ? free_slot : lru;
+        if (p->cache[slot].model_id) {
+            retired *r = malloc(sizeof *r);
+            if (r) {
+                r->cm = p->cache[slot].cm;
+                r->next = p->retired_list;
+                p->retired_list = r;
+            }
+            free(p->cache[slot].model_id);
+        }
+        p->cache[slot].model_id = strdup(id);
+        p->cache[slot].cm = cm;
+        p->cache[slot].used = ++p->tick;
+        *out = cm;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return st;
+}
+
+/* ---- the model as a cond_source ------------------------------------------ */
+
+typedef struct model_ref {
+    const sdrt_model_iface *mi;
+    sdrt_model *m;
+} model_ref;
+
+static const char *ref_config(void *ctx, const char *comp) {
+    model_ref *r = ctx;
+    return r->mi->config_json(r->m, comp);
+}
+static const sdrt_tensor *ref_tensor(void *ctx, const char *comp, const char *name) {
+    model_ref *r = ctx;
+    return r->mi->tensor(r->m, comp, name);
+}
+static const char *ref_file(void *ctx, const char *comp, const char *file) {
+    model_ref *r = ctx;
+    return r->mi->file_path(r->m, comp, file);
+}
+
+/* model_index.json beside the components, when the model is a folder. */
+static char *read_model_index(const char *model_id) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model_index.json", model_id);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(1 << 16);
+    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+    fclose(f);
+    if (buf) buf[n] = 0;
+    return buf;
+}
+
+/* ---- encode ------------------------------------------------------------------ */
+
+typedef struct result_box {
+    sdrt_cond_result pub;
+    cond_output out;
+    sdrt_cond_lora *loras;
+} result_box;
+
+static sdrt_nn *open_nn(cond_plugin *p, sdrt_job *job, sdrt_error **err) {
+    const sdrt_backend_iface *bi = p->api->acquire(p->host, SDRT_BACKEND_IFACE_ID, err);
+    if (!bi) return NULL;
+    sdrt_device *dev = bi->default_device(bi->self);
+    char params[64];
+    snprintf(params, sizeof params, "{\"threads\":%d}", p->threads);
+    sdrt_nn *nn = dev ? sdrt_nn_new(dev, p->threads > 0 ? params : NULL, p->api->is_cancelled, job) : NULL;
+    p->api->release(p->host, SDRT_BACKEND_IFACE_ID);
+    if (!nn) *err = fail(p, SDRT_UNAVAILABLE, "conditioning: no compute device could be opened");
+    return nn;
+}
+
+static sdrt_status status_of(sdrt_status st, sdrt_job *job, const sdrt_host_api *api) {
+    return api->is_cancelled && api->is_cancelled(job) ? SDRT_CANCELLED : st;
+}
+
+static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_model *m,
+                               const sdrt_cond_params *prm, sdrt_job *job, result_box *box) {
+    model_ref ref = {mi, m};
+    char *index = read_model_index(mi->id(m));
+    cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}};
+    char err[512] = "";
+    const cond_model *cm = NULL;
+    sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
+    sdrt_error *e = NULL;
+    sdrt_nn *nn = st == SDRT_OK ? open_nn(p, job, &e) : NULL;
+    if (st == SDRT_OK && nn) {
+        int32_t skip = SDRT_HAS_MEMBER(prm, sdrt_cond_params, clip_skip) ? prm->clip_skip : 0;
+        int32_t cfg = SDRT_HAS_MEMBER(prm, sdrt_cond_params, do_cfg) ? prm->do_cfg : 1;
+        st = cond_encode(cm, &src, nn, prm->prompt, prm->negative_prompt, skip, cfg, &box->out, err, sizeof err);
+        st = st == SDRT_OK ? st : status_of(st, job, p->api);
+    }
+    sdrt_nn_free(nn);
+    free(index);
+    if (!e && st != SDRT_OK) e = p->api->error_new(st, NULL, "%s", err[0] ? err : "conditioning failed");
+    return e;
+}
+
+static void fill_result(result_box *b) {
+    cond_output *o = &b->out;
+    sdrt_cond_result *r = &b->pub;
+    r->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_result, n_loras);
+    r->prompt_embeds = o->embeds;
+    r->negative_prompt_embeds = o->neg_embeds;
+    r->pooled_prompt_embeds = o->pooled;
+    r->negative_pooled_prompt_embeds = o->neg_pooled;
+    r->seq = o->seq;
+    r->dim = o->dim;
+    r->pooled_dim = o->pooled_dim;
+    for (size_t i = 0; i < o->parsed.nloras; i++) {
+        b->loras[i].name = o->parsed.loras[i].name;
+        b->loras[i].weight = o->parsed.loras[i].weight;
+    }
+    r->loras = b->loras;
+    r->n_loras = o->parsed.nloras;
+}
+
+static sdrt_error *iface_encode(void *self, sdrt_model *m, const sdrt_cond_params *prm, sdrt_job *job,
+                                sdrt_cond_result **out) {
+    cond_plugin *p = self;
+    *out = NULL;
+    if (!m || !prm) return fail(p, SDRT_INVALID_ARGUMENT, "conditioning: model and params are required");
+    sdrt_error *e = NULL;
+    const sdrt_model_iface *mi = p->api->acquire(p->host, SDRT_MODEL_IFACE_ID, &e);
+    if (!mi) return e ? e : fail(p, SDRT_UNAVAILABLE, "conditioning: no model plugin (sdrt.model/1)");
+    result_box *box = calloc(1, sizeof *box);
+    e = box ? encode_with(p, mi, m, prm, job, box) : fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+    p->api->release(p->host, SDRT_MODEL_IFACE_ID);
+    if (!e) {
+        box->loras = calloc(box->out.parsed.nloras + 1, sizeof *box->loras);
+        if (!box->loras) e = fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    if (e) {
+        if (box) cond_output_free(&box->out);
+        free(box);
+        return e;
+    }
+    fill_result(box);
+    *out = &box->pub;
+    return NULL;
+}
+
+static void iface_result_free(void *self, sdrt_cond_result *r) {
+    (void)self;
+    if (!r) return;
+    result_box *b = (result_box *)(void *)r;
+    cond_output_free(&b->out);
+    free(b->loras);
+    free(b);
+}
+
+/* ---- messages --------------------------------------------------------------- */
+
+static const char *str_field(const cJSON *data, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Validates the optional string / integer fields of a request. */
+static sdrt_error *check_string(cond_plugin *p, const cJSON *data, const char *key, int required) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, key);
+    if ((!v && !required) || cJSON_IsString(v) || (!required && cJSON_IsNull(v))) return NULL;
+    return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s: %s", key,
+                             v ? "must be a string" : "is required (a string)");
+}
+
+static sdrt_error *open_model(cond_plugin *p, const char *id, sdrt_job *job, const sdrt_model_iface **mi,
+                              sdrt_model **m) {
+    sdrt_error *e = NULL;
+    *mi = p->api->acquire(p->host, SDRT_MODEL_IFACE_ID, &e);
+    if (!*mi) return e ? e : fail(p, SDRT_UNAVAILABLE, "conditioning: no model plugin (sdrt.model/1)");
+    e = (*mi)->open((*mi)->self, id, job, m);
+    if (e) p->api->release(p->host, SDRT_MODEL_IFACE_ID);
+    return e;
+}
+
+static void close_model(cond_plugin *p, const sdrt_model_iface *mi, sdrt_model *m) {
+    mi->close(mi->self, m);
+    p->api->release(p->host, SDRT_MODEL_IFACE_ID);
+}
+
+static cJSON *ids_json(const prompt_chunks *c) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < c->len; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(c->ids[i]));
+    return a;
+}
+
+static char *to_result(cond_plugin *p, cJSON *obj) {
+    char *text = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    if (!text) return NULL;
+    size_t n = strlen(text) + 1;
+    char *out = p->api->alloc(n);
+    if (out) memcpy(out, text, n);
+    cJSON_free(text);
+    return out;
+}
+
+static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *job, char **result) {
+    sdrt_error *e = check_string(p, data, "model_id", 1);
+    if (!e) e = check_string(p, data, "text", 1);
+    if (e) return e;
+    const sdrt_model_iface *mi;
+    sdrt_model *m;
+    if ((e = open_model(p, str_field(data, "model_id"), job, &mi, &m))) return e;
+    model_ref ref = {mi, m};
+    cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}};
+    char err[512] = "";
+    const cond_model *cm = NULL;
+    sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
+    cJSON *out = st == SDRT_OK ? cJSON_CreateObject() : NULL;
+    for (int i = 0; out && i < cm->n; i++) {
+        prompt_chunks c;
+        if (prompt_chunk_plain(cm->enc[i].tok, str_field(data, "text"), &c)) {
+            st = SDRT_RESOURCE_EXHAUSTED;
+            break;
+        }
+        cJSON_AddItemToObject(out, i ? "input_ids_2" : "input_ids", ids_json(&c));
+        prompt_chunks_free(&c);
+    }
+    close_model(p, mi, m);
+    if (st != SDRT_OK) {
+        cJSON_Delete(out);
+        return p->api->error_new(st, NULL, "%s", err[0] ? err : "conditioning.tokenize failed");
+    }
+    *result = to_result(p, out);
+    return *result ? NULL : fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+static cJSON *shape_json(int nd, int64_t a, int64_t b, int64_t c) {
+    cJSON *s = cJSON_CreateArray();
+    int64_t v[3] = {a, b, c};
+    for (int i = 0; s && i < nd; i++) cJSON_AddItemToArray(s, cJSON_CreateNumber((double)v[i]));
+    return s;
+}
+
+/* Writes one tensor as <dir>/<name>.npy and records it in files. */
+static sdrt_error *write_npy(cond_plugin *p, const char *dir, const char *name, const float *data, int nd,
+                             const int64_t *shape, cJSON *files) {
+    char path[4096], err[256];
+    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+    if (sdrt_npy_write_f32(path, data, shape, nd, err, sizeof err))
+        return p->api->error_new(SDRT_IO_ERROR, NULL, "output.dir: %s", err);
+    cJSON_AddStringToObject(files, name, path);
+    return NULL;
+}
+
+static sdrt_error *write_outputs(cond_plugin *p, const char *dir_in, const sdrt_cond_result *r, cJSON *out) {
+    sdrt_error *e = NULL;
+    char *dir = p->api->resolve_path ? p->api->resolve_path(p->host, "output", dir_in, &e) : NULL;
+    if (!dir) return e ? e : fail(p, SDRT_UNSUPPORTED, "output.dir: the host cannot resolve output paths");
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        e = p->api->error_new(SDRT_IO_ERROR, NULL, "output.dir: cannot create %s: %s", dir, strerror(errno));
+        p->api->free(dir);
+        return e;
+    }
+    cJSON *files = cJSON_AddObjectToObject(out, "files");
+    int64_t s3[3] = {1, r->seq, r->dim}, s2[2] = {1, r->pooled_dim};
+    e = write_npy(p, dir, "prompt_embeds", r->prompt_embeds, 3, s3, files);
+    if (!e && r->negative_prompt_embeds)
+        e = write_npy(p, dir, "negative_prompt_embeds", r->negative_prompt_embeds, 3, s3, files);
+    if (!e && r->pooled_prompt_embeds)
+        e = write_npy(p, dir, "pooled_prompt_embeds", r->pooled_prompt_embeds, 2, s2, files);
+    if (!e && r->negative_pooled_prompt_embeds)
+        e = write_npy(p, dir, "negative_pooled_prompt_embeds", r->negative_pooled_prompt_embeds, 2, s2, files);
+    p->api->free(dir);
+    return e;
+}
+
+static cJSON *describe(const sdrt_cond_result *r) {
+    cJSON *out = cJSON_CreateObject(), *shapes = cJSON_AddObjectToObject(out, "shapes");
+    cJSON_AddItemToObject(shapes, "prompt_embeds", shape_json(3, 1, r->seq, r->dim));
+    if (r->negative_prompt_embeds)
+        cJSON_AddItemToObject(shapes, "negative_prompt_embeds", shape_json(3, 1, r->seq, r->dim));
+    if (r->pooled_prompt_embeds)
+        cJSON_AddItemToObject(shapes, "pooled_prompt_embeds", shape_json(2, 1, r->pooled_dim, 0));
+    if (r->negative_pooled_prompt_embeds)
+        cJSON_AddItemToObject(shapes, "negative_pooled_prompt_embeds", shape_json(2, 1, r->pooled_dim, 0));
+    cJSON *loras = cJSON_AddArrayToObject(out, "loras");
+    for (size_t i = 0; i < r->n_loras; i++) {
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "name", r->loras[i].name);
+        cJSON_AddNumberToObject(l, "weight", r->loras[i].weight);
+        cJSON_AddItemToArray(loras, l);
+    }
+    return out;
+}
+
+static sdrt_error *encode_params(cond_plugin *p, const cJSON *data, sdrt_cond_params *prm) {
+    sdrt_error *e = check_string(p, data, "model_id", 1);
+    if (!e) e = check_string(p, data, "prompt", 0);
+    if (!e) e = check_string(p, data, "negative_prompt", 0);
+    if (e) return e;
+    sdrt_cond_params_init(prm);
+    prm->prompt = str_field(data, "prompt");
+    prm->negative_prompt = str_field(data, "negative_prompt");
+    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(data, "clip_skip");
+    if (cs && !cJSON_IsNull(cs)) {
+        if (!cJSON_IsNumber(cs) || cs->valuedouble != (double)(int)cs->valuedouble || cs->valueint < 0)
+            return fail(p, SDRT_INVALID_ARGUMENT, "clip_skip: must be a non-negative integer");
+        prm->clip_skip = cs->valueint;
+    }
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(data, "do_cfg");
+    if (cfg && !cJSON_IsBool(cfg)) return fail(p, SDRT_INVALID_ARGUMENT, "do_cfg: must be a boolean");
+    if (cfg) prm->do_cfg = cJSON_IsTrue(cfg);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(data, "output");
+    if (o && !cJSON_IsNull(o) && !cJSON_IsObject(o))
+        return fail(p, SDRT_INVALID_ARGUMENT, "output: must be an object");
+    const cJSON *dir = cJSON_GetObjectItemCaseSensitive(o, "dir");
+    if (dir && !cJSON_IsString(dir)) return fail(p, SDRT_INVALID_ARGUMENT, "output.dir: must be a string");
+    return NULL;
+}
+
+static sdrt_error *handle_encode(cond_plugin *p, const cJSON *data, sdrt_job *job, char **result) {
+    sdrt_cond_params prm;
+    sdrt_error *e = encode_params(p, data, &prm);
+    if (e) return e;
+    const sdrt_model_iface *mi;
+    sdrt_model *m;
+    if ((e = open_model(p, str_field(data, "model_id"), job, &mi, &m))) return e;
+    sdrt_cond_result *r = NULL;
+    e = iface_encode(p, m, &prm, job, &r);
+    close_model(p, mi, m);
+    if (e) return e;
+    cJSON *out = describe(r);
+    const char *dir = str_field(cJSON_GetObjectItemCaseSensitive(data, "output"), "dir");
+    if (dir) e = write_outputs(p, dir, r, out);
+    iface_result_free(p, r);
+    if (e) {
+        cJSON_Delete(out);
+        return e;
+    }
+    *result = to_result(p, out);
+    return *result ? NULL : fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+static sdrt_error *plugin_handle(void *instance, const sdrt_request *req, char **result) {
+    cond_plugin *p = instance;
+    *result = NULL;
+    cJSON *data = cJSON_Parse(req->data_json ? req->data_json : "{}");
+    if (!cJSON_IsObject(data)) {
+        cJSON_Delete(data);
+        return fail(p, SDRT_INVALID_ARGUMENT, "data: must be a JSON object");
+    }
+    sdrt_error *e;
+    if (strcmp(req->type, "conditioning.tokenize") == 0) e = handle_tokenize(p, data, req->job, result);
+    else if (strcmp(req->type, "conditioning.encode") == 0) e = handle_encode(p, data, req->job, result);
+    else e = p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "%s: not served by the conditioning plugin", req->type);
+    cJSON_Delete(data);
+    return e;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
+    cJSON *cfg = cJSON_Parse(config_json ? config_json : "{}");
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        return fail(p, SDRT_INVALID_ARGUMENT, "conditioning config: not a JSON object");
+    }
+    const char *keys[2] = {"tokenizer_dir", "tokenizer_2_dir"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = str_field(cfg, keys[i]);
+        if (v) p->tok_dir[i] = strdup(v);
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(cfg, "threads");
+    p->threads = cJSON_IsNumber(t) && t->valueint > 0 ? t->valueint : 0;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(cfg, "cache");
+    p->cache_size = cJSON_IsNumber(c) && c->valueint > 0 ? c->valueint : 4;
+    if (p->cache_size > COND_CACHE_MAX) p->cache_size = COND_CACHE_MAX;
+    cJSON_Delete(cfg);
+    return NULL;
+}
+
+static void plugin_shutdown(void *instance) {
+    cond_plugin *p = instance;
+    if (!p) return;
+    for (int i = 0; i < COND_CACHE_MAX; i++) {
+        free(p->cache[i].model_id);
+        cond_model_free(p->cache[i].cm);
+    }
+    while (p->retired_list) {
+        retired *r = p->retired_list;
+        p->retired_list = r->next;
+        cond_model_free(r->cm);
+        free(r);
+    }
+    free(p->tok_dir[0]);
+    free(p->tok_dir[1]);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+static sdrt_error *plugin_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json,
+                               void **instance) {
+    cond_plugin *p = calloc(1, sizeof *p);
+    if (!p) return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "conditioning: out of memory");
+    p->api = api;
+    p->host = host;
+    pthread_mutex_init(&p->lock, NULL);
+    sdrt_error *e = parse_config(p, config_json);
+    p->iface = (sdrt_cond_iface){SDRT_STRUCT_SIZE(sdrt_cond_iface, result_free), p, iface_encode,
+                                 iface_result_free};
+    if (!e) e = api->publish(host, SDRT_COND_IFACE_ID, &p->iface);
+    if (e) {
+        plugin_shutdown(p);
+        return e;
+    }
+    *instance = p;
+    return NULL;
+}
+
+static const void *plugin_get_interface(void *instance, const char *id) {
+    cond_plugin *p = instance;
+    return p && id && strcmp(id, SDRT_COND_IFACE_ID) == 0 ? &p->iface : NULL;
+}
+
+static const char *const message_types[] = {"conditioning.tokenize", "conditioning.encode", NULL};
+
+static const sdrt_plugin_vtable vtable = {
+    SDRT_STRUCT_SIZE(sdrt_plugin_vtable, get_interface), plugin_init, plugin_shutdown, plugin_handle,
+    plugin_get_interface,
+};
+
+static const sdrt_plugin_desc desc = {
+    SDRT_STRUCT_SIZE(sdrt_plugin_desc, vtable), SDRT_ABI_MAJOR, 0, "org.sdrt.conditioning", "0.1.0",
+    "conditioning", "CLIP tokenizer, prompt weighting and text encoders", message_types, &vtable,
+};
+
+SDRT_PLUGIN_DEFINE(conditioning, desc)

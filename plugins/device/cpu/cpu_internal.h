@@ -1,0 +1,238 @@
+/* cpu_internal.h - private declarations shared by the CPU backend's files.
+ *
+ * Layers, bottom up: features (cpuid) -> pool (threads) -> ctx (a stream's
+ * threads and scratch memory) -> gemm (packing, micro-kernels, driver) ->
+ * ops (one file per op family) -> stream/device/entry.
+ * Nothing here crosses the plugin boundary.
+ */
+#ifndef SDRT_CPU_INTERNAL_H
+#define SDRT_CPU_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sdrt/backend.h"
+
+/* ---- run-time CPU features ------------------------------------------------ */
+
+typedef struct cpu_features {
+    int sse42, avx, avx2, fma, f16c;
+    int avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, avx512fp16, amx_bf16;
+} cpu_features;
+
+/* Detected once (cpuid + xgetbv: OS must save the registers); thread-safe. */
+const cpu_features *cpu_features_get(void);
+
+/* ---- thread pool ---------------------------------------------------------- */
+
+typedef struct cpu_pool cpu_pool;
+/* fn(ctx, task, thread): thread in [0, cpu_pool_size). */
+typedef void (*cpu_task_fn)(void *ctx, int64_t task, int thread);
+
+/* A pool of `threads` workers counting the caller (threads-1 are spawned).
+ * NULL on failure. */
+cpu_pool *cpu_pool_new(int threads);
+void cpu_pool_free(cpu_pool *pool);
+int cpu_pool_size(const cpu_pool *pool);
+/* Runs fn for task 0..n_tasks-1 on the pool and the calling thread; returns
+ * when all are done. Not reentrant: tasks must not call cpu_pool_run. */
+void cpu_pool_run(cpu_pool *pool, int64_t n_tasks, cpu_task_fn fn, void *ctx);
+
+/* ---- execution context: one per stream ------------------------------------ */
+
+/* Scratch slots: each is a per-thread (or shared) growable buffer. Slots
+ * let nested users (attention calling the GEMM pieces) keep separate
+ * memory. */
+typedef enum cpu_slot {
+    CPU_SLOT_PACK_A = 0,  /* per thread: packed A block */
+    CPU_SLOT_PACK_B,      /* shared: packed B slice */
+    CPU_SLOT_TMP_DST,     /* shared: contiguous staging of a strided dst */
+    CPU_SLOT_TMP_SRC,     /* shared: contiguous staging of a strided src */
+    CPU_SLOT_ATTN_K,      /* shared: packed K^T for all heads */
+    CPU_SLOT_ATTN_V,      /* shared: packed V for all heads */
+    CPU_SLOT_ATTN_S,      /* per thread: scores of one query block */
+    CPU_SLOT_ATTN_P,      /* per thread: packed probabilities / queries */
+    CPU_SLOT_ATTN_O,      /* per thread: output accumulator */
+    CPU_SLOT_MISC,        /* per thread: row buffers; shared: staged bias */
+    CPU_SLOT_COUNT_
+} cpu_slot;
+
+typedef struct cpu_buf {
+    void *ptr;
+    size_t size;
+} cpu_buf;
+
+typedef struct cpu_ctx {
+    cpu_pool *pool;
+    int threads;
+    cpu_buf *local[CPU_SLOT_COUNT_]; /* [threads] each */
+    cpu_buf shared[CPU_SLOT_COUNT_];
+} cpu_ctx;
+
+int cpu_ctx_init(cpu_ctx *ctx, int threads);
+void cpu_ctx_release(cpu_ctx *ctx);
+/* Grows slot `slot` of every thread to >= bytes (64-byte aligned). Call
+ * before a parallel section; 0 on success, -1 out of memory. */
+int cpu_ctx_reserve_local(cpu_ctx *ctx, cpu_slot slot, size_t bytes);
+static inline void *cpu_ctx_local(cpu_ctx *ctx, cpu_slot slot, int thread) {
+    return ctx->local[slot][thread].ptr;
+}
+/* Shared slot of >= bytes, or NULL out of memory. */
+void *cpu_ctx_shared(cpu_ctx *ctx, cpu_slot slot, size_t bytes);
+void cpu_ctx_run(cpu_ctx *ctx, int64_t n_tasks, cpu_task_fn fn, void *arg);
+
+void *cpu_aligned_alloc(size_t bytes);
+void cpu_aligned_free(void *p);
+
+/* ---- dtype conversion ----------------------------------------------------- */
+
+/* dst[i] = (float)src[i] for src of dtype F32, F16 or BF16, contiguous.
+ * Uses F16C / AVX-512 when present. */
+void cpu_convert_row_f32(float *dst, const void *src, sdrt_dtype dtype, int64_t n);
+/* Element size in bytes of the dtypes this backend reads; 0 if unknown. */
+size_t cpu_dtype_size(sdrt_dtype dtype);
+float cpu_load_f32(const void *base, sdrt_dtype dtype, int64_t index);
+void cpu_store_f32(void *base, sdrt_dtype dtype, int64_t index, float v);
+
+/* ---- vector math ---------------------------------------------------------- */
+
+/* Max of x[0..n) (-inf when n == 0). */
+float cpu_row_max(const float *x, int64_t n);
+/* x[i] = exp(x[i] - shift) in place; returns the sum. */
+float cpu_exp_shift_sum(float *x, int64_t n, float shift);
+
+/* ---- GEMM ------------------------------------------------------------------ */
+
+/* Applied when a micro-tile is written: c = (acc [+ c if accumulate]) and,
+ * on the last K slice, c = c * alpha + bias_n[j] + bias_m[i]. Bias pointers
+ * are already offset to the tile (NULL: none). */
+typedef struct cpu_epilogue {
+    float alpha;
+    const float *bias_n;
+    const float *bias_m;
+    int accumulate;
+    int last;
+} cpu_epilogue;
+
+/* C[MR x NR] (row stride ldc) from packed a[kc][MR], b[kc][NR]. */
+typedef void (*cpu_ukernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                               const cpu_epilogue *e);
+
+typedef struct cpu_kernel {
+    const char *name;
+    int mr, nr;
+    cpu_ukernel_fn fn;
+} cpu_kernel;
+
+extern const cpu_kernel cpu_kernel_avx512;
+extern const cpu_kernel cpu_kernel_avx512_n16;
+extern const cpu_kernel cpu_kernel_avx2;
+extern const cpu_kernel cpu_kernel_scalar;
+
+/* The fastest kernel this CPU runs (SDRT_CPU_KERNEL=avx512|avx2|scalar
+ * overrides, for tests and benchmarks). */
+const cpu_kernel *cpu_kernel_best(void);
+/* The best kernel for a product with n columns: a narrower-NR variant when
+ * it wastes clearly less padding. */
+const cpu_kernel *cpu_kernel_for_n(int64_t n);
+
+/* A matrix operand seen as rows "outer" x columns "k": element (o, k) at
+ * data + o*so + k*sk (elements, dtype). For A, outer = m; for B, outer = n.
+ * `pack` (NULL: the strided packer) writes rows o0..o0+on and columns
+ * k0..k0+kc as panels of `w` rows: dst[p][k][w], zero-padded. */
+typedef struct cpu_operand cpu_operand;
+typedef void (*cpu_pack_fn)(const cpu_operand *op, int64_t o0, int64_t on, int64_t k0, int64_t kc,
+                            int w, float *dst);
+struct cpu_operand {
+    const void *data;
+    sdrt_dtype dtype;
+    int64_t so, sk;
+    cpu_pack_fn pack;
+    const void *ctx; /* for custom packers */
+};
+
+void cpu_pack_strided(const cpu_operand *op, int64_t o0, int64_t on, int64_t k0, int64_t kc, int w,
+                      float *dst);
+static inline void cpu_pack(const cpu_operand *op, int64_t o0, int64_t on, int64_t k0, int64_t kc, int w,
+                            float *dst) {
+    (op->pack ? op->pack : cpu_pack_strided)(op, o0, on, k0, kc, w, dst);
+}
+
+/* C[m,n] (row stride ldc, unit column stride) = alpha * A B + bias. */
+typedef struct cpu_gemm_args {
+    int64_t m, n, k;
+    cpu_operand a, b;
+    float *c;
+    int64_t ldc;
+    float alpha;
+    const float *bias_n; /* [n] or NULL */
+    const float *bias_m; /* [m] or NULL */
+    const cpu_kernel *kern; /* NULL: cpu_kernel_best() */
+} cpu_gemm_args;
+
+/* Threaded over the context's pool. Returns SDRT_OK or RESOURCE_EXHAUSTED. */
+sdrt_status cpu_gemm(cpu_ctx *ctx, const cpu_gemm_args *g);
+
+/* Single-threaded macro-kernel over packed operands: pa holds ceil(m/MR)
+ * A panels, pb ceil(n/NR) B panels, both of depth kc. Handles edge tiles.
+ * `e` biases point at row 0 / column 0 of this block. */
+void cpu_gemm_packed(const cpu_kernel *kern, int64_t m, int64_t n, int64_t kc, const float *pa,
+                     const float *pb, float *c, int64_t ldc, const cpu_epilogue *e);
+
+static inline int64_t cpu_round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+static inline int64_t cpu_div_up(int64_t x, int64_t to) { return (x + to - 1) / to; }
+
+/* ---- strided tensor helpers ------------------------------------------------ */
+
+int64_t cpu_numel(const sdrt_tensor *t);
+int cpu_is_contiguous(const sdrt_tensor *t);
+/* Iterates over `shape` (ndim dims) with up to 3 operands' strides: dims are
+ * coalesced, then fn(ctx, n, ptr offsets[], inner strides[]) runs for each
+ * run of the innermost dim, spread over the pool. Offsets/strides are in
+ * elements. */
+typedef void (*cpu_row_fn)(void *ctx, int64_t n, const int64_t *offs, const int64_t *inner);
+void cpu_iterate(cpu_ctx *ctx, int ndim, const int64_t *shape, int nops, const int64_t *const *strides,
+                 cpu_row_fn fn, void *arg);
+/* Offset (elements) of row `r` of t seen as [rows, last dim]. */
+int64_t cpu_row_offset(const sdrt_tensor *t, int64_t r);
+/* Rows of t seen as [rows, last dim]. */
+int64_t cpu_rows(const sdrt_tensor *t);
+/* Non-zero when every dim (and rank) of a and b match. */
+int cpu_same_shape(const sdrt_tensor *a, const sdrt_tensor *b);
+/* A contiguous view of `t`: t itself if contiguous, else a copy staged in
+ * `slot` (shared). Returns SDRT_OK or RESOURCE_EXHAUSTED. */
+sdrt_status cpu_contiguous(cpu_ctx *ctx, const sdrt_tensor *t, cpu_slot slot, sdrt_tensor *out);
+/* Sets contiguous strides for t's shape. */
+void cpu_set_contiguous_strides(sdrt_tensor *t);
+
+/* ---- ops: each validates its operands and returns a status ----------------- */
+
+sdrt_status cpu_op_matmul(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_conv2d(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_group_norm(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_layer_norm(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_softmax(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_attention(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_activation(cpu_ctx *ctx, const sdrt_op *op); /* GELU..SILU, SCALE */
+sdrt_status cpu_op_geglu(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_binary(cpu_ctx *ctx, const sdrt_op *op);     /* ADD, MUL */
+sdrt_status cpu_op_concat(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_upsample2x(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_timestep_emb(cpu_ctx *ctx, const sdrt_op *op);
+sdrt_status cpu_op_copy(cpu_ctx *ctx, const sdrt_op *op);
+/* dst = src (same shape) converting dtypes; shared by COPY and CONCAT. */
+sdrt_status cpu_copy_tensor(cpu_ctx *ctx, const sdrt_tensor *src, sdrt_tensor *dst);
+
+/* Whether compute would accept op (kind, dtypes, ranks); shapes are checked
+ * by the op itself. */
+int cpu_supports_op(const sdrt_op *op);
+
+/* ---- stream, buffer type ------------------------------------------------------ */
+
+extern const sdrt_buffer_type_iface cpu_buffer_type_iface;
+/* "threads" of a JSON object text, 0 when absent or invalid. */
+int cpu_json_threads(const char *json);
+/* A new stream on dev; params_json may set "threads". NULL on failure. */
+sdrt_stream *cpu_stream_new(sdrt_device *dev, const char *params_json, int default_threads);
+
+#endif /* SDRT_CPU_INTERNAL_H */

@@ -1,0 +1,53 @@
+/* plugins/inference/denoise.h - the denoising loop of txt2img: scheduler
+ * input scaling, the UNet call (batched [uncond, cond] for classifier-free
+ * guidance), guidance, and the scheduler step, as diffusers'
+ * StableDiffusion(XL)Pipeline.__call__ runs them. */
+#ifndef SDRT_INFERENCE_DENOISE_H
+#define SDRT_INFERENCE_DENOISE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sdrt/rng.h"
+#include "sdrt/scheduler.h"
+#include "unet.h"
+
+/* Text conditioning of every UNet row, host float32. With CFG the rows are
+ * [uncond x batch, cond x batch] (diffusers' order), otherwise cond x batch. */
+typedef struct infer_cond {
+    int batch;               /* images */
+    int cfg;                 /* 1: two rows per image */
+    int64_t seq_len, dim;
+    const float *context;    /* [rows, seq_len, dim] */
+    int64_t pooled_dim;      /* SDXL; 0 otherwise */
+    const float *pooled;     /* [rows, pooled_dim] */
+    const float *time_ids;   /* [rows, k] (SDXL: 6 ids, refiner 5) */
+} infer_cond;
+
+typedef struct infer_loop {
+    const unet *u;
+    sdrt_nn *nn;
+    const sdrt_scheduler_iface *sched;
+    sdrt_sched *state;
+    sdrt_rng *rng;
+    float guidance_scale;
+    const infer_cond *cond;
+    int channels, h, w;       /* latent size */
+    /* Called after every step with (done, total); may be NULL. */
+    void (*on_step)(void *cb, int done, int total);
+    /* Polled before every step; non-zero stops with SDRT_CANCELLED. */
+    int (*cancelled)(void *cb);
+    void *cb;
+} infer_loop;
+
+/* Runs every remaining scheduler step on `latents` ([batch, channels, h, w]
+ * host float32, already multiplied by init_noise_sigma), in place. Returns
+ * SDRT_OK, SDRT_CANCELLED, SDRT_RESOURCE_EXHAUSTED, or the UNet's or
+ * scheduler's failure status, with err set. */
+sdrt_status infer_denoise(const infer_loop *loop, float *latents, char *err, size_t errlen);
+
+/* noise_uncond + g * (noise_text - noise_uncond) over n floats, with
+ * `pred` = [uncond (n), text (n)]; the same float32 arithmetic as diffusers. */
+void infer_guidance(const float *pred, float g, float *out, size_t n);
+
+#endif /* SDRT_INFERENCE_DENOISE_H */

@@ -1,0 +1,77 @@
+/* plugins/inference/plugin.c - the inference plugin's descriptor: init
+ * reads the stream settings, handle dispatches inference.run. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "run.h"
+
+/* {"threads":n} from the plugin's config, else the host's "threads"
+ * setting; NULL when neither says (the backend picks). */
+static char *stream_params_from(const char *config_json, const char *settings_json) {
+    const char *sources[2] = {config_json, settings_json};
+    for (int i = 0; i < 2; i++) {
+        cJSON *root = sources[i] ? cJSON_Parse(sources[i]) : NULL;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "threads");
+        int threads = cJSON_IsNumber(t) && t->valuedouble >= 1 && t->valuedouble <= 1024 ? (int)t->valuedouble : 0;
+        cJSON_Delete(root);
+        if (threads == 0) continue;
+        char *out = malloc(32);
+        if (out) snprintf(out, 32, "{\"threads\":%d}", threads);
+        return out;
+    }
+    return NULL;
+}
+
+static sdrt_error *infer_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {
+    infer_plugin *p = calloc(1, sizeof *p);
+    if (!p) return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
+    p->api = api;
+    p->host = host;
+    const char *settings = SDRT_HAS_MEMBER(api, sdrt_host_api, settings_json) && api->settings_json
+                               ? api->settings_json(host) : NULL;
+    p->stream_params = stream_params_from(config_json, settings);
+    *instance = p;
+    return NULL;
+}
+
+static void infer_shutdown(void *instance) {
+    infer_plugin *p = instance;
+    if (!p) return;
+    free(p->stream_params);
+    free(p);
+}
+
+static sdrt_error *infer_handle(void *instance, const sdrt_request *req, char **result_json) {
+    infer_plugin *p = instance;
+    *result_json = NULL;
+    if (strcmp(req->type, "inference.run") == 0) return infer_run(p, req, result_json);
+    return p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "type: %s is not served by the inference plugin", req->type);
+}
+
+static const sdrt_plugin_vtable infer_vtable = {
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_plugin_vtable, get_interface),
+    .init = infer_init,
+    .shutdown = infer_shutdown,
+    .handle = infer_handle,
+    .get_interface = NULL,
+};
+
+static const char *const infer_types[] = {"inference.run", NULL};
+
+static const sdrt_plugin_desc infer_desc = {
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_plugin_desc, vtable),
+    .abi_major = SDRT_ABI_MAJOR,
+    .abi_minor = 0,
+    .id = "org.sdrt.inference",
+    .version = "0.1.0",
+    .domain = "inference",
+    .description = "UNet2DConditionModel and the txt2img denoising loop",
+    .message_types = infer_types,
+    .vtable = &infer_vtable,
+};
+
+SDRT_PLUGIN_DEFINE(inference, infer_desc)

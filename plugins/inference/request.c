@@ -1,0 +1,226 @@
+/* plugins/inference/request.c - inference.run field validation.
+ *
+ * Every error names the field and the reason ("width: 1000 is not a
+ * multiple of 8"). A field may come at the top level or, for the legacy
+ * workers' shape, inside `hyperparameters` / `dimensions`; the top level
+ * wins when both are present.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "request.h"
+
+typedef struct req_ctx {
+    const cJSON *root;
+    char *err;
+    size_t errlen;
+    sdrt_status status;
+} req_ctx;
+
+static void req_fail(req_ctx *c, const char *field, const char *fmt_reason, double value) {
+    if (c->status != SDRT_OK) return;
+    char reason[200];
+    snprintf(reason, sizeof reason, fmt_reason, value);
+    snprintf(c->err, c->errlen, "%s: %s", field, reason);
+    c->status = SDRT_INVALID_ARGUMENT;
+}
+
+/* The field from the top level, else from the legacy `nest` object. */
+static const cJSON *req_item(const req_ctx *c, const char *field, const char *nest) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(c->root, field);
+    if (it && !cJSON_IsNull(it)) return it;
+    if (!nest) return NULL;
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(c->root, nest);
+    it = cJSON_IsObject(n) ? cJSON_GetObjectItemCaseSensitive(n, field) : NULL;
+    return it && !cJSON_IsNull(it) ? it : NULL;
+}
+
+static char *req_strdup(req_ctx *c, const char *s) {
+    char *d = strdup(s);
+    if (!d && c->status == SDRT_OK) {
+        snprintf(c->err, c->errlen, "inference.run: out of memory");
+        c->status = SDRT_RESOURCE_EXHAUSTED;
+    }
+    return d;
+}
+
+static char *req_string(req_ctx *c, const cJSON *it, const char *field, const char *def) {
+    if (!it) return def ? req_strdup(c, def) : NULL;
+    if (!cJSON_IsString(it)) {
+        req_fail(c, field, "must be a string", 0);
+        return NULL;
+    }
+    return req_strdup(c, it->valuestring);
+}
+
+static int req_int(req_ctx *c, const cJSON *it, const char *field, int def, int min, int max) {
+    if (!it) return def;
+    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble)) {
+        req_fail(c, field, "must be an integer", 0);
+        return def;
+    }
+    double v = it->valuedouble;
+    if (v < min || v > max) {
+        char fmt[96];
+        snprintf(fmt, sizeof fmt, "%%g is out of range [%d, %d]", min, max);
+        req_fail(c, field, fmt, v);
+        return def;
+    }
+    return (int)v;
+}
+
+static int req_bool(req_ctx *c, const cJSON *it, const char *field, int def) {
+    if (!it) return def;
+    if (!cJSON_IsBool(it)) req_fail(c, field, "must be true or false", 0);
+    return cJSON_IsTrue(it);
+}
+
+/* width / height: positive multiples of 8 (the VAE's scale factor). */
+static int req_size(req_ctx *c, const char *field) {
+    const cJSON *it = req_item(c, field, "dimensions");
+    int v = req_int(c, it, field, 0, 8, INFER_MAX_SIZE);
+    if (v % 8 != 0) req_fail(c, field, "%g is not a multiple of 8", v);
+    return v;
+}
+
+static double req_guidance(req_ctx *c) {
+    const cJSON *it = req_item(c, "guidance_scale", "hyperparameters");
+    if (!it) return -1.0;
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
+        req_fail(c, "guidance_scale", "must be a number", 0);
+        return -1.0;
+    }
+    if (it->valuedouble < 0.0 || it->valuedouble > 100.0)
+        req_fail(c, "guidance_scale", "%g is out of range [0, 100]", it->valuedouble);
+    return it->valuedouble;
+}
+
+/* seed: a non-negative integer (strings allow the full 64-bit range that a
+ * JSON double cannot carry); -1 or absent draws one. */
+static void req_seed(req_ctx *c, infer_request *r) {
+    const cJSON *it = req_item(c, "seed", "hyperparameters");
+    if (!it) return;
+    if (cJSON_IsString(it)) {
+        char *end = NULL;
+        const char *s = it->valuestring;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (!*s || *s == '-' || *end) {
+            req_fail(c, "seed", "must be a non-negative integer", 0);
+            return;
+        }
+        r->seed = v;
+        r->seed_given = 1;
+        return;
+    }
+    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble)) {
+        req_fail(c, "seed", "must be an integer", 0);
+        return;
+    }
+    double v = it->valuedouble;
+    if (v == -1.0) return;
+    if (v < 0 || v > 9007199254740992.0) {
+        req_fail(c, "seed", "%g is out of range [0, 2^53] (pass larger seeds as a string)", v);
+        return;
+    }
+    r->seed = (uint64_t)v;
+    r->seed_given = 1;
+}
+
+static void req_scheduler(req_ctx *c, infer_request *r) {
+    r->scheduler = req_string(c, req_item(c, "scheduler", NULL), "scheduler", NULL);
+    const cJSON *cfg = req_item(c, "scheduler_config", NULL);
+    if (cfg && !cJSON_IsObject(cfg)) {
+        req_fail(c, "scheduler_config", "must be an object", 0);
+        return;
+    }
+    char *text = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
+    r->scheduler_config_json = req_strdup(c, text ? text : "{}");
+    cJSON_free(text);
+}
+
+static void req_output(req_ctx *c, infer_request *r) {
+    const cJSON *out = req_item(c, "output", NULL);
+    if (out && !cJSON_IsObject(out)) {
+        req_fail(c, "output", "must be an object", 0);
+        return;
+    }
+    const cJSON *dir = out ? cJSON_GetObjectItemCaseSensitive(out, "dir") : NULL;
+    r->output_dir = req_string(c, dir && !cJSON_IsNull(dir) ? dir : NULL, "output.dir", "outputs");
+    if (r->output_dir && !r->output_dir[0]) req_fail(c, "output.dir", "must not be empty", 0);
+    r->save_latents = req_bool(c, out ? cJSON_GetObjectItemCaseSensitive(out, "save_latents") : NULL,
+                               "output.save_latents", 0);
+}
+
+/* LoRA belongs to the lora domain; this plugin cannot apply adapters, and
+ * silently generating without them would return a different image. */
+static void req_lora(req_ctx *c) {
+    const cJSON *lora = req_item(c, "lora", NULL);
+    if (!lora) return;
+    if (!cJSON_IsObject(lora)) {
+        req_fail(c, "lora", "must be an object", 0);
+        return;
+    }
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(lora, "enabled");
+    const cJSON *ad = cJSON_GetObjectItemCaseSensitive(lora, "adapters");
+    if (cJSON_IsFalse(en) || !cJSON_IsArray(ad) || cJSON_GetArraySize(ad) == 0) return;
+    snprintf(c->err, c->errlen, "lora.adapters: applying LoRA adapters is not supported by this inference plugin");
+    c->status = SDRT_UNSUPPORTED;
+}
+
+static void req_model_and_prompts(req_ctx *c, infer_request *r) {
+    const cJSON *m = req_item(c, "model_id", NULL);
+    r->model_id = req_string(c, m ? m : req_item(c, "model_name", NULL), "model_id", NULL);
+    if (c->status == SDRT_OK && (!r->model_id || !r->model_id[0]))
+        req_fail(c, "model_id", "is required", 0);
+    r->prompt = req_string(c, req_item(c, "prompt", NULL), "prompt", "");
+    const cJSON *neg = req_item(c, "negative_prompt", NULL);
+    r->has_negative_prompt = neg != NULL;
+    r->negative_prompt = req_string(c, neg, "negative_prompt", "");
+}
+
+static void req_numbers(req_ctx *c, infer_request *r) {
+    r->width = req_size(c, "width");
+    r->height = req_size(c, "height");
+    r->steps = req_int(c, req_item(c, "num_inference_steps", "hyperparameters"), "num_inference_steps", 50, 1,
+                       INFER_MAX_STEPS);
+    r->guidance_scale = req_guidance(c);
+    req_seed(c, r);
+    const cJSON *bs = req_item(c, "batch_size", NULL);
+    r->batch_size = req_int(c, bs ? bs : req_item(c, "num_images_per_prompt", NULL), "batch_size", 1, 1,
+                            INFER_MAX_BATCH);
+    r->clip_skip = req_int(c, req_item(c, "clip_skip", NULL), "clip_skip", 0, 0, INFER_MAX_CLIP_SKIP);
+}
+
+sdrt_status infer_request_parse(const char *data_json, infer_request *req, char *err, size_t errlen) {
+    memset(req, 0, sizeof *req);
+    cJSON *root = cJSON_Parse(data_json ? data_json : "");
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        snprintf(err, errlen, "data: must be a JSON object");
+        return SDRT_INVALID_ARGUMENT;
+    }
+    req_ctx c = {root, err, errlen, SDRT_OK};
+    req_model_and_prompts(&c, req);
+    req_numbers(&c, req);
+    req_scheduler(&c, req);
+    req_output(&c, req);
+    req_lora(&c);
+    cJSON_Delete(root);
+    if (c.status != SDRT_OK) infer_request_free(req);
+    return c.status;
+}
+
+void infer_request_free(infer_request *req) {
+    free(req->model_id);
+    free(req->prompt);
+    free(req->negative_prompt);
+    free(req->scheduler);
+    free(req->scheduler_config_json);
+    free(req->output_dir);
+    memset(req, 0, sizeof *req);
+}

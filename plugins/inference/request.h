@@ -1,0 +1,46 @@
+/* plugins/inference/request.h - the validated fields of one inference.run.
+ *
+ * infer_request_parse checks every field's type and range and fills the
+ * defaults; later stages trust the struct. Model-dependent defaults (size,
+ * guidance) are left at 0 and resolved once the model is open.
+ */
+#ifndef SDRT_INFERENCE_REQUEST_H
+#define SDRT_INFERENCE_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sdrt/status.h"
+
+#define INFER_MAX_SIZE 8192
+#define INFER_MAX_STEPS 1000
+#define INFER_MAX_BATCH 64
+#define INFER_MAX_CLIP_SKIP 11
+
+typedef struct infer_request {
+    char *model_id;
+    char *prompt;
+    char *negative_prompt;       /* "" when absent */
+    int has_negative_prompt;     /* SDXL zeroes embeddings for an absent one */
+    int width, height;           /* 0 = the model's default */
+    int steps;
+    double guidance_scale;       /* < 0 = the model's default */
+    char *scheduler;             /* NULL = the model's scheduler_config.json */
+    char *scheduler_config_json; /* "{}" when absent */
+    uint64_t seed;
+    int seed_given;              /* 0: draw one, report it */
+    int batch_size;
+    int clip_skip;               /* 0 = none */
+    char *output_dir;
+    int save_latents;
+} infer_request;
+
+/* Parses the `data` JSON of inference.run (borrowed). On success returns
+ * SDRT_OK and fills *req (free with infer_request_free). Otherwise returns
+ * SDRT_INVALID_ARGUMENT (or SDRT_UNSUPPORTED for LoRA adapters) with a
+ * message naming the field and the reason in err. Accepts the legacy
+ * nesting `model_name`, `hyperparameters{...}`, `dimensions{...}` too. */
+sdrt_status infer_request_parse(const char *data_json, infer_request *req, char *err, size_t errlen);
+void infer_request_free(infer_request *req);
+
+#endif /* SDRT_INFERENCE_REQUEST_H */

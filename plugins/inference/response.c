@@ -1,0 +1,80 @@
+/* plugins/inference/response.c - latent files and the response JSON. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "response.h"
+#include "sdrt/npy.h"
+
+int infer_write_latents(const char *png_path, const float *latents, int c, int h, int w, char **out_path,
+                        char *err, size_t errlen) {
+    size_t len = strlen(png_path);
+    size_t stem = len > 4 && strcmp(png_path + len - 4, ".png") == 0 ? len - 4 : len;
+    char *path = malloc(stem + sizeof ".latents.npy");
+    if (!path) {
+        snprintf(err, errlen, "output.save_latents: out of memory");
+        return -1;
+    }
+    memcpy(path, png_path, stem);
+    memcpy(path + stem, ".latents.npy", sizeof ".latents.npy");
+    int64_t shape[4] = {1, c, h, w};
+    if (sdrt_npy_write_f32(path, latents, shape, 4, err, errlen) != 0) {
+        free(path);
+        return -1;
+    }
+    *out_path = path;
+    return 0;
+}
+
+static cJSON *image_info(const infer_output *o, uint64_t seed, int width, int height) {
+    cJSON *info = cJSON_CreateObject();
+    cJSON_AddStringToObject(info, "path", o->image_path);
+    cJSON_AddNumberToObject(info, "seed", (double)seed);
+    cJSON_AddNumberToObject(info, "width", width);
+    cJSON_AddNumberToObject(info, "height", height);
+    if (o->latents_path) cJSON_AddStringToObject(info, "latents", o->latents_path);
+    return info;
+}
+
+static char *to_host_text(const sdrt_host_api *api, cJSON *root) {
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!text) return NULL;
+    size_t n = strlen(text) + 1;
+    char *out = api->alloc(n);
+    if (out) memcpy(out, text, n);
+    cJSON_free(text);
+    return out;
+}
+
+char *infer_response_json(const sdrt_host_api *api, const infer_output *outs, int n, uint64_t seed, int width,
+                          int height, double processing_time) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *images = cJSON_AddArrayToObject(root, "images");
+    cJSON *infos = cJSON_AddArrayToObject(root, "images_info");
+    cJSON *latents = NULL;
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(images, cJSON_CreateString(outs[i].image_path));
+        cJSON_AddItemToArray(infos, image_info(&outs[i], seed, width, height));
+        if (!outs[i].latents_path) continue;
+        if (!latents) latents = cJSON_CreateArray();
+        cJSON_AddItemToArray(latents, cJSON_CreateString(outs[i].latents_path));
+    }
+    cJSON_AddNumberToObject(root, "processing_time", processing_time);
+    cJSON_AddNumberToObject(root, "seed", (double)seed);
+    cJSON_AddNumberToObject(root, "width", width);
+    cJSON_AddNumberToObject(root, "height", height);
+    if (latents) cJSON_AddItemToObject(root, "latents", latents);
+    return to_host_text(api, root);
+}
+
+void infer_outputs_free(infer_output *outs, int n) {
+    if (!outs) return;
+    for (int i = 0; i < n; i++) {
+        free(outs[i].image_path);
+        free(outs[i].latents_path);
+    }
+    free(outs);
+}

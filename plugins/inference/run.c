@@ -1,0 +1,300 @@
+/* plugins/inference/run.c - inference.run (txt2img), as diffusers'
+ * StableDiffusionPipeline / StableDiffusionXLPipeline.__call__ runs it:
+ *
+ *   request -> model (sdrt.model/1) -> UNet + scheduler (sdrt.scheduler/1)
+ *   -> prompt embeddings (sdrt.cond/1) -> seeded noise * init_noise_sigma
+ *   -> denoising loop (denoise.c) -> VAE decode + PNG (sdrt.postprocess/1)
+ *   -> response.
+ *
+ * Each stage is one function returning an sdrt_error (NULL = go on); the
+ * run context owns everything acquired so far and run_release frees it
+ * whatever stage failed. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "denoise.h"
+#include "request.h"
+#include "response.h"
+#include "run.h"
+#include "run_internal.h"
+#include "sdrt/backend.h"
+#include "sdrt/model.h"
+#include "sdrt/postprocess.h"
+#include "sdrt/rng.h"
+#include "sdrt/scheduler.h"
+#include "unet.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- interfaces ------------------------------------------------------- */
+
+static sdrt_error *acquire_one(run_ctx *c, const char *id, const void **out, const char *provider) {
+    sdrt_error *err = NULL;
+    *out = c->api->acquire(c->p->host, id, &err);
+    if (*out) return NULL;
+    if (err) c->api->error_free(err);
+    return c->api->error_new(SDRT_UNAVAILABLE, NULL, "inference: interface %s is not available (is the %s plugin loaded?)",
+                             id, provider);
+}
+
+static sdrt_error *run_acquire(run_ctx *c) {
+    sdrt_error *e = acquire_one(c, SDRT_MODEL_IFACE_ID, (const void **)&c->model, "model");
+    if (!e) e = acquire_one(c, SDRT_BACKEND_IFACE_ID, (const void **)&c->backend, "device");
+    if (!e) e = acquire_one(c, SDRT_SCHEDULER_IFACE_ID, (const void **)&c->sched, "scheduler");
+    if (!e) e = acquire_one(c, SDRT_COND_IFACE_ID, (const void **)&c->cond, "conditioning");
+    if (!e) e = acquire_one(c, SDRT_POSTPROCESS_IFACE_ID, (const void **)&c->post, "postprocess");
+    return e;
+}
+
+static void release_ifaces(run_ctx *c) {
+    if (c->model) c->api->release(c->p->host, SDRT_MODEL_IFACE_ID);
+    if (c->backend) c->api->release(c->p->host, SDRT_BACKEND_IFACE_ID);
+    if (c->sched) c->api->release(c->p->host, SDRT_SCHEDULER_IFACE_ID);
+    if (c->cond) c->api->release(c->p->host, SDRT_COND_IFACE_ID);
+    if (c->post) c->api->release(c->p->host, SDRT_POSTPROCESS_IFACE_ID);
+}
+
+/* ---- model and UNet --------------------------------------------------- */
+
+typedef struct unet_source {
+    const sdrt_model_iface *model;
+    sdrt_model *m;
+} unet_source;
+
+static const sdrt_tensor *unet_weight(void *ctx, const char *name) {
+    unet_source *s = ctx;
+    return s->model->tensor(s->m, "unet", name);
+}
+
+/* The size the model was trained at: unet sample_size x VAE factor 8. */
+static int default_image_size(const char *unet_config_json) {
+    cJSON *root = cJSON_Parse(unet_config_json);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "sample_size");
+    int size = cJSON_IsNumber(s) && s->valuedouble >= 1 && s->valuedouble <= 1024 ? (int)s->valuedouble * 8 : 512;
+    cJSON_Delete(root);
+    return size;
+}
+
+static sdrt_error *run_open_model(run_ctx *c) {
+    sdrt_error *e = c->model->open(c->model->self, c->r.model_id, c->job, &c->m);
+    if (e) return e;
+    c->arch = c->model->arch(c->m);
+    c->is_sdxl = c->arch && strncmp(c->arch, "sdxl", 4) == 0;
+    const char *cfg = c->model->config_json(c->m, "unet");
+    if (!cfg)
+        return c->api->error_new(SDRT_NOT_FOUND, NULL, "model_id: %s has no unet component", c->r.model_id);
+    unet_source src = {c->model, c->m};
+    char err[512];
+    sdrt_status st = unet_new(cfg, unet_weight, &src, &c->u, err, sizeof err);
+    if (st != SDRT_OK) return c->api->error_new(st, NULL, "model_id: %s: %s", c->r.model_id, err);
+    if (!c->r.width) c->r.width = default_image_size(cfg);
+    if (!c->r.height) c->r.height = default_image_size(cfg);
+    /* diffusers' pipeline defaults: 7.5 for SD1/SD2, 5.0 for SDXL. */
+    if (c->r.guidance_scale < 0) c->r.guidance_scale = c->is_sdxl ? 5.0 : 7.5;
+    return NULL;
+}
+
+/* ---- scheduler -------------------------------------------------------- */
+
+/* The model's scheduler class ("_class_name"), for requests naming none. */
+static char *model_scheduler_name(const char *scheduler_config_json) {
+    cJSON *root = scheduler_config_json ? cJSON_Parse(scheduler_config_json) : NULL;
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "_class_name");
+    char *name = strdup(cJSON_IsString(n) ? n->valuestring : "EulerDiscreteScheduler");
+    cJSON_Delete(root);
+    return name;
+}
+
+static sdrt_error *run_scheduler(run_ctx *c) {
+    const char *base = c->model->config_json(c->m, "scheduler");
+    char *fallback = c->r.scheduler ? NULL : model_scheduler_name(base);
+    sdrt_scheduler_params p;
+    sdrt_scheduler_params_init(&p);
+    p.name = c->r.scheduler ? c->r.scheduler : fallback;
+    p.base_config_json = base;
+    p.overrides_json = c->r.scheduler_config_json;
+    p.num_inference_steps = c->r.steps;
+    sdrt_error *e = p.name ? c->sched->create(c->sched->self, &p, &c->state)
+                           : c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "scheduler: out of memory");
+    /* The request named no scheduler and the model's own class (e.g. SD1.5's
+     * PNDMScheduler) is not implemented: generate with Euler, which every
+     * SD checkpoint supports, rather than refusing a request that said
+     * nothing about schedulers. */
+    if (e && fallback && (e->code == SDRT_UNSUPPORTED || e->code == SDRT_NOT_FOUND)) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "scheduler: the model's %s is not available (%s); using EulerDiscreteScheduler",
+                 fallback, e->message);
+        c->api->error_free(e);
+        c->api->warn(c->job, msg);
+        p.name = "EulerDiscreteScheduler";
+        e = c->sched->create(c->sched->self, &p, &c->state);
+    }
+    free(fallback);
+    if (e) return e;
+    for (uint32_t k = 0; k < c->sched->warning_count(c->state); k++)
+        c->api->warn(c->job, c->sched->warning(c->state, k));
+    return NULL;
+}
+
+/* ---- noise ------------------------------------------------------------ */
+
+/* A seed for requests without one: 32 bits, like A1111's random seeds. */
+static uint64_t draw_seed(void) {
+    uint32_t v = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&v, sizeof v, 1, f) != 1) v = 0;
+        fclose(f);
+    }
+    if (!v) v = (uint32_t)(now_s() * 1e9) ^ (uint32_t)time(NULL);
+    return v;
+}
+
+/* diffusers prepare_latents with a CPU generator: one randn call over the
+ * whole [batch, C, h, w] tensor, times init_noise_sigma (float32). */
+static sdrt_error *run_noise(run_ctx *c) {
+    c->seed = c->r.seed_given ? c->r.seed : draw_seed();
+    c->channels = unet_get_config(c->u)->in_channels;
+    c->lh = c->r.height / 8;
+    c->lw = c->r.width / 8;
+    c->n_latents = (size_t)c->r.batch_size * (size_t)c->channels * (size_t)c->lh * (size_t)c->lw;
+    c->latents = malloc(c->n_latents * sizeof(float));
+    if (!c->latents)
+        return c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "width/height: latents of %dx%d x %d do not fit in memory",
+                                 c->r.width, c->r.height, c->r.batch_size);
+    sdrt_rng_seed(&c->rng, c->seed);
+    sdrt_rng_randn(&c->rng, c->latents, c->n_latents);
+    float sigma = c->sched->init_noise_sigma(c->state);
+    for (size_t k = 0; k < c->n_latents; k++) c->latents[k] *= sigma;
+    return NULL;
+}
+
+/* ---- denoising -------------------------------------------------------- */
+
+static void report_step(void *cb, int done, int total) {
+    run_ctx *c = cb;
+    double elapsed = now_s() - c->loop_start;
+    double per_step = elapsed / done, eta = per_step * (total - done);
+    char msg[160];
+    snprintf(msg, sizeof msg, "step %d/%d, elapsed %.1f s, %.2f s/step, eta %.1f s", done, total, elapsed, per_step,
+             eta);
+    sdrt_progress p = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message),
+                       .progress = (double)done / total, .stage = "inference", .step = done, .steps = total,
+                       .message = msg};
+    c->api->progress(c->job, &p);
+}
+
+static int loop_cancelled(void *cb) {
+    run_ctx *c = cb;
+    if (c->api->is_cancelled(c->job)) return 1;
+    return SDRT_HAS_MEMBER(c->api, sdrt_host_api, wait_if_paused) && c->api->wait_if_paused &&
+           c->api->wait_if_paused(c->job);
+}
+
+static sdrt_error *run_denoise(run_ctx *c) {
+    sdrt_device *dev = c->backend->default_device(c->backend->self);
+    c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
+    if (!c->nn) return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device");
+    infer_loop loop = {.u = c->u, .nn = c->nn, .sched = c->sched, .state = c->state, .rng = &c->rng,
+                       .guidance_scale = (float)c->r.guidance_scale, .cond = &c->cond_rows,
+                       .channels = c->channels, .h = c->lh, .w = c->lw,
+                       .on_step = report_step, .cancelled = loop_cancelled, .cb = c};
+    char err[512];
+    c->loop_start = now_s();
+    sdrt_status st = infer_denoise(&loop, c->latents, err, sizeof err);
+    if (st == SDRT_OK) return NULL;
+    return c->api->error_new(st, NULL, "%s", err);
+}
+
+/* ---- outputs ---------------------------------------------------------- */
+
+static sdrt_error *save_image(run_ctx *c, int i, const float *rgb, int h, int w, const char *params) {
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "sdrt-%llu", (unsigned long long)c->seed);
+    char *path = NULL;
+    sdrt_error *e = c->post->write_png(c->post->self, rgb + (size_t)i * h * w * 3, h, w, c->r.output_dir, prefix,
+                                       params, c->data_json, &path);
+    if (e) return e;
+    c->outs[i].image_path = strdup(path);
+    c->post->free(c->post->self, path);
+    if (!c->outs[i].image_path) return c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
+    if (!c->r.save_latents) return NULL;
+    char err[512];
+    size_t per = c->n_latents / (size_t)c->r.batch_size;
+    if (infer_write_latents(c->outs[i].image_path, c->latents + per * (size_t)i, c->channels, c->lh, c->lw,
+                            &c->outs[i].latents_path, err, sizeof err) != 0)
+        return c->api->error_new(SDRT_IO_ERROR, NULL, "output.save_latents: %s", err);
+    return NULL;
+}
+
+static sdrt_error *run_outputs(run_ctx *c) {
+    sdrt_progress p = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 1.0, .stage = "decode",
+                       .message = "decoding latents"};
+    c->api->progress(c->job, &p);
+    float *rgb = NULL;
+    int h = 0, w = 0;
+    sdrt_error *e = c->post->decode(c->post->self, c->m, c->latents, c->r.batch_size, c->channels, c->lh, c->lw, NULL,
+                                    c->job, &rgb, &h, &w);
+    if (e) return e;
+    char *params = NULL;
+    sdrt_error *pe = c->post->format_parameters(c->post->self, c->data_json, c->seed, &params);
+    if (pe) c->api->error_free(pe); /* metadata is optional: the image is not */
+    c->outs = calloc((size_t)c->r.batch_size, sizeof *c->outs);
+    e = c->outs ? NULL : c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
+    for (int i = 0; !e && i < c->r.batch_size; i++) e = save_image(c, i, rgb, h, w, params);
+    c->post->free(c->post->self, params);
+    c->post->free(c->post->self, rgb);
+    return e;
+}
+
+/* ---- the run ---------------------------------------------------------- */
+
+static void run_release(run_ctx *c) {
+    sdrt_nn_free(c->nn);
+    if (c->state) c->sched->destroy(c->state);
+    unet_free(c->u);
+    run_cond_free(c);
+    if (c->m) c->model->close(c->model->self, c->m);
+    release_ifaces(c);
+    free(c->latents);
+    infer_outputs_free(c->outs, c->r.batch_size);
+    infer_request_free(&c->r);
+}
+
+static sdrt_error *run_stages(run_ctx *c) {
+    sdrt_error *(*const stages[])(run_ctx *) = {
+        run_acquire, run_open_model, run_scheduler, run_conditioning, run_noise, run_denoise, run_outputs,
+    };
+    for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
+        if (c->api->is_cancelled(c->job))
+            return c->api->error_new(SDRT_CANCELLED, NULL, "inference: cancelled");
+        sdrt_error *e = stages[i](c);
+        if (e) return e;
+    }
+    return NULL;
+}
+
+sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **result_json) {
+    run_ctx c = {.p = p, .api = p->api, .job = req->job, .data_json = req->data_json, .t0 = now_s()};
+    char err[512];
+    *result_json = NULL;
+    sdrt_status st = infer_request_parse(req->data_json, &c.r, err, sizeof err);
+    if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
+    sdrt_error *e = run_stages(&c);
+    if (!e) {
+        *result_json = infer_response_json(p->api, c.outs, c.r.batch_size, c.seed, c.r.width, c.r.height,
+                                           now_s() - c.t0);
+        if (!*result_json) e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
+    }
+    run_release(&c);
+    return e;
+}

@@ -1,0 +1,27 @@
+/* plugins/inference/run.h - inference.run: request to images.
+ *
+ * The plugin instance and the one entry the descriptor's handle calls. Kept
+ * apart from plugin.c so tests drive a run with a fake host and the real
+ * model/scheduler/conditioning/postprocess interfaces. */
+#ifndef SDRT_INFERENCE_RUN_H
+#define SDRT_INFERENCE_RUN_H
+
+#include "sdrt/plugin.h"
+
+typedef struct infer_plugin {
+    const sdrt_host_api *api;
+    sdrt_host *host;
+    /* Passed to sdrt_nn_new for the UNet's stream, e.g. {"threads":8};
+     * NULL = the backend's default. Owned. */
+    char *stream_params;
+} infer_plugin;
+
+/* Worker thread. Runs one inference.run request (`req` borrowed). On
+ * success returns NULL and sets *result_json (allocated with api->alloc) to
+ * {images, processing_time, seed, images_info, [latents]}. Failures:
+ * INVALID_ARGUMENT / UNSUPPORTED (a field, named), NOT_FOUND (model),
+ * UNAVAILABLE (a required interface is not published), CANCELLED,
+ * RESOURCE_EXHAUSTED, or the failing component's status. */
+sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **result_json);
+
+#endif /* SDRT_INFERENCE_RUN_H */

@@ -1,0 +1,218 @@
+/* plugins/inference/unet.c - UNet2DConditionModel.forward: time (and SDXL
+ * text_time) embeddings, the down path collecting skip connections, the mid
+ * block, the up path consuming them, and the output head. */
+#include <stdio.h>
+#include <string.h>
+
+#include "unet_internal.h"
+
+#define MAX_SKIPS (1 + UNET_MAX_BLOCKS * (UNET_MAX_BLOCKS + 1))
+
+typedef struct fwd_state {
+    const unet *u;
+    sdrt_nn *nn;
+    const sdrt_tensor *context;
+    sdrt_tensor *temb_act;       /* silu(time embedding) */
+    sdrt_tensor *skips[MAX_SKIPS];
+    int nskips;
+    sdrt_tensor *h;              /* current activation; never also a skip */
+} fwd_state;
+
+static sdrt_status input_error(char *err, size_t errlen, const char *what) {
+    snprintf(err, errlen, "unet input: %s", what);
+    return SDRT_INVALID_ARGUMENT;
+}
+
+static sdrt_status check_inputs(const unet_config *cfg, const unet_inputs *in, char *err, size_t errlen) {
+    const sdrt_tensor *s = in->sample, *c = in->context;
+    if (!s || s->ndim != 4 || s->shape[1] != cfg->in_channels)
+        return input_error(err, errlen, "sample must be [B, in_channels, h, w]");
+    if (!in->timesteps) return input_error(err, errlen, "timesteps missing");
+    if (!c || c->ndim != 3 || c->shape[0] != s->shape[0])
+        return input_error(err, errlen, "encoder_hidden_states must be [B, L, D] with the sample's batch");
+    for (int i = 0; i < cfg->nblocks; i++) {
+        if ((cfg->down_attn[i] || cfg->up_attn[cfg->nblocks - 1 - i]) && c->shape[2] != cfg->cross_dim[i])
+            return input_error(err, errlen, "encoder_hidden_states width differs from cross_attention_dim");
+    }
+    if (!cfg->text_time) return SDRT_OK;
+    const sdrt_tensor *te = in->text_embeds;
+    if (!te || !in->time_ids || te->ndim != 2 || te->shape[0] != s->shape[0])
+        return input_error(err, errlen, "SDXL needs text_embeds [B, P] and time_ids [B, k]");
+    int64_t ids_width = cfg->add_embed_in - te->shape[1];
+    if (ids_width <= 0 || ids_width % cfg->addition_time_embed_dim != 0)
+        return input_error(err, errlen, "text_embeds width + time ids x addition_time_embed_dim differs from "
+                                        "projection_class_embeddings_input_dim");
+    return SDRT_OK;
+}
+
+/* linear_2(silu(linear_1(x))): TimestepEmbedding. */
+static sdrt_tensor *mlp(sdrt_nn *nn, const unet_linear *l1, const unet_linear *l2, const sdrt_tensor *x) {
+    sdrt_tensor *a = unet_linear_fwd(nn, l1, x);
+    sdrt_tensor *s = sdrt_nn_silu(nn, a);
+    sdrt_nn_drop(nn, a);
+    sdrt_tensor *b = unet_linear_fwd(nn, l2, s);
+    sdrt_nn_drop(nn, s);
+    return b;
+}
+
+/* SDXL: add_embedding(cat(text_embeds, sinusoid(time_ids) as [B, k*dim])),
+ * k = 6 time ids for the base model, 5 for the refiner (aesthetic score):
+ * whatever projection_class_embeddings_input_dim leaves after text_embeds. */
+static sdrt_tensor *text_time_embedding(fwd_state *f, const unet_inputs *in) {
+    const unet_config *cfg = &f->u->cfg;
+    int64_t k = (cfg->add_embed_in - in->text_embeds->shape[1]) / cfg->addition_time_embed_dim;
+    int64_t b = in->sample->shape[0], n = b * k;
+    sdrt_tensor *ids = sdrt_nn_from_host(f->nn, SDRT_DTYPE_F32, 1, &n, in->time_ids);
+    sdrt_tensor *e = sdrt_nn_timestep_embedding(f->nn, ids, cfg->addition_time_embed_dim, cfg->flip_sin_to_cos,
+                                                cfg->freq_shift);
+    sdrt_nn_drop(f->nn, ids);
+    if (!e) return NULL;
+    int64_t shape[2] = {b, k * cfg->addition_time_embed_dim};
+    sdrt_tensor ev = sdrt_nn_view_reshape(e, 2, shape);
+    sdrt_tensor *cat = sdrt_nn_concat(f->nn, in->text_embeds, &ev, 1);
+    sdrt_nn_drop(f->nn, e);
+    sdrt_tensor *aug = mlp(f->nn, &f->u->add1, &f->u->add2, cat);
+    sdrt_nn_drop(f->nn, cat);
+    return aug;
+}
+
+/* silu(time_embedding(time_proj(t)) [+ add_embedding(...)]). */
+static sdrt_tensor *time_embedding(fwd_state *f, const unet_inputs *in) {
+    const unet_config *cfg = &f->u->cfg;
+    int64_t b = in->sample->shape[0];
+    sdrt_tensor *t = sdrt_nn_from_host(f->nn, SDRT_DTYPE_F32, 1, &b, in->timesteps);
+    sdrt_tensor *p = sdrt_nn_timestep_embedding(f->nn, t, cfg->block_out[0], cfg->flip_sin_to_cos, cfg->freq_shift);
+    sdrt_nn_drop(f->nn, t);
+    sdrt_tensor *emb = mlp(f->nn, &f->u->time1, &f->u->time2, p);
+    sdrt_nn_drop(f->nn, p);
+    if (cfg->text_time) {
+        sdrt_tensor *aug = text_time_embedding(f, in);
+        sdrt_tensor *sum = sdrt_nn_add(f->nn, emb, aug);
+        sdrt_nn_drop(f->nn, emb);
+        sdrt_nn_drop(f->nn, aug);
+        emb = sum;
+    }
+    sdrt_tensor *act = sdrt_nn_silu(f->nn, emb);
+    sdrt_nn_drop(f->nn, emb);
+    return act;
+}
+
+/* Replaces f->h with next (dropping the old one unless it is a skip).
+ * Returns 0 once the context failed or was cancelled. */
+static int advance(fwd_state *f, sdrt_tensor *next) {
+    int h_is_skip = f->nskips > 0 && f->skips[f->nskips - 1] == f->h;
+    if (!h_is_skip) sdrt_nn_drop(f->nn, f->h);
+    f->h = next;
+    return next != NULL && sdrt_nn_status(f->nn, NULL) == SDRT_OK;
+}
+
+static void push_skip(fwd_state *f) {
+    f->skips[f->nskips++] = f->h;
+}
+
+static sdrt_tensor *pop_skip(fwd_state *f) {
+    return f->skips[--f->nskips];
+}
+
+static int resnet_attn(fwd_state *f, const unet_block *blk, int j) {
+    if (!advance(f, unet_resnet_fwd(f->nn, &blk->resnets[j], f->h, f->temb_act))) return 0;
+    if (!blk->attns) return 1;
+    return advance(f, unet_transformer_fwd(f->nn, &blk->attns[j], f->h, f->context));
+}
+
+static int down_path(fwd_state *f) {
+    const unet_config *cfg = &f->u->cfg;
+    push_skip(f);
+    for (int i = 0; i < cfg->nblocks; i++) {
+        const unet_block *blk = &f->u->down[i];
+        for (int j = 0; j < blk->nlayers; j++) {
+            if (!resnet_attn(f, blk, j)) return 0;
+            push_skip(f);
+        }
+        if (!blk->has_sampler) continue;
+        if (!advance(f, unet_conv_fwd(f->nn, &blk->sampler, f->h))) return 0;
+        push_skip(f);
+    }
+    return 1;
+}
+
+static int mid_block(fwd_state *f) {
+    const unet *u = f->u;
+    if (!u->cfg.has_mid) return 1;
+    return advance(f, unet_resnet_fwd(f->nn, &u->mid_res[0], f->h, f->temb_act)) &&
+           advance(f, unet_transformer_fwd(f->nn, &u->mid_attn, f->h, f->context)) &&
+           advance(f, unet_resnet_fwd(f->nn, &u->mid_res[1], f->h, f->temb_act));
+}
+
+static int up_path(fwd_state *f) {
+    const unet_config *cfg = &f->u->cfg;
+    for (int i = 0; i < cfg->nblocks; i++) {
+        const unet_block *blk = &f->u->up[i];
+        for (int j = 0; j < blk->nlayers; j++) {
+            sdrt_tensor *skip = pop_skip(f);
+            sdrt_tensor *cat = sdrt_nn_concat(f->nn, f->h, skip, 1);
+            if (f->h != skip) sdrt_nn_drop(f->nn, f->h);
+            sdrt_nn_drop(f->nn, skip);
+            f->h = cat;
+            if (!cat || !resnet_attn(f, blk, j)) return 0;
+        }
+        if (!blk->has_sampler) continue;
+        /* The next skip fixes the size (it differs from 2x for odd sizes). */
+        const sdrt_tensor *next = f->skips[f->nskips - 1];
+        if (!advance(f, unet_upsample_fwd(f->nn, &blk->sampler, f->h, next->shape[2], next->shape[3]))) return 0;
+    }
+    return 1;
+}
+
+static sdrt_tensor *output_head(fwd_state *f) {
+    const unet *u = f->u;
+    sdrt_tensor *n = sdrt_nn_group_norm(f->nn, f->h, sdrt_nn_weight(f->nn, u->norm_out.g),
+                                        sdrt_nn_weight(f->nn, u->norm_out.b), u->norm_out.groups, u->norm_out.eps, 1);
+    sdrt_tensor *out = unet_conv_fwd(f->nn, &u->conv_out, n);
+    sdrt_nn_drop(f->nn, n);
+    return out;
+}
+
+static sdrt_tensor *input_conv(fwd_state *f, const sdrt_tensor *sample) {
+    if (!f->u->cfg.center_input_sample) return unet_conv_fwd(f->nn, &f->u->conv_in, sample);
+    sdrt_tensor *c = sdrt_nn_scale(f->nn, sample, 2.0f, -1.0f);
+    sdrt_tensor *h = unet_conv_fwd(f->nn, &f->u->conv_in, c);
+    sdrt_nn_drop(f->nn, c);
+    return h;
+}
+
+static void release_all(fwd_state *f) {
+    int h_is_skip = 0;
+    for (int i = 0; i < f->nskips; i++) h_is_skip |= f->skips[i] == f->h;
+    if (!h_is_skip) sdrt_nn_drop(f->nn, f->h);
+    while (f->nskips > 0) sdrt_nn_drop(f->nn, pop_skip(f));
+    sdrt_nn_drop(f->nn, f->temb_act);
+    f->h = f->temb_act = NULL;
+}
+
+static sdrt_status nn_failure(sdrt_nn *nn, char *err, size_t errlen) {
+    const char *msg = NULL;
+    sdrt_status st = sdrt_nn_status(nn, &msg);
+    if (st == SDRT_OK) st = SDRT_INTERNAL; /* an op returned NULL without failing */
+    snprintf(err, errlen, "unet: %s", st == SDRT_CANCELLED ? "cancelled" : (msg ? msg : "compute failed"));
+    return st;
+}
+
+sdrt_status unet_forward(const unet *u, sdrt_nn *nn, const unet_inputs *in, sdrt_tensor **out, char *err,
+                         size_t errlen) {
+    *out = NULL;
+    sdrt_status st = check_inputs(&u->cfg, in, err, errlen);
+    if (st != SDRT_OK) return st;
+    fwd_state f = {.u = u, .nn = nn, .context = in->context};
+    f.temb_act = time_embedding(&f, in);
+    f.h = f.temb_act ? input_conv(&f, in->sample) : NULL;
+    int ok = f.h && down_path(&f) && mid_block(&f) && up_path(&f);
+    sdrt_tensor *result = ok ? output_head(&f) : NULL;
+    release_all(&f);
+    if (!result || sdrt_nn_status(nn, NULL) != SDRT_OK) {
+        sdrt_nn_drop(nn, result);
+        return nn_failure(nn, err, errlen);
+    }
+    *out = result;
+    return SDRT_OK;
+}

@@ -1,0 +1,188 @@
+/* vae_iface.c - decode/encode of sdrt.postprocess/1: model config and
+ * weights, the compute device, the tiling decision, and the host-side maps
+ * around the network. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pp.h"
+#include "vae.h"
+
+#define DEFAULT_TILE 512
+#define DEFAULT_OVERLAP 128
+#define MAX_AUTO_BUDGET ((uint64_t)8 << 30)
+
+typedef struct weight_ctx {
+    const sdrt_model_iface *mi;
+    sdrt_model *m;
+} weight_ctx;
+
+static const sdrt_tensor *model_weight(void *ctx, const char *name) {
+    weight_ctx *w = ctx;
+    return w->mi->tensor(w->m, "vae", name);
+}
+
+/* Everything one decode/encode call needs, set up by begin(). */
+typedef struct vae_call {
+    pp_plugin *p;
+    vae_config cfg;
+    weight_ctx wc;
+    sdrt_device *dev;
+    sdrt_job *job;
+} vae_call;
+
+static sdrt_error *begin(pp_plugin *p, sdrt_model *m, sdrt_job *job, vae_call *c) {
+    memset(c, 0, sizeof *c);
+    c->p = p;
+    c->job = job;
+    const sdrt_backend_iface *bi;
+    sdrt_error *e = pp_model(p, &c->wc.mi);
+    if (!e) e = pp_backend(p, &bi);
+    if (e) return e;
+    c->wc.m = m;
+    c->dev = bi->default_device(bi->self);
+    const char *json = c->wc.mi->config_json(m, "vae");
+    if (!json) return p->api->error_new(SDRT_NOT_FOUND, NULL, "model %s: has no vae component", c->wc.mi->id(m));
+    char err[256];
+    if (vae_config_parse(json, &c->cfg, err, sizeof err))
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "model %s: %s", c->wc.mi->id(m), err);
+    return NULL;
+}
+
+static uint64_t auto_budget(sdrt_device *dev) {
+    size_t free_b = 0, total_b = 0;
+    if (dev->iface->memory) dev->iface->memory(dev, &free_b, &total_b);
+    uint64_t b = free_b ? (uint64_t)free_b / 4 * 3 : (uint64_t)4 << 30;
+    return b < MAX_AUTO_BUDGET ? b : MAX_AUTO_BUDGET;
+}
+
+static void report_tile(void *ctx, int done, int total) {
+    vae_call *c = ctx;
+    sdrt_progress pr = {SDRT_STRUCT_SIZE(sdrt_progress, message), (double)done / total, "vae", done, total,
+                        "vae tile"};
+    c->p->api->progress(c->job, &pr);
+}
+
+/* Tiling from the options, with AUTO deciding by the activation estimate of
+ * the latent size [n,h,w]. */
+static sdrt_error *plan_tiling(vae_call *c, const sdrt_vae_options *opt, int n, int h, int w,
+                               vae_tiling *t) {
+    sdrt_vae_options o;
+    sdrt_vae_options_init(&o);
+    if (opt) {
+        if (SDRT_HAS_MEMBER(opt, sdrt_vae_options, tiling)) o.tiling = opt->tiling;
+        if (SDRT_HAS_MEMBER(opt, sdrt_vae_options, tile_size)) o.tile_size = opt->tile_size;
+        if (SDRT_HAS_MEMBER(opt, sdrt_vae_options, tile_overlap)) o.tile_overlap = opt->tile_overlap;
+        if (SDRT_HAS_MEMBER(opt, sdrt_vae_options, memory_budget)) o.memory_budget = opt->memory_budget;
+    }
+    memset(t, 0, sizeof *t);
+    t->tile = o.tile_size ? o.tile_size : DEFAULT_TILE;
+    t->overlap = o.tile_overlap ? o.tile_overlap : DEFAULT_OVERLAP;
+    const sdrt_host_api *api = c->p->api;
+    if (o.tiling < 0 || o.tiling > SDRT_VAE_TILING_OFF)
+        return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "tiling: %d is not 0 (auto), 1 (on) or 2 (off)", o.tiling);
+    if (t->tile < 64 || t->tile % 8 || t->tile > 4096)
+        return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "tile_size: %d is not a multiple of 8 in [64, 4096]", t->tile);
+    if (t->overlap < 8 || t->overlap % 8 || t->overlap * 2 > t->tile)
+        return api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                              "tile_overlap: %d is not a multiple of 8 in [8, tile_size/2=%d]", t->overlap,
+                              t->tile / 2);
+    uint64_t budget = o.memory_budget ? o.memory_budget : auto_budget(c->dev);
+    t->enabled = o.tiling == SDRT_VAE_TILING_ON ||
+                 (o.tiling == SDRT_VAE_TILING_AUTO && vae_activation_bytes(&c->cfg, n, h, w) > budget);
+    t->on_tile = report_tile;
+    t->ctx = c;
+    return NULL;
+}
+
+static sdrt_error *net_error(const vae_call *c, const vae_net *v) {
+    return c->p->api->error_new(v->status == SDRT_OK ? SDRT_INTERNAL : v->status, NULL, "%s",
+                                v->message[0] ? v->message : "vae: failed");
+}
+
+/* Runs decode or encode of `in` into `out` on a fresh nn context. */
+static sdrt_error *run(vae_call *c, const vae_tiling *t, int encode, const float *in, int n, int h, int w,
+                       float *out) {
+    sdrt_nn *nn = sdrt_nn_new(c->dev, NULL, c->p->api->is_cancelled, c->job);
+    if (!nn) return c->p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "vae: cannot create a compute context");
+    vae_net v;
+    vae_net_init(&v, &c->cfg, nn, model_weight, &c->wc);
+    int rc = encode ? vae_encode_tiled(&v, t, in, n, h, w, out) : vae_decode_tiled(&v, t, in, n, h, w, out);
+    sdrt_error *e = rc ? net_error(c, &v) : NULL;
+    sdrt_nn_free(nn);
+    return e;
+}
+
+sdrt_error *pp_decode(void *self, sdrt_model *m, const float *latents, int batch, int c, int h, int w,
+                      const sdrt_vae_options *opt, sdrt_job *job, float **rgb_out, int *height, int *width) {
+    pp_plugin *p = self;
+    if (rgb_out) *rgb_out = NULL;
+    if (!m || !latents || !rgb_out)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "decode: model, latents and rgb_out are required");
+    if (batch < 1 || c < 1 || h < 1 || w < 1 || h > 1024 || w > 1024)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                                 "latents: shape [%d,%d,%d,%d] must be positive with h, w <= 1024", batch, c, h, w);
+    vae_call call;
+    sdrt_error *e = begin(p, m, job, &call);
+    if (e) return e;
+    if (c != call.cfg.latent_channels)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "latents: %d channels, the model's VAE expects %d", c,
+                                 call.cfg.latent_channels);
+    vae_tiling t;
+    if ((e = plan_tiling(&call, opt, batch, h, w, &t))) return e;
+    size_t nz = (size_t)batch * c * h * w, npx = (size_t)batch * 3 * (8 * h) * (8 * w);
+    float *z = malloc(nz * sizeof *z), *raw = malloc(npx * sizeof *raw);
+    if (!z || !raw) {
+        free(z), free(raw);
+        return p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "decode: out of host memory for %zu pixels", npx / 3);
+    }
+    vae_unscale_latents(&call.cfg, latents, nz, z);
+    e = run(&call, &t, 0, z, batch, h, w, raw);
+    free(z);
+    float *rgb = e ? NULL : malloc(npx * sizeof *rgb);
+    if (!e && !rgb) e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "decode: out of host memory");
+    if (!e) vae_to_images(raw, batch, 8 * h, 8 * w, rgb);
+    free(raw);
+    if (e) return e;
+    *rgb_out = rgb;
+    if (height) *height = 8 * h;
+    if (width) *width = 8 * w;
+    return NULL;
+}
+
+sdrt_error *pp_encode(void *self, sdrt_model *m, const float *rgb, int batch, int height, int width,
+                      const float *noise, const sdrt_vae_options *opt, sdrt_job *job, float **latents_out,
+                      int *channels) {
+    pp_plugin *p = self;
+    if (latents_out) *latents_out = NULL;
+    if (!m || !rgb || !latents_out)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "encode: model, rgb and latents_out are required");
+    if (batch < 1 || height < 8 || width < 8 || height % 8 || width % 8 || height > 8192 || width > 8192)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                                 "image: %dx%d must be multiples of 8 in [8, 8192] (batch %d)", width, height, batch);
+    vae_call call;
+    sdrt_error *e = begin(p, m, job, &call);
+    if (e) return e;
+    vae_tiling t;
+    if ((e = plan_tiling(&call, opt, batch, height / 8, width / 8, &t))) return e;
+    int lc = call.cfg.latent_channels, lh = height / 8, lw = width / 8;
+    size_t npx = (size_t)batch * 3 * height * width, nm = (size_t)batch * 2 * lc * lh * lw;
+    float *x = malloc(npx * sizeof *x), *mom = malloc(nm * sizeof *mom), *z = malloc(nm / 2 * sizeof *z);
+    if (!x || !mom || !z) {
+        free(x), free(mom), free(z);
+        return p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "encode: out of host memory");
+    }
+    vae_from_images(rgb, batch, height, width, x);
+    e = run(&call, &t, 1, x, batch, height, width, mom);
+    if (!e) {
+        vae_gaussian_sample(mom, noise, batch, lc, lh, lw, z);
+        vae_scale_latents(&call.cfg, z, nm / 2);
+    }
+    free(x), free(mom);
+    if (e) {
+        free(z);
+        return e;
+    }
+    *latents_out = z;
+    if (channels) *channels = lc;
+    return NULL;
+}

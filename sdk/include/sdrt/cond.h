@@ -1,0 +1,96 @@
+/* sdrt/cond.h - the text-conditioning interface the conditioning plugin
+ * publishes: prompt text in, the embeddings a UNet consumes out.
+ *
+ * What encode does (docs/prompt-syntax.md has the details):
+ *  - CLIP BPE tokenization as transformers' CLIPTokenizer, with the model's
+ *    own tokenizer files;
+ *  - A1111 prompt syntax: (word), (word:1.3), [word], \( escapes, BREAK,
+ *    <lora:name:w> tags (removed and returned), prompts longer than 75
+ *    tokens split into 77-token chunks whose embeddings are concatenated;
+ *  - a prompt with no syntax and <= 75 tokens goes through exactly the
+ *    diffusers encode_prompt path (SD1/SD2: last_hidden_state; SDXL: both
+ *    encoders' penultimate hidden states concatenated, pooled output of
+ *    text_encoder_2), bit for bit the plain encoder output;
+ *  - clip_skip as diffusers: SD1 hidden_states[-(clip_skip+1)] then the
+ *    final layer norm, SDXL hidden_states[-(clip_skip+2)]; like diffusers,
+ *    the negative prompt is encoded without clip_skip;
+ *  - SDXL force_zeros_for_empty_prompt (model_index.json): an empty or NULL
+ *    negative prompt gives zero negative embeddings.
+ */
+#ifndef SDRT_COND_H
+#define SDRT_COND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sdrt/model.h"
+#include "sdrt/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SDRT_COND_IFACE_ID "sdrt.cond/1"
+
+/* Inputs of encode. Fill with sdrt_cond_params_init, then set fields. */
+typedef struct sdrt_cond_params {
+    uint32_t struct_size;
+    const char *prompt;           /* UTF-8; NULL = "" */
+    const char *negative_prompt;  /* UTF-8; NULL = "" */
+    int32_t clip_skip;            /* 0 = none (default); diffusers' meaning */
+    int32_t do_cfg;               /* non-zero: also produce negative embeddings (default 1) */
+} sdrt_cond_params;
+
+static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
+    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, do_cfg);
+    p->prompt = NULL;
+    p->negative_prompt = NULL;
+    p->clip_skip = 0;
+    p->do_cfg = 1;
+}
+
+/* A LoRA tag found in the prompt, e.g. <lora:name:0.8>. */
+typedef struct sdrt_cond_lora {
+    const char *name;   /* as written in the tag */
+    float weight;       /* text-encoder multiplier; 1.0 when omitted */
+} sdrt_cond_lora;
+
+/* Output of encode. Host float32 arrays, C order. Owned by the interface:
+ * valid until result_free. */
+typedef struct sdrt_cond_result {
+    uint32_t struct_size;
+    float *prompt_embeds;                    /* [1, seq, dim] */
+    float *negative_prompt_embeds;           /* [1, seq, dim]; NULL when do_cfg == 0 */
+    float *pooled_prompt_embeds;             /* [1, pooled_dim]; NULL when the model has none (SD1/SD2) */
+    float *negative_pooled_prompt_embeds;    /* [1, pooled_dim]; NULL without CFG or pooled output */
+    int64_t seq;                             /* 77 per chunk */
+    int64_t dim;                             /* 768 SD1, 1024 SD2, 2048 SDXL base */
+    int64_t pooled_dim;                      /* 1280 SDXL; 0 when none */
+    const sdrt_cond_lora *loras;             /* LoRA tags of the prompt */
+    size_t n_loras;
+} sdrt_cond_result;
+
+typedef struct sdrt_cond_iface {
+    uint32_t struct_size;
+    void *self;
+
+    /* Worker thread; thread-safe (several jobs may encode at once). `m` is
+     * a model the caller opened through SDRT_MODEL_IFACE_ID and keeps open
+     * for the call; `params` is borrowed; `job` (may be NULL) receives
+     * cancellation checks. On success returns NULL and sets *out to a new
+     * result (free with result_free). On failure returns an error and sets
+     * *out to NULL: INVALID_ARGUMENT (clip_skip out of range, a malformed
+     * LoRA tag, malformed tokenizer files), NOT_FOUND (model without a text
+     * encoder or tokenizer), UNAVAILABLE (no compute backend),
+     * RESOURCE_EXHAUSTED, CANCELLED. */
+    sdrt_error *(*encode)(void *self, sdrt_model *m, const sdrt_cond_params *params, sdrt_job *job,
+                          sdrt_cond_result **out);
+    /* Any thread. Frees a result from encode. NULL: no-op. */
+    void (*result_free)(void *self, sdrt_cond_result *r);
+} sdrt_cond_iface;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SDRT_COND_H */

@@ -1,0 +1,259 @@
+/* test_encoder.c - text encoder parity with diffusers on the tiny reference
+ * pipelines, without the host: weights through the model plugin's core
+ * (store_load), compute on the CPU backend loaded from the build tree.
+ *
+ * Tolerance (../shared/reference/README.md): relative L2 <= 1e-4 for text
+ * encoder outputs; prompt "a red fox in the snow", negative "blurry". */
+#include <dlfcn.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+#include "pipeline.h"
+#include "sdrt/npy.h"
+#include "store.h"
+
+/* ---- a minimal host for the backend --------------------------------------- */
+
+static void fh_log(sdrt_host *h, sdrt_log_level lvl, const char *fmt, ...) {
+    (void)h;
+    (void)lvl;
+    (void)fmt;
+}
+
+static sdrt_error *fh_error_new(sdrt_status code, const char *data, const char *fmt, ...) {
+    (void)data;
+    sdrt_error *e = calloc(1, sizeof *e);
+    char *msg = malloc(512);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, 512, fmt, ap);
+    va_end(ap);
+    e->struct_size = sizeof *e;
+    e->code = code;
+    e->message = msg;
+    return e;
+}
+
+static void fh_error_free(sdrt_error *e) {
+    if (!e) return;
+    free((void *)e->message);
+    free(e);
+}
+
+static sdrt_host_api fake_api = {
+    .struct_size = sizeof(sdrt_host_api), .abi_major = SDRT_ABI_MAJOR, .abi_minor = SDRT_ABI_MINOR,
+    .log = fh_log, .error_new = fh_error_new, .error_free = fh_error_free, .alloc = malloc, .free = free,
+};
+
+static sdrt_device *cpu_device(void) {
+    static sdrt_device *dev;
+    if (dev) return dev;
+    const char *path = test_path("SDRT_BUILD_DIR", "lib/sdrt/backends/sdrt_backend_cpu.so");
+    void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!so) { test_fail_(__FILE__, __LINE__, "dlopen %s: %s", path, dlerror()); return NULL; }
+    sdrt_backend_entry_fn entry = (sdrt_backend_entry_fn)dlsym(so, SDRT_BACKEND_ENTRY_SYMBOL);
+    sdrt_backend_reg *reg = entry ? entry(&fake_api, "{}") : NULL;
+    if (!reg || reg->iface->device_count(reg) == 0) { test_fail_(__FILE__, __LINE__, "no cpu device"); return NULL; }
+    dev = reg->iface->device_get(reg, 0);
+    return dev;
+}
+
+/* ---- the model through store.h -------------------------------------------- */
+
+static const char *src_config(void *ctx, const char *comp) {
+    store_component *c = store_component_get(ctx, comp);
+    return c ? c->config_json : NULL;
+}
+static const sdrt_tensor *src_tensor(void *ctx, const char *comp, const char *name) {
+    return store_tensor(ctx, comp, name);
+}
+static const char *src_file(void *ctx, const char *comp, const char *file) {
+    return store_file_path(ctx, comp, file);
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+typedef struct fixture {
+    struct sdrt_model *store;
+    cond_source src;
+    cond_model *cm;
+    char *index;
+} fixture;
+
+static int fixture_open(fixture *f, const char *rel) {
+    memset(f, 0, sizeof *f);
+    char err[512];
+    const char *dir = test_path("SDRT_REFERENCE", rel);
+    if (store_load(dir, &f->store, err, sizeof err) != SDRT_OK) {
+        test_fail_(__FILE__, __LINE__, "store_load %s: %s", dir, err);
+        return -1;
+    }
+    char idx[1024];
+    snprintf(idx, sizeof idx, "%s/model_index.json", dir);
+    f->index = slurp(idx);
+    f->src = (cond_source){f->store, src_config, src_tensor, src_file, f->index, {NULL, NULL}};
+    sdrt_status st = cond_model_load(&f->src, &f->cm, err, sizeof err);
+    if (st != SDRT_OK) {
+        test_fail_(__FILE__, __LINE__, "cond_model_load: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void fixture_close(fixture *f) {
+    cond_model_free(f->cm);
+    if (f->store) store_free(f->store);
+    free(f->index);
+}
+
+static void compare(const char *what, const float *got, size_t n, const char *ref_rel) {
+    float *want = NULL;
+    int64_t shape[8];
+    int nd = 0;
+    char err[256];
+    if (sdrt_npy_read_f32(test_path("SDRT_REFERENCE", ref_rel), &want, shape, &nd, err, sizeof err)) {
+        test_fail_(__FILE__, __LINE__, "%s", err);
+        return;
+    }
+    size_t wn = 1;
+    for (int i = 0; i < nd; i++) wn *= (size_t)shape[i];
+    CHECK(wn == n, "%s: %zu values, reference has %zu", what, n, wn);
+    if (wn == n) {
+        double rel = test_rel_l2(got, want, n);
+        printf("# %s: rel L2 %.3g (max abs %.3g)\n", what, rel, test_max_abs(got, want, n));
+        CHECK(rel <= 1e-4, "%s: relative L2 %.3g > 1e-4", what, rel);
+    }
+    free(want);
+}
+
+static sdrt_nn *new_nn(void) {
+    sdrt_device *dev = cpu_device();
+    return dev ? sdrt_nn_new(dev, "{\"threads\":2}", NULL, NULL) : NULL;
+}
+
+static void test_sd15_parity(void) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    if (fixture_open(&f, "tiny-sd15/diffusers") == 0) {
+        cond_output o;
+        char err[512];
+        sdrt_status st = cond_encode(f.cm, &f.src, nn, "a red fox in the snow", "blurry", 0, 1, &o, err, sizeof err);
+        CHECK(st == SDRT_OK, "encode: %s", err);
+        if (st == SDRT_OK) {
+            CHECK(o.seq == 77 && o.dim == 32 && o.pooled == NULL, "shape [1,%lld,%lld]", (long long)o.seq,
+                  (long long)o.dim);
+            compare("sd15 prompt_embeds", o.embeds, (size_t)(o.seq * o.dim),
+                    "tiny-sd15/t2i/euler_64x64.intermediates/prompt_embeds.npy");
+            compare("sd15 negative_prompt_embeds", o.neg_embeds, (size_t)(o.seq * o.dim),
+                    "tiny-sd15/t2i/euler_64x64.intermediates/negative_prompt_embeds.npy");
+            cond_output_free(&o);
+        }
+    }
+    fixture_close(&f);
+    sdrt_nn_free(nn);
+}
+
+static void test_sdxl_parity(void) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    if (fixture_open(&f, "tiny-sdxl/diffusers") == 0) {
+        CHECK(f.cm->n == 2 && f.cm->sdxl_style && f.cm->force_zeros, "sdxl model detection");
+        cond_output o;
+        char err[512];
+        sdrt_status st = cond_encode(f.cm, &f.src, nn, "a red fox in the snow", "blurry", 0, 1, &o, err, sizeof err);
+        CHECK(st == SDRT_OK, "encode: %s", err);
+        if (st == SDRT_OK) {
+            CHECK(o.seq == 77 && o.dim == 64 && o.pooled_dim == 32, "shapes");
+            const char *d = "tiny-sdxl/t2i/euler_64x64.intermediates/";
+            char p[256];
+            snprintf(p, sizeof p, "%sprompt_embeds.npy", d);
+            compare("sdxl prompt_embeds", o.embeds, (size_t)(o.seq * o.dim), p);
+            snprintf(p, sizeof p, "%snegative_prompt_embeds.npy", d);
+            compare("sdxl negative_prompt_embeds", o.neg_embeds, (size_t)(o.seq * o.dim), p);
+            snprintf(p, sizeof p, "%spooled_prompt_embeds.npy", d);
+            compare("sdxl pooled_prompt_embeds", o.pooled, (size_t)o.pooled_dim, p);
+            snprintf(p, sizeof p, "%snegative_pooled_prompt_embeds.npy", d);
+            compare("sdxl negative_pooled_prompt_embeds", o.neg_pooled, (size_t)o.pooled_dim, p);
+            cond_output_free(&o);
+        }
+        /* force_zeros_for_empty_prompt: an empty negative gives zeros. */
+        st = cond_encode(f.cm, &f.src, nn, "a red fox", "", 0, 1, &o, err, sizeof err);
+        CHECK(st == SDRT_OK, "encode: %s", err);
+        if (st == SDRT_OK) {
+            double s = 0;
+            for (int64_t i = 0; i < o.seq * o.dim; i++) s += fabs(o.neg_embeds[i]);
+            for (int64_t i = 0; i < o.pooled_dim; i++) s += fabs(o.neg_pooled[i]);
+            CHECK(s == 0, "negative embeddings not zero (sum |x| = %g)", s);
+            cond_output_free(&o);
+        }
+    }
+    fixture_close(&f);
+    sdrt_nn_free(nn);
+}
+
+/* Syntax paths: weights 1 via escapes equal the plain output; emphasis
+ * keeps the chunk mean; long prompts give 2 chunks; clip_skip changes it. */
+static void test_weighting_and_chunks(void) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    if (fixture_open(&f, "tiny-sd15/diffusers") == 0) {
+        cond_output a, b, c;
+        char err[512];
+        REQUIRE(cond_encode(f.cm, &f.src, nn, "a red fox", NULL, 0, 0, &a, err, sizeof err) == SDRT_OK, "%s", err);
+        REQUIRE(cond_encode(f.cm, &f.src, nn, "a (red:1.0) fox", NULL, 0, 0, &b, err, sizeof err) == SDRT_OK,
+                "%s", err);
+        CHECK(a.neg_embeds == NULL, "no CFG: no negative");
+        CHECK(test_max_abs(a.embeds, b.embeds, 77 * 32) == 0, "weight 1.0 differs from plain");
+        REQUIRE(cond_encode(f.cm, &f.src, nn, "a (red:1.5) fox", NULL, 0, 0, &c, err, sizeof err) == SDRT_OK,
+                "%s", err);
+        double ma = 0, mc = 0;
+        for (int i = 0; i < 77 * 32; i++) { ma += a.embeds[i]; mc += c.embeds[i]; }
+        CHECK(fabs(ma - mc) <= 1e-3 * fabs(ma) + 1e-4, "mean not preserved: %g vs %g", ma, mc);
+        CHECK(test_max_abs(a.embeds, c.embeds, 77 * 32) > 1e-3, "emphasis had no effect");
+        cond_output_free(&b);
+        cond_output_free(&c);
+
+        char longp[4096] = "";
+        for (int i = 0; i < 90; i++) strcat(longp, "fox ");
+        REQUIRE(cond_encode(f.cm, &f.src, nn, longp, "blurry", 0, 1, &b, err, sizeof err) == SDRT_OK, "%s", err);
+        CHECK(b.seq == 154, "90 tokens: seq %lld, want 154", (long long)b.seq);
+        CHECK(b.neg_embeds != NULL, "negative padded to the same length");
+        cond_output_free(&b);
+
+        REQUIRE(cond_encode(f.cm, &f.src, nn, "a red fox", NULL, 1, 0, &b, err, sizeof err) == SDRT_OK, "%s", err);
+        CHECK(test_max_abs(a.embeds, b.embeds, 77 * 32) > 1e-4, "clip_skip 1 had no effect");
+        cond_output_free(&b);
+        CHECK(cond_encode(f.cm, &f.src, nn, "x", NULL, 99, 0, &b, err, sizeof err) == SDRT_INVALID_ARGUMENT &&
+                  strstr(err, "clip_skip"),
+              "clip_skip out of range: %s", err);
+        cond_output_free(&a);
+    }
+    fixture_close(&f);
+    sdrt_nn_free(nn);
+}
+
+const test_entry TESTS[] = {
+    {"sd15_parity", test_sd15_parity},
+    {"sdxl_parity", test_sdxl_parity},
+    {"weighting_and_chunks", test_weighting_and_chunks},
+    {0},
+};

@@ -1,0 +1,204 @@
+/* tests/inference/test_inference.c - inference.run end to end against
+ * diffusers, on the tiny reference pipelines (SD1.5 and SDXL), for the four
+ * reference schedulers. infer_run is driven directly with a fake host that
+ * loads the real device, model, scheduler, conditioning and postprocess
+ * plugins from the build tree.
+ *
+ * Tolerance: final latents relative L2 <= 1e-3 (the reference README's bar:
+ * eight steps of float32 rounding differences through the UNet and the
+ * solver). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "fake_host.h"
+#include "harness.h"
+#include "run.h"
+#include "sdrt/npy.h"
+
+#define LATENT_TOL 1e-3
+
+static infer_plugin g_plugin;
+static int g_started = -1;
+static char g_out[1024];
+
+static int start(void) {
+    static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", NULL};
+    if (g_started >= 0) return g_started;
+    snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
+    g_started = fake_host_start(plugins, g_out) == 0;
+    g_plugin.api = fake_host_api();
+    g_plugin.host = fake_host_handle();
+    g_plugin.stream_params = (char *)"{\"threads\":2}";
+    return g_started;
+}
+
+typedef struct run_result {
+    sdrt_status status;
+    char message[512];
+    cJSON *data;
+} run_result;
+
+static run_result run_request(const char *data_json, sdrt_job *job) {
+    run_result r = {SDRT_OK, "", NULL};
+    sdrt_request req = {.struct_size = sizeof req, .type = "inference.run", .request_id = "t", .data_json = data_json,
+                        .job = job};
+    char *result = NULL;
+    sdrt_error *e = infer_run(&g_plugin, &req, &result);
+    if (e) {
+        r.status = e->code;
+        snprintf(r.message, sizeof r.message, "%s", e->message);
+        g_plugin.api->error_free(e);
+        return r;
+    }
+    r.data = cJSON_Parse(result);
+    g_plugin.api->free(result);
+    return r;
+}
+
+static float *load_npy(const char *path, size_t *n) {
+    float *data = NULL;
+    int64_t shape[8];
+    int nd = 0;
+    char err[256];
+    if (sdrt_npy_read_f32(path, &data, shape, &nd, err, sizeof err) != 0) return NULL;
+    *n = 1;
+    for (int d = 0; d < nd; d++) *n *= (size_t)shape[d];
+    return data;
+}
+
+static const char *json_string_at(const cJSON *data, const char *field, int i) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(data, field);
+    const cJSON *s = cJSON_GetArrayItem(a, i);
+    return cJSON_IsString(s) ? s->valuestring : NULL;
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return path && stat(path, &st) == 0 && st.st_size > 0;
+}
+
+/* One reference case: model "tiny-sd15"/"tiny-sdxl", case name "euler". */
+static void check_reference_case(const char *model, const char *name, const char *cls, const char *overrides) {
+    REQUIRE(start(), "plugins did not load (see stderr)");
+    char data[4096], rel[256];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s/diffusers\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"blurry\","
+             "\"width\":64,\"height\":64,\"num_inference_steps\":8,\"guidance_scale\":7.5,\"seed\":42,"
+             "\"scheduler\":\"%s\",\"scheduler_config\":%s,\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
+             test_path("SDRT_REFERENCE", model), cls, overrides, g_out);
+    struct sdrt_job job = {0};
+    run_result r = run_request(data, &job);
+    REQUIRE(r.status == SDRT_OK, "%s %s: status %d: %s", model, name, r.status, r.message);
+    CHECK(job.last_step == 8 && job.last_steps == 8, "progress %d/%d", job.last_step, job.last_steps);
+    CHECK(file_exists(json_string_at(r.data, "images", 0)), "no PNG");
+    const char *lat = json_string_at(r.data, "latents", 0);
+    snprintf(rel, sizeof rel, "%s/t2i/%s_64x64.latents.npy", model, name);
+    size_t n_got = 0, n_want = 0;
+    float *got = lat ? load_npy(lat, &n_got) : NULL, *want = load_npy(test_path("SDRT_REFERENCE", rel), &n_want);
+    if (got && want && n_got == n_want) {
+        double e = test_rel_l2(got, want, n_want);
+        printf("# %s %s: final latents rel L2 %.3g\n", model, name, e);
+        CHECK(e <= LATENT_TOL, "%s %s: rel L2 %.3g > %.0e", model, name, e, LATENT_TOL);
+    } else {
+        CHECK(0, "%s %s: latents missing or wrong size (%zu vs %zu)", model, name, n_got, n_want);
+    }
+    free(got);
+    free(want);
+    cJSON_Delete(r.data);
+}
+
+#define CASE(fn, model, name, cls, overrides) \
+    static void fn(void) { check_reference_case(model, name, cls, overrides); }
+
+CASE(test_sd15_euler, "tiny-sd15", "euler", "EulerDiscreteScheduler", "{}")
+CASE(test_sd15_euler_a, "tiny-sd15", "euler_a", "EulerAncestralDiscreteScheduler", "{}")
+CASE(test_sd15_dpmpp_2m_karras, "tiny-sd15", "dpmpp_2m_karras", "DPMSolverMultistepScheduler",
+     "{\"use_karras_sigmas\":true}")
+CASE(test_sd15_ddim, "tiny-sd15", "ddim", "DDIMScheduler", "{}")
+CASE(test_sdxl_euler, "tiny-sdxl", "euler", "EulerDiscreteScheduler", "{}")
+CASE(test_sdxl_euler_a, "tiny-sdxl", "euler_a", "EulerAncestralDiscreteScheduler", "{}")
+CASE(test_sdxl_dpmpp_2m_karras, "tiny-sdxl", "dpmpp_2m_karras", "DPMSolverMultistepScheduler",
+     "{\"use_karras_sigmas\":true}")
+CASE(test_sdxl_ddim, "tiny-sdxl", "ddim", "DDIMScheduler", "{}")
+
+/* Cancellation reported at step 3 stops the run with CANCELLED. */
+static void test_cancel(void) {
+    REQUIRE(start(), "plugins did not load");
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"fox\",\"width\":64,\"height\":64,\"num_inference_steps\":8,"
+             "\"seed\":1,\"output\":{\"dir\":\"%s\"}}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), g_out);
+    struct sdrt_job job = {.cancel_at_step = 3};
+    run_result r = run_request(data, &job);
+    CHECK(r.status == SDRT_CANCELLED, "status %d (%s), want CANCELLED", r.status, r.message);
+    CHECK(job.last_step == 3, "ran to step %d", job.last_step);
+    cJSON_Delete(r.data);
+}
+
+/* A batch of two without guidance (single UNet rows), and the response's
+ * per-image details. */
+static void test_batch_no_cfg(void) {
+    REQUIRE(start(), "plugins did not load");
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"fox\",\"width\":72,\"height\":48,\"num_inference_steps\":3,"
+             "\"guidance_scale\":1.0,\"seed\":7,\"batch_size\":2,\"scheduler\":\"euler\","
+             "\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
+             test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"), g_out);
+    struct sdrt_job job = {0};
+    run_result r = run_request(data, &job);
+    REQUIRE(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.data, "images")) == 2, "want 2 images");
+    CHECK(file_exists(json_string_at(r.data, "images", 1)) && file_exists(json_string_at(r.data, "latents", 1)),
+          "second image or latents missing");
+    const cJSON *info = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.data, "images_info"), 1);
+    CHECK(cJSON_GetObjectItemCaseSensitive(info, "width")->valuedouble == 72 &&
+              cJSON_GetObjectItemCaseSensitive(info, "height")->valuedouble == 48 &&
+              cJSON_GetObjectItemCaseSensitive(info, "seed")->valuedouble == 7,
+          "images_info");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(r.data, "processing_time")), "processing_time");
+    cJSON_Delete(r.data);
+}
+
+static void test_missing_model(void) {
+    REQUIRE(start(), "plugins did not load");
+    struct sdrt_job job = {0};
+    run_result r = run_request("{\"model_id\":\"/nonexistent/model\",\"prompt\":\"x\"}", &job);
+    CHECK(r.status == SDRT_NOT_FOUND, "status %d: %s", r.status, r.message);
+}
+
+static void test_unknown_scheduler(void) {
+    REQUIRE(start(), "plugins did not load");
+    char data[4096];
+    snprintf(data, sizeof data, "{\"model_id\":\"%s\",\"prompt\":\"x\",\"scheduler\":\"NoSuchScheduler\"}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"));
+    struct sdrt_job job = {0};
+    run_result r = run_request(data, &job);
+    CHECK(r.status == SDRT_NOT_FOUND && strstr(r.message, "NoSuchScheduler"), "status %d: %s", r.status, r.message);
+}
+
+static void test_shutdown(void) {
+    if (g_started == 1) fake_host_stop();
+}
+
+const test_entry TESTS[] = {
+    {"sd15_euler", test_sd15_euler},
+    {"sd15_euler_a", test_sd15_euler_a},
+    {"sd15_dpmpp_2m_karras", test_sd15_dpmpp_2m_karras},
+    {"sd15_ddim", test_sd15_ddim},
+    {"sdxl_euler", test_sdxl_euler},
+    {"sdxl_euler_a", test_sdxl_euler_a},
+    {"sdxl_dpmpp_2m_karras", test_sdxl_dpmpp_2m_karras},
+    {"sdxl_ddim", test_sdxl_ddim},
+    {"cancel", test_cancel},
+    {"batch_no_cfg", test_batch_no_cfg},
+    {"missing_model", test_missing_model},
+    {"unknown_scheduler", test_unknown_scheduler},
+    {"shutdown", test_shutdown},
+    {0},
+};

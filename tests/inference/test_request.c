@@ -1,0 +1,96 @@
+/* tests/inference/test_request.c - inference.run field validation: every
+ * bad field is refused with its name and the reason; defaults and the
+ * legacy nesting are applied. No plugins needed. */
+#include <string.h>
+
+#include "harness.h"
+#include "request.h"
+
+static sdrt_status parse(const char *json, infer_request *r, char *err, size_t n) {
+    err[0] = 0;
+    return infer_request_parse(json, r, err, n);
+}
+
+static void expect_error(const char *json, sdrt_status want, const char *text) {
+    infer_request r;
+    char err[512];
+    sdrt_status st = parse(json, &r, err, sizeof err);
+    CHECK(st == want && strstr(err, text), "%s -> %d \"%s\", want %d with \"%s\"", json, st, err, want, text);
+    if (st == SDRT_OK) infer_request_free(&r);
+}
+
+static void test_defaults(void) {
+    infer_request r;
+    char err[512];
+    REQUIRE(parse("{\"model_id\":\"m\"}", &r, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(r.width == 0 && r.height == 0 && r.steps == 50 && r.guidance_scale < 0, "size/steps/guidance defaults");
+    CHECK(r.batch_size == 1 && !r.seed_given && r.clip_skip == 0, "batch/seed/clip_skip defaults");
+    CHECK(strcmp(r.prompt, "") == 0 && !r.has_negative_prompt, "prompt defaults");
+    CHECK(strcmp(r.output_dir, "outputs") == 0 && !r.save_latents, "output defaults");
+    CHECK(strcmp(r.scheduler_config_json, "{}") == 0 && !r.scheduler, "scheduler defaults");
+    infer_request_free(&r);
+}
+
+static void test_canonical(void) {
+    infer_request r;
+    char err[512];
+    const char *json =
+        "{\"model_id\":\"stabilityai/sdxl\",\"prompt\":\"p\",\"negative_prompt\":\"n\",\"width\":1024,"
+        "\"height\":768,\"num_inference_steps\":30,\"guidance_scale\":7.5,\"scheduler\":\"DPMSolverMultistepScheduler\","
+        "\"scheduler_config\":{\"use_karras_sigmas\":true},\"seed\":42,\"batch_size\":2,\"clip_skip\":2,"
+        "\"lora\":{\"enabled\":false,\"adapters\":[{\"model_id\":\"x\",\"weight\":0.8}]},"
+        "\"output\":{\"dir\":\"out\",\"save_latents\":true}}";
+    REQUIRE(parse(json, &r, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(r.width == 1024 && r.height == 768 && r.steps == 30 && r.guidance_scale == 7.5, "numbers");
+    CHECK(r.seed_given && r.seed == 42 && r.batch_size == 2 && r.clip_skip == 2, "seed/batch/clip");
+    CHECK(strcmp(r.negative_prompt, "n") == 0 && r.has_negative_prompt, "negative");
+    CHECK(strstr(r.scheduler_config_json, "use_karras_sigmas") != NULL, "scheduler_config");
+    CHECK(strcmp(r.output_dir, "out") == 0 && r.save_latents, "output");
+    infer_request_free(&r);
+}
+
+static void test_legacy_nesting(void) {
+    infer_request r;
+    char err[512];
+    const char *json = "{\"model_name\":\"m\",\"hyperparameters\":{\"num_inference_steps\":12,\"guidance_scale\":3,"
+                       "\"seed\":\"18446744073709551615\"},\"dimensions\":{\"width\":640,\"height\":384}}";
+    REQUIRE(parse(json, &r, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(strcmp(r.model_id, "m") == 0 && r.steps == 12 && r.guidance_scale == 3.0, "hyperparameters");
+    CHECK(r.seed == UINT64_MAX && r.width == 640 && r.height == 384, "seed string / dimensions");
+    infer_request_free(&r);
+}
+
+static void test_errors(void) {
+    expect_error("[]", SDRT_INVALID_ARGUMENT, "data: must be a JSON object");
+    expect_error("{}", SDRT_INVALID_ARGUMENT, "model_id: is required");
+    expect_error("{\"model_id\":3}", SDRT_INVALID_ARGUMENT, "model_id: must be a string");
+    expect_error("{\"model_id\":\"m\",\"width\":1004}", SDRT_INVALID_ARGUMENT, "width: 1004 is not a multiple of 8");
+    expect_error("{\"model_id\":\"m\",\"height\":0}", SDRT_INVALID_ARGUMENT, "height: 0 is out of range");
+    expect_error("{\"model_id\":\"m\",\"width\":\"512\"}", SDRT_INVALID_ARGUMENT, "width: must be an integer");
+    expect_error("{\"model_id\":\"m\",\"width\":512.5}", SDRT_INVALID_ARGUMENT, "width: must be an integer");
+    expect_error("{\"model_id\":\"m\",\"num_inference_steps\":0}", SDRT_INVALID_ARGUMENT,
+                 "num_inference_steps: 0 is out of range [1, 1000]");
+    expect_error("{\"model_id\":\"m\",\"guidance_scale\":\"high\"}", SDRT_INVALID_ARGUMENT,
+                 "guidance_scale: must be a number");
+    expect_error("{\"model_id\":\"m\",\"guidance_scale\":-1}", SDRT_INVALID_ARGUMENT, "guidance_scale: -1 is out of range");
+    expect_error("{\"model_id\":\"m\",\"seed\":1.5}", SDRT_INVALID_ARGUMENT, "seed: must be an integer");
+    expect_error("{\"model_id\":\"m\",\"seed\":\"-3\"}", SDRT_INVALID_ARGUMENT, "seed: must be a non-negative integer");
+    expect_error("{\"model_id\":\"m\",\"batch_size\":0}", SDRT_INVALID_ARGUMENT, "batch_size: 0 is out of range");
+    expect_error("{\"model_id\":\"m\",\"clip_skip\":40}", SDRT_INVALID_ARGUMENT, "clip_skip: 40 is out of range");
+    expect_error("{\"model_id\":\"m\",\"prompt\":[\"a\"]}", SDRT_INVALID_ARGUMENT, "prompt: must be a string");
+    expect_error("{\"model_id\":\"m\",\"scheduler_config\":[]}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config: must be an object");
+    expect_error("{\"model_id\":\"m\",\"output\":{\"save_latents\":1}}", SDRT_INVALID_ARGUMENT,
+                 "output.save_latents: must be true or false");
+    expect_error("{\"model_id\":\"m\",\"output\":{\"dir\":\"\"}}", SDRT_INVALID_ARGUMENT, "output.dir: must not be empty");
+    expect_error("{\"model_id\":\"m\",\"lora\":{\"enabled\":true,\"adapters\":[{\"model_id\":\"x\"}]}}",
+                 SDRT_UNSUPPORTED, "lora.adapters");
+}
+
+const test_entry TESTS[] = {
+    {"defaults", test_defaults},
+    {"canonical", test_canonical},
+    {"legacy_nesting", test_legacy_nesting},
+    {"errors", test_errors},
+    {0},
+};
