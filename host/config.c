@@ -197,11 +197,12 @@ int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_
         return -1;
     }
     cfg->path = strdup(path ? path : "(built-in)");
-    cfg->root = cJSON_Parse(text);
+    const char *parse_end = NULL;
+    cfg->root = cJSON_ParseWithOpts(text, &parse_end, 0);
+    long at = parse_end ? (long)(parse_end - text) : -1L; /* before text is freed */
     free(text);
     if (!cJSON_IsObject(cfg->root)) {
-        snprintf(err, errlen, "config %s: not a JSON object (syntax error near byte %ld)", cfg->path,
-                 cJSON_GetErrorPtr() ? (long)strlen(cJSON_GetErrorPtr()) : -1L);
+        snprintf(err, errlen, "config %s: not a JSON object (syntax error near byte %ld)", cfg->path, at);
         return -1;
     }
     for (int i = 0; ov && i < ov->n_sets; i++)

@@ -90,7 +90,9 @@ static int entry_cmp(const void *a, const void *b) {
     return strcmp(((const store_entry *)a)->name, ((const store_entry *)b)->name);
 }
 
-void store_sort(store_component *c) { qsort(c->entries, c->n, sizeof *c->entries, entry_cmp); }
+void store_sort(store_component *c) {
+    if (c->n > 1) qsort(c->entries, c->n, sizeof *c->entries, entry_cmp);
+}
 
 const sdrt_tensor *store_tensor(struct sdrt_model *m, const char *comp, const char *name) {
     store_component *c = store_component_get(m, comp);

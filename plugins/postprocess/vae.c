@@ -56,6 +56,16 @@ static int nn_failed(vae_net *v) {
     return 1;
 }
 
+/* Formats a weight-name prefix into out[VAE_NAME]. vsnprintf: names are
+ * bounded by construction (config limits), a cut one fails as "missing". */
+#define VAE_NAME 256
+static void fmt_name(char *out, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, VAE_NAME, fmt, ap);
+    va_end(ap);
+}
+
 /* Drops *slot and stores next in it. */
 static void replace(vae_net *v, sdrt_tensor **slot, sdrt_tensor *next) {
     sdrt_nn_drop(v->nn, *slot);
@@ -79,14 +89,14 @@ static sdrt_tensor *norm(vae_net *v, const sdrt_tensor *x, const char *prefix, i
 /* ResnetBlock2D without time embedding: x + conv2(silu(gn2(conv1(silu(gn1(x)))))),
  * with a 1x1 conv_shortcut on x when the channel count changes. */
 static sdrt_tensor *resnet(vae_net *v, const sdrt_tensor *x, const char *prefix, int cin, int cout) {
-    char p[256];
-    snprintf(p, sizeof p, "%s.norm1", prefix);
+    char p[VAE_NAME];
+    fmt_name(p, "%s.norm1", prefix);
     sdrt_tensor *h = norm(v, x, p, 1);
-    snprintf(p, sizeof p, "%s.conv1", prefix);
+    fmt_name(p, "%s.conv1", prefix);
     replace(v, &h, conv(v, h, p, 1, 1));
-    snprintf(p, sizeof p, "%s.norm2", prefix);
+    fmt_name(p, "%s.norm2", prefix);
     replace(v, &h, norm(v, h, p, 1));
-    snprintf(p, sizeof p, "%s.conv2", prefix);
+    fmt_name(p, "%s.conv2", prefix);
     replace(v, &h, conv(v, h, p, 1, 1));
     if (nn_failed(v)) {
         sdrt_nn_drop(v->nn, h);
@@ -94,7 +104,7 @@ static sdrt_tensor *resnet(vae_net *v, const sdrt_tensor *x, const char *prefix,
     }
     sdrt_tensor *out;
     if (cin != cout) {
-        snprintf(p, sizeof p, "%s.conv_shortcut", prefix);
+        fmt_name(p, "%s.conv_shortcut", prefix);
         sdrt_tensor *sc = conv(v, x, p, 1, 0);
         out = sc ? sdrt_nn_add(v->nn, sc, h) : NULL;
         sdrt_nn_drop(v->nn, sc);
@@ -128,8 +138,8 @@ static const sdrt_tensor *linear_weight(vae_net *v, const char *prefix, sdrt_ten
 }
 
 static sdrt_tensor *project(vae_net *v, const sdrt_tensor *x, const char *prefix, const char *leaf) {
-    char p[256];
-    snprintf(p, sizeof p, "%s.%s", prefix, leaf);
+    char p[VAE_NAME];
+    fmt_name(p, "%s.%s", prefix, leaf);
     sdrt_tensor view;
     const sdrt_tensor *w = linear_weight(v, p, &view);
     const sdrt_tensor *b = weight(v, p, "bias");
@@ -141,8 +151,8 @@ static sdrt_tensor *project(vae_net *v, const sdrt_tensor *x, const char *prefix
  * x + to_out(softmax(q k^T / sqrt(C)) v), q/k/v from groupnorm(x). */
 static sdrt_tensor *attention(vae_net *v, const sdrt_tensor *x, const char *prefix) {
     int64_t n = x->shape[0], c = x->shape[1], hh = x->shape[2], ww = x->shape[3], l = hh * ww;
-    char p[256];
-    snprintf(p, sizeof p, "%s.group_norm", prefix);
+    char p[VAE_NAME];
+    fmt_name(p, "%s.group_norm", prefix);
     sdrt_tensor *h = norm(v, x, p, 0);
     if (nn_failed(v)) return NULL;
     int64_t ncl[3] = {n, c, l};
@@ -183,12 +193,12 @@ static sdrt_tensor *attention(vae_net *v, const sdrt_tensor *x, const char *pref
 
 /* UNetMidBlock2D of the VAE: resnet, attention, resnet at constant width. */
 static sdrt_tensor *mid_block(vae_net *v, const sdrt_tensor *x, const char *prefix, int ch) {
-    char p[256];
-    snprintf(p, sizeof p, "%s.resnets.0", prefix);
+    char p[VAE_NAME];
+    fmt_name(p, "%s.resnets.0", prefix);
     sdrt_tensor *h = resnet(v, x, p, ch, ch);
-    snprintf(p, sizeof p, "%s.attentions.0", prefix);
+    fmt_name(p, "%s.attentions.0", prefix);
     if (h) replace(v, &h, attention(v, h, p));
-    snprintf(p, sizeof p, "%s.resnets.1", prefix);
+    fmt_name(p, "%s.resnets.1", prefix);
     if (h) replace(v, &h, resnet(v, h, p, ch, ch));
     return h;
 }
@@ -219,8 +229,8 @@ static sdrt_tensor *downsample(vae_net *v, const sdrt_tensor *x, const char *pre
     if (row) replace(v, &padded, sdrt_nn_concat(v->nn, padded, row, 2));
     sdrt_nn_drop(v->nn, row);
     if (nn_failed(v)) return (sdrt_nn_drop(v->nn, padded), NULL);
-    char p[256];
-    snprintf(p, sizeof p, "%s.downsamplers.0.conv", prefix);
+    char p[VAE_NAME];
+    fmt_name(p, "%s.downsamplers.0.conv", prefix);
     sdrt_tensor *out = conv(v, padded, p, 2, 0);
     sdrt_nn_drop(v->nn, padded);
     return nn_failed(v) ? (sdrt_nn_drop(v->nn, out), NULL) : out;
@@ -229,8 +239,8 @@ static sdrt_tensor *downsample(vae_net *v, const sdrt_tensor *x, const char *pre
 /* Upsample2D: nearest 2x then a 3x3 conv. */
 static sdrt_tensor *upsample(vae_net *v, const sdrt_tensor *x, const char *prefix) {
     sdrt_tensor *u = sdrt_nn_upsample2x(v->nn, x);
-    char p[256];
-    snprintf(p, sizeof p, "%s.upsamplers.0.conv", prefix);
+    char p[VAE_NAME];
+    fmt_name(p, "%s.upsamplers.0.conv", prefix);
     sdrt_tensor *out = u ? conv(v, u, p, 1, 1) : NULL;
     sdrt_nn_drop(v->nn, u);
     return nn_failed(v) ? (sdrt_nn_drop(v->nn, out), NULL) : out;
@@ -238,10 +248,10 @@ static sdrt_tensor *upsample(vae_net *v, const sdrt_tensor *x, const char *prefi
 
 /* GroupNorm + SiLU + 3x3 conv: the tail of both Encoder and Decoder. */
 static sdrt_tensor *output_head(vae_net *v, const sdrt_tensor *x, const char *part) {
-    char p[256];
-    snprintf(p, sizeof p, "%s.conv_norm_out", part);
+    char p[VAE_NAME];
+    fmt_name(p, "%s.conv_norm_out", part);
     sdrt_tensor *h = norm(v, x, p, 1);
-    snprintf(p, sizeof p, "%s.conv_out", part);
+    fmt_name(p, "%s.conv_out", part);
     if (h) replace(v, &h, conv(v, h, p, 1, 1));
     return nn_failed(v) ? (sdrt_nn_drop(v->nn, h), NULL) : h;
 }
@@ -249,14 +259,14 @@ static sdrt_tensor *output_head(vae_net *v, const sdrt_tensor *x, const char *pa
 static sdrt_tensor *up_block(vae_net *v, sdrt_tensor *h, int i, int *ch) {
     const vae_config *cfg = v->cfg;
     int cout = cfg->block_out[cfg->n_blocks - 1 - i];
-    char p[256];
+    char p[VAE_NAME];
     for (int j = 0; j <= cfg->layers_per_block && h; j++) {
-        snprintf(p, sizeof p, "decoder.up_blocks.%d.resnets.%d", i, j);
+        fmt_name(p, "decoder.up_blocks.%d.resnets.%d", i, j);
         replace(v, &h, resnet(v, h, p, *ch, cout));
         *ch = cout;
     }
     if (h && i < cfg->n_blocks - 1) {
-        snprintf(p, sizeof p, "decoder.up_blocks.%d", i);
+        fmt_name(p, "decoder.up_blocks.%d", i);
         replace(v, &h, upsample(v, h, p));
     }
     return h;
@@ -280,14 +290,14 @@ sdrt_tensor *vae_decode_tensor(vae_net *v, const sdrt_tensor *z) {
 static sdrt_tensor *down_block(vae_net *v, sdrt_tensor *h, int i, int *ch) {
     const vae_config *cfg = v->cfg;
     int cout = cfg->block_out[i];
-    char p[256];
+    char p[VAE_NAME];
     for (int j = 0; j < cfg->layers_per_block && h; j++) {
-        snprintf(p, sizeof p, "encoder.down_blocks.%d.resnets.%d", i, j);
+        fmt_name(p, "encoder.down_blocks.%d.resnets.%d", i, j);
         replace(v, &h, resnet(v, h, p, *ch, cout));
         *ch = cout;
     }
     if (h && i < cfg->n_blocks - 1) {
-        snprintf(p, sizeof p, "encoder.down_blocks.%d", i);
+        fmt_name(p, "encoder.down_blocks.%d", i);
         replace(v, &h, downsample(v, h, p));
     }
     return h;

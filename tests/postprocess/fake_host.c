@@ -97,8 +97,8 @@ static void normalise(const char *in, char *out) {
 static char *fh_resolve(sdrt_host *h, const char *kind, const char *path, sdrt_error **err) {
     (void)h, (void)kind;
     char joined[PATH_MAX], norm[PATH_MAX];
-    if (path[0] == '/') snprintf(joined, sizeof joined, "%s", path);
-    else snprintf(joined, sizeof joined, "%s/%s", g_root, path);
+    if (path[0] == '/') snprintf(joined, sizeof joined, "%.4000s", path);
+    else snprintf(joined, sizeof joined, "%.2000s/%.2000s", g_root, path);
     normalise(joined, norm);
     size_t rl = strlen(g_root);
     if (!g_root[0] || strncmp(norm, g_root, rl) != 0 || (norm[rl] != '/' && norm[rl] != '\0')) {

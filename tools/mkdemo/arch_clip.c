@@ -5,17 +5,17 @@
 #include "mkdemo.h"
 
 static void layer(md_list *l, const md_clip_cfg *c, int i) {
-    char p[160], n[160];
-    snprintf(p, sizeof p, "text_model.encoder.layers.%d", i);
-    snprintf(n, sizeof n, "%s.layer_norm1", p), md_norm(l, n, c->hidden);
+    char p[MD_NAME], n[MD_NAME];
+    md_name(p, "text_model.encoder.layers.%d", i);
+    md_name(n, "%s.layer_norm1", p), md_norm(l, n, c->hidden);
     const char *proj[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
     for (int k = 0; k < 4; k++) {
-        snprintf(n, sizeof n, "%s.self_attn.%s", p, proj[k]);
+        md_name(n, "%s.self_attn.%s", p, proj[k]);
         md_linear(l, n, c->hidden, c->hidden, 1, k == 3 ? MD_RESIDUAL : MD_MATRIX);
     }
-    snprintf(n, sizeof n, "%s.layer_norm2", p), md_norm(l, n, c->hidden);
-    snprintf(n, sizeof n, "%s.mlp.fc1", p), md_linear(l, n, c->intermediate, c->hidden, 1, MD_MATRIX);
-    snprintf(n, sizeof n, "%s.mlp.fc2", p), md_linear(l, n, c->hidden, c->intermediate, 1, MD_RESIDUAL);
+    md_name(n, "%s.layer_norm2", p), md_norm(l, n, c->hidden);
+    md_name(n, "%s.mlp.fc1", p), md_linear(l, n, c->intermediate, c->hidden, 1, MD_MATRIX);
+    md_name(n, "%s.mlp.fc2", p), md_linear(l, n, c->hidden, c->intermediate, 1, MD_RESIDUAL);
 }
 
 void md_clip_tensors(md_list *l, const md_clip_cfg *c) {

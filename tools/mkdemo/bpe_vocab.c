@@ -82,9 +82,9 @@ static int write_merges(const char *path) {
 
 int md_write_tokenizer_vocab(const char *dir) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    snprintf(path, sizeof path, "%.3800s/vocab.json", dir);
     int rc = write_vocab(path);
-    snprintf(path, sizeof path, "%s/merges.txt", dir);
+    snprintf(path, sizeof path, "%.3800s/merges.txt", dir);
     if (!rc) rc = write_merges(path);
     if (rc) fprintf(stderr, "sdrt-mkdemo: cannot write the tokenizer files in %s\n", dir);
     return rc ? -1 : md_vocab_size();

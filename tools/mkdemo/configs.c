@@ -8,7 +8,7 @@
 
 int md_write_text(const char *dir, const char *name, const char *text) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%.3800s/%.200s", dir, name);
     FILE *f = fopen(path, "wb");
     int rc = f && fputs(text, f) >= 0 ? 0 : -1;
     if (f && fclose(f) != 0) rc = -1;
@@ -135,7 +135,7 @@ static int write_special_tokens(const char *dir, int pad_bang) {
 
 static int tokenizer_dir(const char *root, const char *name, int pad_bang) {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", root, name);
+    snprintf(dir, sizeof dir, "%.3800s/%.200s", root, name);
     int vocab = md_write_tokenizer_vocab(dir);
     if (vocab < 0) return -1;
     if (write_tokenizer_config(dir, vocab, pad_bang)) return -1;
@@ -147,15 +147,15 @@ int md_write_configs(const char *root, const md_unet_cfg *u, const md_vae_cfg *v
     char dir[4096];
     int vocab = md_vocab_size();
     if (md_write_text(root, "model_index.json", model_index)) return -1;
-    snprintf(dir, sizeof dir, "%s/scheduler", root);
+    snprintf(dir, sizeof dir, "%.3800s/scheduler", root);
     if (md_write_text(dir, "scheduler_config.json", scheduler)) return -1;
-    snprintf(dir, sizeof dir, "%s/unet", root);
+    snprintf(dir, sizeof dir, "%.3800s/unet", root);
     if (write_unet(dir, u)) return -1;
-    snprintf(dir, sizeof dir, "%s/vae", root);
+    snprintf(dir, sizeof dir, "%.3800s/vae", root);
     if (write_vae(dir, v)) return -1;
-    snprintf(dir, sizeof dir, "%s/text_encoder", root);
+    snprintf(dir, sizeof dir, "%.3800s/text_encoder", root);
     if (write_clip(dir, te1, vocab)) return -1;
-    snprintf(dir, sizeof dir, "%s/text_encoder_2", root);
+    snprintf(dir, sizeof dir, "%.3800s/text_encoder_2", root);
     if (write_clip(dir, te2, vocab)) return -1;
     if (tokenizer_dir(root, "tokenizer", 0)) return -1;
     return tokenizer_dir(root, "tokenizer_2", 1);

@@ -27,7 +27,7 @@ static const md_vae_cfg vae_cfg = {.block_out = {32, 32, 32, 32}, .layers_per_bl
 
 static int make_dir(const char *root, const char *sub) {
     char path[4096];
-    snprintf(path, sizeof path, "%s%s%s", root, sub ? "/" : "", sub ? sub : "");
+    snprintf(path, sizeof path, "%.3800s%s%.200s", root, sub ? "/" : "", sub ? sub : "");
     if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
     fprintf(stderr, "sdrt-mkdemo: cannot create %s: %s\n", path, strerror(errno));
     return -1;
@@ -36,7 +36,7 @@ static int make_dir(const char *root, const char *sub) {
 static int write_component(const char *root, const char *sub, const char *file, md_list *l, sdrt_rng *g,
                            int all_f32) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s/%s", root, sub, file);
+    snprintf(path, sizeof path, "%.3600s/%.200s/%.200s", root, sub, file);
     int rc = md_write_safetensors(path, l, g, all_f32);
     md_list_free(l);
     return rc;

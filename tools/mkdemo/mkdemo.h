@@ -36,6 +36,11 @@ typedef struct md_list {
     int oom;
 } md_list;
 
+/* Formats a tensor name into out[MD_NAME]; names are short by construction,
+ * an overlong one is cut (and then fails to match, loudly, in the loader). */
+#define MD_NAME 160
+void md_name(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 void md_add(md_list *l, md_init init, const char *name, int ndim, const int64_t *shape);
 /* Shorthands: a Linear (weight [out,in] + bias), a Conv2d, a norm. */
 void md_linear(md_list *l, const char *prefix, int64_t out, int64_t in, int bias, md_init init);

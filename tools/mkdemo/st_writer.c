@@ -2,12 +2,20 @@
  * (8-byte little-endian header length, JSON header padded to 8 bytes, raw
  * little-endian data in list order). */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mkdemo.h"
 #include "sdrt/half.h"
+
+void md_name(char *out, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, MD_NAME, fmt, ap);
+    va_end(ap);
+}
 
 void md_add(md_list *l, md_init init, const char *name, int ndim, const int64_t *shape) {
     if (l->oom) return;
@@ -31,8 +39,8 @@ void md_add(md_list *l, md_init init, const char *name, int ndim, const int64_t 
 
 static void add_named(md_list *l, md_init init, const char *prefix, const char *leaf, int ndim,
                       const int64_t *shape) {
-    char name[160];
-    snprintf(name, sizeof name, "%s.%s", prefix, leaf);
+    char name[MD_NAME];
+    md_name(name, "%s.%s", prefix, leaf);
     md_add(l, init, name, ndim, shape);
 }
 
