@@ -28,10 +28,22 @@ int infer_write_latents(const char *png_path, const float *latents, int c, int h
     return 0;
 }
 
+/* Seeds above 2^53 do not survive a JSON double: send those as strings
+ * (the request accepts both forms). */
+static void add_seed(cJSON *obj, uint64_t seed) {
+    if (seed <= (1ull << 53)) {
+        cJSON_AddNumberToObject(obj, "seed", (double)seed);
+        return;
+    }
+    char text[24];
+    snprintf(text, sizeof text, "%llu", (unsigned long long)seed);
+    cJSON_AddStringToObject(obj, "seed", text);
+}
+
 static cJSON *image_info(const infer_output *o, uint64_t seed, int width, int height) {
     cJSON *info = cJSON_CreateObject();
     cJSON_AddStringToObject(info, "path", o->image_path);
-    cJSON_AddNumberToObject(info, "seed", (double)seed);
+    add_seed(info, seed);
     cJSON_AddNumberToObject(info, "width", width);
     cJSON_AddNumberToObject(info, "height", height);
     if (o->latents_path) cJSON_AddStringToObject(info, "latents", o->latents_path);
@@ -63,7 +75,7 @@ char *infer_response_json(const sdrt_host_api *api, const infer_output *outs, in
         cJSON_AddItemToArray(latents, cJSON_CreateString(outs[i].latents_path));
     }
     cJSON_AddNumberToObject(root, "processing_time", processing_time);
-    cJSON_AddNumberToObject(root, "seed", (double)seed);
+    add_seed(root, seed);
     cJSON_AddNumberToObject(root, "width", width);
     cJSON_AddNumberToObject(root, "height", height);
     if (latents) cJSON_AddItemToObject(root, "latents", latents);

@@ -176,7 +176,7 @@ sdrt_host *fake_host_handle(void) {
     return &g.self;
 }
 
-static int load_plugin(const char *name) {
+static int load_plugin(const char *name, const char *config) {
     const char *build = getenv("SDRT_BUILD_DIR");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/lib/sdrt/plugins/sdrt_%s.so", build ? build : ".", name);
@@ -193,7 +193,7 @@ static int load_plugin(const char *name) {
         return -1;
     }
     p->handle.index = g.n;
-    sdrt_error *e = p->desc->vtable->init(&g_api, &p->handle, "{}", &p->instance);
+    sdrt_error *e = p->desc->vtable->init(&g_api, &p->handle, config ? config : "{}", &p->instance);
     if (e) {
         fprintf(stderr, "fake host: %s init: %s\n", name, e->message);
         fh_error_free(e);
@@ -203,11 +203,11 @@ static int load_plugin(const char *name) {
     return 0;
 }
 
-int fake_host_start(const char *const *plugins, const char *output_root) {
+int fake_host_start(const char *const *plugins, const char *const *configs, const char *output_root) {
     snprintf(g.settings, sizeof g.settings,
              "{\"model_roots\":[\"/\"],\"output_roots\":[\"%s\"],\"allow_any_path\":true,\"threads\":2}", output_root);
     for (int i = 0; plugins[i]; i++)
-        if (g.n == MAX_PLUGINS || load_plugin(plugins[i]) != 0) return -1;
+        if (g.n == MAX_PLUGINS || load_plugin(plugins[i], configs ? configs[i] : NULL) != 0) return -1;
     return 0;
 }
 

@@ -18,8 +18,9 @@ struct sdrt_job {
 
 /* Loads and inits the named plugins (e.g. "device", "model") from
  * $SDRT_BUILD_DIR/lib/sdrt/plugins with output_root as the only output
- * root. Returns 0, or -1 after printing why. */
-int fake_host_start(const char *const *plugins, const char *output_root);
+ * root; configs[i] (NULL or a NULL entry = "{}") is plugin i's config.
+ * Returns 0, or -1 after printing why. */
+int fake_host_start(const char *const *plugins, const char *const *configs, const char *output_root);
 void fake_host_stop(void);
 
 const sdrt_host_api *fake_host_api(void);

@@ -27,9 +27,14 @@ static char g_out[1024];
 
 static int start(void) {
     static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", NULL};
+    static char cond_config[2048];
+    const char *configs[] = {NULL, NULL, NULL, cond_config, NULL, NULL};
     if (g_started >= 0) return g_started;
     snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
-    g_started = fake_host_start(plugins, g_out) == 0;
+    /* Single-file checkpoints carry no tokenizer files: use the reference's. */
+    snprintf(cond_config, sizeof cond_config, "{\"tokenizer_dir\":\"%s\",\"tokenizer_2_dir\":\"%s\"}",
+             test_path("SDRT_REFERENCE", "tokenizer"), test_path("SDRT_REFERENCE", "tokenizer_2"));
+    g_started = fake_host_start(plugins, configs, g_out) == 0;
     g_plugin.api = fake_host_api();
     g_plugin.host = fake_host_handle();
     g_plugin.stream_params = (char *)"{\"threads\":2}";
@@ -81,15 +86,19 @@ static int file_exists(const char *path) {
     return path && stat(path, &st) == 0 && st.st_size > 0;
 }
 
-/* One reference case: model "tiny-sd15"/"tiny-sdxl", case name "euler". */
-static void check_reference_case(const char *model, const char *name, const char *cls, const char *overrides) {
+/* One reference case: model "tiny-sd15"/"tiny-sdxl", case name "euler";
+ * `layout` "diffusers" (folder) or e.g. "tiny-sd15.safetensors" (the same
+ * weights as one A1111-style checkpoint, mapped by the model plugin). */
+static void check_case_layout(const char *model, const char *layout, const char *name, const char *cls,
+                              const char *overrides) {
     REQUIRE(start(), "plugins did not load (see stderr)");
     char data[4096], rel[256];
+    snprintf(rel, sizeof rel, "%s/%s", model, layout);
     snprintf(data, sizeof data,
-             "{\"model_id\":\"%s/diffusers\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"blurry\","
+             "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"blurry\","
              "\"width\":64,\"height\":64,\"num_inference_steps\":8,\"guidance_scale\":7.5,\"seed\":42,"
              "\"scheduler\":\"%s\",\"scheduler_config\":%s,\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
-             test_path("SDRT_REFERENCE", model), cls, overrides, g_out);
+             test_path("SDRT_REFERENCE", rel), cls, overrides, g_out);
     struct sdrt_job job = {0};
     run_result r = run_request(data, &job);
     REQUIRE(r.status == SDRT_OK, "%s %s: status %d: %s", model, name, r.status, r.message);
@@ -101,7 +110,9 @@ static void check_reference_case(const char *model, const char *name, const char
     float *got = lat ? load_npy(lat, &n_got) : NULL, *want = load_npy(test_path("SDRT_REFERENCE", rel), &n_want);
     if (got && want && n_got == n_want) {
         double e = test_rel_l2(got, want, n_want);
-        printf("# %s %s: final latents rel L2 %.3g\n", model, name, e);
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
+        printf("# %s %s %s: final latents rel L2 %.3g, processing_time %.3f s\n", layout, model, name, e,
+               cJSON_IsNumber(pt) ? pt->valuedouble : -1.0);
         CHECK(e <= LATENT_TOL, "%s %s: rel L2 %.3g > %.0e", model, name, e, LATENT_TOL);
     } else {
         CHECK(0, "%s %s: latents missing or wrong size (%zu vs %zu)", model, name, n_got, n_want);
@@ -109,6 +120,18 @@ static void check_reference_case(const char *model, const char *name, const char
     free(got);
     free(want);
     cJSON_Delete(r.data);
+}
+
+static void check_reference_case(const char *model, const char *name, const char *cls, const char *overrides) {
+    check_case_layout(model, "diffusers", name, cls, overrides);
+}
+
+static void test_sd15_single_file(void) {
+    check_case_layout("tiny-sd15", "tiny-sd15.safetensors", "euler", "EulerDiscreteScheduler", "{}");
+}
+
+static void test_sdxl_single_file(void) {
+    check_case_layout("tiny-sdxl", "tiny-sdxl.safetensors", "euler", "EulerDiscreteScheduler", "{}");
 }
 
 #define CASE(fn, model, name, cls, overrides) \
@@ -182,6 +205,37 @@ static void test_unknown_scheduler(void) {
     CHECK(r.status == SDRT_NOT_FOUND && strstr(r.message, "NoSuchScheduler"), "status %d: %s", r.status, r.message);
 }
 
+/* Opt-in (SDRT_FULL_SD15=path of a full-size SD1.5 single-file checkpoint,
+ * e.g. from tools/mkckpt): two guided steps at 256x256 through every real
+ * component, checking that the full-size name mapping, configs and shapes
+ * agree with the UNet builder and that the latents stay finite. */
+static void test_full_size_sd15(void) {
+    const char *ckpt = getenv("SDRT_FULL_SD15");
+    if (!ckpt || !*ckpt) {
+        printf("# skipped: set SDRT_FULL_SD15 to a full-size SD1.5 checkpoint\n");
+        return;
+    }
+    REQUIRE(start(), "plugins did not load");
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"width\":256,\"height\":256,"
+             "\"num_inference_steps\":2,\"seed\":3,\"scheduler\":\"euler\",\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
+             ckpt, g_out);
+    struct sdrt_job job = {0};
+    run_result r = run_request(data, &job);
+    REQUIRE(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
+    size_t n = 0;
+    const char *lat = json_string_at(r.data, "latents", 0);
+    float *x = lat ? load_npy(lat, &n) : NULL;
+    int finite = x && n == 4 * 32 * 32;
+    for (size_t i = 0; finite && i < n; i++) finite = x[i] == x[i] && x[i] < 1e30f && x[i] > -1e30f;
+    CHECK(finite, "latents missing, wrong size (%zu) or not finite", n);
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
+    printf("# full-size SD1.5 256x256, 2 steps: processing_time %.2f s\n", cJSON_IsNumber(pt) ? pt->valuedouble : -1.0);
+    free(x);
+    cJSON_Delete(r.data);
+}
+
 static void test_shutdown(void) {
     if (g_started == 1) fake_host_stop();
 }
@@ -195,10 +249,13 @@ const test_entry TESTS[] = {
     {"sdxl_euler_a", test_sdxl_euler_a},
     {"sdxl_dpmpp_2m_karras", test_sdxl_dpmpp_2m_karras},
     {"sdxl_ddim", test_sdxl_ddim},
+    {"sd15_single_file", test_sd15_single_file},
+    {"sdxl_single_file", test_sdxl_single_file},
     {"cancel", test_cancel},
     {"batch_no_cfg", test_batch_no_cfg},
     {"missing_model", test_missing_model},
     {"unknown_scheduler", test_unknown_scheduler},
+    {"full_size_sd15", test_full_size_sd15},
     {"shutdown", test_shutdown},
     {0},
 };

@@ -1,10 +1,14 @@
 /* tests/inference/test_request.c - inference.run field validation: every
  * bad field is refused with its name and the reason; defaults and the
  * legacy nesting are applied. No plugins needed. */
+#include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "harness.h"
 #include "request.h"
+#include "response.h"
 
 static sdrt_status parse(const char *json, infer_request *r, char *err, size_t n) {
     err[0] = 0;
@@ -87,10 +91,43 @@ static void test_errors(void) {
                  SDRT_UNSUPPORTED, "lora.adapters");
 }
 
+static cJSON_bool seed_is(const cJSON *obj, const char *text, double number) {
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(obj, "seed");
+    return text ? cJSON_IsString(s) && strcmp(s->valuestring, text) == 0 : cJSON_IsNumber(s) && s->valuedouble == number;
+}
+
+static void *plain_alloc(size_t n) {
+    return malloc(n);
+}
+
+/* The response shape, and 64-bit seeds kept exact (as strings). */
+static void test_response(void) {
+    sdrt_host_api api = {.struct_size = sizeof api, .alloc = plain_alloc};
+    infer_output outs[2] = {{"/o/a.png", "/o/a.latents.npy"}, {"/o/b.png", "/o/b.latents.npy"}};
+    char *text = infer_response_json(&api, outs, 2, 42, 512, 768, 1.5);
+    cJSON *r = cJSON_Parse(text);
+    const cJSON *info = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "images_info"), 1);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "images")) == 2, "images");
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "latents")) == 2, "latents");
+    CHECK(seed_is(r, NULL, 42) && seed_is(info, NULL, 42), "seed");
+    CHECK(strcmp(cJSON_GetObjectItemCaseSensitive(info, "path")->valuestring, "/o/b.png") == 0, "path");
+    CHECK(cJSON_GetObjectItemCaseSensitive(info, "height")->valuedouble == 768, "height");
+    cJSON_Delete(r);
+    free(text);
+    outs[0].latents_path = outs[1].latents_path = NULL;
+    text = infer_response_json(&api, outs, 2, UINT64_MAX, 512, 512, 1.0);
+    r = cJSON_Parse(text);
+    CHECK(seed_is(r, "18446744073709551615", 0), "64-bit seed: %s", text);
+    CHECK(!cJSON_GetObjectItemCaseSensitive(r, "latents"), "no latents without save_latents");
+    cJSON_Delete(r);
+    free(text);
+}
+
 const test_entry TESTS[] = {
     {"defaults", test_defaults},
     {"canonical", test_canonical},
     {"legacy_nesting", test_legacy_nesting},
     {"errors", test_errors},
+    {"response", test_response},
     {0},
 };

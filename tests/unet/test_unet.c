@@ -258,6 +258,25 @@ static void test_config_expansion(void) {
     CHECK(c.down_attn[0] && !c.down_attn[3] && !c.up_attn[0] && c.up_attn[3], "block kinds");
 }
 
+/* SDXL refiner: 4 blocks, heads from a list, depth 4 everywhere, five
+ * time ids (2560 = 1280 pooled + 5 x 256). */
+static void test_config_refiner(void) {
+    const char *refiner =
+        "{\"addition_embed_type\":\"text_time\",\"addition_time_embed_dim\":256,\"attention_head_dim\":[6,12,24,24],"
+        "\"block_out_channels\":[384,768,1536,1536],\"cross_attention_dim\":1280,"
+        "\"down_block_types\":[\"DownBlock2D\",\"CrossAttnDownBlock2D\",\"CrossAttnDownBlock2D\",\"DownBlock2D\"],"
+        "\"up_block_types\":[\"UpBlock2D\",\"CrossAttnUpBlock2D\",\"CrossAttnUpBlock2D\",\"UpBlock2D\"],"
+        "\"projection_class_embeddings_input_dim\":2560,\"transformer_layers_per_block\":4,"
+        "\"use_linear_projection\":true,\"num_attention_heads\":null,\"class_embed_type\":null}";
+    unet_config c;
+    char err[256] = "";
+    REQUIRE(unet_config_parse(refiner, &c, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(c.text_time && c.addition_time_embed_dim == 256 && c.add_embed_in == 2560, "text_time");
+    CHECK((c.add_embed_in - 1280) / c.addition_time_embed_dim == 5, "five time ids");
+    CHECK(c.heads[1] == 12 && c.block_out[1] / c.heads[1] == 64, "head width 64");
+    CHECK(c.tlayers_down[2] == 4 && c.tlayers_up[1][2] == 4 && c.time_embed_dim == 1536, "depths / time dim");
+}
+
 const test_entry TESTS[] = {
     {"sd15_call00", test_sd15_call00},
     {"sd15_call05", test_sd15_call05},
@@ -270,5 +289,6 @@ const test_entry TESTS[] = {
     {"bad_inputs", test_bad_inputs},
     {"config_errors", test_config_errors},
     {"config_expansion", test_config_expansion},
+    {"config_refiner", test_config_refiner},
     {0},
 };
