@@ -194,14 +194,19 @@ static void test_sdxl_parity(void) {
             compare("sdxl negative_pooled_prompt_embeds", o.neg_pooled, (size_t)o.pooled_dim, p);
             cond_output_free(&o);
         }
-        /* force_zeros_for_empty_prompt: an empty negative gives zeros. */
-        st = cond_encode(f.cm, &f.src, nn, "a red fox", "", 0, 1, &o, err, sizeof err);
-        CHECK(st == SDRT_OK, "encode: %s", err);
-        if (st == SDRT_OK) {
+        /* force_zeros_for_empty_prompt: an absent negative gives zeros,
+         * an explicit "" is encoded (diffusers checks `is None`). */
+        for (int explicit_empty = 0; explicit_empty < 2; explicit_empty++) {
+            st = cond_encode(f.cm, &f.src, nn, "a red fox", explicit_empty ? "" : NULL, 0, 1, &o, err, sizeof err);
+            CHECK(st == SDRT_OK, "encode: %s", err);
+            if (st != SDRT_OK) continue;
             double s = 0;
             for (int64_t i = 0; i < o.seq * o.dim; i++) s += fabs(o.neg_embeds[i]);
             for (int64_t i = 0; i < o.pooled_dim; i++) s += fabs(o.neg_pooled[i]);
-            CHECK(s == 0, "negative embeddings not zero (sum |x| = %g)", s);
+            if (explicit_empty)
+                CHECK(s > 0, "an explicit \"\" negative must be encoded, got zeros");
+            else
+                CHECK(s == 0, "absent negative embeddings not zero (sum |x| = %g)", s);
             cond_output_free(&o);
         }
     }

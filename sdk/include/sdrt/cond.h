@@ -36,7 +36,10 @@ extern "C" {
 typedef struct sdrt_cond_params {
     uint32_t struct_size;
     const char *prompt;           /* UTF-8; NULL = "" */
-    const char *negative_prompt;  /* UTF-8; NULL = "" */
+    /* UTF-8. NULL = absent: encoded as "" except on models with
+     * force_zeros_for_empty_prompt (SDXL), where an absent negative gives
+     * all-zero embeddings as diffusers does; "" is always encoded. */
+    const char *negative_prompt;
     int32_t clip_skip;            /* 0 = none (default); diffusers' meaning */
     int32_t do_cfg;               /* non-zero: also produce negative embeddings (default 1) */
 } sdrt_cond_params;
