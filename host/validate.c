@@ -162,33 +162,15 @@ static void static_checks(FILE *out, host_plugin *p) {
     report(out, n > 0, "serves at least one message type", detail);
 }
 
-int cmd_validate_plugin(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: sdrt validate-plugin PATH\n");
-        return 2;
-    }
-    FILE *out = cli_stdout();
-    host_config cfg;
-    char err[1024];
-    host_cli_overrides ov = {0};
-    if (config_load(&cfg, &ov, err, sizeof err) == 0) services_configure(&cfg);
-    log_set_level(SDRT_LOG_WARN);
-    sdrt_error *e = NULL;
-    host_plugin *p = loader_open(argv[2], &e);
-    if (!p) {
-        report(out, 0, "load and descriptor checks", e->message);
-        fprintf(out, "result: %s [%s]\n", "refused", status_name(e->code));
-        error_free(e);
-        return 1;
-    }
-    static_checks(out, p);
+/* Runs the behaviour checks in a child so that a crash is a failed check. */
+static void run_behaviour_checks(FILE *out, host_plugin *p) {
     fflush(out);
     pid_t pid = fork();
     if (pid == 0) {
         catch_fatal_signals(fileno(out));
         behaviour_checks(out, p);
         fflush(out);
-        _exit(g_failures ? 1 : 0);
+        _exit(g_failures > 127 ? 127 : g_failures);
     }
     int status = 0;
     waitpid(pid, &status, 0);
@@ -196,11 +178,47 @@ int cmd_validate_plugin(int argc, char **argv) {
         char detail[64];
         snprintf(detail, sizeof detail, "plugin crashed with signal %d", WTERMSIG(status));
         report(out, 0, "behaviour checks", detail);
+    } else if (WEXITSTATUS(status) > 128) {
+        g_failures++; /* on_fatal_signal already named the signal */
     } else if (WEXITSTATUS(status) != 0) {
-        g_failures++; /* the child already printed which check failed, or its crash */
+        char detail[64];
+        snprintf(detail, sizeof detail, "%d check(s) failed (child exit status %d)", WEXITSTATUS(status),
+                 WEXITSTATUS(status));
+        report(out, 0, "behaviour checks", detail);
     }
+}
+
+static int validate_path(FILE *out, const char *path) {
+    sdrt_error *e = NULL;
+    host_plugin *p = loader_open(path, &e);
+    if (!p) {
+        report(out, 0, "load and descriptor checks", e->message);
+        fprintf(out, "result: %s [%s]\n", "refused", status_name(e->code));
+        fflush(out);
+        error_free(e);
+        return 1;
+    }
+    static_checks(out, p);
+    run_behaviour_checks(out, p);
     fprintf(out, "result: %s\n", g_failures ? "FAILED" : "conforms");
     fflush(out);
     loader_close(p);
     return g_failures ? 1 : 0;
+}
+
+int cmd_validate_plugin(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: sdrt validate-plugin PATH\n");
+        return 2;
+    }
+    host_config cfg;
+    char err[1024];
+    host_cli_overrides ov = {0};
+    /* Without a usable config the checks still run, with default settings. */
+    int have_cfg = config_load(&cfg, &ov, err, sizeof err) == 0;
+    if (have_cfg) services_configure(&cfg);
+    log_set_level(SDRT_LOG_WARN);
+    int rc = validate_path(cli_stdout(), argv[2]);
+    if (have_cfg) config_free(&cfg);
+    return rc;
 }

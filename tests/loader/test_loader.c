@@ -131,6 +131,11 @@ static void test_refusals_reported(void) {
                   (const char *[]){"manifest", "org.sdrt.test.somethingelse", "org.sdrt.test.badmanifest", NULL});
     check_refused(resp, "dupe", "ALREADY_EXISTS", (const char *[]){"echo.run", "org.sdrt.test.echo", NULL});
     check_refused(resp, "failinit", "FAILED_PRECONDITION", (const char *[]){"init failed", "tpu0", NULL});
+    /* The plugin's error data rides with its refusal, as in a failure response. */
+    const cJSON *fdata = cJSON_GetObjectItemCaseSensitive(refusal_of(resp, "failinit"), "error_data");
+    CHECK(strcmp(str_at(fdata, "field"), "config.device") == 0, "failinit refusal lacks error_data.field");
+    CHECK(!cJSON_GetObjectItemCaseSensitive(refusal_of(resp, "badabi"), "error_data"),
+          "a refusal without error data should carry no error_data");
     const cJSON *loaded = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "data"), "plugins");
     CHECK(cJSON_GetArraySize(loaded) == 1 && strcmp(str_at(cJSON_GetArrayItem(loaded, 0), "id"), "org.sdrt.test.echo") == 0,
           "only echo should be loaded, got %d plugin(s)", cJSON_GetArraySize(loaded));
@@ -164,6 +169,9 @@ static void test_plugins_command(void) {
                                          "dupe/sdrt_dupe.so [ALREADY_EXISTS]",
                                          "failinit/sdrt_failinit.so [FAILED_PRECONDITION]", NULL};
     for (int i = 0; expect[i]; i++) CHECK(strstr(out, expect[i]), "no 'REFUSED …%s' line in:\n%s", expect[i], out);
+    CHECK(strstr(out, "failinit/sdrt_failinit.so [FAILED_PRECONDITION]: org.sdrt.test.failinit: init failed: "
+                      "config.device: no such device 'tpu0'\n    error_data: {\"field\":\"config.device\"}\n"),
+          "sdrt plugins should show failinit's error_data under its refusal:\n%s", out);
     free(out);
     host_free(&h);
 }
@@ -235,6 +243,8 @@ static void test_noisy_keeps_stdout_clean(void) {
     finish_serve(&h); /* checks every stdout line is one JSON object */
 }
 
+static char g_validate_stderr[8192]; /* of the last validate(), for failure messages */
+
 /* Runs validate-plugin on a test plugin; returns its exit status and stdout. */
 static int validate(const char *name, char **out) {
     host_proc h;
@@ -242,6 +252,7 @@ static int validate(const char *name, char **out) {
     if (host_start(&h, args) != 0) return -1;
     int rc = host_finish(&h, 60);
     *out = host_stdout_text(&h);
+    snprintf(g_validate_stderr, sizeof g_validate_stderr, "%s", host_stderr(&h));
     host_free(&h);
     return rc;
 }
@@ -270,7 +281,7 @@ static void test_validate_crashy_signal(void) {
     CHECK(rc == 1, "validate-plugin crashy exited %d (the validator itself must not crash)", rc);
     /* SIGSEGV normally; under AddressSanitizer the fault becomes SIGABRT. */
     CHECK(strstr(out, "FAIL behaviour checks: plugin crashed with signal ") && strstr(out, "result: FAILED"),
-          "crashy should fail with a crash signal:\n%s", out);
+          "crashy should fail with a crash signal:\n%s\nstderr:\n%s", out, g_validate_stderr);
     free(out);
 }
 
