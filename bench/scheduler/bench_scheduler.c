@@ -67,8 +67,11 @@ int main(int argc, char **argv) {
     sdrt_rng_seed(&g, 1);
     sdrt_rng_randn(&g, x0, n);
     sdrt_rng_randn(&g, eps, n);
-    static const char *const names[] = {"Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE",
-                                        "DPM++ 3M SDE", "DDIM", "Heun", NULL};
+    static const char *const names[] = {"Euler",        "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE",
+                                        "DPM++ 3M SDE", "DDIM",    "Heun",     "LMS",             "DPM2",
+                                        "DPM2 a",       "DPM++ 2S", "DEIS",    "UniPC",           "uni_pc",
+                                        "DDPM",         "PLMS",    "PNDMScheduler", "LCM",        "TCD",
+                                        NULL};
     printf("# latent 4x128x128 (%zu floats), %d steps, best of 5\n", n, steps);
     printf("%-24s %10s %10s\n", "# scheduler", "us/step", "us/scale");
     for (const char *const *nm = names; *nm; nm++) bench(*nm, steps, n, x0, eps);

@@ -29,10 +29,11 @@ static uint32_t last_timestep(const sdrt_sched *s) {
     return s->T - clipped;
 }
 
-/* Integer spacing over N+1 points (linspace/leading), or trailing. */
-static uint32_t int_spacing(const sdrt_sched *s, uint32_t last, uint32_t N, double *ts) {
+/* Integer spacing over N+1 points (linspace/leading), or trailing.
+ * DPMSolverSinglestep has no timestep_spacing field: always linspace. */
+static uint32_t int_spacing(const sdrt_sched *s, sched_dpm_variant v, uint32_t last, uint32_t N, double *ts) {
     const sched_config *c = &s->cfg;
-    if (cfg_is(c, SCHED_F_TIMESTEP_SPACING, "linspace")) {
+    if (v == SCHED_VAR_SINGLE || cfg_is(c, SCHED_F_TIMESTEP_SPACING, "linspace")) {
         double *tmp = malloc((N + 1) * sizeof *tmp);
         if (!tmp) return 0;
         sched_np_linspace(0, (double)last - 1, N + 1, tmp);
@@ -65,8 +66,8 @@ sdrt_status sched_dpm_schedule(sdrt_sched *s, sched_dpm_variant v) {
     }
     sched_train_sigmas(s, tsig);
     for (uint32_t i = 0; i < T; i++) logs[i] = (double)logf(tsig[i]);
-    uint32_t last = v == SCHED_VAR_DPM ? last_timestep(s) : T;
-    N = int_spacing(s, last, N, ts);
+    uint32_t last = (v == SCHED_VAR_DPM || v == SCHED_VAR_SINGLE) ? last_timestep(s) : T;
+    N = int_spacing(s, v, last, N, ts);
 
     int sigma_min_final = c->v[SCHED_F_FINAL_SIGMAS_TYPE].present && cfg_is(c, SCHED_F_FINAL_SIGMAS_TYPE, "sigma_min");
     double smin = tsig[0], smax = tsig[T - 1];

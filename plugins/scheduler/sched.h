@@ -201,6 +201,8 @@ struct sched_kind {
 /* All kinds, NULL-terminated (registry.c). */
 extern const sched_kind *const sched_kinds[];
 const sched_kind *sched_kind_find(const char *class_name);
+/* Why a class the alias table names has no kind (static text). */
+const char *sched_unimplemented_reason(const char *class_name);
 
 /* ---- shared math (betas.c, sigmas.c) ------------------------------------- */
 
@@ -270,10 +272,11 @@ static inline void sched_alpha_sigma(float sigma, float *alpha_t, float *sigma_t
     *alpha_t = 1.0f / sqrtf(sigma * sigma + 1.0f);
     *sigma_t = sigma * *alpha_t;
 }
-/* The integer-timestep schedules of the multistep solvers: spacing over
- * N+1 points, interpolated or karras/exponential/beta/lu sigmas, and a
- * final sigma; the three classes differ in small details. */
-typedef enum sched_dpm_variant { SCHED_VAR_DPM, SCHED_VAR_UNIPC, SCHED_VAR_DEIS } sched_dpm_variant;
+/* The integer-timestep schedules of the multistep solvers (and of
+ * DPMSolverSinglestep): spacing over N+1 points, interpolated or
+ * karras/exponential/beta/lu sigmas, and a final sigma; the classes differ
+ * in small details. */
+typedef enum sched_dpm_variant { SCHED_VAR_DPM, SCHED_VAR_UNIPC, SCHED_VAR_DEIS, SCHED_VAR_SINGLE } sched_dpm_variant;
 sdrt_status sched_dpm_schedule(sdrt_sched *s, sched_dpm_variant v);
 
 /* ---- alpha-space samplers (ddim.c) ---------------------------------------- */
@@ -283,6 +286,9 @@ void sched_alpha_predict(const sdrt_sched *s, float a, const float *e, const flo
                          size_t n);
 /* DDIM's integer timesteps (linspace rounded, leading, trailing). */
 sdrt_status sched_ddim_timesteps(sdrt_sched *s);
+/* LCM/TCD timesteps: a subset of the original_inference_steps
+ * distillation schedule (lcm.c). */
+sdrt_status sched_lcm_timesteps(sdrt_sched *s);
 
 /* ---- the core API (state.c), also what the interface exposes ------------- */
 

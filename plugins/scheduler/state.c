@@ -50,7 +50,7 @@ sdrt_status sched_create(const sdrt_scheduler_params *p, sdrt_sched **out, char 
     if (st) return st;
     const sched_kind *k = sched_kind_find(cls);
     if (!k) {
-        if (err) snprintf(err, errlen, "scheduler: '%s' is not implemented", cls);
+        if (err) snprintf(err, errlen, "scheduler: '%s' is not supported: %s", cls, sched_unimplemented_reason(cls));
         return SDRT_UNSUPPORTED;
     }
     sdrt_sched *s = calloc(1, sizeof *s);

@@ -130,6 +130,20 @@ CASES = [
     ("lcm_default", "LCMScheduler", "none", {}, {}, []),
     ("tcd_sd15", "TCDScheduler", "sd15", {}, {}, []),
     ("tcd_gamma", "TCDScheduler", "sd15", {"gamma": 0.5}, {"eta": 0.5}, []),
+    ("tcd_gamma0", "TCDScheduler", "sd15", {"gamma": 0.0}, {"eta": 0.0}, []),
+    ("lms_vpred", "LMSDiscreteScheduler", "sd15", {"prediction_type": "v_prediction", "timestep_spacing": "trailing"}, {}, []),
+    ("ddpm_small_log", "DDPMScheduler", "sd15", {"variance_type": "fixed_small_log", "prediction_type": "v_prediction"}, {}, []),
+    ("unipc_bh1_3", "UniPCMultistepScheduler", "sd15", {"solver_type": "bh1", "solver_order": 3, "lower_order_final": False}, {}, []),
+    ("unipc_noise_bh2_3", "UniPCMultistepScheduler", "sd15", {"predict_x0": False, "solver_order": 3, "final_sigmas_type": "sigma_min"}, {}, []),
+    ("dpm_single_sde", "DPMSolverSinglestepScheduler", "sd15", {"algorithm_type": "sde-dpmsolver++"}, {}, []),
+    ("dpm_single_dpm_heun_3", "DPMSolverSinglestepScheduler", "sd15", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min", "solver_type": "heun", "solver_order": 3}, {}, []),
+    ("dpm_single_exp", "DPMSolverSinglestepScheduler", "none", {"use_exponential_sigmas": True, "solver_order": 1}, {}, []),
+    ("deis_1_vpred", "DEISMultistepScheduler", "sd15", {"solver_order": 1, "prediction_type": "v_prediction", "timestep_spacing": "trailing"}, {}, []),
+    ("kdpm2_vpred", "KDPM2DiscreteScheduler", "sd15", {"prediction_type": "v_prediction", "timestep_spacing": "trailing"}, {}, []),
+    ("kdpm2_a_default", "KDPM2AncestralDiscreteScheduler", "none", {}, {}, []),
+    ("pndm_prk_vpred", "PNDMScheduler", "sd15", {"prediction_type": "v_prediction", "skip_prk_steps": False}, {}, []),
+    ("pndm_trailing", "PNDMScheduler", "sd15", {"timestep_spacing": "trailing"}, {}, []),
+    ("lcm_orig_25", "LCMScheduler", "sd15", {"original_inference_steps": 25, "prediction_type": "v_prediction"}, {}, []),
 ]
 
 # sdrt takes step() keyword arguments (eta) as config fields.

@@ -318,6 +318,16 @@ static void test_aliases(void) {
     expect_alias("euler_a", "EulerAncestralDiscreteScheduler", NULL, NULL);
     expect_alias("dpm++2m", "DPMSolverMultistepScheduler", NULL, NULL);
     expect_alias("ddim_trailing", "DDIMScheduler", "timestep_spacing", "\"trailing\"");
+    expect_alias("LMS Karras", "LMSDiscreteScheduler", "use_karras_sigmas", "true");
+    expect_alias("DPM2 a Karras", "KDPM2AncestralDiscreteScheduler", "use_karras_sigmas", "true");
+    expect_alias("PLMS", "PNDMScheduler", "skip_prk_steps", "true");
+    expect_alias("uni_pc", "UniPCMultistepScheduler", "solver_type", "\"bh1\"");
+    expect_alias("UniPC", "UniPCMultistepScheduler", "solver_type", "\"bh2\"");
+    expect_alias("DPM++ 2S Karras", "DPMSolverSinglestepScheduler", "use_karras_sigmas", "true");
+    expect_alias("deis_karras", "DEISMultistepScheduler", "use_karras_sigmas", "true");
+    expect_alias("lcm", "LCMScheduler", NULL, NULL);
+    expect_alias("TCD", "TCDScheduler", "gamma", "0.3");
+    expect_alias("ddpm", "DDPMScheduler", NULL, NULL);
     for (const sched_alias *a = sched_aliases; a->alias; a++)
         if (a->class_name && sched_kind_find(a->class_name)) expect_alias(a->alias, a->class_name, NULL, NULL);
 }
@@ -341,7 +351,27 @@ static void test_errors(void) {
     expect_error("nope", NULL, SDRT_NOT_FOUND, "'nope' is not a known scheduler");
     expect_error("Euler Align Your Steps", NULL, SDRT_UNSUPPORTED, "Align Your Steps");
     expect_error("DPM++ 2S a", NULL, SDRT_UNSUPPORTED, "no diffusers equivalent");
-    expect_error("LMS Karras", NULL, SDRT_UNSUPPORTED, "'LMSDiscreteScheduler' is not implemented");
+    expect_error("DPM++ SDE Karras", NULL, SDRT_UNSUPPORTED, "torchsde's BrownianInterval");
+    expect_error("DPMSolverSDEScheduler", NULL, SDRT_UNSUPPORTED, "'DPMSolverSDEScheduler' is not supported");
+    expect_error("DDPMScheduler", "{\"variance_type\":\"learned_range\"}", SDRT_UNSUPPORTED,
+                 "scheduler_config.variance_type: 'learned_range' needs a model that predicts its variance");
+    expect_error("DDPMScheduler", "{\"variance_type\":\"big\"}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config.variance_type: 'big' is not one of");
+    expect_error("UniPCMultistepScheduler", "{\"solver_type\":\"bh3\"}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config.solver_type: 'bh3' is not one of bh1, bh2");
+    expect_error("UniPCMultistepScheduler", "{\"disable_corrector\":[0.5]}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config.disable_corrector[0]: expected an integer");
+    expect_error("UniPCMultistepScheduler", "{\"solver_p\":\"DDIMScheduler\"}", SDRT_UNSUPPORTED,
+                 "scheduler_config.solver_p");
+    expect_error("DEISMultistepScheduler", "{\"solver_order\":0}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config.solver_order: 0 is not in 1..3");
+    expect_error("DPMSolverSinglestepScheduler", "{\"algorithm_type\":\"dpmsolver\"}", SDRT_INVALID_ARGUMENT,
+                 "final_sigmas_type: 'zero' is not supported for algorithm_type dpmsolver");
+    expect_error("KDPM2DiscreteScheduler", "{\"prediction_type\":\"sample\"}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config.prediction_type: 'sample' is not one of epsilon, v_prediction");
+    expect_error("LCMScheduler", "{\"original_inference_steps\":4}", SDRT_INVALID_ARGUMENT,
+                 "num_inference_steps: 10 is larger than original_inference_steps 4");
+    expect_error("TCDScheduler", "{\"gamma\":1.5}", SDRT_INVALID_ARGUMENT, "scheduler_config.gamma: 1.5 is not in 0..1");
     expect_error("DDIM Karras", NULL, SDRT_UNSUPPORTED, "has no field use_karras_sigmas");
     expect_error("DPMSolverMultistepScheduler", "{\"solver_order\":4}", SDRT_INVALID_ARGUMENT,
                  "scheduler_config.solver_order: 4 is not in 1..3");
@@ -378,6 +408,53 @@ static void test_errors(void) {
     sched_destroy(s);
 }
 
+/* img2img starts mid-schedule: every class must step from a begin index
+ * with an empty history and give finite latents (diffusers' own
+ * multistep classes start their warm-up there as well). */
+static void test_begin_index(void) {
+    enum { N = 64 };
+    for (const sched_kind *const *k = sched_kinds; *k; k++) {
+        for (uint32_t begin = 0; begin <= 6; begin += 2) {
+            sdrt_scheduler_params p;
+            sdrt_scheduler_params_init(&p);
+            p.name = (*k)->name;
+            p.num_inference_steps = 12;
+            sdrt_sched *s = NULL;
+            char err[512];
+            REQUIRE(sched_create(&p, &s, err, sizeof err) == SDRT_OK, "%s: %s", p.name, err);
+            REQUIRE(sched_set_begin_index(s, begin) == SDRT_OK, "%s: begin %u", p.name, begin);
+            sdrt_rng g;
+            sdrt_rng_seed(&g, 5);
+            float x[N], xin[N], eps[N];
+            sdrt_rng_randn(&g, x, N);
+            int ok = 1;
+            for (uint32_t i = begin; ok && i < s->n_ts; i++) {
+                ok = sched_scale_model_input(s, i, x, xin, N) == SDRT_OK;
+                model(xin, s->timesteps[i], eps, N);
+                ok = ok && sched_step(s, i, eps, x, N, &g) == SDRT_OK;
+                for (int j = 0; ok && j < N; j++) ok = isfinite(x[j]);
+            }
+            CHECK(ok, "%s: begin index %u gives a non-finite latent or a failed step", p.name, begin);
+            sched_destroy(s);
+        }
+    }
+}
+
+/* PNDM's Runge-Kutta warm-up needs 4 steps; PLMS (skip_prk_steps) does not. */
+static void test_pndm_steps(void) {
+    sdrt_scheduler_params p;
+    sdrt_scheduler_params_init(&p);
+    p.name = "PNDMScheduler";
+    p.num_inference_steps = 3;
+    sdrt_sched *s = NULL;
+    char err[512] = {0};
+    CHECK(sched_create(&p, &s, err, sizeof err) == SDRT_INVALID_ARGUMENT && strstr(err, "less than 4"), "%s", err);
+    p.name = "PLMS";
+    REQUIRE(sched_create(&p, &s, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(s->n_ts == 4 && s->timesteps[1] == s->timesteps[2], "PLMS repeats its second timestep");
+    sched_destroy(s);
+}
+
 static void expect_label(const char *name, const char *label, const char *sched) {
     sdrt_scheduler_params p;
     sdrt_scheduler_params_init(&p);
@@ -398,6 +475,11 @@ static void test_a1111_labels(void) {
     expect_label("Euler a", "Euler a", "Automatic");
     expect_label("euler_sgm_uniform", "Euler", "SGM Uniform");
     expect_label("DDIMScheduler", "DDIM", "Automatic");
+    expect_label("LMS Karras", "LMS", "Karras");
+    expect_label("dpm_2_ancestral_karras", "DPM2 a", "Karras");
+    expect_label("PLMS", "PLMS", "Automatic");
+    expect_label("uni_pc_bh2", "UniPC", "Automatic");
+    expect_label("DEIS Exponential", "DEIS", "Exponential");
 }
 
 /* ---- messages, interface ---- */
@@ -502,6 +584,8 @@ const test_entry TESTS[] = {
     {"reference_sdxl", test_reference_sdxl},
     {"aliases", test_aliases},
     {"errors", test_errors},
+    {"pndm_steps", test_pndm_steps},
+    {"begin_index", test_begin_index},
     {"a1111_labels", test_a1111_labels},
     {"messages", test_messages},
     {"interface", test_interface},
