@@ -118,11 +118,11 @@ const sched_schedule sched_schedules[] = {
     {"Normal", "{\"timestep_spacing\":\"linspace\"}", NULL},
     {"Automatic", "{}", NULL},
     {"discrete", "{}", NULL},
-    {"Align Your Steps", NULL,
-     "schedule type 'Align Your Steps' is not supported: it needs NVIDIA's per-model sigma tables, which "
-     "diffusers schedulers only take as custom sigmas"},
-    {"AYS", NULL, "schedule type 'AYS' (Align Your Steps) is not supported: it needs per-model sigma tables"},
-    {"ays", NULL, "schedule type 'ays' (Align Your Steps) is not supported: it needs per-model sigma tables"},
+    /* Align Your Steps: the family comes from ays_model (docs/schedulers.md) */
+    {"Align Your Steps", "{\"align_your_steps\":true}", NULL},
+    {"AYS", "{\"align_your_steps\":true}", NULL},
+    {"AYS SD1", "{\"align_your_steps\":true,\"ays_model\":\"sd1\"}", NULL},
+    {"AYS SDXL", "{\"align_your_steps\":true,\"ays_model\":\"sdxl\"}", NULL},
     {"ddim_uniform", NULL, "schedule type 'ddim_uniform' is not supported: no diffusers config reproduces it"},
     {"linear_quadratic", NULL, "schedule type 'linear_quadratic' is not supported: no diffusers config reproduces it"},
     {"kl_optimal", NULL, "schedule type 'kl_optimal' is not supported: no diffusers config reproduces it"},
@@ -239,7 +239,8 @@ void sched_a1111_label(const sdrt_sched *s, const char **label, const char **sch
     if (strcmp(s->kind->name, "DPMSolverMultistepScheduler") == 0) *label = dpm_label(c);
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i].cls, s->kind->name) == 0) *label = map[i].label;
-    if (flag(c, SCHED_F_USE_KARRAS_SIGMAS)) *schedule = "Karras";
+    if (flag(c, SCHED_F_ALIGN_YOUR_STEPS)) *schedule = "Align Your Steps";
+    else if (flag(c, SCHED_F_USE_KARRAS_SIGMAS)) *schedule = "Karras";
     else if (flag(c, SCHED_F_USE_EXPONENTIAL_SIGMAS)) *schedule = "Exponential";
     else if (flag(c, SCHED_F_USE_BETA_SIGMAS)) *schedule = "Beta";
     else if (c->v[SCHED_F_TIMESTEP_SPACING].present && cfg_is(c, SCHED_F_TIMESTEP_SPACING, "trailing"))

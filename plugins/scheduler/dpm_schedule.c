@@ -67,7 +67,14 @@ sdrt_status sched_dpm_schedule(sdrt_sched *s, sched_dpm_variant v) {
     sched_train_sigmas(s, tsig);
     for (uint32_t i = 0; i < T; i++) logs[i] = (double)logf(tsig[i]);
     uint32_t last = (v == SCHED_VAR_DPM || v == SCHED_VAR_SINGLE) ? last_timestep(s) : T;
-    N = int_spacing(s, v, last, N, ts);
+    /* set_timesteps(timesteps=AYS) replaces the spacing and lambda_min_clipped */
+    sdrt_status st = SDRT_OK;
+    if (sched_ays_enabled(s)) st = sched_ays_timesteps(s, N, ts);
+    else N = int_spacing(s, v, last, N, ts);
+    if (st) {
+        free(ts), free(sig), free(logs), free(tsig);
+        return st;
+    }
 
     int sigma_min_final = c->v[SCHED_F_FINAL_SIGMAS_TYPE].present && cfg_is(c, SCHED_F_FINAL_SIGMAS_TYPE, "sigma_min");
     double smin = tsig[0], smax = tsig[T - 1];
@@ -102,7 +109,7 @@ sdrt_status sched_dpm_schedule(sdrt_sched *s, sched_dpm_variant v) {
     else final = (ramp && v == SCHED_VAR_UNIPC) ? sig[N - 1] : train_min;
     sig[N] = final;
 
-    sdrt_status st = sched_alloc_tables(s, N, N + 1);
+    st = sched_alloc_tables(s, N, N + 1);
     if (!st) {
         for (uint32_t i = 0; i < N; i++) s->timesteps[i] = (float)ts[i];
         for (uint32_t i = 0; i <= N; i++) s->sigmas[i] = (float)sig[i];

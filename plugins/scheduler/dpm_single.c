@@ -28,7 +28,8 @@ static const sched_field_default fields[] = {
     {SCHED_F_USE_FLOW_SIGMAS, "false"},      {SCHED_F_FLOW_SHIFT, "1.0"},
     {SCHED_F_FINAL_SIGMAS_TYPE, "\"zero\""}, {SCHED_F_LAMBDA_MIN_CLIPPED, "-inf"},
     {SCHED_F_VARIANCE_TYPE, "null"},         {SCHED_F_USE_DYNAMIC_SHIFTING, "false"},
-    {SCHED_F_TIME_SHIFT_TYPE, "\"exponential\""}, {0, NULL},
+    {SCHED_F_TIME_SHIFT_TYPE, "\"exponential\""}, {SCHED_F_ALIGN_YOUR_STEPS, "false"},
+    {SCHED_F_AYS_MODEL, "\"auto\""}, {0, NULL},
 };
 
 enum { ALG_PP, ALG_SDE_PP, ALG_DPM };

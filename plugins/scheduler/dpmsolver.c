@@ -25,6 +25,7 @@ static const sched_field_default fields[] = {
     {SCHED_F_VARIANCE_TYPE, "null"},         {SCHED_F_TIMESTEP_SPACING, "\"linspace\""},
     {SCHED_F_STEPS_OFFSET, "0"},             {SCHED_F_RESCALE_BETAS_ZERO_SNR, "false"},
     {SCHED_F_USE_DYNAMIC_SHIFTING, "false"}, {SCHED_F_TIME_SHIFT_TYPE, "\"exponential\""},
+    {SCHED_F_ALIGN_YOUR_STEPS, "false"}, {SCHED_F_AYS_MODEL, "\"auto\""},
     {0, NULL},
 };
 

@@ -19,7 +19,8 @@ static const sched_field_default fields[] = {
     {SCHED_F_SIGMA_MIN, "null"},             {SCHED_F_SIGMA_MAX, "null"},
     {SCHED_F_TIMESTEP_SPACING, "\"linspace\""}, {SCHED_F_TIMESTEP_TYPE, "\"discrete\""},
     {SCHED_F_STEPS_OFFSET, "0"},             {SCHED_F_RESCALE_BETAS_ZERO_SNR, "false"},
-    {SCHED_F_FINAL_SIGMAS_TYPE, "\"zero\""}, {0, NULL},
+    {SCHED_F_FINAL_SIGMAS_TYPE, "\"zero\""}, {SCHED_F_ALIGN_YOUR_STEPS, "false"}, {SCHED_F_AYS_MODEL, "\"auto\""},
+    {0, NULL},
 };
 
 static int flag(const sched_config *c, sched_field f) { return c->v[f].present && cfg_bool(c, f); }
@@ -52,7 +53,16 @@ sdrt_status sched_build_sigmas(sdrt_sched *s, double *ts, double *sig, uint32_t 
     }
     sched_train_sigmas(s, tsig);
     for (uint32_t i = 0; i < T; i++) logs[i] = (double)logf(tsig[i]);
-    N = sched_spacing(s, N, ts);
+    if (sched_ays_enabled(s)) {
+        /* set_timesteps(timesteps=AYS): no spacing (HeunDiscrete) */
+        if (sched_ays_timesteps(s, N, ts)) {
+            free(tsig);
+            free(logs);
+            return s->diag.code;
+        }
+    } else {
+        N = sched_spacing(s, N, ts);
+    }
     /* numpy: timesteps are float32 before they are interpolated */
     for (uint32_t i = 0; i < N; i++) ts[i] = (double)(float)ts[i];
     for (uint32_t i = 0; i < N; i++) sig[i] = sched_interp(ts[i], tsig, T);
@@ -67,6 +77,32 @@ sdrt_status sched_build_sigmas(sdrt_sched *s, double *ts, double *sig, uint32_t 
     free(tsig);
     free(logs);
     *n_out = N;
+    return SDRT_OK;
+}
+
+/* set_timesteps(sigmas=AYS): the sigmas as given (float32, last 0), the
+ * timesteps from _sigma_to_t in float32; spacing, interpolation_type and
+ * final_sigmas_type do not apply. */
+static sdrt_status setup_ays(sdrt_sched *s) {
+    uint32_t N = (uint32_t)s->num_inference_steps, T = s->T;
+    double *sig = malloc((N + 1) * sizeof *sig);
+    float *logs = malloc(T * sizeof *logs);
+    if (!sig || !logs || sched_alloc_tables(s, N, N + 1)) {
+        free(sig);
+        free(logs);
+        return sched_fail(&s->diag, SDRT_RESOURCE_EXHAUSTED, "scheduler: out of memory");
+    }
+    sched_ays_sigmas(s, N, sig);
+    sched_train_sigmas(s, logs);
+    for (uint32_t i = 0; i < T; i++) logs[i] = logf(logs[i]);
+    for (uint32_t i = 0; i <= N; i++) s->sigmas[i] = (float)sig[i];
+    const sched_config *c = &s->cfg;
+    int continuous = cfg_is(c, SCHED_F_TIMESTEP_TYPE, "continuous") && cfg_is(c, SCHED_F_PREDICTION_TYPE, "v_prediction");
+    for (uint32_t i = 0; i < N; i++)
+        s->timesteps[i] = continuous ? 0.25f * logf(s->sigmas[i]) : (float)sched_sigma_to_t_f32(s->sigmas[i], logs, T);
+    free(sig);
+    free(logs);
+    sched_euler_init_noise_sigma(s);
     return SDRT_OK;
 }
 
@@ -86,6 +122,7 @@ static sdrt_status setup(sdrt_sched *s) {
         return sched_fail(&s->diag, SDRT_INVALID_ARGUMENT,
                           "scheduler_config.final_sigmas_type: '%s' is not one of zero, sigma_min",
                           c->v[SCHED_F_FINAL_SIGMAS_TYPE].str);
+    if (sched_ays_enabled(s)) return setup_ays(s);
     uint32_t N0 = (uint32_t)s->num_inference_steps;
     double *ts = calloc(N0 + 2, sizeof *ts), *sig = calloc(N0 + 2, sizeof *sig);
     uint32_t N = 0, NS;

@@ -20,7 +20,8 @@ static const sched_field_default fields[] = {
     {SCHED_F_USE_KARRAS_SIGMAS, "false"},   {SCHED_F_USE_EXPONENTIAL_SIGMAS, "false"},
     {SCHED_F_USE_BETA_SIGMAS, "false"},     {SCHED_F_CLIP_SAMPLE, "false"},
     {SCHED_F_CLIP_SAMPLE_RANGE, "1.0"},     {SCHED_F_TIMESTEP_SPACING, "\"linspace\""},
-    {SCHED_F_STEPS_OFFSET, "0"},            {0, NULL},
+    {SCHED_F_STEPS_OFFSET, "0"},            {SCHED_F_ALIGN_YOUR_STEPS, "false"}, {SCHED_F_AYS_MODEL, "\"auto\""},
+    {0, NULL},
 };
 
 #define PENDING ctr[0]

@@ -4,6 +4,7 @@
  * "sdrt.scheduler/1" (sdrt/scheduler.h) for the inference plugin.
  */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,33 @@ static void warn_cb(void *ctx, const char *msg) {
     w->api->warn(w->job, msg);
 }
 
+/* The Align Your Steps family (ays_model) of a detected architecture, or
+ * NULL when NVIDIA published no table for it. */
+static const char *ays_model_of(const char *arch) {
+    if (!arch) return NULL;
+    if (strcmp(arch, "sd1") == 0) return "sd1";
+    if (strcmp(arch, "sdxl") == 0 || strcmp(arch, "sdxl-refiner") == 0) return "sdxl";
+    return NULL;
+}
+
+/* A scheduler_config.json does not say which model family it belongs to,
+ * but the AYS tables differ per family: the model layer gets ays_model from
+ * the detected architecture (classes without the field ignore it, and the
+ * request can still override it). Returns a malloc'd copy of cfg. */
+static char *with_ays_model(const char *cfg, const char *arch) {
+    const char *fam = ays_model_of(arch);
+    const char *brace = strchr(cfg, '{');
+    if (!fam || !brace) return strdup(cfg);
+    const char *rest = brace + 1;
+    while (*rest == ' ' || *rest == '\n' || *rest == '\r' || *rest == '\t') rest++;
+    size_t n = strlen(cfg) + 32;
+    char *out = malloc(n);
+    if (!out) return NULL;
+    snprintf(out, n, "%.*s\"ays_model\":\"%s\"%s%s", (int)(brace + 1 - cfg), cfg, fam, *rest == '}' ? "" : ",",
+             rest);
+    return out;
+}
+
 /* Reads the model's scheduler config through sdrt.model/1; *text is a
  * malloc'd copy (NULL when the model has no scheduler component). */
 static sdrt_error *model_scheduler_config(plugin *pl, const char *model_id, sdrt_job *job, char **text) {
@@ -72,7 +100,7 @@ static sdrt_error *model_scheduler_config(plugin *pl, const char *model_id, sdrt
     sdrt_error *e = mi->open(mi->self, model_id, job, &m);
     if (!e) {
         const char *cfg = mi->config_json(m, "scheduler");
-        if (cfg) *text = strdup(cfg);
+        if (cfg) *text = with_ays_model(cfg, mi->arch ? mi->arch(m) : NULL);
         mi->close(mi->self, m);
     }
     api->release(pl->host, SDRT_MODEL_IFACE_ID);

@@ -80,7 +80,9 @@ typedef enum sched_ftype {
     X(TIMESTEP_SCALING, "timestep_scaling", FLOAT)                                   \
     X(NOISE_SAMPLER_SEED, "noise_sampler_seed", FLOAT_NULL)                          \
     X(ETA, "eta", FLOAT)                                                             \
-    X(GAMMA, "gamma", FLOAT)
+    X(GAMMA, "gamma", FLOAT)                                                         \
+    X(ALIGN_YOUR_STEPS, "align_your_steps", BOOL)                                    \
+    X(AYS_MODEL, "ays_model", STR)
 
 typedef enum sched_field {
 #define SCHED_FIELD_ENUM_(id, name, type) SCHED_F_##id,
@@ -278,6 +280,24 @@ static inline void sched_alpha_sigma(float sigma, float *alpha_t, float *sigma_t
  * in small details. */
 typedef enum sched_dpm_variant { SCHED_VAR_DPM, SCHED_VAR_UNIPC, SCHED_VAR_DEIS, SCHED_VAR_SINGLE } sched_dpm_variant;
 sdrt_status sched_dpm_schedule(sdrt_sched *s, sched_dpm_variant v);
+
+/* ---- Align Your Steps (ays.c) ------------------------------------------ */
+
+/* The class has align_your_steps and it is on. */
+int sched_ays_enabled(const sdrt_sched *s);
+/* Checks the AYS fields (ays_model value, no other sigma ramp) and
+ * resolves ays_model "auto" (to "sd1", with a warning). */
+sdrt_status sched_ays_check(sdrt_sched *s);
+/* The N+1 AYS sigmas, last 0, in double: diffusers' AysSchedules sigma list
+ * for N = 10, else the log-linear interpolation of NVIDIA's 11 noise
+ * levels to N+1 points (ComfyUI's AlignYourStepsScheduler). */
+void sched_ays_sigmas(const sdrt_sched *s, uint32_t N, double *out);
+/* The N AYS integer timesteps: diffusers' AysSchedules timestep list for
+ * N = 10, else round(_sigma_to_t) of the first N interpolated sigmas. */
+sdrt_status sched_ays_timesteps(sdrt_sched *s, uint32_t N, double *out);
+/* diffusers' _sigma_to_t for a float32 sigma (the custom-sigmas path of
+ * EulerDiscrete, where numpy keeps the arithmetic in float32). */
+double sched_sigma_to_t_f32(float sigma, const float *log_sigmas, uint32_t n);
 
 /* ---- alpha-space samplers (ddim.c) ---------------------------------------- */
 

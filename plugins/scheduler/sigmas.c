@@ -155,7 +155,7 @@ sdrt_status sched_check_sigma_flags(sdrt_sched *s) {
         (cfg_num(c, SCHED_F_STEPS_OFFSET) < 0 || cfg_num(c, SCHED_F_STEPS_OFFSET) >= s->T))
         return sched_fail(&s->diag, SDRT_INVALID_ARGUMENT, "scheduler_config.steps_offset: %.0f is not in 0..%u",
                           cfg_num(c, SCHED_F_STEPS_OFFSET), s->T - 1);
-    return SDRT_OK;
+    return sched_ays_check(s);
 }
 
 sdrt_status sched_alloc_tables(sdrt_sched *s, uint32_t n_ts, uint32_t n_sigmas) {

@@ -144,10 +144,59 @@ CASES = [
     ("pndm_prk_vpred", "PNDMScheduler", "sd15", {"prediction_type": "v_prediction", "skip_prk_steps": False}, {}, []),
     ("pndm_trailing", "PNDMScheduler", "sd15", {"timestep_spacing": "trailing"}, {}, []),
     ("lcm_orig_25", "LCMScheduler", "sd15", {"original_inference_steps": 25, "prediction_type": "v_prediction"}, {}, []),
+    # Align Your Steps (sdrt's align_your_steps/ays_model fields; see ays_kwargs)
+    ("euler_ays_sd15", "EulerDiscreteScheduler", "sd15", {"align_your_steps": True, "ays_model": "sd1"}, {}, [10]),
+    ("euler_ays_sdxl", "EulerDiscreteScheduler", "sdxl", {"align_your_steps": True, "ays_model": "sdxl"}, {}, [10]),
+    ("dpmpp_2m_ays_sd15", "DPMSolverMultistepScheduler", "sd15", {"align_your_steps": True, "ays_model": "sd1"}, {}, [10]),
+    ("dpmpp_2m_ays_sdxl", "DPMSolverMultistepScheduler", "sdxl", {"align_your_steps": True, "ays_model": "sdxl"}, {}, [10]),
+    ("dpmpp_2m_sde_ays", "DPMSolverMultistepScheduler", "sdxl", {"align_your_steps": True, "ays_model": "sdxl", "algorithm_type": "sde-dpmsolver++"}, {}, [10]),
+    ("dpm_single_ays", "DPMSolverSinglestepScheduler", "sd15", {"align_your_steps": True, "ays_model": "sd1"}, {}, [10]),
+    ("heun_ays_sdxl", "HeunDiscreteScheduler", "sdxl", {"align_your_steps": True, "ays_model": "sdxl"}, {}, [10]),
 ]
 
-# sdrt takes step() keyword arguments (eta) as config fields.
-STEP_KW_FIELDS = {"eta", "gamma"}
+# NVIDIA's Align Your Steps noise levels as ComfyUI's AlignYourStepsScheduler
+# holds them (11 levels, the 10-step schedule before the final 0).
+AYS_NOISE_LEVELS = {
+    "sd1": [14.6146412293, 6.4745760956, 3.8636745985, 2.6946151520, 1.8841921177, 1.3943805092,
+            0.9642583904, 0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582],
+    "sdxl": [14.6146412293, 6.3184485287, 3.7681790315, 2.1811480769, 1.3405244945, 0.8620721141,
+             0.5550693289, 0.3798540708, 0.2332364134, 0.1114188177, 0.0291671582],
+}
+AYS_DIFFUSERS = {"sd1": "StableDiffusion", "sdxl": "StableDiffusionXL"}
+# classes whose set_timesteps takes sigmas= (the others take timesteps=)
+AYS_SIGMA_CLASSES = {"EulerDiscreteScheduler"}
+
+# sdrt takes step() keyword arguments (eta) as config fields; the AYS
+# fields become set_timesteps(timesteps=/sigmas=) arguments.
+STEP_KW_FIELDS = {"eta", "gamma", "align_your_steps", "ays_model"}
+
+
+def loglinear_interp(t_steps, num_steps):
+    """ComfyUI's AlignYourStepsScheduler interpolation (NVIDIA's how-to)."""
+    xs = np.linspace(0, 1, len(t_steps))
+    ys = np.log(t_steps[::-1])
+    new_xs = np.linspace(0, 1, num_steps)
+    new_ys = np.interp(new_xs, xs, ys)
+    return np.exp(new_ys)[::-1].copy()
+
+
+def ays_kwargs(cls, s, overrides, n):
+    """set_timesteps arguments for AYS: diffusers' AysSchedules lists for 10
+    steps; otherwise the log-linear interpolation of the noise levels to n+1
+    points (last set to 0), given as sigmas, or for timestep-only classes
+    mapped to integer timesteps by round(_sigma_to_t)."""
+    if not overrides.get("align_your_steps"):
+        return {"num_inference_steps": n}
+    model = overrides["ays_model"]
+    kind = "Sigmas" if cls in AYS_SIGMA_CLASSES else "Timesteps"
+    if n == 10:
+        return {kind.lower(): list(diffusers.schedulers.AysSchedules[AYS_DIFFUSERS[model] + kind])}
+    sig = loglinear_interp(AYS_NOISE_LEVELS[model], n + 1)
+    sig[-1] = 0.0
+    if kind == "Sigmas":
+        return {"sigmas": [float(v) for v in sig]}
+    log_sigmas = np.log(np.array(((1 - s.alphas_cumprod) / s.alphas_cumprod) ** 0.5))
+    return {"timesteps": [int(np.round(s._sigma_to_t(v, log_sigmas))) for v in sig[:-1]]}
 
 
 def make(cls, base, overrides):
@@ -174,7 +223,7 @@ def r9(v):
 def schedule(cls, base, overrides, n):
     s = make(cls, base, overrides)
     try:
-        s.set_timesteps(n)
+        s.set_timesteps(**ays_kwargs(cls, s, overrides, n))
     except Exception as e:  # diffusers refuses some combinations
         return {"steps": n, "error": str(e)[:200]}
     sig = getattr(s, "sigmas", None)
@@ -198,7 +247,7 @@ def trajectory(cls, base, overrides, step_kw, n):
 
 def run_trajectory(cls, base, overrides, step_kw, n):
     s = make(cls, base, overrides)
-    s.set_timesteps(n)
+    s.set_timesteps(**ays_kwargs(cls, s, overrides, n))
     x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(SEED)) * s.init_noise_sigma
     g = torch.Generator().manual_seed(STEP_SEED)
     if "generator" in inspect.signature(s.step).parameters:
@@ -219,20 +268,27 @@ def main():
     for name, cls, base, over, step_kw, extra in CASES:
         if only and name not in only:
             continue
+        traj = TRAJ_STEPS if extra else TRAJ_STEPS[:1]
+        if over.get("align_your_steps"):
+            traj = [10] + TRAJ_STEPS[:1]
         rec = {"name": name, "class": cls, "base": base, "overrides": over,
                "shape": list(SHAPE), "seed": SEED, "step_seed": STEP_SEED,
                "model": "0.3*xin + 0.5*sin(xin) + 0.1*t/1000",
                "diffusers": diffusers.__version__,
                "schedules": [schedule(cls, BASES[base], over, n) for n in SCHEDULE_STEPS + extra],
-               "trajectories": [trajectory(cls, BASES[base], over, step_kw, n)
-                                for n in (TRAJ_STEPS if extra else TRAJ_STEPS[:1])]}
+               "trajectories": [trajectory(cls, BASES[base], over, step_kw, n) for n in traj]}
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             json.dump(rec, f, separators=(",", ":"))
         index.append(name)
         print(name, file=sys.stderr)
-    if not only:
-        with open(os.path.join(OUT, "index.json"), "w") as f:
-            json.dump({"cases": index, "bases": BASES}, f, indent=1)
+    if only:
+        # keep the index whole when regenerating a few cases
+        names = [c[0] for c in CASES]
+        with open(os.path.join(OUT, "index.json")) as f:
+            known = set(json.load(f)["cases"])
+        index = [n for n in names if n in known or n in only]
+    with open(os.path.join(OUT, "index.json"), "w") as f:
+        json.dump({"cases": index, "bases": BASES}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -328,6 +328,11 @@ static void test_aliases(void) {
     expect_alias("lcm", "LCMScheduler", NULL, NULL);
     expect_alias("TCD", "TCDScheduler", "gamma", "0.3");
     expect_alias("ddpm", "DDPMScheduler", NULL, NULL);
+    expect_alias("Euler Align Your Steps", "EulerDiscreteScheduler", "align_your_steps", "true");
+    expect_alias("DPM++ 2M AYS", "DPMSolverMultistepScheduler", "align_your_steps", "true");
+    expect_alias("dpmpp_2m_ays_sdxl", "DPMSolverMultistepScheduler", "ays_model", "\"sdxl\"");
+    expect_alias("Heun: AYS SD1", "HeunDiscreteScheduler", "ays_model", "\"sd1\"");
+    expect_alias("DPM++ 2S AYS", "DPMSolverSinglestepScheduler", "align_your_steps", "true");
     for (const sched_alias *a = sched_aliases; a->alias; a++)
         if (a->class_name && sched_kind_find(a->class_name)) expect_alias(a->alias, a->class_name, NULL, NULL);
 }
@@ -349,7 +354,12 @@ static void expect_error(const char *name, const char *over, sdrt_status code, c
 
 static void test_errors(void) {
     expect_error("nope", NULL, SDRT_NOT_FOUND, "'nope' is not a known scheduler");
-    expect_error("Euler Align Your Steps", NULL, SDRT_UNSUPPORTED, "Align Your Steps");
+    expect_error("Euler a AYS", NULL, SDRT_UNSUPPORTED, "has no field align_your_steps");
+    expect_error("DDIM Align Your Steps", NULL, SDRT_UNSUPPORTED, "has no field align_your_steps");
+    expect_error("DPM++ 2M AYS", "{\"use_karras_sigmas\":true}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config.align_your_steps: cannot be combined with use_karras_sigmas");
+    expect_error("Euler AYS", "{\"ays_model\":\"svd\"}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config.ays_model: 'svd' is not one of auto, sd1, sdxl");
     expect_error("DPM++ 2S a", NULL, SDRT_UNSUPPORTED, "no diffusers equivalent");
     expect_error("DPM++ SDE Karras", NULL, SDRT_UNSUPPORTED, "torchsde's BrownianInterval");
     expect_error("DPMSolverSDEScheduler", NULL, SDRT_UNSUPPORTED, "'DPMSolverSDEScheduler' is not supported");
@@ -480,6 +490,32 @@ static void test_a1111_labels(void) {
     expect_label("PLMS", "PLMS", "Automatic");
     expect_label("uni_pc_bh2", "UniPC", "Automatic");
     expect_label("DEIS Exponential", "DEIS", "Exponential");
+    expect_label("DPM++ 2M AYS", "DPM++ 2M", "Align Your Steps");
+}
+
+/* ays_model: "auto" warns and takes SD1; the model layer (scheduler.sigmas
+ * with model_id writes the detected family there) or the request picks SDXL. */
+static void expect_ays(const char *base, const char *over, float t1, uint32_t warnings) {
+    sdrt_scheduler_params p;
+    sdrt_scheduler_params_init(&p);
+    p.name = "DPM++ 2M AYS";
+    p.base_config_json = base;
+    p.overrides_json = over;
+    p.num_inference_steps = 10;
+    sdrt_sched *s = NULL;
+    char err[512] = {0};
+    REQUIRE(sched_create(&p, &s, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(s->n_ts == 10 && s->timesteps[0] == 999.0f && s->timesteps[1] == t1, "AYS t[1] = %g, want %g",
+          s->timesteps[1], t1);
+    CHECK(s->diag.n_warnings == warnings, "%u warnings, want %u", s->diag.n_warnings, warnings);
+    if (warnings) CHECK(strstr(s->diag.warnings[0], "ays_model"), "%s", s->diag.warnings[0]);
+    sched_destroy(s);
+}
+
+static void test_ays_model(void) {
+    expect_ays(NULL, NULL, 850.0f, 1);
+    expect_ays("{\"ays_model\":\"sdxl\"}", NULL, 845.0f, 0);
+    expect_ays("{\"ays_model\":\"sdxl\"}", "{\"ays_model\":\"sd1\"}", 850.0f, 0);
 }
 
 /* ---- messages, interface ---- */
@@ -587,6 +623,7 @@ const test_entry TESTS[] = {
     {"pndm_steps", test_pndm_steps},
     {"begin_index", test_begin_index},
     {"a1111_labels", test_a1111_labels},
+    {"ays_model", test_ays_model},
     {"messages", test_messages},
     {"interface", test_interface},
     {0},
