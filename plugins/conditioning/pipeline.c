@@ -331,6 +331,7 @@ sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn
     if (prompt_parse(prompt ? prompt : "", &out->parsed, err, errlen) ||
         prompt_parse(negative ? negative : "", &np, err, errlen))
         goto done;
+    if (src->prepare && (st = src->prepare(src->ctx, &out->parsed, err, errlen)) != SDRT_OK) goto done;
     neg.zeros = !do_cfg || (m->force_zeros && !negative); /* diffusers: only negative_prompt=None */
     st = SDRT_RESOURCE_EXHAUSTED;
     if (tokenize_side(m, &out->parsed, &pos) || (!neg.zeros && tokenize_side(m, &np, &neg)) ||

@@ -25,6 +25,11 @@ typedef struct cond_source {
     /* folders with vocab.json/merges.txt used when the model has no
      * tokenizer files (single-file checkpoints); may be NULL */
     const char *fallback_tokenizer_dir[2];
+    /* Optional (NULL = none): called once per encode after the prompt was
+     * parsed and before any weight is read, with its LoRA tags, so that a
+     * per-request weight override (sdrt_cond_params.prepare_weights) can be
+     * built from them. SDRT_OK, or a status with err. */
+    sdrt_status (*prepare)(void *ctx, const prompt_parsed *parsed, char *err, size_t errlen);
 } cond_source;
 
 typedef struct cond_encoder {

@@ -100,7 +100,13 @@ static sdrt_status cache_get(cond_plugin *p, const char *id, const cond_source *
 typedef struct model_ref {
     const sdrt_model_iface *mi;
     sdrt_model *m;
+    const sdrt_cond_params *prm;  /* weight override hooks, when given */
+    const sdrt_host_api *api;
 } model_ref;
+
+static int has_hooks(const sdrt_cond_params *prm) {
+    return prm && SDRT_HAS_MEMBER(prm, sdrt_cond_params, weights_ctx);
+}
 
 static const char *ref_config(void *ctx, const char *comp) {
     model_ref *r = ctx;
@@ -108,7 +114,30 @@ static const char *ref_config(void *ctx, const char *comp) {
 }
 static const sdrt_tensor *ref_tensor(void *ctx, const char *comp, const char *name) {
     model_ref *r = ctx;
-    return r->mi->tensor(r->m, comp, name);
+    const sdrt_tensor *t = has_hooks(r->prm) && r->prm->weight ? r->prm->weight(r->prm->weights_ctx, comp, name) : NULL;
+    return t ? t : r->mi->tensor(r->m, comp, name);
+}
+
+/* Hands the prompt's LoRA tags to the caller's prepare_weights hook. */
+static sdrt_status ref_prepare(void *ctx, const prompt_parsed *parsed, char *err, size_t errlen) {
+    model_ref *r = ctx;
+    if (!has_hooks(r->prm) || !r->prm->prepare_weights) return SDRT_OK;
+    sdrt_cond_lora *tags = calloc(parsed->nloras + 1, sizeof *tags);
+    if (!tags) {
+        snprintf(err, errlen, "conditioning: out of memory");
+        return SDRT_RESOURCE_EXHAUSTED;
+    }
+    for (size_t i = 0; i < parsed->nloras; i++) {
+        tags[i].name = parsed->loras[i].name;
+        tags[i].weight = parsed->loras[i].weight;
+    }
+    sdrt_error *e = r->prm->prepare_weights(r->prm->weights_ctx, tags, parsed->nloras);
+    free(tags);
+    if (!e) return SDRT_OK;
+    sdrt_status st = e->code;
+    snprintf(err, errlen, "%s", e->message);
+    r->api->error_free(e);
+    return st == SDRT_OK ? SDRT_INTERNAL : st;
 }
 static const char *ref_file(void *ctx, const char *comp, const char *file) {
     model_ref *r = ctx;
@@ -154,9 +183,9 @@ static sdrt_status status_of(sdrt_status st, sdrt_job *job, const sdrt_host_api 
 
 static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_model *m,
                                const sdrt_cond_params *prm, sdrt_job *job, result_box *box) {
-    model_ref ref = {mi, m};
+    model_ref ref = {mi, m, prm, p->api};
     char *index = read_model_index(mi->id(m));
-    cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}};
+    cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}, ref_prepare};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
@@ -281,8 +310,8 @@ static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *
     const sdrt_model_iface *mi;
     sdrt_model *m;
     if ((e = open_model(p, str_field(data, "model_id"), job, &mi, &m))) return e;
-    model_ref ref = {mi, m};
-    cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}};
+    model_ref ref = {mi, m, NULL, p->api};
+    cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}, NULL};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);

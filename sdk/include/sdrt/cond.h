@@ -32,6 +32,12 @@ extern "C" {
 
 #define SDRT_COND_IFACE_ID "sdrt.cond/1"
 
+/* A LoRA tag found in the prompt, e.g. <lora:name:0.8>. */
+typedef struct sdrt_cond_lora {
+    const char *name;   /* as written in the tag */
+    float weight;       /* text-encoder multiplier; 1.0 when omitted */
+} sdrt_cond_lora;
+
 /* Inputs of encode. Fill with sdrt_cond_params_init, then set fields. */
 typedef struct sdrt_cond_params {
     uint32_t struct_size;
@@ -42,21 +48,36 @@ typedef struct sdrt_cond_params {
     const char *negative_prompt;
     int32_t clip_skip;            /* 0 = none (default); diffusers' meaning */
     int32_t do_cfg;               /* non-zero: also produce negative embeddings (default 1) */
+
+    /* --- since sdrt.cond/1 with struct_size covering them (else: none) ---
+     * Per-request weights, e.g. a LoRA set (sdrt/lora.h). Both optional
+     * (NULL = none); called on the encode's worker thread with `weights_ctx`.
+     *
+     * prepare_weights: called once per encode, after the prompt was parsed
+     *   and before any text-encoder weight is read, with the prompt's
+     *   <lora:name:w> tags (borrowed for the call; n may be 0). Lets the
+     *   caller build the override from the request's adapters plus the
+     *   tags. A non-NULL error aborts encode and is returned by it (encode
+     *   takes ownership).
+     * weight: the tensor to use for `name` of `component` ("text_encoder",
+     *   "text_encoder_2") instead of the model's, or NULL for the model's
+     *   own. The result must stay valid until encode returns. */
+    sdrt_error *(*prepare_weights)(void *weights_ctx, const sdrt_cond_lora *loras, size_t n);
+    const sdrt_tensor *(*weight)(void *weights_ctx, const char *component, const char *name);
+    void *weights_ctx;
 } sdrt_cond_params;
 
 static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
-    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, do_cfg);
+    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, weights_ctx);
     p->prompt = NULL;
     p->negative_prompt = NULL;
     p->clip_skip = 0;
     p->do_cfg = 1;
+    p->prepare_weights = NULL;
+    p->weight = NULL;
+    p->weights_ctx = NULL;
 }
 
-/* A LoRA tag found in the prompt, e.g. <lora:name:0.8>. */
-typedef struct sdrt_cond_lora {
-    const char *name;   /* as written in the tag */
-    float weight;       /* text-encoder multiplier; 1.0 when omitted */
-} sdrt_cond_lora;
 
 /* Output of encode. Host float32 arrays, C order. Owned by the interface:
  * valid until result_free. */
