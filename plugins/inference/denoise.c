@@ -16,6 +16,8 @@ typedef struct loop_bufs {
     float *pred;                  /* [rows, c, h, w] */
     float *guided;                /* [batch, c, h, w] (CFG only) */
     float *timesteps;             /* [rows] */
+    float *scaled;                /* [batch, c, h, w] (9-channel UNets only) */
+    float *blend;                 /* [batch, c, h, w] (4-channel inpainting only) */
 } loop_bufs;
 
 void infer_guidance(const float *pred, float g, float *out, size_t n) {
@@ -27,13 +29,20 @@ static int rows_of(const infer_cond *c) {
     return c->cfg ? 2 * c->batch : c->batch;
 }
 
+static sdrt_status bufs_oom(int rows, char *err, size_t errlen) {
+    snprintf(err, errlen, "denoise: out of memory for %d latent rows", rows);
+    return SDRT_RESOURCE_EXHAUSTED;
+}
+
 static sdrt_status bufs_init(const infer_loop *L, loop_bufs *b, size_t n, char *err, size_t errlen) {
     const infer_cond *c = L->cond;
     int rows = rows_of(c);
     int64_t ctx_shape[3] = {rows, c->seq_len, c->dim};
     int64_t pooled_shape[2] = {rows, c->pooled_dim};
-    size_t per_row = n / (size_t)c->batch;
+    size_t per_row = n / (size_t)c->batch / (size_t)L->channels * (size_t)(L->channels + L->extra_channels);
     memset(b, 0, sizeof *b);
+    if (L->extra_channels > 0 && !(b->scaled = malloc(n * sizeof(float)))) return bufs_oom(rows, err, errlen);
+    if (L->blend_mask && !(b->blend = malloc(n * sizeof(float)))) return bufs_oom(rows, err, errlen);
     b->model_in = malloc((size_t)rows * per_row * sizeof(float));
     b->pred = malloc((size_t)rows * per_row * sizeof(float));
     b->guided = c->cfg ? malloc(n * sizeof(float)) : NULL;
@@ -43,8 +52,7 @@ static sdrt_status bufs_init(const infer_loop *L, loop_bufs *b, size_t n, char *
     if (b->model_in && b->pred && (b->guided || !c->cfg) && b->timesteps && b->context &&
         (b->pooled || c->pooled_dim == 0))
         return SDRT_OK;
-    snprintf(err, errlen, "denoise: out of memory for %d latent rows", rows);
-    return SDRT_RESOURCE_EXHAUSTED;
+    return bufs_oom(rows, err, errlen);
 }
 
 static void bufs_free(const infer_loop *L, loop_bufs *b) {
@@ -54,13 +62,15 @@ static void bufs_free(const infer_loop *L, loop_bufs *b) {
     free(b->pred);
     free(b->guided);
     free(b->timesteps);
+    free(b->scaled);
+    free(b->blend);
 }
 
 /* One UNet evaluation on b->model_in at timestep t into b->pred. */
 static sdrt_status predict(const infer_loop *L, loop_bufs *b, float t, char *err, size_t errlen) {
     const infer_cond *c = L->cond;
     int rows = rows_of(c);
-    int64_t shape[4] = {rows, L->channels, L->h, L->w};
+    int64_t shape[4] = {rows, L->channels + L->extra_channels, L->h, L->w};
     for (int r = 0; r < rows; r++) b->timesteps[r] = t;
     sdrt_tensor *sample = sdrt_nn_from_host(L->nn, SDRT_DTYPE_F32, 4, shape, b->model_in);
     if (!sample) {
@@ -86,12 +96,52 @@ static sdrt_status sched_failed(sdrt_status st, const char *what, uint32_t i, ch
     return st;
 }
 
-static sdrt_status one_step(const infer_loop *L, loop_bufs *b, uint32_t i, float *latents, size_t n, char *err,
-                            size_t errlen) {
-    const sdrt_scheduler_iface *S = L->sched;
-    sdrt_status st = S->scale_model_input(L->state, i, latents, b->model_in, n);
+/* The UNet rows of a 9-channel UNet: per row [scaled latents, extra] of
+ * its image (rows repeat the batch for CFG). */
+static void compose_rows(const infer_loop *L, loop_bufs *b) {
+    size_t plane = (size_t)L->h * (size_t)L->w;
+    size_t lat = (size_t)L->channels * plane, ext = (size_t)L->extra_channels * plane;
+    int rows = rows_of(L->cond);
+    for (int r = 0; r < rows; r++) {
+        int img = r % L->cond->batch;
+        float *dst = b->model_in + (size_t)r * (lat + ext);
+        memcpy(dst, b->scaled + (size_t)img * lat, lat * sizeof(float));
+        memcpy(dst + lat, L->extra + (size_t)img * ext, ext * sizeof(float));
+    }
+}
+
+static sdrt_status scale_input(const infer_loop *L, loop_bufs *b, uint32_t i, const float *latents, size_t n,
+                               char *err, size_t errlen) {
+    sdrt_status st = L->sched->scale_model_input(L->state, i, latents, L->extra ? b->scaled : b->model_in, n);
     if (st != SDRT_OK) return sched_failed(st, "scale_model_input", i, err, errlen);
-    if (L->cond->cfg) memcpy(b->model_in + n, b->model_in, n * sizeof(float));
+    if (L->extra) compose_rows(L, b);
+    else if (L->cond->cfg) memcpy(b->model_in + n, b->model_in, n * sizeof(float));
+    return SDRT_OK;
+}
+
+/* StableDiffusion(XL)InpaintPipeline with a 4-channel UNet: keep the
+ * unmasked area on the image's own noise trajectory. */
+static sdrt_status blend_step(const infer_loop *L, loop_bufs *b, uint32_t i, uint32_t end, float *latents, size_t n,
+                              char *err, size_t errlen) {
+    const float *proper = L->blend_image;
+    if (i + 1 < end) {
+        sdrt_status st = L->sched->add_noise(L->state, L->blend_image, L->blend_noise, i + 1, b->blend, n);
+        if (st != SDRT_OK) return sched_failed(st, "add_noise", i + 1, err, errlen);
+        proper = b->blend;
+    }
+    size_t plane = (size_t)L->h * (size_t)L->w, per = (size_t)L->channels * plane;
+    for (size_t k = 0; k < n; k++) {
+        float m = L->blend_mask[(k / per) * plane + k % plane];
+        latents[k] = (1.0f - m) * proper[k] + m * latents[k];
+    }
+    return SDRT_OK;
+}
+
+static sdrt_status one_step(const infer_loop *L, loop_bufs *b, uint32_t i, uint32_t end, float *latents, size_t n,
+                            char *err, size_t errlen) {
+    const sdrt_scheduler_iface *S = L->sched;
+    sdrt_status st = scale_input(L, b, i, latents, n, err, errlen);
+    if (st != SDRT_OK) return st;
     st = predict(L, b, S->timesteps(L->state)[i], err, errlen);
     if (st != SDRT_OK) return st;
     const float *eps = b->pred;
@@ -100,23 +150,25 @@ static sdrt_status one_step(const infer_loop *L, loop_bufs *b, uint32_t i, float
         eps = b->guided;
     }
     st = S->step(L->state, i, eps, latents, n, L->rng);
-    return st == SDRT_OK ? SDRT_OK : sched_failed(st, "step", i, err, errlen);
+    if (st != SDRT_OK) return sched_failed(st, "step", i, err, errlen);
+    return L->blend_mask ? blend_step(L, b, i, end, latents, n, err, errlen) : SDRT_OK;
 }
 
 sdrt_status infer_denoise(const infer_loop *L, float *latents, char *err, size_t errlen) {
     size_t n = (size_t)L->cond->batch * (size_t)L->channels * (size_t)L->h * (size_t)L->w;
     loop_bufs b;
     sdrt_status st = bufs_init(L, &b, n, err, errlen);
-    uint32_t total = L->sched->num_timesteps(L->state);
-    /* txt2img runs every timestep, from index 0. */
-    for (uint32_t i = 0; st == SDRT_OK && i < total; i++) {
+    uint32_t all = L->sched->num_timesteps(L->state);
+    uint32_t end = L->end && L->end < all ? L->end : all, total = end > L->begin ? end - L->begin : 0;
+    for (uint32_t i = L->begin; st == SDRT_OK && i < end; i++) {
+        uint32_t done = i - L->begin;
         if (L->cancelled && L->cancelled(L->cb)) {
-            snprintf(err, errlen, "inference: cancelled at step %u of %u", i, total);
+            snprintf(err, errlen, "inference: cancelled at step %u of %u", done, total);
             st = SDRT_CANCELLED;
             break;
         }
-        st = one_step(L, &b, i, latents, n, err, errlen);
-        if (st == SDRT_OK && L->on_step) L->on_step(L->cb, (int)i + 1, (int)total);
+        st = one_step(L, &b, i, end, latents, n, err, errlen);
+        if (st == SDRT_OK && L->on_step) L->on_step(L->cb, (int)done + 1, (int)total);
     }
     bufs_free(L, &b);
     return st;

@@ -33,6 +33,21 @@ typedef struct infer_loop {
     float guidance_scale;
     const infer_cond *cond;
     int channels, h, w;       /* latent size */
+    /* Timestep indices to run, [begin, end): img2img strength and SDXL
+     * denoising_start set begin (the caller has called set_begin_index),
+     * denoising_end sets end. end 0 = every remaining timestep. */
+    uint32_t begin, end;
+    /* 9-channel inpainting UNets: per image [extra_channels, h, w] (mask,
+     * masked-image latents) appended to the scaled latents of every UNet
+     * row, as diffusers' torch.cat([latents, mask, masked], dim=1). */
+    int extra_channels;
+    const float *extra;
+    /* 4-channel inpainting: after every step but the last, latents =
+     * (1 - mask) * add_noise(image, noise, t[i+1]) + mask * latents; after
+     * the last, the image latents themselves. All three NULL = off. */
+    const float *blend_mask;  /* [batch, 1, h, w], 0 keep / 1 repaint */
+    const float *blend_image; /* [batch, channels, h, w] */
+    const float *blend_noise; /* [batch, channels, h, w] */
     /* Called after every step with (done, total); may be NULL. */
     void (*on_step)(void *cb, int done, int total);
     /* Polled before every step; non-zero stops with SDRT_CANCELLED. */
@@ -40,8 +55,9 @@ typedef struct infer_loop {
     void *cb;
 } infer_loop;
 
-/* Runs every remaining scheduler step on `latents` ([batch, channels, h, w]
- * host float32, already multiplied by init_noise_sigma), in place. Returns
+/* Runs the scheduler steps [begin, end) on `latents` ([batch, channels, h,
+ * w] host float32: noise times init_noise_sigma, or noised image latents),
+ * in place. Returns
  * SDRT_OK, SDRT_CANCELLED, SDRT_RESOURCE_EXHAUSTED, or the UNet's or
  * scheduler's failure status, with err set. */
 sdrt_status infer_denoise(const infer_loop *loop, float *latents, char *err, size_t errlen);

@@ -172,9 +172,25 @@ static void req_lora(req_ctx *c) {
     c->status = SDRT_UNSUPPORTED;
 }
 
-static void req_model_and_prompts(req_ctx *c, infer_request *r) {
+/* model_id: a string, or a suite {base, refiner?, vae?} (host/legacy.c maps
+ * the C# Model{Base, Refiner, Vae} to it). */
+static void req_model_id(req_ctx *c, infer_request *r) {
     const cJSON *m = req_item(c, "model_id", NULL);
-    r->model_id = req_string(c, m ? m : req_item(c, "model_name", NULL), "model_id", NULL);
+    if (!cJSON_IsObject(m)) {
+        r->model_id = req_string(c, m ? m : req_item(c, "model_name", NULL), "model_id", NULL);
+        return;
+    }
+    r->model_id = req_string(c, cJSON_GetObjectItemCaseSensitive(m, "base"), "model_id.base", NULL);
+    if (c->status == SDRT_OK && !r->model_id) req_fail(c, "model_id.base", "is required", 0);
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(m, "refiner"), *vae = cJSON_GetObjectItemCaseSensitive(m, "vae");
+    r->refiner_id = req_string(c, cJSON_IsNull(ref) ? NULL : ref, "model_id.refiner", NULL);
+    r->vae_id = req_string(c, cJSON_IsNull(vae) ? NULL : vae, "model_id.vae", NULL);
+    if (r->refiner_id && !r->refiner_id[0]) req_fail(c, "model_id.refiner", "must not be empty", 0);
+    if (r->vae_id && !r->vae_id[0]) req_fail(c, "model_id.vae", "must not be empty", 0);
+}
+
+static void req_model_and_prompts(req_ctx *c, infer_request *r) {
+    req_model_id(c, r);
     if (c->status == SDRT_OK && (!r->model_id || !r->model_id[0]))
         req_fail(c, "model_id", "is required", 0);
     r->prompt = req_string(c, req_item(c, "prompt", NULL), "prompt", "");
@@ -196,6 +212,49 @@ static void req_numbers(req_ctx *c, infer_request *r) {
     r->clip_skip = req_int(c, req_item(c, "clip_skip", NULL), "clip_skip", 0, 0, INFER_MAX_CLIP_SKIP);
 }
 
+/* A number in [lo, hi] (open ends when lo_open / hi_open); absent = def. */
+static double req_fraction(req_ctx *c, const char *field, double def, double lo, int lo_open, double hi,
+                           int hi_open) {
+    const cJSON *it = req_item(c, field, NULL);
+    if (!it) return def;
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
+        req_fail(c, field, "must be a number", 0);
+        return def;
+    }
+    double v = it->valuedouble;
+    if ((lo_open ? v <= lo : v < lo) || (hi_open ? v >= hi : v > hi)) {
+        char fmt[96];
+        snprintf(fmt, sizeof fmt, "%%g is out of range %c%g, %g%c", lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
+        req_fail(c, field, fmt, v);
+        return def;
+    }
+    return v;
+}
+
+/* img2img, inpainting and the SDXL base/refiner split. */
+static void req_image(req_ctx *c, infer_request *r) {
+    r->init_image = req_string(c, req_item(c, "init_image", NULL), "init_image", NULL);
+    r->mask_image = req_string(c, req_item(c, "mask_image", NULL), "mask_image", NULL);
+    if (r->init_image && !r->init_image[0]) req_fail(c, "init_image", "must not be empty", 0);
+    if (r->mask_image && !r->mask_image[0]) req_fail(c, "mask_image", "must not be empty", 0);
+    if (r->mask_image && !r->init_image) req_fail(c, "mask_image", "needs init_image (the image to inpaint)", 0);
+    r->strength = req_fraction(c, "strength", -1.0, 0.0, 1, 1.0, 0);
+    if (r->strength >= 0 && !r->init_image) req_fail(c, "strength", "needs init_image (strength is for img2img)", 0);
+    r->denoising_start = req_fraction(c, "denoising_start", -1.0, 0.0, 0, 1.0, 1);
+    if (r->denoising_start >= 0 && !r->init_image)
+        req_fail(c, "denoising_start", "needs init_image (the latents handed over)", 0);
+    r->denoising_end = req_fraction(c, "denoising_end", -1.0, 0.0, 1, 1.0, 0);
+    if (r->denoising_start >= 0 && r->denoising_end >= 0 && r->denoising_end <= r->denoising_start)
+        req_fail(c, "denoising_end", "must be greater than denoising_start (%g)", r->denoising_start);
+    r->aesthetic_score = req_fraction(c, "aesthetic_score", 6.0, -1e4, 0, 1e4, 0);
+    r->negative_aesthetic_score = req_fraction(c, "negative_aesthetic_score", 2.5, -1e4, 0, 1e4, 0);
+    r->mask_blur = req_fraction(c, "mask_blur", 0.0, 0.0, 0, 256.0, 0);
+    r->padding_mask_crop = req_int(c, req_item(c, "padding_mask_crop", NULL), "padding_mask_crop", -1, 0,
+                                   INFER_MAX_SIZE);
+    if (c->status == SDRT_OK && !r->mask_image && (r->mask_blur > 0 || r->padding_mask_crop >= 0))
+        req_fail(c, r->mask_blur > 0 ? "mask_blur" : "padding_mask_crop", "needs mask_image", 0);
+}
+
 sdrt_status infer_request_parse(const char *data_json, infer_request *req, char *err, size_t errlen) {
     memset(req, 0, sizeof *req);
     cJSON *root = cJSON_Parse(data_json ? data_json : "");
@@ -209,6 +268,7 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_numbers(&c, req);
     req_scheduler(&c, req);
     req_output(&c, req);
+    req_image(&c, req);
     req_lora(&c);
     cJSON_Delete(root);
     if (c.status != SDRT_OK) infer_request_free(req);
@@ -222,5 +282,9 @@ void infer_request_free(infer_request *req) {
     free(req->scheduler);
     free(req->scheduler_config_json);
     free(req->output_dir);
+    free(req->refiner_id);
+    free(req->vae_id);
+    free(req->init_image);
+    free(req->mask_image);
     memset(req, 0, sizeof *req);
 }

@@ -33,6 +33,21 @@ typedef struct infer_request {
     int clip_skip;               /* 0 = none */
     char *output_dir;
     int save_latents;
+
+    /* Model suite: model_id {base, refiner, vae}; NULL = none. */
+    char *refiner_id;
+    char *vae_id;
+    /* img2img / inpainting (NULL = txt2img). init_image: a path under the
+     * roots, a data: URI, or a .npy of latents [1,C,h,w] (a handover). */
+    char *init_image;
+    char *mask_image;            /* white = repaint; needs init_image */
+    double strength;             /* (0, 1]; < 0 = the pipeline's default */
+    double denoising_start;      /* [0, 1); < 0 = none (SDXL handover) */
+    double denoising_end;        /* (0, 1]; < 0 = none (or 0.8 with a refiner) */
+    double aesthetic_score;      /* refiner time id; 6.0 */
+    double negative_aesthetic_score; /* 2.5 */
+    double mask_blur;            /* PIL GaussianBlur radius of the mask; 0 = none */
+    int padding_mask_crop;       /* < 0 = none; else "only masked" with this padding */
 } infer_request;
 
 /* Parses the `data` JSON of inference.run (borrowed). On success returns

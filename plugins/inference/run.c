@@ -1,10 +1,12 @@
-/* plugins/inference/run.c - inference.run (txt2img), as diffusers'
- * StableDiffusionPipeline / StableDiffusionXLPipeline.__call__ runs it:
+/* plugins/inference/run.c - inference.run, as diffusers'
+ * StableDiffusion(XL)Pipeline, ...Img2ImgPipeline and ...InpaintPipeline
+ * __call__ run it:
  *
- *   request -> model (sdrt.model/1) -> UNet + scheduler (sdrt.scheduler/1)
- *   -> prompt embeddings (sdrt.cond/1) -> seeded noise * init_noise_sigma
- *   -> denoising loop (denoise.c) -> VAE decode + PNG (sdrt.postprocess/1)
- *   -> response.
+ *   request -> init image / mask (run_image.c) -> model (sdrt.model/1)
+ *   -> UNet + scheduler (sdrt.scheduler/1) -> prompt embeddings (sdrt.cond/1)
+ *   -> seeded noise * init_noise_sigma, or VAE-encoded init image + noise
+ *   -> denoising loop (denoise.c) -> SDXL refiner pass (run_refiner.c)
+ *   -> VAE decode + PNG (sdrt.postprocess/1) -> response.
  *
  * Each stage is one function returning an sdrt_error (NULL = go on); the
  * run context owns everything acquired so far and run_release frees it
@@ -84,18 +86,25 @@ static int default_image_size(const char *unet_config_json) {
     return size;
 }
 
-static sdrt_error *run_open_model(run_ctx *c) {
-    sdrt_error *e = c->model->open(c->model->self, c->r.model_id, c->job, &c->m);
-    if (e) return e;
+/* The UNet of the open model c->m into c->u; `field` names the request
+ * field in errors ("model_id", "model_id.refiner"). */
+sdrt_error *run_load_unet(run_ctx *c, const char *field) {
+    const char *id = c->model->id(c->m);
     c->arch = c->model->arch(c->m);
     c->is_sdxl = c->arch && strncmp(c->arch, "sdxl", 4) == 0;
     const char *cfg = c->model->config_json(c->m, "unet");
-    if (!cfg)
-        return c->api->error_new(SDRT_NOT_FOUND, NULL, "model_id: %s has no unet component", c->r.model_id);
+    if (!cfg) return c->api->error_new(SDRT_NOT_FOUND, NULL, "%s: %s has no unet component", field, id);
     unet_source src = {c->model, c->m};
     char err[512];
     sdrt_status st = unet_new(cfg, unet_weight, &src, &c->u, err, sizeof err);
-    if (st != SDRT_OK) return c->api->error_new(st, NULL, "model_id: %s: %s", c->r.model_id, err);
+    return st == SDRT_OK ? NULL : c->api->error_new(st, NULL, "%s: %s: %s", field, id, err);
+}
+
+static sdrt_error *run_open_model(run_ctx *c) {
+    sdrt_error *e = c->model->open(c->model->self, c->r.model_id, c->job, &c->m);
+    if (!e) e = run_load_unet(c, "model_id");
+    if (e) return e;
+    const char *cfg = c->model->config_json(c->m, "unet");
     if (!c->r.width) c->r.width = default_image_size(cfg);
     if (!c->r.height) c->r.height = default_image_size(cfg);
     /* diffusers' pipeline defaults: 7.5 for SD1/SD2, 5.0 for SDXL. */
@@ -114,7 +123,7 @@ static char *model_scheduler_name(const char *scheduler_config_json) {
     return name;
 }
 
-static sdrt_error *run_scheduler(run_ctx *c) {
+sdrt_error *run_scheduler(run_ctx *c) {
     const char *base = c->model->config_json(c->m, "scheduler");
     char *fallback = c->r.scheduler ? NULL : model_scheduler_name(base);
     sdrt_scheduler_params p;
@@ -161,21 +170,38 @@ static uint64_t draw_seed(void) {
 
 /* diffusers prepare_latents with a CPU generator: one randn call over the
  * whole [batch, C, h, w] tensor, times init_noise_sigma (float32). */
-static sdrt_error *run_noise(run_ctx *c) {
-    c->seed = c->r.seed_given ? c->r.seed : draw_seed();
-    c->channels = unet_get_config(c->u)->in_channels;
-    c->lh = c->r.height / 8;
-    c->lw = c->r.width / 8;
-    c->n_latents = (size_t)c->r.batch_size * (size_t)c->channels * (size_t)c->lh * (size_t)c->lw;
+static sdrt_error *txt2img_noise(run_ctx *c) {
+    if (unet_get_config(c->u)->in_channels != c->channels)
+        return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                                 "init_image: model_id is an inpainting model (unet in_channels %d): give init_image "
+                                 "and mask_image",
+                                 unet_get_config(c->u)->in_channels);
     c->latents = malloc(c->n_latents * sizeof(float));
     if (!c->latents)
         return c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "width/height: latents of %dx%d x %d do not fit in memory",
                                  c->r.width, c->r.height, c->r.batch_size);
-    sdrt_rng_seed(&c->rng, c->seed);
     sdrt_rng_randn(&c->rng, c->latents, c->n_latents);
     float sigma = c->sched->init_noise_sigma(c->state);
     for (size_t k = 0; k < c->n_latents; k++) c->latents[k] *= sigma;
     return NULL;
+}
+
+/* The initial latents and the timesteps to run: txt2img noise, or the
+ * img2img / inpainting latents (run_image.c); denoising_end (default 0.8
+ * when a refiner follows, as diffusers' ensemble-of-experts example). */
+static sdrt_error *run_latents(run_ctx *c) {
+    c->seed = c->r.seed_given ? c->r.seed : draw_seed();
+    c->channels = unet_get_config(c->u)->out_channels;
+    c->lh = c->r.height / 8;
+    c->lw = c->r.width / 8;
+    c->n_latents = (size_t)c->r.batch_size * (size_t)c->channels * (size_t)c->lh * (size_t)c->lw;
+    sdrt_rng_seed(&c->rng, c->seed);
+    if (c->r.refiner_id && c->r.denoising_end < 0) c->r.denoising_end = 0.8;
+    if (c->r.denoising_end >= 0) c->end = c->sched->end_for_denoising_end(c->state, c->r.denoising_end);
+    sdrt_error *e = c->r.init_image ? run_init_latents(c) : txt2img_noise(c);
+    if (e || !c->end || c->end > c->begin) return e;
+    return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "denoising_end: %g leaves no step of num_inference_steps %d",
+                             c->r.denoising_end, c->r.steps);
 }
 
 /* ---- denoising -------------------------------------------------------- */
@@ -200,13 +226,17 @@ static int loop_cancelled(void *cb) {
            c->api->wait_if_paused(c->job);
 }
 
-static sdrt_error *run_denoise(run_ctx *c) {
-    sdrt_device *dev = c->backend->default_device(c->backend->self);
-    c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
+sdrt_error *run_denoise(run_ctx *c) {
+    sdrt_device *dev = c->nn ? NULL : c->backend->default_device(c->backend->self);
+    if (!c->nn) c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
     if (!c->nn) return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device");
+    int blend = c->mask_latents && !c->extra;
     infer_loop loop = {.u = c->u, .nn = c->nn, .sched = c->sched, .state = c->state, .rng = &c->rng,
                        .guidance_scale = (float)c->r.guidance_scale, .cond = &c->cond_rows,
-                       .channels = c->channels, .h = c->lh, .w = c->lw,
+                       .channels = c->channels, .h = c->lh, .w = c->lw, .begin = c->begin, .end = c->end,
+                       .extra_channels = c->extra ? 1 + c->channels : 0, .extra = c->extra,
+                       .blend_mask = blend ? c->mask_latents : NULL, .blend_image = blend ? c->image_latents : NULL,
+                       .blend_noise = blend ? c->noise : NULL,
                        .on_step = report_step, .cancelled = loop_cancelled, .cb = c};
     char err[512];
     c->loop_start = now_s();
@@ -240,11 +270,17 @@ static sdrt_error *run_outputs(run_ctx *c) {
     sdrt_progress p = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 1.0, .stage = "decode",
                        .message = "decoding latents"};
     c->api->progress(c->job, &p);
-    float *rgb = NULL;
+    float *decoded = NULL, *overlaid = NULL;
     int h = 0, w = 0;
-    sdrt_error *e = c->post->decode(c->post->self, c->m, c->latents, c->r.batch_size, c->channels, c->lh, c->lw, NULL,
-                                    c->job, &rgb, &h, &w);
-    if (e) return e;
+    sdrt_error *e = c->post->decode(c->post->self, c->vae_m ? c->vae_m : c->m, c->latents, c->r.batch_size,
+                                    c->channels, c->lh, c->lw, NULL, c->job, &decoded, &h, &w);
+    /* "only masked" inpainting: the crop goes back into the original. */
+    if (!e && c->orig_u8) e = run_overlay(c, decoded, &overlaid, &h, &w);
+    if (e) {
+        c->post->free(c->post->self, decoded);
+        return e;
+    }
+    const float *rgb = overlaid ? overlaid : decoded;
     char *params = NULL;
     sdrt_error *pe = c->post->format_parameters(c->post->self, c->data_json, c->seed, &params);
     if (pe) c->api->error_free(pe); /* metadata is optional: the image is not */
@@ -252,7 +288,8 @@ static sdrt_error *run_outputs(run_ctx *c) {
     e = c->outs ? NULL : c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
     for (int i = 0; !e && i < c->r.batch_size; i++) e = save_image(c, i, rgb, h, w, params);
     c->post->free(c->post->self, params);
-    c->post->free(c->post->self, rgb);
+    c->post->free(c->post->self, decoded);
+    free(overlaid);
     return e;
 }
 
@@ -264,6 +301,7 @@ static void run_release(run_ctx *c) {
     unet_free(c->u);
     run_cond_free(c);
     if (c->m) c->model->close(c->model->self, c->m);
+    run_image_free(c);
     release_ifaces(c);
     free(c->latents);
     infer_outputs_free(c->outs, c->r.batch_size);
@@ -272,7 +310,8 @@ static void run_release(run_ctx *c) {
 
 static sdrt_error *run_stages(run_ctx *c) {
     sdrt_error *(*const stages[])(run_ctx *) = {
-        run_acquire, run_open_model, run_scheduler, run_conditioning, run_noise, run_denoise, run_outputs,
+        run_acquire, run_read_images, run_open_model, run_open_vae, run_scheduler, run_conditioning,
+        run_latents, run_denoise, run_refiner, run_outputs,
     };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
         if (c->api->is_cancelled(c->job))
@@ -291,7 +330,8 @@ sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **res
     if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
     sdrt_error *e = run_stages(&c);
     if (!e) {
-        *result_json = infer_response_json(p->api, c.outs, c.r.batch_size, c.seed, c.r.width, c.r.height,
+        int out_w = c.orig_u8 ? c.orig_w : c.r.width, out_h = c.orig_u8 ? c.orig_h : c.r.height;
+        *result_json = infer_response_json(p->api, c.outs, c.r.batch_size, c.seed, out_w, out_h,
                                            now_s() - c.t0);
         if (!*result_json) e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
     }

@@ -16,10 +16,11 @@ static void fill_rows(float *dst, const float *src, size_t len, int first, int c
 
 /* SDXL add_time_ids: original_size + crops_coords_top_left + target_size,
  * all from the requested size with crop (0, 0) (the pipeline's defaults);
- * the refiner's 5 ids end with the aesthetic score (6.0, negative 2.5). */
-static void time_ids_row(float *row, int k, int height, int width, int negative) {
-    float ids[6] = {(float)height, (float)width, 0.0f, 0.0f, (float)height, (float)width};
-    if (k == 5) ids[4] = negative ? 2.5f : 6.0f;
+ * the refiner's 5 ids end with the aesthetic score (request's
+ * aesthetic_score / negative_aesthetic_score, diffusers' 6.0 / 2.5). */
+static void time_ids_row(const infer_request *r, float *row, int k, int negative) {
+    float ids[6] = {(float)r->height, (float)r->width, 0.0f, 0.0f, (float)r->height, (float)r->width};
+    if (k == 5) ids[4] = (float)(negative ? r->negative_aesthetic_score : r->aesthetic_score);
     memcpy(row, ids, (size_t)k * sizeof(float));
 }
 
@@ -65,7 +66,7 @@ static sdrt_error *build_rows(run_ctx *c, const sdrt_cond_result *res, int cfg, 
         int negative = r < cond0;
         memcpy(pool + (size_t)r * pooled, negative ? res->negative_pooled_prompt_embeds : res->pooled_prompt_embeds,
                pooled * sizeof(float));
-        time_ids_row(ids + (size_t)r * n_ids, n_ids, c->r.height, c->r.width, negative);
+        time_ids_row(&c->r, ids + (size_t)r * n_ids, n_ids, negative);
     }
     c->cond_rows = (infer_cond){.batch = batch, .cfg = cfg, .seq_len = res->seq, .dim = res->dim, .context = ctx,
                                 .pooled_dim = (int64_t)pooled, .pooled = n_ids ? pool : NULL,

@@ -43,11 +43,48 @@ typedef struct run_ctx {
 
     uint64_t seed;
     sdrt_rng rng;
-    int channels, lh, lw;
+    int channels, lh, lw;     /* latents: the unet's out_channels */
     size_t n_latents;
     float *latents;
     infer_output *outs;
+    uint32_t begin, end;      /* timestep indices to run; end 0 = all */
+
+    /* img2img and inpainting (run_image.c). */
+    sdrt_model *vae_m;        /* model_id.vae, or NULL: the model's own */
+    uint8_t *init_u8;         /* [H, W, 3] at the target size */
+    float *handover;          /* init_image given as latents [1, C, h, w] */
+    int handover_channels;
+    uint8_t *mask_u8;         /* [H, W] grayscale at the target size */
+    float *image_latents;     /* [batch, C, h, w] */
+    float *noise;             /* [batch, C, h, w] */
+    float *mask_latents;      /* [batch, 1, h, w] */
+    float *extra;             /* [batch, 1 + C, h, w] (9-channel UNets) */
+    /* padding_mask_crop: the image and (blurred, grayscale) mask as given,
+     * and the crop box that was generated, for the final overlay. */
+    uint8_t *orig_u8, *orig_mask;
+    int orig_w, orig_h;
+    int crop[4];
 } run_ctx;
+
+/* run.c: stages the refiner pass repeats on its own model. */
+sdrt_error *run_scheduler(run_ctx *c);
+sdrt_error *run_denoise(run_ctx *c);
+sdrt_error *run_load_unet(run_ctx *c, const char *field);
+
+/* run_image.c: the init image and mask (before the model opens: they fix
+ * the size), then the initial latents of img2img / inpainting. */
+sdrt_error *run_read_images(run_ctx *c);
+sdrt_error *run_open_vae(run_ctx *c);
+sdrt_error *run_init_latents(run_ctx *c);
+/* padding_mask_crop: decoded [batch, H, W, 3] pasted back into the original
+ * image; *out (malloc'd) is [batch, h0, w0, 3] and *h, *w its size. */
+sdrt_error *run_overlay(run_ctx *c, const float *decoded, float **out, int *h, int *w);
+void run_image_free(run_ctx *c);
+/* Takes `e` and returns it as "<field>: <message>". */
+sdrt_error *run_field_error(run_ctx *c, sdrt_error *e, const char *field);
+
+/* run_refiner.c: the SDXL refiner pass on the base's latents. */
+sdrt_error *run_refiner(run_ctx *c);
 
 /* run_cond.c: prompt embeddings through sdrt.cond/1 into cond_rows. */
 sdrt_error *run_conditioning(run_ctx *c);

@@ -304,6 +304,32 @@ static sdrt_status load_diffusers(struct sdrt_model *m, const char *root, char *
     return st;
 }
 
+/* A standalone AutoencoderKL folder (config.json + weights), e.g. a VAE
+ * that overrides a pipeline's (inference.run model_id.vae): one "vae"
+ * component, arch "vae". */
+static int is_vae_folder(const char *path) {
+    char *cfg = join(path, "config.json");
+    char *text = cfg && is_file(cfg) ? read_text(cfg) : NULL;
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(j, "_class_name");
+    int r = cJSON_IsString(cls) && strcmp(cls->valuestring, "AutoencoderKL") == 0;
+    cJSON_Delete(j);
+    free(text);
+    free(cfg);
+    return r;
+}
+
+static sdrt_status load_vae_folder(struct sdrt_model *m, const char *path, char *err, size_t errlen) {
+    store_component *c = store_component_add(m, "vae");
+    if (!c || !(c->dir = strdup(path))) return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+    char *cfg = join(path, "config.json");
+    c->config_json = cfg ? read_text(cfg) : NULL;
+    free(cfg);
+    m->arch = "vae";
+    m->source = "diffusers";
+    return load_component_weights(m, c, err, errlen);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -329,6 +355,7 @@ sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, siz
     else if (is_file(path) && has_suffix(path, ".safetensors")) st = singlefile_load(m, path, err, errlen);
     else if (is_file(path) && (has_suffix(path, ".ckpt") || has_suffix(path, ".pt") || has_suffix(path, ".bin")))
         st = fail(err, errlen, SDRT_UNSUPPORTED, "%s: pickle checkpoints are not loaded (unsafe); convert to .safetensors", path);
+    else if (is_dir(path) && is_vae_folder(path)) st = load_vae_folder(m, path, err, errlen);
     else if (is_dir(path))
         st = fail(err, errlen, SDRT_INVALID_ARGUMENT, "%s: folder has no model_index.json (not a diffusers model)", path);
     else st = fail(err, errlen, SDRT_NOT_FOUND, "%s: no such model file or folder", path);

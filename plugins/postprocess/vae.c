@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sdrt/half.h"
 #include "vae.h"
 
 /* diffusers builds the VAE's resnets, attention and output norm with eps 1e-6. */
@@ -33,6 +34,49 @@ int vae_fail(vae_net *v, sdrt_status st, const char *fmt, ...) {
     return -1;
 }
 
+void vae_net_release(vae_net *v) {
+    while (v->params) {
+        vae_f32_param *next = v->params->next;
+        free(v->params);
+        v->params = next;
+    }
+}
+
+static float element_f32(const sdrt_tensor *t, int64_t i) {
+    const char *p = (const char *)t->data;
+    int64_t off = i * t->strides[0];
+    switch (t->dtype) {
+    case SDRT_DTYPE_F16: return sdrt_f16_to_f32(((const uint16_t *)p)[off]);
+    case SDRT_DTYPE_BF16: return sdrt_bf16_to_f32(((const uint16_t *)p)[off]);
+    default: return ((const float *)p)[off];
+    }
+}
+
+/* A 1-D parameter (bias, norm scale) as contiguous f32, converted once per
+ * net: backends take f32 for the element-wise operands (an f16 bias made
+ * every decode of an f16 checkpoint fail). */
+static const sdrt_tensor *f32_param(vae_net *v, const sdrt_tensor *t, const char *name) {
+    for (vae_f32_param *p = v->params; p; p = p->next)
+        if (p->src == t) return &p->t;
+    if (t->dtype != SDRT_DTYPE_F16 && t->dtype != SDRT_DTYPE_BF16 && t->dtype != SDRT_DTYPE_F32) {
+        vae_fail(v, SDRT_INVALID_ARGUMENT, "vae weight %s: dtype is not f32, f16 or bf16", name);
+        return NULL;
+    }
+    int64_t n = t->shape[0];
+    vae_f32_param *p = malloc(sizeof *p + (size_t)n * sizeof(float));
+    if (!p) {
+        vae_fail(v, SDRT_RESOURCE_EXHAUSTED, "vae weight %s: out of memory", name);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) p->data[i] = element_f32(t, i);
+    p->src = t;
+    p->t = (sdrt_tensor){.struct_size = sizeof(sdrt_tensor), .dtype = SDRT_DTYPE_F32, .ndim = 1,
+                         .shape = {n, 1, 1, 1, 1, 1}, .strides = {1}, .data = p->data};
+    p->next = v->params;
+    v->params = p;
+    return &p->t;
+}
+
 /* The weight "<prefix>.<leaf>" as an operand on the device, or NULL with a
  * NOT_FOUND failure naming it. */
 static const sdrt_tensor *weight(vae_net *v, const char *prefix, const char *leaf) {
@@ -43,7 +87,8 @@ static const sdrt_tensor *weight(vae_net *v, const char *prefix, const char *lea
         vae_fail(v, SDRT_NOT_FOUND, "vae weight %s: missing", name);
         return NULL;
     }
-    return sdrt_nn_weight(v->nn, t);
+    if (t->ndim == 1 && (t->dtype != SDRT_DTYPE_F32 || t->strides[0] != 1)) t = f32_param(v, t, name);
+    return t ? sdrt_nn_weight(v->nn, t) : NULL;
 }
 
 /* Picks up a failure of the nn context (op error or cancellation). */

@@ -36,6 +36,14 @@ typedef const sdrt_tensor *(*vae_weight_fn)(void *ctx, const char *name);
 
 /* One run of the network: the compute context, the weights, and the first
  * failure (sticky: once status != OK every function returns NULL/-1). */
+/* A 1-D parameter converted to f32 (see vae_net.params). */
+typedef struct vae_f32_param {
+    struct vae_f32_param *next;
+    const sdrt_tensor *src;   /* the stored tensor it was made from */
+    sdrt_tensor t;            /* f32 view of data */
+    float data[];
+} vae_f32_param;
+
 typedef struct vae_net {
     const vae_config *cfg;
     sdrt_nn *nn;
@@ -43,9 +51,16 @@ typedef struct vae_net {
     void *weight_ctx;
     sdrt_status status;
     char message[320];
+    /* Biases and norm parameters of f16/bf16 checkpoints as f32: the
+     * element-wise ops take f32 there (the matrices stay as stored).
+     * Made on first use, freed by vae_net_release. */
+    vae_f32_param *params;
 } vae_net;
 
 void vae_net_init(vae_net *v, const vae_config *cfg, sdrt_nn *nn, vae_weight_fn weight, void *ctx);
+/* Frees what the net made (the f32 parameters); after sdrt_nn_free of its
+ * context, which may still reference them. */
+void vae_net_release(vae_net *v);
 
 /* Decoder on unscaled latents z [N,C,h,w] (already divided by the scaling
  * factor): post_quant_conv + decoder. Returns [N,3,8h,8w] in model range

@@ -109,6 +109,7 @@ static sdrt_error *run(vae_call *c, const vae_tiling *t, int encode, const float
     int rc = encode ? vae_encode_tiled(&v, t, in, n, h, w, out) : vae_decode_tiled(&v, t, in, n, h, w, out);
     sdrt_error *e = rc ? net_error(c, &v) : NULL;
     sdrt_nn_free(nn);
+    vae_net_release(&v);
     return e;
 }
 

@@ -140,7 +140,7 @@ int main(int argc, char **argv) {
     tower("text_encoder", 768, 12, 3072, 0);
     tower("text_encoder_2", 1280, 32, 5120, 1280);
     printf("random f16 weights: %zu tensors in %.1f s\n", g_n, now() - t0);
-    cond_source src = {NULL, cfg, tensor, file, NULL, {tok1, tok2}};
+    cond_source src = {.config_json = cfg, .tensor = tensor, .file_path = file, .fallback_tokenizer_dir = {tok1, tok2}};
     cond_model *cm;
     if (cond_model_load(&src, &cm, err, sizeof err) != SDRT_OK) {
         fprintf(stderr, "%s\n", err);

@@ -127,8 +127,14 @@ static const char *fh_settings(sdrt_host *host) {
     return g.settings;
 }
 
-/* Every path is allowed (allow_any_path); only made absolute. */
+/* Every path is allowed (allow_any_path) except under /sdrt-denied/,
+ * which stands for "outside the roots" in tests; relative paths are made
+ * absolute under the output root. */
 static char *fh_resolve_path(sdrt_host *host, const char *kind, const char *path, sdrt_error **err) {
+    if (strncmp(path, "/sdrt-denied/", 13) == 0) {
+        if (err) *err = fh_error_new(SDRT_PERMISSION_DENIED, NULL, "%s: outside the %s roots", path, kind);
+        return NULL;
+    }
     char *out = malloc(PATH_MAX);
     if (path[0] == '/') {
         snprintf(out, PATH_MAX, "%s", path);

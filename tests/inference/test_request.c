@@ -91,6 +91,42 @@ static void test_errors(void) {
                  SDRT_UNSUPPORTED, "lora.adapters");
 }
 
+/* img2img, inpainting and model suite fields. */
+static void test_image_fields(void) {
+    infer_request r;
+    char err[512];
+    const char *json = "{\"model_id\":{\"base\":\"b\",\"refiner\":\"r\",\"vae\":\"v\"},\"init_image\":\"i.png\","
+                       "\"mask_image\":\"m.png\",\"strength\":0.6,\"mask_blur\":4,\"aesthetic_score\":7,"
+                       "\"negative_aesthetic_score\":2,\"denoising_end\":0.75}";
+    REQUIRE(parse(json, &r, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(!strcmp(r.model_id, "b") && !strcmp(r.refiner_id, "r") && !strcmp(r.vae_id, "v"), "suite");
+    CHECK(!strcmp(r.init_image, "i.png") && !strcmp(r.mask_image, "m.png") && r.strength == 0.6, "images");
+    CHECK(r.mask_blur == 4 && r.aesthetic_score == 7 && r.negative_aesthetic_score == 2, "scores");
+    CHECK(r.denoising_end == 0.75 && r.denoising_start < 0 && r.padding_mask_crop < 0, "split");
+    infer_request_free(&r);
+    REQUIRE(parse("{\"model_id\":\"m\"}", &r, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(!r.refiner_id && !r.vae_id && !r.init_image && r.strength < 0 && r.aesthetic_score == 6.0 &&
+              r.negative_aesthetic_score == 2.5,
+          "image defaults");
+    infer_request_free(&r);
+    expect_error("{\"model_id\":{\"vae\":\"v\"}}", SDRT_INVALID_ARGUMENT, "model_id.base: is required");
+    expect_error("{\"model_id\":{\"base\":\"b\",\"refiner\":1}}", SDRT_INVALID_ARGUMENT,
+                 "model_id.refiner: must be a string");
+    expect_error("{\"model_id\":\"m\",\"init_image\":\"\"}", SDRT_INVALID_ARGUMENT, "init_image: must not be empty");
+    expect_error("{\"model_id\":\"m\",\"init_image\":\"i\",\"strength\":-0.5}", SDRT_INVALID_ARGUMENT,
+                 "strength: -0.5 is out of range (0, 1]");
+    expect_error("{\"model_id\":\"m\",\"init_image\":\"i\",\"denoising_start\":1}", SDRT_INVALID_ARGUMENT,
+                 "denoising_start: 1 is out of range [0, 1)");
+    expect_error("{\"model_id\":\"m\",\"denoising_start\":0.5}", SDRT_INVALID_ARGUMENT, "denoising_start: needs init_image");
+    expect_error("{\"model_id\":\"m\",\"init_image\":\"i\",\"denoising_start\":0.5,\"denoising_end\":0.4}",
+                 SDRT_INVALID_ARGUMENT, "denoising_end: must be greater than denoising_start (0.5)");
+    expect_error("{\"model_id\":\"m\",\"init_image\":\"i\",\"mask_blur\":4}", SDRT_INVALID_ARGUMENT,
+                 "mask_blur: needs mask_image");
+    expect_error("{\"model_id\":\"m\",\"init_image\":\"i\",\"mask_image\":\"k\",\"padding_mask_crop\":-2}",
+                 SDRT_INVALID_ARGUMENT, "padding_mask_crop: -2 is out of range");
+    expect_error("{\"model_id\":\"m\",\"aesthetic_score\":\"6\"}", SDRT_INVALID_ARGUMENT, "aesthetic_score: must be a number");
+}
+
 static cJSON_bool seed_is(const cJSON *obj, const char *text, double number) {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(obj, "seed");
     return text ? cJSON_IsString(s) && strcmp(s->valuestring, text) == 0 : cJSON_IsNumber(s) && s->valuedouble == number;
@@ -128,6 +164,7 @@ const test_entry TESTS[] = {
     {"canonical", test_canonical},
     {"legacy_nesting", test_legacy_nesting},
     {"errors", test_errors},
+    {"image_fields", test_image_fields},
     {"response", test_response},
     {0},
 };

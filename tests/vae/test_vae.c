@@ -11,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "fake_host.h"
 #include "harness.h"
 #include "pp.h"
+#include "sdrt/half.h"
 #include "sdrt/npy.h"
 #include "sdrt/rng.h"
 #include "store.h"
@@ -142,6 +145,7 @@ static void check_decode(const char *model_rel, const char *case_dir) {
     fprintf(stderr, "# %s raw decode rel L2 %.3g\n", model_rel, rel_l2);
     CHECK(rc == 0 && rel_l2 <= 1e-4, "raw decode rel L2 %g > 1e-4", rel_l2);
     sdrt_nn_free(f.nn);
+    vae_net_release(&f.v);
 
     /* the full interface path: scaling, decode, (x/2+0.5).clamp */
     float *rgb = NULL;
@@ -381,7 +385,96 @@ static void test_config_errors(void) {
           "shift_factor: %s", err);
 }
 
+/* ---- f16 checkpoint ---- */
+
+/* Writes `dir`/vae/diffusion_pytorch_model.safetensors as the f16 copy of
+ * the reference tiny SD1.5 VAE (every tensor rounded to f16), with its
+ * config and a model_index.json naming only the vae. Returns 0 or -1. */
+static int write_f16_vae(const char *dir) {
+    const char *ref = test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/vae");
+    char path[2048], cmd[4400];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/vae' && cp '%s/config.json' '%s/vae/' && printf '%%s' "
+             "'{\"_class_name\":\"StableDiffusionPipeline\",\"vae\":[\"diffusers\",\"AutoencoderKL\"]}' > "
+             "'%s/model_index.json'", dir, ref, dir, dir);
+    if (system(cmd) != 0) return -1;
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", ref);
+    FILE *f = fopen(path, "rb");
+    uint64_t hlen = 0;
+    if (!f || fread(&hlen, 8, 1, f) != 1 || hlen > (1u << 24)) return f ? fclose(f), -1 : -1;
+    char *hdr = calloc(1, hlen + 1);
+    fseek(f, 0, SEEK_END);
+    long total = ftell(f);
+    size_t nbytes = (size_t)total - 8 - hlen;
+    uint8_t *data = malloc(nbytes ? nbytes : 1);
+    fseek(f, 8, SEEK_SET);
+    int ok = hdr && data && fread(hdr, 1, hlen, f) == hlen && fread(data, 1, nbytes, f) == nbytes;
+    fclose(f);
+    cJSON *root = ok ? cJSON_Parse(hdr) : NULL;
+    uint16_t *out = malloc(nbytes / 2 + 2);
+    size_t off = 0;
+    for (cJSON *t = root ? root->child : NULL; t && out; t = t->next) {
+        if (strcmp(t->string, "__metadata__") == 0) continue;
+        cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype"), *offs = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+        size_t a = (size_t)cJSON_GetArrayItem(offs, 0)->valuedouble, b = (size_t)cJSON_GetArrayItem(offs, 1)->valuedouble;
+        if (!cJSON_IsString(dt) || strcmp(dt->valuestring, "F32") != 0) { ok = 0; break; }
+        for (size_t i = a; i < b; i += 4) {
+            float v;
+            memcpy(&v, data + i, 4);
+            out[off + (i - a) / 4] = sdrt_f32_to_f16(v);
+        }
+        cJSON_SetValuestring(dt, "F16");
+        cJSON_SetNumberValue(cJSON_GetArrayItem(offs, 0), (double)(off * 2));
+        cJSON_SetNumberValue(cJSON_GetArrayItem(offs, 1), (double)(off * 2 + (b - a) / 2));
+        off += (b - a) / 4;
+    }
+    char *text = ok && root ? cJSON_PrintUnformatted(root) : NULL;
+    snprintf(path, sizeof path, "%s/vae/diffusion_pytorch_model.safetensors", dir);
+    FILE *o = text ? fopen(path, "wb") : NULL;
+    uint64_t tlen = text ? strlen(text) : 0;
+    ok = o && fwrite(&tlen, 8, 1, o) == 1 && fwrite(text, 1, tlen, o) == tlen && fwrite(out, 2, off, o) == off;
+    if (o) ok = fclose(o) == 0 && ok;
+    cJSON_free(text), cJSON_Delete(root), free(hdr), free(data), free(out);
+    return ok ? 0 : -1;
+}
+
+/* f16 checkpoints: f16 biases and norm parameters once reached the
+ * backend's element-wise ops and failed every decode. The golden is
+ * diffusers decoding with the same f16-rounded weights in f32
+ * (tests/inference/gen_goldens.py). */
+static void test_decode_f16(void) {
+    REQUIRE(setup() == 0, "no CPU backend");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/vae-f16", test_tmpdir());
+    REQUIRE(write_f16_vae(dir) == 0, "writing the f16 VAE into %s", dir);
+    sdrt_model *m = NULL;
+    char err[512];
+    REQUIRE(store_load(dir, &m, err, sizeof err) == SDRT_OK, "store_load: %s", err);
+    const sdrt_tensor *bias = store_tensor(m, "vae", "decoder.conv_in.bias");
+    CHECK(bias && bias->dtype == SDRT_DTYPE_F16, "the copy is f16");
+    size_t nl = 0, nimg = 0;
+    float *lat = npy("SDRT_REFERENCE", "rng/randn_seed0_1x4x8x8.npy", &nl);
+    float *ref = npy("SDRT_SOURCE_DIR", "tests/vae/data/sd15_f16_decode.npy", &nimg);
+    REQUIRE(lat && ref && nl == 256 && nimg == 64 * 64 * 3, "golden data");
+    float *rgb = NULL;
+    sdrt_error *e = pp_decode(&g_plugin, m, lat, 1, 4, 8, 8, NULL, NULL, &rgb, NULL, NULL);
+    CHECK(!e, "pp_decode of an f16 VAE: %s", e ? e->message : "");
+    if (!e) {
+        double rel = test_rel_l2(rgb, ref, nimg);
+        fprintf(stderr, "# f16 VAE decode rel L2 %.3g\n", rel);
+        CHECK(rel <= 1e-4, "f16 decode rel L2 %g > 1e-4", rel);
+    }
+    if (e) g_plugin.api->error_free(e);
+    float img[48 * 48 * 3], *z = NULL;
+    for (int i = 0; i < 48 * 48 * 3; i++) img[i] = (float)(i % 251) / 250.0f;
+    e = pp_encode(&g_plugin, m, img, 1, 48, 48, NULL, NULL, NULL, &z, NULL);
+    CHECK(!e, "pp_encode of an f16 VAE: %s", e ? e->message : "");
+    if (e) g_plugin.api->error_free(e);
+    free(rgb), free(z), free(lat), free(ref);
+    store_free(m);
+}
+
 const test_entry TESTS[] = {
+    {"decode_f16", test_decode_f16},
     {"decode_sd15", test_decode_sd15},
     {"decode_sdxl", test_decode_sdxl},
     {"decode_sd15_single_file", test_decode_sd15_single_file},

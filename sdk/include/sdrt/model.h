@@ -37,7 +37,8 @@ typedef struct sdrt_model_iface {
     void (*close)(void *self, sdrt_model *m);
 
     /* Architecture detected from tensor names: "sd1", "sd2", "sdxl",
-     * "sdxl-refiner". Valid while open. */
+     * "sdxl-refiner"; "vae" for a standalone AutoencoderKL folder (only a
+     * "vae" component). Valid while open. */
     const char *(*arch)(sdrt_model *m);
     /* The component's diffusers config.json text (for single-file
      * checkpoints, the known config of the detected architecture), or NULL
