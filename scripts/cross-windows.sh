@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 CC=x86_64-w64-mingw32-gcc
 out=build-windows
 mkdir -p "$out"
-CFLAGS="-std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -Isdk/include"
+CFLAGS="-std=c11 -D__USE_MINGW_ANSI_STDIO=1 -O2 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -Isdk/include"
 
 # Every public header compiles alone on Windows.
 for h in sdk/include/sdrt/*.h; do

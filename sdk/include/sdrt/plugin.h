@@ -54,7 +54,11 @@ extern "C" {
 #define SDRT_IMPORT
 #endif
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+/* The host formats with a C99 vsnprintf (mingw: __USE_MINGW_ANSI_STDIO), so
+ * %zu and %lld are checked as GNU formats, not MSVCRT ones. */
+#define SDRT_PRINTF(fmt_idx, arg_idx) __attribute__((format(gnu_printf, fmt_idx, arg_idx)))
+#elif defined(__GNUC__)
 #define SDRT_PRINTF(fmt_idx, arg_idx) __attribute__((format(printf, fmt_idx, arg_idx)))
 #else
 #define SDRT_PRINTF(fmt_idx, arg_idx)
