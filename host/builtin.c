@@ -32,11 +32,11 @@ static cJSON *plugin_ids(const host_ctx *h) {
 static cJSON *health(host_ctx *h) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", atomic_load(&h->shutting_down) ? "shutting_down" : "ok");
-    cJSON_AddNumberToObject(o, "uptime_s", host_now());
+    proto_add_fixed(o, "uptime_s", host_now(), 6);
     cJSON_AddItemToObject(o, "plugins", plugin_ids(h));
-    cJSON_AddNumberToObject(o, "queue_depth", jobs_queue_depth());
-    cJSON_AddNumberToObject(o, "in_flight", jobs_in_flight());
-    cJSON_AddNumberToObject(o, "workers", h->cfg.workers);
+    proto_add_int(o, "queue_depth", jobs_queue_depth());
+    proto_add_int(o, "in_flight", jobs_in_flight());
+    proto_add_int(o, "workers", h->cfg.workers);
     return o;
 }
 
@@ -47,6 +47,8 @@ static cJSON *refusals(const host_ctx *h) {
         cJSON_AddStringToObject(r, "path", h->plugins.refused[i].path);
         cJSON_AddStringToObject(r, "error_code", status_name(h->plugins.refused[i].code));
         cJSON_AddStringToObject(r, "reason", h->plugins.refused[i].reason);
+        cJSON *data = h->plugins.refused[i].data_json ? cJSON_Parse(h->plugins.refused[i].data_json) : NULL;
+        if (data) cJSON_AddItemToObject(r, "error_data", data); /* as in a failure response */
         cJSON_AddItemToArray(a, r);
     }
     return a;
@@ -74,12 +76,12 @@ static cJSON *info(host_ctx *h) {
         cJSON_AddStringToObject(o, "platform", plat);
     }
     cJSON_AddStringToObject(o, "config", h->cfg.path);
-    cJSON_AddNumberToObject(o, "uptime_s", host_now());
-    cJSON_AddNumberToObject(o, "ready_ms", h->t_ready * 1e3);
-    cJSON_AddNumberToObject(o, "resident_kb", (double)resident_kb());
-    cJSON_AddNumberToObject(o, "max_line_bytes", (double)h->cfg.max_line_bytes);
-    cJSON_AddNumberToObject(o, "queue_limit", h->cfg.queue_limit);
-    cJSON_AddNumberToObject(o, "workers", h->cfg.workers);
+    proto_add_fixed(o, "uptime_s", host_now(), 6);
+    proto_add_fixed(o, "ready_ms", h->t_ready * 1e3, 3);
+    proto_add_int(o, "resident_kb", resident_kb());
+    proto_add_int(o, "max_line_bytes", (long long)h->cfg.max_line_bytes);
+    proto_add_int(o, "queue_limit", h->cfg.queue_limit);
+    proto_add_int(o, "workers", h->cfg.workers);
     cJSON *types = cJSON_AddArrayToObject(o, "message_types");
     for (int i = 0; BUILTIN_TYPES[i]; i++) cJSON_AddItemToArray(types, cJSON_CreateString(BUILTIN_TYPES[i]));
     for (int i = 0; i < h->plugins.count; i++)
@@ -125,7 +127,7 @@ int builtin_is(const char *type) {
     return 0;
 }
 
-int builtin_handle(host_ctx *h, const proto_request *req, char **result_json, sdrt_error **err) {
+int builtin_handle(host_ctx *h, const proto_request *req, cJSON **result, sdrt_error **err) {
     cJSON *r = NULL;
     *err = NULL;
     if (strcmp(req->type, "host.health") == 0) r = health(h);
@@ -134,7 +136,7 @@ int builtin_handle(host_ctx *h, const proto_request *req, char **result_json, sd
     else if (strcmp(req->type, "host.jobs") == 0) {
         r = cJSON_CreateObject();
         cJSON_AddItemToObject(r, "jobs", jobs_list());
-        cJSON_AddNumberToObject(r, "queue_depth", jobs_queue_depth());
+        proto_add_int(r, "queue_depth", jobs_queue_depth());
     } else if (strcmp(req->type, "host.cancel") == 0 || strcmp(req->type, "host.pause") == 0 ||
                strcmp(req->type, "host.resume") == 0) {
         r = job_control(req, err);
@@ -142,12 +144,15 @@ int builtin_handle(host_ctx *h, const proto_request *req, char **result_json, sd
         atomic_store(&h->shutting_down, 1);
         r = cJSON_CreateObject();
         cJSON_AddTrueToObject(r, "shutting_down");
-        cJSON_AddNumberToObject(r, "in_flight", jobs_in_flight());
+        proto_add_int(r, "in_flight", jobs_in_flight());
     } else {
         *err = error_new(SDRT_UNKNOWN_TYPE, NULL, "type: unknown host message '%s' (known: host.health, host.info, "
                          "host.plugins, host.jobs, host.cancel, host.pause, host.resume, host.shutdown)", req->type);
     }
-    *result_json = r ? cJSON_PrintUnformatted(r) : NULL;
-    cJSON_Delete(r);
+    if (*err) {
+        cJSON_Delete(r);
+        r = NULL;
+    }
+    *result = r;
     return *err ? -1 : 0;
 }

@@ -146,8 +146,14 @@ static int validate_config(host_config *cfg, char *err, size_t errlen) {
         snprintf(err, errlen, "cannot load schemas from %s: %s", cfg->schemas_dir, msg);
         return -1;
     }
+    cfg->schemas = set; /* loaded once: host_init reuses it for requests */
+    /* A $ref that does not resolve would only surface as INTERNAL on the
+     * first request that reaches it: refuse the deployment at start instead. */
+    if (schema_set_check_refs(set, msg, sizeof msg) != 0) {
+        snprintf(err, errlen, "schemas in %s: %s", cfg->schemas_dir, msg);
+        return -1;
+    }
     int rc = schema_validate_at(set, "config.schema.json", cfg->root, "config", msg, sizeof msg);
-    schema_set_free(set);
     if (rc != 0) {
         snprintf(err, errlen, "config %s: %s", cfg->path, msg);
         return -1;
@@ -187,8 +193,8 @@ static int apply_fields(host_config *cfg, char *err, size_t errlen) {
     return 0;
 }
 
-int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {
-    memset(cfg, 0, sizeof *cfg);
+/* Fills cfg; on -1 the caller frees the partial result with config_free. */
+static int config_build(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {
     const char *path = ov && ov->config_path ? ov->config_path : getenv("SDRT_CONFIG");
     if (!path || !*path) path = default_config_path();
     char *text = path ? read_text(path) : strdup("{}");
@@ -217,6 +223,13 @@ int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_
     return apply_fields(cfg, err, errlen);
 }
 
+int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {
+    memset(cfg, 0, sizeof *cfg);
+    if (config_build(cfg, ov, err, errlen) == 0) return 0;
+    config_free(cfg); /* every exit path, so a refused config leaks nothing */
+    return -1;
+}
+
 static void free_list(char **l, int n) {
     for (int i = 0; i < n; i++) free(l[i]);
     free(l);
@@ -226,6 +239,7 @@ void config_free(host_config *cfg) {
     cJSON_Delete(cfg->root);
     free(cfg->path);
     free(cfg->schemas_dir);
+    schema_set_free(cfg->schemas);
     free_list(cfg->plugin_paths, cfg->n_plugin_paths);
     free_list(cfg->model_roots, cfg->n_model_roots);
     free_list(cfg->output_roots, cfg->n_output_roots);

@@ -32,6 +32,8 @@ typedef struct host_config {
     double cancel_grace_s;
     int log_level;
     char *schemas_dir;
+    void *schemas;              /* schema_set * loaded (and $refs checked) with the
+                                   config; owned until host_init takes it */
 } host_config;
 
 typedef struct host_cli_overrides {
@@ -47,8 +49,10 @@ typedef struct host_cli_overrides {
 } host_cli_overrides;
 
 /* Loads the config: --config, else $SDRT_CONFIG, else the default.json next
- * to the installed/build tree. Returns 0, or -1 with a message naming the
- * key and the problem in err. */
+ * to the installed/build tree, and the schema set of its schemas_dir (every
+ * $ref checked). Returns 0, or -1 with a message naming the key (or the
+ * schema and the reference) and the problem in err; on -1 nothing is left
+ * to free. */
 int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen);
 void config_free(host_config *cfg);
 /* The directory of the running executable (static storage). */
@@ -88,6 +92,7 @@ typedef struct host_refusal {
     char *path;
     sdrt_status code;
     char *reason;
+    char *data_json;               /* the error's JSON data (e.g. a failing init's), or NULL */
 } host_refusal;
 
 typedef struct host_plugins {
@@ -217,6 +222,15 @@ void proto_request_free(proto_request *req);
 void legacy_normalise(proto_request *req, cJSON *root);
 char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id,
                            const char *result_json, const cJSON *warnings, double exec_time);
+/* Same with the result as a cJSON object, which it takes ownership of (the
+ * host's own messages: no print and re-parse of the result). */
+char *proto_format_result(job_proto proto, const char *request_id, const cJSON *rpc_id, cJSON *result,
+                          const cJSON *warnings, double exec_time);
+/* Adds `value` rounded to `decimals` (0..9) places as a JSON number in its
+ * shortest form ("1.93", "0"). */
+void proto_add_fixed(cJSON *o, const char *key, double value, int decimals);
+/* Adds an integer as a JSON number (cheaper than cJSON_AddNumberToObject). */
+void proto_add_int(cJSON *o, const char *key, long long value);
 char *proto_format_error(job_proto proto, const char *request_id, const cJSON *rpc_id,
                          const sdrt_error *err);
 char *proto_format_event(job_proto proto, const char *request_id, const cJSON *rpc_id,
@@ -247,9 +261,17 @@ void server_handle_line(host_ctx *h, const char *line, size_t len);
  * process exit status. */
 int server_run(host_ctx *h, int in_fd, int out_fd);
 /* host.* messages, answered on the dispatch thread. */
-int builtin_handle(host_ctx *h, const proto_request *req, char **result_json, sdrt_error **err);
+/* Sets *result (owned by the caller) or *err; returns 0 or -1. */
+int builtin_handle(host_ctx *h, const proto_request *req, cJSON **result, sdrt_error **err);
+/* Writes one protocol line (and its newline) to the protocol fd, whole and
+ * in call order. Any thread. */
 void output_write_line(const char *line);
 void output_init(int fd);
+/* Dispatch thread, around the handling of one chunk of input: lines written
+ * in between are queued and sent in one write by output_batch_end (sooner
+ * when the queue fills). Nothing stays queued once output_batch_end returns. */
+void output_batch_begin(void);
+void output_batch_end(void);
 
 /* ---- commands ----------------------------------------------------------- */
 

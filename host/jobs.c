@@ -3,6 +3,7 @@
  * response: job_respond() lets only its first caller through. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,14 @@
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_work = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t g_idle = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_watch = PTHREAD_COND_INITIALIZER; /* wakes the watchdog */
 static int g_queued;
 static sdrt_job *g_table;        /* every job not yet finished by its worker */
 static int g_in_flight;          /* jobs not yet answered */
 static pthread_t *g_workers;
-static int g_n_workers;
+static int g_n_workers;          /* workers actually started */
 static pthread_t g_watchdog;
+static int g_watchdog_started;
 static int g_stop;
 static const host_config *g_cfg;
 static struct timespec g_t0;
@@ -230,37 +233,90 @@ void jobs_tick(void) {
     }
 }
 
+/* Ticks every 10 ms while some job is in the table (deadlines, ignored
+ * cancels) and sleeps on g_watch otherwise, so an idle host does not wake
+ * up 100 times a second. */
 static void *watchdog_main(void *arg) {
     (void)arg;
+    pthread_mutex_lock(&g_lock);
     while (!g_stop) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        if (!g_table) {
+            pthread_cond_wait(&g_watch, &g_lock);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g_watch, &g_lock, &ts);
+        if (g_stop) break;
+        pthread_mutex_unlock(&g_lock);
         jobs_tick();
+        pthread_mutex_lock(&g_lock);
     }
+    pthread_mutex_unlock(&g_lock);
     return NULL;
+}
+
+/* The watchdog only formats and writes error lines: a small stack is plenty
+ * and keeps its reservation out of the way. Workers keep the default size
+ * because plugin code (the whole inference pipeline) runs on them. */
+#define WATCHDOG_STACK_BYTES (256 * 1024)
+
+static int start_watchdog(void) {
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return -1;
+    pthread_attr_setstacksize(&attr, WATCHDOG_STACK_BYTES);
+    int rc = pthread_create(&g_watchdog, &attr, watchdog_main, NULL);
+    pthread_attr_destroy(&attr);
+    g_watchdog_started = rc == 0;
+    return rc == 0 ? 0 : -1;
+}
+
+static int start_threads(const host_config *cfg) {
+    for (int i = 0; i < cfg->workers; i++) {
+        if (pthread_create(&g_workers[i], NULL, worker_main, NULL) != 0) return -1;
+        g_n_workers++;
+    }
+    return start_watchdog();
 }
 
 int jobs_start(const host_config *cfg) {
     g_cfg = cfg;
     g_stop = 0;
-    g_n_workers = cfg->workers;
-    g_workers = calloc((size_t)g_n_workers, sizeof *g_workers);
-    for (int i = 0; i < g_n_workers; i++)
-        if (pthread_create(&g_workers[i], NULL, worker_main, NULL) != 0) return -1;
-    return pthread_create(&g_watchdog, NULL, watchdog_main, NULL) == 0 ? 0 : -1;
+    g_n_workers = 0;
+    g_workers = calloc((size_t)cfg->workers, sizeof *g_workers);
+    if (!g_workers) return -1;
+    /* SIGTERM/SIGINT go to the dispatch thread, whose poll they interrupt,
+     * not to a worker (the threads inherit this mask). */
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    int rc = start_threads(cfg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 /* Workers that are stuck in a plugin that ignores cancellation are left
- * behind (detached): the process exits without waiting for them. */
+ * behind (detached): the process exits without waiting for them. Safe after
+ * a jobs_start that failed part way. */
 void jobs_stop(void) {
     pthread_mutex_lock(&g_lock);
     g_stop = 1;
     pthread_cond_broadcast(&g_work);
+    pthread_cond_broadcast(&g_watch);
     pthread_mutex_unlock(&g_lock);
-    pthread_join(g_watchdog, NULL);
+    if (g_watchdog_started) pthread_join(g_watchdog, NULL);
+    g_watchdog_started = 0;
     for (int i = 0; i < g_n_workers; i++) pthread_detach(g_workers[i]);
     free(g_workers);
     g_workers = NULL;
+    g_n_workers = 0;
 }
 
 sdrt_status jobs_submit(sdrt_job *job) {
@@ -282,6 +338,7 @@ sdrt_status jobs_submit(sdrt_job *job) {
     atomic_store(&job->refs, 1);
     atomic_store(&job->state, JOB_QUEUED);
     job->t_submit = host_now();
+    if (!g_table) pthread_cond_signal(&g_watch); /* the watchdog sleeps while the table is empty */
     job->next = g_table;
     g_table = job;
     g_in_flight++;

@@ -180,13 +180,26 @@ void loader_close(host_plugin *p) {
     free(p);
 }
 
+/* data_json as one line, or NULL unless it is a JSON object (the shape a
+ * failure response's error_data has). */
+static char *refusal_data(const char *data_json) {
+    cJSON *d = data_json ? cJSON_Parse(data_json) : NULL;
+    char *line = cJSON_IsObject(d) ? cJSON_PrintUnformatted(d) : NULL;
+    cJSON_Delete(d);
+    return line;
+}
+
 static void add_refusal(host_plugins *ps, const char *path, const sdrt_error *e) {
     ps->refused = realloc(ps->refused, sizeof *ps->refused * (size_t)(ps->n_refused + 1));
     host_refusal *r = &ps->refused[ps->n_refused++];
     r->path = strdup(path);
     r->code = e->code;
     r->reason = strdup(e->message);
-    log_msg(NULL, SDRT_LOG_ERROR, "plugin refused: %s", e->message);
+    /* The plugin's own details (which field, which device) are what an
+     * operator needs to fix the config: keep them with the refusal. */
+    r->data_json = refusal_data(e->data_json);
+    if (r->data_json) log_msg(NULL, SDRT_LOG_ERROR, "plugin refused: %s %s", e->message, r->data_json);
+    else log_msg(NULL, SDRT_LOG_ERROR, "plugin refused: %s", e->message);
 }
 
 static sdrt_error *check_duplicates(const host_plugins *ps, const host_plugin *p) {
@@ -273,7 +286,7 @@ static void load_one(host_plugins *ps, const host_config *cfg, const char *path)
     e = loader_init(p, conf);
     free(conf);
     if (e) {
-        sdrt_error *wrapped = error_new(e->code, NULL, "%s: init failed: %s", p->desc->id, e->message);
+        sdrt_error *wrapped = error_new(e->code, e->data_json, "%s: init failed: %s", p->desc->id, e->message);
         add_refusal(ps, path, wrapped);
         error_free(wrapped);
         error_free(e);
@@ -304,6 +317,7 @@ void loader_unload_all(host_plugins *ps) {
     for (int i = 0; i < ps->n_refused; i++) {
         free(ps->refused[i].path);
         free(ps->refused[i].reason);
+        free(ps->refused[i].data_json);
     }
     free(ps->refused);
     memset(ps, 0, sizeof *ps);

@@ -61,7 +61,9 @@ static void usage(FILE *f) {
             "  generate          make an image: --model M --prompt P [-W 512 -H 512 --steps 30 --cfg 7.5\n"
             "                    --sampler NAME --seed N --negative-prompt P -o DIR]\n"
             "  plugins           list loaded and refused plugins\n"
-            "  validate-plugin PATH   check a plugin shared object against the ABI contract\n"
+            "  validate-plugin PATH [--data TYPE=JSON]...\n"
+            "                    check a plugin shared object against the ABI contract; --data gives\n"
+            "                    a message an input that runs long, for the cancel-while-running check\n"
             "  version           print versions\n"
             "host options (serve, generate, plugins):\n"
             "  --config FILE  --set key=value  --model-root DIR  --output-root DIR  --plugin-path DIR\n"
@@ -82,7 +84,10 @@ static int parse_host_args(host_cli_overrides *ov, int argc, char **argv) {
 
 static int cmd_serve(int argc, char **argv) {
     host_cli_overrides ov = {0};
-    if (parse_host_args(&ov, argc, argv) != 0) return 2;
+    if (parse_host_args(&ov, argc, argv) != 0) {
+        cli_overrides_free(&ov);
+        return 2;
+    }
     host_ctx h;
     if (host_init(&h, &ov, 0) != 0) {
         cli_overrides_free(&ov);
@@ -98,9 +103,15 @@ static int cmd_serve(int argc, char **argv) {
 
 static int cmd_plugins(int argc, char **argv) {
     host_cli_overrides ov = {0};
-    if (parse_host_args(&ov, argc, argv) != 0) return 2;
+    if (parse_host_args(&ov, argc, argv) != 0) {
+        cli_overrides_free(&ov);
+        return 2;
+    }
     host_ctx h;
-    if (host_init(&h, &ov, 1) != 0) return 1;
+    if (host_init(&h, &ov, 1) != 0) {
+        cli_overrides_free(&ov);
+        return 1;
+    }
     FILE *out = cli_stdout();
     for (int i = 0; i < h.plugins.count; i++) {
         const sdrt_plugin_desc *d = h.plugins.items[i]->desc;
@@ -110,9 +121,11 @@ static int cmd_plugins(int argc, char **argv) {
         for (int j = 0; d->message_types[j]; j++) fprintf(out, "%s%s", j ? " " : "", d->message_types[j]);
         fprintf(out, "\n");
     }
-    for (int i = 0; i < h.plugins.n_refused; i++)
-        fprintf(out, "REFUSED %s [%s]: %s\n", h.plugins.refused[i].path, status_name(h.plugins.refused[i].code),
-                h.plugins.refused[i].reason);
+    for (int i = 0; i < h.plugins.n_refused; i++) {
+        const host_refusal *r = &h.plugins.refused[i];
+        fprintf(out, "REFUSED %s [%s]: %s\n", r->path, status_name(r->code), r->reason);
+        if (r->data_json) fprintf(out, "    error_data: %s\n", r->data_json);
+    }
     fflush(out);
     host_fini(&h);
     cli_overrides_free(&ov);

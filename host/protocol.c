@@ -212,15 +212,42 @@ static cJSON *parse_result(const char *result_json) {
     return NULL;
 }
 
-char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id, const char *result_json,
-                           const cJSON *warnings, double exec_time) {
-    cJSON *result = parse_result(result_json);
-    if (!result) {
-        sdrt_error *e = error_new(SDRT_INTERNAL, NULL, "plugin returned a result that is not a JSON object");
-        char *s = proto_format_error(proto, request_id, rpc_id, e);
-        error_free(e);
-        return s;
+/* Adds `seconds` rounded to `decimals` (<= 9) places as a JSON number, in
+ * the shortest form ("1.93", "0"). Written with integer arithmetic: cJSON
+ * prints every number, integers included, with printf %1.15g and then
+ * sscanf to check the round trip, the largest cost of a small response. */
+void proto_add_fixed(cJSON *o, const char *key, double seconds, int decimals) {
+    long long scale = 1;
+    for (int i = 0; i < decimals; i++) scale *= 10;
+    double scaled = round(seconds * (double)scale);
+    if (!isfinite(scaled) || fabs(scaled) > 9e15) {
+        cJSON_AddNumberToObject(o, key, seconds); /* out of the exact range: let cJSON print it */
+        return;
     }
+    long long v = (long long)scaled;
+    unsigned long long a = (unsigned long long)(v < 0 ? -v : v);
+    unsigned long long whole = a / (unsigned long long)scale, frac = a % (unsigned long long)scale;
+    char text[48];
+    int n = snprintf(text, sizeof text, "%s%llu", v < 0 ? "-" : "", whole);
+    if (frac) {
+        int d = decimals;
+        while (frac % 10 == 0) {
+            frac /= 10;
+            d--;
+        }
+        snprintf(text + n, sizeof text - (size_t)n, ".%0*llu", d, frac);
+    }
+    cJSON_AddRawToObject(o, key, text);
+}
+
+void proto_add_int(cJSON *o, const char *key, long long value) {
+    char text[24];
+    snprintf(text, sizeof text, "%lld", value);
+    cJSON_AddRawToObject(o, key, text);
+}
+
+char *proto_format_result(job_proto proto, const char *request_id, const cJSON *rpc_id, cJSON *result,
+                          const cJSON *warnings, double exec_time) {
     cJSON *o = cJSON_CreateObject();
     if (proto == PROTO_JSONRPC) {
         cJSON_AddStringToObject(o, "jsonrpc", "2.0");
@@ -235,10 +262,22 @@ char *proto_format_success(job_proto proto, const char *request_id, const cJSON 
     cJSON_AddTrueToObject(o, "success");
     cJSON_AddItemToObject(o, "data", result);
     cJSON_AddItemToObject(o, "warnings", warnings ? cJSON_Duplicate(warnings, 1) : cJSON_CreateArray());
-    cJSON_AddNumberToObject(o, "execution_time", round(exec_time * 1e6) / 1e6);
+    proto_add_fixed(o, "execution_time", exec_time, 6);
     cJSON *metrics = cJSON_AddObjectToObject(o, "metrics");
-    cJSON_AddNumberToObject(metrics, "execution_time_ms", round(exec_time * 1e6) / 1e3);
+    proto_add_fixed(metrics, "execution_time_ms", exec_time * 1e3, 3);
     return print_and_free(o);
+}
+
+char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id, const char *result_json,
+                           const cJSON *warnings, double exec_time) {
+    cJSON *result = parse_result(result_json);
+    if (!result) {
+        sdrt_error *e = error_new(SDRT_INTERNAL, NULL, "plugin returned a result that is not a JSON object");
+        char *s = proto_format_error(proto, request_id, rpc_id, e);
+        error_free(e);
+        return s;
+    }
+    return proto_format_result(proto, request_id, rpc_id, result, warnings, exec_time);
 }
 
 char *proto_format_error(job_proto proto, const char *request_id, const cJSON *rpc_id, const sdrt_error *err) {
@@ -252,7 +291,7 @@ char *proto_format_error(job_proto proto, const char *request_id, const cJSON *r
         cJSON_AddStringToObject(o, "jsonrpc", "2.0");
         cJSON_AddItemToObject(o, "id", rpc_id ? cJSON_Duplicate(rpc_id, 1) : cJSON_CreateNull());
         cJSON *e = cJSON_AddObjectToObject(o, "error");
-        cJSON_AddNumberToObject(e, "code", status_rpc_code(err->code));
+        proto_add_int(e, "code", status_rpc_code(err->code));
         cJSON_AddStringToObject(e, "message", err->message);
         if (!data) data = cJSON_CreateObject();
         cJSON_AddStringToObject(data, "status", status_name(err->code));

@@ -30,20 +30,22 @@ static void sink_stdout(void *ctx, const char *line) {
 int host_init(host_ctx *h, const host_cli_overrides *ov, int quiet) {
     memset(h, 0, sizeof *h);
     char err[2048];
+    /* config_load also loads the request schemas and checks every $ref in
+     * them (schema_set_check_refs): a broken set stops the start here. */
     if (config_load(&h->cfg, ov, err, sizeof err) != 0) {
         log_msg(NULL, SDRT_LOG_ERROR, "%s", err);
         return -1;
     }
     log_set_level(quiet && h->cfg.log_level > SDRT_LOG_WARN ? SDRT_LOG_WARN : h->cfg.log_level);
     services_configure(&h->cfg);
-    schema_set *s = schema_set_load_dir(h->cfg.schemas_dir, err, sizeof err);
-    if (!s) log_msg(NULL, SDRT_LOG_WARN, "request schemas not loaded (%s): only built-in checks apply", err);
-    h->schemas = s;
+    h->schemas = h->cfg.schemas; /* the set config_load validated the config with */
+    h->cfg.schemas = NULL;
     g_host = h;
     h->sink.line = sink_stdout;
     loader_load_all(&h->plugins, &h->cfg);
     if (jobs_start(&h->cfg) != 0) {
         log_msg(NULL, SDRT_LOG_ERROR, "cannot start worker threads");
+        host_fini(h);
         return -1;
     }
     h->t_ready = host_now();
@@ -58,18 +60,32 @@ void host_fini(host_ctx *h) {
     g_host = NULL;
 }
 
-static void respond_now(host_ctx *h, const proto_request *req, const char *result, const sdrt_error *err) {
-    if (req->is_notification) return; /* JSON-RPC notifications get no response */
-    char *line = err ? proto_format_error(req->proto, req->request_id, req->rpc_id, err)
-                     : proto_format_success(req->proto, req->request_id, req->rpc_id, result, NULL, 0);
+/* Answers at once on the dispatch thread; takes ownership of result. */
+static void respond_result(host_ctx *h, const proto_request *req, cJSON *result, const sdrt_error *err) {
+    if (req->is_notification) { /* JSON-RPC notifications get no response */
+        cJSON_Delete(result);
+        return;
+    }
+    char *line;
+    if (err) {
+        cJSON_Delete(result);
+        line = proto_format_error(req->proto, req->request_id, req->rpc_id, err);
+    } else {
+        line = proto_format_result(req->proto, req->request_id, req->rpc_id, result ? result : cJSON_CreateObject(),
+                                   NULL, 0);
+    }
     if (line) h->sink.line(h->sink.ctx, line);
     free(line);
+}
+
+static void respond_now(host_ctx *h, const proto_request *req, const sdrt_error *err) {
+    respond_result(h, req, NULL, err);
 }
 
 static void respond_error(host_ctx *h, const proto_request *req, sdrt_status code, const char *fmt, const char *a,
                           const char *b) {
     sdrt_error *e = error_new(code, NULL, fmt, a, b);
-    respond_now(h, req, NULL, e);
+    respond_now(h, req, e);
     error_free(e);
 }
 
@@ -120,19 +136,21 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
     job->rpc_id = NULL;
     atomic_store(&job->refs, 1);
     job_release(job);
-    if (st == SDRT_BUSY)
-        respond_error(h, req, SDRT_BUSY, "queue full (%s requests waiting): retry later%s", "queue_limit", "");
-    else
+    if (st != SDRT_BUSY) {
         respond_error(h, req, SDRT_ALREADY_EXISTS, "request_id: '%s' is already in flight%s", req->request_id, "");
+        return;
+    }
+    char limit[32];
+    snprintf(limit, sizeof limit, "%d", h->cfg.queue_limit);
+    respond_error(h, req, SDRT_BUSY, "queue full (queue_limit %s requests waiting): retry later%s", limit, "");
 }
 
 static void route(host_ctx *h, proto_request *req) {
     if (builtin_is(req->type) || strncmp(req->type, "host.", 5) == 0) {
-        char *result = NULL;
+        cJSON *result = NULL;
         sdrt_error *err = NULL;
         builtin_handle(h, req, &result, &err);
-        respond_now(h, req, result, err);
-        free(result);
+        respond_result(h, req, result, err);
         error_free(err);
         return;
     }
@@ -154,7 +172,7 @@ static void route(host_ctx *h, proto_request *req) {
     }
     sdrt_error *verr = validate_data(h, req);
     if (verr) {
-        respond_now(h, req, NULL, verr);
+        respond_now(h, req, verr);
         error_free(verr);
         return;
     }
@@ -196,7 +214,7 @@ static void reader_feed(host_ctx *h, line_reader *r, const char *data, size_t n)
                 snprintf(msg, sizeof msg, "line exceeds max_line_bytes (%zu bytes)", r->limit);
                 proto_request req = {0};
                 sdrt_error *e = error_new(SDRT_INVALID_REQUEST, NULL, "%s", msg);
-                respond_now(h, &req, NULL, e);
+                respond_now(h, &req, e);
                 error_free(e);
                 r->skipping = 1;
                 r->len = 0;
@@ -248,8 +266,11 @@ int server_run(host_ctx *h, int in_fd, int out_fd) {
         if (stopping && shutdown_deadline == 0) shutdown_deadline = host_now() + h->cfg.shutdown_grace_s;
         /* After host.shutdown keep answering (new work gets UNAVAILABLE) until
          * in-flight work is done and the input has gone quiet. */
+        /* SIGTERM interrupts poll (no SA_RESTART); the idle timeout only
+         * covers a signal that lands between the loop test and poll, so it
+         * can be long and an idle host stays asleep. */
         struct pollfd pfd = {in_fd, POLLIN, 0};
-        int pr = poll(&pfd, 1, stopping ? 50 : 100);
+        int pr = poll(&pfd, 1, stopping ? 50 : 1000);
         if (pr < 0 && errno != EINTR) break;
         if (pr <= 0) {
             if (stopping && (jobs_in_flight() == 0 || host_now() > shutdown_deadline)) break;
@@ -258,7 +279,11 @@ int server_run(host_ctx *h, int in_fd, int out_fd) {
         ssize_t n = read(in_fd, buf, sizeof buf);
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n <= 0) break; /* EOF */
+        /* Answers to the lines of this chunk leave in one write, once the
+         * chunk is handled and before the loop waits for input again. */
+        output_batch_begin();
         reader_feed(h, &r, buf, (size_t)n);
+        output_batch_end();
     }
     if (r.len > 0 && !r.skipping && !g_sigterm) server_handle_line(h, r.buf, r.len); /* last line without \n */
     free(r.buf);

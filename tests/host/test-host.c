@@ -149,7 +149,7 @@ static void test_status_table(void) {
               status_rpc_code(SDRT_INTERNAL) == -32603 && status_rpc_code(SDRT_CANCELLED) == -32800,
           "JSON-RPC codes as DESIGN.md section 5");
     for (int i = 0; i < SDRT_STATUS_COUNT_; i++) {
-        CHECK(status_from_name(status_name((sdrt_status)i)) == i, "round trip %d", i);
+        CHECK((int)status_from_name(status_name((sdrt_status)i)) == i, "round trip %d", i);
         int c = status_rpc_code((sdrt_status)i);
         CHECK(i == 0 || c == -32700 || (c >= -32603 && c <= -32600) || c == -32800 || (c <= -32000 && c >= -32099),
               "%s code %d in the allowed ranges", status_name((sdrt_status)i), c);
@@ -230,6 +230,37 @@ static void test_bad_config(void) {
     CHECK(rc != 0 && strstr(out, "/nonexistent/sdrt.json"), "SDRT_CONFIG is honoured: %s", out);
 }
 
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    REQUIRE(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Every $ref of the schema set is resolved at start: a deployment whose
+ * schemas are broken is refused before it serves, with the schema and the
+ * reference named, instead of answering INTERNAL on some later request. */
+static void test_schema_refs_checked_at_start(void) {
+    char dir[4200], sub[4300], path[4400], args[9000], out[8192];
+    snprintf(dir, sizeof dir, "%s/schemas", test_tmpdir());
+    snprintf(sub, sizeof sub, "%s/messages", dir);
+    REQUIRE(mkdir(dir, 0755) == 0 && mkdir(sub, 0755) == 0, "mkdir %s", sub);
+    snprintf(path, sizeof path, "%s/config.schema.json", dir);
+    write_text(path, "{\"$id\":\"config.schema.json\",\"type\":\"object\"}");
+    snprintf(path, sizeof path, "%s/messages/echo.run.json", dir);
+    write_text(path, "{\"$id\":\"https://sdrt.dev/t/messages/echo.run.json\",\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"../common.schema.json#/$defs/gone\"}}}");
+    snprintf(args, sizeof args, "serve --set 'plugin_paths=[\"/nonexistent\"]' --set schemas_dir=%s", dir);
+    int rc = run_sdrt(args, out, sizeof out);
+    CHECK(rc != 0, "a schema set with a dangling $ref should stop the start (exit %d)", rc);
+    CHECK(strstr(out, "messages/echo.run.json") && strstr(out, "../common.schema.json#/$defs/gone"),
+          "stderr should name the schema and the reference: %s", out);
+    /* The same set with the reference resolvable starts and serves. */
+    snprintf(path, sizeof path, "%s/common.schema.json", dir);
+    write_text(path, "{\"$id\":\"https://sdrt.dev/t/common.schema.json\",\"$defs\":{\"gone\":{\"type\":\"string\"}}}");
+    rc = run_sdrt(args, out, sizeof out);
+    CHECK(rc == 0, "with the reference resolvable the host should start and exit 0 on EOF: %d %s", rc, out);
+}
+
 const test_entry TESTS[] = {
     {"envelope", test_envelope},
     {"parse_errors", test_parse_errors},
@@ -240,5 +271,6 @@ const test_entry TESTS[] = {
     {"status_table", test_status_table},
     {"paths", test_paths},
     {"bad_config", test_bad_config},
+    {"schema_refs_checked_at_start", test_schema_refs_checked_at_start},
     {NULL, NULL},
 };
