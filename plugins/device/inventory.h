@@ -1,7 +1,10 @@
 /* plugins/device/inventory.h - every device the plugin knows: what the
  * probes found (CPU, CUDA, Vulkan) joined with the compute backends'
- * devices, and the default compute device. Built once at init; read-only
- * afterwards, so handlers may read it from any thread. */
+ * devices, and the default compute device. Built at init (CPU only, unless
+ * a GPU backend family is loaded) and rebuilt once, under the plugin's probe
+ * lock, when the first device.* message runs the out-of-process GPU probes
+ * (gpu_probe.h); read-only after that, so handlers may read it from any
+ * thread. */
 #ifndef SDRT_DEVICE_INVENTORY_H
 #define SDRT_DEVICE_INVENTORY_H
 

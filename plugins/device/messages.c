@@ -180,9 +180,8 @@ cJSON *devmsg_info(const dev_inventory *inv, const dev_record *r) {
     return o;
 }
 
-cJSON *devmsg_memory(const dev_inventory *inv, const dev_record *only) {
-    cudaprobe_report cuda = inv->cuda; /* a copy: refreshing must not write shared state */
-    if (cuda.available && (!only || strcmp(only->backend, "cuda") == 0)) cudaprobe_refresh_memory(NULL, &cuda);
+cJSON *devmsg_memory(const dev_inventory *inv, const dev_record *only, const cudaprobe_report *cuda) {
+    if (!cuda) cuda = &inv->cuda;
     cJSON *root = cJSON_CreateObject();
     cJSON *devs = cJSON_AddArrayToObject(root, "devices");
     for (int i = 0; i < inv->count; i++) {
@@ -190,7 +189,7 @@ cJSON *devmsg_memory(const dev_inventory *inv, const dev_record *only) {
         if (only && only != r) continue;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", r->id);
-        add_memory(o, record_memory(inv, r, &cuda));
+        add_memory(o, record_memory(inv, r, cuda));
         cJSON_AddItemToArray(devs, o);
     }
     return root;

@@ -17,7 +17,9 @@ cJSON *devmsg_list(const dev_inventory *inv);
 cJSON *devmsg_info(const dev_inventory *inv, const dev_record *r);
 
 /* {devices:[{id, memory_total, memory_free}]}: every device, or only `r`
- * when non-NULL. CUDA free memory is re-read from the driver. */
-cJSON *devmsg_memory(const dev_inventory *inv, const dev_record *r);
+ * when non-NULL. CUDA figures come from `cuda` (borrowed for the call; the
+ * caller re-reads them out of process, see gpu_probe.h), NULL = the
+ * inventory's. */
+cJSON *devmsg_memory(const dev_inventory *inv, const dev_record *r, const cudaprobe_report *cuda);
 
 #endif

@@ -1,5 +1,11 @@
 /* plugins/device/plugin.c - the device plugin: descriptor, init/shutdown,
- * message dispatch, and the published SDRT_BACKEND_IFACE_ID interface. */
+ * message dispatch, and the published SDRT_BACKEND_IFACE_ID interface.
+ *
+ * GPUs are probed lazily and out of process (gpu_probe.h): init probes only
+ * the CPU unless a GPU backend family is loaded, and the first device.*
+ * message runs sdrt-gpu-probe, so an idle host maps no GPU stack at all. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +16,7 @@
 
 #include "backends.h"
 #include "config.h"
+#include "gpu_probe.h"
 #include "inventory.h"
 #include "messages.h"
 
@@ -20,6 +27,10 @@ typedef struct dev_plugin {
     dev_inventory inv;
     sdrt_backend_iface iface;
     int published;
+    sdrt_device *default_device; /* chosen at init, what the interface hands out */
+    char helper[4096];           /* sdrt-gpu-probe beside this module, "" when unknown */
+    pthread_mutex_t probe_lock;  /* serialises the one lazy GPU probe */
+    atomic_int probed;           /* set once inv holds the GPU probes; inv is read-only from then on */
 } dev_plugin;
 
 /* --- the backend interface ------------------------------------------------ */
@@ -31,7 +42,7 @@ static sdrt_backend_reg *iface_reg_get(void *self, size_t index) {
     return index < (size_t)p->inv.backends.count ? p->inv.backends.items[index].reg : NULL;
 }
 
-static sdrt_device *iface_default_device(void *self) { return ((dev_plugin *)self)->inv.default_device; }
+static sdrt_device *iface_default_device(void *self) { return ((dev_plugin *)self)->default_device; }
 
 static void init_iface(dev_plugin *p) {
     p->iface.struct_size = SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device);
@@ -45,12 +56,40 @@ static void init_iface(dev_plugin *p) {
 
 static sdrt_error *dev_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance);
 
-static void probe_all(dev_plugin *p) {
-    cpuprobe_run(&p->inv.cpu);
-    cudaprobe_run(NULL, &p->inv.cuda);
-    vkprobe_run(NULL, &p->inv.vk);
+static void probe_gpus(dev_plugin *p) {
+    gpuprobe_run(p->helper[0] ? p->helper : NULL, GPUPROBE_TIMEOUT_MS, &p->inv.cuda, &p->inv.vk);
     if (!p->inv.cuda.available) p->api->log(p->host, SDRT_LOG_INFO, "CUDA: %s", p->inv.cuda.reason);
     if (!p->inv.vk.available) p->api->log(p->host, SDRT_LOG_INFO, "Vulkan: %s", p->inv.vk.reason);
+}
+
+/* The records from the probes so far, and the default device among them. */
+static void build_inventory(dev_plugin *p, int warn) {
+    char err[512] = "";
+    devinv_build(&p->inv);
+    devinv_choose_default(&p->inv, p->cfg.device, err, sizeof err);
+    if (warn && err[0]) p->api->log(p->host, SDRT_LOG_WARN, "%s", err);
+}
+
+/* A loaded GPU family pairs its devices with probe records, and "auto" may
+ * choose one of them, so the probe cannot wait; with only the CPU family
+ * the default is the same with or without it. */
+static int gpu_family_loaded(const devbackends *b) {
+    for (int i = 0; i < b->count; i++)
+        if (strcmp(b->items[i].family, "cpu") != 0) return 1;
+    return 0;
+}
+
+/* Probes the GPUs once, on the first device.* message; every later call
+ * returns at once and reads an inventory nobody writes any more. */
+static void ensure_probed(dev_plugin *p) {
+    if (atomic_load_explicit(&p->probed, memory_order_acquire)) return;
+    pthread_mutex_lock(&p->probe_lock);
+    if (!atomic_load_explicit(&p->probed, memory_order_relaxed)) {
+        probe_gpus(p);
+        build_inventory(p, 0); /* the default, and its warning, are init's */
+        atomic_store_explicit(&p->probed, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&p->probe_lock);
 }
 
 static void publish(dev_plugin *p) {
@@ -66,7 +105,8 @@ static void publish(dev_plugin *p) {
 
 static sdrt_error *dev_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {
     char self_dir[4096] = ".", err[512] = "";
-    devlib_dir_of((const void *)(uintptr_t)&dev_init, self_dir, sizeof self_dir);
+    const void *self = (const void *)(uintptr_t)&dev_init;
+    devlib_dir_of(self, self_dir, sizeof self_dir);
     dev_plugin *p = calloc(1, sizeof *p);
     if (!p) return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "device plugin: out of memory");
     p->api = api;
@@ -75,11 +115,17 @@ static sdrt_error *dev_init(const sdrt_host_api *api, sdrt_host *host, const cha
         free(p);
         return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "device config: %s", err);
     }
-    probe_all(p);
+    if (gpuprobe_helper_beside(self, p->helper, sizeof p->helper) != 0) p->helper[0] = 0;
+    pthread_mutex_init(&p->probe_lock, NULL);
+    atomic_init(&p->probed, 0);
+    cpuprobe_run(&p->inv.cpu);
     devbackends_load(&p->inv.backends, p->cfg.backends_dir, api, host, &p->cfg);
-    devinv_build(&p->inv);
-    devinv_choose_default(&p->inv, p->cfg.device, err, sizeof err);
-    if (err[0]) api->log(host, SDRT_LOG_WARN, "%s", err);
+    if (gpu_family_loaded(&p->inv.backends)) {
+        probe_gpus(p);
+        atomic_store(&p->probed, 1);
+    }
+    build_inventory(p, 1);
+    p->default_device = p->inv.default_device;
     init_iface(p);
     publish(p);
     *instance = p;
@@ -91,6 +137,7 @@ static void dev_shutdown(void *instance) {
     if (!p) return;
     devbackends_unload(&p->inv.backends);
     devcfg_free(&p->cfg);
+    pthread_mutex_destroy(&p->probe_lock);
     free(p);
 }
 
@@ -138,8 +185,19 @@ static sdrt_error *answer(dev_plugin *p, cJSON *result, char **result_json) {
     return *result_json ? NULL : p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "device: out of memory");
 }
 
+/* device.memory re-reads CUDA free memory through the helper (NVML or a
+ * CUDA context would load the driver into the host) into a copy: the
+ * inventory stays read-only. A failed re-read reports null, not a guess. */
+static sdrt_error *memory(dev_plugin *p, const dev_record *only, char **result_json) {
+    cudaprobe_report cuda = p->inv.cuda;
+    if (!only || strcmp(only->backend, "cuda") == 0)
+        gpuprobe_cuda_memory(p->helper[0] ? p->helper : NULL, GPUPROBE_TIMEOUT_MS, &cuda);
+    return answer(p, devmsg_memory(&p->inv, only, &cuda), result_json);
+}
+
 static sdrt_error *dispatch(dev_plugin *p, const char *type, const cJSON *data, char **result_json) {
     sdrt_error *err = NULL;
+    if (strncmp(type, "device.", 7) == 0) ensure_probed(p);
     if (strcmp(type, "device.list") == 0) return answer(p, devmsg_list(&p->inv), result_json);
     if (strcmp(type, "device.info") == 0) {
         const dev_record *r = requested(p, data, 1, &err);
@@ -147,7 +205,7 @@ static sdrt_error *dispatch(dev_plugin *p, const char *type, const cJSON *data, 
     }
     if (strcmp(type, "device.memory") == 0) {
         const dev_record *r = requested(p, data, 0, &err);
-        return err ? err : answer(p, devmsg_memory(&p->inv, r), result_json);
+        return err ? err : memory(p, r, result_json);
     }
     return p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "%s: not a device message", type);
 }

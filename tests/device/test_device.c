@@ -3,9 +3,12 @@
 #include "harness.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -15,6 +18,7 @@
 #include "cpu_probe.h"
 #include "cuda_probe.h"
 #include "fake_host.h"
+#include "gpu_probe.h"
 #include "inventory.h"
 #include "messages.h"
 #include "vulkan_probe.h"
@@ -134,6 +138,147 @@ static void test_vulkan_probe(void) {
     CHECK(!r.available && strstr(r.reason, "not found"), "missing loader: %d '%s'", r.available, r.reason);
 }
 
+/* --- the GPU probes out of process ---------------------------------------- */
+
+static void same_cuda(const cudaprobe_report *a, const cudaprobe_report *b) {
+    CHECK(a->available == b->available && a->count == b->count, "CUDA: helper %d/%d, in process %d/%d",
+          a->available, a->count, b->available, b->count);
+    CHECK(strcmp(a->reason, b->reason) == 0, "CUDA reason: helper '%s', in process '%s'", a->reason, b->reason);
+    CHECK(strcmp(a->driver_lib, b->driver_lib) == 0 && a->driver_version == b->driver_version &&
+          a->runtime_version == b->runtime_version, "CUDA driver/runtime differ");
+    for (int i = 0; i < a->count && i < b->count; i++) {
+        const cudaprobe_device *x = &a->dev[i], *y = &b->dev[i];
+        /* free memory moves between the two probes: only totals compare */
+        CHECK(strcmp(x->name, y->name) == 0 && strcmp(x->pci_bus_id, y->pci_bus_id) == 0 &&
+              x->cc_major == y->cc_major && x->cc_minor == y->cc_minor && x->multiprocessors == y->multiprocessors &&
+              x->mem_total == y->mem_total && x->mem_free_known == y->mem_free_known, "CUDA device %d differs", i);
+    }
+}
+
+static void same_vulkan(const vkprobe_report *a, const vkprobe_report *b) {
+    CHECK(a->available == b->available && a->count == b->count, "Vulkan: helper %d/%d, in process %d/%d",
+          a->available, a->count, b->available, b->count);
+    CHECK(strcmp(a->reason, b->reason) == 0, "Vulkan reason: helper '%s', in process '%s'", a->reason, b->reason);
+    CHECK(strcmp(a->loader_lib, b->loader_lib) == 0 && a->instance_version == b->instance_version,
+          "Vulkan loader differs: '%s' %u vs '%s' %u", a->loader_lib, a->instance_version, b->loader_lib,
+          b->instance_version);
+    for (int i = 0; i < a->count && i < b->count; i++) {
+        const vkprobe_device *x = &a->dev[i], *y = &b->dev[i];
+        CHECK(strcmp(x->name, y->name) == 0 && strcmp(x->type, y->type) == 0, "Vulkan device %d: '%s' %s vs '%s' %s",
+              i, x->name, x->type, y->name, y->type);
+        CHECK(x->api_version == y->api_version && x->driver_version == y->driver_version &&
+              x->vendor_id == y->vendor_id && x->device_id == y->device_id, "Vulkan device %d ids differ", i);
+        CHECK(x->nheaps == y->nheaps && x->device_local_bytes == y->device_local_bytes &&
+              memcmp(x->heaps, y->heaps, sizeof x->heaps) == 0, "Vulkan device %d heaps differ", i);
+    }
+}
+
+/* Every child the probe started has been reaped. */
+static void check_no_children(void) {
+    errno = 0;
+    CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "a probe helper was left behind");
+}
+
+static void test_gpu_probe_same(void) {
+    static cudaprobe_report cuda_helper, cuda_local;
+    static vkprobe_report vk_helper, vk_local;
+    gpuprobe_run(SDRT_GPU_PROBE_HELPER, GPUPROBE_TIMEOUT_MS, &cuda_helper, &vk_helper);
+    check_no_children();
+    cudaprobe_run(NULL, &cuda_local);
+    vkprobe_run(NULL, &vk_local);
+    same_cuda(&cuda_helper, &cuda_local);
+    same_vulkan(&vk_helper, &vk_local);
+    fprintf(stderr, "# helper: CUDA %s; Vulkan %d device(s)%s%s\n", cuda_helper.available ? "yes" : cuda_helper.reason,
+            vk_helper.count, vk_helper.available ? "" : ": ", vk_helper.reason);
+    /* one family alone leaves the other untouched */
+    memset(&vk_helper, 0x5a, sizeof vk_helper);
+    gpuprobe_run(SDRT_GPU_PROBE_HELPER, GPUPROBE_TIMEOUT_MS, &cuda_helper, NULL);
+    same_cuda(&cuda_helper, &cuda_local);
+    CHECK(vk_helper.count == 0x5a5a5a5a, "Vulkan report written though not asked for");
+}
+
+static void test_gpu_probe_missing_helper(void) {
+    static cudaprobe_report cuda;
+    static vkprobe_report vk;
+    gpuprobe_run("/nonexistent/sdrt-gpu-probe", 1000, &cuda, &vk);
+    CHECK(!cuda.available && cuda.count == 0 && strstr(cuda.reason, "CUDA not probed") &&
+          strstr(cuda.reason, "/nonexistent/sdrt-gpu-probe") && strstr(cuda.reason, "No such file"),
+          "CUDA reason '%s'", cuda.reason);
+    CHECK(!vk.available && vk.count == 0 && strstr(vk.reason, "Vulkan not probed"), "Vulkan reason '%s'", vk.reason);
+    gpuprobe_run(NULL, 1000, NULL, &vk);
+    CHECK(!vk.available && strstr(vk.reason, "folder is unknown"), "no helper path: '%s'", vk.reason);
+}
+
+/* Without NVML or a driver every figure comes back unknown, never stale. */
+static void test_gpu_probe_cuda_memory(void) {
+    static cudaprobe_report r;
+    memset(&r, 0, sizeof r);
+    r.count = 2;
+    for (int i = 0; i < r.count; i++) {
+        snprintf(r.dev[i].pci_bus_id, sizeof r.dev[i].pci_bus_id, "00000000:0%d:00.0", i + 1);
+        r.dev[i].mem_free = 123;
+        r.dev[i].mem_free_known = 1;
+    }
+    gpuprobe_cuda_memory(SDRT_GPU_PROBE_HELPER, GPUPROBE_TIMEOUT_MS, &r);
+    CHECK(r.dev[0].mem_free_known && r.dev[0].mem_free == 123, "an unavailable report was refreshed");
+    r.available = 1;
+    gpuprobe_cuda_memory(SDRT_GPU_PROBE_HELPER, GPUPROBE_TIMEOUT_MS, &r);
+    check_no_children();
+    static cudaprobe_report local;
+    cudaprobe_run(NULL, &local);
+    if (local.available) {
+        fprintf(stderr, "# a CUDA driver is present: the fake bus ids may match nothing or a real GPU\n");
+        return;
+    }
+    for (int i = 0; i < r.count; i++)
+        CHECK(!r.dev[i].mem_free_known && r.dev[i].mem_free == 0, "device %d: free %llu known %d", i,
+              (unsigned long long)r.dev[i].mem_free, r.dev[i].mem_free_known);
+    r.dev[0].mem_free_known = 1;
+    gpuprobe_cuda_memory("/nonexistent/sdrt-gpu-probe", 1000, &r);
+    CHECK(!r.dev[0].mem_free_known, "a missing helper left a free figure known");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Runs the fake helper in `mode` with a 300 ms budget; returns the seconds
+ * it took. */
+static double faulty_probe(const char *mode, cudaprobe_report *cuda, vkprobe_report *vk) {
+    setenv("SDRT_FAKE_GPU_PROBE", mode, 1);
+    double t0 = now_s();
+    gpuprobe_run(SDRT_FAKE_GPU_PROBE_PATH, 300, cuda, vk);
+    double dt = now_s() - t0;
+    unsetenv("SDRT_FAKE_GPU_PROBE");
+    check_no_children();
+    return dt;
+}
+
+static void test_gpu_probe_faults(void) {
+    static cudaprobe_report cuda, cuda_local;
+    static vkprobe_report vk;
+    double dt = faulty_probe("hang", &cuda, &vk);
+    CHECK(dt >= 0.29 && dt < 2.0, "a hung helper held the probe %.3f s (budget 0.3 s, both families at once)", dt);
+    CHECK(!cuda.available && strstr(cuda.reason, "CUDA probe timed out after 300 ms"), "hang: '%s'", cuda.reason);
+    CHECK(!vk.available && strstr(vk.reason, "Vulkan probe timed out"), "hang: '%s'", vk.reason);
+    faulty_probe("crash", &cuda, &vk);
+    CHECK(!vk.available && vk.count == 0 && strstr(vk.reason, "Vulkan probe crashed") &&
+          strstr(vk.reason, "signal 11"), "crash: '%s'", vk.reason);
+    faulty_probe("short", &cuda, &vk);
+    CHECK(!vk.available && strstr(vk.reason, "exited with status 0 after 5 of"), "short: '%s'", vk.reason);
+    faulty_probe("fail", &cuda, &vk);
+    CHECK(!cuda.available && strstr(cuda.reason, "exited with status 3"), "fail: '%s'", cuda.reason);
+    faulty_probe("foreign", &cuda, &vk);
+    CHECK(!vk.available && vk.count == 0 && strstr(vk.reason, "reinstall sdrt-gpu-probe"), "foreign: '%s'", vk.reason);
+    /* a crash in one family's driver is that family's error only */
+    faulty_probe("crash:vulkan", &cuda, &vk);
+    cudaprobe_run(NULL, &cuda_local);
+    same_cuda(&cuda, &cuda_local);
+    CHECK(!vk.available && strstr(vk.reason, "Vulkan probe crashed"), "crash:vulkan: '%s'", vk.reason);
+}
+
 static void test_config(void) {
     devcfg cfg;
     char err[256] = "";
@@ -177,11 +322,11 @@ typedef struct loaded_plugin {
     void *inst;
 } loaded_plugin;
 
-static int load_plugin(loaded_plugin *lp, const char *config) {
+static int load_plugin_at(loaded_plugin *lp, const char *path, const char *config) {
     memset(lp, 0, sizeof *lp);
-    lp->so = dlopen(SDRT_DEVICE_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
+    lp->so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lp->so) {
-        test_fail_(__FILE__, __LINE__, "dlopen %s: %s", SDRT_DEVICE_PLUGIN_PATH, dlerror());
+        test_fail_(__FILE__, __LINE__, "dlopen %s: %s", path, dlerror());
         return -1;
     }
     sdrt_plugin_entry_fn entry = (sdrt_plugin_entry_fn)dlsym(lp->so, SDRT_PLUGIN_ENTRY_SYMBOL);
@@ -194,6 +339,10 @@ static int load_plugin(loaded_plugin *lp, const char *config) {
         return -1;
     }
     return 0;
+}
+
+static int load_plugin(loaded_plugin *lp, const char *config) {
+    return load_plugin_at(lp, SDRT_DEVICE_PLUGIN_PATH, config);
 }
 
 static void unload_plugin(loaded_plugin *lp) {
@@ -309,6 +458,132 @@ static void test_plugin_info_memory(void) {
     unload_plugin(&lp);
 }
 
+/* Non-zero if this process maps a Vulkan loader or LLVM (lavapipe). */
+static int gpu_stack_mapped(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return 0;
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, "libvulkan") || strstr(line, "libLLVM");
+    fclose(f);
+    return found;
+}
+
+/* The point of the lazy, out-of-process probe: neither init nor the
+ * device.* answers map a GPU stack into the host. Runs first, before any
+ * in-process probe of this test maps one. */
+static void test_plugin_lazy(void) {
+    if (gpu_stack_mapped()) {
+        fprintf(stderr, "# a GPU stack is already mapped in this process: lazy check skipped\n");
+        return;
+    }
+    loaded_plugin lp;
+    if (load_plugin(&lp, "{}") != 0) {
+        unload_plugin(&lp);
+        return;
+    }
+    CHECK(!gpu_stack_mapped(), "init mapped a GPU stack");
+    CHECK(fake_host_logged("Vulkan:") == 0 && fake_host_logged("CUDA:") == 0, "init probed the GPUs");
+    sdrt_status code;
+    char msg[512];
+    cJSON *r = send(&lp, "device.list", "{}", &code, msg, sizeof msg);
+    CHECK(r != NULL, "device.list: %s", msg);
+    cJSON_Delete(r);
+    r = send(&lp, "device.memory", "{}", &code, msg, sizeof msg);
+    CHECK(r != NULL, "device.memory: %s", msg);
+    cJSON_Delete(r);
+    CHECK(!gpu_stack_mapped(), "device.list mapped a GPU stack into the host");
+    check_no_children();
+    unload_plugin(&lp);
+}
+
+/* The plugin as device.list answers it: the vulkan entry, the list of ids. */
+static void list_vulkan_and_ids(cJSON *r, const cJSON **vulkan, char *ids, size_t n) {
+    *vulkan = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "backends"), "vulkan");
+    const cJSON *d;
+    size_t o = 0;
+    ids[0] = 0;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(r, "devices")) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(d, "id");
+        int w = snprintf(ids + o, n - o, "%s ", cJSON_IsString(id) ? id->valuestring : "?");
+        o += w > 0 && (size_t)w < n - o ? (size_t)w : 0;
+    }
+}
+
+/* The plugin alone in a fresh folder (with `helper` linked in as its
+ * sdrt-gpu-probe when non-NULL), serving with the built CPU backend. */
+static int load_plugin_alone(loaded_plugin *lp, const char *helper) {
+    const char *dir = test_tmpdir();
+    char so[4096], cmd[8400], cfg[4200], link[4200];
+    snprintf(so, sizeof so, "%s/sdrt_device.so", dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", SDRT_DEVICE_PLUGIN_PATH, so);
+    if (system(cmd) != 0) {
+        test_fail_(__FILE__, __LINE__, "%s failed", cmd);
+        return -1;
+    }
+    snprintf(link, sizeof link, "%s/" GPUPROBE_HELPER_NAME, dir);
+    if (helper && symlink(helper, link) != 0) {
+        test_fail_(__FILE__, __LINE__, "symlink %s: %s", link, strerror(errno));
+        return -1;
+    }
+    snprintf(cfg, sizeof cfg, "{\"backends_dir\":\"%s\"}", SDRT_BACKENDS_DIR);
+    return load_plugin_at(lp, so, cfg);
+}
+
+static void test_plugin_helper_missing(void) {
+    loaded_plugin lp;
+    if (load_plugin_alone(&lp, NULL) != 0) {
+        unload_plugin(&lp);
+        return;
+    }
+    sdrt_status code;
+    char msg[512], ids[512];
+    cJSON *r = send(&lp, "device.list", "{}", &code, msg, sizeof msg);
+    REQUIRE(r, "device.list without a helper failed: %s", msg);
+    const cJSON *vk, *reason;
+    list_vulkan_and_ids(r, &vk, ids, sizeof ids);
+    reason = cJSON_GetObjectItemCaseSensitive(vk, "reason");
+    CHECK(strncmp(ids, "cpu:0 ", 6) == 0 && !strstr(ids, "vulkan"), "devices without a helper: %s", ids);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(vk, "available")) && cJSON_IsString(reason) &&
+          strstr(reason->valuestring, GPUPROBE_HELPER_NAME ": No such file"), "vulkan without a helper: %s",
+          cJSON_IsString(reason) ? reason->valuestring : "(no reason)");
+    check_runtime_shape(cJSON_GetObjectItemCaseSensitive(r, "backends"), "cuda");
+    cJSON_Delete(r);
+    r = send(&lp, "device.info", "{\"device\":\"cpu:0\"}", &code, msg, sizeof msg);
+    CHECK(r != NULL, "device.info cpu:0 without a helper: %s", msg);
+    cJSON_Delete(r);
+    unload_plugin(&lp);
+}
+
+static void test_plugin_probe_crash(void) {
+    loaded_plugin lp;
+    if (load_plugin_alone(&lp, SDRT_FAKE_GPU_PROBE_PATH) != 0) {
+        unload_plugin(&lp);
+        return;
+    }
+    setenv("SDRT_FAKE_GPU_PROBE", "crash", 1);
+    sdrt_status code;
+    char msg[512], ids[512];
+    cJSON *r = send(&lp, "device.list", "{}", &code, msg, sizeof msg);
+    unsetenv("SDRT_FAKE_GPU_PROBE");
+    REQUIRE(r, "device.list with a crashing probe failed: %s", msg);
+    const cJSON *vk, *reason;
+    list_vulkan_and_ids(r, &vk, ids, sizeof ids);
+    reason = cJSON_GetObjectItemCaseSensitive(vk, "reason");
+    CHECK(strcmp(ids, "cpu:0 ") == 0, "devices with a crashing probe: %s", ids);
+    CHECK(cJSON_IsString(reason) && strstr(reason->valuestring, "Vulkan probe crashed"), "vulkan reason: %s",
+          cJSON_IsString(reason) ? reason->valuestring : "(none)");
+    CHECK(fake_host_logged("CUDA probe crashed"), "the CUDA crash was not logged");
+    cJSON_Delete(r);
+    /* the verdict is cached: no second probe, the same answer */
+    r = send(&lp, "device.list", "{}", &code, msg, sizeof msg);
+    list_vulkan_and_ids(r, &vk, ids, sizeof ids);
+    CHECK(r && strcmp(ids, "cpu:0 ") == 0, "second device.list: %s", ids);
+    cJSON_Delete(r);
+    check_no_children();
+    unload_plugin(&lp);
+}
+
 static void test_plugin_bad_config(void) {
     void *so = dlopen(SDRT_DEVICE_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
     REQUIRE(so, "dlopen: %s", dlerror());
@@ -326,14 +601,21 @@ static void test_plugin_bad_config(void) {
 }
 
 const test_entry TESTS[] = {
+    {"plugin_lazy", test_plugin_lazy}, /* first: before anything maps a GPU stack here */
     {"cpu_probe", test_cpu_probe},
     {"meminfo_parse", test_meminfo_parse},
     {"cuda_missing", test_cuda_missing},
     {"vulkan_probe", test_vulkan_probe},
+    {"gpu_probe_same", test_gpu_probe_same},
+    {"gpu_probe_missing_helper", test_gpu_probe_missing_helper},
+    {"gpu_probe_cuda_memory", test_gpu_probe_cuda_memory},
+    {"gpu_probe_faults", test_gpu_probe_faults},
     {"config", test_config},
     {"backend_names", test_backend_names},
     {"plugin_list", test_plugin_list},
     {"plugin_info_memory", test_plugin_info_memory},
+    {"plugin_helper_missing", test_plugin_helper_missing},
+    {"plugin_probe_crash", test_plugin_probe_crash},
     {"plugin_bad_config", test_plugin_bad_config},
     {0},
 };
