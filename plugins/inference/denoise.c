@@ -66,28 +66,51 @@ static void bufs_free(const infer_loop *L, loop_bufs *b) {
     free(b->blend);
 }
 
-/* One UNet evaluation on b->model_in at timestep t into b->pred. */
-static sdrt_status predict(const infer_loop *L, loop_bufs *b, float t, char *err, size_t errlen) {
+/* Time ids per row: SDXL 6 (refiner 5), 0 without text_time. */
+static int time_ids_per_row(const infer_loop *L) {
+    const unet_config *u = unet_get_config(L->u);
+    if (!L->cond->time_ids || !u->text_time || u->addition_time_embed_dim <= 0) return 0;
+    return (int)((u->add_embed_in - L->cond->pooled_dim) / u->addition_time_embed_dim);
+}
+
+/* One UNet call on rows [r0, r0 + k) of b->model_in into the same rows of
+ * b->pred. The context and pooled rows are views of the uploaded ones. */
+static sdrt_status predict_rows(const infer_loop *L, loop_bufs *b, int r0, int k, char *err, size_t errlen) {
     const infer_cond *c = L->cond;
-    int rows = rows_of(c);
-    int64_t shape[4] = {rows, L->channels + L->extra_channels, L->h, L->w};
-    for (int r = 0; r < rows; r++) b->timesteps[r] = t;
-    sdrt_tensor *sample = sdrt_nn_from_host(L->nn, SDRT_DTYPE_F32, 4, shape, b->model_in);
+    size_t in_row = (size_t)(L->channels + L->extra_channels) * (size_t)L->h * (size_t)L->w;
+    size_t out_row = (size_t)L->channels * (size_t)L->h * (size_t)L->w;
+    int64_t shape[4] = {k, L->channels + L->extra_channels, L->h, L->w};
+    sdrt_tensor *sample = sdrt_nn_from_host(L->nn, SDRT_DTYPE_F32, 4, shape, b->model_in + (size_t)r0 * in_row);
     if (!sample) {
         snprintf(err, errlen, "denoise: cannot upload the latents");
         const char *msg = NULL;
         sdrt_status st = sdrt_nn_status(L->nn, &msg);
         return st == SDRT_OK ? SDRT_RESOURCE_EXHAUSTED : st;
     }
-    unet_inputs in = {.sample = sample, .timesteps = b->timesteps, .context = b->context,
-                      .text_embeds = b->pooled, .time_ids = c->time_ids};
+    sdrt_tensor ctx = sdrt_nn_view_slice(b->context, 0, r0, k), pooled;
+    if (b->pooled) pooled = sdrt_nn_view_slice(b->pooled, 0, r0, k);
+    int n_ids = time_ids_per_row(L);
+    unet_inputs in = {.sample = sample, .timesteps = b->timesteps + r0, .context = &ctx,
+                      .text_embeds = b->pooled ? &pooled : NULL,
+                      .time_ids = c->time_ids ? c->time_ids + (size_t)r0 * (size_t)n_ids : NULL};
     sdrt_tensor *out = NULL;
     sdrt_status st = unet_forward(L->u, L->nn, &in, &out, err, errlen);
     sdrt_nn_drop(L->nn, sample);
     if (st != SDRT_OK) return st;
-    st = sdrt_nn_to_host_f32(L->nn, out, b->pred);
+    st = sdrt_nn_to_host_f32(L->nn, out, b->pred + (size_t)r0 * out_row);
     sdrt_nn_drop(L->nn, out);
     if (st != SDRT_OK) snprintf(err, errlen, "denoise: reading the UNet output failed");
+    return st;
+}
+
+/* The UNet on every row of b->model_in at timestep t into b->pred, in
+ * calls of at most max_rows rows. */
+static sdrt_status predict(const infer_loop *L, loop_bufs *b, float t, char *err, size_t errlen) {
+    int rows = rows_of(L->cond), step = L->max_rows > 0 && L->max_rows < rows ? L->max_rows : rows;
+    for (int r = 0; r < rows; r++) b->timesteps[r] = t;
+    sdrt_status st = SDRT_OK;
+    for (int r0 = 0; st == SDRT_OK && r0 < rows; r0 += step)
+        st = predict_rows(L, b, r0, rows - r0 < step ? rows - r0 : step, err, errlen);
     return st;
 }
 

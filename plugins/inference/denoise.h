@@ -48,6 +48,12 @@ typedef struct infer_loop {
     const float *blend_mask;  /* [batch, 1, h, w], 0 keep / 1 repaint */
     const float *blend_image; /* [batch, channels, h, w] */
     const float *blend_noise; /* [batch, channels, h, w] */
+    /* UNet rows per forward call (0 = all rows at once): the batch is
+     * split into sub-batches to bound activation memory. Every step still
+     * scales, guides and steps the whole batch with one generator, so the
+     * result equals the unsplit run (each row's UNet output does not
+     * depend on the other rows of its call). */
+    int max_rows;
     /* Called after every step with (done, total); may be NULL. */
     void (*on_step)(void *cb, int done, int total);
     /* Polled before every step; non-zero stops with SDRT_CANCELLED. */

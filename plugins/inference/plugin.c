@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "batch.h"
 #include "run.h"
 
 /* {"threads":n} from the plugin's config, else the host's "threads"
@@ -49,6 +50,7 @@ static sdrt_error *infer_handle(void *instance, const sdrt_request *req, char **
     infer_plugin *p = instance;
     *result_json = NULL;
     if (strcmp(req->type, "inference.run") == 0) return infer_run(p, req, result_json);
+    if (strcmp(req->type, "inference.batch") == 0) return infer_batch(p, req, result_json);
     return p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "type: %s is not served by the inference plugin", req->type);
 }
 
@@ -60,7 +62,7 @@ static const sdrt_plugin_vtable infer_vtable = {
     .get_interface = NULL,
 };
 
-static const char *const infer_types[] = {"inference.run", NULL};
+static const char *const infer_types[] = {"inference.run", "inference.batch", NULL};
 
 static const sdrt_plugin_desc infer_desc = {
     .struct_size = SDRT_STRUCT_SIZE(sdrt_plugin_desc, vtable),

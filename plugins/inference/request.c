@@ -156,20 +156,62 @@ static void req_output(req_ctx *c, infer_request *r) {
                                "output.save_latents", 0);
 }
 
-/* LoRA belongs to the lora domain; this plugin cannot apply adapters, and
- * silently generating without them would return a different image. */
-static void req_lora(req_ctx *c) {
+/* One lora.adapters[i]: {model_id (non-empty string), weight? (finite,
+ * default 1)}; the model_id is copied into the request. */
+static void req_adapter(req_ctx *c, const cJSON *it, size_t i, sdrt_lora_adapter *a) {
+    char field[64];
+    sdrt_lora_adapter_init(a);
+    snprintf(field, sizeof field, "lora.adapters[%zu]", i);
+    if (!cJSON_IsObject(it)) {
+        req_fail(c, field, "must be an object", 0);
+        return;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "model_id");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(it, "weight");
+    snprintf(field, sizeof field, "lora.adapters[%zu].model_id", i);
+    if (!cJSON_IsString(id) || !id->valuestring[0]) {
+        req_fail(c, field, "must be a non-empty string", 0);
+        return;
+    }
+    a->model_id = req_strdup(c, id->valuestring);
+    if (!w || cJSON_IsNull(w)) return;
+    snprintf(field, sizeof field, "lora.adapters[%zu].weight", i);
+    if (!cJSON_IsNumber(w) || !isfinite(w->valuedouble)) req_fail(c, field, "must be a finite number", 0);
+    else a->weight = (float)w->valuedouble;
+}
+
+/* lora{enabled?, adapters?}: the adapters the lora plugin merges for this
+ * request (host/legacy.c maps the C# Conditioning.LoRAs to this form).
+ * enabled false = no adapters and no prompt tags. */
+static void req_lora(req_ctx *c, infer_request *r) {
+    r->lora_enabled = 1;
     const cJSON *lora = req_item(c, "lora", NULL);
     if (!lora) return;
     if (!cJSON_IsObject(lora)) {
         req_fail(c, "lora", "must be an object", 0);
         return;
     }
-    const cJSON *en = cJSON_GetObjectItemCaseSensitive(lora, "enabled");
+    r->lora_enabled = req_bool(c, cJSON_GetObjectItemCaseSensitive(lora, "enabled"), "lora.enabled", 1);
     const cJSON *ad = cJSON_GetObjectItemCaseSensitive(lora, "adapters");
-    if (cJSON_IsFalse(en) || !cJSON_IsArray(ad) || cJSON_GetArraySize(ad) == 0) return;
-    snprintf(c->err, c->errlen, "lora.adapters: applying LoRA adapters is not supported by this inference plugin");
-    c->status = SDRT_UNSUPPORTED;
+    if (!ad || cJSON_IsNull(ad)) return;
+    if (!cJSON_IsArray(ad)) {
+        req_fail(c, "lora.adapters", "must be an array", 0);
+        return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(ad);
+    if (n > INFER_MAX_LORAS) req_fail(c, "lora.adapters", "more than %g adapters", INFER_MAX_LORAS);
+    if (!r->lora_enabled || n == 0 || c->status != SDRT_OK) return;
+    r->loras = calloc(n, sizeof *r->loras);
+    if (!r->loras) {
+        snprintf(c->err, c->errlen, "inference.run: out of memory");
+        c->status = SDRT_RESOURCE_EXHAUSTED;
+        return;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ad) {
+        req_adapter(c, it, r->n_loras, &r->loras[r->n_loras]);
+        r->n_loras++;
+    }
 }
 
 /* model_id: a string, or a suite {base, refiner?, vae?} (host/legacy.c maps
@@ -210,6 +252,8 @@ static void req_numbers(req_ctx *c, infer_request *r) {
     r->batch_size = req_int(c, bs ? bs : req_item(c, "num_images_per_prompt", NULL), "batch_size", 1, 1,
                             INFER_MAX_BATCH);
     r->clip_skip = req_int(c, req_item(c, "clip_skip", NULL), "clip_skip", 0, 0, INFER_MAX_CLIP_SKIP);
+    r->max_batch = req_int(c, req_item(c, "max_batch", NULL), "max_batch", 0, 0, INFER_MAX_BATCH);
+    r->preview_every = req_int(c, req_item(c, "preview", NULL), "preview", 0, 0, INFER_MAX_STEPS);
 }
 
 /* A number in [lo, hi] (open ends when lo_open / hi_open); absent = def. */
@@ -269,7 +313,7 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_scheduler(&c, req);
     req_output(&c, req);
     req_image(&c, req);
-    req_lora(&c);
+    req_lora(&c, req);
     cJSON_Delete(root);
     if (c.status != SDRT_OK) infer_request_free(req);
     return c.status;
@@ -286,5 +330,7 @@ void infer_request_free(infer_request *req) {
     free(req->vae_id);
     free(req->init_image);
     free(req->mask_image);
+    for (size_t i = 0; i < req->n_loras; i++) free((char *)req->loras[i].model_id);
+    free(req->loras);
     memset(req, 0, sizeof *req);
 }

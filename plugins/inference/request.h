@@ -10,12 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sdrt/lora.h"
 #include "sdrt/status.h"
 
 #define INFER_MAX_SIZE 8192
 #define INFER_MAX_STEPS 1000
 #define INFER_MAX_BATCH 64
 #define INFER_MAX_CLIP_SKIP 11
+#define INFER_MAX_LORAS 32
 
 typedef struct infer_request {
     char *model_id;
@@ -48,11 +50,21 @@ typedef struct infer_request {
     double negative_aesthetic_score; /* 2.5 */
     double mask_blur;            /* PIL GaussianBlur radius of the mask; 0 = none */
     int padding_mask_crop;       /* < 0 = none; else "only masked" with this padding */
+
+    /* lora{enabled, adapters[{model_id, weight}]}: model_id strings owned
+     * here (freed by infer_request_free). lora_enabled 0 also turns the
+     * prompt's <lora:name:w> tags off. */
+    int preview_every;
+    int max_batch;               /* images per UNet call; 0 = from the memory budget */           /* preview: an event every n steps; 0 = none */
+
+    sdrt_lora_adapter *loras;
+    size_t n_loras;
+    int lora_enabled;
 } infer_request;
 
 /* Parses the `data` JSON of inference.run (borrowed). On success returns
  * SDRT_OK and fills *req (free with infer_request_free). Otherwise returns
- * SDRT_INVALID_ARGUMENT (or SDRT_UNSUPPORTED for LoRA adapters) with a
+ * SDRT_INVALID_ARGUMENT with a
  * message naming the field and the reason in err. Accepts the legacy
  * nesting `model_name`, `hyperparameters{...}`, `dimensions{...}` too. */
 sdrt_status infer_request_parse(const char *data_json, infer_request *req, char *err, size_t errlen);

@@ -61,8 +61,14 @@ static char *to_host_text(const sdrt_host_api *api, cJSON *root) {
     return out;
 }
 
+/* batch_split: the images of each UNet call, e.g. [2, 2, 1] for 5 by 2. */
+static void add_split(cJSON *root, int n, int sub_batch) {
+    cJSON *split = cJSON_AddArrayToObject(root, "batch_split");
+    for (int i = 0; i < n; i += sub_batch) cJSON_AddItemToArray(split, cJSON_CreateNumber(n - i < sub_batch ? n - i : sub_batch));
+}
+
 char *infer_response_json(const sdrt_host_api *api, const infer_output *outs, int n, uint64_t seed, int width,
-                          int height, double processing_time) {
+                          int height, double processing_time, int sub_batch) {
     cJSON *root = cJSON_CreateObject();
     cJSON *images = cJSON_AddArrayToObject(root, "images");
     cJSON *infos = cJSON_AddArrayToObject(root, "images_info");
@@ -79,6 +85,7 @@ char *infer_response_json(const sdrt_host_api *api, const infer_output *outs, in
     cJSON_AddNumberToObject(root, "width", width);
     cJSON_AddNumberToObject(root, "height", height);
     if (latents) cJSON_AddItemToObject(root, "latents", latents);
+    if (sub_batch > 0 && sub_batch < n) add_split(root, n, sub_batch);
     return to_host_text(api, root);
 }
 

@@ -21,10 +21,11 @@ int infer_write_latents(const char *png_path, const float *latents, int c, int h
                         char *err, size_t errlen);
 
 /* The response data object: {images, processing_time, seed, images_info:
- * [{path, seed, width, height}], latents (when any)}. Returns text
+ * [{path, seed, width, height}], latents (when any), batch_split (images
+ * per UNet call, when sub_batch > 0 split the n images)}. Returns text
  * allocated with api->alloc, or NULL when out of memory. */
 char *infer_response_json(const sdrt_host_api *api, const infer_output *outs, int n, uint64_t seed, int width,
-                          int height, double processing_time);
+                          int height, double processing_time, int sub_batch);
 
 void infer_outputs_free(infer_output *outs, int n);
 

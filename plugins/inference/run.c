@@ -3,8 +3,9 @@
  * __call__ run it:
  *
  *   request -> init image / mask (run_image.c) -> model (sdrt.model/1)
- *   -> UNet + scheduler (sdrt.scheduler/1) -> prompt embeddings (sdrt.cond/1)
- *   -> seeded noise * init_noise_sigma, or VAE-encoded init image + noise
+ *   -> UNet config + scheduler (sdrt.scheduler/1) -> prompt embeddings
+ *   (sdrt.cond/1; its prepare_weights hook merges the LoRA adapters,
+ *   sdrt.lora/1) -> UNet weights (merged ones first) -> seeded noise * init_noise_sigma, or VAE-encoded init image + noise
  *   -> denoising loop (denoise.c) -> SDXL refiner pass (run_refiner.c)
  *   -> VAE decode + PNG (sdrt.postprocess/1) -> response.
  *
@@ -54,7 +55,15 @@ static sdrt_error *run_acquire(run_ctx *c) {
     if (!e) e = acquire_one(c, SDRT_SCHEDULER_IFACE_ID, (const void **)&c->sched, "scheduler");
     if (!e) e = acquire_one(c, SDRT_COND_IFACE_ID, (const void **)&c->cond, "conditioning");
     if (!e) e = acquire_one(c, SDRT_POSTPROCESS_IFACE_ID, (const void **)&c->post, "postprocess");
-    return e;
+    if (e) return e;
+    /* Optional: only requests with adapters or prompt tags need it (tags
+     * are checked when conditioning finds them). */
+    sdrt_error *le = NULL;
+    c->lora = c->api->acquire(c->p->host, SDRT_LORA_IFACE_ID, &le);
+    if (le) c->api->error_free(le);
+    if (!c->lora && c->r.n_loras)
+        return c->api->error_new(SDRT_UNAVAILABLE, NULL, "lora.adapters: no lora plugin is loaded");
+    return NULL;
 }
 
 static void release_ifaces(run_ctx *c) {
@@ -63,6 +72,7 @@ static void release_ifaces(run_ctx *c) {
     if (c->sched) c->api->release(c->p->host, SDRT_SCHEDULER_IFACE_ID);
     if (c->cond) c->api->release(c->p->host, SDRT_COND_IFACE_ID);
     if (c->post) c->api->release(c->p->host, SDRT_POSTPROCESS_IFACE_ID);
+    if (c->lora) c->api->release(c->p->host, SDRT_LORA_IFACE_ID);
 }
 
 /* ---- model and UNet --------------------------------------------------- */
@@ -70,11 +80,21 @@ static void release_ifaces(run_ctx *c) {
 typedef struct unet_source {
     const sdrt_model_iface *model;
     sdrt_model *m;
+    const sdrt_lora_iface *lora;
+    const sdrt_lora_set *set;
 } unet_source;
 
+/* A LoRA-merged copy when the request's set patches the tensor, else the
+ * model's own. */
 static const sdrt_tensor *unet_weight(void *ctx, const char *name) {
     unet_source *s = ctx;
-    return s->model->tensor(s->m, "unet", name);
+    const sdrt_tensor *t = s->set ? s->lora->tensor(s->set, "unet", name) : NULL;
+    return t ? t : s->model->tensor(s->m, "unet", name);
+}
+
+void run_lora_free(run_ctx *c) {
+    if (c->lora_set) c->lora->destroy(c->lora->self, c->lora_set);
+    c->lora_set = NULL;
 }
 
 /* The size the model was trained at: unet sample_size x VAE factor 8. */
@@ -86,23 +106,41 @@ static int default_image_size(const char *unet_config_json) {
     return size;
 }
 
-/* The UNet of the open model c->m into c->u; `field` names the request
- * field in errors ("model_id", "model_id.refiner"). */
-sdrt_error *run_load_unet(run_ctx *c, const char *field) {
+/* The architecture and UNet config of the open model c->m; `field` names
+ * the request field in errors ("model_id", "model_id.refiner"). */
+sdrt_error *run_unet_config(run_ctx *c, const char *field) {
     const char *id = c->model->id(c->m);
     c->arch = c->model->arch(c->m);
     c->is_sdxl = c->arch && strncmp(c->arch, "sdxl", 4) == 0;
     const char *cfg = c->model->config_json(c->m, "unet");
     if (!cfg) return c->api->error_new(SDRT_NOT_FOUND, NULL, "%s: %s has no unet component", field, id);
-    unet_source src = {c->model, c->m};
     char err[512];
-    sdrt_status st = unet_new(cfg, unet_weight, &src, &c->u, err, sizeof err);
+    sdrt_status st = unet_config_parse(cfg, &c->ucfg, err, sizeof err);
+    return st == SDRT_OK ? NULL : c->api->error_new(st, NULL, "%s: %s: unet config: %s", field, id, err);
+}
+
+/* The UNet of c->m into c->u, reading c->lora_set's merged weights first. */
+sdrt_error *run_build_unet(run_ctx *c, const char *field) {
+    const char *id = c->model->id(c->m);
+    unet_source src = {c->model, c->m, c->lora, c->lora_set};
+    char err[512];
+    sdrt_status st = unet_new(c->model->config_json(c->m, "unet"), unet_weight, &src, &c->u, err, sizeof err);
     return st == SDRT_OK ? NULL : c->api->error_new(st, NULL, "%s: %s: %s", field, id, err);
+}
+
+sdrt_error *run_load_unet(run_ctx *c, const char *field) {
+    sdrt_error *e = run_unet_config(c, field);
+    return e ? e : run_build_unet(c, field);
+}
+
+/* The base UNet, once conditioning has built the LoRA set. */
+static sdrt_error *run_base_unet(run_ctx *c) {
+    return run_build_unet(c, "model_id");
 }
 
 static sdrt_error *run_open_model(run_ctx *c) {
     sdrt_error *e = c->model->open(c->model->self, c->r.model_id, c->job, &c->m);
-    if (!e) e = run_load_unet(c, "model_id");
+    if (!e) e = run_unet_config(c, "model_id");
     if (e) return e;
     const char *cfg = c->model->config_json(c->m, "unet");
     if (!c->r.width) c->r.width = default_image_size(cfg);
@@ -123,8 +161,35 @@ static char *model_scheduler_name(const char *scheduler_config_json) {
     return name;
 }
 
-sdrt_error *run_scheduler(run_ctx *c) {
-    const char *base = c->model->config_json(c->m, "scheduler");
+/* The Align Your Steps family of the model's architecture, or NULL. */
+static const char *ays_model_of(const char *arch) {
+    if (!arch) return NULL;
+    if (strcmp(arch, "sd1") == 0) return "sd1";
+    if (strcmp(arch, "sdxl") == 0 || strcmp(arch, "sdxl-refiner") == 0) return "sdxl";
+    return NULL;
+}
+
+/* The model's scheduler config with "ays_model" set from its architecture
+ * (a scheduler config does not tell the family; docs/schedulers.md), as
+ * malloc'd text; NULL when out of memory. */
+static char *scheduler_base_config(run_ctx *c) {
+    const char *text = c->model->config_json(c->m, "scheduler");
+    cJSON *root = text ? cJSON_Parse(text) : cJSON_CreateObject();
+    if (text && !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return strdup(text); /* the scheduler plugin names what is wrong with it */
+    }
+    const char *family = ays_model_of(c->arch);
+    if (root && family && !cJSON_GetObjectItemCaseSensitive(root, "ays_model"))
+        cJSON_AddStringToObject(root, "ays_model", family);
+    char *printed = root ? cJSON_PrintUnformatted(root) : NULL;
+    char *out = printed ? strdup(printed) : NULL; /* one deallocator (free) for both returns */
+    cJSON_free(printed);
+    cJSON_Delete(root);
+    return out;
+}
+
+static sdrt_error *run_create_scheduler(run_ctx *c, const char *base) {
     char *fallback = c->r.scheduler ? NULL : model_scheduler_name(base);
     sdrt_scheduler_params p;
     sdrt_scheduler_params_init(&p);
@@ -152,6 +217,14 @@ sdrt_error *run_scheduler(run_ctx *c) {
     for (uint32_t k = 0; k < c->sched->warning_count(c->state); k++)
         c->api->warn(c->job, c->sched->warning(c->state, k));
     return NULL;
+}
+
+sdrt_error *run_scheduler(run_ctx *c) {
+    char *base = scheduler_base_config(c);
+    if (!base) return c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "scheduler: out of memory");
+    sdrt_error *e = run_create_scheduler(c, base);
+    free(base);
+    return e;
 }
 
 /* ---- noise ------------------------------------------------------------ */
@@ -217,6 +290,7 @@ static void report_step(void *cb, int done, int total) {
                        .progress = (double)done / total, .stage = "inference", .step = done, .steps = total,
                        .message = msg};
     c->api->progress(c->job, &p);
+    run_preview(c, done, total);
 }
 
 static int loop_cancelled(void *cb) {
@@ -226,17 +300,63 @@ static int loop_cancelled(void *cb) {
            c->api->wait_if_paused(c->job);
 }
 
+/* Activation bytes of one UNet row (an image, or its CFG half) at latent
+ * h x w, a deliberately coarse upper estimate: ~16 live feature maps of the
+ * first block's width at full resolution, plus the attention scores of the
+ * first attention level (heads x (h*w)^2 floats, the dominant term at
+ * large sizes). */
+static double unet_row_bytes(const unet_config *u, int h, int w) {
+    double hw = (double)h * w, attn_hw = hw;
+    int heads = 0;
+    for (int b = 0; b < u->nblocks; b++, attn_hw /= 4) {
+        if (!u->down_attn[b]) continue;
+        heads = u->heads[b];
+        break;
+    }
+    return 4.0 * (16.0 * u->block_out[0] * hw + (heads ? heads * attn_hw * attn_hw : 0));
+}
+
+/* Images per UNet call: the request's max_batch, else as many as half the
+ * compute device's free memory holds (the other half for weights and the
+ * backend's own buffers); 0 = the whole batch at once. */
+static int plan_sub_batch(run_ctx *c, sdrt_device *dev) {
+    int batch = c->r.batch_size;
+    if (c->r.max_batch > 0) return c->r.max_batch < batch ? c->r.max_batch : 0;
+    size_t free_b = 0, total_b = 0;
+    if (dev && dev->iface->memory) dev->iface->memory(dev, &free_b, &total_b);
+    if (!free_b) return 0;
+    double per_image = unet_row_bytes(unet_get_config(c->u), c->lh, c->lw) * (c->cond_rows.cfg ? 2 : 1);
+    double fit = (double)free_b / 2 / per_image;
+    return fit >= batch ? 0 : fit < 1 ? 1 : (int)fit;
+}
+
+/* Says in the warnings when the batch runs in several UNet calls. */
+static void report_split(run_ctx *c) {
+    if (c->sub_batch <= 0) return;
+    char msg[200];
+    int calls = (c->r.batch_size + c->sub_batch - 1) / c->sub_batch;
+    snprintf(msg, sizeof msg, "batch_size %d runs as %d UNet calls of at most %d image(s) per step (%s); the "
+             "results are those of one call", c->r.batch_size, calls, c->sub_batch,
+             c->r.max_batch > 0 ? "max_batch" : "memory budget");
+    c->api->warn(c->job, msg);
+}
+
 sdrt_error *run_denoise(run_ctx *c) {
     sdrt_device *dev = c->nn ? NULL : c->backend->default_device(c->backend->self);
     if (!c->nn) c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
     if (!c->nn) return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device");
+    if (dev && !c->refining) {
+        c->sub_batch = plan_sub_batch(c, dev);
+        report_split(c);
+    }
+    int rows_per_image = c->cond_rows.cfg ? 2 : 1;
     int blend = c->mask_latents && !c->extra;
     infer_loop loop = {.u = c->u, .nn = c->nn, .sched = c->sched, .state = c->state, .rng = &c->rng,
                        .guidance_scale = (float)c->r.guidance_scale, .cond = &c->cond_rows,
                        .channels = c->channels, .h = c->lh, .w = c->lw, .begin = c->begin, .end = c->end,
                        .extra_channels = c->extra ? 1 + c->channels : 0, .extra = c->extra,
                        .blend_mask = blend ? c->mask_latents : NULL, .blend_image = blend ? c->image_latents : NULL,
-                       .blend_noise = blend ? c->noise : NULL,
+                       .blend_noise = blend ? c->noise : NULL, .max_rows = c->sub_batch * rows_per_image,
                        .on_step = report_step, .cancelled = loop_cancelled, .cb = c};
     char err[512];
     c->loop_start = now_s();
@@ -299,6 +419,7 @@ static void run_release(run_ctx *c) {
     sdrt_nn_free(c->nn);
     if (c->state) c->sched->destroy(c->state);
     unet_free(c->u);
+    run_lora_free(c); /* after the UNet and nn that may hold its tensors; before the model closes */
     run_cond_free(c);
     if (c->m) c->model->close(c->model->self, c->m);
     run_image_free(c);
@@ -311,7 +432,7 @@ static void run_release(run_ctx *c) {
 static sdrt_error *run_stages(run_ctx *c) {
     sdrt_error *(*const stages[])(run_ctx *) = {
         run_acquire, run_read_images, run_open_model, run_open_vae, run_scheduler, run_conditioning,
-        run_latents, run_denoise, run_refiner, run_outputs,
+        run_base_unet, run_latents, run_denoise, run_refiner, run_outputs,
     };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
         if (c->api->is_cancelled(c->job))
@@ -332,7 +453,7 @@ sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **res
     if (!e) {
         int out_w = c.orig_u8 ? c.orig_w : c.r.width, out_h = c.orig_u8 ? c.orig_h : c.r.height;
         *result_json = infer_response_json(p->api, c.outs, c.r.batch_size, c.seed, out_w, out_h,
-                                           now_s() - c.t0);
+                                           now_s() - c.t0, c.sub_batch);
         if (!*result_json) e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
     }
     run_release(&c);

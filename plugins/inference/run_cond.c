@@ -25,13 +25,13 @@ static void time_ids_row(const infer_request *r, float *row, int k, int negative
 }
 
 static int time_id_count(const run_ctx *c, int64_t pooled_dim) {
-    const unet_config *cfg = unet_get_config(c->u);
+    const unet_config *cfg = &c->ucfg;
     if (!cfg->text_time || cfg->addition_time_embed_dim <= 0) return 0;
     return (int)((cfg->add_embed_in - pooled_dim) / cfg->addition_time_embed_dim);
 }
 
 static sdrt_error *check_result(run_ctx *c, const sdrt_cond_result *res, int cfg, int n_ids) {
-    const unet_config *ucfg = unet_get_config(c->u);
+    const unet_config *ucfg = &c->ucfg;
     if (res->dim != ucfg->cross_dim[0] || res->seq < 1)
         return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
                                  "model_id: text encoder width %lld differs from the unet's cross_attention_dim %d",
@@ -44,12 +44,44 @@ static sdrt_error *check_result(run_ctx *c, const sdrt_cond_result *res, int cfg
     return NULL;
 }
 
-static void warn_lora_tags(run_ctx *c, const sdrt_cond_result *res) {
-    for (size_t i = 0; i < res->n_loras; i++) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "prompt: <lora:%s> ignored: this inference plugin does not apply LoRA", res->loras[i].name);
-        c->api->warn(c->job, msg);
+/* ---- LoRA: the cond plugin's weight hooks ---------------------------- */
+
+static sdrt_error *lora_no_plugin(run_ctx *c, const sdrt_cond_lora *tags, size_t n) {
+    return c->api->error_new(SDRT_UNAVAILABLE, NULL, "prompt: <lora:%s> needs the lora plugin, which is not loaded",
+                             n ? tags[0].name : "");
+}
+
+/* The request's adapters then the prompt's tags, merged into c->lora_set
+ * before any text-encoder weight is read (the UNet is built after). */
+static sdrt_error *lora_prepare(void *ctx, const sdrt_cond_lora *tags, size_t n_tags) {
+    run_ctx *c = ctx;
+    if (!c->r.lora_enabled) {
+        for (size_t i = 0; i < n_tags; i++) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "prompt: <lora:%s> ignored: lora.enabled is false", tags[i].name);
+            c->api->warn(c->job, msg);
+        }
+        n_tags = 0;
     }
+    size_t n = c->r.n_loras + n_tags;
+    if (n == 0) return NULL;
+    if (!c->lora) return lora_no_plugin(c, tags, n_tags);
+    sdrt_lora_adapter *all = malloc(n * sizeof *all);
+    if (!all) return c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "lora: out of memory");
+    for (size_t i = 0; i < c->r.n_loras; i++) all[i] = c->r.loras[i];
+    for (size_t i = 0; i < n_tags; i++) {
+        sdrt_lora_adapter_init(&all[c->r.n_loras + i]);
+        all[c->r.n_loras + i].model_id = tags[i].name;
+        all[c->r.n_loras + i].weight = tags[i].weight;
+    }
+    sdrt_error *e = c->lora->prepare(c->lora->self, c->m, all, n, c->job, &c->lora_set);
+    free(all);
+    return e ? run_field_error(c, e, c->r.n_loras ? "lora.adapters" : "prompt") : NULL;
+}
+
+static const sdrt_tensor *lora_weight(void *ctx, const char *component, const char *name) {
+    run_ctx *c = ctx;
+    return c->lora_set ? c->lora->tensor(c->lora_set, component, name) : NULL;
 }
 
 /* Lays the result out as rows [uncond x batch, cond x batch] (or cond only). */
@@ -83,13 +115,18 @@ sdrt_error *run_conditioning(run_ctx *c) {
     p.negative_prompt = c->r.has_negative_prompt ? c->r.negative_prompt : NULL;
     p.clip_skip = c->r.clip_skip;
     p.do_cfg = cfg;
+    /* The base pass only: the refiner gets no LoRA (run_refiner.c). */
+    if (!c->refining) {
+        p.prepare_weights = lora_prepare;
+        p.weight = lora_weight;
+        p.weights_ctx = c;
+    }
     sdrt_cond_result *res = NULL;
     sdrt_error *e = c->cond->encode(c->cond->self, c->m, &p, c->job, &res);
     if (e) return e;
     int n_ids = time_id_count(c, res->pooled_dim);
     e = check_result(c, res, cfg, n_ids);
     if (!e) e = build_rows(c, res, cfg, n_ids);
-    if (!e) warn_lora_tags(c, res);
     c->cond->result_free(c->cond->self, res);
     return e;
 }

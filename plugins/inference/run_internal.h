@@ -9,6 +9,7 @@
 #include "run.h"
 #include "sdrt/backend.h"
 #include "sdrt/cond.h"
+#include "sdrt/lora.h"
 #include "sdrt/model.h"
 #include "sdrt/postprocess.h"
 #include "sdrt/rng.h"
@@ -29,11 +30,18 @@ typedef struct run_ctx {
     const sdrt_scheduler_iface *sched;
     const sdrt_cond_iface *cond;
     const sdrt_postprocess_iface *post;
+    const sdrt_lora_iface *lora;  /* optional: NULL when no lora plugin is loaded */
 
     sdrt_model *m;
     const char *arch;
     int is_sdxl;
+    unet_config ucfg;         /* of the open model, parsed before the UNet is built */
     unet *u;
+    /* The request's adapters plus the prompt's tags merged into the base
+     * model (NULL: none); built by the conditioning stage, read by the
+     * base UNet build, destroyed after the UNet is freed. */
+    sdrt_lora_set *lora_set;
+    int refining;             /* 1 once run_refiner replaced the base model */
     sdrt_sched *state;
     sdrt_nn *nn;
 
@@ -48,6 +56,7 @@ typedef struct run_ctx {
     float *latents;
     infer_output *outs;
     uint32_t begin, end;      /* timestep indices to run; end 0 = all */
+    int sub_batch;            /* images per UNet call (< batch_size: split) */
 
     /* img2img and inpainting (run_image.c). */
     sdrt_model *vae_m;        /* model_id.vae, or NULL: the model's own */
@@ -69,7 +78,13 @@ typedef struct run_ctx {
 /* run.c: stages the refiner pass repeats on its own model. */
 sdrt_error *run_scheduler(run_ctx *c);
 sdrt_error *run_denoise(run_ctx *c);
+/* run_load_unet = run_unet_config (arch, c->ucfg) + run_build_unet (c->u,
+ * with c->lora_set's tensors over the model's). */
 sdrt_error *run_load_unet(run_ctx *c, const char *field);
+sdrt_error *run_unet_config(run_ctx *c, const char *field);
+sdrt_error *run_build_unet(run_ctx *c, const char *field);
+/* Destroys c->lora_set (after the UNet that reads it is freed). */
+void run_lora_free(run_ctx *c);
 
 /* run_image.c: the init image and mask (before the model opens: they fix
  * the size), then the initial latents of img2img / inpainting. */
@@ -86,8 +101,15 @@ sdrt_error *run_field_error(run_ctx *c, sdrt_error *e, const char *field);
 /* run_refiner.c: the SDXL refiner pass on the base's latents. */
 sdrt_error *run_refiner(run_ctx *c);
 
-/* run_cond.c: prompt embeddings through sdrt.cond/1 into cond_rows. */
+/* run_cond.c: prompt embeddings through sdrt.cond/1 into cond_rows; the
+ * base pass also builds c->lora_set from the request's adapters and the
+ * prompt's <lora:name:w> tags (the refiner gets no LoRA, as diffusers). */
 sdrt_error *run_conditioning(run_ctx *c);
 void run_cond_free(run_ctx *c);
+
+/* preview.c: `preview` events (every r.preview_every steps and at the last
+ * step) of c->latents after step `done` of `total`. A failure is a warning
+ * and stops further previews. */
+void run_preview(run_ctx *c, int done, int total);
 
 #endif /* SDRT_INFERENCE_RUN_INTERNAL_H */

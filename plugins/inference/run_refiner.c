@@ -18,10 +18,16 @@
 #include "run_internal.h"
 
 static void drop_base(run_ctx *c) {
+    /* The nn context caches device uploads of host weights until freed:
+     * the base's (and its LoRA set's) memory is released below and may be
+     * reused by the refiner's, so the refiner starts a fresh context. */
+    sdrt_nn_free(c->nn);
+    c->nn = NULL;
     if (c->state) c->sched->destroy(c->state);
     c->state = NULL;
     unet_free(c->u);
     c->u = NULL;
+    run_lora_free(c); /* the refiner gets no LoRA (diffusers loads it into the base pipeline only) */
     run_cond_free(c);
     if (c->m) c->model->close(c->model->self, c->m);
     c->m = NULL;
@@ -46,6 +52,7 @@ sdrt_error *run_refiner(run_ctx *c) {
         return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "model_id.refiner: the base %s is a %s model, not SDXL",
                                  c->r.model_id, c->arch ? c->arch : "unknown");
     drop_base(c);
+    c->refining = 1;
     sdrt_error *e = c->model->open(c->model->self, c->r.refiner_id, c->job, &c->m);
     if (e) return run_field_error(c, e, "model_id.refiner");
     if ((e = run_load_unet(c, "model_id.refiner")) || (e = check_refiner(c))) return e;

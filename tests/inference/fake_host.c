@@ -79,7 +79,12 @@ static void fh_progress(sdrt_job *job, const sdrt_progress *p) {
 }
 
 static void fh_event(sdrt_job *job, const char *name, const char *data_json) {
-    (void)job, (void)name, (void)data_json;
+    if (!job) return;
+    job->events++;
+    if (!job->keep_events) return;
+    snprintf(job->last_event_name, sizeof job->last_event_name, "%s", name);
+    free(job->last_event_data);
+    job->last_event_data = strdup(data_json);
 }
 
 static void fh_warn(sdrt_job *job, const char *message) {

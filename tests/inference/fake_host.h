@@ -14,6 +14,12 @@ struct sdrt_job {
     int warnings;
     int cancel_at_step;   /* > 0: is_cancelled turns true once this step was reported */
     int cancelled;
+    /* Events by name ("preview", ...): counted always; with keep_events the
+     * last one's data JSON is kept (malloc'd; the test frees it). */
+    int events;
+    int keep_events;
+    char last_event_name[32];
+    char *last_event_data;
 };
 
 /* Loads and inits the named plugins (e.g. "device", "model") from

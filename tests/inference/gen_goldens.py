@@ -2,7 +2,11 @@
 handoff, computed by diffusers on the tiny reference pipelines.
 
 Run from the repository root (dev machines only; the tests never run Python):
-    /work/venv/bin/python tests/inference/gen_goldens.py [../shared/reference]
+    /work/venv/bin/python tests/inference/gen_goldens.py [../shared/reference] [--lora-only]
+
+--lora-only recomputes just the lora_* cases (txt2img with LoRA adapters,
+the files of tests/lora/data) and ays_sdxl_dpmpp_2m (Align Your Steps with
+the SDXL table) and replaces them in cases.json.
 
 Writes into tests/inference/data/:
     init.png, mask.png             64x64 init image and mask (white = repaint)
@@ -259,6 +263,64 @@ def refiner_cases(ref, w):
               f"denoising_start={split} (requires_aesthetics_score, one generator)", out)
 
 
+LORA = "@LORA/"  # tests/lora/data, substituted by the test
+
+
+def lora_cases(ref, w):
+    """txt2img with LoRA: diffusers' load_lora_weights + set_adapters (the
+    weight applies to UNet and text encoders alike), the request's
+    lora.adapters or a prompt tag on the sdrt side."""
+    from diffusers import StableDiffusionPipeline
+    ldir = os.path.join(HERE, "../lora/data")
+    cases = (
+        # id, model, scheduler, [(file, weight)], tag: the adapters come as prompt tags
+        ("lora_sd15_kohya", "sd15", "euler", [("sd15_kohya", 1.0)], False),
+        ("lora_sd15_peft", "sd15", "euler", [("sd15_peft", 0.7)], False),
+        ("lora_sd15_two", "sd15", "euler_a", [("sd15_kohya", 0.8), ("sd15_peft", -0.5)], False),
+        ("lora_sd15_tag", "sd15", "euler", [("sd15_kohya", 0.7)], True),
+        ("lora_sdxl_kohya", "sdxl", "euler", [("sdxl_kohya", 1.0)], False),
+        ("lora_sdxl_peft", "sdxl", "dpmpp_2m_karras", [("sdxl_peft", 0.6)], False),
+    )
+    for cid, tag, sched, adapters, as_tags in cases:
+        pdir = os.path.join(ref, f"tiny-{tag}/diffusers")
+        if tag == "sdxl":
+            pipe = StableDiffusionXLPipeline.from_pretrained(pdir)
+        else:
+            pipe = StableDiffusionPipeline.from_pretrained(pdir, safety_checker=None, requires_safety_checker=False)
+        pipe.scheduler = scheduler(pdir, sched)
+        names = []
+        for i, (f, _) in enumerate(adapters):
+            names.append(f"a{i}")
+            pipe.load_lora_weights(os.path.join(ldir, f + ".safetensors"), adapter_name=names[-1])
+        pipe.set_adapters(names, [wt for _, wt in adapters])
+        out = pipe(PROMPT, negative_prompt=NEG, num_inference_steps=STEPS, guidance_scale=7.5, generator=gen(),
+                   output_type="latent", height=64, width=64).images
+        if as_tags:
+            prompt = PROMPT + "".join(f" <lora:{f}:{wt:g}>" for f, wt in adapters)
+            req = base_request(f"@REF/tiny-{tag}/diffusers", sched, prompt=prompt, width=64, height=64)
+        else:
+            req = base_request(f"@REF/tiny-{tag}/diffusers", sched, width=64, height=64, lora={
+                "adapters": [{"model_id": LORA + f + ".safetensors", "weight": wt} for f, wt in adapters]})
+        w.add(cid, req, f"{type(pipe).__name__} load_lora_weights {adapters} set_adapters", out)
+
+
+def ays_case(ref, w):
+    """"DPM++ 2M AYS" on tiny SDXL: diffusers' DPMSolverMultistepScheduler
+    (dpmsolver++, order 2) with timesteps=AysSchedules["StableDiffusionXLTimesteps"]
+    (10 steps); sdrt picks the SDXL table from the model's architecture."""
+    from diffusers.schedulers import AysSchedules
+    pdir = os.path.join(ref, "tiny-sdxl/diffusers")
+    pipe = StableDiffusionXLPipeline.from_pretrained(pdir)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_pretrained(pdir, subfolder="scheduler",
+                                                                 algorithm_type="dpmsolver++", solver_order=2)
+    ts = AysSchedules["StableDiffusionXLTimesteps"]
+    out = pipe(PROMPT, negative_prompt=NEG, timesteps=ts, guidance_scale=7.5, generator=gen(),
+               output_type="latent", height=64, width=64).images
+    req = base_request("@REF/tiny-sdxl/diffusers", "euler", width=64, height=64, num_inference_steps=10,
+                       scheduler="DPM++ 2M AYS", scheduler_config={})
+    w.add("ays_sdxl_dpmpp_2m", req, f"StableDiffusionXLPipeline DPMSolverMultistep timesteps={ts}", out)
+
+
 def vae_f16_case(ref, w):
     """The tiny SD1.5 VAE rounded to f16 (the f16 checkpoint the VAE test
     writes at run time), decoding the reference seed-0 noise in f32."""
@@ -273,10 +335,26 @@ def vae_f16_case(ref, w):
     print("vae f16 decode", img.shape)
 
 
+def lora_only(ref):
+    path = os.path.join(OUT, "cases.json")
+    with open(path) as f:
+        doc = json.load(f)
+    w = Writer()
+    with torch.no_grad():
+        lora_cases(ref, w)
+        ays_case(ref, w)
+    doc["cases"] = [c for c in doc["cases"] if not c["id"].startswith(("lora_", "ays_"))] + w.cases
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+
+
 def main():
-    ref = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "../../../shared/reference"))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    ref = os.path.abspath(args[0] if args else os.path.join(HERE, "../../../shared/reference"))
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
+    if "--lora-only" in sys.argv:
+        return lora_only(ref)
     init, mask = init_image(), mask_image()
     init.save(os.path.join(OUT, "init.png"))
     mask.save(os.path.join(OUT, "mask.png"))
@@ -289,6 +367,8 @@ def main():
         inpaint_crop_cases(ref, w, init, mask)
         inpaint9_cases(ref, w, init, mask)
         refiner_cases(ref, w)
+        lora_cases(ref, w)
+        ays_case(ref, w)
         vae_f16_case(ref, w)
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump({"generator": "tests/inference/gen_goldens.py", "diffusers": __import__("diffusers").__version__,

@@ -1,6 +1,7 @@
 /* tests/inference/test_img2img.c - img2img, inpainting (4- and 9-channel
- * UNets) and the SDXL base -> refiner handoff against diffusers, and the
- * errors of their fields. infer_run is driven with a fake host that loads
+ * UNets), the SDXL base -> refiner handoff and txt2img with LoRA adapters
+ * (request field and prompt tags; the files of tests/lora/data) against
+ * diffusers, and the errors of their fields. infer_run is driven with a fake host that loads
  * the real plugins, as in test_inference.c.
  *
  * The cases are tests/inference/data/cases.json, written with the golden
@@ -32,6 +33,7 @@ static infer_plugin g_plugin;
 static int g_started = -1;
 static char g_out[1024], g_models[1100];
 static cJSON *g_cases;
+static int g_last_warnings; /* of the last check_case */
 
 static int link_into(const char *dir, const char *name, const char *target) {
     char path[2048];
@@ -69,16 +71,20 @@ static int load_cases(void) {
 }
 
 static int start(void) {
-    static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", NULL};
+    static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", "lora", NULL};
     static const char *const inpaint[] = {"text_encoder", "tokenizer", "vae", "scheduler", NULL};
     static const char *const refiner[] = {"text_encoder_2", "tokenizer_2", "vae", "scheduler", NULL};
-    static char cond_config[2048];
-    const char *configs[] = {NULL, NULL, NULL, cond_config, NULL, NULL};
+    static char cond_config[2048], lora_config[2048];
+    const char *configs[] = {NULL, NULL, NULL, cond_config, NULL, lora_config, NULL};
     if (g_started >= 0) return g_started;
     snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
     snprintf(g_models, sizeof g_models, "%s/models", g_out);
     snprintf(cond_config, sizeof cond_config, "{\"tokenizer_dir\":\"%s\",\"tokenizer_2_dir\":\"%s\"}",
              test_path("SDRT_REFERENCE", "tokenizer"), test_path("SDRT_REFERENCE", "tokenizer_2"));
+    /* prompt tags name LoRAs by file name: tests/lora/data as a LoRA folder
+     * under the fake host's model root "/" */
+    snprintf(lora_config, sizeof lora_config, "{\"subdirs\":[\"%s\"]}",
+             test_path("SDRT_SOURCE_DIR", "tests/lora/data") + 1);
     g_started = mkdir(g_models, 0755) == 0 && assemble("tiny-sd15-inpaint", "tiny-sd15/diffusers", inpaint) == 0 &&
                 assemble("tiny-sdxl-refiner", "tiny-sdxl/diffusers", refiner) == 0 && load_cases() == 0 &&
                 fake_host_start(plugins, configs, g_out) == 0;
@@ -127,20 +133,22 @@ static const char *json_string_at(const cJSON *data, const char *field, int i) {
     return cJSON_IsString(s) ? s->valuestring : NULL;
 }
 
-/* Replaces the placeholders @REF/, @DATA/, @MODELS/ in every string of `v`. */
+/* Replaces the placeholders @REF/, @DATA/, @MODELS/, @LORA/ in every
+ * string of `v`. */
 static void substitute(cJSON *v) {
-    static const char *const keys[] = {"@REF/", "@DATA/", "@MODELS/"};
+    static const char *const keys[] = {"@REF/", "@DATA/", "@MODELS/", "@LORA/"};
     for (cJSON *it = v->child; it; it = it->next) {
         if (cJSON_IsObject(it) || cJSON_IsArray(it)) substitute(it);
         if (!cJSON_IsString(it)) continue;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             size_t kl = strlen(keys[k]);
             if (strncmp(it->valuestring, keys[k], kl) != 0) continue;
             char path[2048];
             const char *rest = it->valuestring + kl;
             if (k == 0) snprintf(path, sizeof path, "%s", test_path("SDRT_REFERENCE", rest));
             else if (k == 1) snprintf(path, sizeof path, "%s/tests/inference/data/%s", test_path("SDRT_SOURCE_DIR", "."), rest);
-            else snprintf(path, sizeof path, "%s/%s", g_models, rest);
+            else if (k == 2) snprintf(path, sizeof path, "%s/%s", g_models, rest);
+            else snprintf(path, sizeof path, "%s/tests/lora/data/%s", test_path("SDRT_SOURCE_DIR", "."), rest);
             cJSON_SetValuestring(it, path);
         }
     }
@@ -206,6 +214,7 @@ static void check_case(const char *id) {
     struct sdrt_job job = {0};
     run_result r = run_request(data, &job);
     cJSON_free(data);
+    g_last_warnings = job.warnings;
     REQUIRE(r.status == SDRT_OK, "%s: status %d: %s", id, r.status, r.message);
     char rel[512];
     snprintf(rel, sizeof rel, "tests/inference/data/%s", golden->valuestring);
@@ -246,6 +255,22 @@ CASE(inpaint9_sd15_euler)
 CASE(inpaint9_sd15_dpmpp_2m_karras)
 CASE(refiner_sdxl_euler)
 CASE(refiner_sdxl_euler_a)
+CASE(lora_sd15_kohya)
+CASE(lora_sd15_peft)
+CASE(lora_sd15_two)
+CASE(lora_sd15_tag)
+CASE(lora_sdxl_kohya)
+CASE(lora_sdxl_peft)
+
+/* "DPM++ 2M AYS" on SDXL: the inference plugin tells the scheduler the
+ * model family (ays_model from the architecture), so the SDXL table is used
+ * (the latents match diffusers' timesteps=StableDiffusionXLTimesteps; the
+ * SD1 table would differ from step 2 on) and no "using the SD1 schedule"
+ * fallback warning is given. */
+static void test_ays_sdxl(void) {
+    check_case("ays_sdxl_dpmpp_2m");
+    CHECK(g_last_warnings == 0, "AYS on SDXL: %d warning(s), want none", g_last_warnings);
+}
 
 /* The handoff across two requests: the base's saved latents (denoising_end
  * 0.8) as init_image of a refiner request with denoising_start 0.8 give
@@ -372,16 +397,97 @@ static void test_resize(void) {
     cJSON_Delete(r.data);
 }
 
+/* preview 2 over 4 steps with 2 images: an event per image at steps 2
+ * and 4, each with a PNG (data URI) of the latent size. */
+static void test_preview(void) {
+    REQUIRE(start(), "setup failed");
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"fox\",\"num_inference_steps\":4,\"seed\":1,\"batch_size\":2,"
+             "\"width\":64,\"height\":64,\"scheduler\":\"euler\",\"preview\":2,\"output\":{\"dir\":\"%s\"}}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), g_out);
+    struct sdrt_job job = {.keep_events = 1};
+    run_result r = run_request(data, &job);
+    CHECK(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
+    CHECK(job.events == 4, "%d events, want 4 previews", job.events);
+    CHECK(strcmp(job.last_event_name, "preview") == 0, "last event '%s'", job.last_event_name);
+    cJSON *ev = job.last_event_data ? cJSON_Parse(job.last_event_data) : NULL;
+    const cJSON *img = cJSON_GetObjectItemCaseSensitive(ev, "image");
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(ev, "step"), *idx = cJSON_GetObjectItemCaseSensitive(ev, "index");
+    CHECK(cJSON_IsNumber(step) && step->valuedouble == 4 && cJSON_IsNumber(idx) && idx->valuedouble == 1,
+          "last preview: step 4 of image 1");
+    REQUIRE(cJSON_IsString(img) && strncmp(img->valuestring, "data:image/png;base64,", 22) == 0, "no PNG data URI");
+    sdrt_error *e = NULL;
+    const sdrt_postprocess_iface *post = g_plugin.api->acquire(g_plugin.host, SDRT_POSTPROCESS_IFACE_ID, &e);
+    float *rgb = NULL;
+    int h = 0, w = 0;
+    e = post ? post->read_image(post->self, img->valuestring, &rgb, &h, &w) : e;
+    CHECK(!e && h == 8 && w == 8, "preview PNG decodes to %dx%d (want 8x8): %s", w, h, e ? e->message : "");
+    if (e) g_plugin.api->error_free(e);
+    if (post) post->free(post->self, rgb);
+    cJSON_Delete(ev);
+    free(job.last_event_data);
+    cJSON_Delete(r.data);
+}
+
+/* batch_size 5 with max_batch 2: three UNet calls per step ([2, 2, 1]
+ * images), the same latents bit for bit as one call (one generator, one
+ * scheduler over the whole batch; Euler a draws noise every step). */
+static void run_batch(const char *model, int max_batch, float **lat, size_t *n, cJSON **data) {
+    char req[4096];
+    snprintf(req, sizeof req,
+             "{\"model_id\":\"%s\",\"prompt\":\"fox\",\"num_inference_steps\":3,\"seed\":5,\"batch_size\":5,"
+             "\"max_batch\":%d,\"width\":64,\"height\":64,\"scheduler\":\"euler_a\","
+             "\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
+             test_path("SDRT_REFERENCE", model), max_batch, g_out);
+    struct sdrt_job job = {0};
+    run_result r = run_request(req, &job);
+    CHECK(r.status == SDRT_OK, "max_batch %d: %d %s", max_batch, r.status, r.message);
+    CHECK(max_batch == 0 || job.warnings == 1, "split: %d warnings, want 1", job.warnings);
+    for (int i = 0; i < 5; i++) {
+        const char *p = json_string_at(r.data, "latents", i);
+        lat[i] = p ? load_npy(p, &n[i]) : NULL;
+    }
+    *data = r.data;
+}
+
+static void check_split(const char *model) {
+    REQUIRE(start(), "setup failed");
+    float *whole[5], *split[5];
+    size_t nw[5], ns[5];
+    cJSON *dw = NULL, *ds = NULL;
+    run_batch(model, 0, whole, nw, &dw);
+    run_batch(model, 2, split, ns, &ds);
+    int same = 1;
+    for (int i = 0; i < 5; i++) {
+        same &= whole[i] && split[i] && nw[i] == ns[i] && memcmp(whole[i], split[i], nw[i] * sizeof(float)) == 0;
+        free(whole[i]);
+        free(split[i]);
+    }
+    CHECK(same, "%s: split batch latents differ from the unsplit run", model);
+    CHECK(!cJSON_GetObjectItemCaseSensitive(dw, "batch_split"), "unsplit run reports no batch_split");
+    char *text = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(ds, "batch_split"));
+    CHECK(text && strcmp(text, "[2,2,1]") == 0, "batch_split %s, want [2,2,1]", text ? text : "(none)");
+    cJSON_free(text);
+    cJSON_Delete(dw);
+    cJSON_Delete(ds);
+}
+
+static void test_batch_split(void) {
+    check_split("tiny-sd15/diffusers");
+    check_split("tiny-sdxl/diffusers");
+}
+
 /* ---- bad inputs: status and the field named ---- */
 
 static void expect(const char *extra, sdrt_status want, const char *text) {
     REQUIRE(start(), "setup failed");
     char data[8192], model[1200] = "";
     /* cJSON keeps the first of duplicate keys: a model_id in `extra` replaces the default */
-    if (!strstr(extra, "\"model_id\""))
+    if (strncmp(extra, "\"model_id\"", 10) != 0)
         snprintf(model, sizeof model, "\"model_id\":\"%s\",", test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"));
-    snprintf(data, sizeof data, "{%s\"prompt\":\"x\",\"num_inference_steps\":2,\"scheduler\":\"euler\",%s}", model,
-             extra);
+    snprintf(data, sizeof data, "{%s%s\"num_inference_steps\":2,\"scheduler\":\"euler\",%s}", model,
+             strstr(extra, "\"prompt\"") ? "" : "\"prompt\":\"x\",", extra);
     struct sdrt_job job = {0};
     run_result r = run_request(data, &job);
     CHECK(r.status == want && strstr(r.message, text), "%s -> %d \"%s\", want %d with \"%s\"", extra, r.status,
@@ -421,6 +527,14 @@ static void test_errors(void) {
     snprintf(extra, sizeof extra, "\"init_image\":\"%s\"", small);
     expect(extra, SDRT_INVALID_ARGUMENT, "init_image: 4x4 is smaller than 8x8");
     expect("\"model_id\":{\"refiner\":\"x\"}", SDRT_INVALID_ARGUMENT, "model_id.base: is required");
+    /* LoRA: a missing adapter file or tag, and a LoRA of another architecture */
+    expect("\"lora\":{\"adapters\":[{\"model_id\":\"/nonexistent/x.safetensors\"}]}", SDRT_NOT_FOUND, "lora.adapters:");
+    expect("\"prompt\":\"fox <lora:no_such_lora:0.5>\"", SDRT_NOT_FOUND, "prompt:");
+    snprintf(extra, sizeof extra, "\"lora\":{\"adapters\":[{\"model_id\":\"%s\"}]}",
+             test_path("SDRT_SOURCE_DIR", "tests/lora/data/sdxl_kohya.safetensors"));
+    expect(extra, SDRT_INVALID_ARGUMENT, "lora.adapters:");
+    /* enabled false: the tag is dropped with a warning, not looked up */
+    expect("\"prompt\":\"fox <lora:no_such_lora:0.5>\",\"lora\":{\"enabled\":false}", SDRT_OK, "");
     expect("\"model_id\":{\"base\":\"x\",\"vae\":3}", SDRT_INVALID_ARGUMENT, "model_id.vae: must be a string");
 }
 
@@ -495,10 +609,19 @@ const test_entry TESTS[] = {
     {"inpaint9_sd15_dpmpp_2m_karras", test_inpaint9_sd15_dpmpp_2m_karras},
     {"refiner_sdxl_euler", test_refiner_sdxl_euler},
     {"refiner_sdxl_euler_a", test_refiner_sdxl_euler_a},
+    {"lora_sd15_kohya", test_lora_sd15_kohya},
+    {"lora_sd15_peft", test_lora_sd15_peft},
+    {"lora_sd15_two", test_lora_sd15_two},
+    {"lora_sd15_tag", test_lora_sd15_tag},
+    {"lora_sdxl_kohya", test_lora_sdxl_kohya},
+    {"lora_sdxl_peft", test_lora_sdxl_peft},
+    {"ays_sdxl", test_ays_sdxl},
     {"handover", test_handover},
     {"data_uri", test_data_uri},
     {"strength_steps", test_strength_steps},
     {"resize", test_resize},
+    {"preview", test_preview},
+    {"batch_split", test_batch_split},
     {"errors", test_errors},
     {"suite_errors", test_suite_errors},
     {"shutdown", test_shutdown},

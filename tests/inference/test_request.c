@@ -87,8 +87,30 @@ static void test_errors(void) {
     expect_error("{\"model_id\":\"m\",\"output\":{\"save_latents\":1}}", SDRT_INVALID_ARGUMENT,
                  "output.save_latents: must be true or false");
     expect_error("{\"model_id\":\"m\",\"output\":{\"dir\":\"\"}}", SDRT_INVALID_ARGUMENT, "output.dir: must not be empty");
-    expect_error("{\"model_id\":\"m\",\"lora\":{\"enabled\":true,\"adapters\":[{\"model_id\":\"x\"}]}}",
-                 SDRT_UNSUPPORTED, "lora.adapters");
+    expect_error("{\"model_id\":\"m\",\"lora\":{\"adapters\":[{\"model_id\":\"\"}]}}", SDRT_INVALID_ARGUMENT,
+                 "lora.adapters[0].model_id: must be a non-empty string");
+    expect_error("{\"model_id\":\"m\",\"lora\":{\"adapters\":[{\"model_id\":\"a\"},{\"model_id\":\"b\",\"weight\":\"x\"}]}}",
+                 SDRT_INVALID_ARGUMENT, "lora.adapters[1].weight: must be a finite number");
+    expect_error("{\"model_id\":\"m\",\"lora\":{\"adapters\":{}}}", SDRT_INVALID_ARGUMENT,
+                 "lora.adapters: must be an array");
+    expect_error("{\"model_id\":\"m\",\"lora\":{\"enabled\":1}}", SDRT_INVALID_ARGUMENT,
+                 "lora.enabled: must be true or false");
+}
+
+/* lora.adapters: weights default to 1; enabled false drops them. */
+static void test_lora_fields(void) {
+    infer_request r;
+    char err[512];
+    REQUIRE(parse("{\"model_id\":\"m\",\"lora\":{\"adapters\":[{\"model_id\":\"a\",\"weight\":-0.5},"
+                  "{\"model_id\":\"b\"}]}}", &r, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(r.lora_enabled && r.n_loras == 2, "two adapters");
+    CHECK(r.n_loras == 2 && strcmp(r.loras[0].model_id, "a") == 0 && r.loras[0].weight == -0.5f &&
+              strcmp(r.loras[1].model_id, "b") == 0 && r.loras[1].weight == 1.0f, "names and weights");
+    infer_request_free(&r);
+    REQUIRE(parse("{\"model_id\":\"m\",\"lora\":{\"enabled\":false,\"adapters\":[{\"model_id\":\"a\"}]}}", &r, err,
+                  sizeof err) == SDRT_OK, "%s", err);
+    CHECK(!r.lora_enabled && r.n_loras == 0, "disabled");
+    infer_request_free(&r);
 }
 
 /* img2img, inpainting and model suite fields. */
@@ -140,7 +162,7 @@ static void *plain_alloc(size_t n) {
 static void test_response(void) {
     sdrt_host_api api = {.struct_size = sizeof api, .alloc = plain_alloc};
     infer_output outs[2] = {{"/o/a.png", "/o/a.latents.npy"}, {"/o/b.png", "/o/b.latents.npy"}};
-    char *text = infer_response_json(&api, outs, 2, 42, 512, 768, 1.5);
+    char *text = infer_response_json(&api, outs, 2, 42, 512, 768, 1.5, 0);
     cJSON *r = cJSON_Parse(text);
     const cJSON *info = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "images_info"), 1);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "images")) == 2, "images");
@@ -151,7 +173,7 @@ static void test_response(void) {
     cJSON_Delete(r);
     free(text);
     outs[0].latents_path = outs[1].latents_path = NULL;
-    text = infer_response_json(&api, outs, 2, UINT64_MAX, 512, 512, 1.0);
+    text = infer_response_json(&api, outs, 2, UINT64_MAX, 512, 512, 1.0, 0);
     r = cJSON_Parse(text);
     CHECK(seed_is(r, "18446744073709551615", 0), "64-bit seed: %s", text);
     CHECK(!cJSON_GetObjectItemCaseSensitive(r, "latents"), "no latents without save_latents");
@@ -164,6 +186,7 @@ const test_entry TESTS[] = {
     {"canonical", test_canonical},
     {"legacy_nesting", test_legacy_nesting},
     {"errors", test_errors},
+    {"lora_fields", test_lora_fields},
     {"image_fields", test_image_fields},
     {"response", test_response},
     {0},
