@@ -11,17 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "batch.h"
 #include "fake_host.h"
 #include "harness.h"
+#include "infer_fixture.h"
 #include "run.h"
-#include "sdrt/npy.h"
 
-static infer_plugin g_plugin;
 static sdrt_host_api g_api;
 static int g_started = -1;
 static char g_out[1024];
@@ -80,47 +78,18 @@ static int rec_wait_if_paused(sdrt_job *job) {
 }
 
 static int start(void) {
-    static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", NULL};
-    static char cond_config[2048];
-    const char *configs[] = {NULL, NULL, NULL, cond_config, NULL, NULL};
     if (g_started >= 0) return g_started;
-    snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
-    snprintf(cond_config, sizeof cond_config, "{\"tokenizer_dir\":\"%s\",\"tokenizer_2_dir\":\"%s\"}",
-             test_path("SDRT_REFERENCE", "tokenizer"), test_path("SDRT_REFERENCE", "tokenizer_2"));
+    g_started = ifx_start();
+    snprintf(g_out, sizeof g_out, "%s", ifx_out_dir());
     snprintf(g_sd15, sizeof g_sd15, "%s", test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"));
     snprintf(g_sdxl, sizeof g_sdxl, "%s", test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"));
-    g_started = fake_host_start(plugins, configs, g_out) == 0;
     g_api = *fake_host_api();
     g_api.event = rec_event;
     g_api.wait_if_paused = rec_wait_if_paused;
-    g_plugin.api = &g_api;
-    g_plugin.host = fake_host_handle();
-    g_plugin.stream_params = (char *)"{\"threads\":2}";
+    ifx_plugin()->api = &g_api;
     return g_started;
 }
 
-typedef struct call_result {
-    sdrt_status status;
-    char message[1024];
-    cJSON *data;
-} call_result;
-
-static call_result call(const char *type, const char *data_json, sdrt_job *job) {
-    call_result r = {SDRT_OK, "", NULL};
-    sdrt_request req = {.struct_size = sizeof req, .type = type, .request_id = "b", .data_json = data_json, .job = job};
-    char *result = NULL;
-    sdrt_error *e = strcmp(type, "inference.batch") == 0 ? infer_batch(&g_plugin, &req, &result)
-                                                         : infer_run(&g_plugin, &req, &result);
-    if (e) {
-        r.status = e->code;
-        snprintf(r.message, sizeof r.message, "%s", e->message);
-        g_plugin.api->error_free(e);
-        return r;
-    }
-    r.data = cJSON_Parse(result);
-    g_plugin.api->free(result);
-    return r;
-}
 
 /* One tiny inference.run data object (4 steps, 64x64, latents saved). */
 static void item_json(char *out, size_t n, const char *model, int seed, const char *scheduler, const char *extra) {
@@ -140,38 +109,17 @@ static const char *item_string(const cJSON *item, const char *name) {
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-static const char *first_path(const cJSON *run_data, const char *field) {
-    const cJSON *s = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(run_data, field), 0);
-    return cJSON_IsString(s) ? s->valuestring : NULL;
-}
-
-static float *load_npy(const char *path, size_t *n) {
-    float *data = NULL;
-    int64_t shape[8];
-    int nd = 0;
-    char err[256];
-    *n = 0;
-    if (!path || sdrt_npy_read_f32(path, &data, shape, &nd, err, sizeof err) != 0) return NULL;
-    *n = 1;
-    for (int d = 0; d < nd; d++) *n *= (size_t)shape[d];
-    return data;
-}
-
-static int file_exists(const char *path) {
-    struct stat st;
-    return path && stat(path, &st) == 0 && st.st_size > 0;
-}
 
 /* The latents of batch item `i` against the same request run alone. */
 static void check_same_as_alone(const cJSON *batch, int i, const char *item_data) {
     const cJSON *it = item_at(batch, i);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(it, "data");
     struct sdrt_job job = {0};
-    call_result alone = call("inference.run", item_data, &job);
+    ifx_result alone = ifx_call("inference.run", item_data, &job);
     REQUIRE(alone.status == SDRT_OK, "item %d alone: %s", i, alone.message);
     size_t n_batch = 0, n_alone = 0;
-    float *a = load_npy(first_path(data, "latents"), &n_batch);
-    float *b = load_npy(first_path(alone.data, "latents"), &n_alone);
+    float *a = ifx_load_npy(ifx_json_string_at(data, "latents", 0), &n_batch);
+    float *b = ifx_load_npy(ifx_json_string_at(alone.data, "latents", 0), &n_alone);
     CHECK(a && b && n_batch == n_alone && n_batch > 0, "item %d: latents missing (%zu vs %zu)", i, n_batch, n_alone);
     if (a && b && n_batch == n_alone)
         CHECK(memcmp(a, b, n_batch * sizeof *a) == 0, "item %d: latents differ from the run alone (rel L2 %.3g)", i,
@@ -189,7 +137,7 @@ static void test_items_match_single_runs(void) {
     snprintf(data, sizeof data, "{\"requests\":[%s,%s]}", a, b);
     rec_reset();
     struct sdrt_job job = {0};
-    call_result r = call("inference.batch", data, &job);
+    ifx_result r = ifx_call("inference.batch", data, &job);
     REQUIRE(r.status == SDRT_OK, "batch: %s", r.message);
     CHECK(json_int(r.data, "succeeded", -1) == 2 && json_int(r.data, "failed", -1) == 0, "counts");
     CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r.data, "stopped")), "stopped should be null");
@@ -199,7 +147,7 @@ static void test_items_match_single_runs(void) {
         CHECK(json_int(it, "index", -1) == i && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "success")) &&
                   strcmp(item_string(it, "status"), "succeeded") == 0,
               "item %d: not a success", i);
-        CHECK(file_exists(first_path(cJSON_GetObjectItemCaseSensitive(it, "data"), "images")), "item %d: no PNG", i);
+        CHECK(ifx_file_exists(ifx_json_string_at(cJSON_GetObjectItemCaseSensitive(it, "data"), "images", 0)), "item %d: no PNG", i);
         CHECK(g_rec.last_step[i] == 4, "item %d: progress reached step %d of 4", i, g_rec.last_step[i]);
     }
     CHECK(g_rec.items == 2 && g_rec.max_item == 1, "progress events: items %d, last item %d", g_rec.items,
@@ -221,7 +169,7 @@ static void test_item_errors(void) {
              bad_width, good);
     rec_reset();
     struct sdrt_job job = {0};
-    call_result r = call("inference.batch", data, &job);
+    ifx_result r = ifx_call("inference.batch", data, &job);
     REQUIRE(r.status == SDRT_OK, "batch: %s", r.message);
     const cJSON *i0 = item_at(r.data, 0), *i1 = item_at(r.data, 1), *i2 = item_at(r.data, 2);
     CHECK(strncmp(item_string(i0, "error"), "requests[0].width: ", 19) == 0, "item 0 error: %s",
@@ -244,7 +192,7 @@ static void test_stop_on_error(void) {
              good);
     rec_reset();
     struct sdrt_job job = {0};
-    call_result r = call("inference.batch", data, &job);
+    ifx_result r = ifx_call("inference.batch", data, &job);
     REQUIRE(r.status == SDRT_OK, "batch: %s", r.message);
     CHECK(strcmp(item_string(item_at(r.data, 0), "status"), "failed") == 0, "item 0 should fail");
     CHECK(strcmp(item_string(item_at(r.data, 1), "status"), "skipped") == 0, "item 1 should be skipped");
@@ -264,11 +212,11 @@ static void test_cancel_in_item(void) {
     g_rec.cancel_item = 1;
     g_rec.cancel_step = 2;
     struct sdrt_job job = {0};
-    call_result r = call("inference.batch", data, &job);
+    ifx_result r = ifx_call("inference.batch", data, &job);
     REQUIRE(r.status == SDRT_OK, "batch: %s", r.message);
     const cJSON *i0 = item_at(r.data, 0), *i1 = item_at(r.data, 1), *i2 = item_at(r.data, 2);
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(i0, "success")), "item 0 lost");
-    CHECK(file_exists(first_path(cJSON_GetObjectItemCaseSensitive(i0, "data"), "images")), "item 0: no PNG");
+    CHECK(ifx_file_exists(ifx_json_string_at(cJSON_GetObjectItemCaseSensitive(i0, "data"), "images", 0)), "item 0: no PNG");
     CHECK(strcmp(item_string(i1, "status"), "cancelled") == 0 && strcmp(item_string(i1, "error_code"), "CANCELLED") == 0,
           "item 1: %s %s", item_string(i1, "status"), item_string(i1, "error_code"));
     CHECK(strcmp(item_string(i2, "status"), "cancelled") == 0, "item 2: %s", item_string(i2, "status"));
@@ -290,7 +238,7 @@ static void test_wait_between_items(void) {
     rec_reset();
     g_rec.cancel_after_item = 0;
     struct sdrt_job job = {0};
-    call_result r = call("inference.batch", data, &job);
+    ifx_result r = ifx_call("inference.batch", data, &job);
     REQUIRE(r.status == SDRT_OK, "batch: %s", r.message);
     CHECK(g_rec.waits_after_item >= 1, "no wait between items");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item_at(r.data, 0), "success")), "item 0 lost");
@@ -302,7 +250,7 @@ static void test_wait_between_items(void) {
     g_rec.cancel_item = 0;
     g_rec.cancel_step = 1;
     struct sdrt_job job2 = {0};
-    r = call("inference.batch", data, &job2);
+    r = ifx_call("inference.batch", data, &job2);
     CHECK(r.status == SDRT_CANCELLED, "status %d (%s), want CANCELLED", r.status, r.message);
     cJSON_Delete(r.data);
 }
@@ -310,7 +258,7 @@ static void test_wait_between_items(void) {
 static void expect_envelope_error(const char *data, const char *prefix) {
     rec_reset();
     struct sdrt_job job = {0};
-    call_result r = call("inference.batch", data, &job);
+    ifx_result r = ifx_call("inference.batch", data, &job);
     CHECK(r.status == SDRT_INVALID_ARGUMENT && strncmp(r.message, prefix, strlen(prefix)) == 0,
           "%.60s: status %d, message '%s', want '%s...'", data, r.status, r.message, prefix);
     CHECK(g_rec.progress_events == 0, "%.60s: something ran", data);
@@ -343,7 +291,7 @@ static void test_envelope_errors(void) {
 }
 
 static void test_shutdown(void) {
-    if (g_started == 1) fake_host_stop();
+    ifx_stop();
 }
 
 const test_entry TESTS[] = {

@@ -21,15 +21,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "fake_host.h"
 #include "harness.h"
+#include "infer_fixture.h"
 #include "run.h"
 #include "sdrt/postprocess.h"
-#include "sdrt/npy.h"
 
 #define LATENT_TOL 1e-3
 
-static infer_plugin g_plugin;
 static int g_started = -1;
 static char g_out[1024], g_models[1100];
 static cJSON *g_cases;
@@ -71,67 +69,18 @@ static int load_cases(void) {
 }
 
 static int start(void) {
-    static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", "lora", NULL};
     static const char *const inpaint[] = {"text_encoder", "tokenizer", "vae", "scheduler", NULL};
     static const char *const refiner[] = {"text_encoder_2", "tokenizer_2", "vae", "scheduler", NULL};
-    static char cond_config[2048], lora_config[2048];
-    const char *configs[] = {NULL, NULL, NULL, cond_config, NULL, lora_config, NULL};
     if (g_started >= 0) return g_started;
-    snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
+    g_started = ifx_start();
+    if (!g_started) return 0;
+    snprintf(g_out, sizeof g_out, "%s", ifx_out_dir());
     snprintf(g_models, sizeof g_models, "%s/models", g_out);
-    snprintf(cond_config, sizeof cond_config, "{\"tokenizer_dir\":\"%s\",\"tokenizer_2_dir\":\"%s\"}",
-             test_path("SDRT_REFERENCE", "tokenizer"), test_path("SDRT_REFERENCE", "tokenizer_2"));
-    /* prompt tags name LoRAs by file name: tests/lora/data as a LoRA folder
-     * under the fake host's model root "/" */
-    snprintf(lora_config, sizeof lora_config, "{\"subdirs\":[\"%s\"]}",
-             test_path("SDRT_SOURCE_DIR", "tests/lora/data") + 1);
     g_started = mkdir(g_models, 0755) == 0 && assemble("tiny-sd15-inpaint", "tiny-sd15/diffusers", inpaint) == 0 &&
-                assemble("tiny-sdxl-refiner", "tiny-sdxl/diffusers", refiner) == 0 && load_cases() == 0 &&
-                fake_host_start(plugins, configs, g_out) == 0;
-    g_plugin.api = fake_host_api();
-    g_plugin.host = fake_host_handle();
-    g_plugin.stream_params = (char *)"{\"threads\":2}";
+                assemble("tiny-sdxl-refiner", "tiny-sdxl/diffusers", refiner) == 0 && load_cases() == 0;
     return g_started;
 }
 
-typedef struct run_result {
-    sdrt_status status;
-    char message[512];
-    cJSON *data;
-} run_result;
-
-static run_result run_request(const char *data_json, sdrt_job *job) {
-    run_result r = {SDRT_OK, "", NULL};
-    sdrt_request req = {.struct_size = sizeof req, .type = "inference.run", .request_id = "t", .data_json = data_json,
-                        .job = job};
-    char *result = NULL;
-    sdrt_error *e = infer_run(&g_plugin, &req, &result);
-    if (e) {
-        r.status = e->code;
-        snprintf(r.message, sizeof r.message, "%s", e->message);
-        g_plugin.api->error_free(e);
-        return r;
-    }
-    r.data = cJSON_Parse(result);
-    g_plugin.api->free(result);
-    return r;
-}
-
-static float *load_npy(const char *path, size_t *n) {
-    float *data = NULL;
-    int64_t shape[8];
-    int nd = 0;
-    char err[256];
-    if (sdrt_npy_read_f32(path, &data, shape, &nd, err, sizeof err) != 0) return NULL;
-    *n = 1;
-    for (int d = 0; d < nd; d++) *n *= (size_t)shape[d];
-    return data;
-}
-
-static const char *json_string_at(const cJSON *data, const char *field, int i) {
-    const cJSON *s = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(data, field), i);
-    return cJSON_IsString(s) ? s->valuestring : NULL;
-}
 
 /* Replaces the placeholders @REF/, @DATA/, @MODELS/, @LORA/ in every
  * string of `v`. */
@@ -159,7 +108,7 @@ static void substitute(cJSON *v) {
  * lands on the other side of a .5; mean abs error <= 1/255 (measured ~0). */
 static void check_image(const char *id, const char *png, const char *golden) {
     sdrt_error *e = NULL;
-    const sdrt_postprocess_iface *post = g_plugin.api->acquire(g_plugin.host, SDRT_POSTPROCESS_IFACE_ID, &e);
+    const sdrt_postprocess_iface *post = ifx_plugin()->api->acquire(ifx_plugin()->host, SDRT_POSTPROCESS_IFACE_ID, &e);
     REQUIRE(post, "no postprocess interface");
     char rel[512];
     snprintf(rel, sizeof rel, "tests/inference/data/%s", golden);
@@ -179,11 +128,11 @@ static void check_image(const char *id, const char *png, const char *golden) {
         printf("# %s: image %dx%d mean abs %.3g/255, max %.0f/255\n", id, gw, gh, mae * 255, worst * 255);
         CHECK(mae <= 1.0 / 255, "%s: image mean abs %.3g/255 > 1/255", id, mae * 255);
     }
-    if (e1) g_plugin.api->error_free(e1);
-    if (e2) g_plugin.api->error_free(e2);
+    if (e1) ifx_plugin()->api->error_free(e1);
+    if (e2) ifx_plugin()->api->error_free(e2);
     post->free(post->self, got);
     post->free(post->self, want);
-    g_plugin.api->release(g_plugin.host, SDRT_POSTPROCESS_IFACE_ID);
+    ifx_plugin()->api->release(ifx_plugin()->host, SDRT_POSTPROCESS_IFACE_ID);
 }
 
 static cJSON *case_request(const char *id, const cJSON **golden, const cJSON **image) {
@@ -212,15 +161,15 @@ static void check_case(const char *id) {
     char image_name[256] = "";
     if (cJSON_IsString(image)) snprintf(image_name, sizeof image_name, "%s", image->valuestring);
     struct sdrt_job job = {0};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     cJSON_free(data);
     g_last_warnings = job.warnings;
     REQUIRE(r.status == SDRT_OK, "%s: status %d: %s", id, r.status, r.message);
     char rel[512];
     snprintf(rel, sizeof rel, "tests/inference/data/%s", golden->valuestring);
-    const char *lat = json_string_at(r.data, "latents", 0);
+    const char *lat = ifx_json_string_at(r.data, "latents", 0);
     size_t n_got = 0, n_want = 0;
-    float *got = lat ? load_npy(lat, &n_got) : NULL, *want = load_npy(test_path("SDRT_SOURCE_DIR", rel), &n_want);
+    float *got = lat ? ifx_load_npy(lat, &n_got) : NULL, *want = ifx_load_npy(test_path("SDRT_SOURCE_DIR", rel), &n_want);
     if (got && want && n_got == n_want) {
         double e = test_rel_l2(got, want, n_want);
         printf("# %s: final latents rel L2 %.3g (%d steps run)\n", id, e, job.last_steps);
@@ -228,7 +177,7 @@ static void check_case(const char *id) {
     } else {
         CHECK(0, "%s: latents missing or wrong size (%zu vs %zu)", id, n_got, n_want);
     }
-    if (image_name[0]) check_image(id, json_string_at(r.data, "images", 0), image_name);
+    if (image_name[0]) check_image(id, ifx_json_string_at(r.data, "images", 0), image_name);
     free(got);
     free(want);
     cJSON_Delete(r.data);
@@ -285,10 +234,10 @@ static void test_handover(void) {
              "\"width\":64,\"height\":64,\"denoising_end\":0.8,\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
              test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"), g_out);
     struct sdrt_job job = {0};
-    run_result base = run_request(data, &job);
+    ifx_result base = ifx_call("inference.run", data, &job);
     REQUIRE(base.status == SDRT_OK, "base: %d %s", base.status, base.message);
     CHECK(job.last_steps == 6, "base ran %d steps, want 6 of 8", job.last_steps);
-    const char *lat = json_string_at(base.data, "latents", 0);
+    const char *lat = ifx_json_string_at(base.data, "latents", 0);
     REQUIRE(lat, "no latents");
     snprintf(data, sizeof data,
              "{\"model_id\":\"%s/tiny-sdxl-refiner\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"blurry\","
@@ -296,11 +245,11 @@ static void test_handover(void) {
              "\"init_image\":\"%s\",\"denoising_start\":0.8,\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
              g_models, lat, g_out);
     cJSON_Delete(base.data);
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     REQUIRE(r.status == SDRT_OK, "refiner: %d %s", r.status, r.message);
     size_t n_got = 0, n_want = 0;
-    float *got = load_npy(json_string_at(r.data, "latents", 0), &n_got);
-    float *want = load_npy(test_path("SDRT_SOURCE_DIR", "tests/inference/data/refiner_sdxl_euler.latents.npy"), &n_want);
+    float *got = ifx_load_npy(ifx_json_string_at(r.data, "latents", 0), &n_got);
+    float *want = ifx_load_npy(test_path("SDRT_SOURCE_DIR", "tests/inference/data/refiner_sdxl_euler.latents.npy"), &n_want);
     double e = got && want && n_got == n_want ? test_rel_l2(got, want, n_want) : 1.0;
     printf("# handover via .npy: final latents rel L2 %.3g\n", e);
     CHECK(e <= LATENT_TOL, "handover rel L2 %.3g", e);
@@ -344,12 +293,12 @@ static void test_data_uri(void) {
     snprintf(rel, sizeof rel, "tests/inference/data/%s", golden->valuestring);
     cJSON_Delete(req);
     struct sdrt_job job = {0};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     cJSON_free(data);
     REQUIRE(r.status == SDRT_OK, "data URI: %d %s", r.status, r.message);
     size_t n_got = 0, n_want = 0;
-    float *got = load_npy(json_string_at(r.data, "latents", 0), &n_got);
-    float *want = load_npy(test_path("SDRT_SOURCE_DIR", rel), &n_want);
+    float *got = ifx_load_npy(ifx_json_string_at(r.data, "latents", 0), &n_got);
+    float *want = ifx_load_npy(test_path("SDRT_SOURCE_DIR", rel), &n_want);
     double e = got && want && n_got == n_want ? test_rel_l2(got, want, n_want) : 1.0;
     CHECK(e <= LATENT_TOL, "data URI: rel L2 %.3g", e);
     free(got);
@@ -368,7 +317,7 @@ static void test_strength_steps(void) {
              test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), test_path("SDRT_SOURCE_DIR", "tests/inference/data/init.png"),
              g_out);
     struct sdrt_job job = {0};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
     CHECK(job.last_step == 5 && job.last_steps == 5, "ran %d/%d steps, want 5/5", job.last_step, job.last_steps);
     const cJSON *info = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.data, "images_info"), 0);
@@ -388,7 +337,7 @@ static void test_resize(void) {
              test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), init,
              test_path("SDRT_SOURCE_DIR", "tests/inference/data/mask.png"), g_out);
     struct sdrt_job job = {0};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
     const cJSON *info = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.data, "images_info"), 0);
     CHECK(cJSON_GetObjectItemCaseSensitive(info, "width")->valuedouble == 96 &&
@@ -407,7 +356,7 @@ static void test_preview(void) {
              "\"width\":64,\"height\":64,\"scheduler\":\"euler\",\"preview\":2,\"output\":{\"dir\":\"%s\"}}",
              test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), g_out);
     struct sdrt_job job = {.keep_events = 1};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
     CHECK(job.events == 4, "%d events, want 4 previews", job.events);
     CHECK(strcmp(job.last_event_name, "preview") == 0, "last event '%s'", job.last_event_name);
@@ -418,12 +367,12 @@ static void test_preview(void) {
           "last preview: step 4 of image 1");
     REQUIRE(cJSON_IsString(img) && strncmp(img->valuestring, "data:image/png;base64,", 22) == 0, "no PNG data URI");
     sdrt_error *e = NULL;
-    const sdrt_postprocess_iface *post = g_plugin.api->acquire(g_plugin.host, SDRT_POSTPROCESS_IFACE_ID, &e);
+    const sdrt_postprocess_iface *post = ifx_plugin()->api->acquire(ifx_plugin()->host, SDRT_POSTPROCESS_IFACE_ID, &e);
     float *rgb = NULL;
     int h = 0, w = 0;
     e = post ? post->read_image(post->self, img->valuestring, &rgb, &h, &w) : e;
     CHECK(!e && h == 8 && w == 8, "preview PNG decodes to %dx%d (want 8x8): %s", w, h, e ? e->message : "");
-    if (e) g_plugin.api->error_free(e);
+    if (e) ifx_plugin()->api->error_free(e);
     if (post) post->free(post->self, rgb);
     cJSON_Delete(ev);
     free(job.last_event_data);
@@ -441,12 +390,12 @@ static void run_batch(const char *model, int max_batch, float **lat, size_t *n, 
              "\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
              test_path("SDRT_REFERENCE", model), max_batch, g_out);
     struct sdrt_job job = {0};
-    run_result r = run_request(req, &job);
+    ifx_result r = ifx_call("inference.run", req, &job);
     CHECK(r.status == SDRT_OK, "max_batch %d: %d %s", max_batch, r.status, r.message);
     CHECK(max_batch == 0 || job.warnings == 1, "split: %d warnings, want 1", job.warnings);
     for (int i = 0; i < 5; i++) {
-        const char *p = json_string_at(r.data, "latents", i);
-        lat[i] = p ? load_npy(p, &n[i]) : NULL;
+        const char *p = ifx_json_string_at(r.data, "latents", i);
+        lat[i] = p ? ifx_load_npy(p, &n[i]) : NULL;
     }
     *data = r.data;
 }
@@ -489,7 +438,7 @@ static void expect(const char *extra, sdrt_status want, const char *text) {
     snprintf(data, sizeof data, "{%s%s\"num_inference_steps\":2,\"scheduler\":\"euler\",%s}", model,
              strstr(extra, "\"prompt\"") ? "" : "\"prompt\":\"x\",", extra);
     struct sdrt_job job = {0};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     CHECK(r.status == want && strstr(r.message, text), "%s -> %d \"%s\", want %d with \"%s\"", extra, r.status,
           r.message, want, text);
     cJSON_Delete(r.data);
@@ -548,24 +497,24 @@ static void test_suite_errors(void) {
              "{\"model_id\":{\"base\":\"%s\",\"refiner\":\"/nonexistent/refiner\"},\"prompt\":\"x\","
              "\"num_inference_steps\":2,\"width\":64,\"height\":64,\"output\":{\"dir\":\"%s\"}}",
              test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"), g_out);
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_NOT_FOUND && strstr(r.message, "model_id.refiner:"), "%d %s", r.status, r.message);
     snprintf(data, sizeof data,
              "{\"model_id\":{\"base\":\"%s\",\"refiner\":\"%s/tiny-sdxl-refiner\"},\"prompt\":\"x\","
              "\"num_inference_steps\":2,\"width\":64,\"height\":64,\"output\":{\"dir\":\"%s\"}}",
              test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), g_models, g_out);
-    r = run_request(data, &job);
+    r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_INVALID_ARGUMENT && strstr(r.message, "model_id.refiner:"), "%d %s", r.status, r.message);
     snprintf(data, sizeof data, "{\"model_id\":\"%s/tiny-sd15-inpaint\",\"prompt\":\"x\",\"num_inference_steps\":2,"
              "\"width\":64,\"height\":64,\"output\":{\"dir\":\"%s\"}}", g_models, g_out);
-    r = run_request(data, &job);
+    r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_INVALID_ARGUMENT && strstr(r.message, "inpainting model"), "%d %s", r.status, r.message);
     snprintf(data, sizeof data,
              "{\"model_id\":{\"base\":\"%s\",\"vae\":\"%s\"},\"prompt\":\"x\",\"num_inference_steps\":2,"
              "\"width\":64,\"height\":64,\"output\":{\"dir\":\"%s\"}}",
              test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"),
              g_out);
-    r = run_request(data, &job);
+    r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_OK, "vae override by a pipeline: %d %s", r.status, r.message);
     cJSON_Delete(r.data);
     /* a standalone AutoencoderKL folder (as sdxl-vae-fp16-fix is published) */
@@ -574,18 +523,18 @@ static void test_suite_errors(void) {
              "\"width\":64,\"height\":64,\"strength\":0.5,\"init_image\":\"%s\",\"output\":{\"dir\":\"%s\"}}",
              test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"), test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers/vae"),
              test_path("SDRT_SOURCE_DIR", "tests/inference/data/init.png"), g_out);
-    r = run_request(data, &job);
+    r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_OK, "vae override by a VAE folder: %d %s", r.status, r.message);
     cJSON_Delete(r.data);
     snprintf(data, sizeof data,
              "{\"model_id\":{\"base\":\"%s\",\"vae\":\"/nonexistent/vae\"},\"prompt\":\"x\",\"num_inference_steps\":2}",
              test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"));
-    r = run_request(data, &job);
+    r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_NOT_FOUND && strstr(r.message, "model_id.vae:"), "%d %s", r.status, r.message);
 }
 
 static void test_shutdown(void) {
-    if (g_started == 1) fake_host_stop();
+    ifx_stop();
     cJSON_Delete(g_cases);
 }
 

@@ -14,100 +14,33 @@
 
 #include <cjson/cJSON.h>
 
-#include "fake_host.h"
 #include "harness.h"
-#include "run.h"
-#include "sdrt/npy.h"
+#include "infer_fixture.h"
 
 #define LATENT_TOL 1e-3
-
-static infer_plugin g_plugin;
-static int g_started = -1;
-static char g_out[1024];
-
-static int start(void) {
-    static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", NULL};
-    static char cond_config[2048];
-    const char *configs[] = {NULL, NULL, NULL, cond_config, NULL, NULL};
-    if (g_started >= 0) return g_started;
-    snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
-    /* Single-file checkpoints carry no tokenizer files: use the reference's. */
-    snprintf(cond_config, sizeof cond_config, "{\"tokenizer_dir\":\"%s\",\"tokenizer_2_dir\":\"%s\"}",
-             test_path("SDRT_REFERENCE", "tokenizer"), test_path("SDRT_REFERENCE", "tokenizer_2"));
-    g_started = fake_host_start(plugins, configs, g_out) == 0;
-    g_plugin.api = fake_host_api();
-    g_plugin.host = fake_host_handle();
-    g_plugin.stream_params = (char *)"{\"threads\":2}";
-    return g_started;
-}
-
-typedef struct run_result {
-    sdrt_status status;
-    char message[512];
-    cJSON *data;
-} run_result;
-
-static run_result run_request(const char *data_json, sdrt_job *job) {
-    run_result r = {SDRT_OK, "", NULL};
-    sdrt_request req = {.struct_size = sizeof req, .type = "inference.run", .request_id = "t", .data_json = data_json,
-                        .job = job};
-    char *result = NULL;
-    sdrt_error *e = infer_run(&g_plugin, &req, &result);
-    if (e) {
-        r.status = e->code;
-        snprintf(r.message, sizeof r.message, "%s", e->message);
-        g_plugin.api->error_free(e);
-        return r;
-    }
-    r.data = cJSON_Parse(result);
-    g_plugin.api->free(result);
-    return r;
-}
-
-static float *load_npy(const char *path, size_t *n) {
-    float *data = NULL;
-    int64_t shape[8];
-    int nd = 0;
-    char err[256];
-    if (sdrt_npy_read_f32(path, &data, shape, &nd, err, sizeof err) != 0) return NULL;
-    *n = 1;
-    for (int d = 0; d < nd; d++) *n *= (size_t)shape[d];
-    return data;
-}
-
-static const char *json_string_at(const cJSON *data, const char *field, int i) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(data, field);
-    const cJSON *s = cJSON_GetArrayItem(a, i);
-    return cJSON_IsString(s) ? s->valuestring : NULL;
-}
-
-static int file_exists(const char *path) {
-    struct stat st;
-    return path && stat(path, &st) == 0 && st.st_size > 0;
-}
 
 /* One reference case: model "tiny-sd15"/"tiny-sdxl", case name "euler";
  * `layout` "diffusers" (folder) or e.g. "tiny-sd15.safetensors" (the same
  * weights as one A1111-style checkpoint, mapped by the model plugin). */
 static void check_case_layout(const char *model, const char *layout, const char *name, const char *cls,
                               const char *overrides) {
-    REQUIRE(start(), "plugins did not load (see stderr)");
+    REQUIRE(ifx_start(), "plugins did not load (see stderr)");
     char data[4096], rel[256];
     snprintf(rel, sizeof rel, "%s/%s", model, layout);
     snprintf(data, sizeof data,
              "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"blurry\","
              "\"width\":64,\"height\":64,\"num_inference_steps\":8,\"guidance_scale\":7.5,\"seed\":42,"
              "\"scheduler\":\"%s\",\"scheduler_config\":%s,\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
-             test_path("SDRT_REFERENCE", rel), cls, overrides, g_out);
+             test_path("SDRT_REFERENCE", rel), cls, overrides, ifx_out_dir());
     struct sdrt_job job = {0};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     REQUIRE(r.status == SDRT_OK, "%s %s: status %d: %s", model, name, r.status, r.message);
     CHECK(job.last_step == 8 && job.last_steps == 8, "progress %d/%d", job.last_step, job.last_steps);
-    CHECK(file_exists(json_string_at(r.data, "images", 0)), "no PNG");
-    const char *lat = json_string_at(r.data, "latents", 0);
+    CHECK(ifx_file_exists(ifx_json_string_at(r.data, "images", 0)), "no PNG");
+    const char *lat = ifx_json_string_at(r.data, "latents", 0);
     snprintf(rel, sizeof rel, "%s/t2i/%s_64x64.latents.npy", model, name);
     size_t n_got = 0, n_want = 0;
-    float *got = lat ? load_npy(lat, &n_got) : NULL, *want = load_npy(test_path("SDRT_REFERENCE", rel), &n_want);
+    float *got = lat ? ifx_load_npy(lat, &n_got) : NULL, *want = ifx_load_npy(test_path("SDRT_REFERENCE", rel), &n_want);
     if (got && want && n_got == n_want) {
         double e = test_rel_l2(got, want, n_want);
         const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
@@ -150,14 +83,14 @@ CASE(test_sdxl_ddim, "tiny-sdxl", "ddim", "DDIMScheduler", "{}")
 
 /* Cancellation reported at step 3 stops the run with CANCELLED. */
 static void test_cancel(void) {
-    REQUIRE(start(), "plugins did not load");
+    REQUIRE(ifx_start(), "plugins did not load");
     char data[4096];
     snprintf(data, sizeof data,
              "{\"model_id\":\"%s\",\"prompt\":\"fox\",\"width\":64,\"height\":64,\"num_inference_steps\":8,"
              "\"seed\":1,\"output\":{\"dir\":\"%s\"}}",
-             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), g_out);
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), ifx_out_dir());
     struct sdrt_job job = {.cancel_at_step = 3};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_CANCELLED, "status %d (%s), want CANCELLED", r.status, r.message);
     CHECK(job.last_step == 3, "ran to step %d", job.last_step);
     cJSON_Delete(r.data);
@@ -166,18 +99,18 @@ static void test_cancel(void) {
 /* A batch of two without guidance (single UNet rows), and the response's
  * per-image details. */
 static void test_batch_no_cfg(void) {
-    REQUIRE(start(), "plugins did not load");
+    REQUIRE(ifx_start(), "plugins did not load");
     char data[4096];
     snprintf(data, sizeof data,
              "{\"model_id\":\"%s\",\"prompt\":\"fox\",\"width\":72,\"height\":48,\"num_inference_steps\":3,"
              "\"guidance_scale\":1.0,\"seed\":7,\"batch_size\":2,\"scheduler\":\"euler\","
              "\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
-             test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"), g_out);
+             test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"), ifx_out_dir());
     struct sdrt_job job = {0};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     REQUIRE(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.data, "images")) == 2, "want 2 images");
-    CHECK(file_exists(json_string_at(r.data, "images", 1)) && file_exists(json_string_at(r.data, "latents", 1)),
+    CHECK(ifx_file_exists(ifx_json_string_at(r.data, "images", 1)) && ifx_file_exists(ifx_json_string_at(r.data, "latents", 1)),
           "second image or latents missing");
     const cJSON *info = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.data, "images_info"), 1);
     CHECK(cJSON_GetObjectItemCaseSensitive(info, "width")->valuedouble == 72 &&
@@ -189,19 +122,19 @@ static void test_batch_no_cfg(void) {
 }
 
 static void test_missing_model(void) {
-    REQUIRE(start(), "plugins did not load");
+    REQUIRE(ifx_start(), "plugins did not load");
     struct sdrt_job job = {0};
-    run_result r = run_request("{\"model_id\":\"/nonexistent/model\",\"prompt\":\"x\"}", &job);
+    ifx_result r = ifx_call("inference.run", "{\"model_id\":\"/nonexistent/model\",\"prompt\":\"x\"}", &job);
     CHECK(r.status == SDRT_NOT_FOUND, "status %d: %s", r.status, r.message);
 }
 
 static void test_unknown_scheduler(void) {
-    REQUIRE(start(), "plugins did not load");
+    REQUIRE(ifx_start(), "plugins did not load");
     char data[4096];
     snprintf(data, sizeof data, "{\"model_id\":\"%s\",\"prompt\":\"x\",\"scheduler\":\"NoSuchScheduler\"}",
              test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"));
     struct sdrt_job job = {0};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_NOT_FOUND && strstr(r.message, "NoSuchScheduler"), "status %d: %s", r.status, r.message);
 }
 
@@ -215,18 +148,18 @@ static void test_full_size_sd15(void) {
         printf("# skipped: set SDRT_FULL_SD15 to a full-size SD1.5 checkpoint\n");
         return;
     }
-    REQUIRE(start(), "plugins did not load");
+    REQUIRE(ifx_start(), "plugins did not load");
     char data[4096];
     snprintf(data, sizeof data,
              "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"width\":256,\"height\":256,"
              "\"num_inference_steps\":2,\"seed\":3,\"scheduler\":\"euler\",\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
-             ckpt, g_out);
+             ckpt, ifx_out_dir());
     struct sdrt_job job = {0};
-    run_result r = run_request(data, &job);
+    ifx_result r = ifx_call("inference.run", data, &job);
     REQUIRE(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
     size_t n = 0;
-    const char *lat = json_string_at(r.data, "latents", 0);
-    float *x = lat ? load_npy(lat, &n) : NULL;
+    const char *lat = ifx_json_string_at(r.data, "latents", 0);
+    float *x = lat ? ifx_load_npy(lat, &n) : NULL;
     int finite = x && n == 4 * 32 * 32;
     for (size_t i = 0; finite && i < n; i++) finite = x[i] == x[i] && x[i] < 1e30f && x[i] > -1e30f;
     CHECK(finite, "latents missing, wrong size (%zu) or not finite", n);
@@ -237,7 +170,7 @@ static void test_full_size_sd15(void) {
 }
 
 static void test_shutdown(void) {
-    if (g_started == 1) fake_host_stop();
+    ifx_stop();
 }
 
 const test_entry TESTS[] = {

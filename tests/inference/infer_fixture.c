@@ -1,0 +1,83 @@
+/* tests/inference/infer_fixture.c - see infer_fixture.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "infer_fixture.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "batch.h"
+#include "harness.h"
+#include "sdrt/npy.h"
+
+static infer_plugin g_plugin;
+static int g_started = -1;
+static char g_out[1024];
+
+int ifx_start(void) {
+    static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", "lora", NULL};
+    static char cond_config[2048], lora_config[2048];
+    const char *configs[] = {NULL, NULL, NULL, cond_config, NULL, lora_config, NULL};
+    if (g_started >= 0) return g_started;
+    snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
+    snprintf(cond_config, sizeof cond_config, "{\"tokenizer_dir\":\"%s\",\"tokenizer_2_dir\":\"%s\"}",
+             test_path("SDRT_REFERENCE", "tokenizer"), test_path("SDRT_REFERENCE", "tokenizer_2"));
+    /* Prompt tags name LoRAs by file name: tests/lora/data is a LoRA folder
+     * under the fake host's model root "/". */
+    snprintf(lora_config, sizeof lora_config, "{\"subdirs\":[\"%s\"]}",
+             test_path("SDRT_SOURCE_DIR", "tests/lora/data") + 1);
+    g_started = fake_host_start(plugins, configs, g_out) == 0;
+    g_plugin.api = fake_host_api();
+    g_plugin.host = fake_host_handle();
+    g_plugin.stream_params = (char *)"{\"threads\":2}";
+    return g_started;
+}
+
+infer_plugin *ifx_plugin(void) { return &g_plugin; }
+
+const char *ifx_out_dir(void) { return g_out; }
+
+void ifx_stop(void) {
+    if (g_started == 1) fake_host_stop();
+    g_started = 0;
+}
+
+ifx_result ifx_call(const char *type, const char *data_json, sdrt_job *job) {
+    ifx_result r = {SDRT_OK, "", NULL};
+    sdrt_request req = {.struct_size = sizeof req, .type = type, .request_id = "t", .data_json = data_json, .job = job};
+    char *result = NULL;
+    sdrt_error *e = strcmp(type, "inference.batch") == 0 ? infer_batch(&g_plugin, &req, &result)
+                                                         : infer_run(&g_plugin, &req, &result);
+    if (e) {
+        r.status = e->code;
+        snprintf(r.message, sizeof r.message, "%s", e->message);
+        g_plugin.api->error_free(e);
+        return r;
+    }
+    r.data = cJSON_Parse(result);
+    g_plugin.api->free(result);
+    return r;
+}
+
+float *ifx_load_npy(const char *path, size_t *n) {
+    float *data = NULL;
+    int64_t shape[8];
+    int nd = 0;
+    char err[256];
+    *n = 0;
+    if (!path || sdrt_npy_read_f32(path, &data, shape, &nd, err, sizeof err) != 0) return NULL;
+    *n = 1;
+    for (int d = 0; d < nd; d++) *n *= (size_t)shape[d];
+    return data;
+}
+
+const char *ifx_json_string_at(const cJSON *data, const char *field, int i) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(data, field);
+    const cJSON *s = cJSON_GetArrayItem(a, i);
+    return cJSON_IsString(s) ? s->valuestring : NULL;
+}
+
+int ifx_file_exists(const char *path) {
+    struct stat st;
+    return path && stat(path, &st) == 0 && st.st_size > 0;
+}
