@@ -103,11 +103,25 @@ static const char *target_id(const proto_request *req, sdrt_error **err) {
     return t->valuestring;
 }
 
+/* host.cancel's `when`: "now" (default) or "after_image" (finish the item
+ * in progress, keep finished ones). Returns 1 for after_image, 0 for now,
+ * -1 with *err for anything else. */
+static int cancel_after_image(const proto_request *req, sdrt_error **err) {
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(req->data, "when");
+    if (!w || (cJSON_IsString(w) && strcmp(w->valuestring, "now") == 0)) return 0;
+    if (cJSON_IsString(w) && strcmp(w->valuestring, "after_image") == 0) return 1;
+    *err = error_new(SDRT_INVALID_ARGUMENT, NULL, "data.when: must be \"now\" or \"after_image\"");
+    return -1;
+}
+
 static cJSON *job_control(const proto_request *req, sdrt_error **err) {
     const char *id = target_id(req, err);
     if (!id) return NULL;
+    int is_cancel = strcmp(req->type, "host.cancel") == 0;
+    int after_image = is_cancel ? cancel_after_image(req, err) : 0;
+    if (after_image < 0) return NULL;
     sdrt_status st;
-    if (strcmp(req->type, "host.cancel") == 0) st = jobs_cancel(id);
+    if (is_cancel) st = after_image ? jobs_stop_after_item(id) : jobs_cancel(id);
     else st = jobs_pause(id, strcmp(req->type, "host.pause") == 0);
     if (st != SDRT_OK) {
         *err = error_new(SDRT_NOT_FOUND, NULL, "data.request_id: no request '%s' is in flight", id);
@@ -118,6 +132,7 @@ static cJSON *job_control(const proto_request *req, sdrt_error **err) {
     const char *what = strcmp(req->type, "host.cancel") == 0 ? "cancel_requested"
                        : strcmp(req->type, "host.pause") == 0 ? "paused" : "resumed";
     cJSON_AddTrueToObject(o, what);
+    if (is_cancel) cJSON_AddStringToObject(o, "when", after_image ? "after_image" : "now");
     return o;
 }
 

@@ -163,6 +163,7 @@ struct sdrt_job {
     double deadline;           /* host clock; 0 = none */
     atomic_int cancelled;      /* 1 cancel, 2 deadline, 3 shutdown */
     atomic_int paused;
+    atomic_int stop_after;     /* host.cancel {"when":"after_image"} */
     atomic_int responded;
     _Atomic job_state state;
     host_plugin *plugin;
@@ -185,6 +186,10 @@ void jobs_stop(void);
 sdrt_status jobs_submit(struct sdrt_job *job);
 /* host.cancel: SDRT_OK or SDRT_NOT_FOUND. */
 sdrt_status jobs_cancel(const char *request_id);
+/* host.cancel {"when":"after_image"}: the job stops at its next item
+ * boundary (sdrt_host_api.stop_requested); a queued job is cancelled at
+ * once since nothing of it is finished. SDRT_OK or SDRT_NOT_FOUND. */
+sdrt_status jobs_stop_after_item(const char *request_id);
 sdrt_status jobs_pause(const char *request_id, int pause);
 cJSON *jobs_list(void);
 int jobs_queue_depth(void);

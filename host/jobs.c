@@ -360,6 +360,16 @@ sdrt_status jobs_cancel(const char *request_id) {
     return j ? SDRT_OK : SDRT_NOT_FOUND;
 }
 
+sdrt_status jobs_stop_after_item(const char *request_id) {
+    pthread_mutex_lock(&g_lock);
+    sdrt_job *j = table_find_live(request_id);
+    int queued = j && atomic_load(&j->state) == JOB_QUEUED;
+    if (j) atomic_store(&j->stop_after, 1);
+    pthread_mutex_unlock(&g_lock);
+    if (queued) return jobs_cancel(request_id);
+    return j ? SDRT_OK : SDRT_NOT_FOUND;
+}
+
 sdrt_status jobs_pause(const char *request_id, int pause) {
     pthread_mutex_lock(&g_lock);
     sdrt_job *j = table_find_live(request_id);

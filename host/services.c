@@ -95,6 +95,10 @@ static void api_warn(sdrt_job *job, const char *message) {
 
 static int api_is_cancelled(sdrt_job *job) { return job && atomic_load(&job->cancelled) != 0; }
 
+static int api_stop_requested(sdrt_job *job) {
+    return job && (atomic_load(&job->stop_after) != 0 || atomic_load(&job->cancelled) != 0);
+}
+
 static int api_wait_if_paused(sdrt_job *job) {
     if (!job) return 0;
     while (atomic_load(&job->paused) && !atomic_load(&job->cancelled)) {
@@ -203,7 +207,7 @@ static char *api_resolve_path(sdrt_host *host, const char *kind, const char *pat
 }
 
 static const sdrt_host_api g_api = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, resolve_path),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, stop_requested),
     .abi_major = SDRT_ABI_MAJOR,
     .abi_minor = SDRT_ABI_MINOR,
     .log = api_log,
@@ -214,6 +218,7 @@ static const sdrt_host_api g_api = {
     .warn = api_warn,
     .is_cancelled = api_is_cancelled,
     .wait_if_paused = api_wait_if_paused,
+    .stop_requested = api_stop_requested,
     .publish = api_publish,
     .acquire = api_acquire,
     .release = api_release,

@@ -268,7 +268,7 @@ static sdrt_error *batch_validate(batch_ctx *b) {
 
 /* Between items: a cancel stops the batch, and a paused job waits here (as
  * it does between the steps of an item). */
-static int batch_stop_requested(const batch_ctx *b) {
+static int batch_should_stop(const batch_ctx *b) {
     sdrt_job *job = b->req->job;
     if (b->api->is_cancelled(job)) return 1;
     return SDRT_HAS_MEMBER(b->api, sdrt_host_api, wait_if_paused) && b->api->wait_if_paused &&
@@ -330,16 +330,29 @@ static void batch_item_event(const batch_ctx *b, int i) {
     free(s);
 }
 
-/* Returns the reason the batch stopped early: NULL, "cancelled" or "error". */
+/* host.cancel {"when":"after_image"}: the item in progress was let finish;
+ * no further item starts. */
+static int batch_stop_after_item(const batch_ctx *b) {
+    return SDRT_HAS_MEMBER(b->api, sdrt_host_api, stop_requested) && b->api->stop_requested &&
+           b->api->stop_requested(b->req->job);
+}
+
+/* Returns the reason the batch stopped early: NULL, "cancelled",
+ * "after_image" (stopped between items on request) or "error". */
 static const char *batch_run_items(batch_ctx *b) {
     for (int i = 0; i < b->n; i++) {
         if (b->items[i].state != BATCH_PENDING) { /* refused by batch_validate */
             batch_item_event(b, i);
             continue;
         }
-        if (batch_stop_requested(b)) {
+        if (batch_should_stop(b)) {
             batch_mark_rest(b, i, BATCH_CANCELLED, SDRT_CANCELLED, "not started: the batch was cancelled");
             return "cancelled";
+        }
+        if (batch_stop_after_item(b)) {
+            batch_mark_rest(b, i, BATCH_CANCELLED, SDRT_CANCELLED,
+                            "not started: host.cancel asked the batch to stop after the item in progress");
+            return "after_image";
         }
         batch_run_item(b, i);
         batch_item_event(b, i);

@@ -100,6 +100,10 @@ static int fh_wait_if_paused(sdrt_job *job) {
     return fh_is_cancelled(job);
 }
 
+static int fh_stop_requested(sdrt_job *job) {
+    return job ? job->stop_after || job->cancelled : 0;
+}
+
 static sdrt_error *fh_publish(sdrt_host *host, const char *id, const void *iface) {
     for (int i = 0; i < g.n_ifaces; i++)
         if (strcmp(g.ifaces[i].id, id) == 0) return fh_error_new(SDRT_ALREADY_EXISTS, NULL, "%s: already published", id);
@@ -169,6 +173,7 @@ static const sdrt_host_api g_api = {
     .warn = fh_warn,
     .is_cancelled = fh_is_cancelled,
     .wait_if_paused = fh_wait_if_paused,
+    .stop_requested = fh_stop_requested,
     .publish = fh_publish,
     .acquire = fh_acquire,
     .release = fh_release,

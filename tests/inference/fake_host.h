@@ -14,6 +14,7 @@ struct sdrt_job {
     int warnings;
     int cancel_at_step;   /* > 0: is_cancelled turns true once this step was reported */
     int cancelled;
+    int stop_after;       /* host.cancel {"when":"after_image"} */
     /* Events by name ("preview", ...): counted always; with keep_events the
      * last one's data JSON is kept (malloc'd; the test frees it). */
     int events;

@@ -31,6 +31,7 @@ static struct {
     int item_events, item_done[4];
     int cancel_item, cancel_step;   /* cancel_step > 0: cancel at that step of cancel_item */
     int cancel_after_item;          /* >= 0: cancel in the wait after that item finished */
+    int stop_item, stop_step;       /* stop_step > 0: "after_image" cancel at that step of stop_item */
     int waits_after_item;           /* wait_if_paused calls after an item finished */
 } g_rec;
 
@@ -54,6 +55,7 @@ static void rec_progress(sdrt_job *job, const cJSON *d) {
     if (item > g_rec.max_item) g_rec.max_item = item;
     if (step > g_rec.last_step[item]) g_rec.last_step[item] = step;
     if (g_rec.cancel_step > 0 && item == g_rec.cancel_item && step >= g_rec.cancel_step) job->cancelled = 1;
+    if (g_rec.stop_step > 0 && item == g_rec.stop_item && step >= g_rec.stop_step) job->stop_after = 1;
 }
 
 static void rec_event(sdrt_job *job, const char *name, const char *data_json) {
@@ -227,6 +229,32 @@ static void test_cancel_in_item(void) {
     cJSON_Delete(r.data);
 }
 
+/* host.cancel {"when":"after_image"} at step 2 of item 1: item 1 runs to
+ * its last step and is kept with item 0; item 2 never starts. */
+static void test_stop_after_item(void) {
+    REQUIRE(start(), "plugins did not load");
+    char a[4096], data[16384];
+    item_json(a, sizeof a, g_sd15, 6, "EulerDiscreteScheduler", "");
+    snprintf(data, sizeof data, "{\"requests\":[%s,%s,%s]}", a, a, a);
+    rec_reset();
+    g_rec.stop_item = 1;
+    g_rec.stop_step = 2;
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.batch", data, &job);
+    REQUIRE(r.status == SDRT_OK, "batch: %s", r.message);
+    const cJSON *i1 = item_at(r.data, 1), *i2 = item_at(r.data, 2);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(i1, "success")), "item 1 should finish: %s",
+          item_string(i1, "status"));
+    CHECK(ifx_file_exists(ifx_json_string_at(cJSON_GetObjectItemCaseSensitive(i1, "data"), "images", 0)),
+          "item 1: no PNG");
+    CHECK(g_rec.last_step[1] == 4 && g_rec.last_step[2] == 0, "ran item 1 to step %d, item 2 to %d",
+          g_rec.last_step[1], g_rec.last_step[2]);
+    CHECK(strcmp(item_string(i2, "status"), "cancelled") == 0, "item 2: %s", item_string(i2, "status"));
+    CHECK(strcmp(item_string(r.data, "stopped"), "after_image") == 0, "stopped: %s", item_string(r.data, "stopped"));
+    CHECK(json_int(r.data, "succeeded", -1) == 2 && json_int(r.data, "cancelled", -1) == 1, "counts");
+    cJSON_Delete(r.data);
+}
+
 /* The batch waits (pause) between items: a cancel arriving there stops it
  * before item 1 starts. Cancelled during item 0: nothing to keep, so the
  * answer is CANCELLED. */
@@ -300,6 +328,7 @@ const test_entry TESTS[] = {
     {"item_errors", test_item_errors},
     {"stop_on_error", test_stop_on_error},
     {"cancel_in_item", test_cancel_in_item},
+    {"stop_after_item", test_stop_after_item},
     {"wait_between_items", test_wait_between_items},
     {"shutdown", test_shutdown},
     {0},

@@ -185,6 +185,15 @@ typedef struct sdrt_host_api {
      * (sdrt_host_api.alloc) absolute path, or NULL with *err set to
      * PERMISSION_DENIED (outside the roots) or INVALID_ARGUMENT. */
     char *(*resolve_path)(sdrt_host *host, const char *kind, const char *path, sdrt_error **err);
+
+    /* True once host.cancel asked the job to stop at its next item boundary
+     * ({"when":"after_image"}), or once is_cancelled is true. A plugin that
+     * produces results one after another (inference.batch items) finishes
+     * the current one, keeps what is done and returns it; work that cannot
+     * stop between items just runs on. Cheap (atomic loads); any thread.
+     * NULL job: 0. Appended after ABI 1.0 shipped: check
+     * SDRT_HAS_MEMBER(api, sdrt_host_api, stop_requested) before calling. */
+    int (*stop_requested)(sdrt_job *job);
 } sdrt_host_api;
 
 /* ------------------------------------------------------------------------ */
