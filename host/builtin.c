@@ -4,24 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/utsname.h>
-#include <unistd.h>
 
 #include "host.h"
+#include "os.h"
 
 static const char *const BUILTIN_TYPES[] = {"host.health", "host.info",  "host.plugins", "host.jobs",
                                             "host.cancel", "host.pause", "host.resume",  "host.shutdown", NULL};
-
-static long resident_kb(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-        fclose(f);
-    }
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 static cJSON *plugin_ids(const host_ctx *h) {
     cJSON *a = cJSON_CreateArray();
@@ -69,16 +57,12 @@ static cJSON *info(host_ctx *h) {
     char abi[32];
     snprintf(abi, sizeof abi, "%d.%d", SDRT_ABI_MAJOR, SDRT_ABI_MINOR);
     cJSON_AddStringToObject(o, "abi", abi);
-    struct utsname u;
-    if (uname(&u) == 0) {
-        char plat[300];
-        snprintf(plat, sizeof plat, "%s %s", u.sysname, u.machine);
-        cJSON_AddStringToObject(o, "platform", plat);
-    }
+    char plat[300];
+    if (os_platform(plat, sizeof plat) == 0) cJSON_AddStringToObject(o, "platform", plat);
     cJSON_AddStringToObject(o, "config", h->cfg.path);
     proto_add_fixed(o, "uptime_s", host_now(), 6);
     proto_add_fixed(o, "ready_ms", h->t_ready * 1e3, 3);
-    proto_add_int(o, "resident_kb", resident_kb());
+    proto_add_int(o, "resident_kb", os_resident_kb());
     proto_add_int(o, "max_line_bytes", (long long)h->cfg.max_line_bytes);
     proto_add_int(o, "queue_limit", h->cfg.queue_limit);
     proto_add_int(o, "workers", h->cfg.workers);

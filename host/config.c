@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "os.h"
 #include "schema.h"
 
 #ifndef SDRT_SOURCE_DIR
@@ -18,14 +19,7 @@
 const char *config_exe_dir(void) {
     static char dir[PATH_MAX];
     if (dir[0]) return dir;
-    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
-    if (n <= 0) {
-        snprintf(dir, sizeof dir, ".");
-        return dir;
-    }
-    dir[n] = '\0';
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
+    os_exe_dir(dir, sizeof dir); /* "." when unknown */
     return dir;
 }
 

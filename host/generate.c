@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "host.h"
+#include "os.h"
 
 typedef struct gen_state {
     pthread_mutex_t lock;
@@ -136,7 +137,7 @@ static void allow_named_paths(gen_args *a, char *model_dir, size_t n) {
     if (a->model && stat(a->model, &st) == 0) {
         snprintf(model_dir, n, "%s", a->model);
         if (!S_ISDIR(st.st_mode)) {
-            char *slash = strrchr(model_dir, '/');
+            char *slash = os_path_last_sep(model_dir);
             if (slash) *slash = '\0';
             else snprintf(model_dir, n, ".");
         }
@@ -144,7 +145,7 @@ static void allow_named_paths(gen_args *a, char *model_dir, size_t n) {
         a->ov.model_roots[a->ov.n_model_roots++] = model_dir;
     }
     const char *dir = a->out_dir ? a->out_dir : "outputs";
-    mkdir(dir, 0755);
+    os_mkdir(dir); /* may exist already */
     a->ov.output_roots = realloc(a->ov.output_roots, sizeof(char *) * (size_t)(a->ov.n_output_roots + 1));
     a->ov.output_roots[a->ov.n_output_roots++] = dir;
     cJSON *out = cJSON_AddObjectToObject(a->data, "output");

@@ -3,13 +3,13 @@
  * response: job_respond() lets only its first caller through. */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "host.h"
+#include "os.h"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_work = PTHREAD_COND_INITIALIZER;
@@ -24,15 +24,11 @@ static pthread_t g_watchdog;
 static int g_watchdog_started;
 static int g_stop;
 static const host_config *g_cfg;
-static struct timespec g_t0;
+static double g_t0;
 
-double host_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - g_t0.tv_sec) + (double)(t.tv_nsec - g_t0.tv_nsec) * 1e-9;
-}
+double host_now(void) { return os_monotonic_s() - g_t0; }
 
-__attribute__((constructor)) static void jobs_clock_init(void) { clock_gettime(CLOCK_MONOTONIC, &g_t0); }
+__attribute__((constructor)) static void jobs_clock_init(void) { g_t0 = os_monotonic_s(); }
 
 void job_release(sdrt_job *job) {
     if (!job || atomic_fetch_sub(&job->refs, 1) != 1) return;
@@ -276,7 +272,8 @@ static int start_watchdog(void) {
     return rc == 0 ? 0 : -1;
 }
 
-static int start_threads(const host_config *cfg) {
+static int start_threads(void *arg) {
+    const host_config *cfg = arg;
     for (int i = 0; i < cfg->workers; i++) {
         if (pthread_create(&g_workers[i], NULL, worker_main, NULL) != 0) return -1;
         g_n_workers++;
@@ -291,15 +288,8 @@ int jobs_start(const host_config *cfg) {
     g_workers = calloc((size_t)cfg->workers, sizeof *g_workers);
     if (!g_workers) return -1;
     /* SIGTERM/SIGINT go to the dispatch thread, whose poll they interrupt,
-     * not to a worker (the threads inherit this mask). */
-    sigset_t stop, old;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, &old);
-    int rc = start_threads(cfg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
+     * not to a worker (the threads inherit the blocked mask). */
+    return os_with_stop_blocked(start_threads, (void *)cfg);
 }
 
 /* Workers that are stuck in a plugin that ignores cancellation are left

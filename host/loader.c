@@ -9,6 +9,7 @@
 
 #include "dynlib.h"
 #include "host.h"
+#include "os.h"
 
 static char *read_file(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -28,7 +29,7 @@ static char *read_file(const char *path) {
 
 /* "…/sdrt_model.so" -> "model" */
 static char *plugin_name_from_path(const char *path) {
-    const char *base = strrchr(path, '/');
+    const char *base = os_path_last_sep(path);
     base = base ? base + 1 : path;
     if (strncmp(base, "sdrt_", 5) == 0) base += 5;
     char *name = strdup(base);
@@ -41,7 +42,7 @@ static cJSON *load_manifest(const char *so_path) {
     char path[4096];
     snprintf(path, sizeof path, "%s", so_path);
     char *dot = strrchr(path, '.');
-    char *slash = strrchr(path, '/');
+    char *slash = os_path_last_sep(path);
     if (!dot || (slash && dot < slash)) return NULL;
     snprintf(dot, sizeof path - (size_t)(dot - path), ".json");
     char *text = read_file(path);

@@ -4,19 +4,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "host.h"
+#include "os.h"
 
 static FILE *g_stdout;
 
 FILE *cli_stdout(void) { return g_stdout; }
 
 static void protect_stdout(void) {
-    int fd = dup(1);
-    dup2(2, 1);
-    g_stdout = fdopen(fd, "w");
+    int fd = os_protect_stdout();
+    /* "b": the descriptor is binary on Windows; POSIX ignores the flag. */
+    g_stdout = fdopen(fd, "wb");
     output_init(fd);
 }
 

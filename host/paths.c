@@ -5,11 +5,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "host.h"
+#include "os.h"
 
-/* realpath() of the longest existing prefix of `path`, with the missing tail
+/* "<dir>/<tail>", without doubling a separator that ends `dir` (the root
+ * "/", or "C:/" on Windows). Returns malloc'd or NULL. */
+static char *join(const char *dir, const char *tail) {
+    size_t len = strlen(dir), n = len + strlen(tail) + 2;
+    char *out = malloc(n);
+    if (out) snprintf(out, n, "%s%s%s", dir, len > 0 && os_is_sep(dir[len - 1]) ? "" : "/", tail);
+    return out;
+}
+
+/* os_realpath() of the longest existing prefix of `path`, with the missing tail
  * appended. Refuses ".." in the missing tail (it could climb out after the
  * directories are created). Returns malloc'd or NULL. */
 static char *resolve_partial(const char *path) {
@@ -18,7 +27,7 @@ static char *resolve_partial(const char *path) {
     size_t len = strlen(copy);
     const char *tail = NULL;
     for (;;) {
-        char *real = realpath(copy, NULL);
+        char *real = os_realpath(copy);
         if (real) {
             if (!tail) {
                 free(copy);
@@ -29,15 +38,14 @@ static char *resolve_partial(const char *path) {
                 free(copy);
                 return NULL;
             }
-            size_t n = strlen(real) + strlen(tail) + 2;
-            char *out = malloc(n);
-            if (out) snprintf(out, n, "%s/%s", strcmp(real, "/") == 0 ? "" : real, tail);
+            char *out = join(real, tail);
             free(real);
             free(copy);
             return out;
         }
-        char *slash = strrchr(copy, '/');
-        if (!slash || slash == copy) {
+        char *slash = os_path_last_sep(copy);
+        /* Only the root is left ("/", "C:/"): nothing of the path exists. */
+        if (!slash || (size_t)(slash - copy) < os_path_root_len(copy)) {
             free(copy);
             return NULL;
         }
@@ -49,39 +57,39 @@ static char *resolve_partial(const char *path) {
 
 static int is_inside(const char *path, const char *root) {
     size_t n = strlen(root);
-    if (n == 1 && root[0] == '/') return 1;
-    return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+    if (strncmp(path, root, n) != 0) return 0;
+    /* A root ending in a separator ("/", "C:/") contains all that it prefixes. */
+    return (n > 0 && os_is_sep(root[n - 1])) || path[n] == '\0' || os_is_sep(path[n]);
 }
 
 static char *absolute_under(const char *path, const char *base) {
-    if (path[0] == '/' || !base) return strdup(path);
-    size_t n = strlen(base) + strlen(path) + 2;
-    char *out = malloc(n);
-    if (out) snprintf(out, n, "%s/%s", base, path);
-    return out;
+    if (os_path_is_absolute(path) || !base) return strdup(path);
+    return join(base, path);
 }
 
 /* A relative path is looked up under each root in order; the first root
  * where it exists wins, else it is placed under the first existing root
  * (an output that does not exist yet), else under the working directory. */
 static char *absolute_candidate(const char *path, char **roots, int n_roots) {
-    if (path[0] == '/') return strdup(path);
+    if (os_path_is_absolute(path)) return strdup(path);
     for (int i = 0; i < n_roots; i++) {
         char *abs = absolute_under(path, roots[i]);
-        char *real = abs ? realpath(abs, NULL) : NULL;
+        char *real = abs ? os_realpath(abs) : NULL;
         free(real);
         if (real) return abs;
         free(abs);
     }
     for (int i = 0; i < n_roots; i++) {
-        char *root = realpath(roots[i], NULL);
+        char *root = os_realpath(roots[i]);
         if (!root) continue;
         char *abs = absolute_under(path, root);
         free(root);
         return abs;
     }
-    char cwd[PATH_MAX];
-    return absolute_under(path, getcwd(cwd, sizeof cwd) ? cwd : "/");
+    char *cwd = os_getcwd();
+    char *abs = absolute_under(path, cwd ? cwd : "/");
+    free(cwd);
+    return abs;
 }
 
 char *paths_resolve(const char *path, char **roots, int n_roots, int allow_any, const char *what,
@@ -99,7 +107,7 @@ char *paths_resolve(const char *path, char **roots, int n_roots, int allow_any, 
     }
     if (allow_any) return real;
     for (int i = 0; i < n_roots; i++) {
-        char *root = realpath(roots[i], NULL);
+        char *root = os_realpath(roots[i]);
         int ok = root && is_inside(real, root);
         free(root);
         if (ok) return real;

@@ -1,26 +1,17 @@
 /* host/server.c - host start-up, routing of one request line, and the stdio
  * loop with graceful shutdown (EOF, host.shutdown, SIGTERM). */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "host.h"
+#include "os.h"
 #include "schema.h"
 
 int builtin_is(const char *type);
 
 host_ctx *g_host;
-static volatile sig_atomic_t g_sigterm;
-
-static void on_sigterm(int sig) {
-    (void)sig;
-    g_sigterm = 1;
-}
 
 static void sink_stdout(void *ctx, const char *line) {
     (void)ctx;
@@ -253,40 +244,41 @@ static void shutdown_sequence(host_ctx *h) {
 
 int server_run(host_ctx *h, int in_fd, int out_fd) {
     (void)out_fd;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_sigterm;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    os_catch_stop_requests();
+    os_input *in = os_input_open(in_fd);
+    if (!in) {
+        log_msg(NULL, SDRT_LOG_ERROR, "cannot read the input (out of memory or threads)");
+        shutdown_sequence(h);
+        return 1;
+    }
     line_reader r = {.limit = h->cfg.max_line_bytes};
     char buf[65536];
     double shutdown_deadline = 0;
-    while (!g_sigterm) {
+    while (!os_stop_requested()) {
         int stopping = atomic_load(&h->shutting_down);
         if (stopping && shutdown_deadline == 0) shutdown_deadline = host_now() + h->cfg.shutdown_grace_s;
         /* After host.shutdown keep answering (new work gets UNAVAILABLE) until
          * in-flight work is done and the input has gone quiet. */
-        /* SIGTERM interrupts poll (no SA_RESTART); the idle timeout only
-         * covers a signal that lands between the loop test and poll, so it
-         * can be long and an idle host stays asleep. */
-        struct pollfd pfd = {in_fd, POLLIN, 0};
-        int pr = poll(&pfd, 1, stopping ? 50 : 1000);
-        if (pr < 0 && errno != EINTR) break;
-        if (pr <= 0) {
+        /* A stop request wakes the wait (SIGTERM interrupts poll, the
+         * Windows control handler signals the reader's condition); the idle
+         * timeout only covers one that lands between the loop test and the
+         * wait, so it can be long and an idle host stays asleep. */
+        long n = os_input_read(in, buf, sizeof buf, stopping ? 50 : 1000);
+        if (n == OS_INPUT_END) break; /* EOF */
+        if (n == OS_INPUT_RETRY) continue;
+        if (n == OS_INPUT_IDLE) {
             if (stopping && (jobs_in_flight() == 0 || host_now() > shutdown_deadline)) break;
             continue;
         }
-        ssize_t n = read(in_fd, buf, sizeof buf);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (n <= 0) break; /* EOF */
         /* Answers to the lines of this chunk leave in one write, once the
          * chunk is handled and before the loop waits for input again. */
         output_batch_begin();
         reader_feed(h, &r, buf, (size_t)n);
         output_batch_end();
     }
-    if (r.len > 0 && !r.skipping && !g_sigterm) server_handle_line(h, r.buf, r.len); /* last line without \n */
+    if (r.len > 0 && !r.skipping && !os_stop_requested()) server_handle_line(h, r.buf, r.len); /* last line without \n */
     free(r.buf);
+    os_input_close(in);
     shutdown_sequence(h);
     return 0;
 }

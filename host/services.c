@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "os.h"
 
 struct sdrt_host {
     host_plugin *plugin;   /* NULL for the host itself */
@@ -233,7 +234,7 @@ const sdrt_host_api *services_api(void) { return &g_api; }
 static cJSON *string_array(char **items, int n) {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < n; i++) {
-        char *real = realpath(items[i], NULL);
+        char *real = os_realpath(items[i]);
         cJSON_AddItemToArray(a, cJSON_CreateString(real ? real : items[i]));
         free(real);
     }

@@ -3,42 +3,19 @@
  * crash is reported as a failed check, not a crashed validator. */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "host.h"
+#include "os.h"
 
 static int g_failures;
-static int g_child_fd = -1;
 
-/* The child reports its own crash before dying: some sandboxes and sanitizers
- * turn a fatal signal into an ordinary exit status, so the parent cannot rely
- * on WIFSIGNALED alone. Only async-signal-safe calls here. */
-static void on_fatal_signal(int sig) {
-    char line[80] = "FAIL behaviour checks: plugin crashed with signal ";
-    size_t n = strlen(line);
-    if (sig >= 10) line[n++] = (char)('0' + sig / 10);
-    line[n++] = (char)('0' + sig % 10);
-    line[n++] = '\n';
-    ssize_t w = write(g_child_fd, line, n);
-    (void)w;
-    _exit(128 + sig);
-}
-
-static void catch_fatal_signals(int fd) {
-    static const int SIGS[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-    g_child_fd = fd;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_fatal_signal;
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof SIGS / sizeof SIGS[0]; i++) sigaction(SIGS[i], &sa, NULL);
-}
+/* What the child writes before dying of a crash; os.h appends the cause. */
+#define CRASH_PREFIX "FAIL behaviour checks: plugin crashed with "
 
 static void report(FILE *out, int ok, const char *what, const char *detail) {
     fprintf(out, "%s %s%s%s\n", ok ? "PASS" : "FAIL", what, detail && *detail ? ": " : "", detail ? detail : "");
@@ -236,62 +213,51 @@ static void static_checks(FILE *out, host_plugin *p) {
     report(out, n > 0, "serves at least one message type", detail);
 }
 
-/* Runs the behaviour checks in a child so that a crash is a failed check. */
-/* 1 when the child wrote its "all checks ran" byte before exiting. A child
- * that exits without it was ended by the plugin (exit()) or by a sanitizer
- * report about the plugin (UBSan's halt_on_error exits with status 1, which
- * would otherwise read as "one check failed"). */
-static int child_finished(int fd) {
-    char c;
-    return fd >= 0 && read(fd, &c, 1) == 1;
+typedef struct behaviour_args {
+    FILE *out;
+    host_plugin *p;
+    const sample_inputs *in;
+} behaviour_args;
+
+/* The child's work: its exit status carries the failure count. */
+static int behaviour_child(void *arg) {
+    behaviour_args *a = arg;
+    behaviour_checks(a->out, a->p, a->in);
+    return g_failures;
 }
 
-static void report_child_status(FILE *out, int status, int finished) {
-    char detail[160];
-    if (WIFSIGNALED(status)) {
-        snprintf(detail, sizeof detail, "plugin crashed with signal %d", WTERMSIG(status));
+static void report_child(FILE *out, const os_child_result *r) {
+    char detail[192];
+    switch (r->outcome) {
+    case OS_CHILD_NOT_STARTED: report(out, 0, "behaviour checks", r->detail); break;
+    case OS_CHILD_CRASHED:
+        snprintf(detail, sizeof detail, "plugin crashed with %s", r->detail);
         report(out, 0, "behaviour checks", detail);
-    } else if (WEXITSTATUS(status) > 128) {
-        g_failures++; /* on_fatal_signal already named the signal */
-    } else if (!finished) {
+        break;
+    case OS_CHILD_CRASH_REPORTED: g_failures++; break; /* the child already named the cause */
+    case OS_CHILD_EXITED:
         snprintf(detail, sizeof detail,
                  "plugin ended the process during the checks (exit status %d; a sanitizer report, if any, is on "
-                 "stderr)", WEXITSTATUS(status));
+                 "stderr)", r->code);
         report(out, 0, "behaviour checks", detail);
-    } else if (WEXITSTATUS(status) != 0) {
-        snprintf(detail, sizeof detail, "%d check(s) failed (child exit status %d)", WEXITSTATUS(status),
-                 WEXITSTATUS(status));
+        break;
+    case OS_CHILD_FINISHED:
+        if (r->code == 0) break;
+        snprintf(detail, sizeof detail, "%d check(s) failed (child exit status %d)", r->code, r->code);
         report(out, 0, "behaviour checks", detail);
+        break;
     }
 }
 
-/* Runs the behaviour checks in a child so that a crash is a failed check. */
+/* Runs the behaviour checks in a child so that a crash is a failed check.
+ * On Windows the child is this program started again: it arrives here with
+ * os_is_child() set, runs the checks itself and exits. */
 static void run_behaviour_checks(FILE *out, host_plugin *p, const sample_inputs *in) {
-    fflush(out);
-    int done[2] = {-1, -1};
-    if (pipe(done) != 0) done[0] = done[1] = -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (done[0] >= 0) close(done[0]);
-        catch_fatal_signals(fileno(out));
-        behaviour_checks(out, p, in);
-        fflush(out);
-        ssize_t w = done[1] >= 0 ? write(done[1], "D", 1) : 1;
-        (void)w;
-        _exit(g_failures > 127 ? 127 : g_failures);
-    }
-    if (done[1] >= 0) close(done[1]);
-    if (pid < 0) {
-        if (done[0] >= 0) close(done[0]);
-        report(out, 0, "behaviour checks", "cannot fork the checking process");
-        return;
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    /* Without the pipe, a clean exit status is taken as finished. */
-    int finished = done[0] >= 0 ? child_finished(done[0]) : 1;
-    if (done[0] >= 0) close(done[0]);
-    report_child_status(out, status, finished);
+    behaviour_args a = {out, p, in};
+    if (os_is_child()) os_child_main(out, CRASH_PREFIX, behaviour_child, &a);
+    os_child_result r;
+    os_run_in_child(out, CRASH_PREFIX, behaviour_child, &a, &r);
+    report_child(out, &r);
 }
 
 static int validate_path(FILE *out, const char *path, const sample_inputs *in) {
@@ -304,7 +270,7 @@ static int validate_path(FILE *out, const char *path, const sample_inputs *in) {
         error_free(e);
         return 1;
     }
-    static_checks(out, p);
+    if (!os_is_child()) static_checks(out, p); /* the parent made them already */
     run_behaviour_checks(out, p, in);
     fprintf(out, "result: %s\n", g_failures ? "FAILED" : "conforms");
     fflush(out);
@@ -316,6 +282,16 @@ static void samples_free(sample_inputs *in) {
     for (int i = 0; i < in->n; i++) free((void *)in->types[i]);
     free(in->types);
     free(in->data);
+}
+
+/* The first n bytes of s as a string, malloc'd (strndup, which the Windows
+ * C runtime lacks). */
+static char *copy_prefix(const char *s, size_t n) {
+    char *out = malloc(n + 1);
+    if (!out) return NULL;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out;
 }
 
 /* --data TYPE=JSON (repeatable) after PATH. Returns 0, or -1 with a message. */
@@ -335,7 +311,7 @@ static int parse_samples(int argc, char **argv, sample_inputs *in) {
         }
         in->types = realloc(in->types, sizeof *in->types * (size_t)(in->n + 1));
         in->data = realloc(in->data, sizeof *in->data * (size_t)(in->n + 1));
-        in->types[in->n] = strndup(argv[i + 1], (size_t)(eq - argv[i + 1]));
+        in->types[in->n] = copy_prefix(argv[i + 1], (size_t)(eq - argv[i + 1]));
         in->data[in->n++] = eq + 1;
         i++;
     }
