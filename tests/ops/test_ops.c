@@ -18,6 +18,10 @@ void test_rows_strided(void);
 void test_groupnorm_nhwc(void);
 void test_binary_and_copy(void);
 void test_supports_op(void);
+void test_pack_kcontig(void);
+void test_activation_simd(void);
+void test_gemm_odd_shapes(void);
+void test_conv2d_batched(void);
 void test_nn_sticky_and_cancel(void);
 void test_nn_views_and_weights(void);
 
@@ -39,6 +43,10 @@ const test_entry TESTS[] = {
     {"groupnorm_nhwc", test_groupnorm_nhwc},
     {"binary_and_copy", test_binary_and_copy},
     {"supports_op", test_supports_op},
+    {"pack_kcontig", test_pack_kcontig},
+    {"activation_simd", test_activation_simd},
+    {"gemm_odd_shapes", test_gemm_odd_shapes},
+    {"conv2d_batched", test_conv2d_batched},
     {"nn_sticky_and_cancel", test_nn_sticky_and_cancel},
     {"nn_views_and_weights", test_nn_views_and_weights},
     {0, 0},

@@ -44,8 +44,8 @@ void cpu_pool_run(cpu_pool *pool, int64_t n_tasks, cpu_task_fn fn, void *ctx);
  * let nested users (attention calling the GEMM pieces) keep separate
  * memory. */
 typedef enum cpu_slot {
-    CPU_SLOT_PACK_A = 0,  /* per thread: packed A block */
-    CPU_SLOT_PACK_B,      /* shared: packed B slice */
+    CPU_SLOT_PACK_A = 0,  /* per thread: packed A block (or B chunk when A is shared) */
+    CPU_SLOT_PACK_B,      /* shared: the GEMM operand packed for all threads */
     CPU_SLOT_TMP_DST,     /* shared: contiguous staging of a strided dst */
     CPU_SLOT_TMP_SRC,     /* shared: contiguous staging of a strided src */
     CPU_SLOT_ATTN_K,      /* shared: packed K^T for all heads */
@@ -101,6 +101,20 @@ float cpu_row_max(const float *x, int64_t n);
 /* x[i] = exp(x[i] - shift) in place; returns the sum. */
 float cpu_exp_shift_sum(float *x, int64_t n, float shift);
 
+/* ---- activations (cpu_vact.c) -------------------------------------------- */
+
+/* One element of GELU, GELU_TANH, QUICK_GELU or SILU (portable). */
+float cpu_act1(sdrt_op_kind kind, float v);
+float cpu_gelu1(float v);
+/* y[i] = act(x[i]) over contiguous rows (y may equal x), AVX-512 / AVX2
+ * when the chosen kernel level allows. */
+void cpu_act_row_f32(sdrt_op_kind kind, const float *x, float *y, int64_t n);
+/* The same at SIMD level <= `level` (2 AVX-512, 1 AVX2, 0 portable): tests
+ * compare the paths. */
+void cpu_act_row_f32_level(int level, sdrt_op_kind kind, const float *x, float *y, int64_t n);
+/* y[i] = a[i] * gelu(g[i]) (GEGLU), contiguous. */
+void cpu_geglu_row_f32(const float *a, const float *g, float *y, int64_t n);
+
 /* ---- GEMM ------------------------------------------------------------------ */
 
 /* Applied when a micro-tile is written: c = (acc [+ c if accumulate]) and,
@@ -153,6 +167,15 @@ struct cpu_operand {
 
 void cpu_pack_strided(const cpu_operand *op, int64_t o0, int64_t on, int64_t k0, int64_t kc, int w,
                       float *dst);
+/* One panel: rows first..first+rows (rows <= w) of an operand with sk == 1,
+ * columns k0..k0+kc, lanes rows..w zero (cpu_gemm_pack.c). */
+typedef void (*cpu_panel_pack_fn)(const cpu_operand *op, int64_t first, int rows, int64_t k0, int64_t kc, int w,
+                                  float *d);
+void cpu_pack_panel_kcontig_scalar(const cpu_operand *op, int64_t first, int rows, int64_t k0, int64_t kc, int w,
+                                   float *d);
+/* The k-contiguous panel packer for a SIMD level (2 AVX-512, 1 AVX2, 0
+ * portable), capped at what this CPU runs: tests compare them. */
+cpu_panel_pack_fn cpu_pack_panel_kcontig_for(int level);
 static inline void cpu_pack(const cpu_operand *op, int64_t o0, int64_t on, int64_t k0, int64_t kc, int w,
                             float *dst) {
     (op->pack ? op->pack : cpu_pack_strided)(op, o0, on, k0, kc, w, dst);
@@ -168,6 +191,13 @@ typedef struct cpu_gemm_args {
     const float *bias_n; /* [n] or NULL */
     const float *bias_m; /* [m] or NULL */
     const cpu_kernel *kern; /* NULL: cpu_kernel_best() */
+    /* batch > 1: `batch` products sharing A, alpha and the biases, product
+     * i with B = b_batch[i] and C = c_batch[i] (b and c are then unused).
+     * Each A block is packed once for all of them: how a convolution over
+     * N images reads its weights once per call instead of once per image. */
+    int64_t batch;
+    const cpu_operand *b_batch;
+    float *const *c_batch;
 } cpu_gemm_args;
 
 /* Threaded over the context's pool. Returns SDRT_OK or RESOURCE_EXHAUSTED. */

@@ -1,5 +1,6 @@
 /* cpu_op_activation.c - element-wise GELU, GELU_TANH, QUICK_GELU, SILU,
- * SCALE and the gated GEGLU, over any strides (cpu_iterate coalesces). */
+ * SCALE and the gated GEGLU, over any strides (cpu_iterate coalesces);
+ * contiguous runs go to the vectorised rows of cpu_vact.c. */
 #include "cpu_internal.h"
 
 #include <math.h>
@@ -11,40 +12,24 @@ typedef struct cpu_act {
     float a, b;
 } cpu_act;
 
-static inline float cpu_gelu1(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
-
-static inline float cpu_gelu_tanh1(float v) {
-    return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
-}
-
-static inline float cpu_sigmoid_mul(float v, float k) { return v / (1.0f + expf(-k * v)); }
-
 static void cpu_act_row(void *arg, int64_t n, const int64_t *offs, const int64_t *inner) {
     const cpu_act *c = arg;
     const float *x = c->x + offs[0];
     float *y = c->y + offs[1];
     int64_t sx = inner[0], sy = inner[1];
-    switch (c->kind) {
-    case SDRT_OP_GELU:
-        for (int64_t i = 0; i < n; i++) y[i * sy] = cpu_gelu1(x[i * sx]);
-        break;
-    case SDRT_OP_GELU_TANH:
-        for (int64_t i = 0; i < n; i++) y[i * sy] = cpu_gelu_tanh1(x[i * sx]);
-        break;
-    case SDRT_OP_QUICK_GELU:
-        for (int64_t i = 0; i < n; i++) y[i * sy] = cpu_sigmoid_mul(x[i * sx], 1.702f);
-        break;
-    case SDRT_OP_SILU:
-        for (int64_t i = 0; i < n; i++) y[i * sy] = cpu_sigmoid_mul(x[i * sx], 1.0f);
-        break;
-    default: /* SCALE */
-        if (sx == 1 && sy == 1) {
-            for (int64_t i = 0; i < n; i++) y[i] = x[i] * c->a + c->b;
-        } else {
-            for (int64_t i = 0; i < n; i++) y[i * sy] = x[i * sx] * c->a + c->b;
-        }
-        break;
+    if (c->kind == SDRT_OP_SCALE && sx == 1 && sy == 1) {
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * c->a + c->b;
+        return;
     }
+    if (c->kind == SDRT_OP_SCALE) {
+        for (int64_t i = 0; i < n; i++) y[i * sy] = x[i * sx] * c->a + c->b;
+        return;
+    }
+    if (sx == 1 && sy == 1) {
+        cpu_act_row_f32(c->kind, x, y, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i * sy] = cpu_act1(c->kind, x[i * sx]);
 }
 
 sdrt_status cpu_op_activation(cpu_ctx *ctx, const sdrt_op *op) {
@@ -72,7 +57,9 @@ static void cpu_geglu_task(void *arg, int64_t t, int thread) {
     for (int64_t r = t * g->rows_per_task; r < r1 && r < g->rows; r++) {
         const float *x = (const float *)g->x->data + cpu_row_offset(g->x, r);
         float *y = (float *)g->y->data + cpu_row_offset(g->y, r);
-        for (int64_t j = 0; j < n; j++) y[j * sy] = x[j * sx] * cpu_gelu1(x[(n + j) * sx]);
+        if (sx == 1 && sy == 1) cpu_geglu_row_f32(x, x + n, y, n);
+        else
+            for (int64_t j = 0; j < n; j++) y[j * sy] = x[j * sx] * cpu_gelu1(x[(n + j) * sx]);
     }
 }
 

@@ -2,10 +2,14 @@
  * x im2col(x)[(c,ky,kx), pixel]. The im2col matrix is never stored: the B
  * packer reads the input directly into NR-wide panels, copying whole runs
  * of a row at a time where stride and layout allow. 1x1 stride-1 convs use
- * the input as B directly. One GEMM per image and group. */
+ * the input as B directly. One GEMM per group covers up to CPU_CONV_BATCH
+ * images, so each block of weights is packed once for all of them. */
 #include "cpu_internal.h"
 
 #include <string.h>
+
+/* Images per GEMM: they share every packed block of weights. */
+#define CPU_CONV_BATCH 8
 
 typedef struct cpu_conv {
     int64_t n, c, h, w, o, kh, kw, ho, wo;
@@ -164,6 +168,30 @@ static void cpu_conv_b_operand(const sdrt_tensor *x, const cpu_conv *cv, const f
     *b = (cpu_operand){.data = xg, .dtype = SDRT_DTYPE_F32, .pack = cpu_im2col_pack, .ctx = ic};
 }
 
+/* Images n0..n0+count of group g as one batched GEMM: the weights are
+ * packed once per block for all of them. */
+static sdrt_status cpu_conv_images(cpu_ctx *ctx, const cpu_conv *cv, const sdrt_tensor *x, const sdrt_tensor *w,
+                                   const sdrt_tensor *bias, const sdrt_tensor *out, int64_t g, int64_t n0,
+                                   int64_t count) {
+    int64_t cg = cv->c / cv->groups, og = cv->o / cv->groups;
+    cpu_conv_w cw;
+    cpu_im2col ic[CPU_CONV_BATCH];
+    cpu_operand b[CPU_CONV_BATCH];
+    float *c[CPU_CONV_BATCH];
+    cpu_gemm_args a = {.m = og, .n = cv->ho * cv->wo, .k = cg * cv->kh * cv->kw, .alpha = 1.0f,
+                       .ldc = out->strides[1], .batch = count, .b_batch = b, .c_batch = c};
+    cpu_conv_a_operand(w, g, og, &cw, &a.a);
+    for (int64_t i = 0; i < count; i++) {
+        const float *xg = (const float *)x->data + (n0 + i) * x->strides[0] + g * cg * x->strides[1];
+        cpu_conv_b_operand(x, cv, xg, &ic[i], &b[i]);
+        c[i] = (float *)out->data + (n0 + i) * out->strides[0] + g * og * out->strides[1];
+    }
+    a.b = b[0];
+    a.c = c[0];
+    a.bias_m = bias ? (const float *)bias->data + g * og : NULL;
+    return cpu_gemm(ctx, &a);
+}
+
 sdrt_status cpu_op_conv2d(cpu_ctx *ctx, const sdrt_op *op) {
     cpu_conv cv;
     sdrt_status st = cpu_conv_plan(op, &cv);
@@ -182,19 +210,10 @@ sdrt_status cpu_op_conv2d(cpu_ctx *ctx, const sdrt_op *op) {
             s *= y->shape[d];
         }
     }
-    int64_t cg = cv.c / cv.groups, og = cv.o / cv.groups;
-    for (int64_t n = 0; n < cv.n; n++) {
-        for (int64_t g = 0; g < cv.groups; g++) {
-            cpu_conv_w cw;
-            cpu_im2col ic;
-            cpu_gemm_args a = {.m = og, .n = cv.ho * cv.wo, .k = cg * cv.kh * cv.kw, .alpha = 1.0f};
-            cpu_conv_a_operand(w, g, og, &cw, &a.a);
-            const float *xg = (const float *)x->data + n * x->strides[0] + g * cg * x->strides[1];
-            cpu_conv_b_operand(x, &cv, xg, &ic, &a.b);
-            a.c = (float *)out.data + n * out.strides[0] + g * og * out.strides[1];
-            a.ldc = out.strides[1];
-            a.bias_m = bias ? (const float *)bias->data + g * og : NULL;
-            st = cpu_gemm(ctx, &a);
+    for (int64_t g = 0; g < cv.groups; g++) {
+        for (int64_t n0 = 0; n0 < cv.n; n0 += CPU_CONV_BATCH) {
+            int64_t count = cv.n - n0 < CPU_CONV_BATCH ? cv.n - n0 : CPU_CONV_BATCH;
+            st = cpu_conv_images(ctx, &cv, x, w, bias, &out, g, n0, count);
             if (st != SDRT_OK) return st;
         }
     }

@@ -12,8 +12,6 @@ static float cpu_param_or(const sdrt_tensor *t, int64_t i, float dflt) {
     return ((const float *)t->data)[i * t->strides[t->ndim - 1]];
 }
 
-static inline float cpu_silu1(float v) { return v / (1.0f + expf(-v)); }
-
 /* ---- group norm ---------------------------------------------------------- */
 
 typedef struct cpu_gn {
@@ -44,8 +42,7 @@ static void cpu_gn_task(void *arg, int64_t t, int thread) {
         const float *xc = x + ci * g->spatial;
         float *yc = g->y + base + ci * g->spatial;
         for (int64_t i = 0; i < g->spatial; i++) yc[i] = (xc[i] - fmean) * scale + shift;
-        if (g->silu)
-            for (int64_t i = 0; i < g->spatial; i++) yc[i] = cpu_silu1(yc[i]);
+        if (g->silu) cpu_act_row_f32(SDRT_OP_SILU, yc, yc, g->spatial);
     }
 }
 
