@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
                                         "DPM++ 3M SDE", "DDIM",    "Heun",     "LMS",             "DPM2",
                                         "DPM2 a",       "DPM++ 2S", "DEIS",    "UniPC",           "uni_pc",
                                         "DDPM",         "PLMS",    "PNDMScheduler", "LCM",        "TCD",
-                                        NULL};
+                                        "DPM++ SDE",    "DPM++ SDE Karras", NULL};
     printf("# latent 4x128x128 (%zu floats), %d steps, best of 5\n", n, steps);
     printf("%-24s %10s %10s\n", "# scheduler", "us/step", "us/scale");
     for (const char *const *nm = names; *nm; nm++) bench(*nm, steps, n, x0, eps);

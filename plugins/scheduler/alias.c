@@ -102,6 +102,7 @@ const sched_alias sched_aliases[] = {
     {"k_dpm_2", "KDPM2DiscreteScheduler", NULL, "sdcpp"},
     {"k_dpm_2_a", "KDPM2AncestralDiscreteScheduler", NULL, "sdcpp"},
     {"k_dpmpp_2m", "DPMSolverMultistepScheduler", "{\"algorithm_type\":\"dpmsolver++\",\"solver_order\":2}", "sdcpp"},
+    {"k_dpmpp_sde", "DPMSolverSDEScheduler", NULL, "sdcpp"},
     {"plms", "PNDMScheduler", "{\"skip_prk_steps\":true}", "sdcpp"},
     {NULL, NULL, NULL, NULL},
 };

@@ -281,6 +281,21 @@ static inline void sched_alpha_sigma(float sigma, float *alpha_t, float *sigma_t
 typedef enum sched_dpm_variant { SCHED_VAR_DPM, SCHED_VAR_UNIPC, SCHED_VAR_DEIS, SCHED_VAR_SINGLE } sched_dpm_variant;
 sdrt_status sched_dpm_schedule(sdrt_sched *s, sched_dpm_variant v);
 
+/* ---- the Brownian tree (brownian.c) ------------------------------------ */
+
+/* torchsde.BrownianInterval(t0, t1, size=(n,), dtype=float32,
+ * entropy=entropy, tol=1e-6, pool_size=24, halfway_tree=True), bit for bit:
+ * numpy SeedSequence seeds, torch-exact randn, the same bridge arithmetic. */
+typedef struct sched_brownian sched_brownian;
+/* t0 <= t1. *out owned by the caller (sched_brownian_destroy). Returns OK,
+ * INVALID_ARGUMENT (t0 > t1, n == 0) or RESOURCE_EXHAUSTED. */
+sdrt_status sched_brownian_create(uint64_t entropy, double t0, double t1, size_t n, sched_brownian **out);
+/* W(tb) - W(ta) for ta <= tb (clamped to [t0, t1] as torchsde does) into
+ * out[0..n). Returns OK, INVALID_ARGUMENT (ta > tb), RESOURCE_EXHAUSTED or
+ * INTERNAL (a tree deeper than 62 levels, which tol 1e-6 never needs). */
+sdrt_status sched_brownian_increment(sched_brownian *b, double ta, double tb, float *out);
+void sched_brownian_destroy(sched_brownian *b); /* NULL: nothing */
+
 /* ---- Align Your Steps (ays.c) ------------------------------------------ */
 
 /* The class has align_your_steps and it is on. */

@@ -17,6 +17,10 @@ few N a full trajectory driven by a deterministic synthetic model:
 
 The C test (test_scheduler.c) replays the same loop with sdrt_rng and
 compares step by step (relative L2 <= 1e-5).
+
+DPMSolverSDEScheduler needs torchsde in the venv (dev only); its cases set
+noise_sampler_seed, since diffusers otherwise seeds the Brownian tree from
+torch's global generator.
 """
 import inspect
 import json
@@ -152,7 +156,21 @@ CASES = [
     ("dpmpp_2m_sde_ays", "DPMSolverMultistepScheduler", "sdxl", {"align_your_steps": True, "ays_model": "sdxl", "algorithm_type": "sde-dpmsolver++"}, {}, [10]),
     ("dpm_single_ays", "DPMSolverSinglestepScheduler", "sd15", {"align_your_steps": True, "ays_model": "sd1"}, {}, [10]),
     ("heun_ays_sdxl", "HeunDiscreteScheduler", "sdxl", {"align_your_steps": True, "ays_model": "sdxl"}, {}, [10]),
+    # DPMSolverSDE: noise_sampler_seed fixed so torchsde's Brownian tree is
+    # reproducible (sdrt defaults it to the request seed; diffusers draws one)
+    ("dpmsde_default", "DPMSolverSDEScheduler", "none", {"noise_sampler_seed": 42}, {}, []),
+    ("dpmsde_sd15", "DPMSolverSDEScheduler", "sd15", {"noise_sampler_seed": 42}, {}, [1000]),
+    ("dpmsde_karras", "DPMSolverSDEScheduler", "sd15", {"use_karras_sigmas": True, "noise_sampler_seed": 1099511627781}, {}, []),
+    ("dpmsde_vpred", "DPMSolverSDEScheduler", "sd15", {"prediction_type": "v_prediction", "timestep_spacing": "trailing", "noise_sampler_seed": 7}, {}, []),
+    ("dpmsde_exponential", "DPMSolverSDEScheduler", "none", {"use_exponential_sigmas": True, "noise_sampler_seed": 0}, {}, []),
 ]
+
+# cases whose trajectories cover more step counts than TRAJ_STEPS
+TRAJ_OVERRIDE = {
+    "dpmsde_default": [1, 2, 8, 25],
+    "dpmsde_karras": [1, 2, 8, 25],
+    "dpmsde_vpred": [1, 2, 8, 25],
+}
 
 # NVIDIA's Align Your Steps noise levels as ComfyUI's AlignYourStepsScheduler
 # holds them (11 levels, the 10-step schedule before the final 0).
@@ -271,6 +289,7 @@ def main():
         traj = TRAJ_STEPS if extra else TRAJ_STEPS[:1]
         if over.get("align_your_steps"):
             traj = [10] + TRAJ_STEPS[:1]
+        traj = TRAJ_OVERRIDE.get(name, traj)
         rec = {"name": name, "class": cls, "base": base, "overrides": over,
                "shape": list(SHAPE), "seed": SEED, "step_seed": STEP_SEED,
                "model": "0.3*xin + 0.5*sin(xin) + 0.1*t/1000",

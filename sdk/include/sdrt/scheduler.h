@@ -84,9 +84,8 @@ typedef struct sdrt_scheduler_iface {
      * (owned by the caller) and sets *out to NULL:
      *   NOT_FOUND        the name is not a known scheduler;
      *   UNSUPPORTED      a known name or option sdrt does not implement
-     *                    (message says why, e.g. "DPM++ SDE": torchsde
-     *                    Brownian-tree noise; "Euler a AYS": no custom
-     *                    timesteps in that class);
+     *                    (message says why, e.g. "Euler a AYS": no
+     *                    custom timesteps in that class);
      *   INVALID_ARGUMENT a config field of the wrong type or out of range
      *                    ("scheduler_config.solver_order: 4 is not in 1..3"),
      *                    or num_inference_steps < 1. */
