@@ -17,7 +17,7 @@ bash scripts/build.sh
 echo "== ASan + UBSan build and tests" >&2
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSDRT_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-(cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   SDRT_FUZZ_ITERS=500 ctest --output-on-failure -j"$jobs" -LE slow)
 
 echo "== libFuzzer (${SDRT_FUZZ_SECONDS:-20} s per target)" >&2
