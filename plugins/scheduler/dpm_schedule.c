@@ -118,3 +118,9 @@ sdrt_status sched_dpm_schedule(sdrt_sched *s, sched_dpm_variant v) {
     free(ts), free(sig), free(logs), free(tsig);
     return st;
 }
+
+void sched_dpm_add_noise(sdrt_sched *s, const float *x0, const float *noise, uint32_t i, float *out, size_t n) {
+    float at, st;
+    sched_alpha_sigma(s->sigmas[i], &at, &st);
+    for (size_t k = 0; k < n; k++) out[k] = at * x0[k] + st * noise[k];
+}

@@ -257,12 +257,6 @@ static sdrt_status step(sdrt_sched *s, uint32_t i, const float *e, float *x, siz
     return SDRT_OK;
 }
 
-static void add_noise(sdrt_sched *s, const float *x0, const float *noise, uint32_t i, float *out, size_t n) {
-    float at, st;
-    sched_alpha_sigma(s->sigmas[i], &at, &st);
-    for (size_t k = 0; k < n; k++) out[k] = at * x0[k] + st * noise[k];
-}
-
 const sched_kind sched_kind_dpm_single = {
     .name = "DPMSolverSinglestepScheduler",
     .fields = fields,
@@ -270,7 +264,7 @@ const sched_kind sched_kind_dpm_single = {
     .has_sigmas = 1,
     .setup = setup,
     .step = step,
-    .add_noise = add_noise,
+    .add_noise = sched_dpm_add_noise,
     .release = release,
     .n_bufs = 5,
 };

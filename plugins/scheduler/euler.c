@@ -202,3 +202,22 @@ const sched_kind sched_kind_euler = {
     .step = step,
     .n_bufs = 1,
 };
+
+sdrt_status sched_k_tables(sdrt_sched *s) {
+    uint32_t N0 = (uint32_t)s->num_inference_steps, N = 0;
+    double *ts = calloc(N0 + 2, sizeof *ts), *sig = calloc(N0 + 2, sizeof *sig);
+    sdrt_status st = (!ts || !sig) ? sched_fail(&s->diag, SDRT_RESOURCE_EXHAUSTED, "scheduler: out of memory")
+                                   : sched_build_sigmas(s, ts, sig, &N);
+    if (!st) st = sched_alloc_tables(s, N, N + 1);
+    if (!st) {
+        for (uint32_t i = 0; i < N; i++) {
+            s->timesteps[i] = (float)ts[i];
+            s->sigmas[i] = (float)sig[i];
+        }
+        s->sigmas[N] = 0.0f;
+        sched_euler_init_noise_sigma(s);
+    }
+    free(ts);
+    free(sig);
+    return st;
+}

@@ -19,22 +19,7 @@ static const sched_field_default fields[] = {
 
 static sdrt_status setup(sdrt_sched *s) {
     if (sched_check_sigma_flags(s) || sched_check_prediction(s, 0)) return s->diag.code;
-    uint32_t N0 = (uint32_t)s->num_inference_steps, N = 0;
-    double *ts = calloc(N0 + 2, sizeof *ts), *sig = calloc(N0 + 2, sizeof *sig);
-    sdrt_status st = (!ts || !sig) ? sched_fail(&s->diag, SDRT_RESOURCE_EXHAUSTED, "scheduler: out of memory")
-                                   : sched_build_sigmas(s, ts, sig, &N);
-    if (!st) st = sched_alloc_tables(s, N, N + 1);
-    if (!st) {
-        for (uint32_t i = 0; i < N; i++) {
-            s->timesteps[i] = (float)ts[i];
-            s->sigmas[i] = (float)sig[i];
-        }
-        s->sigmas[N] = 0.0f;
-        sched_euler_init_noise_sigma(s);
-    }
-    free(ts);
-    free(sig);
-    return st;
+    return sched_k_tables(s);
 }
 
 static sdrt_status step(sdrt_sched *s, uint32_t i, const float *e, float *x, size_t n, sdrt_rng *rng) {

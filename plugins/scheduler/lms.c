@@ -31,24 +31,9 @@ static const sched_field_default fields[] = {
 
 static sdrt_status setup(sdrt_sched *s) {
     if (sched_check_sigma_flags(s) || sched_check_prediction(s, 1)) return s->diag.code;
-    uint32_t N0 = (uint32_t)s->num_inference_steps, N = 0;
-    double *ts = calloc(N0 + 2, sizeof *ts), *sig = calloc(N0 + 2, sizeof *sig);
-    sdrt_status st = (!ts || !sig) ? sched_fail(&s->diag, SDRT_RESOURCE_EXHAUSTED, "scheduler: out of memory")
-                                   : sched_build_sigmas(s, ts, sig, &N);
-    if (!st) st = sched_alloc_tables(s, N, N + 1);
-    if (!st) {
-        for (uint32_t i = 0; i < N; i++) {
-            s->timesteps[i] = (float)ts[i];
-            s->sigmas[i] = (float)sig[i];
-        }
-        s->sigmas[N] = 0.0f;
-        sched_euler_init_noise_sigma(s);
-        s->STORED = 0;
-        s->NEWEST = 0;
-    }
-    free(ts);
-    free(sig);
-    return st;
+    s->STORED = 0;
+    s->NEWEST = 0;
+    return sched_k_tables(s);
 }
 
 /* The Lagrange basis polynomial `cur` over sigmas[t], sigmas[t-1], ... */

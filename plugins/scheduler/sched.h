@@ -262,6 +262,10 @@ float sched_alpha_at(const sdrt_sched *s, int64_t t);
 /* EulerDiscrete's set_timesteps schedule in double: ts[0..N), sig[0..N).
  * Arrays hold num_inference_steps + 2. */
 sdrt_status sched_build_sigmas(sdrt_sched *s, double *ts, double *sig, uint32_t *n_out);
+/* The tables of the k-diffusion samplers that step on sched_build_sigmas'
+ * schedule as is (Euler a, LMS): timesteps[0..N), sigmas[0..N] with a final
+ * 0, and init_noise_sigma. */
+sdrt_status sched_k_tables(sdrt_sched *s);
 /* x0 from the model output at sigma, by prediction_type. */
 void sched_k_x0(const sdrt_sched *s, float sigma, const float *e, const float *x, float *x0, size_t n);
 /* max sigma, or sqrt(max^2+1) unless spacing is linspace/trailing. */
@@ -280,6 +284,9 @@ static inline void sched_alpha_sigma(float sigma, float *alpha_t, float *sigma_t
  * in small details. */
 typedef enum sched_dpm_variant { SCHED_VAR_DPM, SCHED_VAR_UNIPC, SCHED_VAR_DEIS, SCHED_VAR_SINGLE } sched_dpm_variant;
 sdrt_status sched_dpm_schedule(sdrt_sched *s, sched_dpm_variant v);
+/* add_noise of the solvers on alpha/sigma schedules (DPM-Solver multistep
+ * and singlestep, UniPC, DEIS): alpha_t * x0 + sigma_t * noise at sigmas[i]. */
+void sched_dpm_add_noise(sdrt_sched *s, const float *x0, const float *noise, uint32_t i, float *out, size_t n);
 
 /* ---- the Brownian tree (brownian.c) ------------------------------------ */
 

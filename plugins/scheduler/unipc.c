@@ -260,12 +260,6 @@ static sdrt_status step(sdrt_sched *s, uint32_t i, const float *e, float *x, siz
     return SDRT_OK;
 }
 
-static void add_noise(sdrt_sched *s, const float *x0, const float *noise, uint32_t i, float *out, size_t n) {
-    float at, st;
-    sched_alpha_sigma(s->sigmas[i], &at, &st);
-    for (size_t k = 0; k < n; k++) out[k] = at * x0[k] + st * noise[k];
-}
-
 const sched_kind sched_kind_unipc = {
     .name = "UniPCMultistepScheduler",
     .fields = fields,
@@ -273,6 +267,6 @@ const sched_kind sched_kind_unipc = {
     .has_sigmas = 1,
     .setup = setup,
     .step = step,
-    .add_noise = add_noise,
+    .add_noise = sched_dpm_add_noise,
     .n_bufs = 5,
 };
