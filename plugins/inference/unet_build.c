@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sdrt/half.h"
+#include "sdrt/nn.h"
 #include "unet_internal.h"
 
 struct unet_owned {
@@ -100,16 +100,6 @@ static unet_owned *owned_new(unet *u, size_t nfloats) {
     return o;
 }
 
-static float element_f32(const sdrt_tensor *t, int64_t i) {
-    const char *p = (const char *)t->data;
-    int64_t off = i * t->strides[0];
-    switch (t->dtype) {
-    case SDRT_DTYPE_F16: return sdrt_f16_to_f32(((const uint16_t *)p)[off]);
-    case SDRT_DTYPE_BF16: return sdrt_bf16_to_f32(((const uint16_t *)p)[off]);
-    default: return ((const float *)p)[off];
-    }
-}
-
 /* A 1-D parameter [n] as contiguous f32: norms and biases are applied by
  * element-wise ops that take f32 only, and converting them once here costs
  * nothing next to the matrices, which stay in their stored dtype. */
@@ -129,7 +119,10 @@ static const sdrt_tensor *b_param_opt(build_ctx *b, const char *prefix, const ch
         b_fail(b, SDRT_RESOURCE_EXHAUSTED, "unet weight %s: %s", name, "out of memory");
         return NULL;
     }
-    for (int64_t i = 0; i < n; i++) o->data[i] = element_f32(t, i);
+    if (sdrt_nn_param_to_f32(t, o->data) != 0) {
+        b_fail(b, SDRT_INVALID_ARGUMENT, "unet weight %s: %s", name, "dtype is not f32, f16 or bf16");
+        return NULL;
+    }
     o->t = (sdrt_tensor){.struct_size = sizeof(sdrt_tensor), .dtype = SDRT_DTYPE_F32, .ndim = 1,
                          .shape = {n, 1, 1, 1, 1, 1}, .strides = {1}, .data = o->data};
     return &o->t;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sdrt/half.h"
+#include "sdrt/nn.h"
 #include "vae.h"
 
 /* diffusers builds the VAE's resnets, attention and output norm with eps 1e-6. */
@@ -42,16 +42,6 @@ void vae_net_release(vae_net *v) {
     }
 }
 
-static float element_f32(const sdrt_tensor *t, int64_t i) {
-    const char *p = (const char *)t->data;
-    int64_t off = i * t->strides[0];
-    switch (t->dtype) {
-    case SDRT_DTYPE_F16: return sdrt_f16_to_f32(((const uint16_t *)p)[off]);
-    case SDRT_DTYPE_BF16: return sdrt_bf16_to_f32(((const uint16_t *)p)[off]);
-    default: return ((const float *)p)[off];
-    }
-}
-
 /* A 1-D parameter (bias, norm scale) as contiguous f32, converted once per
  * net: backends take f32 for the element-wise operands (an f16 bias made
  * every decode of an f16 checkpoint fail). */
@@ -68,7 +58,7 @@ static const sdrt_tensor *f32_param(vae_net *v, const sdrt_tensor *t, const char
         vae_fail(v, SDRT_RESOURCE_EXHAUSTED, "vae weight %s: out of memory", name);
         return NULL;
     }
-    for (int64_t i = 0; i < n; i++) p->data[i] = element_f32(t, i);
+    sdrt_nn_param_to_f32(t, p->data); /* dtype checked above */
     p->src = t;
     p->t = (sdrt_tensor){.struct_size = sizeof(sdrt_tensor), .dtype = SDRT_DTYPE_F32, .ndim = 1,
                          .shape = {n, 1, 1, 1, 1, 1}, .strides = {1}, .data = p->data};

@@ -24,6 +24,7 @@ void test_gemm_odd_shapes(void);
 void test_conv2d_batched(void);
 void test_nn_sticky_and_cancel(void);
 void test_nn_views_and_weights(void);
+void test_nn_param_to_f32(void);
 
 const test_entry TESTS[] = {
     {"golden_matmul", test_golden_matmul},
@@ -49,5 +50,6 @@ const test_entry TESTS[] = {
     {"conv2d_batched", test_conv2d_batched},
     {"nn_sticky_and_cancel", test_nn_sticky_and_cancel},
     {"nn_views_and_weights", test_nn_views_and_weights},
+    {"nn_param_to_f32", test_nn_param_to_f32},
     {0, 0},
 };
