@@ -11,8 +11,7 @@
 #include "sdrt/half.h"
 #include "sdrt/plugin.h"
 
-static void set_err(char *err, size_t n, const char *fmt, ...) SDRT_PRINTF(3, 4);
-static void set_err(char *err, size_t n, const char *fmt, ...) {
+void lora_set_err(char *err, size_t n, const char *fmt, ...) {
     if (!err || !n) return;
     va_list ap;
     va_start(ap, fmt);
@@ -88,7 +87,7 @@ static int push_ignored(lora_file *f, const char *key, const char *reason) {
 
 /* ---- checking one module ------------------------------------------------- */
 
-#define ERR(...) (set_err(err, errlen, __VA_ARGS__), SDRT_INVALID_ARGUMENT)
+#define ERR(...) (lora_set_err(err, errlen, __VA_ARGS__), SDRT_INVALID_ARGUMENT)
 
 static const char *shape_str(const st_tensor *t, char *buf, size_t n) {
     size_t o = 0;
@@ -102,7 +101,7 @@ static const char *shape_str(const st_tensor *t, char *buf, size_t n) {
 
 static sdrt_status unsupported(const lora_file *f, const lora_module *m, lora_part p, const char *what, char *err,
                                size_t errlen) {
-    set_err(err, errlen, "lora '%s': key '%s.%s': %s is not supported", f->path, m->base, lora_part_name(p), what);
+    lora_set_err(err, errlen, "lora '%s': key '%s.%s': %s is not supported", f->path, m->base, lora_part_name(p), what);
     return SDRT_UNSUPPORTED;
 }
 
@@ -308,17 +307,17 @@ sdrt_status lora_file_open(const char *path, lora_file **out, char *err, size_t 
     char sub[768];
     if (st_open(path, &f->st, sub, sizeof sub) != 0) {
         lora_file_close(f);
-        set_err(err, errlen, "lora '%s': not a readable safetensors file: %s", path, sub);
+        lora_set_err(err, errlen, "lora '%s': not a readable safetensors file: %s", path, sub);
         return SDRT_INVALID_ARGUMENT;
     }
     sdrt_status st = group_modules(f, err, errlen);
     if (st == SDRT_OK && f->n_mods == 0) {
-        set_err(err, errlen, "lora '%s': no LoRA tensors (%zu tensors, none named like lora_down/lora_up, "
+        lora_set_err(err, errlen, "lora '%s': no LoRA tensors (%zu tensors, none named like lora_down/lora_up, "
                              "lora_A/lora_B, hada_*, lokr_*)%s%s", path, f->st->n_tensors,
                 f->n_ignored ? "; first key: " : "", f->n_ignored ? f->ignored[0] : "");
         st = SDRT_INVALID_ARGUMENT;
     }
-    if (st == SDRT_RESOURCE_EXHAUSTED) set_err(err, errlen, "lora '%s': out of memory", path);
+    if (st == SDRT_RESOURCE_EXHAUSTED) lora_set_err(err, errlen, "lora '%s': out of memory", path);
     if (st != SDRT_OK) {
         lora_file_close(f);
         return st;

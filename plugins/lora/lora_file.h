@@ -11,6 +11,7 @@
 
 #include "keys.h"
 #include "safetensors.h"
+#include "sdrt/plugin.h"
 #include "sdrt/status.h"
 
 typedef enum lora_algo { ALGO_LORA = 0, ALGO_LOHA, ALGO_LOKR, ALGO_DIFF, ALGO_COUNT_ } lora_algo;
@@ -54,6 +55,9 @@ size_t lora_st_numel(const st_tensor *t);
 
 /* Names for lora.inspect. */
 const char *lora_algo_name(lora_algo a);
+/* printf into err[n] (either may be NULL/0: then nothing); the plugin's
+ * one way to fill the err/errlen pairs. */
+void lora_set_err(char *err, size_t n, const char *fmt, ...) SDRT_PRINTF(3, 4);
 const char *lora_style_name(lora_style s);
 
 #endif

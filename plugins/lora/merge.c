@@ -18,14 +18,6 @@
 #include "sdrt/half.h"
 #include "sdrt/plugin.h"
 
-static void set_err(char *err, size_t n, const char *fmt, ...) SDRT_PRINTF(3, 4);
-static void set_err(char *err, size_t n, const char *fmt, ...) {
-    if (!err || !n) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- kernels --------------------------------------------------------------- */
 
@@ -164,7 +156,7 @@ sdrt_status lora_target_init(lora_target *t, char *err, size_t errlen) {
     }
     if (b->ndim < 1 || numel < 1 || !contiguous || !b->data ||
         (b->dtype != SDRT_DTYPE_F32 && b->dtype != SDRT_DTYPE_F16 && b->dtype != SDRT_DTYPE_BF16)) {
-        set_err(err, errlen, "%s: a LoRA can patch only contiguous f32/f16/bf16 host weights", t->name);
+        lora_set_err(err, errlen, "%s: a LoRA can patch only contiguous f32/f16/bf16 host weights", t->name);
         return SDRT_INVALID_ARGUMENT;
     }
     t->rows = b->shape[0];
@@ -201,7 +193,7 @@ static char *shape_of(const sdrt_tensor *t, char *buf, size_t n) {
 static sdrt_status misfit(const lora_contrib *c, const lora_target *t, const char *what, int64_t r, int64_t k,
                           char *err, size_t errlen) {
     char s[96];
-    set_err(err, errlen, "lora '%s': key '%s': %s delta [%lld, %lld] does not fit %s.%s %s", c->file, c->m->base, what,
+    lora_set_err(err, errlen, "lora '%s': key '%s': %s delta [%lld, %lld] does not fit %s.%s %s", c->file, c->m->base, what,
             (long long)r, (long long)k, t->component == 0 ? "unet" : t->component == 1 ? "text_encoder" : "text_encoder_2",
             t->name, shape_of(t->base, s, sizeof s));
     return SDRT_INVALID_ARGUMENT;
@@ -278,7 +270,7 @@ sdrt_status lora_contrib_prepare(lora_contrib *c, const lora_target *t, char *er
     case ALGO_LOHA: return prep_loha(c, t, err, errlen);
     case ALGO_LOKR: return prep_lokr(c, t, err, errlen);
     case ALGO_DIFF: return prep_diff(c, t, err, errlen);
-    default: set_err(err, errlen, "lora '%s': key '%s': unknown algorithm", c->file, c->m->base); return SDRT_INTERNAL;
+    default: lora_set_err(err, errlen, "lora '%s': key '%s': unknown algorithm", c->file, c->m->base); return SDRT_INTERNAL;
     }
 }
 
