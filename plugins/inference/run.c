@@ -199,10 +199,10 @@ static sdrt_error *run_create_scheduler(run_ctx *c, const char *base) {
     p.num_inference_steps = c->r.steps;
     sdrt_error *e = p.name ? c->sched->create(c->sched->self, &p, &c->state)
                            : c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "scheduler: out of memory");
-    /* The request named no scheduler and the model's own class (e.g. SD1.5's
-     * PNDMScheduler) is not implemented: generate with Euler, which every
-     * SD checkpoint supports, rather than refusing a request that said
-     * nothing about schedulers. */
+    /* The request named no scheduler and the model's own class is one sdrt
+     * does not know (a newer diffusers class) or a configuration it refuses:
+     * generate with Euler, which every SD checkpoint supports, rather than
+     * refusing a request that said nothing about schedulers. */
     if (e && fallback && (e->code == SDRT_UNSUPPORTED || e->code == SDRT_NOT_FOUND)) {
         char msg[600];
         snprintf(msg, sizeof msg, "scheduler: the model's %s is not available (%s); using EulerDiscreteScheduler",

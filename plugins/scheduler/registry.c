@@ -28,13 +28,6 @@ const sched_kind *const sched_kinds[] = {
     NULL,
 };
 
-/* Every class the alias table names has a kind now; the reason remains for
- * a class name that reaches create() without one. */
-const char *sched_unimplemented_reason(const char *class_name) {
-    (void)class_name;
-    return "it is not implemented";
-}
-
 const sched_kind *sched_kind_find(const char *class_name) {
     for (const sched_kind *const *k = sched_kinds; *k; k++)
         if (strcmp((*k)->name, class_name) == 0) return *k;

@@ -203,8 +203,6 @@ struct sched_kind {
 /* All kinds, NULL-terminated (registry.c). */
 extern const sched_kind *const sched_kinds[];
 const sched_kind *sched_kind_find(const char *class_name);
-/* Why a class the alias table names has no kind (static text). */
-const char *sched_unimplemented_reason(const char *class_name);
 
 /* ---- shared math (betas.c, sigmas.c) ------------------------------------- */
 
