@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fake_host.h"
+#include "../model/fake_host.h"
 #include "harness.h"
 #include "plugin.h"
 #include "sdrt/backend.h"
@@ -29,7 +29,7 @@ static sdrt_device *cpu_device(void) {
     if (dev) return dev;
     void *so = dlopen(test_path("SDRT_BUILD_DIR", "lib/sdrt/backends/sdrt_backend_cpu.so"), RTLD_NOW | RTLD_LOCAL);
     sdrt_backend_entry_fn entry = so ? (sdrt_backend_entry_fn)dlsym(so, SDRT_BACKEND_ENTRY_SYMBOL) : NULL;
-    sdrt_backend_reg *reg = entry ? entry(lora_fake_api(), "{}") : NULL;
+    sdrt_backend_reg *reg = entry ? entry(fake_host_api(), "{}") : NULL;
     if (reg && reg->iface->device_count(reg) > 0) dev = reg->iface->device_get(reg, 0);
     return dev;
 }
@@ -71,9 +71,9 @@ static void test_prompt_tag_applies_lora(void) {
     char settings[2048];
     snprintf(settings, sizeof settings, "{\"model_roots\":[\"%s\",\"%s\"],\"threads\":2}",
              test_path("SDRT_SOURCE_DIR", "tests/lora/data"), getenv("SDRT_REFERENCE"));
-    lora_fake_reset();
-    lora_fake_settings = settings;
-    const sdrt_host_api *api = lora_fake_api();
+    fake_host_reset();
+    fake_settings = settings;
+    const sdrt_host_api *api = fake_host_api();
     REQUIRE(cpu_device(), "no CPU backend");
     REQUIRE(!api->publish(NULL, SDRT_BACKEND_IFACE_ID, &FAKE_BACKEND), "publish backend");
     void *mp = NULL, *lp = NULL, *cp = NULL;

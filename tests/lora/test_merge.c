@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fake_host.h"
+#include "../model/fake_host.h"
 #include "harness.h"
 #include "plugin.h"
 #include "sdrt/half.h"
@@ -33,11 +33,11 @@ static const char *data_dir(void) { return test_path("SDRT_SOURCE_DIR", "tests/l
 
 static int env_up(env *e) {
     memset(e, 0, sizeof *e);
-    lora_fake_reset();
+    fake_host_reset();
     snprintf(e->settings, sizeof e->settings, "{\"model_roots\":[\"%s\",\"%s\"],\"threads\":2}", data_dir(),
              getenv("SDRT_REFERENCE") ? getenv("SDRT_REFERENCE") : ".");
-    lora_fake_settings = e->settings;
-    const sdrt_host_api *api = lora_fake_api();
+    fake_settings = e->settings;
+    const sdrt_host_api *api = fake_host_api();
     sdrt_error *err = model_plugin_init(api, NULL, "{}", &e->model_inst);
     if (!err) err = lora_plugin_init(api, NULL, "{}", &e->lora_inst);
     if (err) {
@@ -62,7 +62,7 @@ static sdrt_model *open_model(env *e, const char *name) {
     sdrt_error *err = e->mi->open(e->mi->self, path, NULL, &m);
     if (err) {
         fprintf(stderr, "open %s: %s\n", path, err->message);
-        lora_fake_api()->error_free(err);
+        fake_host_api()->error_free(err);
     }
     return m;
 }
@@ -117,7 +117,7 @@ static void run_case(const char *case_name) {
     sdrt_lora_set *set = NULL;
     sdrt_error *err = m ? e.li->prepare(e.li->self, m, a, (size_t)n, NULL, &set) : NULL;
     CHECK(m && !err && set, "case %s: prepare: %s", case_name, err ? err->message : "no model");
-    if (err) lora_fake_api()->error_free(err);
+    if (err) fake_host_api()->error_free(err);
     char gpath[1024], gerr[256];
     snprintf(gpath, sizeof gpath, "%s/%s.golden.npy", data_dir(), case_name);
     float *gold = NULL;
@@ -185,7 +185,7 @@ static sdrt_status prepare_one(const char *model, const char *file, float w, cha
     sdrt_status st = err ? err->code : SDRT_OK;
     snprintf(msg, n, "%s", err ? err->message : "");
     if (warnings) *warnings = set ? e.li->n_warnings(set) : 0;
-    if (err) lora_fake_api()->error_free(err);
+    if (err) fake_host_api()->error_free(err);
     e.li->destroy(e.li->self, set);
     e.mi->close(e.mi->self, m);
     env_down(&e);
@@ -238,7 +238,7 @@ static void test_unmatched_keys_warn(void) {
     CHECK(st == SDRT_OK, "%d %s", st, msg);
     /* one module that matches no tensor, one tensor that is no LoRA key */
     CHECK(w == 2, "warnings %zu", w);
-    CHECK(lora_fake_n_warnings - before == 2, "job warnings %d", lora_fake_n_warnings);
+    CHECK(fake_n_warnings - before == 2, "job warnings %d", fake_n_warnings);
 }
 
 static void test_not_found_and_roots(void) {
@@ -258,16 +258,16 @@ static void test_cancel(void) {
     sdrt_lora_adapter a;
     sdrt_lora_adapter_init(&a);
     a.model_id = "sd15_kohya";
-    lora_fake_cancel = 1;
+    fake_cancel = 1;
     sdrt_lora_set *set = NULL;
     sdrt_error *err = e.li->prepare(e.li->self, m, &a, 1, NULL, &set);
     CHECK(err && err->code == SDRT_CANCELLED && !set, "cancel: %s", err ? err->message : "none");
-    lora_fake_api()->error_free(err);
+    fake_host_api()->error_free(err);
     a.weight = NAN;
-    lora_fake_cancel = 0;
+    fake_cancel = 0;
     err = e.li->prepare(e.li->self, m, &a, 1, NULL, &set);
     CHECK(err && err->code == SDRT_INVALID_ARGUMENT && strstr(err->message, "weight"), "nan weight");
-    lora_fake_api()->error_free(err);
+    fake_host_api()->error_free(err);
     e.mi->close(e.mi->self, m);
     env_down(&e);
 }
@@ -293,7 +293,7 @@ static void test_exact_restore(void) {
         CHECK(!err && e.li->tensor(set, "unet", name), "prepare round %d", round);
         CHECK(!e.li->tensor(set, "unet", "conv_in.weight"), "unpatched tensor returned");
         CHECK(e.li->bytes(set) > 0, "bytes");
-        lora_fake_api()->error_free(err);
+        fake_host_api()->error_free(err);
         e.li->destroy(e.li->self, set);
         CHECK(memcmp(copy, base->data, n) == 0, "base changed after round %d", round);
     }
@@ -310,7 +310,7 @@ static cJSON *handle(env *e, const char *type, const char *data, sdrt_status *st
     sdrt_error *err = lora_plugin_handle(e->lora_inst, &r, &out);
     *st = err ? err->code : SDRT_OK;
     if (err) fprintf(stderr, "  %s: %s\n", type, err->message);
-    lora_fake_api()->error_free(err);
+    fake_host_api()->error_free(err);
     cJSON *j = out ? cJSON_Parse(out) : NULL;
     free(out);
     return j;
