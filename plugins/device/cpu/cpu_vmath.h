@@ -6,7 +6,8 @@
  * exp: range reduction to r in [-ln2/2, ln2/2] and a degree-7 polynomial
  * (Cephes coefficients): about 1 ulp, exact 0 below the float range.
  * erf: odd/even rational approximation on [-4, 4] (the coefficients Eigen
- * and XLA use), a few ulp; |x| >= 4 gives +-1 as in float erff. */
+ * and XLA use), a few ulp, clamped to [-1, 1]; |x| >= 4 gives +-1 as in
+ * float erff. */
 #ifndef SDRT_CPU_VMATH_H
 #define SDRT_CPU_VMATH_H
 
@@ -69,7 +70,10 @@ T512 static inline __m512 cpu_erf512(__m512 x) {
     q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
     q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
     q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
-    return _mm512_div_ps(p, q);
+    /* The rational fit overshoots |erf| = 1 by a few ulp near |x| = 4,
+     * which flips GELU's sign in the tail (1 + erf < 0): clamp. */
+    __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(p, q), _mm512_set1_ps(-1.0f)), one);
 }
 
 T256 static inline __m256 cpu_erf256(__m256 x) {
@@ -86,7 +90,8 @@ T256 static inline __m256 cpu_erf256(__m256 x) {
     q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.68282697438203e-03f));
     q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-7.37332916720468e-03f));
     q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.42647390514189e-02f));
-    return _mm256_div_ps(p, q);
+    __m256 one = _mm256_set1_ps(1.0f); /* see cpu_erf512 */
+    return _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(p, q), _mm256_set1_ps(-1.0f)), one);
 }
 
 #endif /* SDRT_CPU_VMATH_H */
