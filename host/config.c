@@ -23,7 +23,7 @@ const char *config_exe_dir(void) {
     return dir;
 }
 
-static char *read_text(const char *path) {
+char *host_read_file(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -191,7 +191,7 @@ static int apply_fields(host_config *cfg, char *err, size_t errlen) {
 static int config_build(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {
     const char *path = ov && ov->config_path ? ov->config_path : getenv("SDRT_CONFIG");
     if (!path || !*path) path = default_config_path();
-    char *text = path ? read_text(path) : strdup("{}");
+    char *text = path ? host_read_file(path) : strdup("{}");
     if (!text) {
         snprintf(err, errlen, "config %s: cannot read: %s", path, strerror(errno));
         return -1;

@@ -55,6 +55,9 @@ typedef struct host_cli_overrides {
  * to free. */
 int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen);
 void config_free(host_config *cfg);
+/* A whole (text) file, NUL-terminated and malloc'd; NULL if it cannot be
+ * opened or read. Any thread. */
+char *host_read_file(const char *path);
 /* The directory of the running executable (static storage). */
 const char *config_exe_dir(void);
 

@@ -11,22 +11,6 @@
 #include "host.h"
 #include "os.h"
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* "…/sdrt_model.so" -> "model" */
 static char *plugin_name_from_path(const char *path) {
     const char *base = os_path_last_sep(path);
@@ -45,7 +29,7 @@ static cJSON *load_manifest(const char *so_path) {
     char *slash = os_path_last_sep(path);
     if (!dot || (slash && dot < slash)) return NULL;
     snprintf(dot, sizeof path - (size_t)(dot - path), ".json");
-    char *text = read_file(path);
+    char *text = host_read_file(path);
     cJSON *m = text ? cJSON_Parse(text) : NULL;
     free(text);
     return m;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cond_err.h"
 #include "normalize.h"
 #include "unicode.h"
 
@@ -171,14 +172,6 @@ struct bpe_tokenizer {
     size_t ncache;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || !errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Interns a symbol string; new symbols are not in the vocab (-1). */
 static int32_t intern(bpe_tokenizer *t, const char *s, size_t n) {
     int32_t idx;
@@ -209,27 +202,27 @@ static int load_vocab(bpe_tokenizer *t, const char *text, size_t len, char *err,
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        set_err(err, errlen, "vocab.json: not a JSON object of token -> id");
+        cond_set_err(err, errlen, "vocab.json: not a JSON object of token -> id");
         return -1;
     }
     size_t count = 0;
     for (cJSON *it = root->child; it; it = it->next) {
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 1e7 ||
             it->valuedouble != (double)(int32_t)it->valuedouble) {
-            set_err(err, errlen, "vocab.json: token \"%.40s\": id is not a non-negative integer",
+            cond_set_err(err, errlen, "vocab.json: token \"%.40s\": id is not a non-negative integer",
                     it->string ? it->string : "");
             cJSON_Delete(root);
             return -1;
         }
         int32_t sym = intern(t, it->string, strlen(it->string));
-        if (sym < 0) { cJSON_Delete(root); set_err(err, errlen, "vocab.json: out of memory"); return -1; }
+        if (sym < 0) { cJSON_Delete(root); cond_set_err(err, errlen, "vocab.json: out of memory"); return -1; }
         t->sym_vocab[sym] = (int32_t)it->valuedouble;
         if ((size_t)it->valueint + 1 > t->vocab_size) t->vocab_size = (size_t)it->valueint + 1;
         count++;
     }
     cJSON_Delete(root);
     if (count == 0) {
-        set_err(err, errlen, "vocab.json: empty vocabulary");
+        cond_set_err(err, errlen, "vocab.json: empty vocabulary");
         return -1;
     }
     return 0;
@@ -243,7 +236,7 @@ static int setup_bytes(bpe_tokenizer *t, char *err, size_t errlen) {
         memcpy(s + n, "</w>", 4);
         int32_t e = str_map_get(&t->syms, s, n + 4);
         if (a < 0 || e < 0 || t->sym_vocab[a] < 0 || t->sym_vocab[e] < 0) {
-            set_err(err, errlen, "vocab.json: byte symbol for 0x%02X (or its </w> form) is missing", b);
+            cond_set_err(err, errlen, "vocab.json: byte symbol for 0x%02X (or its </w> form) is missing", b);
             return -1;
         }
         t->byte_sym[b] = a;
@@ -258,7 +251,7 @@ static int load_merges(bpe_tokenizer *t, const char *text, size_t len, char *err
     t->merges.cap = 1;
     while (t->merges.cap < 2 * BPE_MAX_MERGES) t->merges.cap <<= 1;
     t->merges.e = calloc(t->merges.cap, sizeof *t->merges.e);
-    if (!t->merges.e) { set_err(err, errlen, "merges.txt: out of memory"); return -1; }
+    if (!t->merges.e) { cond_set_err(err, errlen, "merges.txt: out of memory"); return -1; }
     /* transformers strips the text and drops the first line (the
      * "#version" header) unconditionally. */
     while (pos < len && (text[pos] == ' ' || text[pos] == '\n' || text[pos] == '\r' || text[pos] == '\t')) pos++;
@@ -273,27 +266,27 @@ static int load_merges(bpe_tokenizer *t, const char *text, size_t len, char *err
             if (!sp || sp == text + pos || (size_t)(sp - text - pos) + 1 >= n ||
                 memchr(sp + 1, ' ', n - (size_t)(sp - text - pos) - 1)) {
                 if (n == 0 && end >= len) break; /* trailing blank line */
-                set_err(err, errlen, "merges.txt: line %zu: expected two symbols separated by one space",
+                cond_set_err(err, errlen, "merges.txt: line %zu: expected two symbols separated by one space",
                         line_no);
                 return -1;
             }
             size_t na = (size_t)(sp - text - pos), nb = n - na - 1;
             char buf[512];
             if (na + nb >= sizeof buf) {
-                set_err(err, errlen, "merges.txt: line %zu: symbol too long", line_no);
+                cond_set_err(err, errlen, "merges.txt: line %zu: symbol too long", line_no);
                 return -1;
             }
             int32_t a = intern(t, text + pos, na), b = intern(t, sp + 1, nb);
             memcpy(buf, text + pos, na);
             memcpy(buf + na, sp + 1, nb);
             int32_t ab = intern(t, buf, na + nb);
-            if (a < 0 || b < 0 || ab < 0) { set_err(err, errlen, "merges.txt: out of memory"); return -1; }
+            if (a < 0 || b < 0 || ab < 0) { cond_set_err(err, errlen, "merges.txt: out of memory"); return -1; }
             merge_put(&t->merges, a, b, rank++, ab);
         }
         pos = end + 1;
     }
     if (rank == 0) {
-        set_err(err, errlen, "merges.txt: no merges after the header line");
+        cond_set_err(err, errlen, "merges.txt: no merges after the header line");
         return -1;
     }
     return 0;
@@ -332,7 +325,7 @@ static int resolve_special(bpe_tokenizer *t, const char *name, const char *text,
                            char *err, size_t errlen) {
     int32_t id = vocab_id(t, text);
     if (id < 0) {
-        set_err(err, errlen, "tokenizer config: %s \"%.40s\" is not in vocab.json", name, text);
+        cond_set_err(err, errlen, "tokenizer config: %s \"%.40s\" is not in vocab.json", name, text);
         return -1;
     }
     *out = id;
@@ -353,7 +346,7 @@ static int load_config(bpe_tokenizer *t, const char *config, const char *special
         cJSON *root = cJSON_Parse(srcs[s]);
         if (!cJSON_IsObject(root)) {
             cJSON_Delete(root);
-            set_err(err, errlen, "%s: not a JSON object", files[s]);
+            cond_set_err(err, errlen, "%s: not a JSON object", files[s]);
             return -1;
         }
         for (int i = 0; i < 4; i++) {
@@ -363,7 +356,7 @@ static int load_config(bpe_tokenizer *t, const char *config, const char *special
         const cJSON *ml = cJSON_GetObjectItemCaseSensitive(root, "model_max_length");
         if (cJSON_IsNumber(ml)) {
             if (ml->valuedouble < 3 || ml->valuedouble > 4096) {
-                set_err(err, errlen, "%s: model_max_length %g is outside 3..4096", files[s], ml->valuedouble);
+                cond_set_err(err, errlen, "%s: model_max_length %g is outside 3..4096", files[s], ml->valuedouble);
                 cJSON_Delete(root);
                 return -1;
             }
@@ -374,7 +367,7 @@ static int load_config(bpe_tokenizer *t, const char *config, const char *special
             const char *c = token_text(it);
             if (c && add_token(t, c, (int32_t)strtol(it->string, NULL, 10))) {
                 cJSON_Delete(root);
-                set_err(err, errlen, "%s: out of memory", files[s]);
+                cond_set_err(err, errlen, "%s: out of memory", files[s]);
                 return -1;
             }
         }
@@ -385,7 +378,7 @@ static int load_config(bpe_tokenizer *t, const char *config, const char *special
         if (resolve_special(t, names[i], texts[i], outs[i], err, errlen)) return -1;
     /* Special tokens are always split out, even without a config. */
     if (add_token(t, texts[0], t->bos) || add_token(t, texts[1], t->eos)) {
-        set_err(err, errlen, "tokenizer: out of memory");
+        cond_set_err(err, errlen, "tokenizer: out of memory");
         return -1;
     }
     return 0;
@@ -403,7 +396,7 @@ bpe_tokenizer *bpe_load_mem(const char *vocab, size_t vocab_len, const char *mer
     bpe_tokenizer *t = calloc(1, sizeof *t);
     if (!t || cache_init(t)) {
         free(t);
-        set_err(err, errlen, "tokenizer: out of memory");
+        cond_set_err(err, errlen, "tokenizer: out of memory");
         return NULL;
     }
     if (load_vocab(t, vocab, vocab_len, err, errlen) || setup_bytes(t, err, errlen) ||
@@ -420,14 +413,14 @@ bpe_tokenizer *bpe_load_mem(const char *vocab, size_t vocab_len, const char *mer
 
 static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
-    if (!f) { set_err(err, errlen, "%s: cannot open", path); return NULL; }
+    if (!f) { cond_set_err(err, errlen, "%s: cannot open", path); return NULL; }
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
         if (n + 65536 + 1 > cap) {
             cap = cap ? cap * 2 : 1 << 20;
             char *b = realloc(buf, cap);
-            if (!b) { free(buf); fclose(f); set_err(err, errlen, "%s: out of memory", path); return NULL; }
+            if (!b) { free(buf); fclose(f); cond_set_err(err, errlen, "%s: out of memory", path); return NULL; }
             buf = b;
         }
         size_t k = fread(buf + n, 1, cap - n - 1, f);
@@ -436,7 +429,7 @@ static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
     }
     int bad = ferror(f);
     fclose(f);
-    if (bad) { free(buf); set_err(err, errlen, "%s: read error", path); return NULL; }
+    if (bad) { free(buf); cond_set_err(err, errlen, "%s: read error", path); return NULL; }
     buf[n] = 0;
     *len = n;
     return buf;

@@ -9,22 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cond_err.h"
 #include "sdrt/half.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || !errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int get_int(const cJSON *root, const char *key, int def, int min, int max, int *out, char *err,
                    size_t errlen) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v) {
         if (def < 0) {
-            set_err(err, errlen, "text encoder config.json: %s is missing", key);
+            cond_set_err(err, errlen, "text encoder config.json: %s is missing", key);
             return -1;
         }
         *out = def;
@@ -32,7 +25,7 @@ static int get_int(const cJSON *root, const char *key, int def, int min, int max
     }
     if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < min ||
         v->valueint > max) {
-        set_err(err, errlen, "text encoder config.json: %s must be an integer in %d..%d", key, min, max);
+        cond_set_err(err, errlen, "text encoder config.json: %s must be an integer in %d..%d", key, min, max);
         return -1;
     }
     *out = v->valueint;
@@ -43,7 +36,7 @@ int clip_config_parse(const char *json, clip_config *c, char *err, size_t errlen
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        set_err(err, errlen, "text encoder config.json: not a JSON object");
+        cond_set_err(err, errlen, "text encoder config.json: not a JSON object");
         return -1;
     }
     memset(c, 0, sizeof *c);
@@ -55,7 +48,7 @@ int clip_config_parse(const char *json, clip_config *c, char *err, size_t errlen
             get_int(root, "projection_dim", 0, 0, 65536, &c->projection_dim, err, errlen) ||
             get_int(root, "eos_token_id", 2, 0, 1 << 30, &c->eos_token_id, err, errlen);
     if (!r && c->hidden % c->heads) {
-        set_err(err, errlen, "text encoder config.json: hidden_size %d is not a multiple of num_attention_heads %d",
+        cond_set_err(err, errlen, "text encoder config.json: hidden_size %d is not a multiple of num_attention_heads %d",
                 c->hidden, c->heads);
         r = -1;
     }
@@ -68,7 +61,7 @@ int clip_config_parse(const char *json, clip_config *c, char *err, size_t errlen
         else if (strcmp(a, "gelu") == 0) c->act = CLIP_GELU;
         else if (strcmp(a, "gelu_new") == 0 || strcmp(a, "gelu_pytorch_tanh") == 0) c->act = CLIP_GELU_TANH;
         else {
-            set_err(err, errlen, "text encoder config.json: hidden_act \"%s\" is not supported "
+            cond_set_err(err, errlen, "text encoder config.json: hidden_act \"%s\" is not supported "
                     "(quick_gelu, gelu, gelu_new)", a);
             r = -1;
         }
@@ -102,7 +95,7 @@ static const sdrt_tensor *host_weight(enc *e, const char *fmt, ...) {
     const sdrt_tensor *t = e->weight(e->ctx, name);
     if (!t) {
         e->st = SDRT_NOT_FOUND;
-        set_err(e->err, e->errlen, "text encoder: weight %s is missing", name);
+        cond_set_err(e->err, e->errlen, "text encoder: weight %s is missing", name);
     }
     return t;
 }
@@ -118,14 +111,10 @@ static const sdrt_tensor *vector_f32(enc *e, const sdrt_tensor *host) {
     if (!v || e->ntemps == sizeof e->temps / sizeof e->temps[0]) {
         free(v);
         e->st = SDRT_RESOURCE_EXHAUSTED;
-        set_err(e->err, e->errlen, "text encoder: out of memory converting a vector weight");
+        cond_set_err(e->err, e->errlen, "text encoder: out of memory converting a vector weight");
         return NULL;
     }
-    for (int64_t i = 0; i < n; i++) {
-        int64_t off = i * host->strides[0];
-        const uint16_t *h = host->data;
-        v[i] = host->dtype == SDRT_DTYPE_F16 ? sdrt_f16_to_f32(h[off]) : sdrt_bf16_to_f32(h[off]);
-    }
+    sdrt_nn_param_to_f32(host, v); /* weight_on_device passes only 1-D f16/bf16 here */
     sdrt_tensor *t = sdrt_nn_from_host(e->nn, SDRT_DTYPE_F32, 1, &n, v);
     free(v);
     if (t) e->temps[e->ntemps++] = t;
@@ -155,7 +144,7 @@ static int check_table(enc *e, const sdrt_tensor *t, const char *name, int64_t r
              (t->dtype == SDRT_DTYPE_F32 || t->dtype == SDRT_DTYPE_F16 || t->dtype == SDRT_DTYPE_BF16);
     if (!ok) {
         e->st = SDRT_INVALID_ARGUMENT;
-        set_err(e->err, e->errlen, "text encoder: %s must be [>= %lld, %d] float", name, (long long)rows,
+        cond_set_err(e->err, e->errlen, "text encoder: %s must be [>= %lld, %d] float", name, (long long)rows,
                 e->cfg->hidden);
         return -1;
     }
@@ -172,7 +161,7 @@ static sdrt_tensor *embed(enc *e, const clip_run *run) {
     float *x = malloc((size_t)(n * d) * sizeof *x);
     if (!x) {
         e->st = SDRT_RESOURCE_EXHAUSTED;
-        set_err(e->err, e->errlen, "text encoder: out of memory for embeddings");
+        cond_set_err(e->err, e->errlen, "text encoder: out of memory for embeddings");
         return NULL;
     }
     for (int64_t i = 0; i < n; i++) {
@@ -180,7 +169,7 @@ static sdrt_tensor *embed(enc *e, const clip_run *run) {
         if (id < 0 || id >= tok->shape[0]) {
             free(x);
             e->st = SDRT_INVALID_ARGUMENT;
-            set_err(e->err, e->errlen, "text encoder: token id %d outside the vocabulary of %lld", id,
+            cond_set_err(e->err, e->errlen, "text encoder: token id %d outside the vocabulary of %lld", id,
                     (long long)tok->shape[0]);
             return NULL;
         }
@@ -301,7 +290,7 @@ static int pooled(enc *e, const clip_run *run, const float *last_ln) {
     float *rows = malloc((size_t)(run->batch * d) * sizeof *rows);
     if (!rows) {
         e->st = SDRT_RESOURCE_EXHAUSTED;
-        set_err(e->err, e->errlen, "text encoder: out of memory");
+        cond_set_err(e->err, e->errlen, "text encoder: out of memory");
         return -1;
     }
     for (int b = 0; b < run->batch; b++) {
@@ -342,7 +331,7 @@ static sdrt_status finish(enc *e) {
     const char *msg = NULL;
     sdrt_status st = sdrt_nn_status(e->nn, &msg);
     if (e->st != SDRT_OK) return e->st;
-    if (st != SDRT_OK) set_err(e->err, e->errlen, "text encoder: %s", msg ? msg : "op failed");
+    if (st != SDRT_OK) cond_set_err(e->err, e->errlen, "text encoder: %s", msg ? msg : "op failed");
     return st;
 }
 
@@ -367,7 +356,7 @@ static sdrt_status encode_run(enc *e, const clip_run *run) {
         float *last = malloc(n * sizeof *last);
         if (!last) {
             e->st = SDRT_RESOURCE_EXHAUSTED;
-            set_err(e->err, e->errlen, "text encoder: out of memory");
+            cond_set_err(e->err, e->errlen, "text encoder: out of memory");
         } else if (emit(e, x, 1, last) == 0) {
             pooled(e, run, last);
         }
@@ -376,7 +365,7 @@ static sdrt_status encode_run(enc *e, const clip_run *run) {
     sdrt_nn_drop(e->nn, x);
     if (!ok && e->st == SDRT_OK && sdrt_nn_status(e->nn, NULL) == SDRT_OK) {
         e->st = SDRT_INTERNAL;
-        set_err(e->err, e->errlen, "text encoder: failed without a reason");
+        cond_set_err(e->err, e->errlen, "text encoder: failed without a reason");
     }
     return finish(e);
 }
@@ -384,7 +373,7 @@ static sdrt_status encode_run(enc *e, const clip_run *run) {
 sdrt_status clip_encode(sdrt_nn *nn, const clip_config *cfg, clip_weight_fn weight, void *ctx,
                         const clip_run *run, char *err, size_t errlen) {
     if (run->len > cfg->max_positions || run->hidden_index < 0 || run->hidden_index > cfg->layers) {
-        set_err(err, errlen, "text encoder: %d tokens (max %d) or hidden state %d (of %d) out of range", run->len,
+        cond_set_err(err, errlen, "text encoder: %d tokens (max %d) or hidden state %d (of %d) out of range", run->len,
                 cfg->max_positions, run->hidden_index, cfg->layers);
         return SDRT_INVALID_ARGUMENT;
     }

@@ -14,13 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || !errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "cond_err.h"
 
 /* ---- loading --------------------------------------------------------------- */
 
@@ -34,7 +28,7 @@ static bpe_tokenizer *load_tokenizer(const cond_source *src, const char *comp, c
         return bpe_load(v, m, c, s, err, errlen);
     }
     if (!fallback) {
-        set_err(err, errlen, "%s: the model has no vocab.json/merges.txt and no fallback tokenizer "
+        cond_set_err(err, errlen, "%s: the model has no vocab.json/merges.txt and no fallback tokenizer "
                 "folder is configured", comp);
         return NULL;
     }
@@ -78,7 +72,7 @@ sdrt_status cond_model_load(const cond_source *src, cond_model **out, char *err,
         snprintf(e->component, sizeof e->component, "%s", comps[i]);
         char sub[384];
         if (clip_config_parse(cfg, &e->cfg, sub, sizeof sub)) {
-            set_err(err, errlen, "%s: %s", comps[i], sub);
+            cond_set_err(err, errlen, "%s: %s", comps[i], sub);
             cond_model_free(m);
             return SDRT_INVALID_ARGUMENT;
         }
@@ -93,7 +87,7 @@ sdrt_status cond_model_load(const cond_source *src, cond_model **out, char *err,
     }
     if (m->n == 0) {
         cond_model_free(m);
-        set_err(err, errlen, "model has no text_encoder component");
+        cond_set_err(err, errlen, "model has no text_encoder component");
         return SDRT_NOT_FOUND;
     }
     m->force_zeros = model_force_zeros(src, m->sdxl_style);
@@ -149,7 +143,7 @@ static sdrt_status run_encoder(const cond_model *m, const cond_source *src, sdrt
     if (want_pooled) pooled = malloc(c->nchunks * (size_t)pdim * sizeof(float));
     if (!s->hidden[ei] || (want_pooled && !pooled)) {
         free(pooled);
-        set_err(err, errlen, "conditioning: out of memory");
+        cond_set_err(err, errlen, "conditioning: out of memory");
         return SDRT_RESOURCE_EXHAUSTED;
     }
     weight_ctx wc = {src, e->component};
@@ -157,7 +151,7 @@ static sdrt_status run_encoder(const cond_model *m, const cond_source *src, sdrt
     hidden_choice(m, e, clip_skip, &run.hidden_index, &run.final_ln);
     char sub[384];
     sdrt_status st = clip_encode(nn, &e->cfg, weight_lookup, &wc, &run, sub, sizeof sub);
-    if (st != SDRT_OK) set_err(err, errlen, "%s: %s", e->component, sub);
+    if (st != SDRT_OK) cond_set_err(err, errlen, "%s: %s", e->component, sub);
     if (st == SDRT_OK && pooled) {
         s->pooled = malloc((size_t)pdim * sizeof(float));
         if (s->pooled) memcpy(s->pooled, pooled, (size_t)pdim * sizeof(float));
@@ -317,7 +311,7 @@ sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn
     int min_layers = m->enc[0].cfg.layers < m->enc[m->n - 1].cfg.layers ? m->enc[0].cfg.layers
                                                                             : m->enc[m->n - 1].cfg.layers;
     if (clip_skip < 0 || clip_skip > min_layers - (m->sdxl_style ? 2 : 1)) {
-        set_err(err, errlen, "clip_skip: %d is outside 0..%d for this model", clip_skip,
+        cond_set_err(err, errlen, "clip_skip: %d is outside 0..%d for this model", clip_skip,
                 min_layers - (m->sdxl_style ? 2 : 1));
         return SDRT_INVALID_ARGUMENT;
     }
@@ -336,14 +330,14 @@ sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn
     st = SDRT_RESOURCE_EXHAUSTED;
     if (tokenize_side(m, &out->parsed, &pos) || (!neg.zeros && tokenize_side(m, &np, &neg)) ||
         equalize(m, &pos, &neg, &chunks)) {
-        set_err(err, errlen, "conditioning: out of memory while tokenizing");
+        cond_set_err(err, errlen, "conditioning: out of memory while tokenizing");
         goto done;
     }
     /* diffusers encodes the negative prompt without clip_skip. */
     st = encode_side(m, src, nn, &pos, clip_skip, err, errlen);
     if (st == SDRT_OK) st = encode_side(m, src, nn, &neg, 0, err, errlen);
     if (st == SDRT_OK) st = build_output(m, &pos, &neg, do_cfg, chunks, out);
-    if (st == SDRT_RESOURCE_EXHAUSTED && err && !*err) set_err(err, errlen, "conditioning: out of memory");
+    if (st == SDRT_RESOURCE_EXHAUSTED && err && !*err) cond_set_err(err, errlen, "conditioning: out of memory");
 done:
     side_free(&pos);
     side_free(&neg);

@@ -8,15 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cond_err.h"
 #include "unicode.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || !errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- growable byte string ------------------------------------------------- */
 
@@ -88,7 +81,7 @@ static int add_lora(prompt_parsed *p, const char *args, size_t n, char *err, siz
         const char *ws = colon + 1, *we = memchr(ws, ':', n - name_len - 1);
         size_t wl = we ? (size_t)(we - ws) : n - name_len - 1;
         if (!parse_number(ws, wl, &w)) {
-            set_err(err, errlen, "prompt: <lora:%.*s>: weight \"%.*s\" is not a number",
+            cond_set_err(err, errlen, "prompt: <lora:%.*s>: weight \"%.*s\" is not a number",
                     (int)(n > 80 ? 80 : n), args, (int)(wl > 40 ? 40 : wl), ws);
             return -1;
         }
@@ -120,7 +113,7 @@ static int strip_tags(const char *text, prompt_parsed *p, char *err, size_t errl
                                          memcmp(text + i + 1, "lyco", 4) == 0));
         if (is_lora && add_lora(p, text + i + 6, t - 7, err, errlen)) {
             free(out.s);
-            if (!err || !*err) set_err(err, errlen, "prompt: out of memory");
+            if (!err || !*err) cond_set_err(err, errlen, "prompt: out of memory");
             return -1;
         }
         i += t;
@@ -129,7 +122,7 @@ static int strip_tags(const char *text, prompt_parsed *p, char *err, size_t errl
     if (p->stripped) return 0;
 oom:
     free(out.s);
-    set_err(err, errlen, "prompt: out of memory");
+    cond_set_err(err, errlen, "prompt: out of memory");
     return -1;
 }
 
@@ -317,7 +310,7 @@ int prompt_parse(const char *text, prompt_parsed *out, char *err, size_t errlen)
         for (size_t i = 0; i < l.n; i++) free(l.v[i].text);
         free(l.v);
         prompt_free(out);
-        set_err(err, errlen, "prompt: out of memory");
+        cond_set_err(err, errlen, "prompt: out of memory");
         return -1;
     }
     out->pieces = l.v;
