@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "sdrt/plugin.h"
 #include "sdrt/tensor.h"
@@ -142,7 +143,27 @@ typedef struct sdrt_buffer_iface {
     void (*write)(sdrt_buffer *buf, void *dst, const void *src, size_t size);
     /* Copies `size` bytes from buffer address `src` to host memory `dst`. */
     void (*read)(sdrt_buffer *buf, void *dst, const void *src, size_t size);
+    /* --- appended in ABI 1.1 (read only inside struct_size; NULL = absent) --- */
+    /* Sets `size` bytes at buffer address `dst` to the byte `value`.
+     * Synchronous. Absent: the wrapper writes a host block of that byte. */
+    void (*memset)(sdrt_buffer *buf, void *dst, int value, size_t size);
+    /* Copies `size` bytes from address `src` of `src_buf` to address `dst`
+     * of this buffer without a host round trip. Synchronous. Returns 0 when
+     * it cannot (another device or family): the wrapper then copies through
+     * host memory. */
+    int (*copy_from)(sdrt_buffer *buf, void *dst, sdrt_buffer *src_buf, const void *src, size_t size);
+    /* Hint: what the buffer holds (sdrt_buffer_usage). A backend may place
+     * weights and arenas differently; absent: ignored. */
+    void (*set_usage)(sdrt_buffer *buf, int usage);
 } sdrt_buffer_iface;
+
+/* What a buffer holds (sdrt_buffer_iface.set_usage). */
+typedef enum sdrt_buffer_usage {
+    SDRT_BUFFER_USAGE_ANY = 0,
+    SDRT_BUFFER_USAGE_WEIGHTS = 1, /* long-lived, read by many graphs */
+    SDRT_BUFFER_USAGE_COMPUTE = 2, /* an arena of intermediates */
+    SDRT_BUFFER_USAGE_STAGING = 3  /* host-visible transfer memory */
+} sdrt_buffer_usage;
 
 struct sdrt_buffer {
     const sdrt_buffer_iface *iface;
@@ -161,6 +182,10 @@ typedef struct sdrt_buffer_type_iface {
     size_t (*alignment)(sdrt_buffer_type *bt);
     /* Non-zero if buffer addresses are host pointers usable directly. */
     int (*is_host)(sdrt_buffer_type *bt);
+    /* --- appended in ABI 1.1 --- */
+    /* Largest single allocation in bytes; 0 or absent = no limit below the
+     * device's memory. Planners split arenas above it. */
+    size_t (*max_size)(sdrt_buffer_type *bt);
 } sdrt_buffer_type_iface;
 
 struct sdrt_buffer_type {
@@ -168,6 +193,25 @@ struct sdrt_buffer_type {
     void *context;
     sdrt_device *device;
 };
+
+/* A graph: ops in execution order whose operands are all allocated (in
+ * weight buffers, the stream's arena, or host memory the device reads).
+ * The caller keeps `ops` and every tensor they point to alive and
+ * unchanged until the stream is synchronized. */
+typedef struct sdrt_graph {
+    uint32_t struct_size;
+    size_t n_ops;
+    const sdrt_op *ops;
+    /* Non-zero when the caller promises: the same key means the same ops,
+     * shapes, parameters and addresses as an earlier graph with that key on
+     * this stream, so a backend may replay what it recorded (a CUDA graph, a
+     * Vulkan command buffer). 0 = never replay. */
+    uint64_t replay_key;
+} sdrt_graph;
+
+/* A point in a stream's queue (sdrt_stream_iface.event_record). Opaque,
+ * owned by the stream that recorded it. */
+typedef struct sdrt_event sdrt_event;
 
 /* Stream: executes ops in order. */
 typedef struct sdrt_stream_iface {
@@ -181,6 +225,32 @@ typedef struct sdrt_stream_iface {
     sdrt_status (*compute)(sdrt_stream *s, const sdrt_op *op);
     /* Waits for all enqueued ops. Optional (NULL: synchronous stream). */
     void (*synchronize)(sdrt_stream *s);
+    /* --- appended in ABI 1.1 (read only inside struct_size; NULL = absent;
+     * the inline wrappers below give every absent member its default) --- */
+    /* Enqueues the whole graph. Returns as compute does; on failure the
+     * ops before the failing one may have run. Absent: op by op. */
+    sdrt_status (*graph_compute)(sdrt_stream *s, const sdrt_graph *g);
+    /* Enqueue host -> buffer / buffer -> host copies. The host memory must
+     * stay valid (and, for write, unchanged) until the stream is
+     * synchronized or an event recorded after the copy has completed.
+     * Absent: synchronous buffer write/read after a synchronize. */
+    sdrt_status (*write_async)(sdrt_stream *s, sdrt_buffer *buf, void *dst, const void *src, size_t size);
+    sdrt_status (*read_async)(sdrt_stream *s, sdrt_buffer *buf, void *dst, const void *src, size_t size);
+    /* Enqueues a device-side copy between two buffers of this stream's
+     * device. Returns SDRT_UNSUPPORTED when the buffers are not both this
+     * device's. Absent: synchronous copy_from or a host round trip. */
+    sdrt_status (*copy_async)(sdrt_stream *s, sdrt_buffer *dst_buf, void *dst, sdrt_buffer *src_buf,
+                              const void *src, size_t size);
+    /* Events: record returns a new event at the current end of the queue
+     * (owned by the caller, free with event_free) or NULL on failure;
+     * event_synchronize blocks the host until the event completed;
+     * event_wait makes this stream wait for an event of another stream of
+     * the same device before later work. Absent: record gives NULL and the
+     * wrappers synchronize the whole stream instead. */
+    sdrt_event *(*event_record)(sdrt_stream *s);
+    void (*event_synchronize)(sdrt_stream *s, sdrt_event *ev);
+    void (*event_wait)(sdrt_stream *s, sdrt_event *ev);
+    void (*event_free)(sdrt_stream *s, sdrt_event *ev);
 } sdrt_stream_iface;
 
 struct sdrt_stream {
@@ -204,6 +274,15 @@ typedef struct sdrt_device_iface {
     /* JSON object text describing the device (features, memory), owned by
      * the device, valid while the family is loaded. Optional. */
     const char *(*info_json)(sdrt_device *dev);
+    /* --- appended in ABI 1.1 --- */
+    /* Host memory the device copies from and to fastest (pinned, mapped);
+     * its buffers are host pointers (is_host). Absent or NULL: use malloc'd
+     * memory for staging. */
+    sdrt_buffer_type *(*host_buffer_type)(sdrt_device *dev);
+    /* Re-initialises a device after a fault (lost device, sticky error):
+     * every buffer and stream of the device is invalid afterwards. Returns
+     * SDRT_OK or SDRT_UNAVAILABLE. Absent: faults are not recoverable. */
+    sdrt_status (*reset)(sdrt_device *dev);
 } sdrt_device_iface;
 
 struct sdrt_device {
@@ -269,6 +348,103 @@ static inline void sdrt_stream_synchronize(sdrt_stream *s) {
 
 static inline void sdrt_stream_free(sdrt_stream *s) {
     if (s) s->iface->free(s);
+}
+
+#define SDRT_IFACE_HAS_(ptr, type, member) \
+    ((ptr)->struct_size >= SDRT_STRUCT_SIZE(type, member) && (ptr)->member)
+
+/* Whole graph; op by op for streams without graph_compute. */
+static inline sdrt_status sdrt_stream_graph_compute(sdrt_stream *s, const sdrt_graph *g) {
+    if (SDRT_IFACE_HAS_(s->iface, sdrt_stream_iface, graph_compute)) return s->iface->graph_compute(s, g);
+    for (size_t i = 0; i < g->n_ops; i++) {
+        sdrt_status st = s->iface->compute(s, &g->ops[i]);
+        if (st != SDRT_OK) return st;
+    }
+    return SDRT_OK;
+}
+
+static inline sdrt_status sdrt_stream_write_async(sdrt_stream *s, sdrt_buffer *buf, void *dst, const void *src,
+                                                  size_t size) {
+    if (SDRT_IFACE_HAS_(s->iface, sdrt_stream_iface, write_async)) return s->iface->write_async(s, buf, dst, src, size);
+    sdrt_stream_synchronize(s);
+    buf->iface->write(buf, dst, src, size);
+    return SDRT_OK;
+}
+
+static inline sdrt_status sdrt_stream_read_async(sdrt_stream *s, sdrt_buffer *buf, void *dst, const void *src,
+                                                 size_t size) {
+    if (SDRT_IFACE_HAS_(s->iface, sdrt_stream_iface, read_async)) return s->iface->read_async(s, buf, dst, src, size);
+    sdrt_stream_synchronize(s);
+    buf->iface->read(buf, dst, src, size);
+    return SDRT_OK;
+}
+
+/* Synchronous buffer-to-buffer copy: the buffer's copy_from, else through a
+ * host bounce block. Returns SDRT_RESOURCE_EXHAUSTED if that block cannot be
+ * allocated. */
+static inline sdrt_status sdrt_buffer_copy(sdrt_buffer *dst_buf, void *dst, sdrt_buffer *src_buf, const void *src,
+                                           size_t size) {
+    if (SDRT_IFACE_HAS_(dst_buf->iface, sdrt_buffer_iface, copy_from) &&
+        dst_buf->iface->copy_from(dst_buf, dst, src_buf, src, size))
+        return SDRT_OK;
+    enum { BOUNCE = 1 << 22 };
+    void *tmp = malloc(size < BOUNCE ? size : BOUNCE);
+    if (!tmp) return SDRT_RESOURCE_EXHAUSTED;
+    for (size_t off = 0; off < size; off += BOUNCE) {
+        size_t n = size - off < BOUNCE ? size - off : BOUNCE;
+        src_buf->iface->read(src_buf, tmp, (const char *)src + off, n);
+        dst_buf->iface->write(dst_buf, (char *)dst + off, tmp, n);
+    }
+    free(tmp);
+    return SDRT_OK;
+}
+
+static inline sdrt_status sdrt_stream_copy_async(sdrt_stream *s, sdrt_buffer *dst_buf, void *dst,
+                                                 sdrt_buffer *src_buf, const void *src, size_t size) {
+    if (SDRT_IFACE_HAS_(s->iface, sdrt_stream_iface, copy_async)) {
+        sdrt_status st = s->iface->copy_async(s, dst_buf, dst, src_buf, src, size);
+        if (st != SDRT_UNSUPPORTED) return st;
+    }
+    sdrt_stream_synchronize(s);
+    return sdrt_buffer_copy(dst_buf, dst, src_buf, src, size);
+}
+
+/* NULL when the stream has no events: then sdrt_event_synchronize(s, NULL)
+ * synchronizes the whole stream, which is always correct. */
+static inline sdrt_event *sdrt_stream_event_record(sdrt_stream *s) {
+    return SDRT_IFACE_HAS_(s->iface, sdrt_stream_iface, event_record) ? s->iface->event_record(s) : NULL;
+}
+
+static inline void sdrt_event_synchronize(sdrt_stream *s, sdrt_event *ev) {
+    if (ev && SDRT_IFACE_HAS_(s->iface, sdrt_stream_iface, event_synchronize)) s->iface->event_synchronize(s, ev);
+    else sdrt_stream_synchronize(s);
+}
+
+/* `s` waits for `ev` recorded on `other`; without events, `other` is
+ * synchronized from the host first. */
+static inline void sdrt_stream_wait_event(sdrt_stream *s, sdrt_stream *other, sdrt_event *ev) {
+    if (ev && SDRT_IFACE_HAS_(s->iface, sdrt_stream_iface, event_wait)) s->iface->event_wait(s, ev);
+    else sdrt_event_synchronize(other, ev);
+}
+
+static inline void sdrt_event_free(sdrt_stream *s, sdrt_event *ev) {
+    if (ev && SDRT_IFACE_HAS_(s->iface, sdrt_stream_iface, event_free)) s->iface->event_free(s, ev);
+}
+
+static inline void sdrt_buffer_set_usage(sdrt_buffer *buf, sdrt_buffer_usage usage) {
+    if (SDRT_IFACE_HAS_(buf->iface, sdrt_buffer_iface, set_usage)) buf->iface->set_usage(buf, (int)usage);
+}
+
+static inline size_t sdrt_buffer_type_max_size(sdrt_buffer_type *bt) {
+    return SDRT_IFACE_HAS_(bt->iface, sdrt_buffer_type_iface, max_size) ? bt->iface->max_size(bt) : 0;
+}
+
+static inline int sdrt_buffer_type_is_host(sdrt_buffer_type *bt) {
+    return bt->iface->is_host ? bt->iface->is_host(bt) : 0;
+}
+
+static inline sdrt_buffer_type *sdrt_device_host_buffer_type(sdrt_device *dev) {
+    return SDRT_IFACE_HAS_(dev->iface, sdrt_device_iface, host_buffer_type) ? dev->iface->host_buffer_type(dev) : NULL;
 }
 
 static inline sdrt_buffer *sdrt_buffer_alloc(sdrt_buffer_type *bt, size_t size) {

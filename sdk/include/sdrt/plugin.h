@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define SDRT_ABI_MAJOR 1
-#define SDRT_ABI_MINOR 0
+#define SDRT_ABI_MINOR 1
 
 /* The size a producer writes into struct_size: end of the named last member. */
 #define SDRT_STRUCT_SIZE(type, last_member) \

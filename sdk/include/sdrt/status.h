@@ -35,4 +35,36 @@ typedef enum sdrt_status {
     SDRT_STATUS_COUNT_
 } sdrt_status;
 
+/* The symbolic name sent as `error_code` ("NOT_FOUND"); "UNKNOWN" for a
+ * value outside the table. Static storage; any thread. */
+static inline const char *sdrt_status_name(sdrt_status st) {
+    switch (st) {
+#define SDRT_STATUS_NAME_(name, value, rpc, msg) case SDRT_##name: return #name;
+        SDRT_STATUS_LIST(SDRT_STATUS_NAME_)
+#undef SDRT_STATUS_NAME_
+    default: return "UNKNOWN";
+    }
+}
+
+/* The JSON-RPC 2.0 `error.code` of a status; -32603 (internal) for a value
+ * outside the table. Any thread. */
+static inline int sdrt_status_rpc_code(sdrt_status st) {
+    switch (st) {
+#define SDRT_STATUS_RPC_(name, value, rpc, msg) case SDRT_##name: return rpc;
+        SDRT_STATUS_LIST(SDRT_STATUS_RPC_)
+#undef SDRT_STATUS_RPC_
+    default: return -32603;
+    }
+}
+
+/* The default human message of a status. Static storage; any thread. */
+static inline const char *sdrt_status_message(sdrt_status st) {
+    switch (st) {
+#define SDRT_STATUS_MSG_(name, value, rpc, msg) case SDRT_##name: return msg;
+        SDRT_STATUS_LIST(SDRT_STATUS_MSG_)
+#undef SDRT_STATUS_MSG_
+    default: return "unknown status";
+    }
+}
+
 #endif /* SDRT_STATUS_H */
