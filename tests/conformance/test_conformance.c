@@ -335,6 +335,17 @@ static void test_families(void) {
             CHECK(bt && bt->device == dev, "%s:%zu: buffer type missing or not this device's", f->items[i].family, d);
         }
     }
+    /* A module named explicitly must load: its absence is a build bug. */
+    const char *extra = getenv("SDRT_CONFORMANCE_BACKENDS");
+    if (extra && *extra) {
+        char *list = strdup(extra), *save = NULL;
+        for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+            int found = 0;
+            for (int i = 0; i < f->count; i++) found |= strcmp(f->items[i].path, p) == 0;
+            CHECK(found, "SDRT_CONFORMANCE_BACKENDS names %s but it did not load (see the log above)", p);
+        }
+        free(list);
+    }
     static const char *const known[] = {"cpu", "cuda", "vulkan"};
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
         if (!devbackends_find(f, known[k])) printf("# family %s: skipped (not built or its runtime is absent)\n", known[k]);

@@ -260,6 +260,11 @@ sdrt_status cpu_op_copy(cpu_ctx *ctx, const sdrt_op *op);
 /* dst = src (same shape) converting dtypes; shared by COPY and CONCAT. */
 sdrt_status cpu_copy_tensor(cpu_ctx *ctx, const sdrt_tensor *src, sdrt_tensor *dst);
 
+/* Validates `op` (struct_size, supports_op) and runs it on ctx: what a
+ * CPU stream's compute does, for families that compute with these kernels
+ * on host storage (the strict test device). */
+sdrt_status cpu_op_dispatch(cpu_ctx *ctx, const sdrt_op *op);
+
 /* Whether compute would accept op (kind, dtypes, ranks); shapes are checked
  * by the op itself. */
 int cpu_supports_op(const sdrt_op *op);

@@ -43,11 +43,15 @@ static void cpu_stream_free(sdrt_stream *s) {
     free(sc);
 }
 
-static sdrt_status cpu_stream_compute(sdrt_stream *s, const sdrt_op *op) {
+sdrt_status cpu_op_dispatch(cpu_ctx *ctx, const sdrt_op *op) {
     if (!op || op->struct_size < SDRT_STRUCT_SIZE(sdrt_op, fparams)) return SDRT_INVALID_ARGUMENT;
     if (!cpu_supports_op(op)) return SDRT_UNSUPPORTED;
+    return g_cpu_ops[op->kind](ctx, op);
+}
+
+static sdrt_status cpu_stream_compute(sdrt_stream *s, const sdrt_op *op) {
     cpu_stream_ctx *sc = s->context;
-    return g_cpu_ops[op->kind](&sc->ctx, op);
+    return cpu_op_dispatch(&sc->ctx, op);
 }
 
 /* The whole graph in one call: each op is one parallel dispatch of the
