@@ -21,9 +21,17 @@ typedef struct strict_copy {
     size_t size;
 } strict_copy;
 
+/* What a replay_key promised: the graph seen with it first. */
+#define STRICT_REPLAY_SLOTS 32
+typedef struct strict_replay {
+    uint64_t key, hash;
+} strict_replay;
+
 typedef struct strict_stream {
     sdrt_stream stream;
     cpu_ctx ctx;
+    strict_replay replay[STRICT_REPLAY_SLOTS];
+    unsigned replay_next;
     pthread_mutex_t mu; /* the queue: event_wait touches another stream's */
     strict_copy *queue;
     size_t count, cap;
@@ -148,8 +156,55 @@ static sdrt_status strict_compute(sdrt_stream *st, const sdrt_op *op) {
     return cpu_op_dispatch(&s->ctx, &hop);
 }
 
+/* FNV-1a over what a replay must not change. */
+static uint64_t strict_hash(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t strict_graph_hash(const sdrt_graph *g) {
+    uint64_t h = strict_hash(0xcbf29ce484222325ull, &g->n_ops, sizeof g->n_ops);
+    for (size_t i = 0; i < g->n_ops; i++) {
+        const sdrt_op *op = &g->ops[i];
+        h = strict_hash(h, &op->kind, sizeof op->kind);
+        h = strict_hash(h, op->iparams, sizeof op->iparams);
+        h = strict_hash(h, op->fparams, sizeof op->fparams);
+        for (int k = 0; k <= SDRT_OP_MAX_SRC; k++) {
+            const sdrt_tensor *t = k < SDRT_OP_MAX_SRC ? op->src[k] : op->dst;
+            if (!t) {
+                h = strict_hash(h, &k, sizeof k);
+                continue;
+            }
+            h = strict_hash(h, &t->dtype, sizeof t->dtype);
+            h = strict_hash(h, &t->ndim, sizeof t->ndim);
+            h = strict_hash(h, t->shape, sizeof t->shape);
+            h = strict_hash(h, t->strides, sizeof t->strides);
+            h = strict_hash(h, &t->data, sizeof t->data);
+        }
+    }
+    return h;
+}
+
+/* 0 when `g` keeps the promise of its replay_key (or has none); a key
+ * reused for another graph is a caller bug a replaying GPU would hide. */
+static int strict_replay_check(strict_stream *s, const sdrt_graph *g) {
+    if (!SDRT_HAS_MEMBER(g, sdrt_graph, replay_key) || !g->replay_key) return 0;
+    uint64_t h = strict_graph_hash(g);
+    for (int i = 0; i < STRICT_REPLAY_SLOTS; i++)
+        if (s->replay[i].key == g->replay_key) {
+            if (s->replay[i].hash == h) return 0;
+            fprintf(stderr, "strict device: replay_key %llu reused for a different graph\n",
+                    (unsigned long long)g->replay_key);
+            return -1;
+        }
+    s->replay[s->replay_next++ % STRICT_REPLAY_SLOTS] = (strict_replay){g->replay_key, h};
+    return 0;
+}
+
 static sdrt_status strict_graph_compute(sdrt_stream *st, const sdrt_graph *g) {
     if (!g || (g->n_ops && !g->ops)) return SDRT_INVALID_ARGUMENT;
+    if (strict_replay_check(st->context, g) != 0) return SDRT_INVALID_ARGUMENT;
     for (size_t i = 0; i < g->n_ops; i++) {
         sdrt_status rc = strict_compute(st, &g->ops[i]);
         if (rc != SDRT_OK) return rc;
