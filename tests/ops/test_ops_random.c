@@ -466,12 +466,12 @@ void test_supports_op(void) {
  * the second round, which the F32 path must stage the same way. */
 void test_param_dtypes(void) {
     enum { C = 24, H = 5, W = 7, N = 2, K = 16 };
-    static float x[N * C * H * W], y32[N * C * H * W], yh[N * C * H * W], wf[C * K];
+    static float x[N * C * H * W], y32[N * C * H * W], yh[N * C * H * W], wf[C * C]; /* [C,K] or [C,C,1,1] */
     static float p32[2 * C * 2], praw[2 * C * 2];
     static uint16_t ph[2 * C * 2];
     static const sdrt_dtype dts[2] = {SDRT_DTYPE_F16, SDRT_DTYPE_BF16};
     ops_rand(x, N * C * H * W, 2.0f);
-    ops_rand(wf, C * K, 0.5f);
+    ops_rand(wf, C * C, 0.5f);
     for (int d = 0; d < 2; d++) {
         for (int strided = 0; strided < 2; strided++) {
             ops_rand(praw, 4 * C, 1.5f);

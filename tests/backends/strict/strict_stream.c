@@ -5,6 +5,7 @@
  * the data, a read_async reaches host memory only at synchronize (or an
  * event's synchronize), so callers that skip a synchronize see wrong data
  * in tests instead of on a customer's GPU. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,10 +44,21 @@ struct sdrt_event {
 
 /* ---- translation -------------------------------------------------------------- */
 
-/* Bytes spanned by t's elements from its data address (strides >= 0). */
+static size_t strict_dtype_size(sdrt_dtype dt) {
+    switch (dt) {
+    case SDRT_DTYPE_F16: case SDRT_DTYPE_BF16: return 2;
+    case SDRT_DTYPE_F32: case SDRT_DTYPE_I32: return 4;
+    case SDRT_DTYPE_I64: case SDRT_DTYPE_F64: return 8;
+    case SDRT_DTYPE_U8: return 1;
+    default: return 0;
+    }
+}
+
+/* Bytes spanned by t's elements from its data address; SIZE_MAX for a
+ * layout this check cannot bound (negative strides, unknown dtype). */
 static size_t strict_extent(const sdrt_tensor *t) {
-    size_t es = cpu_dtype_size(t->dtype);
-    if (!es) es = t->dtype == SDRT_DTYPE_I64 || t->dtype == SDRT_DTYPE_F64 ? 8 : t->dtype == SDRT_DTYPE_U8 ? 1 : 4;
+    size_t es = strict_dtype_size(t->dtype);
+    if (!es) return SIZE_MAX;
     int64_t last = 0;
     for (int d = 0; d < t->ndim; d++) {
         if (t->shape[d] == 0) return 0;
@@ -60,6 +72,7 @@ static sdrt_status strict_translate(const sdrt_tensor *t, sdrt_tensor *out) {
     strict_buf *b = strict_buf_of(t->buffer);
     if (!b || b->buf.type->device != &g_strict_dev) return SDRT_UNSUPPORTED; /* host or another device's */
     if (t->ndim < 0 || t->ndim > SDRT_MAX_DIMS) return SDRT_INVALID_ARGUMENT;
+    if (!strict_dtype_size(t->dtype)) return SDRT_UNSUPPORTED;
     size_t extent = strict_extent(t);
     if (extent == SIZE_MAX) return SDRT_INVALID_ARGUMENT;
     char *real = strict_buf_at(b, t->data, extent);
