@@ -29,10 +29,24 @@ typedef struct sdrt_rng {
     /* PyTorch keeps one cached normal sample for the scalar path. */
     int32_t has_next_normal;
     double next_normal;
+    /* --- appended: the generator kind (read only inside struct_size) --- */
+    uint32_t kind;          /* sdrt_rng_kind; sdrt_rng_seed sets MT */
+    uint64_t philox_offset; /* calls made so far (SDRT_RNG_PHILOX) */
 } sdrt_rng;
+
+/* Which generator a sdrt_rng runs. PHILOX is A1111's "NV"/"GPU" seeds
+ * (sdrt/philox.h): randn and rand then draw from Philox with the seed and
+ * advance philox_offset by one per call, so whoever holds the generator
+ * (the scheduler's ancestral noise too) draws from the same stream. */
+typedef enum sdrt_rng_kind {
+    SDRT_RNG_MT = 0,    /* PyTorch CPU (the default) */
+    SDRT_RNG_PHILOX = 1 /* PyTorch CUDA as A1111 reproduces it */
+} sdrt_rng_kind;
 
 /* Seeds like torch.manual_seed(seed) / Generator.manual_seed(seed). */
 void sdrt_rng_seed(sdrt_rng *g, uint64_t seed);
+/* Seeds g as the Philox generator (kind SDRT_RNG_PHILOX, offset 0). */
+void sdrt_rng_seed_philox(sdrt_rng *g, uint64_t seed);
 /* Fills out[0..n) like torch.randn(n) (float32) drawing from g. */
 void sdrt_rng_randn(sdrt_rng *g, float *out, size_t n);
 /* Fills out[0..n) like torch.rand(n) (float32, [0,1)). */
