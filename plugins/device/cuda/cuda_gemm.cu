@@ -1,0 +1,391 @@
+/* cuda_gemm.cu - MATMUL and CONV2D.
+ *
+ * MATMUL with F32 weights whose layout cuBLAS can describe (unit stride in
+ * one dim of each operand, the batch dims collapsing to one stride) runs
+ * cublasSgemmStridedBatched (F32 arithmetic, no TF32), bias added after.
+ * Everything else, and every CONV2D (implicit GEMM: the im2col matrix is
+ * never stored; the B tile loader reads the input directly), runs the tiled
+ * kernels below over "problem" descriptions that say how to read A(m,k),
+ * B(k,n) and where C(m,n) goes:
+ *  - gemm_simt: F32 FMA, 64x64 tiles, 4x4 outputs per thread (F32 weights,
+ *    or F16/BF16 weights in the f32 precision mode);
+ *  - gemm_wmma: tensor-core MMA (WMMA 16x16x16) on F16 or BF16 tiles with
+ *    F32 accumulation (F16/BF16 weights, mixed precision: the activations
+ *    are rounded to the weight dtype as they enter shared memory; F16
+ *    saturates at +-65504 rather than overflowing to inf).
+ * The epilogue applies alpha and the bias and stores through any strides.
+ */
+#include <cublas_v2.h>
+#include <mma.h>
+
+#include "cuda_common.cuh"
+
+#define GT_BM 64
+#define GT_BN 64
+
+/* ---- problems ---------------------------------------------------------------- */
+
+struct cu_mm_prob {
+    const float *a;
+    const void *b;
+    float *c;
+    const float *bias;
+    int64_t bias_s;
+    int bdt;
+    int64_t M, N, K;
+    int64_t a_rs, a_cs, b_ks, b_ns, c_rs, c_cs;
+    int nb;
+    int64_t bshape[SDRT_MAX_DIMS], abst[SDRT_MAX_DIMS], bbst[SDRT_MAX_DIMS], cbst[SDRT_MAX_DIMS];
+    int64_t z0;
+    float alpha;
+
+    struct Z {
+        int64_t ao, bo, co;
+    };
+    __device__ Z batch(int64_t z) const {
+        Z r = {0, 0, 0};
+        z += z0;
+        for (int d = nb - 1; d >= 0; d--) {
+            int64_t i = z % bshape[d];
+            z /= bshape[d];
+            r.ao += i * abst[d];
+            r.bo += i * bbst[d];
+            r.co += i * cbst[d];
+        }
+        return r;
+    }
+    __device__ float a_at(const Z &z, int64_t m, int64_t k) const { return a[z.ao + m * a_rs + k * a_cs]; }
+    __device__ float b_at(const Z &z, int64_t k, int64_t n) const { return cu_load(b, bdt, z.bo + k * b_ks + n * b_ns); }
+    __device__ void store(const Z &z, int64_t m, int64_t n, float v) const {
+        c[z.co + m * c_rs + n * c_cs] = v * alpha + (bias ? bias[n * bias_s] : 0.0f);
+    }
+};
+
+/* Implicit GEMM per group: A = weights [og, cg*kh*kw], B = im2col
+ * [cg*kh*kw, n*ho*wo], C = output channels x pixels. */
+struct cu_conv_prob {
+    const float *x;
+    const void *w;
+    float *y;
+    const float *bias;
+    int64_t bias_s;
+    int wdt;
+    int64_t M, N, K;
+    int64_t c, h, wd, kh, kw, ho, wo, sh, sw, ph, pw, dh, dw, cg, og;
+    int64_t xs[4], ws[4], ys[4];
+    int64_t z0;
+
+    struct Z {
+        int64_t g;
+    };
+    __device__ Z batch(int64_t z) const { return Z{z + z0}; }
+    __device__ float a_at(const Z &z, int64_t m, int64_t k) const {
+        int64_t khw = kh * kw, ci = k / khw, r = k - ci * khw, ky = r / kw, kx = r - ky * kw;
+        return cu_load(w, wdt, (z.g * og + m) * ws[0] + ci * ws[1] + ky * ws[2] + kx * ws[3]);
+    }
+    __device__ float b_at(const Z &z, int64_t k, int64_t n) const {
+        int64_t khw = kh * kw, ci = k / khw, r = k - ci * khw, ky = r / kw, kx = r - ky * kw;
+        int64_t hw = ho * wo, img = n / hw, p = n - img * hw, oy = p / wo, ox = p - oy * wo;
+        int64_t iy = oy * sh - ph + ky * dh, ix = ox * sw - pw + kx * dw;
+        if (iy < 0 || iy >= h || ix < 0 || ix >= wd) return 0.0f;
+        return x[img * xs[0] + (z.g * cg + ci) * xs[1] + iy * xs[2] + ix * xs[3]];
+    }
+    __device__ void store(const Z &z, int64_t m, int64_t n, float v) const {
+        int64_t hw = ho * wo, img = n / hw, p = n - img * hw, oy = p / wo, ox = p - oy * wo, o = z.g * og + m;
+        y[img * ys[0] + o * ys[1] + oy * ys[2] + ox * ys[3]] = v + (bias ? bias[o * bias_s] : 0.0f);
+    }
+};
+
+/* ---- F32 SIMT tiles ------------------------------------------------------------ */
+
+#define GS_BK 16
+
+template <class P>
+__global__ void __launch_bounds__(256) gemm_simt(P p) {
+    __shared__ float As[GS_BK][GT_BM + 4];
+    __shared__ float Bs[GS_BK][GT_BN + 4];
+    typename P::Z z = p.batch(blockIdx.z);
+    int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    int64_t m0 = (int64_t)blockIdx.y * GT_BM, n0 = (int64_t)blockIdx.x * GT_BN;
+    float acc[4][4] = {};
+    for (int64_t k0 = 0; k0 < p.K; k0 += GS_BK) {
+        for (int i = tid; i < GT_BM * GS_BK; i += 256) {
+            int r = i / GS_BK, c = i % GS_BK;
+            int64_t m = m0 + r, k = k0 + c;
+            As[c][r] = m < p.M && k < p.K ? p.a_at(z, m, k) : 0.0f;
+        }
+        for (int i = tid; i < GS_BK * GT_BN; i += 256) {
+            int r = i / GT_BN, c = i % GT_BN;
+            int64_t k = k0 + r, n = n0 + c;
+            Bs[r][c] = k < p.K && n < p.N ? p.b_at(z, k, n) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < GS_BK; kk++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) a[i] = As[kk][ty * 4 + i];
+#pragma unroll
+            for (int j = 0; j < 4; j++) b[j] = Bs[kk][tx * 4 + j];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            int64_t m = m0 + ty * 4 + i, n = n0 + tx * 4 + j;
+            if (m < p.M && n < p.N) p.store(z, m, n, acc[i][j]);
+        }
+}
+
+/* ---- tensor-core tiles (sm_80+) ---------------------------------------------------- */
+
+#define GW_BK 32
+
+template <typename T>
+__device__ __forceinline__ T cu_to(float v);
+template <>
+__device__ __forceinline__ __half cu_to<__half>(float v) {
+    return __float2half_rn(fminf(fmaxf(v, -65504.0f), 65504.0f));
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 cu_to<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+
+template <class P, typename T>
+__global__ void __launch_bounds__(256) gemm_wmma(P p) {
+    using namespace nvcuda;
+    __shared__ __align__(32) T As[GT_BM][GW_BK + 8];
+    __shared__ __align__(32) T Bs[GW_BK][GT_BN + 8];
+    __shared__ __align__(32) float Cs[GT_BM][GT_BN + 4];
+    typename P::Z z = p.batch(blockIdx.z);
+    int tid = threadIdx.x, warp = tid / 32, wm = warp / 2, wn = warp % 2;
+    int64_t m0 = (int64_t)blockIdx.y * GT_BM, n0 = (int64_t)blockIdx.x * GT_BN;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
+    wmma::fill_fragment(acc[0], 0.0f);
+    wmma::fill_fragment(acc[1], 0.0f);
+    for (int64_t k0 = 0; k0 < p.K; k0 += GW_BK) {
+        for (int i = tid; i < GT_BM * GW_BK; i += 256) {
+            int r = i / GW_BK, c = i % GW_BK;
+            int64_t m = m0 + r, k = k0 + c;
+            As[r][c] = cu_to<T>(m < p.M && k < p.K ? p.a_at(z, m, k) : 0.0f);
+        }
+        for (int i = tid; i < GW_BK * GT_BN; i += 256) {
+            int r = i / GT_BN, c = i % GT_BN;
+            int64_t k = k0 + r, n = n0 + c;
+            Bs[r][c] = cu_to<T>(k < p.K && n < p.N ? p.b_at(z, k, n) : 0.0f);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < GW_BK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+            wmma::load_matrix_sync(fa, &As[wm * 16][kk], GW_BK + 8);
+#pragma unroll
+            for (int t = 0; t < 2; t++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
+                wmma::load_matrix_sync(fb, &Bs[kk][wn * 32 + t * 16], GT_BN + 8);
+                wmma::mma_sync(acc[t], fa, fb, acc[t]);
+            }
+        }
+        __syncthreads();
+    }
+    for (int t = 0; t < 2; t++)
+        wmma::store_matrix_sync(&Cs[wm * 16][wn * 32 + t * 16], acc[t], GT_BN + 4, wmma::mem_row_major);
+    __syncthreads();
+    for (int i = tid; i < GT_BM * GT_BN; i += 256) {
+        int r = i / GT_BN, c = i % GT_BN;
+        int64_t m = m0 + r, n = n0 + c;
+        if (m < p.M && n < p.N) p.store(z, m, n, Cs[r][c]);
+    }
+}
+
+/* Launches over `batches` products in chunks of 65535 (grid z). */
+template <class P>
+static sdrt_status cu_gemm_launch(const cuda_exec *ex, P p, int64_t batches, int weight_dtype) {
+    if (p.M == 0 || p.N == 0 || batches == 0) return SDRT_OK;
+    int64_t gx = (p.N + GT_BN - 1) / GT_BN, gy = (p.M + GT_BM - 1) / GT_BM;
+    if (gx > INT32_MAX || gy > 65535) return SDRT_UNSUPPORTED;
+    bool tc = ex->precision == CUDA_PRECISION_MIXED && weight_dtype != SDRT_DTYPE_F32 && ex->sm >= 80;
+    for (int64_t z0 = 0; z0 < batches; z0 += 65535) {
+        int64_t nz = batches - z0 < 65535 ? batches - z0 : 65535;
+        p.z0 = z0;
+        dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)nz);
+        if (!tc) gemm_simt<P><<<grid, 256, 0, ex->stream>>>(p);
+        else if (weight_dtype == SDRT_DTYPE_F16) gemm_wmma<P, __half><<<grid, 256, 0, ex->stream>>>(p);
+        else gemm_wmma<P, __nv_bfloat16><<<grid, 256, 0, ex->stream>>>(p);
+    }
+    return SDRT_OK;
+}
+
+/* ---- MATMUL -------------------------------------------------------------------------- */
+
+/* Batch strides of t aligned to dst's batch dims; 0 where broadcast. */
+static bool cu_mm_batch_strides(const sdrt_tensor *t, const sdrt_tensor *dst, int nb, int64_t *out) {
+    int tb = t->ndim - 2;
+    for (int d = 0; d < nb; d++) {
+        int td = d - (nb - tb);
+        if (td < 0) {
+            out[d] = 0;
+            continue;
+        }
+        if (t->shape[td] == dst->shape[d]) out[d] = t->strides[td];
+        else if (t->shape[td] == 1) out[d] = 0;
+        else return false;
+    }
+    return true;
+}
+
+__global__ void cu_bias_rows_kernel(float *c, int64_t batches, int64_t M, int64_t N, int64_t cbs, int64_t crs,
+                                    const float *bias, int64_t bs) {
+    int64_t n_all = batches * M * N;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n_all; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t n = i % N, m = (i / N) % M, b = i / (N * M);
+        c[b * cbs + m * crs + n] += bias[n * bs];
+    }
+}
+
+/* Folds the batch dims into one (count, per-operand stride) when every
+ * operand steps evenly, or into M when B is shared and A and C rows step
+ * evenly (the Linear case). Returns false when more than one batch dim
+ * remains. */
+static bool cu_mm_collapse(cu_mm_prob *p, int64_t *batches, int64_t *sa, int64_t *sb, int64_t *sc) {
+    const int64_t *st[3] = {p->abst, p->bbst, p->cbst};
+    cu_iter it = cu_iter_make(p->nb, p->bshape, 3, st);
+    *batches = 1;
+    for (int d = 0; d < p->nb; d++) *batches *= p->bshape[d];
+    if (it.nd > 1) return false;
+    *sa = it.st[0][0];
+    *sb = it.st[1][0];
+    *sc = it.st[2][0];
+    if (*batches > 1 && *sb == 0 && *sa == p->a_rs * p->M && *sc == p->c_rs * p->M) {
+        p->M *= *batches; /* one tall product */
+        *batches = 1;
+        *sa = *sb = *sc = 0;
+    }
+    return true;
+}
+
+/* cuBLAS when the layout allows: column-major cuBLAS computes C^T = B^T A^T. */
+static int cu_mm_cublas(const cuda_exec *ex, cu_mm_prob p) {
+    if (p.bdt != SDRT_DTYPE_F32) return 0;
+    int64_t batches, sa, sb, sc;
+    if (!cu_mm_collapse(&p, &batches, &sa, &sb, &sc)) return 0;
+    int64_t M = p.M, N = p.N, K = p.K;
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || batches > INT32_MAX || K == 0) return 0;
+    cublasOperation_t opA, opB;
+    int64_t lda, ldb, ldc;
+    if (p.a_cs == 1 && (M == 1 || p.a_rs >= K)) opA = CUBLAS_OP_N, lda = M == 1 ? K : p.a_rs;
+    else if (p.a_rs == 1 && (K == 1 || p.a_cs >= M)) opA = CUBLAS_OP_T, lda = K == 1 ? M : p.a_cs;
+    else return 0;
+    if (p.b_ns == 1 && (K == 1 || p.b_ks >= N)) opB = CUBLAS_OP_N, ldb = K == 1 ? N : p.b_ks;
+    else if (p.b_ks == 1 && (N == 1 || p.b_ns >= K)) opB = CUBLAS_OP_T, ldb = N == 1 ? K : p.b_ns;
+    else return 0;
+    if (p.c_cs == 1 && (M == 1 || p.c_rs >= N)) ldc = M == 1 ? N : p.c_rs;
+    else return 0;
+    if (lda > INT32_MAX || ldb > INT32_MAX || ldc > INT32_MAX || lda < 1 || ldb < 1 || ldc < 1) return 0;
+    if (batches > 1 && sc == 0) return 0;
+    const float zero = 0.0f;
+    cublasStatus_t s = cublasSgemmStridedBatched(
+        (cublasHandle_t)ex->cublas, opB, opA, (int)N, (int)M, (int)K, &p.alpha, (const float *)p.b, (int)ldb, sb,
+        p.a, (int)lda, sa, &zero, p.c, (int)ldc, sc, (int)batches);
+    if (s != CUBLAS_STATUS_SUCCESS) return -1;
+    if (p.bias) {
+        int64_t n = batches * M * N;
+        cu_bias_rows_kernel<<<cu_blocks(n, 256), 256, 0, ex->stream>>>(p.c, batches, M, N, sc, ldc, p.bias, p.bias_s);
+    }
+    return 1;
+}
+
+extern "C" sdrt_status cuda_op_matmul(const cuda_exec *ex, const sdrt_op *op) {
+    const sdrt_tensor *a = op->src[0], *b = op->src[1], *c = op->dst, *bias = op->src[2];
+    int trans = op->iparams[0] == 1;
+    if (a->ndim < 2 || b->ndim < 2 || c->ndim < 2) return SDRT_INVALID_ARGUMENT;
+    if (c->ndim != (a->ndim > b->ndim ? a->ndim : b->ndim)) return SDRT_INVALID_ARGUMENT;
+    cu_mm_prob p = {};
+    p.M = a->shape[a->ndim - 2];
+    p.K = a->shape[a->ndim - 1];
+    int64_t bk = b->shape[b->ndim - (trans ? 1 : 2)];
+    p.N = b->shape[b->ndim - (trans ? 2 : 1)];
+    if (bk != p.K || c->shape[c->ndim - 2] != p.M || c->shape[c->ndim - 1] != p.N) return SDRT_INVALID_ARGUMENT;
+    p.nb = c->ndim - 2;
+    for (int d = 0; d < p.nb; d++) {
+        p.bshape[d] = c->shape[d];
+        p.cbst[d] = c->strides[d];
+    }
+    if (!cu_mm_batch_strides(a, c, p.nb, p.abst) || !cu_mm_batch_strides(b, c, p.nb, p.bbst))
+        return SDRT_INVALID_ARGUMENT;
+    if (bias && (cu_numel(bias) != p.N || bias->shape[bias->ndim - 1] != p.N)) return SDRT_INVALID_ARGUMENT;
+    p.a = (const float *)a->data;
+    p.b = b->data;
+    p.c = (float *)c->data;
+    p.bdt = b->dtype;
+    p.bias = bias ? (const float *)bias->data : NULL;
+    p.bias_s = bias ? bias->strides[bias->ndim - 1] : 0;
+    p.a_rs = a->strides[a->ndim - 2];
+    p.a_cs = a->strides[a->ndim - 1];
+    int64_t brow = b->strides[b->ndim - 2], bcol = b->strides[b->ndim - 1];
+    p.b_ks = trans ? bcol : brow;
+    p.b_ns = trans ? brow : bcol;
+    p.c_rs = c->strides[c->ndim - 2];
+    p.c_cs = c->strides[c->ndim - 1];
+    p.alpha = op->fparams[0] != 0.0f ? op->fparams[0] : 1.0f;
+    int64_t batches = 1;
+    for (int d = 0; d < p.nb; d++) batches *= p.bshape[d];
+    if (p.M == 0 || p.N == 0 || batches == 0) return SDRT_OK;
+    if (p.K == 0) {
+        /* An empty sum: C = bias (or 0). The kernels handle it: no K tiles. */
+        return cu_gemm_launch(ex, p, batches, SDRT_DTYPE_F32);
+    }
+    int rc = cu_mm_cublas(ex, p);
+    if (rc == 1) return SDRT_OK;
+    if (rc < 0) return SDRT_INTERNAL;
+    return cu_gemm_launch(ex, p, batches, p.bdt);
+}
+
+/* ---- CONV2D ---------------------------------------------------------------------------- */
+
+static int64_t cu_conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
+    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
+
+extern "C" sdrt_status cuda_op_conv2d(const cuda_exec *ex, const sdrt_op *op) {
+    const sdrt_tensor *x = op->src[0], *w = op->src[1], *b = op->src[2], *y = op->dst;
+    if (x->ndim != 4 || w->ndim != 4 || y->ndim != 4) return SDRT_INVALID_ARGUMENT;
+    const int32_t *ip = op->iparams;
+    cu_conv_prob p = {};
+    p.sh = ip[0] > 0 ? ip[0] : 1;
+    p.sw = ip[1] > 0 ? ip[1] : 1;
+    p.ph = ip[2];
+    p.pw = ip[3];
+    p.dh = ip[4] > 0 ? ip[4] : 1;
+    p.dw = ip[5] > 0 ? ip[5] : 1;
+    int64_t groups = ip[6] > 0 ? ip[6] : 1;
+    if (p.ph < 0 || p.pw < 0) return SDRT_INVALID_ARGUMENT;
+    int64_t n = x->shape[0], o = w->shape[0];
+    p.c = x->shape[1], p.h = x->shape[2], p.wd = x->shape[3];
+    p.kh = w->shape[2], p.kw = w->shape[3];
+    if (p.c % groups || o % groups || w->shape[1] != p.c / groups) return SDRT_INVALID_ARGUMENT;
+    p.ho = cu_conv_out(p.h, p.kh, p.sh, p.ph, p.dh);
+    p.wo = cu_conv_out(p.wd, p.kw, p.sw, p.pw, p.dw);
+    if (p.ho <= 0 || p.wo <= 0) return SDRT_INVALID_ARGUMENT;
+    if (y->shape[0] != n || y->shape[1] != o || y->shape[2] != p.ho || y->shape[3] != p.wo)
+        return SDRT_INVALID_ARGUMENT;
+    if (b && cu_numel(b) != o) return SDRT_INVALID_ARGUMENT;
+    p.cg = p.c / groups;
+    p.og = o / groups;
+    p.M = p.og;
+    p.N = n * p.ho * p.wo;
+    p.K = p.cg * p.kh * p.kw;
+    p.x = (const float *)x->data;
+    p.w = w->data;
+    p.y = (float *)y->data;
+    p.wdt = w->dtype;
+    p.bias = b ? (const float *)b->data : NULL;
+    p.bias_s = b ? b->strides[b->ndim - 1] : 0;
+    for (int d = 0; d < 4; d++) p.xs[d] = x->strides[d], p.ws[d] = w->strides[d], p.ys[d] = y->strides[d];
+    return cu_gemm_launch(ex, p, groups, p.wdt);
+}
