@@ -243,6 +243,8 @@ static void test_elementwise_ops(void) {
     run_case(dev, &(opcase){"ADD broadcast alpha", SDRT_OP_ADD, {&x, &b}, &y, .fp = {0.5f}, .tol = 1e-7});
     twin b2 = twin_new(dev, SDRT_DTYPE_F32, 3, S(3, 37, 1), 1);
     run_case(dev, &(opcase){"MUL broadcast", SDRT_OP_MUL, {&x, &b2}, &y, .tol = 1e-7});
+    twin b16 = twin_new(dev, SDRT_DTYPE_F16, 1, S(70), 1);
+    run_case(dev, &(opcase){"ADD f16 operand", SDRT_OP_ADD, {&x, &b16}, &y, .tol = 1e-7});
     twin xt = twin_new(dev, SDRT_DTYPE_F32, 3, S(3, 70, 37), 1);
     twin_swap(&xt, 1, 2);
     run_case(dev, &(opcase){"SILU strided src", SDRT_OP_SILU, {&xt}, &y, .tol = 1e-6});
@@ -252,6 +254,8 @@ static void test_elementwise_ops(void) {
     twin g = twin_new(dev, SDRT_DTYPE_F32, 1, S(70), 1), be = twin_new(dev, SDRT_DTYPE_F32, 1, S(70), 1);
     run_case(dev, &(opcase){"LAYER_NORM", SDRT_OP_LAYER_NORM, {&x, &g, &be}, &y, .tol = 1e-5});
     run_case(dev, &(opcase){"LAYER_NORM strided", SDRT_OP_LAYER_NORM, {&xt, NULL, NULL}, &y, .tol = 1e-5});
+    twin gbf = twin_new(dev, SDRT_DTYPE_BF16, 1, S(70), 1);
+    run_case(dev, &(opcase){"LAYER_NORM bf16 gamma", SDRT_OP_LAYER_NORM, {&x, &gbf, &be}, &y, .tol = 1e-5});
     twin nx = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, 64, 9, 11), 1), ny = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, 64, 9, 11), 0);
     twin ng = twin_new(dev, SDRT_DTYPE_F32, 1, S(64), 1), nb = twin_new(dev, SDRT_DTYPE_F32, 1, S(64), 1);
     run_case(dev, &(opcase){"GROUP_NORM+SiLU", SDRT_OP_GROUP_NORM, {&nx, &ng, &nb}, &ny, .ip = {32, 1}, .tol = 1e-5});
@@ -269,7 +273,7 @@ static void test_elementwise_ops(void) {
     memcpy(ts.c.data, steps, sizeof steps);
     ts.gb->iface->write(ts.gb, ts.g.data, steps, sizeof steps);
     run_case(dev, &(opcase){"TIMESTEP_EMB", SDRT_OP_TIMESTEP_EMB, {&ts}, &te, .ip = {321, 1}, .fp = {1.0f}, .tol = 1e-5});
-    twin *all[] = {&x, &y, &b, &b2, &xt, &gx, &gy, &g, &be, &nx, &ny, &ng, &nb, &uy, &cy, &h16, &hb, &ts, &te};
+    twin *all[] = {&x, &y, &b, &b2, &b16, &gbf, &xt, &gx, &gy, &g, &be, &nx, &ny, &ng, &nb, &uy, &cy, &h16, &hb, &ts, &te};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) twin_free(all[i]);
 }
 
@@ -311,7 +315,7 @@ static void test_gemm_ops(void) {
             int64_t ho = (15 + 2 * ph - dh * (cv[i].kh - 1) - 1) / sh + 1, wo = (13 + 2 * ph - dh * (cv[i].kw - 1) - 1) / sh + 1;
             for (int w = 0; w < 3; w += 1) {
                 twin wt = twin_new(dev, wdt[w], 4, S(cv[i].o, cv[i].cg, cv[i].kh, cv[i].kw), 1);
-                twin cb = twin_new(dev, SDRT_DTYPE_F32, 1, S(cv[i].o), 1);
+                twin cb = twin_new(dev, i == 0 ? SDRT_DTYPE_F16 : SDRT_DTYPE_F32, 1, S(cv[i].o), 1);
                 twin cy = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, cv[i].o, ho, wo), 0);
                 char name[80];
                 snprintf(name, sizeof name, "%s %s %s", cv[i].name, wn[w], mode ? "mixed" : "f32");

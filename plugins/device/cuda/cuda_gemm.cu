@@ -29,8 +29,9 @@ struct cu_mm_prob {
     const float *a;
     const void *b;
     float *c;
-    const float *bias;
+    const void *bias;
     int64_t bias_s;
+    int bias_dt;
     int bdt;
     int64_t M, N, K;
     int64_t a_rs, a_cs, b_ks, b_ns, c_rs, c_cs;
@@ -57,7 +58,7 @@ struct cu_mm_prob {
     __device__ float a_at(const Z &z, int64_t m, int64_t k) const { return a[z.ao + m * a_rs + k * a_cs]; }
     __device__ float b_at(const Z &z, int64_t k, int64_t n) const { return cu_load(b, bdt, z.bo + k * b_ks + n * b_ns); }
     __device__ void store(const Z &z, int64_t m, int64_t n, float v) const {
-        c[z.co + m * c_rs + n * c_cs] = v * alpha + (bias ? bias[n * bias_s] : 0.0f);
+        c[z.co + m * c_rs + n * c_cs] = v * alpha + (bias ? cu_load(bias, bias_dt, n * bias_s) : 0.0f);
     }
 };
 
@@ -67,8 +68,9 @@ struct cu_conv_prob {
     const float *x;
     const void *w;
     float *y;
-    const float *bias;
+    const void *bias;
     int64_t bias_s;
+    int bias_dt;
     int wdt;
     int64_t M, N, K;
     int64_t c, h, wd, kh, kw, ho, wo, sh, sw, ph, pw, dh, dw, cg, og;
@@ -92,7 +94,7 @@ struct cu_conv_prob {
     }
     __device__ void store(const Z &z, int64_t m, int64_t n, float v) const {
         int64_t hw = ho * wo, img = n / hw, p = n - img * hw, oy = p / wo, ox = p - oy * wo, o = z.g * og + m;
-        y[img * ys[0] + o * ys[1] + oy * ys[2] + ox * ys[3]] = v + (bias ? bias[o * bias_s] : 0.0f);
+        y[img * ys[0] + o * ys[1] + oy * ys[2] + ox * ys[3]] = v + (bias ? cu_load(bias, bias_dt, o * bias_s) : 0.0f);
     }
 };
 
@@ -240,11 +242,11 @@ static bool cu_mm_batch_strides(const sdrt_tensor *t, const sdrt_tensor *dst, in
 }
 
 __global__ void cu_bias_rows_kernel(float *c, int64_t batches, int64_t M, int64_t N, int64_t cbs, int64_t crs,
-                                    const float *bias, int64_t bs) {
+                                    const void *bias, int bdt, int64_t bs) {
     int64_t n_all = batches * M * N;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n_all; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t n = i % N, m = (i / N) % M, b = i / (N * M);
-        c[b * cbs + m * crs + n] += bias[n * bs];
+        c[b * cbs + m * crs + n] += cu_load(bias, bdt, n * bs);
     }
 }
 
@@ -295,7 +297,8 @@ static int cu_mm_cublas(const cuda_exec *ex, cu_mm_prob p) {
     if (s != CUBLAS_STATUS_SUCCESS) return -1;
     if (p.bias) {
         int64_t n = batches * M * N;
-        cu_bias_rows_kernel<<<cu_blocks(n, 256), 256, 0, ex->stream>>>(p.c, batches, M, N, sc, ldc, p.bias, p.bias_s);
+        cu_bias_rows_kernel<<<cu_blocks(n, 256), 256, 0, ex->stream>>>(p.c, batches, M, N, sc, ldc, p.bias, p.bias_dt,
+                                                                     p.bias_s);
     }
     return 1;
 }
@@ -323,7 +326,8 @@ extern "C" sdrt_status cuda_op_matmul(const cuda_exec *ex, const sdrt_op *op) {
     p.b = b->data;
     p.c = (float *)c->data;
     p.bdt = b->dtype;
-    p.bias = bias ? (const float *)bias->data : NULL;
+    p.bias = bias ? bias->data : NULL;
+    p.bias_dt = bias ? bias->dtype : SDRT_DTYPE_F32;
     p.bias_s = bias ? bias->strides[bias->ndim - 1] : 0;
     p.a_rs = a->strides[a->ndim - 2];
     p.a_cs = a->strides[a->ndim - 1];
@@ -384,7 +388,8 @@ extern "C" sdrt_status cuda_op_conv2d(const cuda_exec *ex, const sdrt_op *op) {
     p.w = w->data;
     p.y = (float *)y->data;
     p.wdt = w->dtype;
-    p.bias = b ? (const float *)b->data : NULL;
+    p.bias = b ? b->data : NULL;
+    p.bias_dt = b ? b->dtype : SDRT_DTYPE_F32;
     p.bias_s = b ? b->strides[b->ndim - 1] : 0;
     for (int d = 0; d < 4; d++) p.xs[d] = x->strides[d], p.ws[d] = w->strides[d], p.ys[d] = y->strides[d];
     return cu_gemm_launch(ex, p, groups, p.wdt);

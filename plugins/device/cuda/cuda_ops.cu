@@ -35,12 +35,13 @@ __global__ void cu_unary_kernel(cu_iter it, int64_t n, const float *x, float *y,
     }
 }
 
-__global__ void cu_binary_kernel(cu_iter it, int64_t n, const float *a, const float *b, float *y, int mul,
+__global__ void cu_binary_kernel(cu_iter it, int64_t n, const float *a, const void *b, int bdt, float *y, int mul,
                                  float alpha) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t off[3];
         cu_offsets<3>(it, i, off);
-        y[off[2]] = mul ? a[off[0]] * b[off[1]] : a[off[0]] + alpha * b[off[1]];
+        float bv = cu_load(b, bdt, off[1]);
+        y[off[2]] = mul ? a[off[0]] * bv : a[off[0]] + alpha * bv;
     }
 }
 
@@ -62,7 +63,7 @@ extern "C" sdrt_status cuda_op_elementwise(const cuda_exec *ex, const sdrt_op *o
         cu_iter it = cu_iter_make(x->ndim, x->shape, 3, st);
         float alpha = op->fparams[0] != 0.0f ? op->fparams[0] : 1.0f;
         cu_binary_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, ex->stream>>>(
-            it, n, (const float *)x->data, (const float *)b->data, (float *)y->data, op->kind == SDRT_OP_MUL, alpha);
+            it, n, (const float *)x->data, b->data, b->dtype, (float *)y->data, op->kind == SDRT_OP_MUL, alpha);
         return SDRT_OK;
     }
     if (n == 0) return SDRT_OK;
@@ -104,7 +105,8 @@ extern "C" sdrt_status cuda_op_geglu(const cuda_exec *ex, const sdrt_op *op) {
 struct cu_gn {
     const float *x;
     float *y;
-    const float *gamma, *beta;
+    const void *gamma, *beta;
+    int gdt, bdt;
     int64_t gs, bs; /* parameter strides */
     int64_t c, groups, spatial;
     cu_iter sp; /* spatial dims: op 0 = x strides, op 1 = y strides */
@@ -138,7 +140,8 @@ __global__ void cu_group_norm_kernel(cu_gn g) {
     for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
         int64_t off[2], ci = i / g.spatial, ch = grp * cg + ci;
         cu_offsets<2>(g.sp, i % g.spatial, off);
-        float gam = g.gamma ? g.gamma[ch * g.gs] : 1.0f, bet = g.beta ? g.beta[ch * g.bs] : 0.0f;
+        float gam = g.gamma ? cu_load(g.gamma, g.gdt, ch * g.gs) : 1.0f;
+        float bet = g.beta ? cu_load(g.beta, g.bdt, ch * g.bs) : 0.0f;
         float r = (xb[ci * g.xc + off[0]] - fmean) * rstd * gam + bet;
         if (g.silu) r = r / (1.0f + expf(-r));
         yb[ci * g.yc + off[1]] = r;
@@ -155,8 +158,10 @@ extern "C" sdrt_status cuda_op_group_norm(const cuda_exec *ex, const sdrt_op *op
     cu_gn g;
     g.x = (const float *)x->data;
     g.y = (float *)y->data;
-    g.gamma = gm ? (const float *)gm->data : NULL;
-    g.beta = bt ? (const float *)bt->data : NULL;
+    g.gamma = gm ? gm->data : NULL;
+    g.beta = bt ? bt->data : NULL;
+    g.gdt = gm ? gm->dtype : SDRT_DTYPE_F32;
+    g.bdt = bt ? bt->dtype : SDRT_DTYPE_F32;
     g.gs = gm ? gm->strides[gm->ndim - 1] : 0;
     g.bs = bt ? bt->strides[bt->ndim - 1] : 0;
     g.c = c;
@@ -178,7 +183,8 @@ extern "C" sdrt_status cuda_op_group_norm(const cuda_exec *ex, const sdrt_op *op
 struct cu_rowop {
     const float *x;
     float *y;
-    const float *gamma, *beta;
+    const void *gamma, *beta;
+    int gdt, bdt;
     int64_t gs, bs;
     cu_rows xr, yr;
     int64_t n, sx, sy;
@@ -199,7 +205,8 @@ __global__ void cu_layer_norm_kernel(cu_rowop r) {
     }
     float rstd = rsqrtf(cu_block_sum<float>(v, sh) / (float)r.n + r.eps);
     for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) {
-        float gam = r.gamma ? r.gamma[i * r.gs] : 1.0f, bet = r.beta ? r.beta[i * r.bs] : 0.0f;
+        float gam = r.gamma ? cu_load(r.gamma, r.gdt, i * r.gs) : 1.0f;
+        float bet = r.beta ? cu_load(r.beta, r.bdt, i * r.bs) : 0.0f;
         y[i * r.sy] = (x[i * r.sx] - mean) * rstd * gam + bet;
     }
 }
@@ -222,8 +229,10 @@ static cu_rowop cu_rowop_make(const sdrt_op *op) {
     cu_rowop r;
     r.x = (const float *)x->data;
     r.y = (float *)y->data;
-    r.gamma = op->src[1] ? (const float *)op->src[1]->data : NULL;
-    r.beta = op->src[2] ? (const float *)op->src[2]->data : NULL;
+    r.gamma = op->src[1] ? op->src[1]->data : NULL;
+    r.beta = op->src[2] ? op->src[2]->data : NULL;
+    r.gdt = op->src[1] ? op->src[1]->dtype : SDRT_DTYPE_F32;
+    r.bdt = op->src[2] ? op->src[2]->dtype : SDRT_DTYPE_F32;
     r.gs = op->src[1] ? op->src[1]->strides[op->src[1]->ndim - 1] : 0;
     r.bs = op->src[2] ? op->src[2]->strides[op->src[2]->ndim - 1] : 0;
     r.xr = cu_rows_make(x);

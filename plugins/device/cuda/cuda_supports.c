@@ -29,8 +29,9 @@ static int cu_reachable(const sdrt_tensor *t, const sdrt_buffer_type *vram, cons
 }
 
 static int cu_is(const sdrt_tensor *t, sdrt_dtype dt) { return t && t->dtype == dt; }
-static int cu_opt_f32(const sdrt_tensor *t) { return !t || t->dtype == SDRT_DTYPE_F32; }
 static int cu_weight(const sdrt_tensor *t) { return t && cuda_dtype_size(t->dtype) != 0; }
+/* Biases, norm scales and shifts: F32, F16 or BF16 (read as F32). */
+static int cu_opt_param(const sdrt_tensor *t) { return !t || cuda_dtype_size(t->dtype) != 0; }
 
 int cuda_supports_op(const sdrt_op *op, const sdrt_buffer_type *vram, const sdrt_buffer_type *pinned) {
     if (!op || (unsigned)op->kind >= SDRT_OP_COUNT_ || !op->src[0] || !op->dst) return 0;
@@ -41,20 +42,20 @@ int cuda_supports_op(const sdrt_op *op, const sdrt_buffer_type *vram, const sdrt
     int f32io = cu_is(a, SDRT_DTYPE_F32) && cu_is(y, SDRT_DTYPE_F32);
     switch (op->kind) {
     case SDRT_OP_MATMUL:
-        return f32io && cu_weight(b) && cu_opt_f32(c) && a->ndim >= 2 && b->ndim >= 2 && a->ndim <= 6 &&
+        return f32io && cu_weight(b) && cu_opt_param(c) && a->ndim >= 2 && b->ndim >= 2 && a->ndim <= 6 &&
                b->ndim <= 6;
     case SDRT_OP_CONV2D:
-        return f32io && cu_weight(b) && cu_opt_f32(c) && a->ndim == 4 && b->ndim == 4;
+        return f32io && cu_weight(b) && cu_opt_param(c) && a->ndim == 4 && b->ndim == 4;
     case SDRT_OP_GROUP_NORM:
-        return f32io && cu_opt_f32(b) && cu_opt_f32(c) && a->ndim >= 2;
+        return f32io && cu_opt_param(b) && cu_opt_param(c) && a->ndim >= 2;
     case SDRT_OP_LAYER_NORM:
-        return f32io && cu_opt_f32(b) && cu_opt_f32(c) && a->ndim >= 1;
+        return f32io && cu_opt_param(b) && cu_opt_param(c) && a->ndim >= 1;
     case SDRT_OP_ATTENTION:
         return f32io && cu_is(b, SDRT_DTYPE_F32) && cu_is(c, SDRT_DTYPE_F32) && a->ndim == 4 && b->ndim == 4 &&
                c->ndim == 4 && a->shape[3] <= CUDA_ATTN_MAX_D && c->shape[3] <= CUDA_ATTN_MAX_D;
     case SDRT_OP_ADD:
     case SDRT_OP_MUL:
-        return f32io && cu_is(b, SDRT_DTYPE_F32);
+        return f32io && cu_weight(b);
     case SDRT_OP_CONCAT:
         return b && cuda_dtype_size(a->dtype) && cuda_dtype_size(b->dtype) && cuda_dtype_size(y->dtype);
     case SDRT_OP_COPY:
