@@ -3,6 +3,7 @@
  * that hands out address ranges and can run out) and the replay-key cache
  * of captured graphs. Expectations are written out by hand or checked
  * against a shadow model (a byte map of what is allocated). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,7 +196,133 @@ static void test_replay_lru(void) {
     cuda_replay_clear(&r);
 }
 
+/* ---- MATMUL -> cuBLAS mapping --------------------------------------------- */
+
+/* cublasSgemmStridedBatched as its documentation defines it (column-major,
+ * op(X) = X or X^T), on host memory. */
+static void emulate_sgemm(const cuda_blas_call *bc, float alpha, const float *A, const float *B, float *C) {
+    for (int64_t b = 0; b < bc->batches; b++) {
+        const float *Ab = A + b * bc->stride_a, *Bb = B + b * bc->stride_b;
+        float *Cb = C + b * bc->stride_c;
+        for (int64_t i = 0; i < bc->m; i++)
+            for (int64_t j = 0; j < bc->n; j++) {
+                double s = 0;
+                for (int64_t l = 0; l < bc->k; l++) {
+                    float x = bc->trans_a ? Ab[l + i * bc->lda] : Ab[i + l * bc->lda];
+                    float y = bc->trans_b ? Bb[j + l * bc->ldb] : Bb[l + j * bc->ldb];
+                    s += (double)x * y;
+                }
+                Cb[i + j * bc->ldc] = alpha * (float)s;
+            }
+    }
+}
+
+/* A tensor of `shape` whose storage order is `order` (outermost first) and
+ * whose innermost stored dim is padded by `pad` elements. */
+static sdrt_tensor mm_tensor(int nd, const int64_t *shape, const int *order, int64_t pad, float *data) {
+    sdrt_tensor t = {.struct_size = sizeof t, .dtype = SDRT_DTYPE_F32, .ndim = nd, .data = data};
+    int64_t s = 1;
+    for (int i = nd - 1; i >= 0; i--) {
+        int d = order[i];
+        t.shape[d] = shape[d];
+        t.strides[d] = s;
+        s *= shape[d] + (i == nd - 1 ? pad : 0);
+    }
+    return t;
+}
+
+static int64_t mm_span(const sdrt_tensor *t) {
+    int64_t hi = 0;
+    for (int d = 0; d < t->ndim; d++) hi += (t->shape[d] - 1) * t->strides[d];
+    return hi + 1;
+}
+
+/* Random MATMUL layouts: whenever cuda_mm_plan_blas maps one onto cuBLAS,
+ * the emulated call must give the row-major product computed straight from
+ * the tensors' shapes and strides. */
+static void test_mm_blas_mapping(void) {
+    uint64_t seed = test_seed();
+    srand((unsigned)seed ^ 0x5eed);
+    int mapped = 0, linear_folded = 0, transposed = 0, refused = 0;
+    for (int it = 0; it < 400; it++) {
+        int64_t M = 1 + rand() % 9, N = 1 + rand() % 9, K = 1 + rand() % 9, B0 = 1 + rand() % 3, B1 = 1 + rand() % 2;
+        int trans = rand() % 2, a_perm = rand() % 3, b_perm = rand() % 2, c_kind = rand() % 3, b2d = rand() % 3 == 0;
+        int a_bcast = rand() % 4 == 0;
+        static float A[4096], Bm[4096], C[4096], R[4096];
+        int64_t ash[4] = {a_bcast ? 1 : B0, B1, M, K};
+        int aord[3][4] = {{0, 1, 2, 3}, {0, 1, 3, 2}, {2, 0, 1, 3}}; /* plain, A^T stored, rows outermost */
+        sdrt_tensor a = mm_tensor(4, ash, aord[a_perm], 0, A);
+        int64_t bsh4[4] = {B0, B1, trans ? N : K, trans ? K : N}, bsh2[2] = {trans ? N : K, trans ? K : N};
+        int bord4[2][4] = {{0, 1, 2, 3}, {0, 1, 3, 2}}, bord2[2][2] = {{0, 1}, {1, 0}};
+        sdrt_tensor b = b2d ? mm_tensor(2, bsh2, bord2[b_perm], 0, Bm) : mm_tensor(4, bsh4, bord4[b_perm], 0, Bm);
+        int64_t csh[4] = {B0, B1, M, N};
+        int cord[2][4] = {{0, 1, 2, 3}, {0, 1, 3, 2}};
+        sdrt_tensor c = mm_tensor(4, csh, cord[c_kind == 2], c_kind == 1 ? 3 : 0, C);
+        REQUIRE(mm_span(&a) <= 4096 && mm_span(&b) <= 4096 && mm_span(&c) <= 4096, "test buffers too small");
+        for (int i = 0; i < 4096; i++) A[i] = (float)(rand() % 17 - 8), Bm[i] = (float)(rand() % 13 - 6);
+        sdrt_op op = {.struct_size = sizeof op, .kind = SDRT_OP_MATMUL, .src = {&a, &b}, .dst = &c,
+                      .iparams = {trans}};
+        cuda_mm_plan p;
+        REQUIRE(cuda_mm_plan_make(&op, &p) == SDRT_OK, "plan refused a valid matmul (case %d)", it);
+        cuda_blas_call bc;
+        if (!cuda_mm_plan_blas(&p, &bc)) {
+            refused++;
+            continue;
+        }
+        mapped++;
+        linear_folded += (b2d || B0 * B1 == 1) && bc.batches == 1 && bc.n == M * B0 * B1 && B0 * B1 > 1;
+        transposed += bc.trans_a || bc.trans_b;
+        memset(C, 0, sizeof C);
+        emulate_sgemm(&bc, 0.5f, Bm, A, C);
+        /* The reference, straight from the tensors. */
+        for (int64_t i0 = 0; i0 < B0; i0++)
+            for (int64_t i1 = 0; i1 < B1; i1++)
+                for (int64_t m = 0; m < M; m++)
+                    for (int64_t n = 0; n < N; n++) {
+                        double s = 0;
+                        for (int64_t k = 0; k < K; k++) {
+                            float av = A[(a_bcast ? 0 : i0) * a.strides[0] + i1 * a.strides[1] + m * a.strides[2] +
+                                         k * a.strides[3]];
+                            int64_t bo = b2d ? 0 : i0 * b.strides[0] + i1 * b.strides[1];
+                            int r = b.ndim - 2;
+                            float bv = trans ? Bm[bo + n * b.strides[r] + k * b.strides[r + 1]]
+                                             : Bm[bo + k * b.strides[r] + n * b.strides[r + 1]];
+                            s += (double)av * bv;
+                        }
+                        R[0] = 0.5f * (float)s;
+                        float got = C[i0 * c.strides[0] + i1 * c.strides[1] + m * c.strides[2] + n * c.strides[3]];
+                        REQUIRE(got == R[0], "case %d (seed %llu): C[%lld,%lld,%lld,%lld] = %g, want %g", it,
+                                (unsigned long long)seed, (long long)i0, (long long)i1, (long long)m, (long long)n,
+                                got, R[0]);
+                    }
+    }
+    printf("# %d layouts on cuBLAS (%d folded into M, %d transposed), %d left to the kernels\n", mapped,
+           linear_folded, transposed, refused);
+    CHECK(mapped > 100 && linear_folded > 5 && transposed > 20 && refused > 20, "coverage: %d/%d/%d/%d", mapped,
+          linear_folded, transposed, refused);
+}
+
+/* Shape errors are refused with INVALID_ARGUMENT, as on the CPU. */
+static void test_mm_plan_errors(void) {
+    float d[64];
+    int o4[4] = {0, 1, 2, 3}, o2[2] = {0, 1};
+    sdrt_tensor a = mm_tensor(4, (const int64_t[]){2, 3, 4, 5}, o4, 0, d);
+    sdrt_tensor b = mm_tensor(2, (const int64_t[]){5, 6}, o2, 0, d);
+    sdrt_tensor c = mm_tensor(4, (const int64_t[]){2, 3, 4, 6}, o4, 0, d);
+    sdrt_op op = {.struct_size = sizeof op, .kind = SDRT_OP_MATMUL, .src = {&a, &b}, .dst = &c};
+    cuda_mm_plan p;
+    CHECK(cuda_mm_plan_make(&op, &p) == SDRT_OK && p.batches == 6 && p.m == 4 && p.n == 6 && p.k == 5, "valid");
+    op.iparams[0] = 1; /* B would be [6, 5]^T: K mismatch */
+    CHECK(cuda_mm_plan_make(&op, &p) == SDRT_INVALID_ARGUMENT, "K mismatch with transposed B");
+    op.iparams[0] = 0;
+    sdrt_tensor b3 = mm_tensor(3, (const int64_t[]){4, 5, 6}, (int[]){0, 1, 2}, 0, d);
+    op.src[1] = &b3;
+    CHECK(cuda_mm_plan_make(&op, &p) == SDRT_INVALID_ARGUMENT, "batch dim 4 vs 3 does not broadcast");
+}
+
 const test_entry TESTS[] = {
+    {"mm_blas_mapping", test_mm_blas_mapping},
+    {"mm_plan_errors", test_mm_plan_errors},
     {"pool_basic", test_pool_basic},
     {"pool_oom", test_pool_oom},
     {"pool_random", test_pool_random},

@@ -225,22 +225,6 @@ static sdrt_status cu_gemm_launch(const cuda_exec *ex, P p, int64_t batches, int
 
 /* ---- MATMUL -------------------------------------------------------------------------- */
 
-/* Batch strides of t aligned to dst's batch dims; 0 where broadcast. */
-static bool cu_mm_batch_strides(const sdrt_tensor *t, const sdrt_tensor *dst, int nb, int64_t *out) {
-    int tb = t->ndim - 2;
-    for (int d = 0; d < nb; d++) {
-        int td = d - (nb - tb);
-        if (td < 0) {
-            out[d] = 0;
-            continue;
-        }
-        if (t->shape[td] == dst->shape[d]) out[d] = t->strides[td];
-        else if (t->shape[td] == 1) out[d] = 0;
-        else return false;
-    }
-    return true;
-}
-
 __global__ void cu_bias_rows_kernel(float *c, int64_t batches, int64_t M, int64_t N, int64_t cbs, int64_t crs,
                                     const void *bias, int bdt, int64_t bs) {
     int64_t n_all = batches * M * N;
@@ -250,78 +234,32 @@ __global__ void cu_bias_rows_kernel(float *c, int64_t batches, int64_t M, int64_
     }
 }
 
-/* Folds the batch dims into one (count, per-operand stride) when every
- * operand steps evenly, or into M when B is shared and A and C rows step
- * evenly (the Linear case). Returns false when more than one batch dim
- * remains. */
-static bool cu_mm_collapse(cu_mm_prob *p, int64_t *batches, int64_t *sa, int64_t *sb, int64_t *sc) {
-    const int64_t *st[3] = {p->abst, p->bbst, p->cbst};
-    cu_iter it = cu_iter_make(p->nb, p->bshape, 3, st);
-    *batches = 1;
-    for (int d = 0; d < p->nb; d++) *batches *= p->bshape[d];
-    if (it.nd > 1) return false;
-    *sa = it.st[0][0];
-    *sb = it.st[1][0];
-    *sc = it.st[2][0];
-    if (*batches > 1 && *sb == 0 && *sa == p->a_rs * p->M && *sc == p->c_rs * p->M) {
-        p->M *= *batches; /* one tall product */
-        *batches = 1;
-        *sa = *sb = *sc = 0;
-    }
-    return true;
-}
-
-/* cuBLAS when the layout allows: column-major cuBLAS computes C^T = B^T A^T. */
-static int cu_mm_cublas(const cuda_exec *ex, cu_mm_prob p) {
-    if (p.bdt != SDRT_DTYPE_F32) return 0;
-    int64_t batches, sa, sb, sc;
-    if (!cu_mm_collapse(&p, &batches, &sa, &sb, &sc)) return 0;
-    int64_t M = p.M, N = p.N, K = p.K;
-    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || batches > INT32_MAX || K == 0) return 0;
-    cublasOperation_t opA, opB;
-    int64_t lda, ldb, ldc;
-    if (p.a_cs == 1 && (M == 1 || p.a_rs >= K)) opA = CUBLAS_OP_N, lda = M == 1 ? K : p.a_rs;
-    else if (p.a_rs == 1 && (K == 1 || p.a_cs >= M)) opA = CUBLAS_OP_T, lda = K == 1 ? M : p.a_cs;
-    else return 0;
-    if (p.b_ns == 1 && (K == 1 || p.b_ks >= N)) opB = CUBLAS_OP_N, ldb = K == 1 ? N : p.b_ks;
-    else if (p.b_ks == 1 && (N == 1 || p.b_ns >= K)) opB = CUBLAS_OP_T, ldb = N == 1 ? K : p.b_ns;
-    else return 0;
-    if (p.c_cs == 1 && (M == 1 || p.c_rs >= N)) ldc = M == 1 ? N : p.c_rs;
-    else return 0;
-    if (lda > INT32_MAX || ldb > INT32_MAX || ldc > INT32_MAX || lda < 1 || ldb < 1 || ldc < 1) return 0;
-    if (batches > 1 && sc == 0) return 0;
+/* cuBLAS SGEMM (F32 weights, a layout cuda_mm_plan_blas maps), bias after.
+ * Returns 1 when it ran, 0 when the kernels must, -1 on a cuBLAS error. */
+static int cu_mm_cublas(const cuda_exec *ex, const cuda_mm_plan *plan, const cu_mm_prob &p) {
+    cuda_blas_call bc;
+    if (p.bdt != SDRT_DTYPE_F32 || !cuda_mm_plan_blas(plan, &bc)) return 0;
     const float zero = 0.0f;
     cublasStatus_t s = cublasSgemmStridedBatched(
-        (cublasHandle_t)ex->cublas, opB, opA, (int)N, (int)M, (int)K, &p.alpha, (const float *)p.b, (int)ldb, sb,
-        p.a, (int)lda, sa, &zero, p.c, (int)ldc, sc, (int)batches);
+        (cublasHandle_t)ex->cublas, bc.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, bc.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+        (int)bc.m, (int)bc.n, (int)bc.k, &p.alpha, (const float *)p.b, (int)bc.lda, bc.stride_a, p.a, (int)bc.ldb,
+        bc.stride_b, &zero, p.c, (int)bc.ldc, bc.stride_c, (int)bc.batches);
     if (s != CUBLAS_STATUS_SUCCESS) return -1;
     if (p.bias) {
-        int64_t n = batches * M * N;
-        cu_bias_rows_kernel<<<cu_blocks(n, 256), 256, 0, ex->stream>>>(p.c, batches, M, N, sc, ldc, p.bias, p.bias_dt,
-                                                                     p.bias_s);
+        int64_t n = bc.batches * bc.n * bc.m;
+        cu_bias_rows_kernel<<<cu_blocks(n, 256), 256, 0, ex->stream>>>(p.c, bc.batches, bc.n, bc.m, bc.stride_c, bc.ldc,
+                                                                     p.bias, p.bias_dt, p.bias_s);
     }
     return 1;
 }
 
 extern "C" sdrt_status cuda_op_matmul(const cuda_exec *ex, const sdrt_op *op) {
     const sdrt_tensor *a = op->src[0], *b = op->src[1], *c = op->dst, *bias = op->src[2];
-    int trans = op->iparams[0] == 1;
-    if (a->ndim < 2 || b->ndim < 2 || c->ndim < 2) return SDRT_INVALID_ARGUMENT;
-    if (c->ndim != (a->ndim > b->ndim ? a->ndim : b->ndim)) return SDRT_INVALID_ARGUMENT;
+    cuda_mm_plan plan;
+    sdrt_status st = cuda_mm_plan_make(op, &plan);
+    if (st != SDRT_OK) return st;
+    if (bias && (cu_numel(bias) != plan.n || bias->shape[bias->ndim - 1] != plan.n)) return SDRT_INVALID_ARGUMENT;
     cu_mm_prob p = {};
-    p.M = a->shape[a->ndim - 2];
-    p.K = a->shape[a->ndim - 1];
-    int64_t bk = b->shape[b->ndim - (trans ? 1 : 2)];
-    p.N = b->shape[b->ndim - (trans ? 2 : 1)];
-    if (bk != p.K || c->shape[c->ndim - 2] != p.M || c->shape[c->ndim - 1] != p.N) return SDRT_INVALID_ARGUMENT;
-    p.nb = c->ndim - 2;
-    for (int d = 0; d < p.nb; d++) {
-        p.bshape[d] = c->shape[d];
-        p.cbst[d] = c->strides[d];
-    }
-    if (!cu_mm_batch_strides(a, c, p.nb, p.abst) || !cu_mm_batch_strides(b, c, p.nb, p.bbst))
-        return SDRT_INVALID_ARGUMENT;
-    if (bias && (cu_numel(bias) != p.N || bias->shape[bias->ndim - 1] != p.N)) return SDRT_INVALID_ARGUMENT;
     p.a = (const float *)a->data;
     p.b = b->data;
     p.c = (float *)c->data;
@@ -329,25 +267,24 @@ extern "C" sdrt_status cuda_op_matmul(const cuda_exec *ex, const sdrt_op *op) {
     p.bias = bias ? bias->data : NULL;
     p.bias_dt = bias ? bias->dtype : SDRT_DTYPE_F32;
     p.bias_s = bias ? bias->strides[bias->ndim - 1] : 0;
-    p.a_rs = a->strides[a->ndim - 2];
-    p.a_cs = a->strides[a->ndim - 1];
-    int64_t brow = b->strides[b->ndim - 2], bcol = b->strides[b->ndim - 1];
-    p.b_ks = trans ? bcol : brow;
-    p.b_ns = trans ? brow : bcol;
-    p.c_rs = c->strides[c->ndim - 2];
-    p.c_cs = c->strides[c->ndim - 1];
-    p.alpha = op->fparams[0] != 0.0f ? op->fparams[0] : 1.0f;
-    int64_t batches = 1;
-    for (int d = 0; d < p.nb; d++) batches *= p.bshape[d];
-    if (p.M == 0 || p.N == 0 || batches == 0) return SDRT_OK;
-    if (p.K == 0) {
-        /* An empty sum: C = bias (or 0). The kernels handle it: no K tiles. */
-        return cu_gemm_launch(ex, p, batches, SDRT_DTYPE_F32);
+    p.M = plan.m, p.N = plan.n, p.K = plan.k;
+    p.nb = plan.nb;
+    for (int d = 0; d < plan.nb; d++) {
+        p.bshape[d] = plan.bshape[d];
+        p.abst[d] = plan.a_bs[d];
+        p.bbst[d] = plan.b_bs[d];
+        p.cbst[d] = plan.c_bs[d];
     }
-    int rc = cu_mm_cublas(ex, p);
+    p.a_rs = plan.a_rs, p.a_cs = plan.a_cs, p.b_ks = plan.b_ks, p.b_ns = plan.b_ns;
+    p.c_rs = plan.c_rs, p.c_cs = plan.c_cs;
+    p.alpha = op->fparams[0] != 0.0f ? op->fparams[0] : 1.0f;
+    if (p.M == 0 || p.N == 0 || plan.batches == 0) return SDRT_OK;
+    /* K = 0 is an empty sum (C = bias or 0): the F32 kernel writes it. */
+    if (p.K == 0) return cu_gemm_launch(ex, p, plan.batches, SDRT_DTYPE_F32);
+    int rc = cu_mm_cublas(ex, &plan, p);
     if (rc == 1) return SDRT_OK;
     if (rc < 0) return SDRT_INTERNAL;
-    return cu_gemm_launch(ex, p, batches, p.bdt);
+    return cu_gemm_launch(ex, p, plan.batches, p.bdt);
 }
 
 /* ---- CONV2D ---------------------------------------------------------------------------- */

@@ -117,6 +117,41 @@ void cuda_replay_clear(cuda_replay *r);
 /* FNV-1a over what a replay depends on. */
 uint64_t cuda_replay_fingerprint(const sdrt_graph *g);
 
+/* ---- MATMUL planning ----------------------------------------------------------
+ * The op's operands seen as batched row-major products, and, where the
+ * layout allows, the cublasSgemmStridedBatched call that computes them
+ * (cuBLAS is column-major: it computes C^T = B^T A^T, so its first operand
+ * is B). */
+
+typedef struct cuda_mm_plan {
+    int64_t m, n, k;
+    int nb; /* batch dims (dst's leading dims) */
+    int64_t bshape[SDRT_MAX_DIMS], a_bs[SDRT_MAX_DIMS], b_bs[SDRT_MAX_DIMS], c_bs[SDRT_MAX_DIMS];
+    int64_t a_rs, a_cs; /* A(m,k) = a[m*a_rs + k*a_cs] */
+    int64_t b_ks, b_ns; /* B(k,n) = b[k*b_ks + n*b_ns] (iparams[0] = 1 already applied) */
+    int64_t c_rs, c_cs;
+    int64_t batches;
+} cuda_mm_plan;
+
+/* Shapes and broadcast checked as the CPU backend does; SDRT_OK or
+ * SDRT_INVALID_ARGUMENT. */
+sdrt_status cuda_mm_plan_make(const sdrt_op *op, cuda_mm_plan *p);
+
+/* Arguments of cublasSgemmStridedBatched(handle, trans_a, trans_b, m, n, k,
+ * alpha, A=b_data, lda, stride_a, B=a_data, ldb, stride_b, 0, C=c_data, ldc,
+ * stride_c, batches). rows/cols: the row-major C each batch writes (rows =
+ * n, cols = m; rows include folded batches). */
+typedef struct cuda_blas_call {
+    int trans_a, trans_b;
+    int64_t m, n, k, lda, ldb, ldc;
+    int64_t stride_a, stride_b, stride_c, batches;
+} cuda_blas_call;
+
+/* 1 and *out when cuBLAS can run the plan (unit stride in one dim of each
+ * operand and of C's columns, leading dims large enough, the batch dims
+ * collapsing to one stride or folding into M, sizes within int); 0 if not. */
+int cuda_mm_plan_blas(const cuda_mm_plan *p, cuda_blas_call *out);
+
 #ifdef __cplusplus
 }
 #endif
