@@ -12,6 +12,10 @@
 
 #define CU_MAX_OPS 3
 
+/* Index and dtype helpers run on the host too: tests/cuda checks the
+ * kernels' index arithmetic on the CPU (cuda-index). */
+#define CU_HD __host__ __device__ __forceinline__
+
 /* Up to three operands walked over one shape, innermost dim last. */
 struct cu_iter {
     int nd;
@@ -47,7 +51,7 @@ static inline cu_iter cu_iter_make(int ndim, const int64_t *shape, int nops, con
 }
 
 template <int NOPS>
-__device__ __forceinline__ void cu_offsets(const cu_iter &it, int64_t i, int64_t *off) {
+CU_HD void cu_offsets(const cu_iter &it, int64_t i, int64_t *off) {
     for (int o = 0; o < NOPS; o++) off[o] = 0;
     for (int d = it.nd - 1; d >= 0; d--) {
         int64_t n = it.shape[d], idx = i % n;
@@ -56,13 +60,13 @@ __device__ __forceinline__ void cu_offsets(const cu_iter &it, int64_t i, int64_t
     }
 }
 
-__device__ __forceinline__ float cu_load(const void *p, int dt, int64_t i) {
+CU_HD float cu_load(const void *p, int dt, int64_t i) {
     if (dt == SDRT_DTYPE_F16) return __half2float(((const __half *)p)[i]);
     if (dt == SDRT_DTYPE_BF16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
     return ((const float *)p)[i];
 }
 
-__device__ __forceinline__ void cu_store(void *p, int dt, int64_t i, float v) {
+CU_HD void cu_store(void *p, int dt, int64_t i, float v) {
     if (dt == SDRT_DTYPE_F16) ((__half *)p)[i] = __float2half_rn(v);
     else if (dt == SDRT_DTYPE_BF16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
     else ((float *)p)[i] = v;
@@ -146,7 +150,7 @@ static inline cu_rows cu_rows_make(const sdrt_tensor *t) {
     return r;
 }
 
-__device__ __forceinline__ int64_t cu_row_offset(const cu_rows &r, int64_t row) {
+CU_HD int64_t cu_row_offset(const cu_rows &r, int64_t row) {
     int64_t off = 0;
     for (int d = r.nd - 1; d >= 0; d--) {
         off += (row % r.shape[d]) * r.st[d];
