@@ -423,6 +423,33 @@ static void test_buffers_and_oom(void) {
     free(h), free(r);
 }
 
+/* A kernel that faults (an address far past its buffer) fails with
+ * UNAVAILABLE, keeps failing until reset, and after reset new buffers and
+ * streams work: the "next request runs" path. Runs last: it resets. */
+static void test_fault_and_reset(void) {
+    NEED_DEVICE();
+    streams(dev, NULL);
+    sdrt_buffer_type *bt = dev->iface->buffer_type(dev);
+    sdrt_buffer *b = sdrt_buffer_alloc(bt, 4096);
+    REQUIRE(b, "alloc");
+    sdrt_tensor x = {.struct_size = sizeof(sdrt_tensor), .dtype = SDRT_DTYPE_F32, .ndim = 1, .shape = {1024},
+                     .strides = {1}, .data = b->iface->base(b), .buffer = b};
+    sdrt_tensor y = x;
+    y.data = (char *)b->iface->base(b) + ((size_t)1 << 40); /* 1 TiB past the buffer: unmapped */
+    sdrt_op op = {.struct_size = sizeof(sdrt_op), .kind = SDRT_OP_SILU, .src = {&x}, .dst = &y};
+    sdrt_status st = sdrt_stream_compute(g_gs, &op);
+    sdrt_stream_synchronize(g_gs);
+    sdrt_status st2 = sdrt_stream_compute(g_gs, &op);
+    CHECK(st == SDRT_OK || st == SDRT_UNAVAILABLE, "faulting launch: %d", st);
+    CHECK(st2 == SDRT_UNAVAILABLE, "after the fault the stream must report UNAVAILABLE, got %d", st2);
+    REQUIRE(dev->iface->reset && dev->iface->reset(dev) == SDRT_OK, "reset");
+    sdrt_buffer_free(b); /* an old-generation buffer: only host memory is released */
+    streams(dev, NULL);
+    twin a = twin_new(dev, SDRT_DTYPE_F32, 1, S(1000), 1), r = twin_new(dev, SDRT_DTYPE_F32, 1, S(1000), 0);
+    run_case(dev, &(opcase){"SILU after reset", SDRT_OP_SILU, {&a}, &r, .tol = 1e-6});
+    twin_free(&a), twin_free(&r);
+}
+
 const test_entry TESTS[] = {
     {"entry", test_module_entry},
     {"buffers_and_oom", test_buffers_and_oom},
@@ -430,5 +457,6 @@ const test_entry TESTS[] = {
     {"gemm_ops", test_gemm_ops},
     {"attention", test_attention},
     {"graph_replay", test_graph_replay},
+    {"fault_and_reset", test_fault_and_reset},
     {0},
 };

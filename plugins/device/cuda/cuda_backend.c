@@ -105,6 +105,7 @@ cuda_precision cuda_device_precision(const cuda_device_ctx *d) { return d->preci
 int cuda_device_sm(const cuda_device_ctx *d) { return d->sm; }
 size_t cuda_device_smem_optin(const cuda_device_ctx *d) { return d->smem_optin; }
 uint64_t cuda_device_generation(const cuda_device_ctx *d) { return d->generation; }
+int cuda_device_faulted(const cuda_device_ctx *d) { return d->faulted; }
 sdrt_buffer_type *cuda_device_vram_type(cuda_device_ctx *d) { return &d->vram; }
 sdrt_buffer_type *cuda_device_pinned_type(cuda_device_ctx *d) { return &d->pinned; }
 

@@ -87,6 +87,8 @@ size_t cuda_device_smem_optin(const cuda_device_ctx *d);
 /* Bumped by every reset: streams and buffers of an older generation are
  * dead and only release their host memory. */
 uint64_t cuda_device_generation(const cuda_device_ctx *d);
+/* Non-zero after a sticky fault until reset. */
+int cuda_device_faulted(const cuda_device_ctx *d);
 sdrt_buffer_type *cuda_device_vram_type(cuda_device_ctx *d);
 sdrt_buffer_type *cuda_device_pinned_type(cuda_device_ctx *d);
 

@@ -58,7 +58,7 @@ static cuda_stream_ctx *cuda_sc(sdrt_stream *s) { return s->context; }
 
 /* SDRT_OK when the stream may run work; else why not. */
 static sdrt_status cuda_stream_ready(cuda_stream_ctx *sc) {
-    if (sc->generation != cuda_device_generation(sc->d)) return SDRT_UNAVAILABLE;
+    if (sc->generation != cuda_device_generation(sc->d) || cuda_device_faulted(sc->d)) return SDRT_UNAVAILABLE;
     if (sc->deferred != SDRT_OK) {
         sdrt_status st = sc->deferred;
         if (st != SDRT_UNAVAILABLE) sc->deferred = SDRT_OK; /* reported once; faults stay */
