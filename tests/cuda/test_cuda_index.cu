@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_blas.h"
 #include "cuda_gemm_prob.cuh"
 
 extern "C" {
@@ -202,7 +203,19 @@ static void test_iter_offsets(void) {
     CHECK(flat.nd == 1 && flat.shape[0] == 720, "contiguous: %d dims", flat.nd);
 }
 
+/* cuBLAS opens at run time (the module does not link it): the soname and
+ * the five entry points resolve where the toolkit is installed. Creating a
+ * handle needs a driver, so that part runs in cuda-device only. */
+static void test_blas_open(void) {
+    char why[512] = "";
+    const cuda_blas_api *b = cuda_blas_open(why, sizeof why);
+    REQUIRE(b != NULL, "cuBLAS did not open: %s", why);
+    CHECK(b->create && b->destroy && b->set_stream && b->set_workspace && b->sgemm_strided_batched, "symbols");
+    CHECK(cuda_blas() == b && cuda_blas_open(NULL, 0) == b, "opened once");
+}
+
 extern "C" const test_entry TESTS[] = {
+    {"blas_open", test_blas_open},
     {"conv_index", test_conv_index},
     {"matmul_index", test_matmul_index},
     {"iter_offsets", test_iter_offsets},

@@ -2,11 +2,14 @@
  * device ("cuda:N"), a VRAM buffer type over the pool of cuda_pool.c, a
  * pinned host buffer type for staging, reset after sticky faults, and the
  * exported entry, which returns NULL (after one log line) where there is no
- * driver or no device. cudart is linked statically, so this module loads on
+ * driver or no device. cudart is linked statically and cuBLAS opened only
+ * once a device was found (cuda_blas.h), so this module loads fast on
  * machines without the NVIDIA driver and only cudaGetDeviceCount finds out.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cuda_internal.h"
+
+#include "cuda_blas.h"
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -483,6 +486,10 @@ SDRT_EXPORT sdrt_backend_reg *sdrt_backend_entry(const sdrt_host_api *host_api, 
         cuda_log(SDRT_LOG_INFO, "cuda backend: no CUDA device of compute capability 8.0 or newer");
         return NULL;
     }
+    char why[512] = "";
+    if (!cuda_blas_open(why, sizeof why))
+        cuda_log(SDRT_LOG_WARN, "cuda backend: cuBLAS unavailable (%s): F32 MATMUL runs on the family's own kernels",
+                 why);
     g_devs = devs;
     g_ndev = used;
     g_reg = (sdrt_backend_reg){.iface = &g_cuda_reg_iface, .context = NULL, .abi_major = SDRT_ABI_MAJOR,

@@ -2,7 +2,8 @@
  *
  * MATMUL with F32 weights whose layout cuBLAS can describe (unit stride in
  * one dim of each operand, the batch dims collapsing to one stride) runs
- * cublasSgemmStridedBatched (F32 arithmetic, no TF32), bias added after.
+ * cublasSgemmStridedBatched (F32 arithmetic, no TF32), bias added after
+ * (when cuBLAS could be opened: cuda_blas.h).
  * Everything else, and every CONV2D (implicit GEMM: the im2col matrix is
  * never stored; the B tile loader reads the input directly), runs the tiled
  * kernels below over "problem" descriptions that say how to read A(m,k),
@@ -15,7 +16,7 @@
  *    saturates at +-65504 rather than overflowing to inf).
  * The epilogue applies alpha and the bias and stores through any strides.
  */
-#include <cublas_v2.h>
+#include "cuda_blas.h"
 #include <mma.h>
 
 #include "cuda_common.cuh"
@@ -165,9 +166,10 @@ __global__ void cu_bias_rows_kernel(float *c, int64_t batches, int64_t M, int64_
  * Returns 1 when it ran, 0 when the kernels must, -1 on a cuBLAS error. */
 static int cu_mm_cublas(const cuda_exec *ex, const cuda_mm_plan *plan, const cu_mm_prob &p) {
     cuda_blas_call bc;
-    if (p.bdt != SDRT_DTYPE_F32 || !cuda_mm_plan_blas(plan, &bc)) return 0;
+    const cuda_blas_api *blas = cuda_blas();
+    if (!blas || !ex->cublas || p.bdt != SDRT_DTYPE_F32 || !cuda_mm_plan_blas(plan, &bc)) return 0;
     const float zero = 0.0f;
-    cublasStatus_t s = cublasSgemmStridedBatched(
+    cublasStatus_t s = blas->sgemm_strided_batched(
         (cublasHandle_t)ex->cublas, bc.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, bc.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
         (int)bc.m, (int)bc.n, (int)bc.k, &p.alpha, (const float *)p.b, (int)bc.lda, bc.stride_a, p.a, (int)bc.ldb,
         bc.stride_b, &zero, p.c, (int)bc.ldc, bc.stride_c, (int)bc.batches);

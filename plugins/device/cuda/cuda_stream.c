@@ -8,7 +8,7 @@
 #include "cuda_internal.h"
 
 #include <cjson/cJSON.h>
-#include <cublas_v2.h>
+#include "cuda_blas.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,7 +236,7 @@ static void cuda_stream_free(sdrt_stream *s) {
         cudaSetDevice(cuda_device_ordinal(sc->d));
         cudaStreamSynchronize(sc->cs);
         cuda_replay_clear(&sc->replay);
-        if (sc->cublas) cublasDestroy(sc->cublas);
+        if (sc->cublas) cuda_blas()->destroy(sc->cublas);
         if (sc->workspace) cudaFree(sc->workspace);
         cudaStreamDestroy(sc->cs);
         cudaGetLastError();
@@ -282,13 +282,14 @@ sdrt_stream *cuda_stream_new(sdrt_device *dev, cuda_device_ctx *d, const char *p
         return NULL;
     }
     /* A fixed cuBLAS workspace: cuBLAS then never allocates inside a graph
-     * capture. */
-    if (cublasCreate(&sc->cublas) != CUBLAS_STATUS_SUCCESS ||
-        cuda_check(d, cudaMalloc(&sc->workspace, CUDA_WORKSPACE_BYTES), "cuBLAS workspace") != SDRT_OK ||
-        cublasSetStream(sc->cublas, sc->cs) != CUBLAS_STATUS_SUCCESS ||
-        cublasSetWorkspace(sc->cublas, sc->workspace, CUDA_WORKSPACE_BYTES) != CUBLAS_STATUS_SUCCESS) {
+     * capture. Without cuBLAS (not installed) the kernels do every MATMUL. */
+    const cuda_blas_api *blas = cuda_blas();
+    if (blas && (blas->create(&sc->cublas) != CUBLAS_STATUS_SUCCESS ||
+                 cuda_check(d, cudaMalloc(&sc->workspace, CUDA_WORKSPACE_BYTES), "cuBLAS workspace") != SDRT_OK ||
+                 blas->set_stream(sc->cublas, sc->cs) != CUBLAS_STATUS_SUCCESS ||
+                 blas->set_workspace(sc->cublas, sc->workspace, CUDA_WORKSPACE_BYTES) != CUBLAS_STATUS_SUCCESS)) {
         cuda_log(SDRT_LOG_ERROR, "%s: cannot set up cuBLAS for a new stream", cuda_device_label(d));
-        if (sc->cublas) cublasDestroy(sc->cublas);
+        if (sc->cublas) blas->destroy(sc->cublas);
         if (sc->workspace) cudaFree(sc->workspace);
         cudaStreamDestroy(sc->cs);
         free(sc);
