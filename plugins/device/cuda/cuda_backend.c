@@ -444,15 +444,21 @@ SDRT_EXPORT sdrt_backend_reg *sdrt_backend_entry(const sdrt_host_api *host_api, 
     if (g_devs) return &g_reg; /* repeated entry: the same family */
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
+    int driver = 0, runtime = 0;
+    cudaDriverGetVersion(&driver); /* 0 when no driver library is found */
+    cudaRuntimeGetVersion(&runtime);
     if (e != cudaSuccess || n <= 0) {
         cudaGetLastError();
-        cuda_log(SDRT_LOG_INFO, "cuda backend: no usable CUDA device (%s)",
-                 e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports 0 devices");
+        if (driver == 0)
+            cuda_log(SDRT_LOG_INFO, "cuda backend: no NVIDIA driver found (%s)", cudaGetErrorString(e));
+        else if (e == cudaErrorInsufficientDriver)
+            cuda_log(SDRT_LOG_INFO, "cuda backend: the NVIDIA driver supports CUDA %d.%d, the family needs %d.%d",
+                     driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+        else
+            cuda_log(SDRT_LOG_INFO, "cuda backend: no usable CUDA device (%s)",
+                     e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports 0 devices");
         return NULL;
     }
-    int driver = 0, runtime = 0;
-    cudaDriverGetVersion(&driver);
-    cudaRuntimeGetVersion(&runtime);
     cuda_precision prec = cuda_config_precision(config_json);
     cuda_device_ctx *devs = calloc((size_t)n, sizeof *devs);
     if (!devs) return NULL;
