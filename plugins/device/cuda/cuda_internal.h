@@ -22,9 +22,10 @@
 extern "C" {
 #endif
 
-/* Arithmetic for MATMUL/CONV2D with F16/BF16 weights: MIXED runs tensor-core
- * MMA on F16/BF16 operands (activations rounded to the weight dtype, F32
- * accumulation); F32 widens the weights and multiplies in F32 (parity). */
+/* Arithmetic for MATMUL/CONV2D with F16/BF16 weights: F32 (the default)
+ * widens the weights and multiplies in F32; MIXED runs tensor-core MMA on
+ * F16/BF16 operands (activations rounded to the weight dtype, F32
+ * accumulation), the speed mode. */
 typedef enum cuda_precision { CUDA_PRECISION_MIXED = 0, CUDA_PRECISION_F32 = 1 } cuda_precision;
 
 /* What an op launcher gets from its stream. */
