@@ -31,12 +31,12 @@
 #define GS_BK 16
 
 template <class P>
-__global__ void __launch_bounds__(256) gemm_simt(P p) {
+__global__ void __launch_bounds__(256) gemm_simt(P p, int64_t m_base) {
     __shared__ float As[GS_BK][GT_BM + 4];
     __shared__ float Bs[GS_BK][GT_BN + 4];
     typename P::Z z = p.batch(blockIdx.z);
     int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-    int64_t m0 = (int64_t)blockIdx.y * GT_BM, n0 = (int64_t)blockIdx.x * GT_BN;
+    int64_t m0 = m_base + (int64_t)blockIdx.y * GT_BM, n0 = (int64_t)blockIdx.x * GT_BN;
     float acc[4][4] = {};
     for (int64_t k0 = 0; k0 < p.K; k0 += GS_BK) {
         for (int i = tid; i < GT_BM * GS_BK; i += 256) {
@@ -87,14 +87,14 @@ __device__ __forceinline__ __nv_bfloat16 cu_to<__nv_bfloat16>(float v) {
 }
 
 template <class P, typename T>
-__global__ void __launch_bounds__(256) gemm_wmma(P p) {
+__global__ void __launch_bounds__(256) gemm_wmma(P p, int64_t m_base) {
     using namespace nvcuda;
     __shared__ __align__(32) T As[GT_BM][GW_BK + 8];
     __shared__ __align__(32) T Bs[GW_BK][GT_BN + 8];
     __shared__ __align__(32) float Cs[GT_BM][GT_BN + 4];
     typename P::Z z = p.batch(blockIdx.z);
     int tid = threadIdx.x, warp = tid / 32, wm = warp / 2, wn = warp % 2;
-    int64_t m0 = (int64_t)blockIdx.y * GT_BM, n0 = (int64_t)blockIdx.x * GT_BN;
+    int64_t m0 = m_base + (int64_t)blockIdx.y * GT_BM, n0 = (int64_t)blockIdx.x * GT_BN;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
     wmma::fill_fragment(acc[0], 0.0f);
     wmma::fill_fragment(acc[1], 0.0f);
@@ -133,25 +133,27 @@ __global__ void __launch_bounds__(256) gemm_wmma(P p) {
     }
 }
 
-/* Launches over `batches` products in chunks of 65535 (grid z). */
+/* Launches over `batches` products in chunks of 65535 (grid z), and over
+ * M in chunks of 65535 row tiles (grid y). */
 template <class P>
 static sdrt_status cu_gemm_launch(const cuda_exec *ex, P p, int64_t batches, int weight_dtype) {
     if (p.M == 0 || p.N == 0 || batches == 0) return SDRT_OK;
-    int64_t gx = (p.N + GT_BN - 1) / GT_BN, gy = (p.M + GT_BM - 1) / GT_BM;
-    if (gx > INT32_MAX || gy > 65535) return SDRT_UNSUPPORTED;
+    int64_t gx = (p.N + GT_BN - 1) / GT_BN, gy_all = (p.M + GT_BM - 1) / GT_BM;
+    if (gx > INT32_MAX) return SDRT_UNSUPPORTED; /* > 1.3e11 columns */
     bool tc = ex->precision == CUDA_PRECISION_MIXED && weight_dtype != SDRT_DTYPE_F32 && ex->sm >= 80;
-    for (int64_t z0 = 0; z0 < batches; z0 += 65535) {
-        int64_t nz = batches - z0 < 65535 ? batches - z0 : 65535;
-        p.z0 = z0;
-        dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)nz);
-        if (!tc) gemm_simt<P><<<grid, 256, 0, ex->stream>>>(p);
-        else if (weight_dtype == SDRT_DTYPE_F16) gemm_wmma<P, __half><<<grid, 256, 0, ex->stream>>>(p);
-        else gemm_wmma<P, __nv_bfloat16><<<grid, 256, 0, ex->stream>>>(p);
+    for (int64_t y0 = 0; y0 < gy_all; y0 += 65535) {
+        int64_t gy = gy_all - y0 < 65535 ? gy_all - y0 : 65535, m_base = y0 * GT_BM;
+        for (int64_t z0 = 0; z0 < batches; z0 += 65535) {
+            int64_t nz = batches - z0 < 65535 ? batches - z0 : 65535;
+            p.z0 = z0;
+            dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)nz);
+            if (!tc) gemm_simt<P><<<grid, 256, 0, ex->stream>>>(p, m_base);
+            else if (weight_dtype == SDRT_DTYPE_F16) gemm_wmma<P, __half><<<grid, 256, 0, ex->stream>>>(p, m_base);
+            else gemm_wmma<P, __nv_bfloat16><<<grid, 256, 0, ex->stream>>>(p, m_base);
+        }
     }
     return SDRT_OK;
 }
-
-/* ---- MATMUL -------------------------------------------------------------------------- */
 
 __global__ void cu_bias_rows_kernel(float *c, int64_t batches, int64_t M, int64_t N, int64_t cbs, int64_t crs,
                                     const void *bias, int bdt, int64_t bs) {
