@@ -191,37 +191,41 @@ struct cu_rowop {
     float eps, scale;
 };
 
-__global__ void cu_layer_norm_kernel(cu_rowop r) {
+__global__ void cu_layer_norm_kernel(cu_rowop r, int64_t rows) {
     __shared__ float sh[32];
-    const float *x = r.x + cu_row_offset(r.xr, blockIdx.x);
-    float *y = r.y + cu_row_offset(r.yr, blockIdx.x);
-    float s = 0.0f;
-    for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) s += x[i * r.sx];
-    float mean = cu_block_sum<float>(s, sh) / (float)r.n;
-    float v = 0.0f;
-    for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) {
-        float d = x[i * r.sx] - mean;
-        v += d * d;
-    }
-    float rstd = rsqrtf(cu_block_sum<float>(v, sh) / (float)r.n + r.eps);
-    for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) {
-        float gam = r.gamma ? cu_load(r.gamma, r.gdt, i * r.gs) : 1.0f;
-        float bet = r.beta ? cu_load(r.beta, r.bdt, i * r.bs) : 0.0f;
-        y[i * r.sy] = (x[i * r.sx] - mean) * rstd * gam + bet;
+    for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+        const float *x = r.x + cu_row_offset(r.xr, row);
+        float *y = r.y + cu_row_offset(r.yr, row);
+        float s = 0.0f;
+        for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) s += x[i * r.sx];
+        float mean = cu_block_sum<float>(s, sh) / (float)r.n;
+        float v = 0.0f;
+        for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) {
+            float d = x[i * r.sx] - mean;
+            v += d * d;
+        }
+        float rstd = rsqrtf(cu_block_sum<float>(v, sh) / (float)r.n + r.eps);
+        for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) {
+            float gam = r.gamma ? cu_load(r.gamma, r.gdt, i * r.gs) : 1.0f;
+            float bet = r.beta ? cu_load(r.beta, r.bdt, i * r.bs) : 0.0f;
+            y[i * r.sy] = (x[i * r.sx] - mean) * rstd * gam + bet;
+        }
     }
 }
 
-__global__ void cu_softmax_kernel(cu_rowop r) {
+__global__ void cu_softmax_kernel(cu_rowop r, int64_t rows) {
     __shared__ float sh[32];
-    const float *x = r.x + cu_row_offset(r.xr, blockIdx.x);
-    float *y = r.y + cu_row_offset(r.yr, blockIdx.x);
-    float m = -INFINITY;
-    for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) m = fmaxf(m, x[i * r.sx] * r.scale);
-    m = cu_block_max(m, sh);
-    float s = 0.0f;
-    for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) s += expf(x[i * r.sx] * r.scale - m);
-    float inv = 1.0f / cu_block_sum<float>(s, sh);
-    for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) y[i * r.sy] = expf(x[i * r.sx] * r.scale - m) * inv;
+    for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+        const float *x = r.x + cu_row_offset(r.xr, row);
+        float *y = r.y + cu_row_offset(r.yr, row);
+        float m = -INFINITY;
+        for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) m = fmaxf(m, x[i * r.sx] * r.scale);
+        m = cu_block_max(m, sh);
+        float s = 0.0f;
+        for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) s += expf(x[i * r.sx] * r.scale - m);
+        float inv = 1.0f / cu_block_sum<float>(s, sh);
+        for (int64_t i = threadIdx.x; i < r.n; i += blockDim.x) y[i * r.sy] = expf(x[i * r.sx] * r.scale - m) * inv;
+    }
 }
 
 static cu_rowop cu_rowop_make(const sdrt_op *op) {
@@ -244,6 +248,8 @@ static cu_rowop cu_rowop_make(const sdrt_op *op) {
 }
 
 static int cu_row_threads(int64_t n) { return n >= 1024 ? 1024 : n >= 256 ? 256 : n > 64 ? 128 : 64; }
+/* One block per row; rows beyond the grid limit loop. */
+static unsigned cu_row_blocks(int64_t rows) { return (unsigned)(rows < INT32_MAX ? rows : INT32_MAX); }
 
 extern "C" sdrt_status cuda_op_layer_norm(const cuda_exec *ex, const sdrt_op *op) {
     const sdrt_tensor *x = op->src[0];
@@ -252,10 +258,9 @@ extern "C" sdrt_status cuda_op_layer_norm(const cuda_exec *ex, const sdrt_op *op
     if ((op->src[1] && cu_numel(op->src[1]) != n) || (op->src[2] && cu_numel(op->src[2]) != n))
         return SDRT_INVALID_ARGUMENT;
     if (n == 0 || rows == 0) return SDRT_OK;
-    if (rows > INT32_MAX) return SDRT_UNSUPPORTED;
     cu_rowop r = cu_rowop_make(op);
     r.eps = op->fparams[0] != 0.0f ? op->fparams[0] : 1e-5f;
-    cu_layer_norm_kernel<<<(unsigned)rows, cu_row_threads(n), 0, ex->stream>>>(r);
+    cu_layer_norm_kernel<<<cu_row_blocks(rows), cu_row_threads(n), 0, ex->stream>>>(r, rows);
     return SDRT_OK;
 }
 
@@ -264,11 +269,10 @@ extern "C" sdrt_status cuda_op_softmax(const cuda_exec *ex, const sdrt_op *op) {
     if (x->ndim < 1 || !cu_same_shape(x, op->dst)) return SDRT_INVALID_ARGUMENT;
     int64_t n = x->shape[x->ndim - 1], rows = cu_numel(x) / (n ? n : 1);
     if (n == 0 || rows == 0) return SDRT_OK;
-    if (rows > INT32_MAX) return SDRT_UNSUPPORTED;
     cu_rowop r = cu_rowop_make(op);
     r.gamma = r.beta = NULL;
     r.scale = op->fparams[0] != 0.0f ? op->fparams[0] : 1.0f;
-    cu_softmax_kernel<<<(unsigned)rows, cu_row_threads(n), 0, ex->stream>>>(r);
+    cu_softmax_kernel<<<cu_row_blocks(rows), cu_row_threads(n), 0, ex->stream>>>(r, rows);
     return SDRT_OK;
 }
 
