@@ -1,8 +1,8 @@
 /* tests/rng/test_philox - Philox4x32-10 and the A1111 "NV" normals.
  * Expectations: the Random123 known-answer vectors (kat_vectors, typed in
  * below), tests/rng/philox_goldens.json from gen_philox.py (an independent
- * Python implementation), and the example A1111 publishes in the docstring
- * of modules/rng_philox.py. */
+ * Python implementation), the example A1111 publishes in the docstring of
+ * modules/rng_philox.py, and 64 values torch's CUDA generator printed. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -122,6 +122,29 @@ static void test_a1111_docstring(void) {
     for (int i = 0; i < 12; i++) CHECK(fabsf(got[i] - want[i]) < 5e-7f, "element %d: %.8f, want %.8f", i, got[i], want[i]);
 }
 
+/* torch CUDA's own output: a published printout of torch.randn((8, 8),
+ * device="cuda") after seeding with 0 (a PyTorch user's notebook, 4
+ * decimals; its first 12 values are A1111's docstring example). Every
+ * value must round to the printed one: within half a unit of the last
+ * printed digit. */
+static void test_torch_cuda_printout(void) {
+    static const float want[64] = {
+        -0.9247f, -0.4253f, -2.6438f, 0.1452f,  -0.1209f, -0.5797f, -0.6229f, -0.3284f,
+        -1.0745f, -0.3631f, -1.6711f, 2.2655f,  0.3117f,  -0.1842f, 1.2866f,  1.1820f,
+        -0.1271f, 1.2169f,  1.4353f,  1.0605f,  -0.4941f, -1.4244f, -0.7244f, -1.2973f,
+        0.0697f,  -0.0074f, 1.8969f,  0.6878f,  -0.0779f, -0.8373f, 1.3506f,  -0.2879f,
+        -0.5965f, -0.3283f, -0.9086f, -0.8059f, -0.7407f, -0.0504f, 0.5435f,  1.5150f,
+        0.0141f,  0.4532f,  1.6349f,  0.7124f,  -0.1806f, 1.0252f,  -1.4622f, -0.7554f,
+        -0.1836f, 0.3824f,  0.3918f,  -0.0830f, 0.8971f,  -1.1123f, 0.1116f,  0.4863f,
+        -0.5499f, -0.3231f, -0.5469f, 0.9049f,  0.2837f,  0.1210f,  0.4730f,  -1.0823f};
+    sdrt_rng r;
+    sdrt_rng_seed_philox(&r, 0);
+    float got[64];
+    sdrt_rng_randn(&r, got, 64);
+    for (int i = 0; i < 64; i++)
+        CHECK(fabsf(got[i] - want[i]) <= 5.01e-5f, "element %d: %.6f, torch CUDA printed %.4f", i, got[i], want[i]);
+}
+
 /* Counter-based: element i does not depend on n, so a longer draw starts
  * with a shorter one; seeding MT afterwards switches the kind back. */
 static void test_prefix_and_kind(void) {
@@ -151,6 +174,7 @@ const test_entry TESTS[] = {
     {"goldens_blocks", test_goldens_blocks},
     {"goldens_randn", test_goldens_randn},
     {"a1111_docstring", test_a1111_docstring},
+    {"torch_cuda_printout", test_torch_cuda_printout},
     {"prefix_and_kind", test_prefix_and_kind},
     {0},
 };
