@@ -9,8 +9,11 @@
  * staging, async copies and events), out-of-memory, every op on fresh
  * random inputs against the CPU backend (strided, broadcast, f16/bf16
  * weights in f32 and mixed precision), graph replay with new input data,
- * and reset. Tolerances: 1e-5 relative L2 for f32 arithmetic, 1e-3 where
- * cuBLAS or different summation orders apply, 1e-2 for mixed precision. */
+ * and reset. Tolerances (relative L2) as the conformance test's: 1e-6 for
+ * exact-but-for-FMA element-wise ops, 1e-5 for transcendental ones and
+ * norms, 2e-5 for reordered sums (MATMUL, CONV2D, ATTENTION), 2e-4 for
+ * TIMESTEP_EMB (sin/cos of arguments up to 1000); 1e-2 / 2e-2 for mixed
+ * precision (activations rounded to f16 / bf16). */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <math.h>
@@ -237,19 +240,19 @@ static void test_elementwise_ops(void) {
     twin x = twin_new(dev, SDRT_DTYPE_F32, 3, S(3, 37, 70), 1), y = twin_new(dev, SDRT_DTYPE_F32, 3, S(3, 37, 70), 0);
     static const sdrt_op_kind acts[] = {SDRT_OP_GELU, SDRT_OP_GELU_TANH, SDRT_OP_QUICK_GELU, SDRT_OP_SILU};
     static const char *names[] = {"GELU", "GELU_TANH", "QUICK_GELU", "SILU"};
-    for (int i = 0; i < 4; i++) run_case(dev, &(opcase){names[i], acts[i], {&x}, &y, .tol = 1e-6});
-    run_case(dev, &(opcase){"SCALE", SDRT_OP_SCALE, {&x}, &y, .fp = {1.5f, -0.25f}, .tol = 1e-7});
+    for (int i = 0; i < 4; i++) run_case(dev, &(opcase){names[i], acts[i], {&x}, &y, .tol = 1e-5});
+    run_case(dev, &(opcase){"SCALE", SDRT_OP_SCALE, {&x}, &y, .fp = {1.5f, -0.25f}, .tol = 1e-6});
     twin b = twin_new(dev, SDRT_DTYPE_F32, 2, S(1, 70), 1);
-    run_case(dev, &(opcase){"ADD broadcast alpha", SDRT_OP_ADD, {&x, &b}, &y, .fp = {0.5f}, .tol = 1e-7});
+    run_case(dev, &(opcase){"ADD broadcast alpha", SDRT_OP_ADD, {&x, &b}, &y, .fp = {0.5f}, .tol = 1e-6});
     twin b2 = twin_new(dev, SDRT_DTYPE_F32, 3, S(3, 37, 1), 1);
-    run_case(dev, &(opcase){"MUL broadcast", SDRT_OP_MUL, {&x, &b2}, &y, .tol = 1e-7});
+    run_case(dev, &(opcase){"MUL broadcast", SDRT_OP_MUL, {&x, &b2}, &y, .tol = 1e-6});
     twin b16 = twin_new(dev, SDRT_DTYPE_F16, 1, S(70), 1);
-    run_case(dev, &(opcase){"ADD f16 operand", SDRT_OP_ADD, {&x, &b16}, &y, .tol = 1e-7});
+    run_case(dev, &(opcase){"ADD f16 operand", SDRT_OP_ADD, {&x, &b16}, &y, .tol = 1e-6});
     twin xt = twin_new(dev, SDRT_DTYPE_F32, 3, S(3, 70, 37), 1);
     twin_swap(&xt, 1, 2);
-    run_case(dev, &(opcase){"SILU strided src", SDRT_OP_SILU, {&xt}, &y, .tol = 1e-6});
+    run_case(dev, &(opcase){"SILU strided src", SDRT_OP_SILU, {&xt}, &y, .tol = 1e-5});
     twin gx = twin_new(dev, SDRT_DTYPE_F32, 2, S(33, 2 * 50), 1), gy = twin_new(dev, SDRT_DTYPE_F32, 2, S(33, 50), 0);
-    run_case(dev, &(opcase){"GEGLU", SDRT_OP_GEGLU, {&gx}, &gy, .tol = 1e-6});
+    run_case(dev, &(opcase){"GEGLU", SDRT_OP_GEGLU, {&gx}, &gy, .tol = 1e-5});
     run_case(dev, &(opcase){"SOFTMAX", SDRT_OP_SOFTMAX, {&x}, &y, .fp = {0.7f}, .tol = 1e-5});
     twin g = twin_new(dev, SDRT_DTYPE_F32, 1, S(70), 1), be = twin_new(dev, SDRT_DTYPE_F32, 1, S(70), 1);
     run_case(dev, &(opcase){"LAYER_NORM", SDRT_OP_LAYER_NORM, {&x, &g, &be}, &y, .tol = 1e-5});
@@ -272,7 +275,7 @@ static void test_elementwise_ops(void) {
     float steps[5] = {0, 1, 250.5f, 999, 500};
     memcpy(ts.c.data, steps, sizeof steps);
     ts.gb->iface->write(ts.gb, ts.g.data, steps, sizeof steps);
-    run_case(dev, &(opcase){"TIMESTEP_EMB", SDRT_OP_TIMESTEP_EMB, {&ts}, &te, .ip = {321, 1}, .fp = {1.0f}, .tol = 1e-5});
+    run_case(dev, &(opcase){"TIMESTEP_EMB", SDRT_OP_TIMESTEP_EMB, {&ts}, &te, .ip = {321, 1}, .fp = {1.0f}, .tol = 2e-4});
     twin *all[] = {&x, &y, &b, &b2, &b16, &gbf, &xt, &gx, &gy, &g, &be, &nx, &ny, &ng, &nb, &uy, &cy, &h16, &hb, &ts, &te};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) twin_free(all[i]);
 }
@@ -283,7 +286,7 @@ static void test_gemm_ops(void) {
     static const char *modes[2] = {"{\"precision\":\"f32\"}", "{\"precision\":\"mixed\"}"};
     for (int mode = 0; mode < 2; mode++) {
         streams(dev, modes[mode]);
-        double half_tol = mode == 0 ? 1e-5 : 1e-2;
+        double half_tol = mode == 0 ? 2e-5 : 1e-2;
         twin a = twin_new(dev, SDRT_DTYPE_F32, 3, S(2, 77, 96), 1), bias = twin_new(dev, SDRT_DTYPE_F32, 1, S(130), 1);
         twin y = twin_new(dev, SDRT_DTYPE_F32, 3, S(2, 77, 130), 0);
         static const sdrt_dtype wdt[3] = {SDRT_DTYPE_F32, SDRT_DTYPE_F16, SDRT_DTYPE_BF16};
@@ -293,14 +296,14 @@ static void test_gemm_ops(void) {
             char name[64];
             snprintf(name, sizeof name, "MATMUL linear %s %s", wn[w], mode ? "mixed" : "f32");
             run_case(dev, &(opcase){name, SDRT_OP_MATMUL, {&a, &wt, &bias}, &y, .ip = {1}, .fp = {0.5f},
-                                    .tol = w == 0 ? 1e-5 : (w == 2 && mode ? 2e-2 : half_tol)});
+                                    .tol = w == 0 ? 2e-5 : (w == 2 && mode ? 2e-2 : half_tol)});
             twin_free(&wt);
         }
         /* Batched, broadcast over heads, B not transposed, strided A. */
         twin q = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, 3, 40, 17), 1), k = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, 1, 40, 23), 1);
         twin_swap(&q, 2, 3);
         twin s = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, 3, 17, 23), 0);
-        run_case(dev, &(opcase){"MATMUL batched strided", SDRT_OP_MATMUL, {&q, &k}, &s, .tol = 1e-5});
+        run_case(dev, &(opcase){"MATMUL batched strided", SDRT_OP_MATMUL, {&q, &k}, &s, .tol = 2e-5});
         /* Convolutions: 3x3 pad 1, stride 2, 1x1, grouped, dilated. */
         twin x = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, 12, 15, 13), 1);
         struct { const char *name; int64_t o, cg, kh, kw; int32_t ip[7]; } cv[] = {
@@ -320,7 +323,7 @@ static void test_gemm_ops(void) {
                 char name[80];
                 snprintf(name, sizeof name, "%s %s %s", cv[i].name, wn[w], mode ? "mixed" : "f32");
                 opcase oc = {name, SDRT_OP_CONV2D, {&x, &wt, &cb}, &cy,
-                             .tol = w == 0 ? 1e-5 : (w == 2 && mode ? 2e-2 : half_tol)};
+                             .tol = w == 0 ? 2e-5 : (w == 2 && mode ? 2e-2 : half_tol)};
                 memcpy(oc.ip, cv[i].ip, sizeof cv[i].ip);
                 run_case(dev, &oc);
                 twin_free(&wt), twin_free(&cb), twin_free(&cy);
@@ -345,7 +348,7 @@ static void test_attention(void) {
         char name[64];
         snprintf(name, sizeof name, "ATTENTION L%lld/%lld D%lld%s", (long long)cs[i].lq, (long long)cs[i].lk,
                  (long long)cs[i].d, cs[i].causal ? " causal" : "");
-        run_case(dev, &(opcase){name, SDRT_OP_ATTENTION, {&q, &k, &v}, &o, .ip = {cs[i].causal}, .tol = 1e-5});
+        run_case(dev, &(opcase){name, SDRT_OP_ATTENTION, {&q, &k, &v}, &o, .ip = {cs[i].causal}, .tol = 2e-5});
         twin_free(&q), twin_free(&k), twin_free(&v), twin_free(&o);
     }
 }
@@ -376,7 +379,7 @@ static void test_graph_replay(void) {
         sdrt_event_synchronize(g_gs, ev);
         sdrt_event_free(g_gs, ev);
         double err = test_rel_l2(got, y.c.data, 64 * 80);
-        CHECK(err < 1e-5, "round %d (%s): rel L2 %.3g", round, round ? "replay" : "capture", err);
+        CHECK(err < 2e-5, "round %d (%s): rel L2 %.3g", round, round ? "replay" : "capture", err);
     }
     free(got);
     twin_free(&x), twin_free(&w), twin_free(&h), twin_free(&y);
@@ -446,7 +449,7 @@ static void test_fault_and_reset(void) {
     sdrt_buffer_free(b); /* an old-generation buffer: only host memory is released */
     streams(dev, NULL);
     twin a = twin_new(dev, SDRT_DTYPE_F32, 1, S(1000), 1), r = twin_new(dev, SDRT_DTYPE_F32, 1, S(1000), 0);
-    run_case(dev, &(opcase){"SILU after reset", SDRT_OP_SILU, {&a}, &r, .tol = 1e-6});
+    run_case(dev, &(opcase){"SILU after reset", SDRT_OP_SILU, {&a}, &r, .tol = 1e-5});
     twin_free(&a), twin_free(&r);
 }
 
