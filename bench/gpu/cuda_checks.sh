@@ -8,6 +8,7 @@
 #      graph capture/replay) on cuda:0
 #   4. the backend conformance test (tests/conformance, when this tree has it)
 #   5. GEMM / conv / attention TFLOP/s (sdrt-cuda-bench), mixed and f32
+#   6. the tiny pipelines with compute on cuda:0 (SDRT_TEST_DEVICE_CONFIG)
 # Results go to $OUT (the device runner's folder) or bench/gpu/results:
 # summary.txt, nvidia-smi.txt, build.log, ctest-*.log, bench-*.jsonl.
 # Exit status: 0 when every step passed or was skipped with a reason.
@@ -69,6 +70,9 @@ step "bench mixed (f16 weights on tensor cores)" bench mixed
 step "bench f32" bench f32
 cat "$RES/bench-mixed.jsonl" "$RES/bench-f32.jsonl" >> "$SUMMARY" 2>/dev/null
 
-say "SKIP  tiny pipelines on cuda:0: the pipeline tests run on the default device of the device plugin; they run here only once the inference path is device-resident (issue 11)"
+# The tiny pipelines (the same cases and tolerances as on the CPU and the
+# strict device) with the device plugin's compute device set to cuda:0.
+step "tiny pipelines on cuda:0 (inference, img2img, batch)" run_ctest pipelines \
+  '^(inference|inference-img2img|inference-batch)$' 'SDRT_TEST_DEVICE_CONFIG={"device":"cuda:0"}'
 say "done: $([ $fail = 0 ] && echo all passed || echo FAILURES, see the logs) -> $RES"
 exit $fail
