@@ -46,11 +46,11 @@ step "build (SDRT_CUDA=ON)" build
 
 run_ctest() { # log name, regex, extra env...
   local log=$1 re=$2; shift 2
-  (cd "$BUILD" && env "$@" timeout 400 ctest -R "$re" --output-on-failure) > "$RES/ctest-$log.log" 2>&1
+  (cd "$BUILD" && env "$@" timeout 400 ctest -R "$re" -V) > "$RES/ctest-$log.log" 2>&1
 }
 step "host-side tests (cuda-plan, cuda-index, philox)" run_ctest host '^(cuda-plan|cuda-index|philox|rng)$'
 step "device test cuda-device (every op vs CPU, graphs, OOM)" run_ctest device '^cuda-device$'
-grep -E "^# (skipped|[A-Z_0-9]+ .*rel L2)" "$RES/ctest-device.log" | head -80 >> "$SUMMARY"
+grep -E "^([0-9]+: )?# (skipped|[A-Z_0-9]+ .*rel L2)" "$RES/ctest-device.log" | head -80 >> "$SUMMARY"
 have_gpu=1
 grep -q "skipped: no CUDA device" "$RES/ctest-device.log" && have_gpu=0
 
