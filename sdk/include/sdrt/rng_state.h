@@ -19,7 +19,8 @@ extern "C" {
 
 #define SDRT_RNG_MT_N 624
 
-/* A Mersenne twister in PyTorch's CPU generator layout. Append only. */
+/* A Mersenne twister in PyTorch's CPU generator layout, or (kind PHILOX)
+ * A1111's "NV"/"GPU" Philox generator. Append only. */
 typedef struct sdrt_rng {
     uint32_t struct_size;
     uint32_t mt_index;
@@ -28,7 +29,20 @@ typedef struct sdrt_rng {
     /* PyTorch keeps one cached normal sample for the scalar path. */
     int32_t has_next_normal;
     double next_normal;
+    /* --- appended: the generator kind (read only inside struct_size) --- */
+    uint32_t kind;          /* sdrt_rng_kind; sdrt_rng_seed sets MT */
+    uint64_t philox_offset; /* calls made so far (SDRT_RNG_PHILOX) */
 } sdrt_rng;
+
+/* Which generator a sdrt_rng runs. PHILOX reproduces torch CUDA randn as
+ * A1111's "NV"/"GPU" seeds do (sdrt/philox.h): the helper functions then
+ * draw from Philox with `seed` and advance philox_offset by one per call,
+ * so whoever holds the generator (the scheduler's ancestral noise too)
+ * draws from the same stream. */
+typedef enum sdrt_rng_kind {
+    SDRT_RNG_MT = 0,    /* PyTorch CPU (the default) */
+    SDRT_RNG_PHILOX = 1 /* PyTorch CUDA as A1111 reproduces it */
+} sdrt_rng_kind;
 
 #ifdef __cplusplus
 }

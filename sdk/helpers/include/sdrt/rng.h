@@ -24,6 +24,8 @@ extern "C" {
 
 /* Seeds like torch.manual_seed(seed) / Generator.manual_seed(seed). */
 void sdrt_rng_seed(sdrt_rng *g, uint64_t seed);
+/* Seeds g as the Philox generator (kind SDRT_RNG_PHILOX, offset 0). */
+void sdrt_rng_seed_philox(sdrt_rng *g, uint64_t seed);
 /* Fills out[0..n) like torch.randn(n) (float32) drawing from g. */
 void sdrt_rng_randn(sdrt_rng *g, float *out, size_t n);
 /* Fills out[0..n) like torch.rand(n) (float32, [0,1)). */
