@@ -43,8 +43,9 @@ static void draw_progress(gen_state *g, const cJSON *data) {
     fflush(stderr);
 }
 
-static void gen_sink(void *ctx, const char *line) {
+static void gen_sink(void *ctx, const char *line, int slot) {
     gen_state *g = ctx;
+    (void)slot;
     cJSON *o = cJSON_Parse(line);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
     if (cJSON_IsString(type) && strcmp(type->valuestring, "event") == 0) {

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "host.h"
+#include "ledger.h"
 #include "os.h"
 
 static FILE *g_stdout;
@@ -82,21 +83,38 @@ static int parse_host_args(host_cli_overrides *ov, int argc, char **argv) {
     return 0;
 }
 
+/* The serving process (supervisor.c forks it): plugins, workers, stdio loop. */
+static int serve_child(void *arg) {
+    const host_cli_overrides *ov = arg;
+    host_ctx h;
+    if (host_init(&h, ov, 0) != 0) return 1;
+    log_msg(NULL, SDRT_LOG_INFO, "ready in %.1f ms: %d plugin(s), %d refused", h.t_ready * 1e3, h.plugins.count,
+            h.plugins.n_refused);
+    ledger_set_ready();
+    int rc = server_run(&h, 0, 1);
+    host_fini(&h);
+    return rc;
+}
+
 static int cmd_serve(int argc, char **argv) {
     host_cli_overrides ov = {0};
     if (parse_host_args(&ov, argc, argv) != 0) {
         cli_overrides_free(&ov);
         return 2;
     }
-    host_ctx h;
-    if (host_init(&h, &ov, 0) != 0) {
+    /* The supervisor reads the config only for its limits; a bad config
+     * stops here with the message the serving process would give. */
+    host_config cfg;
+    char err[2048];
+    if (config_load(&cfg, &ov, err, sizeof err) != 0) {
+        log_msg(NULL, SDRT_LOG_ERROR, "%s", err);
         cli_overrides_free(&ov);
         return 1;
     }
-    log_msg(NULL, SDRT_LOG_INFO, "ready in %.1f ms: %d plugin(s), %d refused", h.t_ready * 1e3, h.plugins.count,
-            h.plugins.n_refused);
-    int rc = server_run(&h, 0, 1);
-    host_fini(&h);
+    output_make_bounded();
+    int rc = supervisor_serve(&cfg, serve_child, &ov);
+    output_fini();
+    config_free(&cfg);
     cli_overrides_free(&ov);
     return rc;
 }

@@ -71,6 +71,10 @@ os_input *os_input_open(int fd);
 long os_input_read(os_input *in, char *buf, size_t cap, int timeout_ms);
 /* Stops reading and frees `in` (NULL is fine). */
 void os_input_close(os_input *in);
+/* Closes the input descriptor itself, so that a client still writing gets
+ * EPIPE instead of having its lines silently unread (POSIX; on Windows the
+ * reader thread owns the handle and it closes at exit). */
+void os_close_input(int fd);
 
 /* ---- stop requests ---- */
 

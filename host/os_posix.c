@@ -106,6 +106,8 @@ long os_input_read(os_input *in, char *buf, size_t cap, int timeout_ms) {
 
 void os_input_close(os_input *in) { free(in); }
 
+void os_close_input(int fd) { close(fd); }
+
 /* ---- stop requests ---- */
 
 static volatile sig_atomic_t g_stop;

@@ -273,6 +273,8 @@ void os_input_close(os_input *in) {
     if (w == WAIT_OBJECT_0) free(in);
 }
 
+void os_close_input(int fd) { (void)fd; /* the reader thread owns the handle; it closes at exit */ }
+
 /* ---- stop requests ---- */
 
 /* Runs on a thread the system creates. For a console close the system ends

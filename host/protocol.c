@@ -28,6 +28,16 @@ static char *id_text(const cJSON *v) {
     return NULL;
 }
 
+/* A string id longer than PROTO_ID_MAX_CHARS is refused: it is echoed in
+ * every answer and event and kept in the job table and the crash ledger. */
+static int id_too_long(const cJSON *v, const char *field, char *err, size_t errlen) {
+    if (!cJSON_IsString(v)) return 0;
+    size_t n = utf8_chars(v->valuestring);
+    if (n <= PROTO_ID_MAX_CHARS) return 0;
+    snprintf(err, errlen, "%s: %zu characters exceed the limit of %d", field, n, PROTO_ID_MAX_CHARS);
+    return 1;
+}
+
 static int parse_priority(const cJSON *p, int *out, char *err, size_t errlen) {
     *out = 1;
     if (!p || cJSON_IsNull(p)) return 0;
@@ -66,6 +76,7 @@ static sdrt_status parse_jsonrpc(cJSON *root, proto_request *req, char *err, siz
     if (id) {
         req->rpc_id = cJSON_Duplicate(id, 1);
         req->request_id = id_text(id);
+        if (id_too_long(id, "id", err, errlen)) return SDRT_INVALID_REQUEST;
     } else {
         req->is_notification = 1;
     }
@@ -131,6 +142,9 @@ static sdrt_status parse_envelope(cJSON *root, proto_request *req, char *err, si
             snprintf(err, errlen, "request_id: expected a string");
             return SDRT_INVALID_REQUEST;
         }
+        if (id_too_long(rid, cJSON_GetObjectItemCaseSensitive(root, "request_id") ? "request_id" : "message_id", err,
+                        errlen))
+            return SDRT_INVALID_REQUEST;
     }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
     const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(root, "message_type");
@@ -157,20 +171,70 @@ static sdrt_status parse_envelope(cJSON *root, proto_request *req, char *err, si
     return SDRT_OK;
 }
 
+/* The id of a line refused for its bytes, so the refusal can carry it
+ * (the writer replaces its invalid bytes). */
+static void read_id_only(cJSON *root, proto_request *req) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (cJSON_GetObjectItemCaseSensitive(root, "jsonrpc")) {
+        req->proto = PROTO_JSONRPC;
+        if (id) {
+            req->rpc_id = cJSON_Duplicate(id, 1);
+            req->request_id = id_text(id);
+        }
+        return;
+    }
+    id = cJSON_GetObjectItemCaseSensitive(root, "request_id");
+    if (!id) id = cJSON_GetObjectItemCaseSensitive(root, "message_id");
+    if (id) req->request_id = id_text(id);
+}
+
+/* The id of a line with invalid bytes is echoed with U+FFFD in their place
+ * (a raw 0xFF must not read as the NUL stand-in). */
+static void replace_invalid_id(proto_request *req) {
+    if (req->request_id) {
+        char *r = utf8_replace_invalid(req->request_id);
+        free(req->request_id);
+        req->request_id = r;
+    }
+    if (cJSON_IsString(req->rpc_id)) {
+        char *r = utf8_replace_invalid(req->rpc_id->valuestring);
+        cJSON_Delete(req->rpc_id);
+        req->rpc_id = cJSON_CreateString(r ? r : "");
+        free(r);
+    }
+}
+
 sdrt_status proto_parse(const char *line, size_t len, proto_request *req, char *err, size_t errlen) {
     memset(req, 0, sizeof *req);
     req->priority = 1;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+    size_t bad = utf8_check(line, len);
+    size_t nul_len = 0;
+    char *nul_line = bad == len ? utf8_nul_in(line, len, &nul_len) : NULL;
+    const char *text = nul_line ? nul_line : line;
+    size_t text_len = nul_line ? nul_len : len;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, text_len, &end, 0);
+    long at = end ? (long)(end - text) : 0L;
+    if (root) {
+        while (end && (size_t)(end - text) < text_len && (*end == ' ' || *end == '\t' || *end == '\r')) end++;
+        if (end && (size_t)(end - text) < text_len) {
+            cJSON_Delete(root);
+            free(nul_line);
+            snprintf(err, errlen, "not valid JSON: trailing characters at byte %ld", (long)(end - text));
+            return SDRT_PARSE_ERROR;
+        }
+    }
+    free(nul_line); /* cJSON copied every string */
     if (!root) {
-        snprintf(err, errlen, "not valid JSON (at byte %ld)", end ? (long)(end - line) : 0L);
+        snprintf(err, errlen, "not valid JSON (at byte %ld)", at);
         return SDRT_PARSE_ERROR;
     }
-    while (end && (size_t)(end - line) < len && (*end == ' ' || *end == '\t' || *end == '\r')) end++;
-    if (end && (size_t)(end - line) < len) {
+    if (bad < len) {
+        if (cJSON_IsObject(root)) read_id_only(root, req);
+        replace_invalid_id(req);
         cJSON_Delete(root);
-        snprintf(err, errlen, "not valid JSON: trailing characters at byte %ld", (long)(end - line));
-        return SDRT_PARSE_ERROR;
+        snprintf(err, errlen, "the line is not valid UTF-8 (at byte %zu)", bad);
+        return SDRT_INVALID_REQUEST;
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
