@@ -1,0 +1,185 @@
+/* tests/protocol/lifecycle.c - shutdown with the real build/bin/sdrt over
+ * pipes, where a transcript cannot reach: SIGTERM with thousands of
+ * requests already written, and SIGTERM while the client does not read. */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+typedef struct host {
+    pid_t pid;
+    int in, out;
+} host;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void sleep_s(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static int start_host(host *h, const char *args) {
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) return -1;
+    h->pid = fork();
+    if (h->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        char cmd[8192];
+        const char *b = getenv("SDRT_BUILD_DIR");
+        snprintf(cmd, sizeof cmd, "exec \"%s/bin/sdrt\" serve --set log_level=warn %s", b ? b : ".", args);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    h->in = in[1];
+    h->out = out[0];
+    return 0;
+}
+
+/* Writes `n` lines, one write each (short lines: atomic on a pipe), and
+ * counts those fully written before the host closed its input. */
+typedef struct writer {
+    int fd, n, written;
+    const char *plugin_type; /* every 7th line asks for work, or NULL */
+} writer;
+
+static void *writer_main(void *arg) {
+    writer *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        char line[160];
+        int len = w->plugin_type && i % 7 == 3
+                      ? snprintf(line, sizeof line, "{\"type\":\"%s\",\"request_id\":\"r%d\",\"data\":{}}\n",
+                                 w->plugin_type, i)
+                      : snprintf(line, sizeof line, "{\"type\":\"host.health\",\"request_id\":\"r%d\"}\n", i);
+        if (write(w->fd, line, (size_t)len) != len) break;
+        w->written++;
+    }
+    close(w->fd);
+    return NULL;
+}
+
+static char *read_all(int fd, size_t *len) {
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    *len = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + *len, cap - *len - 1)) > 0 || (r < 0 && errno == EINTR)) {
+        if (r < 0) continue;
+        *len += (size_t)r;
+        if (cap - *len < 65536) buf = realloc(buf, cap *= 2);
+    }
+    buf[*len] = '\0';
+    return buf;
+}
+
+/* The issue's case: 5,000 pipelined requests, SIGTERM 20 ms after the first
+ * write. Every line written before the host closed its input is answered
+ * exactly once (work with UNAVAILABLE once stopping), and sdrt exits 0. */
+static void test_sigterm_answers_everything_written(void) {
+    signal(SIGPIPE, SIG_IGN);
+    for (int round = 0; round < 3; round++) {
+        host h;
+        char args[4096];
+        snprintf(args, sizeof args, "--set 'plugin_paths=[\"%s/tests/plugins/echo\"]'", getenv("SDRT_BUILD_DIR"));
+        REQUIRE(start_host(&h, args) == 0, "cannot start sdrt");
+        sleep_s(0.15); /* started: the SIGTERM must meet a serving host */
+        writer w = {h.in, 5000, 0, "echo.run"};
+        pthread_t t;
+        pthread_create(&t, NULL, writer_main, &w);
+        sleep_s(0.02);
+        kill(h.pid, SIGTERM);
+        size_t len;
+        char *out = read_all(h.out, &len);
+        pthread_join(t, NULL);
+        int status = 0;
+        waitpid(h.pid, &status, 0);
+        close(h.out);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: exit status %d, expected 0", round, status);
+        /* Exactly one final response per written request, by id. */
+        char *seen = calloc((size_t)w.n, 1);
+        int responses = 0, dup = 0, unavailable = 0, bad = 0;
+        for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            cJSON *o = cJSON_Parse(l);
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "request_id");
+            const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "error_code");
+            if (!cJSON_IsString(id) || id->valuestring[0] != 'r') {
+                bad++;
+                cJSON_Delete(o);
+                continue;
+            }
+            int i = atoi(id->valuestring + 1);
+            if (i >= 0 && i < w.n) {
+                if (seen[i]) dup++;
+                seen[i] = 1;
+            }
+            if (cJSON_IsString(code) && strcmp(code->valuestring, "UNAVAILABLE") == 0) unavailable++;
+            responses++;
+            cJSON_Delete(o);
+        }
+        int missing = 0;
+        for (int i = 0; i < w.written; i++) missing += !seen[i];
+        CHECK(bad == 0, "round %d: %d lines that are not responses to our ids", round, bad);
+        CHECK(dup == 0, "round %d: %d duplicate responses", round, dup);
+        CHECK(missing == 0, "round %d: %d of %d written requests never answered", round, missing, w.written);
+        CHECK(responses == w.written, "round %d: %d responses for %d written requests", round, responses,
+              w.written);
+        fprintf(stderr, "    round %d: %d written, %d answered, %d UNAVAILABLE\n", round, w.written, responses,
+                unavailable);
+        free(seen);
+        free(out);
+    }
+}
+
+/* SIGTERM while the client never reads stdout: the host must not hang in
+ * a pipe write; it ends within shutdown_grace_s (plus start-up slack) and
+ * says by its exit status (1) that answers were lost. */
+static void test_sigterm_while_client_does_not_read(void) {
+    signal(SIGPIPE, SIG_IGN);
+    host h;
+    REQUIRE(start_host(&h, "--set 'plugin_paths=[]' --set shutdown_grace_s=1 --set cancel_grace_s=0.5") == 0,
+            "cannot start sdrt");
+    /* 20,000 answers (~4 MB) overflow the stdout pipe; nobody reads it. */
+    writer w = {h.in, 20000, 0, NULL};
+    pthread_t t;
+    pthread_create(&t, NULL, writer_main, &w);
+    sleep_s(0.5);
+    double t0 = now_s();
+    kill(h.pid, SIGTERM);
+    int status = 0;
+    pid_t r = 0;
+    while ((r = waitpid(h.pid, &status, WNOHANG)) == 0 && now_s() - t0 < 10) sleep_s(0.01);
+    double took = now_s() - t0;
+    if (r == 0) {
+        kill(h.pid, SIGKILL);
+        waitpid(h.pid, &status, 0);
+    }
+    CHECK(r == h.pid, "sdrt still running %.1f s after SIGTERM with an unread stdout", took);
+    CHECK(took < 1.0 + 1.0, "shutdown took %.2f s, shutdown_grace_s is 1", took);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit status %d, expected 1 (answers lost)", status);
+    close(h.out); /* the writer thread now fails with EPIPE or already stopped */
+    pthread_join(t, NULL);
+    fprintf(stderr, "    exited %.2f s after SIGTERM, status %d\n", took, WEXITSTATUS(status));
+}
+
+const test_entry TESTS[] = {
+    {"sigterm_answers_everything_written", test_sigterm_answers_everything_written},
+    {"sigterm_while_client_does_not_read", test_sigterm_while_client_does_not_read},
+    {0},
+};
