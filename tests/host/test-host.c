@@ -261,7 +261,54 @@ static void test_schema_refs_checked_at_start(void) {
     CHECK(rc == 0, "with the reference resolvable the host should start and exit 0 on EOF: %d %s", rc, out);
 }
 
+/* `sdrt generate --model demo-model` and `--model ./demo-model` name a folder
+ * in the working directory: the request must carry its absolute path (the
+ * fakerun plugin answers with what resolve_path makes of model_id). */
+static void test_generate_relative_model(void) {
+    char dir[4096], model[4200], cmd[12288];
+    snprintf(dir, sizeof dir, "%s/gen-rel", test_tmpdir());
+    mkdir(dir, 0755);
+    snprintf(model, sizeof model, "%s/demo-model", dir);
+    mkdir(model, 0755);
+    char *real = realpath(model, NULL);
+    REQUIRE(real, "cannot make %s", model);
+    const char *forms[] = {"demo-model", "./demo-model", "../gen-rel/demo-model"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s' && \"%s/bin/sdrt\" generate --set 'plugin_paths=[\"%s/tests/plugins/fakerun\"]' "
+                 "--model %s --prompt x -o out </dev/null 2>/dev/null",
+                 dir, getenv("SDRT_BUILD_DIR"), getenv("SDRT_BUILD_DIR"), forms[i]);
+        FILE *f = popen(cmd, "r");
+        char out[8192] = {0};
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        out[n] = '\0';
+        int st = f ? pclose(f) : -1;
+        while (n > 0 && out[n - 1] == '\n') out[--n] = '\0';
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "--model %s: exit status %d", forms[i], st);
+        CHECK(strcmp(out, real) == 0, "--model %s reached the plugin as '%s', expected '%s'", forms[i], out, real);
+    }
+    free(real);
+}
+
+/* Every command answers --help with its usage on stdout and status 0. */
+static void test_every_command_has_help(void) {
+    const char *cmds[] = {"--help", "serve --help", "generate --help", "plugins --help", "validate-plugin --help",
+                          "version --help", "generate -h"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "\"%s/bin/sdrt\" %s </dev/null 2>/dev/null", getenv("SDRT_BUILD_DIR"), cmds[i]);
+        FILE *f = popen(cmd, "r");
+        char out[8192] = {0};
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        int st = f ? pclose(f) : -1;
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sdrt %s: exit status %d", cmds[i], st);
+        CHECK(n > 0 && strstr(out, "usage: sdrt"), "sdrt %s: no usage on stdout", cmds[i]);
+    }
+}
+
 const test_entry TESTS[] = {
+    {"generate_relative_model", test_generate_relative_model},
+    {"every_command_has_help", test_every_command_has_help},
     {"envelope", test_envelope},
     {"parse_errors", test_parse_errors},
     {"jsonrpc", test_jsonrpc},
