@@ -43,12 +43,20 @@ ledger_shm *ledger_get(void) { return g_ledger; }
 
 static size_t round_page(size_t n) { return (n + 4095) & ~(size_t)4095; }
 
+/* The thread's id, asked of the kernel once per thread (the lock is taken
+ * several times per request). Async-signal-safe after the first call; the
+ * crash handler's thread has normally taken the lock before. */
+static _Thread_local int t_tid;
+
 static int self_tid(void) {
+    if (!t_tid) {
 #ifdef SYS_gettid
-    return (int)syscall(SYS_gettid);
+        t_tid = (int)syscall(SYS_gettid);
 #else
-    return 1;
+        t_tid = 1;
 #endif
+    }
+    return t_tid;
 }
 
 int ledger_create(size_t max_line_bytes, int queue_limit, int workers) {
@@ -194,7 +202,7 @@ int ledger_commit(const proto_request *req, size_t line_end, int answered) {
             copy_text(e->id, sizeof e->id, req->request_id);
         }
         copy_text(e->type, sizeof e->type, req->type);
-        e->plugin[0] = '\0';
+        e->has_plugin = 0;
         atomic_store(&e->state, LE_LIVE);
     }
     if (line_end != LEDGER_NO_LINE && line_end > L->in_start) L->in_start = line_end;
@@ -215,7 +223,11 @@ void ledger_enter(int slot, const char *plugin_id) {
     t_slot = slot;
     t_plugin = plugin_id;
     ledger_shm *L = g_ledger;
-    if (L && slot >= 0) copy_text(ledger_entries(L)[slot].plugin, sizeof ledger_entries(L)[slot].plugin, plugin_id);
+    if (L && slot >= 0) {
+        ledger_entry *e = &ledger_entries(L)[slot];
+        copy_text(e->plugin, sizeof e->plugin, plugin_id);
+        e->has_plugin = 1;
+    }
 }
 
 void ledger_leave(void) {

@@ -18,13 +18,16 @@
 enum { LE_FREE = 0, LE_LIVE = 1 };
 enum { LE_ID_NULL = 0, LE_ID_STRING = 1, LE_ID_RAW = 2 };
 
+/* What is written per request comes first (state, type, the start of the
+ * id: two cache lines for a short id); `plugin` only when a worker runs it. */
 typedef struct ledger_entry {
     atomic_int state;
     unsigned char proto;      /* job_proto */
     unsigned char id_kind;    /* LE_ID_*: how to write `id` back */
-    char type[64];
-    char plugin[96];          /* the plugin running it, "" when none */
+    unsigned char has_plugin; /* `plugin` is set */
+    char type[57];
     char id[LEDGER_ID_BYTES]; /* request_id, or the JSON-RPC id (0xFF = NUL) */
+    char plugin[96];          /* the plugin running it */
 } ledger_entry;
 
 typedef struct ledger_shm {

@@ -243,8 +243,10 @@ static void handle_input(host_ctx *h, ledger_shm *L, size_t limit) {
         g_line_end = (size_t)(nl - buf) + 1;
         server_handle_line(h, buf + s, len);
         /* Empty lines and notifications were not taken by the ledger. */
-        proto_request none = {0};
-        ledger_commit(&none, g_line_end, 0);
+        if (L->in_start < g_line_end) {
+            proto_request none = {0};
+            ledger_commit(&none, g_line_end, 0);
+        }
         g_line_end = LEDGER_NO_LINE;
     }
 }

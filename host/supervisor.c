@@ -114,6 +114,7 @@ static int recover(ledger_shm *L, int sig, int crashed) {
     for (int i = 0; i < L->n_entries; i++) {
         if (atomic_load(&e[i].state) != LE_LIVE) continue;
         const char *plugin = L->crash_plugin;
+        if (!e[i].has_plugin) e[i].plugin[0] = '\0';
         if (crashed) {
             if (i == L->crash_slot)
                 snprintf(msg, sizeof msg,
