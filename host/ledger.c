@@ -126,6 +126,7 @@ void ledger_unlock(void) {
     if (g_ledger) atomic_store(&g_ledger->lock, 0);
 }
 
+#ifndef _WIN32
 /* Only async-signal-safe calls: waits up to ~0.5 s for a step in progress on
  * another thread, then keeps the lock so that nothing changes until exit. */
 static void lock_for_crash(void) {
@@ -140,6 +141,8 @@ static void lock_for_crash(void) {
         if ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9 > 0.5) return;
     }
 }
+
+#endif
 
 static void copy_text(char *dst, size_t cap, const char *src) {
     size_t i = 0;

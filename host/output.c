@@ -39,7 +39,9 @@
 #define LOCAL_OUT_BYTES 65536
 
 static int g_out_fd = -1;
-static int g_nonblocking;
+#ifndef _WIN32
+static int g_nonblocking; /* Windows writes block: no bound there */
+#endif
 static pthread_mutex_t g_out_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_batching;          /* guarded by g_out_lock */
 static double g_grace_s = 10;   /* wait after a stop request before giving up */
@@ -52,8 +54,8 @@ static size_t g_local_len, g_local_done;
 void output_init(int fd) { g_out_fd = fd; }
 
 void output_make_bounded(void) {
-    int fd = g_out_fd;
 #ifndef _WIN32
+    int fd = g_out_fd;
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
         int fl = fcntl(fd, F_GETFL);
@@ -84,6 +86,7 @@ void output_set_deadline(double host_time) {
 
 long output_lost(void) { return atomic_load(&g_lost); }
 
+#ifndef _WIN32
 /* Caller holds g_out_lock. 1 when the writer must stop waiting for room. */
 static int past_deadline(void) {
     if (g_gave_up) return 1;
@@ -91,6 +94,7 @@ static int past_deadline(void) {
     if (g_deadline > 0 && host_now() >= g_deadline) g_gave_up = 1;
     return g_gave_up;
 }
+#endif
 
 /* Writes p[0..n), adding each step to *done under the ledger lock. Returns 0,
  * or -1 when the reader is gone or the deadline passed. */

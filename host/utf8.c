@@ -8,7 +8,6 @@
  * line was checked first), so cJSON keeps the whole string and strcmp tells
  * "job\u0000A" from "job\u0000B". On output the writer turns every 0xFF back
  * into `\u0000`; plugin data gets the escape back before the plugin sees it. */
-#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +65,15 @@ size_t utf8_chars(const char *text) {
     return n;
 }
 
+/* 1 when `\u0000` occurs in line (memmem is not in every C library). */
+static int has_nul_escape(const char *line, size_t len) {
+    for (const char *p = line, *end = line + len; (p = memchr(p, '\\', (size_t)(end - p))) != NULL; p++)
+        if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0) return 1;
+    return 0;
+}
+
 char *utf8_nul_in(const char *line, size_t len, size_t *out_len) {
-    if (!memmem(line, len, "\\u0000", 6)) return NULL;
+    if (!has_nul_escape(line, len)) return NULL;
     char *out = malloc(len + 1);
     if (!out) return NULL;
     size_t o = 0;
