@@ -261,12 +261,18 @@ void legacy_normalise(proto_request *req, cJSON *root);
 char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id,
                            const char *result_json, const cJSON *warnings, double exec_time);
 /* Same with the result as a cJSON object, which it takes ownership of (the
- * host's own messages: no print and re-parse of the result). */
+ * host's own messages: no print and re-parse of the result), or a cJSON raw
+ * item holding an object's JSON text (host.health). */
 char *proto_format_result(job_proto proto, const char *request_id, const cJSON *rpc_id, cJSON *result,
                           const cJSON *warnings, double exec_time);
 /* Adds `value` rounded to `decimals` (0..9) places as a JSON number in its
  * shortest form ("1.93", "0"). */
 void proto_add_fixed(cJSON *o, const char *key, double value, int decimals);
+/* The text proto_add_fixed adds, into text (48 bytes); -1 when the value is
+ * out of the exact range. */
+int proto_fixed_text(char *text, double value, int decimals);
+/* Decimal digits of v into text (21 bytes); returns their count. */
+int proto_uint_text(char *text, unsigned long long v);
 /* Adds an integer as a JSON number (cheaper than cJSON_AddNumberToObject). */
 void proto_add_int(cJSON *o, const char *key, long long value);
 char *proto_format_error(job_proto proto, const char *request_id, const cJSON *rpc_id,

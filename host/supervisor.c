@@ -27,6 +27,9 @@
 #ifndef _WIN32
 #include <sys/wait.h>
 #endif
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "host.h"
 #include "ledger.h"
@@ -183,11 +186,15 @@ int supervisor_serve(const host_config *cfg, int (*serve)(void *), void *arg) {
         if (pid == 0) {
             signal(SIGTERM, SIG_DFL);
             signal(SIGINT, SIG_DFL);
+#ifdef __linux__
+            /* A supervisor killed outright (SIGKILL) takes its child along. */
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() == 1) _exit(1);
+#endif
             ledger_attach_child();
             ledger_catch_crashes();
             int rc = serve(arg);
-            fflush(NULL);
-            _exit(rc);
+            exit(rc); /* exit, not _exit: stdio flushed, leak checkers run */
         }
         g_child = pid;
         if (g_stop_sig) kill(pid, g_stop_sig); /* arrived between the fork and now */

@@ -265,7 +265,7 @@ static void test_schema_refs_checked_at_start(void) {
  * in the working directory: the request must carry its absolute path (the
  * fakerun plugin answers with what resolve_path makes of model_id). */
 static void test_generate_relative_model(void) {
-    char dir[4096], model[4200], cmd[12288];
+    char dir[4096], model[4200], cmd[20000];
     snprintf(dir, sizeof dir, "%s/gen-rel", test_tmpdir());
     mkdir(dir, 0755);
     snprintf(model, sizeof model, "%s/demo-model", dir);
