@@ -219,6 +219,8 @@ void job_add_warning(struct sdrt_job *job, const char *message);
 
 /* The longest request_id accepted, in characters (schemas/common.schema.json). */
 #define PROTO_ID_MAX_CHARS 256
+/* The longest message type (envelope.schema.json: type, message_type, method). */
+#define PROTO_TYPE_MAX_CHARS 128
 /* Offset of the first byte of `s` (n bytes) that is not valid UTF-8, or n. */
 size_t utf8_check(const char *s, size_t n);
 /* Characters (code points) of a NUL-terminated UTF-8 string; the 0xFF that

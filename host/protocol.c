@@ -90,6 +90,10 @@ static sdrt_status parse_jsonrpc(cJSON *root, proto_request *req, char *err, siz
         snprintf(err, errlen, "method: missing or not a string");
         return SDRT_INVALID_REQUEST;
     }
+    if (utf8_chars(m->valuestring) > PROTO_TYPE_MAX_CHARS) {
+        snprintf(err, errlen, "method: longer than %d characters", PROTO_TYPE_MAX_CHARS);
+        return SDRT_INVALID_REQUEST;
+    }
     req->type = strdup(m->valuestring);
     cJSON *params = cJSON_DetachItemFromObjectCaseSensitive(root, "params");
     if (params && !cJSON_IsObject(params)) {
@@ -155,6 +159,10 @@ static sdrt_status parse_envelope(cJSON *root, proto_request *req, char *err, si
     }
     if (!cJSON_IsString(type) || !*type->valuestring) {
         snprintf(err, errlen, "type: expected a non-empty string");
+        return SDRT_INVALID_REQUEST;
+    }
+    if (utf8_chars(type->valuestring) > PROTO_TYPE_MAX_CHARS) {
+        snprintf(err, errlen, "type: longer than %d characters", PROTO_TYPE_MAX_CHARS);
         return SDRT_INVALID_REQUEST;
     }
     req->type = strdup(type->valuestring);

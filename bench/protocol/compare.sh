@@ -6,8 +6,10 @@
 #   BUILD_DIR: a Release build with the bench-protocol and trivial-responder
 #   targets and bin/sdrt; OLD_SDRT: another sdrt binary to run alongside.
 # sdrt runs with no plugins (plugin_paths=[]); its crash containment is on
-# (it always is in serve mode). Prints each run, then per binary the median
-# pipelined msg/s and median round trip, and sdrt's ratios to the responder.
+# (it always is in serve mode). "responder" answers each line with one write
+# as it reads it; "batched" (--batch) answers a whole read with one write, the
+# ceiling. Prints each run, then per binary the median pipelined msg/s and
+# median round trip, and sdrt's ratios to the responder.
 set -eu
 build=${1:?usage: compare.sh BUILD_DIR [ROUNDS] [OLD_SDRT]}
 rounds=${2:-5}
@@ -26,13 +28,14 @@ run() { # name binary args...
 i=0
 while [ "$i" -lt "$rounds" ]; do
   run responder "$build/bench/trivial-responder"
+  run batched "$build/bench/trivial-responder" --batch
   run sdrt "$build/bin/sdrt" --set 'plugin_paths=[]' --set log_level=warn
   if [ -n "$old" ]; then run old "$old" --set 'plugin_paths=[]' --set log_level=warn; fi
   i=$((i + 1))
 done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo "--- medians of $rounds runs"
-for name in responder sdrt old; do
+for name in responder batched sdrt old; do
   grep -q "^$name " "$tmp/all" || continue
   t=$(grep "^$name " "$tmp/all" | awk '{print $2}' | median)
   r=$(grep "^$name " "$tmp/all" | awk '{print $3}' | median)

@@ -11,6 +11,7 @@
 
 #include "harness.h"
 #include "host.h"
+#include "schema.h"
 
 static proto_request parse_ok(const char *line) {
     proto_request r;
@@ -306,7 +307,42 @@ static void test_every_command_has_help(void) {
     }
 }
 
+/* The id limit is one rule: schemas/envelope.schema.json (through
+ * common.schema.json) and proto_parse accept and refuse the same ids,
+ * counted in characters, for both envelope and JSON-RPC. */
+static void test_id_limit_schema_and_parser_agree(void) {
+    char err[1024];
+    schema_set *s = schema_set_load_dir(test_path("SDRT_SOURCE_DIR", "schemas"), err, sizeof err);
+    REQUIRE(s, "schemas: %s", err);
+    const char *units[] = {"x", "\xc3\xa9", "\xf0\x9f\x98\x80"}; /* 1-, 2- and 4-byte characters */
+    for (int u = 0; u < 3; u++)
+        for (int n = 255; n <= 257; n++)
+            for (int rpc = 0; rpc < 2; rpc++) {
+                char id[2048] = "";
+                for (int i = 0; i < n; i++) strcat(id, units[u]);
+                char line[2300];
+                snprintf(line, sizeof line,
+                         rpc ? "{\"jsonrpc\":\"2.0\",\"id\":\"%s\",\"method\":\"host.health\"}"
+                             : "{\"type\":\"host.health\",\"request_id\":\"%s\"}",
+                         id);
+                cJSON *doc = cJSON_Parse(line);
+                int schema_ok = schema_validate(s, "envelope.schema.json", doc, err, sizeof err) == 0;
+                cJSON_Delete(doc);
+                proto_request req;
+                int parse_ok = proto_parse(line, strlen(line), &req, err, sizeof err) == SDRT_OK;
+                if (!parse_ok)
+                    CHECK(strstr(err, "exceed the limit of 256"), "%d chars: parser says '%s'", n, err);
+                proto_request_free(&req);
+                CHECK(schema_ok == (n <= 256), "%s, %d characters of %zu bytes: schema %s", rpc ? "jsonrpc" : "envelope",
+                      n, strlen(units[u]), schema_ok ? "accepts" : "refuses");
+                CHECK(parse_ok == (n <= 256), "%s, %d characters of %zu bytes: parser %s", rpc ? "jsonrpc" : "envelope",
+                      n, strlen(units[u]), parse_ok ? "accepts" : "refuses");
+            }
+    schema_set_free(s);
+}
+
 const test_entry TESTS[] = {
+    {"id_limit_schema_and_parser_agree", test_id_limit_schema_and_parser_agree},
     {"generate_relative_model", test_generate_relative_model},
     {"every_command_has_help", test_every_command_has_help},
     {"envelope", test_envelope},
