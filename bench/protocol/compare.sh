@@ -5,7 +5,8 @@
 # usage: bench/protocol/compare.sh BUILD_DIR [ROUNDS] [OLD_SDRT]
 #   BUILD_DIR: a Release build with the bench-protocol and trivial-responder
 #   targets and bin/sdrt; OLD_SDRT: another sdrt binary to run alongside.
-# sdrt runs with no plugins (plugin_paths=[]); its crash containment is on
+# sdrt runs with no plugins (plugin_paths=[]), or with the plugins in the
+# folder $SDRT_BENCH_PLUGINS when set; its crash containment is on
 # (it always is in serve mode). "responder" answers each line with one write
 # as it reads it; "batched" (--batch) answers a whole read with one write, the
 # ceiling. Prints each run, then per binary the median pipelined msg/s and
@@ -25,12 +26,14 @@ run() { # name binary args...
   echo "$name $tput $rt" >> "$tmp/all"
   echo "$name: $tput msg/s, round trip median $rt us"
 }
+plugins="[\"${SDRT_BENCH_PLUGINS:-}\"]"
+[ -n "${SDRT_BENCH_PLUGINS:-}" ] || plugins='[]'
 i=0
 while [ "$i" -lt "$rounds" ]; do
   run responder "$build/bench/trivial-responder"
   run batched "$build/bench/trivial-responder" --batch
-  run sdrt "$build/bin/sdrt" --set 'plugin_paths=[]' --set log_level=warn
-  if [ -n "$old" ]; then run old "$old" --set 'plugin_paths=[]' --set log_level=warn; fi
+  run sdrt "$build/bin/sdrt" --set "plugin_paths=$plugins" --set log_level=warn
+  if [ -n "$old" ]; then run old "$old" --set "plugin_paths=$plugins" --set log_level=warn; fi
   i=$((i + 1))
 done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
