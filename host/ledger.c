@@ -107,8 +107,8 @@ void ledger_attach_child(void) {
     g_free = malloc(sizeof(int) * (size_t)L->n_entries);
     g_n_free = 0;
     ledger_entry *e = ledger_entries(L);
-    /* Highest first, so index 0 is used first and few pages are touched. */
-    for (int i = L->n_entries - 1; i >= 0; i--)
+    /* Only the entries ever used: reading the others would map their pages. */
+    for (int i = L->n_used - 1; i >= 0; i--)
         if (atomic_load(&e[i].state) == LE_FREE) g_free[g_n_free++] = i;
 }
 
@@ -186,8 +186,8 @@ int ledger_commit(const proto_request *req, size_t line_end, int answered) {
     if (!L) return -1;
     int slot = -1;
     ledger_lock();
-    if (answered && g_n_free > 0) {
-        slot = g_free[--g_n_free];
+    if (answered && (g_n_free > 0 || L->n_used < L->n_entries)) {
+        slot = g_n_free > 0 ? g_free[--g_n_free] : L->n_used++;
         ledger_entry *e = &ledger_entries(L)[slot];
         e->proto = (unsigned char)req->proto;
         e->id_kind = LE_ID_NULL;

@@ -50,6 +50,8 @@ typedef struct ledger_shm {
     int out_line_cut;         /* a line longer than the area is half written */
     size_t in_off, out_off, slots_off, entries_off;
     int n_entries;
+    int n_used;               /* entries [0, n_used) were ever used; the rest are
+                                 free and never touched (no pages) */
 } ledger_shm;
 
 /* Creates the shared ledger (serve mode, before the first fork). 0 or -1. */

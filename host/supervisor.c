@@ -114,7 +114,7 @@ static int recover(ledger_shm *L, int sig, int crashed) {
     ledger_entry *e = ledger_entries(L);
     int answered = 0;
     char msg[512], data[512];
-    for (int i = 0; i < L->n_entries; i++) {
+    for (int i = 0; i < L->n_used; i++) {
         if (atomic_load(&e[i].state) != LE_LIVE) continue;
         const char *plugin = L->crash_plugin;
         if (!e[i].has_plugin) e[i].plugin[0] = '\0';
