@@ -153,6 +153,7 @@ static int serve_child(void *arg) {
 }
 
 static int cmd_serve(int argc, char **argv) {
+    os_block_stop_signals(); /* until the stdio loop catches them */
     host_cli_overrides ov = {0};
     if (parse_host_args(&ov, argc, argv) != 0) {
         cli_overrides_free(&ov);

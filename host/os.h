@@ -78,10 +78,14 @@ void os_close_input(int fd);
 
 /* ---- stop requests ---- */
 
-/* Routes SIGTERM/SIGINT (POSIX, and ignores SIGPIPE) or Ctrl-C, Ctrl-Break
- * and console close (Windows) to a flag that os_stop_requested reads and
- * that wakes os_input_read. */
+/* Routes SIGTERM/SIGINT (POSIX, and ignores SIGPIPE; then unblocks them in
+ * the calling thread) or Ctrl-C, Ctrl-Break and console close (Windows) to a
+ * flag that os_stop_requested reads and that wakes os_input_read. */
 void os_catch_stop_requests(void);
+/* Blocks SIGTERM/SIGINT in the calling thread (POSIX; nothing on Windows):
+ * first thing in `sdrt serve`, so that a stop sent during start-up waits for
+ * os_catch_stop_requests instead of killing the process. */
+void os_block_stop_signals(void);
 /* 1 once a stop was requested. Any thread. */
 int os_stop_requested(void);
 /* Runs fn(arg) with the stop signals blocked in this thread, so the threads

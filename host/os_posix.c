@@ -123,9 +123,24 @@ void os_catch_stop_requests(void) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* The supervisor starts the serving process with them blocked, so that
+     * one sent during start-up waits for this handler. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &stops, NULL);
 }
 
 int os_stop_requested(void) { return g_stop != 0; }
+
+void os_block_stop_signals(void) {
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stops, NULL);
+}
 
 int os_with_stop_blocked(int (*fn)(void *), void *arg) {
     sigset_t stop, old;

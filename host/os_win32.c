@@ -292,6 +292,8 @@ void os_catch_stop_requests(void) { SetConsoleCtrlHandler(on_console_ctrl, TRUE)
 
 int os_stop_requested(void) { return InterlockedCompareExchange(&g_stop, 0, 0) != 0; }
 
+void os_block_stop_signals(void) { /* the console control handler runs on its own thread */ }
+
 int os_with_stop_blocked(int (*fn)(void *), void *arg) { return fn(arg); }
 
 /* ---- isolated child ---- */

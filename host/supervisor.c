@@ -11,7 +11,9 @@
  * client sees one final response per request and the service goes on.
  *
  * It stays single-threaded and loads no plugin, so fork is safe and cheap.
- * Stop requests (SIGTERM, SIGINT) are passed on to the serving process; if
+ * Stop requests (SIGTERM, SIGINT; blocked from the start of `sdrt serve`,
+ * os_block_stop_signals, so none is lost in start-up) are passed on to the
+ * serving process; if
  * that does not end within shutdown_grace_s + cancel_grace_s (+2 s), it is
  * killed and its requests answered UNAVAILABLE. Exit status: the serving
  * process's (0 clean; 1 when answers could not be delivered or it could not
@@ -177,9 +179,19 @@ int supervisor_serve(const host_config *cfg, int (*serve)(void *), void *arg) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     double last_crash = -1e9, backoff = 0;
+    /* Stop signals stay blocked from before the fork until the serving
+     * process's stdio loop catches them (os_catch_stop_requests unblocks
+     * them): one that arrives while it starts up waits, and then gets the
+     * lines already sent answered instead of killing it. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
     for (;;) {
+        sigprocmask(SIG_BLOCK, &stops, NULL);
         pid_t pid = fork();
         if (pid < 0) {
+            sigprocmask(SIG_UNBLOCK, &stops, NULL);
             log_msg(NULL, SDRT_LOG_ERROR, "cannot start the serving process: %s", strerror(errno));
             return 1;
         }
@@ -197,7 +209,8 @@ int supervisor_serve(const host_config *cfg, int (*serve)(void *), void *arg) {
             exit(rc); /* exit, not _exit: stdio flushed, leak checkers run */
         }
         g_child = pid;
-        if (g_stop_sig) kill(pid, g_stop_sig); /* arrived between the fork and now */
+        sigprocmask(SIG_UNBLOCK, &stops, NULL); /* a pending stop is passed on now */
+        if (g_stop_sig) kill(pid, g_stop_sig);
         int status = 0;
         double kill_at = 0;
         for (;;) {
