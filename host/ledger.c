@@ -103,6 +103,7 @@ void ledger_attach_child(void) {
     L->crash_slot = -1;
     L->crash_plugin[0] = L->crash_type[0] = '\0';
     atomic_store(&L->ready, 0);
+    atomic_store(&L->clean_exit, 0);
     free(g_free);
     g_free = malloc(sizeof(int) * (size_t)L->n_entries);
     g_n_free = 0;
@@ -166,12 +167,27 @@ static void on_crash(int sig) {
     _exit(128 + sig);
 }
 
+/* Sanitizer builds: a report (UBSan's halt_on_error, ASan) ends the process
+ * with an exit status, not a signal; the runtime calls this first. */
+extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+static void on_sanitizer_death(void) {
+    ledger_shm *L = g_ledger;
+    if (!L || L->crash_sig) return;
+    L->crash_slot = t_slot;
+    copy_text(L->crash_plugin, sizeof L->crash_plugin, t_plugin);
+    if (t_slot >= 0) copy_text(L->crash_type, sizeof L->crash_type, ledger_entries(L)[t_slot].type);
+    L->crash_sig = -1;
+    lock_for_crash();
+}
+
 void ledger_catch_crashes(void) {
     static const int SIGS[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     struct sigaction sa = {0};
     sa.sa_handler = on_crash;
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof SIGS / sizeof SIGS[0]; i++) sigaction(SIGS[i], &sa, NULL);
+    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(on_sanitizer_death);
 }
 #else
 void ledger_catch_crashes(void) {}
@@ -179,6 +195,10 @@ void ledger_catch_crashes(void) {}
 
 void ledger_set_ready(void) {
     if (g_ledger) atomic_store(&g_ledger->ready, 1);
+}
+
+void ledger_set_clean_exit(void) {
+    if (g_ledger) atomic_store(&g_ledger->clean_exit, 1);
 }
 
 int ledger_commit(const proto_request *req, size_t line_end, int answered) {

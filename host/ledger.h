@@ -33,7 +33,8 @@ typedef struct ledger_entry {
 typedef struct ledger_shm {
     atomic_int lock;          /* 0, or the owning thread's id */
     atomic_int ready;         /* the serving process finished start-up */
-    volatile int crash_sig;   /* set by the crash handler */
+    atomic_int clean_exit;    /* its stdio loop finished: an exit, not a crash */
+    volatile int crash_sig;   /* set by the crash handler; -1: a sanitizer's report */
     int crash_slot;           /* the entry the crashing thread ran, or -1 */
     char crash_plugin[96];
     char crash_type[64];
@@ -68,6 +69,8 @@ void ledger_attach_child(void);
 /* Routes SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT to the crash handler. */
 void ledger_catch_crashes(void);
 void ledger_set_ready(void);
+/* The stdio loop finished: the exit that follows is not a crash. */
+void ledger_set_clean_exit(void);
 void ledger_lock(void);
 void ledger_unlock(void);
 /* Takes the line ending at input offset `line_end` (LEDGER_NO_LINE: not an

@@ -143,11 +143,15 @@ static int parse_host_args(host_cli_overrides *ov, int argc, char **argv) {
 static int serve_child(void *arg) {
     const host_cli_overrides *ov = arg;
     host_ctx h;
-    if (host_init(&h, ov, 0) != 0) return 1;
+    if (host_init(&h, ov, 0) != 0) {
+        ledger_set_clean_exit(); /* a start-up error, reported: not a crash */
+        return 1;
+    }
     log_msg(NULL, SDRT_LOG_INFO, "ready in %.1f ms: %d plugin(s), %d refused", h.t_ready * 1e3, h.plugins.count,
             h.plugins.n_refused);
     ledger_set_ready();
     int rc = server_run(&h, 0, 1);
+    ledger_set_clean_exit(); /* what follows (plugin shutdown) is no longer serving */
     host_fini(&h);
     return rc;
 }

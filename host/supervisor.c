@@ -80,7 +80,7 @@ static void answer_entry(ledger_entry *e, int slot, sdrt_status code, const char
 
 /* After the serving process is gone: the staged output first (those answers
  * were given), then every request still in the ledger. */
-static int recover(ledger_shm *L, int sig, int crashed) {
+static int recover(ledger_shm *L, int sig, int crashed, const char *cause) {
     atomic_store(&L->lock, 0); /* the dead process's crash handler held it */
     /* Write the staged rest through the writer itself, which frees the
      * answers' entries once written. */
@@ -123,22 +123,27 @@ static int recover(ledger_shm *L, int sig, int crashed) {
         if (crashed) {
             if (i == L->crash_slot)
                 snprintf(msg, sizeof msg,
-                         "plugin '%s' crashed (signal %d, %s) handling this %s request; the host restarted its "
-                         "serving process",
-                         plugin, sig, signal_name(sig), e[i].type);
+                         "plugin '%s' crashed (%s) handling this %s request; the host restarted its serving process",
+                         plugin, cause, e[i].type);
             else if (*plugin)
                 snprintf(msg, sizeof msg,
-                         "lost: plugin '%s' crashed (signal %d, %s) handling another request (%s); the host "
-                         "restarted its serving process",
-                         plugin, sig, signal_name(sig), L->crash_type);
-            else
+                         "lost: plugin '%s' crashed (%s) handling another request (%s); the host restarted its "
+                         "serving process",
+                         plugin, cause, L->crash_type);
+            else if (e[i].plugin[0])
                 snprintf(msg, sizeof msg,
-                         "lost: the serving process crashed (signal %d, %s)%s%s; the host restarted it", sig,
-                         signal_name(sig), e[i].plugin[0] ? " while this request ran in plugin " : "", e[i].plugin);
+                         "lost: the serving process crashed (%s) while this request ran in plugin '%s'; the host "
+                         "restarted it",
+                         cause, e[i].plugin);
+            else
+                snprintf(msg, sizeof msg, "lost: the serving process crashed (%s); the host restarted it", cause);
             cJSON *d = cJSON_CreateObject();
             cJSON_AddStringToObject(d, "plugin", *plugin ? plugin : e[i].plugin);
-            proto_add_int(d, "signal", sig);
-            cJSON_AddStringToObject(d, "signal_name", signal_name(sig));
+            if (sig > 0) {
+                proto_add_int(d, "signal", sig);
+                cJSON_AddStringToObject(d, "signal_name", signal_name(sig));
+            }
+            cJSON_AddStringToObject(d, "cause", cause);
             cJSON_AddBoolToObject(d, "crashed_here", i == L->crash_slot);
             char *dj = cJSON_PrintUnformatted(d);
             snprintf(data, sizeof data, "%s", dj ? dj : "{}");
@@ -231,27 +236,33 @@ int supervisor_serve(const host_config *cfg, int (*serve)(void *), void *arg) {
             if (kill_at) sleep_s(0.01);
         }
         g_child = 0;
-        int sig = WIFSIGNALED(status) ? WTERMSIG(status)
-                  : WIFEXITED(status) && WEXITSTATUS(status) > 128 && L->crash_sig ? L->crash_sig
-                                                                                 : 0;
-        if (!sig || g_stop_sig) {
+        /* How it ended: a signal (its own crash handler exits 128 + sig after
+         * recording it), a sanitizer's report (the death callback recorded
+         * -1), or an exit that did not come from a finished stdio loop. */
+        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : L->crash_sig;
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        int crashed = !g_stop_sig && (sig != 0 || !atomic_load(&L->clean_exit));
+        char cause[96];
+        if (sig > 0) snprintf(cause, sizeof cause, "signal %d, %s", sig, signal_name(sig));
+        else if (sig < 0) snprintf(cause, sizeof cause, "a sanitizer report, exit status %d", code);
+        else snprintf(cause, sizeof cause, "exit status %d before its stdio loop finished", code);
+        if (!crashed) {
             /* Ended (or was ended): whatever it left unanswered is answered. */
             output_set_deadline(host_now() + cfg->shutdown_grace_s);
-            int n = recover(L, sig, 0);
+            int n = recover(L, sig, 0, cause);
             if (n) log_msg(NULL, SDRT_LOG_WARN, "answered %d request(s) the serving process left", n);
-            if (sig) return 1;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+            if (WIFSIGNALED(status)) return 1;
+            return code;
         }
         int ready = atomic_load(&L->ready);
-        int n = recover(L, sig, 1);
-        log_msg(NULL, SDRT_LOG_ERROR, "%s%s%s crashed (signal %d, %s); %d request(s) answered INTERNAL%s",
+        int n = recover(L, sig, 1, cause);
+        log_msg(NULL, SDRT_LOG_ERROR, "%s%s%s crashed (%s); %d request(s) answered INTERNAL%s",
                 L->crash_plugin[0] ? "plugin '" : "the serving process", L->crash_plugin,
-                L->crash_plugin[0] ? "'" : "", sig, signal_name(sig), n, ready && !g_stop_sig ? ", restarting" : "");
+                L->crash_plugin[0] ? "'" : "", cause, n, ready ? ", restarting" : "");
         if (!ready) {
             log_msg(NULL, SDRT_LOG_ERROR, "the serving process crashed during start-up: not restarting");
             return 1;
         }
-        if (g_stop_sig) return 1;
         /* Crashing again at once backs off (up to 1 s), so a poisoned client
          * cannot spin the machine; each of its requests is still answered. */
         double now = mono();

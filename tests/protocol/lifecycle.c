@@ -195,7 +195,61 @@ static void test_sigterm_while_client_does_not_read(void) {
     fprintf(stderr, "    exited %.2f s after SIGTERM, status %d\n", took, WEXITSTATUS(status));
 }
 
+/* A plugin crash names the plugin and the signal, the service restarts, and
+ * a plugin that crashes again and again still gets every request answered,
+ * each once, while host messages keep working. */
+static void test_crash_names_plugin_and_signal(void) {
+    signal(SIGPIPE, SIG_IGN);
+    host h;
+    char args[4096];
+    const char *b = getenv("SDRT_BUILD_DIR");
+    snprintf(args, sizeof args, "--set 'plugin_paths=[\"%s/tests/plugins/crashy\",\"%s/tests/plugins/echo\"]'", b, b);
+    REQUIRE(start_host(&h, args) == 0, "cannot start sdrt");
+    enum { N = 12 };
+    for (int i = 0; i < N; i++) {
+        char line[160];
+        int len = snprintf(line, sizeof line, "{\"type\":\"%s\",\"request_id\":\"c%d\",\"data\":{}}\n",
+                           i % 3 == 0 ? "crashy.segv" : i % 3 == 1 ? "echo.run" : "host.health", i);
+        CHECK(write(h.in, line, (size_t)len) == len, "write");
+        sleep_s(0.05);
+    }
+    close(h.in);
+    size_t len;
+    char *out = read_all(h.out, &len);
+    int status = 0;
+    waitpid(h.pid, &status, 0);
+    close(h.out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d after EOF, expected 0", status);
+    int seen[N] = {0}, crashes = 0;
+    for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(l);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "request_id");
+        int i = cJSON_IsString(id) ? atoi(id->valuestring + 1) : -1;
+        if (i >= 0 && i < N) seen[i]++;
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "error_data");
+        if (i >= 0 && i % 3 == 0) {
+            crashes++;
+            const cJSON *plugin = cJSON_GetObjectItemCaseSensitive(data, "plugin");
+            CHECK(cJSON_IsString(plugin) && strcmp(plugin->valuestring, "org.sdrt.test.crashy") == 0,
+                  "c%d: the crash does not name the plugin: %s", i, l);
+#if !defined(__SANITIZE_ADDRESS__)
+            const cJSON *sig = cJSON_GetObjectItemCaseSensitive(data, "signal");
+            const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
+            CHECK(cJSON_IsNumber(sig) && sig->valueint == SIGSEGV, "c%d: the crash does not name SIGSEGV: %s", i, l);
+            CHECK(cJSON_IsString(err) && strstr(err->valuestring, "signal 11, SIGSEGV"), "c%d: message: %s", i, l);
+#endif
+        } else if (i >= 0) {
+            CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "success")), "c%d should succeed: %s", i, l);
+        }
+        cJSON_Delete(o);
+    }
+    for (int i = 0; i < N; i++) CHECK(seen[i] == 1, "c%d answered %d times", i, seen[i]);
+    CHECK(crashes == N / 3, "%d crash answers, expected %d", crashes, N / 3);
+    free(out);
+}
+
 const test_entry TESTS[] = {
+    {"crash_names_plugin_and_signal", test_crash_names_plugin_and_signal},
     {"sigterm_answers_everything_written", test_sigterm_answers_everything_written},
     {"sigterm_while_client_does_not_read", test_sigterm_while_client_does_not_read},
     {0},
