@@ -325,6 +325,9 @@ void output_fini(void);
 void output_set_grace(double seconds);
 /* From host time `t` on, lines that cannot be written at once are dropped. */
 void output_set_deadline(double t);
+/* A stop was requested in a process that does not use os_catch_stop_requests
+ * (the supervisor): writes give up shutdown grace from now. Async-signal-safe. */
+void output_note_stop(void);
 /* How many writes were given up (no reader, or past the deadline). */
 long output_lost(void);
 /* Dispatch thread, around the handling of one chunk of input: lines written

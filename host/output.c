@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
@@ -47,6 +48,7 @@ static int g_batching;          /* guarded by g_out_lock */
 static double g_grace_s = 10;   /* wait after a stop request before giving up */
 static double g_deadline;       /* host clock; 0 = none yet */
 static int g_gave_up;
+static volatile sig_atomic_t g_stop_noted; /* output_note_stop, from a signal handler */
 static atomic_long g_lost;
 static char g_local[LOCAL_OUT_BYTES];
 static size_t g_local_len, g_local_done;
@@ -86,11 +88,13 @@ void output_set_deadline(double host_time) {
 
 long output_lost(void) { return atomic_load(&g_lost); }
 
+void output_note_stop(void) { g_stop_noted = 1; }
+
 #ifndef _WIN32
 /* Caller holds g_out_lock. 1 when the writer must stop waiting for room. */
 static int past_deadline(void) {
     if (g_gave_up) return 1;
-    if (g_deadline == 0 && os_stop_requested()) g_deadline = host_now() + g_grace_s;
+    if (g_deadline == 0 && (os_stop_requested() || g_stop_noted)) g_deadline = host_now() + g_grace_s;
     if (g_deadline > 0 && host_now() >= g_deadline) g_gave_up = 1;
     return g_gave_up;
 }

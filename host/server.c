@@ -239,7 +239,8 @@ static void handle_input(host_ctx *h, ledger_shm *L, size_t limit) {
             error_free(e);
             continue;
         }
-        *nl = '\0';
+        /* The line is handled by length: the buffer stays as read, so that a
+         * crash from here on leaves it whole for the next serving process. */
         g_line_end = (size_t)(nl - buf) + 1;
         server_handle_line(h, buf + s, len);
         /* Empty lines and notifications were not taken by the ledger. */

@@ -43,6 +43,7 @@ static volatile sig_atomic_t g_stop_sig;
 
 static void on_stop(int sig) {
     g_stop_sig = sig;
+    output_note_stop(); /* its own answers must not block shutdown either */
     if (g_child > 0) kill((pid_t)g_child, sig);
 }
 
