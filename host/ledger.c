@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 #ifndef _WIN32
+#include <dlfcn.h>
+#include <link.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #endif
@@ -181,13 +183,32 @@ static void on_sanitizer_death(void) {
     lock_for_crash();
 }
 
+/* Each sanitizer runtime loaded as a shared object (GCC's libasan and
+ * libubsan are two, each with its own death callback) gets the callback. */
+static int set_death_callback_in(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size;
+    (void)arg;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "san")) return 0;
+    void *h = dlopen(info->dlpi_name, RTLD_NOLOAD | RTLD_LAZY);
+    if (!h) return 0;
+    void *sym = dlsym(h, "__sanitizer_set_death_callback");
+    if (sym) {
+        void (*set)(void (*)(void));
+        memcpy(&set, &sym, sizeof set);
+        set(on_sanitizer_death);
+    }
+    dlclose(h);
+    return 0;
+}
+
 void ledger_catch_crashes(void) {
     static const int SIGS[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     struct sigaction sa = {0};
     sa.sa_handler = on_crash;
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof SIGS / sizeof SIGS[0]; i++) sigaction(SIGS[i], &sa, NULL);
-    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(on_sanitizer_death);
+    if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(on_sanitizer_death); /* linked in */
+    dl_iterate_phdr(set_death_callback_in, NULL);
 }
 #else
 void ledger_catch_crashes(void) {}
