@@ -2,11 +2,13 @@
  * envelope and JSON-RPC parsing, legacy forms, status table, path roots,
  * config validation (through the real binary). */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -341,7 +343,47 @@ static void test_id_limit_schema_and_parser_agree(void) {
     schema_set_free(s);
 }
 
+/* Responses are written as text now (proto_format_result): for random ids
+ * (control characters, quotes, backslashes, multi-byte UTF-8), random
+ * results and warnings, the line must parse back with cJSON to exactly the
+ * id, result, warnings and timing given. */
+static void test_response_text_round_trip(void) {
+    unsigned seed = (unsigned)time(NULL);
+    fprintf(stderr, "    seed %u\n", seed);
+    srand(seed);
+    static const char *const pieces[] = {"a", "\"", "\\", "\n", "\t", "\x01", "\x1f", "/", "\xc3\xa9", "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80", " ", "\x7f", "{", "}"};
+    for (int iter = 0; iter < 500; iter++) {
+        char id[512] = "";
+        int n = rand() % 40;
+        for (int i = 0; i < n; i++) strcat(id, pieces[rand() % 15]);
+        cJSON *result = cJSON_CreateObject();
+        cJSON_AddStringToObject(result, "text", id);
+        cJSON_AddNumberToObject(result, "n", rand() % 1000);
+        cJSON *warnings = cJSON_CreateArray();
+        if (rand() % 2) cJSON_AddItemToArray(warnings, cJSON_CreateString(id));
+        cJSON *expect_result = cJSON_Duplicate(result, 1);
+        double t = (double)(rand() % 10000000) / 1e6;
+        char *line = proto_format_result(PROTO_ENVELOPE, rand() % 5 ? id : NULL, NULL, result, warnings, t);
+        cJSON *o = cJSON_Parse(line);
+        REQUIRE(o, "not JSON: %s", line);
+        const cJSON *rid = cJSON_GetObjectItemCaseSensitive(o, "request_id");
+        CHECK(cJSON_IsNull(rid) || (cJSON_IsString(rid) && strcmp(rid->valuestring, id) == 0), "id differs: %s", line);
+        CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(o, "data"), expect_result, 1), "data differs: %s", line);
+        CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(o, "warnings"), warnings, 1), "warnings differ: %s",
+              line);
+        const cJSON *et = cJSON_GetObjectItemCaseSensitive(o, "execution_time");
+        CHECK(cJSON_IsNumber(et) && fabs(et->valuedouble - t) < 1e-6, "execution_time %s for %f", line, t);
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "success")), "success: %s", line);
+        cJSON_Delete(o);
+        cJSON_Delete(expect_result);
+        cJSON_Delete(warnings);
+        free(line);
+    }
+}
+
 const test_entry TESTS[] = {
+    {"response_text_round_trip", test_response_text_round_trip},
     {"id_limit_schema_and_parser_agree", test_id_limit_schema_and_parser_agree},
     {"generate_relative_model", test_generate_relative_model},
     {"every_command_has_help", test_every_command_has_help},
