@@ -195,8 +195,7 @@ static void write_long_line(const char *line, size_t n, int slot) {
         *len = piece;
         *done = 0;
         ledger_unlock();
-        size_t d = 0;
-        int rc = write_bounded(buf, piece, &d);
+        int rc = write_bounded(buf, piece, done); /* progress in the ledger, for a crash */
         ledger_lock();
         *len = *done = 0;
         ledger_unlock();

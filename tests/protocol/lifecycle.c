@@ -88,6 +88,28 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
+/* Writes one blob, then one more line, then closes. */
+typedef struct writer_blob {
+    int fd;
+    const char *blob;
+    size_t n;
+    const char *then;
+} writer_blob;
+
+static void *blob_writer(void *arg) {
+    writer_blob *w = arg;
+    size_t off = 0;
+    while (off < w->n) {
+        ssize_t r = write(w->fd, w->blob + off, w->n - off);
+        if (r <= 0) break;
+        off += (size_t)r;
+    }
+    if (write(w->fd, w->then, strlen(w->then)) < 0) {
+    }
+    close(w->fd);
+    return NULL;
+}
+
 static char *read_all(int fd, size_t *len) {
     size_t cap = 1 << 20;
     char *buf = malloc(cap);
@@ -259,7 +281,55 @@ static void test_crash_names_plugin_and_signal(void) {
     free(out);
 }
 
+/* A response longer than the writer's 1 MiB staging area goes out in pieces:
+ * it must arrive whole, in order with the lines around it. */
+static void test_long_response_line(void) {
+    signal(SIGPIPE, SIG_IGN);
+    host h;
+    char args[4096];
+    snprintf(args, sizeof args, "--set 'plugin_paths=[\"%s/tests/plugins/echo\"]'", getenv("SDRT_BUILD_DIR"));
+    REQUIRE(start_host(&h, args) == 0, "cannot start sdrt");
+    size_t big = 3 * 1024 * 1024 + 17;
+    char *text = malloc(big + 1);
+    srand((unsigned)time(NULL));
+    for (size_t i = 0; i < big; i++) text[i] = (char)('a' + rand() % 26);
+    text[big] = '\0';
+    char *line = malloc(big + 128);
+    int n = snprintf(line, big + 128, "{\"type\":\"echo.run\",\"request_id\":\"big\",\"data\":{\"t\":\"%s\"}}\n", text);
+    const char *after = "{\"type\":\"host.health\",\"request_id\":\"after\"}\n";
+    writer_blob w = {h.in, line, (size_t)n, after};
+    pthread_t t;
+    pthread_create(&t, NULL, blob_writer, &w);
+    size_t len;
+    char *out = read_all(h.out, &len);
+    pthread_join(t, NULL);
+    int status = 0;
+    waitpid(h.pid, &status, 0);
+    close(h.out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    /* Two lines, in either order (host.health is answered at once). */
+    int got_big = 0, got_after = 0, lines = 0;
+    for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        lines++;
+        cJSON *o = cJSON_Parse(l);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "request_id");
+        if (cJSON_IsString(id) && strcmp(id->valuestring, "after") == 0) got_after++;
+        if (cJSON_IsString(id) && strcmp(id->valuestring, "big") == 0) {
+            const cJSON *t2 = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "data"), "t");
+            CHECK(cJSON_IsString(t2) && strcmp(t2->valuestring, text) == 0,
+                  "the long line did not come back whole (%zu bytes)", strlen(l));
+            got_big++;
+        }
+        cJSON_Delete(o);
+    }
+    CHECK(lines == 2 && got_big == 1 && got_after == 1, "%d lines, big %d, after %d", lines, got_big, got_after);
+    free(out);
+    free(line);
+    free(text);
+}
+
 const test_entry TESTS[] = {
+    {"long_response_line", test_long_response_line},
     {"crash_names_plugin_and_signal", test_crash_names_plugin_and_signal},
     {"sigterm_answers_everything_written", test_sigterm_answers_everything_written},
     {"sigterm_while_client_does_not_read", test_sigterm_while_client_does_not_read},
