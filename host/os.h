@@ -69,6 +69,9 @@ os_input *os_input_open(int fd);
 /* Waits up to timeout_ms for input; returns the bytes copied into buf (> 0),
  * or one of OS_INPUT_IDLE, OS_INPUT_END, OS_INPUT_RETRY. One caller at a time. */
 long os_input_read(os_input *in, char *buf, size_t cap, int timeout_ms);
+/* Waits up to timeout_ms until os_input_read(…, 0) would return at once
+ * with input or the end; 1 then, 0 after the timeout or a stop request. */
+int os_input_wait(os_input *in, int timeout_ms);
 /* Stops reading and frees `in` (NULL is fine). */
 void os_input_close(os_input *in);
 /* Closes the input descriptor itself, so that a client still writing gets

@@ -104,6 +104,11 @@ long os_input_read(os_input *in, char *buf, size_t cap, int timeout_ms) {
     return (long)n;
 }
 
+int os_input_wait(os_input *in, int timeout_ms) {
+    struct pollfd pfd = {in->fd, POLLIN, 0};
+    return poll(&pfd, 1, timeout_ms) > 0; /* input, end or error: a read returns at once */
+}
+
 void os_input_close(os_input *in) { free(in); }
 
 void os_close_input(int fd) { close(fd); }

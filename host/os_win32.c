@@ -257,6 +257,15 @@ long os_input_read(os_input *in, char *buf, size_t cap, int timeout_ms) {
     return rc;
 }
 
+int os_input_wait(os_input *in, int timeout_ms) {
+    AcquireSRWLockExclusive(&g_lock);
+    if (in->off == in->len && !in->eof && !g_stop)
+        SleepConditionVariableSRW(&g_cond, &g_lock, (DWORD)timeout_ms, 0);
+    int ready = in->off < in->len || in->eof;
+    ReleaseSRWLockExclusive(&g_lock);
+    return ready;
+}
+
 /* The reader is usually blocked in ReadFile: CancelSynchronousIo ends that
  * read. If it still does not stop within a second (a console read that
  * ignores the cancel), `in` is left to it rather than freed under it; the

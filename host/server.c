@@ -272,11 +272,14 @@ static long read_and_handle(host_ctx *h, os_input *in, ledger_shm *L, size_t lim
     char *buf = ledger_in_buf(L);
     size_t room = L->in_cap - L->in_len - 1;
     if (room > LEDGER_READ_BYTES) room = LEDGER_READ_BYTES;
-    long n = os_input_read(in, buf + L->in_len, room, timeout_ms);
-    if (n <= 0) return n;
+    /* Wait without the lock, then read and count the bytes in one step under
+     * it: a crash between a read and its count would lose what was read. */
+    if (!os_input_wait(in, timeout_ms)) return OS_INPUT_IDLE;
     ledger_lock();
-    L->in_len += (size_t)n;
+    long n = os_input_read(in, buf + L->in_len, room, 0);
+    if (n > 0) L->in_len += (size_t)n;
     ledger_unlock();
+    if (n <= 0) return n;
     /* Answers to the lines of this chunk leave in one write, once the chunk
      * is handled and before the loop waits for input again. */
     output_batch_begin();

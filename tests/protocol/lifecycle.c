@@ -328,7 +328,70 @@ static void test_long_response_line(void) {
     free(text);
 }
 
+/* Crashes in the middle of pipelined traffic: 3,000 lines written at once,
+ * every 500th a crash. Whatever the serving process had read, handled,
+ * staged or written when it died, each request is answered exactly once
+ * (served, or INTERNAL for the crash and what was in flight), and the
+ * lines it had read but not handled are served by the next one. */
+static void test_crash_amid_pipelined_lines(void) {
+    signal(SIGPIPE, SIG_IGN);
+    host h;
+    char args[4096];
+    const char *b = getenv("SDRT_BUILD_DIR");
+    snprintf(args, sizeof args, "--set 'plugin_paths=[\"%s/tests/plugins/crashy\",\"%s/tests/plugins/echo\"]' --set queue_limit=10000", b, b);
+    REQUIRE(start_host(&h, args) == 0, "cannot start sdrt");
+    enum { N = 3000 };
+    size_t cap = (size_t)N * 96, n = 0;
+    char *all = malloc(cap);
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(all + n, cap - n, "{\"type\":\"%s\",\"request_id\":\"p%d\",\"data\":{}}\n",
+                              i % 500 == 250 ? "crashy.segv" : i % 2 ? "echo.run" : "host.health", i);
+    writer_blob w = {h.in, all, n, ""};
+    pthread_t t;
+    pthread_create(&t, NULL, blob_writer, &w);
+    size_t len;
+    char *out = read_all(h.out, &len);
+    pthread_join(t, NULL);
+    int status = 0;
+    waitpid(h.pid, &status, 0);
+    close(h.out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    int *seen = calloc(N, sizeof *seen), served = 0, lost = 0, crashed = 0, other = 0;
+    for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(l);
+        CHECK(o != NULL, "not JSON: %.200s", l);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "request_id");
+        int i = cJSON_IsString(id) && id->valuestring[0] == 'p' ? atoi(id->valuestring + 1) : -1;
+        if (i >= 0 && i < N) seen[i]++;
+        const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
+        if (i % 500 == 250)
+            CHECK(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "success")), "p%d (a crash) succeeded", i);
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "success"))) served++;
+        else if (cJSON_IsString(err) && strstr(err->valuestring, "lost: plugin 'org.sdrt.test.crashy' crashed")) lost++;
+        else if (cJSON_IsString(err) && strstr(err->valuestring, "plugin 'org.sdrt.test.crashy' crashed")) crashed++;
+        else {
+            other++;
+            fprintf(stderr, "    other: %.300s\n", l);
+        }
+        cJSON_Delete(o);
+    }
+    int missing = 0, dup = 0;
+    for (int i = 0; i < N; i++) {
+        missing += seen[i] == 0;
+        dup += seen[i] > 1;
+    }
+    fprintf(stderr, "    %d served, %d crashed, %d lost to a crash\n", served, crashed, lost);
+    CHECK(missing == 0 && dup == 0, "%d requests unanswered, %d answered twice", missing, dup);
+    /* Each crashing request crashes, or is lost to another's crash first. */
+    CHECK(crashed >= 1 && crashed <= N / 500, "%d crash answers, expected 1..%d", crashed, N / 500);
+    CHECK(other == 0, "%d answers that are neither served nor the crash", other);
+    free(seen);
+    free(out);
+    free(all);
+}
+
 const test_entry TESTS[] = {
+    {"crash_amid_pipelined_lines", test_crash_amid_pipelined_lines},
     {"long_response_line", test_long_response_line},
     {"crash_names_plugin_and_signal", test_crash_names_plugin_and_signal},
     {"sigterm_answers_everything_written", test_sigterm_answers_everything_written},
