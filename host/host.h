@@ -315,6 +315,9 @@ void output_write_line(const char *line);
 /* The same for a request's final response: its ledger entry `slot` (-1 =
  * none) is freed once the line is written. */
 void output_write_final(const char *line, int slot);
+/* A line staged (and made valid) by a serving process that died, written
+ * as it is by the supervisor. */
+void output_write_staged(const char *line);
 void output_init(int fd);
 /* Serve mode: puts the protocol fd, when a pipe or socket, in non-blocking
  * mode so that writes can be bounded (other commands print to it with stdio). */

@@ -211,10 +211,12 @@ static void write_long_line(const char *line, size_t n, int slot) {
     ledger_unlock();
 }
 
-void output_write_final(const char *line, int slot) {
+/* `clean`: make the line valid UTF-8 first; 0 for bytes already staged once
+ * (a crashed process's rest of a line may start inside a character). */
+static void write_line(const char *line, int slot, int clean_it) {
     if (g_out_fd < 0 || !line) return;
     size_t n = strlen(line), clean_n;
-    char *clean = utf8_clean_line(line, n, &clean_n);
+    char *clean = clean_it ? utf8_clean_line(line, n, &clean_n) : NULL;
     if (clean) {
         line = clean;
         n = clean_n;
@@ -232,7 +234,11 @@ void output_write_final(const char *line, int slot) {
     free(clean);
 }
 
-void output_write_line(const char *line) { output_write_final(line, -1); }
+void output_write_final(const char *line, int slot) { write_line(line, slot, 1); }
+
+void output_write_line(const char *line) { write_line(line, -1, 1); }
+
+void output_write_staged(const char *line) { write_line(line, -1, 0); }
 
 void output_batch_begin(void) {
     pthread_mutex_lock(&g_out_lock);

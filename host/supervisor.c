@@ -100,7 +100,7 @@ static int recover(ledger_shm *L, int sig, int crashed, const char *cause) {
             for (size_t i = 0; i < rest; i++) {
                 if (copy[i] != '\n') continue;
                 copy[i] = '\0';
-                output_write_line(copy + start);
+                output_write_staged(copy + start);
                 start = i + 1;
             }
             ledger_lock();
