@@ -49,7 +49,7 @@ static sdrt_error *api_error_new(sdrt_status code, const char *data_json, const 
 static void job_event_line(sdrt_job *job, const char *event_name, const char *data_json) {
     if (atomic_load(&job->responded)) return; /* events only before the final response */
     char *line = proto_format_event(job->proto, job->request_id, job->rpc_id, event_name, data_json);
-    if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line);
+    if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line, -1);
     free(line);
 }
 
