@@ -98,6 +98,12 @@ uint64_t sdrt_weight_budget_limit(const sdrt_weight_budget *b) {
     return b ? b->limit : 0;
 }
 
+void sdrt_weight_budget_set_limit(sdrt_weight_budget *b, uint64_t per_device_bytes) {
+    pthread_mutex_lock(&b->mu);
+    b->limit = per_device_bytes;
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* Under b->mu. */
 static void ws_count_job(sdrt_weight_budget *b, sdrt_job *job, uint64_t bytes) {
     if (!job || !bytes) return;

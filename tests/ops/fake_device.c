@@ -90,6 +90,7 @@ static const sdrt_stream_iface g_fs_iface = {
 };
 static sdrt_stream *fd_stream(sdrt_device *d, const char *params) {
     sdrt_device *cpu = ((fake_device *)d->context)->cpu;
+    if (!cpu) return NULL;
     sdrt_stream *inner = cpu->iface->stream_new(cpu, params), *s = calloc(1, sizeof *s);
     if (!inner || !s) {
         sdrt_stream_free(inner);
@@ -117,6 +118,6 @@ static const sdrt_device_iface g_fd_iface = {
 void fake_device_init(fake_device *f, sdrt_device *cpu) {
     memset(f, 0, sizeof *f);
     f->cpu = cpu;
-    f->dev = (sdrt_device){&g_fd_iface, f, cpu->reg};
+    f->dev = (sdrt_device){&g_fd_iface, f, cpu ? cpu->reg : NULL};
     f->bt = (sdrt_buffer_type){&g_fbt_iface, f, &f->dev};
 }

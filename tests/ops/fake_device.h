@@ -19,7 +19,8 @@ typedef struct fake_device {
     size_t n_allocs;
 } fake_device;
 
-/* The fake device over the CPU device `cpu` (one per test, static). */
+/* The fake device over the CPU device `cpu` (one per test, static);
+ * `cpu` NULL: buffers only (stream_new fails). */
 void fake_device_init(fake_device *f, sdrt_device *cpu);
 
 #endif

@@ -34,6 +34,8 @@ sdrt_weight_budget *sdrt_weight_budget_new(uint64_t per_device_bytes);
 /* After every store of the budget was freed. NULL: no-op. */
 void sdrt_weight_budget_free(sdrt_weight_budget *b);
 uint64_t sdrt_weight_budget_limit(const sdrt_weight_budget *b);
+/* Changes the limit; copies above it are evicted as uploads need room. */
+void sdrt_weight_budget_set_limit(sdrt_weight_budget *b, uint64_t per_device_bytes);
 /* Bytes uploaded for `job` since the last call for it; forgets the job.
  * The table keeps the 64 most recent jobs. */
 uint64_t sdrt_weight_budget_take_job(sdrt_weight_budget *b, sdrt_job *job);
