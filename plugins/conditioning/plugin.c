@@ -191,6 +191,9 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
     sdrt_error *e = NULL;
     sdrt_nn *nn = st == SDRT_OK ? open_nn(p, job, &e) : NULL;
+    /* The model's resident copies (shared with every request); weights of
+     * the caller's hooks (LoRA merges) outside it are private uploads. */
+    if (nn) sdrt_nn_add_weight_store(nn, sdrt_model_weights(mi, m));
     if (st == SDRT_OK && nn) {
         int32_t skip = SDRT_HAS_MEMBER(prm, sdrt_cond_params, clip_skip) ? prm->clip_skip : 0;
         int32_t cfg = SDRT_HAS_MEMBER(prm, sdrt_cond_params, do_cfg) ? prm->do_cfg : 1;

@@ -561,7 +561,10 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
         e->node->is_weight = 1;
         e->operand = t;
         nn->uploaded += bytes;
-        if (si >= 0) nn->stores[si]->iface->note_upload(nn->stores[si], nn->job, bytes);
+        /* Counted for the job through the covering store, else any: the
+         * owner's per-job count is what a request reports. */
+        sdrt_weight_store *acct = si >= 0 ? nn->stores[si] : nn->n_stores ? nn->stores[0] : NULL;
+        if (acct && acct->iface->note_upload) acct->iface->note_upload(acct, nn->job, bytes);
     }
     if (nn_winsert(nn, e) != 0) {
         if (e->node) {

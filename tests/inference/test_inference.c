@@ -37,6 +37,11 @@ static void check_case_layout(const char *model, const char *layout, const char 
     REQUIRE(r.status == SDRT_OK, "%s %s: status %d: %s", model, name, r.status, r.message);
     CHECK(job.last_step == 8 && job.last_steps == 8, "progress %d/%d", job.last_step, job.last_steps);
     CHECK(ifx_file_exists(ifx_json_string_at(r.data, "images", 0)), "no PNG");
+    /* The CPU reads weights where they lie (the mmap): nothing uploaded. */
+    const cJSON *up = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r.data, "metrics"),
+                                                       "weight_bytes_uploaded");
+    CHECK(cJSON_IsNumber(up) && up->valuedouble == 0, "metrics.weight_bytes_uploaded on the CPU: %g",
+          cJSON_IsNumber(up) ? up->valuedouble : -1.0);
     const char *lat = ifx_json_string_at(r.data, "latents", 0);
     snprintf(rel, sizeof rel, "%s/t2i/%s_64x64.latents.npy", model, name);
     size_t n_got = 0, n_want = 0;

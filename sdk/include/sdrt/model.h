@@ -112,6 +112,19 @@ typedef struct sdrt_model_iface {
     uint64_t (*take_uploaded_bytes)(void *self, sdrt_job *job);
 } sdrt_model_iface;
 
+/* The model's weight store, NULL when the plugin predates it or has none. */
+static inline sdrt_weight_store *sdrt_model_weights(const sdrt_model_iface *mi, sdrt_model *m) {
+    return mi && m && mi->struct_size >= SDRT_STRUCT_SIZE(sdrt_model_iface, weights) && mi->weights ? mi->weights(m)
+                                                                                                  : NULL;
+}
+
+/* Bytes uploaded for `job` (and forgets it); 0 when the plugin predates it. */
+static inline uint64_t sdrt_model_take_uploaded_bytes(const sdrt_model_iface *mi, sdrt_job *job) {
+    return mi && mi->struct_size >= SDRT_STRUCT_SIZE(sdrt_model_iface, take_uploaded_bytes) && mi->take_uploaded_bytes
+               ? mi->take_uploaded_bytes(mi->self, job)
+               : 0;
+}
+
 #ifdef __cplusplus
 }
 #endif
