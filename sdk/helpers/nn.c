@@ -47,7 +47,7 @@ typedef struct nn_wentry {
     const void *host_data;
     sdrt_dtype dtype;
     int ndim;
-    int64_t shape[SDRT_MAX_DIMS];
+    int64_t shape[SDRT_MAX_DIMS], strides[SDRT_MAX_DIMS];
     const sdrt_tensor *operand; /* a store's copy viewed as `desc`, or a private node */
     sdrt_tensor desc;
     nn_node *node; /* private upload, else NULL */
@@ -424,22 +424,23 @@ sdrt_tensor *sdrt_nn_from_host(sdrt_nn *nn, sdrt_dtype dtype, int ndim, const in
 
 /* ---- weights ---------------------------------------------------------------- */
 
-static size_t nn_whash(const void *p, sdrt_dtype dt, int ndim, const int64_t *shape) {
+static size_t nn_whash(const void *p, sdrt_dtype dt, int ndim, const int64_t *shape, const int64_t *strides) {
     uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull ^ (uint64_t)dt;
-    for (int i = 0; i < ndim; i++) h = (h ^ (uint64_t)shape[i]) * 0x100000001b3ull;
+    for (int i = 0; i < ndim; i++) h = (h ^ (uint64_t)shape[i] ^ (uint64_t)strides[i] << 32) * 0x100000001b3ull;
     return (size_t)(h ^ (h >> 31));
 }
 
 static int nn_wmatch(const nn_wentry *e, const sdrt_tensor *w) {
     if (e->host_data != w->data || e->dtype != w->dtype || e->ndim != w->ndim) return 0;
     for (int i = 0; i < w->ndim; i++)
-        if (e->shape[i] != w->shape[i]) return 0;
+        if (e->shape[i] != w->shape[i] || e->strides[i] != w->strides[i]) return 0;
     return 1;
 }
 
 static nn_wentry *nn_wfind(sdrt_nn *nn, const sdrt_tensor *w) {
     if (!nn->wcap) return NULL;
-    for (size_t i = nn_whash(w->data, w->dtype, w->ndim, w->shape) & (nn->wcap - 1);; i = (i + 1) & (nn->wcap - 1)) {
+    for (size_t i = nn_whash(w->data, w->dtype, w->ndim, w->shape, w->strides) & (nn->wcap - 1);;
+         i = (i + 1) & (nn->wcap - 1)) {
         nn_wentry *e = nn->wtab[i];
         if (!e) return NULL;
         if (nn_wmatch(e, w)) return e;
@@ -447,7 +448,7 @@ static nn_wentry *nn_wfind(sdrt_nn *nn, const sdrt_tensor *w) {
 }
 
 static void nn_wput(nn_wentry **tab, size_t cap, nn_wentry *e) {
-    size_t i = nn_whash(e->host_data, e->dtype, e->ndim, e->shape) & (cap - 1);
+    size_t i = nn_whash(e->host_data, e->dtype, e->ndim, e->shape, e->strides) & (cap - 1);
     while (tab[i]) i = (i + 1) & (cap - 1);
     tab[i] = e;
 }
@@ -482,6 +483,18 @@ static void nn_weight_forget(sdrt_nn *nn, nn_node *node) {
         nn_wentry *e = nn->wtab[i];
         nn->wtab[i] = NULL;
         nn_wput(nn->wtab, nn->wcap, e);
+    }
+}
+
+void sdrt_nn_host_gather(const sdrt_tensor *t, void *out_) {
+    char *out = out_;
+    size_t es = nn_dtype_size(t->dtype);
+    int64_t idx[SDRT_MAX_DIMS] = {0}, n = sdrt_nn_numel(t);
+    for (int64_t k = 0; k < n; k++) {
+        int64_t off = 0;
+        for (int i = 0; i < t->ndim; i++) off += idx[i] * t->strides[i];
+        memcpy(out + (size_t)k * es, (const char *)t->data + off * (int64_t)es, es);
+        for (int i = t->ndim - 1; i >= 0 && ++idx[i] == t->shape[i]; i--) idx[i] = 0;
     }
 }
 
@@ -522,10 +535,6 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
     if (nn->is_host) return host_weight;
     nn_wentry *e = nn_wfind(nn, host_weight);
     if (e) return e->operand;
-    if (!sdrt_nn_is_contiguous(host_weight)) {
-        nn_fail(nn, SDRT_UNSUPPORTED, "weight: a strided host weight cannot be uploaded");
-        return NULL;
-    }
     e = calloc(1, sizeof *e);
     if (!e) {
         nn_fail(nn, SDRT_RESOURCE_EXHAUSTED, "weight: out of host memory");
@@ -535,6 +544,7 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
     e->dtype = host_weight->dtype;
     e->ndim = host_weight->ndim;
     memcpy(e->shape, host_weight->shape, sizeof e->shape);
+    memcpy(e->strides, host_weight->strides, sizeof e->strides);
     size_t bytes = (size_t)sdrt_nn_numel(host_weight) * nn_dtype_size(host_weight->dtype);
     int si = nn_store_for(nn, host_weight, bytes);
     const sdrt_tensor *res = NULL;
@@ -550,9 +560,24 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
         e->desc.buffer = res->buffer;
         e->operand = &e->desc;
     } else {
-        /* Not resident: a copy private to this context, counted as uploaded. */
-        sdrt_tensor *t = nn_from_host(nn, host_weight->dtype, host_weight->ndim, host_weight->shape,
-                                      host_weight->data, 1);
+        /* Not resident: a copy private to this context, counted as uploaded
+         * (a strided view, e.g. a transposed weight, gathered on the host). */
+        sdrt_tensor *t = NULL;
+        if (sdrt_nn_is_contiguous(host_weight)) {
+            t = nn_from_host(nn, host_weight->dtype, host_weight->ndim, host_weight->shape, host_weight->data, 1);
+        } else {
+            nn_node *node = nn_new_node(nn, host_weight->dtype, host_weight->ndim, host_weight->shape, 1);
+            void *tmp = node ? malloc(bytes ? bytes : 1) : NULL;
+            if (node && tmp) {
+                sdrt_nn_host_gather(host_weight, tmp);
+                nn_write(&node->t, tmp, bytes);
+                t = &node->t;
+            } else if (node) {
+                nn_node_free(nn, node);
+                nn_fail(nn, SDRT_RESOURCE_EXHAUSTED, "weight: out of host memory");
+            }
+            free(tmp);
+        }
         if (!t) {
             free(e);
             return NULL;

@@ -1,6 +1,8 @@
 /* sdk/helpers/weight_store.c - see sdrt/weight_store.h. */
 #include "sdrt/weight_store.h"
 
+#include "sdrt/nn.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@ typedef struct ws_copy {
     const void *data;
     sdrt_dtype dtype;
     size_t bytes;
+    uint64_t layout; /* 0 contiguous, else a hash of shape and strides */
     sdrt_buffer *buf;
     sdrt_tensor t;
 } ws_copy;
@@ -71,6 +74,18 @@ static int ws_contiguous(const sdrt_tensor *t) {
         expect *= t->shape[i];
     }
     return 1;
+}
+
+/* 0 for a contiguous tensor; otherwise a non-zero hash of its shape and
+ * strides (a transposed view of a weight is another copy of it). */
+static uint64_t ws_layout(const sdrt_tensor *t) {
+    if (ws_contiguous(t)) return 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < t->ndim; i++) {
+        h = (h ^ (uint64_t)t->shape[i]) * 0x100000001b3ull;
+        h = (h ^ (uint64_t)t->strides[i]) * 0x100000001b3ull;
+    }
+    return h | 1;
 }
 
 static size_t ws_hash(const void *p, sdrt_dtype dt) {
@@ -173,12 +188,12 @@ static void ws_slot_clear(ws_slot *sl) {
     sl->bytes = 0;
 }
 
-static ws_copy *ws_slot_find(const ws_slot *sl, const void *data, sdrt_dtype dt, size_t bytes) {
+static ws_copy *ws_slot_find(const ws_slot *sl, const void *data, sdrt_dtype dt, size_t bytes, uint64_t layout) {
     if (!sl->cap) return NULL;
     for (size_t i = ws_hash(data, dt) & (sl->cap - 1);; i = (i + 1) & (sl->cap - 1)) {
         ws_copy *c = sl->tab[i];
         if (!c) return NULL;
-        if (c->data == data && c->dtype == dt && c->bytes == bytes) return c;
+        if (c->data == data && c->dtype == dt && c->bytes == bytes && c->layout == layout) return c;
     }
 }
 
@@ -307,12 +322,26 @@ static sdrt_status ws_upload(ws_impl *s, ws_slot *sl, const sdrt_tensor *host, s
         }
     sdrt_buffer_set_usage(c->buf, SDRT_BUFFER_USAGE_WEIGHTS);
     void *base = c->buf->iface->base(c->buf);
-    if (bytes) c->buf->iface->write(c->buf, base, host->data, bytes);
+    uint64_t layout = ws_layout(host);
+    char *staged = NULL;
+    if (layout && bytes && !(staged = malloc(bytes))) {
+        sdrt_buffer_free(c->buf);
+        free(c);
+        return SDRT_RESOURCE_EXHAUSTED;
+    }
+    if (staged) sdrt_nn_host_gather(host, staged);
+    if (bytes) c->buf->iface->write(c->buf, base, staged ? staged : host->data, bytes);
+    free(staged);
     c->data = host->data;
     c->dtype = host->dtype;
     c->bytes = bytes;
+    c->layout = layout;
     c->t = *host;
     c->t.struct_size = SDRT_STRUCT_SIZE(sdrt_tensor, buffer);
+    for (int64_t d = c->t.ndim - 1, st = 1; d >= 0; d--) { /* the copy is contiguous */
+        c->t.strides[d] = st;
+        st *= c->t.shape[d];
+    }
     c->t.data = base;
     c->t.buffer = c->buf;
     if (ws_slot_insert(sl, c) != 0) {
@@ -330,14 +359,21 @@ static sdrt_status ws_acquire(sdrt_weight_store *pub, sdrt_device *dev, const sd
     *out = NULL;
     if (uploaded_out) *uploaded_out = 0;
     size_t es = host ? ws_dtype_size(host->dtype) : 0;
-    if (!dev || !host || !es || !ws_contiguous(host)) return SDRT_INVALID_ARGUMENT;
+    if (!dev || !host || !es) return SDRT_INVALID_ARGUMENT;
     size_t bytes = es;
     for (int i = 0; i < host->ndim; i++) bytes *= (size_t)host->shape[i];
-    if (!ws_covers(pub, host->data, bytes)) return SDRT_INVALID_ARGUMENT;
+    /* The host bytes a strided view spans: from its lowest to its highest
+     * element (non-negative strides). */
+    size_t span = es;
+    for (int i = 0; i < host->ndim; i++) {
+        if (host->strides[i] < 0) return SDRT_INVALID_ARGUMENT;
+        if (host->shape[i] > 0) span += (size_t)((host->shape[i] - 1) * host->strides[i]) * es;
+    }
+    if (!ws_covers(pub, host->data, ws_contiguous(host) ? bytes : span)) return SDRT_INVALID_ARGUMENT;
     pthread_mutex_lock(s->mu);
     ws_slot *sl = ws_slot_get(s, dev, 1);
     sdrt_status st = sl ? SDRT_OK : SDRT_RESOURCE_EXHAUSTED;
-    ws_copy *c = sl ? ws_slot_find(sl, host->data, host->dtype, bytes) : NULL;
+    ws_copy *c = sl ? ws_slot_find(sl, host->data, host->dtype, bytes, ws_layout(host)) : NULL;
     uint64_t uploaded = 0;
     if (sl && !c) {
         st = ws_upload(s, sl, host, bytes, &c);

@@ -45,16 +45,18 @@ typedef struct sdrt_weight_store_iface {
     int (*covers)(sdrt_weight_store *ws, const void *data, size_t size);
     void (*pin)(sdrt_weight_store *ws, sdrt_device *dev);
     void (*unpin)(sdrt_weight_store *ws, sdrt_device *dev);
-    /* The device copy of contiguous host tensor `host` on `dev` (the caller
-     * holds a pin on dev), uploaded now if absent; the bytes uploaded are
+    /* The device copy of host tensor `host` on `dev` (the caller holds a
+     * pin on dev), uploaded now if absent (a strided view, e.g. a transposed
+     * weight, is gathered into a contiguous copy); the bytes uploaded are
      * counted for `job` (may be NULL). *out is owned by the store, keyed by
-     * (host data, dtype, byte size): its shape is that of the first caller
+     * (host data, dtype, byte size, layout of strided views), contiguous:
+     * its shape is that of the first caller
      * and its data are valid until the caller unpins. *uploaded (may be
      * NULL) receives the bytes this call copied (0 when already resident). Returns SDRT_OK;
      * SDRT_RESOURCE_EXHAUSTED when it cannot be resident (budget full of
      * pinned copies, device out of memory): the caller then uses a private
      * copy and reports its bytes with note_upload; SDRT_INVALID_ARGUMENT
-     * for a strided tensor or one outside covers(). */
+     * for a tensor outside covers() or with negative strides. */
     sdrt_status (*acquire)(sdrt_weight_store *ws, sdrt_device *dev, const sdrt_tensor *host, sdrt_job *job,
                            const sdrt_tensor **out, uint64_t *uploaded);
     /* Counts weight bytes `job` uploaded outside the store (private copies). */

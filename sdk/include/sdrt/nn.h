@@ -109,6 +109,10 @@ int sdrt_nn_is_contiguous(const sdrt_tensor *t);
  * biases that element-wise ops take in f32 only. Any thread. Returns 0, or
  * -1 (out untouched) for another dtype or ndim != 1. */
 int sdrt_nn_param_to_f32(const sdrt_tensor *t, float *out);
+/* Host tensor `t` (any non-negative strides; borrowed) into `out`
+ * (numel x element size bytes, caller-owned) contiguous in logical order,
+ * same dtype. Any thread. */
+void sdrt_nn_host_gather(const sdrt_tensor *t, void *out);
 
 /* Ops (see backend.h for the exact semantics). Each returns a new tensor
  * owned by the context, or NULL after a failure. Optional operands may be
