@@ -1241,15 +1241,19 @@ sdrt_status sdrt_nn_graph_end(sdrt_nn *nn) {
         nn->gops[i] = r->op;
     }
     for (size_t i = 0; i < nn->n_gnodes; i++) nn_translate(nn, &nn->gnodes[i]->t, base);
-    for (size_t i = 0; i < nn->n_inputs; i++) {
+    /* Inputs go in the stream's queue ahead of the ops; their staged copies
+     * stay alive until the synchronize below. */
+    sdrt_status st = SDRT_OK;
+    for (size_t i = 0; i < nn->n_inputs && st == SDRT_OK; i++) {
         const nn_input *in = &nn->inputs[i];
-        nn_write(&in->node->t, in->data, (size_t)sdrt_nn_numel(&in->node->t) * nn_dtype_size(in->node->t.dtype));
+        size_t bytes = (size_t)sdrt_nn_numel(&in->node->t) * nn_dtype_size(in->node->t.dtype);
+        if (bytes) st = sdrt_stream_write_async(nn->stream, nn->arena, in->node->t.data, in->data, bytes);
     }
     nn_replay_key(nn);
     sdrt_graph g = {.struct_size = SDRT_STRUCT_SIZE(sdrt_graph, replay_key), .n_ops = nn->n_recs,
                     .ops = nn->gops, .replay_key = nn->replay_key};
-    sdrt_status st = nn->n_recs ? sdrt_stream_graph_compute(nn->stream, &g) : SDRT_OK;
-    if (st == SDRT_OK) sdrt_stream_synchronize(nn->stream); /* recs and inputs are freed below */
+    if (st == SDRT_OK && nn->n_recs) st = sdrt_stream_graph_compute(nn->stream, &g);
+    sdrt_stream_synchronize(nn->stream); /* recs and staged inputs are freed below */
     if (st != SDRT_OK) {
         nn_fail(nn, st, "graph of %zu ops on %s failed (status %d)%s", nn->n_recs, nn->dev->iface->name(nn->dev),
                 (int)st, st == SDRT_UNSUPPORTED ? ": op, dtype or layout not supported" : "");
