@@ -40,6 +40,10 @@ extern "C" {
 
 typedef struct sdrt_nn sdrt_nn;
 
+/* Defined since graph mode and weight stores exist (for code built against
+ * several SDK versions, e.g. benchmarks comparing commits). */
+#define SDRT_NN_HAS_GRAPH 1
+
 /* New context on `dev` (borrowed; must outlive the context). `params_json`
  * (borrowed, may be NULL) is passed to stream_new, e.g. {"threads":2}.
  * `is_cancelled`/`job` (may be NULL) are polled between ops: once it returns
