@@ -19,7 +19,8 @@ int ifx_start(void) {
     static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", "lora", NULL};
     static char cond_config[2048], lora_config[2048];
     /* SDRT_TEST_DEVICE_CONFIG: the device plugin's config, e.g. the strict
-     * test device (tests/inference/CMakeLists.txt, the *-strict tests). */
+     * device ({"extra_backends":[".../sdrt_backend_strict.so"],
+     * "device":"strict:0"}); default {} (the CPU). */
     const char *configs[] = {getenv("SDRT_TEST_DEVICE_CONFIG"), NULL, NULL, cond_config, NULL, lora_config, NULL};
     if (g_started >= 0) return g_started;
     snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
