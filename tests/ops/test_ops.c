@@ -31,6 +31,7 @@ void test_nn_graph_arena_reuse(void);
 void test_nn_graph_outputs_survive(void);
 void test_nn_graph_errors(void);
 void test_nn_weights_resident(void);
+void test_nn_graph_strict_matches_cpu(void);
 void test_nn_weights_views_and_ranges(void);
 
 const test_entry TESTS[] = {
@@ -64,6 +65,7 @@ const test_entry TESTS[] = {
     {"nn_graph_outputs_survive", test_nn_graph_outputs_survive},
     {"nn_graph_errors", test_nn_graph_errors},
     {"nn_weights_resident", test_nn_weights_resident},
+    {"nn_graph_strict_matches_cpu", test_nn_graph_strict_matches_cpu},
     {"nn_weights_views_and_ranges", test_nn_weights_views_and_ranges},
     {0, 0},
 };

@@ -2,6 +2,8 @@
  * graph submission, replay keys) against eager mode, and resident weights
  * (sdrt/weight_store.h) on a non-host device: shared across contexts,
  * budgeted, evicted least-recently-used, never while pinned. */
+#include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +104,55 @@ void test_nn_graph_matches_eager(void) {
     CHECK(memcmp(eager, fgraph, n0 * sizeof *eager) == 0, "graph on a non-host device == eager on the CPU");
     CHECK(fake.live_bytes == 0, "everything freed on the non-host device (%zu bytes left)", fake.live_bytes);
     free(eager), free(graph), free(fgraph);
+}
+
+/* The strict test device (SDRT_STRICT_BACKEND: its module; set by ctest):
+ * graph mode there, twice (the second replays the first's key), with the
+ * weights resident in a store, gives the CPU's eager bits exactly. */
+void test_nn_graph_strict_matches_cpu(void) {
+    const char *path = getenv("SDRT_STRICT_BACKEND");
+    if (!path || !*path) {
+        printf("# skipped: SDRT_STRICT_BACKEND not set\n");
+        return;
+    }
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    REQUIRE(lib, "dlopen %s: %s", path, dlerror());
+    sdrt_backend_entry_fn entry = (sdrt_backend_entry_fn)(uintptr_t)dlsym(lib, SDRT_BACKEND_ENTRY_SYMBOL);
+    sdrt_backend_reg *reg = entry ? entry(NULL, "{\"threads\":1}") : NULL;
+    REQUIRE(reg && reg->iface->device_count(reg) > 0, "strict device");
+    sdrt_device *dev = reg->iface->device_get(reg, 0);
+    static net_w w;
+    float x[2 * 4 * 6 * 5];
+    net_rand(&w, x);
+    size_t n0 = 0, n1 = 0;
+    float *want = net_run(ops_device(), &w, x, 0, &n0);
+    sdrt_weight_budget *b = sdrt_weight_budget_new(0);
+    sdrt_weight_store *ws = sdrt_weight_store_new(b, NULL);
+    sdrt_weight_store_add_range(ws, &w, sizeof w);
+    sdrt_nn *nn = sdrt_nn_new(dev, "{\"threads\":1}", NULL, NULL);
+    REQUIRE(nn && want, "contexts");
+    sdrt_nn_add_weight_store(nn, ws);
+    uint64_t keys[2] = {0, 0};
+    for (int rep = 0; rep < 2; rep++) {
+        sdrt_nn_graph_begin(nn);
+        sdrt_tensor *out = net(nn, &w, x);
+        const char *msg = NULL;
+        CHECK(sdrt_nn_graph_end(nn) == SDRT_OK, "strict graph: %s", (sdrt_nn_status(nn, &msg), msg));
+        sdrt_nn_graph_stats(nn, NULL, NULL, &keys[rep]);
+        n1 = out ? (size_t)sdrt_nn_numel(out) : 0;
+        float *got = n1 == n0 ? malloc(n1 * sizeof *got) : NULL;
+        CHECK(got && sdrt_nn_to_host_f32(nn, out, got) == SDRT_OK && memcmp(got, want, n0 * sizeof *got) == 0,
+              "rep %d: strict graph differs from CPU eager", rep);
+        free(got);
+        sdrt_nn_drop(nn, out);
+    }
+    CHECK(keys[0] && keys[0] == keys[1], "replayed graph keeps its key");
+    CHECK(sdrt_nn_weight_bytes_uploaded(nn) == sizeof w, "weights uploaded once (%llu of %zu)",
+          (unsigned long long)sdrt_nn_weight_bytes_uploaded(nn), sizeof w);
+    sdrt_nn_free(nn);
+    sdrt_weight_store_free(ws);
+    sdrt_weight_budget_free(b);
+    free(want);
 }
 
 /* A chain of k ops each dropping its input needs two tensors, not k. */
