@@ -109,8 +109,14 @@ struct sdrt_nn {
     int next_plan;
     sdrt_op *gops;
     size_t cap_gops;
-    uint64_t *prev_fp;
-    size_t n_prev_fp;
+    /* The last NN_KEYS distinct graphs' fingerprints and keys: graphs that
+     * alternate (a batch split into calls of two sizes) keep their keys. */
+    struct {
+        uint64_t *fp;
+        size_t n;
+        uint64_t key;
+    } keys[4];
+    int next_slot;
     uint64_t replay_key, next_key;
     size_t last_arena, last_peak;
 };
@@ -241,7 +247,7 @@ void sdrt_nn_free(sdrt_nn *nn) {
     free(nn->gnodes);
     free(nn->inputs);
     free(nn->gops);
-    free(nn->prev_fp);
+    for (int i = 0; i < 4; i++) free(nn->keys[i].fp);
     sdrt_stream_free(nn->stream);
     free(nn);
 }
@@ -1148,8 +1154,9 @@ static size_t nn_fp_operand(uint64_t *fp, size_t k, const sdrt_tensor *t) {
     return k;
 }
 
-/* replay_key: the previous key when ops, shapes, parameters and addresses
- * equal the previous graph's exactly, else a fresh one. */
+/* replay_key: the key of an earlier graph (of the last four distinct ones)
+ * whose ops, shapes, parameters and addresses this one equals exactly,
+ * else a fresh one. */
 static void nn_replay_key(sdrt_nn *nn) {
     enum { PER_OPERAND = 3 + 2 * SDRT_MAX_DIMS, PER_OP = 1 + 2 * SDRT_OP_MAX_PARAMS + (SDRT_OP_MAX_SRC + 1) * PER_OPERAND };
     size_t n = nn->n_recs * PER_OP;
@@ -1174,14 +1181,18 @@ static void nn_replay_key(sdrt_nn *nn) {
         k = nn_fp_operand(fp, k, &r->dst);
         k = k0 + PER_OP;
     }
-    if (nn->prev_fp && nn->n_prev_fp == n && memcmp(nn->prev_fp, fp, n * sizeof *fp) == 0) {
-        free(fp);
-        return; /* same graph: keep the key */
-    }
-    free(nn->prev_fp);
-    nn->prev_fp = fp;
-    nn->n_prev_fp = n;
-    nn->replay_key = nn->next_key++;
+    for (int i = 0; i < 4; i++)
+        if (nn->keys[i].fp && nn->keys[i].n == n && memcmp(nn->keys[i].fp, fp, n * sizeof *fp) == 0) {
+            free(fp);
+            nn->replay_key = nn->keys[i].key; /* the same graph again */
+            return;
+        }
+    int slot = nn->next_slot;
+    nn->next_slot = (slot + 1) % 4;
+    free(nn->keys[slot].fp);
+    nn->keys[slot].fp = fp;
+    nn->keys[slot].n = n;
+    nn->keys[slot].key = nn->replay_key = nn->next_key++;
 }
 
 sdrt_status sdrt_nn_graph_end(sdrt_nn *nn) {

@@ -163,9 +163,9 @@ void test_nn_graph_arena_reuse(void) {
     int64_t s[1] = {N};
     sdrt_nn *nn = sdrt_nn_new(ops_device(), NULL, NULL, NULL);
     REQUIRE(nn, "nn_new");
-    uint64_t keys[3];
-    for (int rep = 0; rep < 3; rep++) {
-        int64_t len = rep < 2 ? N : N / 2;
+    uint64_t keys[4];
+    for (int rep = 0; rep < 4; rep++) {
+        int64_t len = rep < 2 || rep == 3 ? N : N / 2;
         sdrt_nn_graph_begin(nn);
         sdrt_tensor *t = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 1, &len, x);
         for (int i = 0; i < K; i++) {
@@ -188,6 +188,7 @@ void test_nn_graph_arena_reuse(void) {
     CHECK(keys[0] != 0 && keys[1] == keys[0], "identical graph keeps its replay key (%llu, %llu)",
           (unsigned long long)keys[0], (unsigned long long)keys[1]);
     CHECK(keys[2] != keys[1] && keys[2] != 0, "another shape gets another key");
+    CHECK(keys[3] == keys[0], "the first graph again after another one: its key again");
     sdrt_nn_free(nn);
 }
 
