@@ -43,13 +43,10 @@ static void b_down(sdrt_blk_loader *L, unet *u, int i, int cin) {
 
 static void b_mid(sdrt_blk_loader *L, unet *u) {
     const unet_config *cfg = &u->cfg;
-    int last = cfg->nblocks - 1, c = cfg->block_out[last];
-    if (!sdrt_blk_mid_alloc(L, &u->mid, 1, 1)) return;
-    b_resnet(L, cfg, "mid_block.resnets.0", &u->mid.resnets[0], c, c, cfg->mid_scale);
-    /* diffusers' UNetMidBlock2DCrossAttn never uses only_cross_attention. */
-    b_transformer(L, cfg, "mid_block.attentions.0", &u->mid.transformers[0], c, cfg->heads[last],
-                  cfg->tlayers_down[last], cfg->cross_dim[last], 0);
-    b_resnet(L, cfg, "mid_block.resnets.1", &u->mid.resnets[1], c, c, cfg->mid_scale);
+    int last = cfg->nblocks - 1;
+    sdrt_blk_bind_mid_cross(L, "mid_block", &u->mid, cfg->block_out[last], cfg->time_embed_dim, cfg->norm_groups,
+                            cfg->norm_eps, cfg->mid_scale, cfg->heads[last], cfg->tlayers_down[last],
+                            cfg->cross_dim[last], cfg->use_linear_projection);
 }
 
 static void b_up(sdrt_blk_loader *L, unet *u, int i) {

@@ -2,7 +2,6 @@
  * builder over the SDK block library (sdrt/nn_blocks.h): the blocks are
  * bound from the config and the weights on first use, then run; at most a
  * few activations of one resolution are alive at a time. */
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,22 +54,7 @@ static int nn_failed(vae_net *v) {
 /* UNetMidBlock2D: resnet, Attention (one head over the H*W positions, group
  * norm, residual), resnet, at constant width. */
 static void bind_mid(sdrt_blk_loader *L, const vae_config *cfg, const char *prefix, sdrt_blk_mid *m, int ch) {
-    char p[SDRT_BLK_NAME];
-    if (!sdrt_blk_mid_alloc(L, m, 1, 0)) return;
-    sdrt_blk_name(p, prefix, "resnets.0");
-    sdrt_blk_bind_resnet(L, p, &m->resnets[0], ch, ch, 0, cfg->norm_groups, VAE_EPS, 1.0f);
-    sdrt_blk_name(p, prefix, "attentions.0");
-    sdrt_blk_attn *a = &m->attns[0];
-    /* diffusers stores the projections as Linear [C,C], original-layout
-     * checkpoints as 1x1 convs [C,C,1,1]: the same matrix. */
-    sdrt_blk_bind_attn(L, p, &sdrt_blk_diffusers_attn, a, ch, ch, 1, SDRT_BLK_BIAS_REQUIRED,
-                       SDRT_BLK_LINEAR_2D | SDRT_BLK_LINEAR_CONV1X1);
-    sdrt_blk_name(p, prefix, "attentions.0.group_norm");
-    a->group_norm = sdrt_blk_bind_norm(L, p, ch, cfg->norm_groups, VAE_EPS);
-    a->scale = 1.0f / sqrtf((float)ch);
-    a->residual = 1;
-    sdrt_blk_name(p, prefix, "resnets.1");
-    sdrt_blk_bind_resnet(L, p, &m->resnets[1], ch, ch, 0, cfg->norm_groups, VAE_EPS, 1.0f);
+    sdrt_blk_bind_mid(L, prefix, m, ch, 0, cfg->norm_groups, VAE_EPS, 1.0f, 1);
 }
 
 /* Decoder: conv_in, mid, UpDecoderBlock2Ds (layers_per_block + 1 resnets,

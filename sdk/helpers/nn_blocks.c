@@ -649,6 +649,39 @@ int sdrt_blk_mid_alloc(sdrt_blk_loader *L, sdrt_blk_mid *m, int nlayers, int cro
     return L->status == SDRT_OK;
 }
 
+void sdrt_blk_bind_mid(sdrt_blk_loader *L, const char *prefix, sdrt_blk_mid *m, int ch, int temb_dim, int groups,
+                       float eps, float out_scale, int heads) {
+    char p[SDRT_BLK_NAME];
+    if (!sdrt_blk_mid_alloc(L, m, 1, 0)) return;
+    sdrt_blk_name(p, prefix, "resnets.0");
+    sdrt_blk_bind_resnet(L, p, &m->resnets[0], ch, ch, temb_dim, groups, eps, out_scale);
+    sdrt_blk_name(p, prefix, "attentions.0");
+    sdrt_blk_attn *a = &m->attns[0];
+    /* diffusers stores the projections as Linear [C,C], original-layout
+     * VAE checkpoints as 1x1 convs [C,C,1,1]: the same matrix. */
+    sdrt_blk_bind_attn(L, p, &sdrt_blk_diffusers_attn, a, ch, ch, heads, SDRT_BLK_BIAS_REQUIRED,
+                       SDRT_BLK_LINEAR_2D | SDRT_BLK_LINEAR_CONV1X1);
+    sdrt_blk_name(p, prefix, "attentions.0.group_norm");
+    a->group_norm = sdrt_blk_bind_norm(L, p, ch, groups, eps);
+    a->scale = 1.0f / sqrtf((float)a->head_dim);
+    a->residual = 1;
+    sdrt_blk_name(p, prefix, "resnets.1");
+    sdrt_blk_bind_resnet(L, p, &m->resnets[1], ch, ch, temb_dim, groups, eps, out_scale);
+}
+
+void sdrt_blk_bind_mid_cross(sdrt_blk_loader *L, const char *prefix, sdrt_blk_mid *m, int ch, int temb_dim,
+                             int groups, float eps, float out_scale, int heads, int depth, int cross_dim,
+                             int linear_proj) {
+    char p[SDRT_BLK_NAME];
+    if (!sdrt_blk_mid_alloc(L, m, 1, 1)) return;
+    sdrt_blk_name(p, prefix, "resnets.0");
+    sdrt_blk_bind_resnet(L, p, &m->resnets[0], ch, ch, temb_dim, groups, eps, out_scale);
+    sdrt_blk_name(p, prefix, "attentions.0");
+    sdrt_blk_bind_transformer(L, p, &m->transformers[0], ch, heads, depth, cross_dim, 0, groups, linear_proj);
+    sdrt_blk_name(p, prefix, "resnets.1");
+    sdrt_blk_bind_resnet(L, p, &m->resnets[1], ch, ch, temb_dim, groups, eps, out_scale);
+}
+
 sdrt_tensor *sdrt_blk_mid_fwd(sdrt_nn *nn, const sdrt_blk_mid *m, const sdrt_tensor *x,
                               const sdrt_tensor *temb_act, const sdrt_tensor *context) {
     sdrt_tensor *h = sdrt_blk_resnet_fwd(nn, &m->resnets[0], x, temb_act);

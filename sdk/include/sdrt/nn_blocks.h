@@ -284,6 +284,16 @@ typedef struct sdrt_blk_mid {
 /* Allocates the arrays: Transformer2DModels when `cross_attn`, else
  * Attentions. Returns 1, or 0 (loader failed). */
 int sdrt_blk_mid_alloc(sdrt_blk_loader *L, sdrt_blk_mid *m, int nlayers, int cross_attn);
+/* UNetMidBlock2D with one Attention of `heads` heads (the VAE's: one head,
+ * attention_head_dim = channels), group norm and residual; temb_dim 0: no
+ * time embedding. */
+void sdrt_blk_bind_mid(sdrt_blk_loader *L, const char *prefix, sdrt_blk_mid *m, int ch, int temb_dim, int groups,
+                       float eps, float out_scale, int heads);
+/* UNetMidBlock2DCrossAttn with one Transformer2DModel of `depth` blocks
+ * (diffusers never uses only_cross_attention there). */
+void sdrt_blk_bind_mid_cross(sdrt_blk_loader *L, const char *prefix, sdrt_blk_mid *m, int ch, int temb_dim,
+                             int groups, float eps, float out_scale, int heads, int depth, int cross_dim,
+                             int linear_proj);
 /* x borrowed. */
 sdrt_tensor *sdrt_blk_mid_fwd(sdrt_nn *nn, const sdrt_blk_mid *m, const sdrt_tensor *x,
                               const sdrt_tensor *temb_act, const sdrt_tensor *context);
