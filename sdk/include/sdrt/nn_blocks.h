@@ -30,7 +30,7 @@
  *
  * Thread: bound structs are immutable after binding and may be used by
  * several threads at once, each with its own sdrt_nn context. A loader is
- * used by one thread.
+ * used by one thread. No global state.
  * Ownership: memory the binders allocate (converted parameters, weight
  * views, block arrays) belongs to the sdrt_blk_mem list the loader was
  * given and lives until sdrt_blk_mem_free; the host tensors the lookup
@@ -67,8 +67,9 @@ typedef struct sdrt_blk_loader {
     char message[320];   /* "<model> weight <name>: <reason>" */
 } sdrt_blk_loader;
 
-/* A loader over `get`/`ctx` (borrowed for the loader's life) that adds its
- * allocations to *mem (borrowed; *mem may be NULL). */
+/* A loader over `get` (not NULL) and `ctx` (passed through; both borrowed
+ * for the loader's life) that adds its allocations to *mem (mem not NULL,
+ * *mem may be NULL). `model` (static text, NULL: "model") starts messages. */
 void sdrt_blk_loader_init(sdrt_blk_loader *L, const char *model, sdrt_blk_lookup_fn get, void *ctx,
                           sdrt_blk_mem **mem);
 /* Records a failure (the first one wins); the message is "<model> <text>". */
@@ -80,8 +81,15 @@ void *sdrt_blk_alloc(sdrt_blk_loader *L, size_t size);
 #define SDRT_BLK_NAME 256
 void sdrt_blk_name(char *out, const char *prefix, const char *fmt, ...) SDRT_PRINTF(3, 4);
 
+/* Binders: each records its first failure in L (status and a message
+ * naming the tensor) and returns NULL / a zeroed struct then; once L has
+ * failed they do nothing. Statuses: SDRT_NOT_FOUND (a required tensor is
+ * missing), SDRT_INVALID_ARGUMENT (shape or dtype differs from what the
+ * config implies), SDRT_RESOURCE_EXHAUSTED (host memory). Returned tensors
+ * are the lookup's (they live as long as the model) or the list's. */
+
 /* The weight "<prefix>.<leaf>" of shape [shape0..] in f32/f16/bf16, as
- * stored. Missing: NOT_FOUND; other shape or dtype: INVALID_ARGUMENT. */
+ * stored. */
 const sdrt_tensor *sdrt_blk_bind_weight(sdrt_blk_loader *L, const char *prefix, const char *leaf, int ndim,
                                         const int64_t *shape);
 /* The 1-D parameter "<prefix>.<leaf>" of n elements as contiguous f32 (the
