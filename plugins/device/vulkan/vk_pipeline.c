@@ -90,7 +90,7 @@ void vk_pipeline_cache_save(vk_device *d) {
     if (!data) return;
     if (d->fn.vkGetPipelineCacheData(d->dev, d->cache, &len, data) == VK_SUCCESS) {
         vk_mkdirs(d->fam->cache_dir);
-        char tmp[1100];
+        char tmp[1210];
         snprintf(tmp, sizeof tmp, "%s.tmp", d->cache_path);
         FILE *f = fopen(tmp, "wb");
         int ok = f && fwrite(data, 1, len, f) == len;
