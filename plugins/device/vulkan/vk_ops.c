@@ -228,7 +228,7 @@ static sdrt_status vk_op_concat(vk_stream *s, const sdrt_op *op, const vk_ref *a
     return st != SDRT_OK ? st : vk_ew(s, &cp, EW_COPY, b, &vb, NULL, NULL, &y2, &yb);
 }
 
-/* [N,C,H,W] -> [N,C,2H,2W]: dst as [N*C? no: N,C,H,2,W,2], src with the two
+/* [N,C,H,W] -> [N,C,2H,2W]: dst viewed as [N,C,H,2,W,2], src with the two
  * duplicate axes at stride 0. */
 static sdrt_status vk_op_upsample(vk_stream *s, const sdrt_op *op, const vk_ref *a, const vk_ref *y) {
     const sdrt_tensor *x = op->src[0], *t = op->dst;
@@ -277,18 +277,9 @@ static sdrt_status vk_op_row(vk_stream *s, const sdrt_op *op, const vk_ref *r, i
     return vk_stream_dispatch(s, &ds);
 }
 
-static int vk_contiguous(const sdrt_tensor *t) {
-    int64_t want = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        if (t->shape[d] != 1 && t->strides[d] != want) return 0;
-        want *= t->shape[d];
-    }
-    return 1;
-}
-
 static sdrt_status vk_op_groupnorm(vk_stream *s, const sdrt_op *op, const vk_ref *r) {
     const sdrt_tensor *x = op->src[0], *t = op->dst;
-    if (!vk_same_shape(x, t) || x->ndim < 2 || !vk_contiguous(x) || !vk_contiguous(t)) return SDRT_INVALID_ARGUMENT;
+    if (!vk_same_shape(x, t) || x->ndim < 2) return SDRT_INVALID_ARGUMENT;
     int64_t groups = op->iparams[0] > 0 ? op->iparams[0] : 32, c = x->shape[1];
     if (c % groups) return SDRT_INVALID_ARGUMENT;
     vk_dispatch ds;
@@ -314,6 +305,7 @@ static sdrt_status vk_op_groupnorm(vk_stream *s, const sdrt_op *op, const vk_ref
     ds.words[96] = (uint32_t)groups;
     ds.words[100] = (uint32_t)c;
     ds.words[101] = (uint32_t)sp;
+    ds.words[102] = (uint32_t)(8 - x->ndim); /* first spatial dim of the 6-D view */
     if (sp == 0) return SDRT_OK;
     ds.groups[0] = (uint32_t)(n * groups);
     return vk_stream_dispatch(s, &ds);

@@ -38,20 +38,8 @@ int vk_supports_op(const vk_device *d, const sdrt_op *op) {
     case SDRT_OP_CONV2D:
         return f32io && b && vk_opt_float(c) && a->ndim == 4 && b->ndim == 4;
     case SDRT_OP_GROUP_NORM:
+        return f32io && a->ndim >= 2;
     case SDRT_OP_LAYER_NORM:
-        /* group norm walks [N, C, S] contiguously */
-        if (op->kind == SDRT_OP_GROUP_NORM) {
-            int64_t want = 1;
-            for (int t = 0; t < 2; t++) {
-                const sdrt_tensor *x = t ? y : a;
-                want = 1;
-                for (int k = x->ndim - 1; k >= 0; k--) {
-                    if (x->shape[k] != 1 && x->strides[k] != want) return 0;
-                    want *= x->shape[k];
-                }
-            }
-            return f32io && a->ndim >= 2;
-        }
         return f32io && a->ndim >= 1;
     case SDRT_OP_ATTENTION:
         return f32io && vk_f32(b) && vk_f32(c) && a->ndim == 4 && b->ndim == 4 && c->ndim == 4 &&
