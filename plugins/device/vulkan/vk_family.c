@@ -6,6 +6,8 @@
  *                 ~/.cache/sdrt)
  *   memory_limit  bytes a device may allocate (0 = its memory); allocations
  *                 past it fail as out of memory (tests force OOM with it)
+ *   enabled       false: the entry returns NULL without opening the loader
+ *                 (keeps the driver stack out of the host process)
  */
 #define _POSIX_C_SOURCE 200809L
 #include "vk_internal.h"
@@ -29,6 +31,7 @@ void vk_log(vk_family *f, sdrt_log_level lvl, const char *fmt, ...) {
     else fprintf(stderr, "vulkan: %s\n", msg);
 }
 
+/* Returns 0, -1 on a bad config, 1 when the config disables the family. */
 static int vk_parse_config(vk_family *f, const char *json, char *why, size_t whylen) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     if (xdg && *xdg) snprintf(f->cache_dir, sizeof f->cache_dir, "%s/sdrt", xdg);
@@ -44,7 +47,15 @@ static int vk_parse_config(vk_family *f, const char *json, char *why, size_t why
     }
     const cJSON *dir = cJSON_GetObjectItemCaseSensitive(root, "cache_dir");
     const cJSON *lim = cJSON_GetObjectItemCaseSensitive(root, "memory_limit");
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(root, "enabled");
     int rc = 0;
+    if (en && !cJSON_IsBool(en)) {
+        snprintf(why, whylen, "enabled: expected true or false");
+        rc = -1;
+    } else if (cJSON_IsFalse(en)) {
+        snprintf(why, whylen, "disabled by its config (\"enabled\": false)");
+        rc = 1;
+    }
     if (dir && !cJSON_IsString(dir)) {
         snprintf(why, whylen, "cache_dir: expected a string (\"\" disables the pipeline cache)");
         rc = -1;
