@@ -85,6 +85,7 @@ typedef struct vk_device {
     VkPipeline pipes[VK_K_COUNT];
     int cache_dirty;
     unsigned cache_hits, cache_misses;
+    size_t cache_loaded; /* bytes read from the cache file at init */
     char cache_path[1200]; /* cache_dir + file name */
     /* transfer context for synchronous buffer read/write/memset/copy */
     VkCommandPool xpool;

@@ -75,6 +75,7 @@ int vk_pipeline_init(vk_device *d) {
         r = d->fn.vkCreatePipelineCache(d->dev, &ci, NULL, &d->cache);
     }
     free(data);
+    d->cache_loaded = r == VK_SUCCESS && ci.pInitialData ? len : 0;
     if (r != VK_SUCCESS) d->cache = VK_NULL_HANDLE;
     d->cache_dirty = 0;
     d->cache_hits = d->cache_misses = 0;
