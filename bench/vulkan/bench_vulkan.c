@@ -2,7 +2,8 @@
  * ATTENTION on the Vulkan family's device 0 and on the CPU family, shapes
  * from SD1.5 at 512x512 (64x64 latent). Operands live in device buffers;
  * each timing is one graph submission + synchronize, best of the runs
- * after a warm-up. Usage: bench-vulkan [runs]   (GFLOP/s, 2 flops/MAC) */
+ * after a warm-up. Usage: bench-vulkan [runs [name filter [cpu: 0 = skip]]]
+ * (GFLOP/s, 2 flops/MAC) */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <stdio.h>
@@ -110,9 +111,11 @@ int main(int argc, char **argv) {
     printf("%-52s %12s %12s\n", "op", "vulkan GF/s", "cpu GF/s");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         shape *s = &shapes[i];
+        if (argc > 2 && !strstr(s->name, argv[2])) continue;
         double gf[2] = {0, 0};
         sdrt_device *devs[2] = {vk, cpu};
-        for (int k = 0; k < 2; k++) {
+        int ndev = argc > 3 && atoi(argv[3]) == 0 ? 1 : 2;
+        for (int k = 0; k < ndev; k++) {
             bt src[3] = {0}, dst;
             sdrt_op op = {.struct_size = sizeof op, .kind = s->kind};
             memcpy(op.iparams, s->ip, sizeof op.iparams);

@@ -53,6 +53,7 @@ int vk_device_init(vk_device *d, char *why, size_t whylen) {
     snprintf(d->desc, sizeof d->desc, "%s", d->props.deviceName);
     d->has_budget = vk_has_ext(d, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME) && f->fn.vkGetPhysicalDeviceMemoryProperties2;
     d->has_feedback = f->api13 && d->props.apiVersion >= VK_API_VERSION_1_3;
+    d->cpu_like = f->gemm == 2 || (f->gemm == 0 && d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU);
     uint32_t nq = 0;
     f->fn.vkGetPhysicalDeviceQueueFamilyProperties(d->phys, &nq, NULL);
     VkQueueFamilyProperties qp[32];

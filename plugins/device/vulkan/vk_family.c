@@ -8,6 +8,10 @@
  *                 past it fail as out of memory (tests force OOM with it)
  *   enabled       false: the entry returns NULL without opening the loader
  *                 (keeps the driver stack out of the host process)
+ *   gemm          "auto" (shared-memory tiles on GPUs, direct loads on
+ *                 CPU-type devices), "tiled" or "direct"; the environment
+ *                 variable SDRT_VULKAN_GEMM overrides it (tests run the
+ *                 GPU path on lavapipe that way)
  */
 #define _POSIX_C_SOURCE 200809L
 #include "vk_internal.h"
@@ -31,6 +35,8 @@ void vk_log(vk_family *f, sdrt_log_level lvl, const char *fmt, ...) {
     else fprintf(stderr, "vulkan: %s\n", msg);
 }
 
+static int vk_parse_fields(vk_family *f, const char *json, char *why, size_t whylen);
+
 /* Returns 0, -1 on a bad config, 1 when the config disables the family. */
 static int vk_parse_config(vk_family *f, const char *json, char *why, size_t whylen) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -38,6 +44,15 @@ static int vk_parse_config(vk_family *f, const char *json, char *why, size_t why
     else if (home && *home) snprintf(f->cache_dir, sizeof f->cache_dir, "%s/.cache/sdrt", home);
     else f->cache_dir[0] = 0;
     f->limit = 0;
+    f->gemm = 0;
+    const char *env = getenv("SDRT_VULKAN_GEMM");
+    int env_gemm = !env ? -1 : strcmp(env, "tiled") == 0 ? 1 : strcmp(env, "direct") == 0 ? 2 : 0;
+    int rc = vk_parse_fields(f, json, why, whylen);
+    if (env_gemm >= 0) f->gemm = env_gemm;
+    return rc;
+}
+
+static int vk_parse_fields(vk_family *f, const char *json, char *why, size_t whylen) {
     if (!json || !*json) return 0;
     cJSON *root = cJSON_Parse(json);
     if (!cJSON_IsObject(root)) {
@@ -48,6 +63,15 @@ static int vk_parse_config(vk_family *f, const char *json, char *why, size_t why
     const cJSON *dir = cJSON_GetObjectItemCaseSensitive(root, "cache_dir");
     const cJSON *lim = cJSON_GetObjectItemCaseSensitive(root, "memory_limit");
     const cJSON *en = cJSON_GetObjectItemCaseSensitive(root, "enabled");
+    const cJSON *gemm = cJSON_GetObjectItemCaseSensitive(root, "gemm");
+    if (gemm && (!cJSON_IsString(gemm) || (strcmp(gemm->valuestring, "auto") != 0 &&
+                                           strcmp(gemm->valuestring, "tiled") != 0 &&
+                                           strcmp(gemm->valuestring, "direct") != 0))) {
+        snprintf(why, whylen, "gemm: expected \"auto\", \"tiled\" or \"direct\"");
+        cJSON_Delete(root);
+        return -1;
+    }
+    if (gemm) f->gemm = gemm->valuestring[0] == 't' ? 1 : gemm->valuestring[0] == 'd' ? 2 : 0;
     int rc = 0;
     if (en && !cJSON_IsBool(en)) {
         snprintf(why, whylen, "enabled: expected true or false");
@@ -158,11 +182,12 @@ static int vk_open_devices(vk_family *f, char *why, size_t whylen) {
             continue;
         }
         ok++;
-        vk_log(f, SDRT_LOG_INFO, "vulkan:%u: %s (%s), block %llu MiB, pipeline cache %s", i, d->desc,
+        vk_log(f, SDRT_LOG_INFO, "vulkan:%u: %s (%s), block %llu MiB, gemm %s, pipeline cache %s", i, d->desc,
                d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU ? "discrete" :
                d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ? "integrated" :
                d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? "cpu" : "other",
-               (unsigned long long)(d->block_size >> 20), d->cache_path[0] ? d->cache_path : "off");
+               (unsigned long long)(d->block_size >> 20), d->cpu_like ? "direct" : "tiled",
+               d->cache_path[0] ? d->cache_path : "off");
     }
     free(pd);
     /* trailing unusable devices can go without shifting anyone's index */

@@ -28,7 +28,8 @@
 #define VK_PARAM_WORDS 128   /* words per dispatch in the parameter buffer */
 
 /* Kernels, one pipeline each. */
-#define VK_KERNEL_LIST(X) X(ew) X(row) X(groupnorm) X(timestep) X(matmul) X(conv2d) X(attention)
+#define VK_KERNEL_LIST(X) \
+    X(ew) X(row) X(groupnorm) X(timestep) X(matmul) X(conv2d) X(attention) X(matmul_direct) X(conv2d_direct)
 typedef enum vk_kernel {
 #define VK_KERNEL_ENUM_(n) VK_K_##n,
     VK_KERNEL_LIST(VK_KERNEL_ENUM_)
@@ -66,6 +67,7 @@ typedef struct vk_device {
     VkPhysicalDeviceMemoryProperties memprops;
     int has_budget;          /* VK_EXT_memory_budget */
     int has_feedback;        /* pipeline creation feedback (1.3 / EXT) */
+    int cpu_like;            /* *_direct GEMM kernels (CPU-type devices such as lavapipe) */
     uint32_t qfamily;
     /* everything below is (re)made by vk_device_init and torn down by
      * vk_device_fini; `generation` counts inits so stale buffers/streams
@@ -111,6 +113,7 @@ struct vk_family {
     char cache_dir[1024];
     uint64_t limit;           /* config memory_limit, 0 = none */
     int api13;
+    int gemm;                 /* 0 auto, 1 tiled, 2 direct (config "gemm") */
 };
 
 /* A buffer's private state: a range of one block. */
