@@ -1,6 +1,6 @@
 /* bench_vulkan.c - throughput of MATMUL (f32 and f16 weights), CONV2D and
  * ATTENTION on the Vulkan family's device 0 and on the CPU family, shapes
- * from SD1.5 at 512x512 (64x64 latent). Operands live in device buffers;
+ * from SD1.5 (64x64 latent at 512x512, 32x32 at 256x256). Operands live in device buffers;
  * each timing is one graph submission + synchronize, best of the runs
  * after a warm-up. Usage: bench-vulkan [runs [name filter [cpu: 0 = skip]]]
  * (GFLOP/s, 2 flops/MAC) */
@@ -103,10 +103,12 @@ int main(int argc, char **argv) {
          {{4096, 320}, {2560, 320}, {0}, {4096, 2560}}, {1}, 2.0 * 4096 * 2560 * 320},
         {"conv2d 320->320 3x3 64x64 f16 (SD1.5 resnet)", SDRT_OP_CONV2D, 2, {0, SDRT_DTYPE_F16}, {4, 4, 0, 4},
          {{1, 320, 64, 64}, {320, 320, 3, 3}, {0}, {1, 320, 64, 64}}, {1, 1, 1, 1}, 2.0 * 320 * 320 * 9 * 64 * 64},
-        {"attention 2x8x4096x4096 D40 (SD1.5 self-attn 512^2)", SDRT_OP_ATTENTION, 3, {0, 0, 0}, {4, 4, 4, 4},
-         {{2, 8, 4096, 40}, {2, 8, 4096, 40}, {2, 8, 4096, 40}, {2, 8, 4096, 40}}, {0}, 4.0 * 2 * 8 * 4096 * 4096 * 40},
-        {"attention 2x8x4096x77 D40 (SD1.5 cross-attn)", SDRT_OP_ATTENTION, 3, {0, 0, 0}, {4, 4, 4, 4},
+        {"attention 2x8x1024x1024 D40 (SD1.5 self-attn 256^2)", SDRT_OP_ATTENTION, 3, {0, 0, 0}, {4, 4, 4, 4},
+         {{2, 8, 1024, 40}, {2, 8, 1024, 40}, {2, 8, 1024, 40}, {2, 8, 1024, 40}}, {0}, 4.0 * 2 * 8 * 1024 * 1024 * 40},
+        {"attention 2x8x4096x77 D40 (SD1.5 cross-attn 512^2)", SDRT_OP_ATTENTION, 3, {0, 0, 0}, {4, 4, 4, 4},
          {{2, 8, 4096, 40}, {2, 8, 77, 40}, {2, 8, 77, 40}, {2, 8, 4096, 40}}, {0}, 4.0 * 2 * 8 * 4096 * 77 * 40},
+        {"attention 1x1x1024x1024 D512 (VAE mid-block 256^2)", SDRT_OP_ATTENTION, 3, {0, 0, 0}, {4, 4, 4, 4},
+         {{1, 1, 1024, 512}, {1, 1, 1024, 512}, {1, 1, 1024, 512}, {1, 1, 1024, 512}}, {0}, 4.0 * 1024 * 1024 * 512},
     };
     printf("%-52s %12s %12s\n", "op", "vulkan GF/s", "cpu GF/s");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
