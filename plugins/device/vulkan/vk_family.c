@@ -24,6 +24,13 @@
 
 static vk_family g_fam;
 static int g_loaded;
+/* The instance outlives an unload: destroying it makes the loader unload
+ * the drivers, which leaves their never-freed start-up allocations with no
+ * module to name (LeakSanitizer reports them as ours) and buys nothing,
+ * since Mesa and the loader stay mapped anyway. A later entry reuses it. */
+static VkInstance g_inst;
+static vkl_table g_fn;
+static int g_api13;
 
 void vk_log(vk_family *f, sdrt_log_level lvl, const char *fmt, ...) {
     char msg[1024];
@@ -97,6 +104,12 @@ static int vk_parse_fields(vk_family *f, const char *json, char *why, size_t why
 }
 
 static int vk_make_instance(vk_family *f, char *why, size_t whylen) {
+    if (g_inst) {
+        f->inst = g_inst;
+        f->fn = g_fn;
+        f->api13 = g_api13;
+        return 0;
+    }
     uint32_t ver = VK_API_VERSION_1_0;
     if (f->fn.vkEnumerateInstanceVersion) f->fn.vkEnumerateInstanceVersion(&ver);
     if (ver < VK_API_VERSION_1_1) {
@@ -113,7 +126,16 @@ static int vk_make_instance(vk_family *f, char *why, size_t whylen) {
         return -1;
     }
     f->api13 = want >= VK_API_VERSION_1_3;
-    return vkl_load_instance(&f->fn, f->inst, why, whylen);
+    if (vkl_load_instance(&f->fn, f->inst, why, whylen) != 0) {
+        PFN_vkDestroyInstance destroy = (PFN_vkDestroyInstance)f->fn.vkGetInstanceProcAddr(f->inst, "vkDestroyInstance");
+        if (destroy) destroy(f->inst, NULL);
+        f->inst = NULL;
+        return -1;
+    }
+    g_inst = f->inst;
+    g_fn = f->fn;
+    g_api13 = f->api13;
+    return 0;
 }
 
 /* ---- family iface ---------------------------------------------------------- */
@@ -135,8 +157,7 @@ static void vk_family_release(vk_family *f) {
     free(f->devs);
     f->devs = NULL;
     f->ndev = 0;
-    if (f->inst) f->fn.vkDestroyInstance(f->inst, NULL);
-    f->inst = NULL;
+    f->inst = NULL; /* g_inst stays: see there */
     vkl_close();
     g_loaded = 0;
 }

@@ -63,7 +63,7 @@ int vkl_load_device(const vkl_table *t, VkDevice dev, vkl_device_table *d, char 
     return 0;
 }
 
-void vkl_close(void) {
-    devlib_close(g_lib);
-    g_lib = NULL;
-}
+/* The loader stays mapped: drivers register atexit handlers and thread
+ * pools that outlive vkDestroyInstance (Mesa never unloads), and a later
+ * entry reuses the handle. Only the table is forgotten. */
+void vkl_close(void) {}

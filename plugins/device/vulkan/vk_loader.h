@@ -99,7 +99,8 @@ int vkl_load_instance(vkl_table *t, VkInstance inst, char *why, size_t whylen);
 /* Resolves the device-level entry points; -1 naming the first missing. */
 int vkl_load_device(const vkl_table *t, VkDevice dev, vkl_device_table *d, char *why, size_t whylen);
 
-/* Closes the loader (after every instance is destroyed). */
+/* Called after every instance is destroyed. The loader stays mapped:
+ * drivers keep threads and atexit handlers past vkDestroyInstance. */
 void vkl_close(void);
 
 #endif
