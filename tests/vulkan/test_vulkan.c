@@ -267,7 +267,47 @@ static void test_reset_and_pipeline_cache(void) {
     else fprintf(stderr, "# the driver stores no pipelines in its cache (header only): hits not checked\n");
 }
 
+/* write_async / read_async in stream order: a write enqueued after an op
+ * that reads the old contents must not overtake it (staged copy + barrier),
+ * and read_async delivers at the synchronize. */
+static void test_async_order(void) {
+    if (!setup()) return;
+    enum { N = 5000 };
+    float x1[N], x2[N], b[N], c[N];
+    for (int i = 0; i < N; i++) x1[i] = (float)rand() / RAND_MAX, x2[i] = (float)rand() / RAND_MAX + 2.0f;
+    int64_t sh[1] = {N};
+    dt ta = make(g_vk, SDRT_DTYPE_F32, 1, sh, NULL), tb = make(g_vk, SDRT_DTYPE_F32, 1, sh, NULL),
+       tc = make(g_vk, SDRT_DTYPE_F32, 1, sh, NULL);
+    REQUIRE(ta.buf && tb.buf && tc.buf, "alloc");
+    sdrt_stream *s = g_vk->iface->stream_new(g_vk, NULL);
+    sdrt_op o1 = {.struct_size = sizeof o1, .kind = SDRT_OP_SCALE, .src = {&ta.t}, .dst = &tb.t, .fparams = {2.0f}};
+    sdrt_op o2 = {.struct_size = sizeof o2, .kind = SDRT_OP_SCALE, .src = {&ta.t}, .dst = &tc.t, .fparams = {3.0f}};
+    CHECK(sdrt_stream_write_async(s, ta.buf, ta.t.data, x1, sizeof x1) == SDRT_OK, "write_async 1");
+    CHECK(sdrt_stream_compute(s, &o1) == SDRT_OK, "scale 1");
+    CHECK(sdrt_stream_write_async(s, ta.buf, ta.t.data, x2, sizeof x2) == SDRT_OK, "write_async 2");
+    memset(x2, 0, sizeof x2); /* the source may change once write_async returned */
+    CHECK(sdrt_stream_compute(s, &o2) == SDRT_OK, "scale 2");
+    memset(b, 0, sizeof b);
+    memset(c, 0, sizeof c);
+    CHECK(sdrt_stream_read_async(s, tb.buf, b, tb.t.data, sizeof b) == SDRT_OK, "read_async b");
+    CHECK(sdrt_stream_read_async(s, tc.buf, c, tc.t.data, sizeof c) == SDRT_OK, "read_async c");
+    sdrt_stream_synchronize(s);
+    int bb = -1, bc = -1;
+    for (int i = N - 1; i >= 0; i--) {
+        if (b[i] != 2.0f * x1[i]) bb = i;
+        if (!(c[i] >= 6.0f && c[i] <= 9.0f)) bc = i;
+    }
+    CHECK(bb < 0, "b[%d] = %g, want %g: the second write overtook the op reading the first", bb, bb < 0 ? 0 : b[bb],
+          bb < 0 ? 0 : 2.0f * x1[bb]);
+    CHECK(bc < 0, "c[%d] = %g, want 3 * (2..3): the second write did not land before op 2", bc, bc < 0 ? 0 : c[bc]);
+    sdrt_stream_free(s);
+    sdrt_buffer_free(ta.buf);
+    sdrt_buffer_free(tb.buf);
+    sdrt_buffer_free(tc.buf);
+}
+
 const test_entry TESTS[] = {
+    {"async_order", test_async_order},
     {"sd_shapes", test_sd_shapes},
     {"out_of_memory", test_out_of_memory},
     {"reset_and_pipeline_cache", test_reset_and_pipeline_cache},

@@ -147,6 +147,10 @@ struct vk_stream {
     /* temporary device copies of host operands, freed after the wait */
     sdrt_buffer **temps;
     int ntemps, captemps;
+    /* host-visible staging of write_async/read_async, released (reads:
+     * copied out to their host destination) after the wait */
+    struct vk_staged { VkBuffer buf; VkDeviceMemory mem; void *map; void *host_dst; size_t size; } *staged;
+    int nstaged, capstaged;
     vk_span *writes, *reads;
     int nwrites, capwrites, nreads, capreads;
     sdrt_stream ss;

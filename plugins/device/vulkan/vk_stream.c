@@ -25,11 +25,26 @@ static int vk_stream_live(vk_stream *s) {
     return s->generation == s->d->generation && s->d->dev && !s->d->lost && s->pool;
 }
 
+/* Frees the staging buffers; `deliver`: copy read results to their host
+ * destinations first (the submission that filled them completed). */
+static void vk_staged_release(vk_stream *s, int deliver) {
+    vk_device *d = s->d;
+    for (int i = 0; i < s->nstaged; i++) {
+        struct vk_staged *g = &s->staged[i];
+        if (deliver && g->host_dst) memcpy(g->host_dst, g->map, g->size);
+        d->fn.vkUnmapMemory(d->dev, g->mem);
+        d->fn.vkDestroyBuffer(d->dev, g->buf, NULL);
+        d->fn.vkFreeMemory(d->dev, g->mem, NULL);
+    }
+    s->nstaged = 0;
+}
+
 void vk_stream_destroy_objects(vk_stream *s) {
     vk_device *d = s->d;
     if (!s->pool) return;
     for (int i = 0; i < s->ntemps; i++) sdrt_buffer_free(s->temps[i]);
     s->ntemps = 0;
+    vk_staged_release(s, 0);
     for (int i = 0; i < s->npchunks; i++) {
         d->fn.vkUnmapMemory(d->dev, s->pchunks[i].mem);
         d->fn.vkDestroyBuffer(d->dev, s->pchunks[i].buf, NULL);
@@ -62,6 +77,7 @@ static sdrt_status vk_stream_wait(vk_stream *s) {
     }
     for (int i = 0; i < s->ntemps; i++) sdrt_buffer_free(s->temps[i]);
     s->ntemps = 0;
+    vk_staged_release(s, st == SDRT_OK);
     for (int i = 0; i < s->npchunks; i++) s->pchunks[i].used = 0;
     s->pchunk = 0;
     for (int i = 0; i < s->ndpools; i++) d->fn.vkResetDescriptorPool(d->dev, s->dpools[i], 0);
@@ -283,6 +299,7 @@ static void vk_s_free(sdrt_stream *ss) {
     free(s->pchunks);
     free(s->dpools);
     free(s->temps);
+    free(s->staged);
     free(s->writes);
     free(s->reads);
     free(s);
@@ -312,6 +329,102 @@ static sdrt_status vk_s_graph_compute(sdrt_stream *ss, const sdrt_graph *g) {
         }
     }
     return vk_stream_submit(s);
+}
+
+/* The live block of `addr` in `buf` when it is this stream's device's
+ * buffer, else NULL. */
+static vk_block *vk_own_block(vk_stream *s, sdrt_buffer *buf, const void *addr) {
+    if (buf->iface != &vk_buffer_iface || ((vk_alloc *)buf->context)->d != s->d) return NULL;
+    return vk_block_of(s->d, addr);
+}
+
+/* A host-visible staging buffer of `size` bytes owned by the stream until
+ * its next wait; NULL when out of memory. */
+static struct vk_staged *vk_stage(vk_stream *s, size_t size) {
+    vk_device *d = s->d;
+    if (s->nstaged == s->capstaged) {
+        int nc = s->capstaged ? 2 * s->capstaged : 8;
+        struct vk_staged *nl = realloc(s->staged, (size_t)nc * sizeof *nl);
+        if (!nl) return NULL;
+        s->staged = nl;
+        s->capstaged = nc;
+    }
+    struct vk_staged *g = &s->staged[s->nstaged];
+    memset(g, 0, sizeof *g);
+    if (vk_make_buffer(d, size, VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                       d->mem_type_host, &g->buf, &g->mem, &g->map) != 0)
+        return NULL;
+    if (!g->map) {
+        d->fn.vkDestroyBuffer(d->dev, g->buf, NULL);
+        d->fn.vkFreeMemory(d->dev, g->mem, NULL);
+        return NULL;
+    }
+    g->size = size;
+    s->nstaged++;
+    return g;
+}
+
+/* Host -> buffer in stream order: straight into a mapped block when the
+ * stream is idle, else through a staging copy recorded in the command
+ * buffer (the host source is copied now, so it may change at once). */
+static sdrt_status vk_s_write_async(sdrt_stream *ss, sdrt_buffer *buf, void *dst, const void *src, size_t size) {
+    vk_stream *s = st_of(ss);
+    if (!vk_stream_live(s)) return SDRT_UNAVAILABLE;
+    vk_block *b = vk_own_block(s, buf, dst);
+    if (!b) {
+        vk_s_synchronize(ss);
+        buf->iface->write(buf, dst, src, size);
+        return SDRT_OK;
+    }
+    if (!size) return SDRT_OK;
+    if (b->mapped && !s->recording && !s->in_flight) {
+        memcpy((char *)b->mapped + VK_ADDR_OFF(dst), src, size);
+        return SDRT_OK;
+    }
+    sdrt_status st = vk_stream_begin(s);
+    if (st != SDRT_OK) return st;
+    struct vk_staged *g = vk_stage(s, size);
+    if (!g) {
+        vk_log(s->d->fam, SDRT_LOG_WARN, "%s: out of memory: %zu bytes of staging for an upload", s->d->name, size);
+        return SDRT_RESOURCE_EXHAUSTED;
+    }
+    memcpy(g->map, src, size);
+    vk_span ws = {VK_ADDR_BLOCK(dst), VK_ADDR_OFF(dst), VK_ADDR_OFF(dst) + size};
+    vk_hazard(s, NULL, 0, &ws);
+    VkBufferCopy r = {.srcOffset = 0, .dstOffset = VK_ADDR_OFF(dst), .size = size};
+    s->d->fn.vkCmdCopyBuffer(s->cb, g->buf, b->buf, 1, &r);
+    return SDRT_OK;
+}
+
+/* Buffer -> host in stream order: the copy lands in staging and reaches
+ * `dst` when the stream is next waited for (synchronize, an event). */
+static sdrt_status vk_s_read_async(sdrt_stream *ss, sdrt_buffer *buf, void *dst, const void *src, size_t size) {
+    vk_stream *s = st_of(ss);
+    if (!vk_stream_live(s)) return SDRT_UNAVAILABLE;
+    vk_block *b = vk_own_block(s, buf, src);
+    if (!b) {
+        vk_s_synchronize(ss);
+        buf->iface->read(buf, dst, src, size);
+        return SDRT_OK;
+    }
+    if (!size) return SDRT_OK;
+    if (b->mapped && !s->recording && !s->in_flight) {
+        memcpy(dst, (const char *)b->mapped + VK_ADDR_OFF(src), size);
+        return SDRT_OK;
+    }
+    sdrt_status st = vk_stream_begin(s);
+    if (st != SDRT_OK) return st;
+    struct vk_staged *g = vk_stage(s, size);
+    if (!g) {
+        vk_log(s->d->fam, SDRT_LOG_WARN, "%s: out of memory: %zu bytes of staging for a download", s->d->name, size);
+        return SDRT_RESOURCE_EXHAUSTED;
+    }
+    g->host_dst = dst;
+    vk_span rs = {VK_ADDR_BLOCK(src), VK_ADDR_OFF(src), VK_ADDR_OFF(src) + size};
+    vk_hazard(s, &rs, 1, NULL);
+    VkBufferCopy r = {.srcOffset = VK_ADDR_OFF(src), .dstOffset = 0, .size = size};
+    s->d->fn.vkCmdCopyBuffer(s->cb, b->buf, g->buf, 1, &r);
+    return SDRT_OK;
 }
 
 static sdrt_status vk_s_copy_async(sdrt_stream *ss, sdrt_buffer *dst_buf, void *dst, sdrt_buffer *src_buf,
@@ -363,8 +476,8 @@ static const sdrt_stream_iface g_vk_stream_iface = {
     .compute = vk_s_compute,
     .synchronize = vk_s_synchronize,
     .graph_compute = vk_s_graph_compute,
-    .write_async = NULL,
-    .read_async = NULL,
+    .write_async = vk_s_write_async,
+    .read_async = vk_s_read_async,
     .copy_async = vk_s_copy_async,
     .event_record = vk_s_event_record,
     .event_synchronize = vk_s_event_synchronize,
