@@ -186,12 +186,13 @@ static const char *vk_dev_info_json(sdrt_device *sd) {
     snprintf(d->info, sizeof d->info,
              "{\"api_version\":\"%u.%u.%u\",\"driver_version\":%u,\"vendor_id\":%u,\"device_id\":%u,"
              "\"memory_budget_ext\":%s,\"heaps\":[%s],\"allocated_bytes\":%llu,\"memory_limit\":%llu,"
-             "\"block_bytes\":%llu,\"max_buffer_bytes\":%llu,\"max_shared_memory\":%u,"
+             "\"block_bytes\":%llu,\"max_buffer_bytes\":%llu,\"max_shared_memory\":%u,\"gemm\":\"%s\","
              "\"pipeline_cache\":{\"path\":\"%s\",\"loaded_bytes\":%zu,\"hits\":%u,\"compiled\":%u}}",
              VK_API_VERSION_MAJOR(av), VK_API_VERSION_MINOR(av), VK_API_VERSION_PATCH(av), d->props.driverVersion,
              d->props.vendorID, d->props.deviceID, d->has_budget ? "true" : "false", heaps,
              (unsigned long long)d->used, (unsigned long long)d->limit, (unsigned long long)d->block_size,
-             (unsigned long long)d->max_alloc, d->props.limits.maxComputeSharedMemorySize, d->cache_path,
+             (unsigned long long)d->max_alloc, d->props.limits.maxComputeSharedMemorySize,
+             d->cpu_like ? "direct" : "tiled", d->cache_path,
              d->cache_loaded, d->cache_hits, d->cache_misses);
     pthread_mutex_unlock(&d->lock);
     return d->info;
