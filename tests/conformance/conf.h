@@ -30,6 +30,9 @@ typedef struct conf_case {
     conf_tensor dst;
     int32_t ip[SDRT_OP_MAX_PARAMS];
     float fp[SDRT_OP_MAX_PARAMS];
+    /* Every other case of each op kind runs through write_async, a one-op
+     * graph and read_async; the others through write, compute and read. */
+    int async;
 } conf_case;
 
 /* ---- random numbers (seeded from SDRT_TEST_SEED, printed) ---------------- */

@@ -95,6 +95,8 @@ static conf_case *conf_add(conf_list *l, sdrt_op_kind kind, const char *fmt, ...
     conf_case *c = &l->items[l->count++];
     memset(c, 0, sizeof *c);
     c->kind = kind;
+    static int per_kind[SDRT_OP_COUNT_];
+    c->async = per_kind[kind]++ & 1;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->name, sizeof c->name, fmt, ap);
@@ -411,6 +413,75 @@ static void cases_layout(conf_list *l) {
     }
 }
 
+/* A few shapes past the tile sizes a GPU kernel blocks by (64, 128,
+ * 256): edge tiles, K split across slices, long softmax rows. */
+static void cases_large(conf_list *l) {
+    for (int v = 0; v < 2; v++) {
+        int64_t m = conf_rand_int(130, 300), n = conf_rand_int(260, 700), k = conf_rand_int(500, 1100);
+        sdrt_dtype wdt = v ? SDRT_DTYPE_F16 : SDRT_DTYPE_F32, bdt = v ? SDRT_DTYPE_BF16 : SDRT_DTYPE_F32;
+        conf_case *c = conf_add(l, SDRT_OP_MATMUL, "matmul large m%lld n%lld k%lld trans w=%s bias=%s", (long long)m,
+                                (long long)n, (long long)k, dt_name(wdt), dt_name(bdt));
+        int64_t as[2] = {m, k}, bs[2] = {n, k}, ys[2] = {m, n}, bias[1] = {n};
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 2, as);
+        c->src[1] = conf_t(wdt, 2, bs);
+        c->src[2] = conf_t(bdt, 1, bias);
+        c->dst = conf_t(SDRT_DTYPE_F32, 2, ys);
+        c->ip[0] = 1;
+    }
+    {
+        int64_t ci = 64, co = 96, h = conf_rand_int(17, 28), w = conf_rand_int(17, 28);
+        conf_case *c = conf_add(l, SDRT_OP_CONV2D, "conv2d large c%lld o%lld %lldx%lld k3 p1 w=f16 bias=f32",
+                                (long long)ci, (long long)co, (long long)h, (long long)w);
+        int64_t xs[4] = {1, ci, h, w}, ws[4] = {co, ci, 3, 3}, ys[4] = {1, co, h, w}, bs[1] = {co};
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, xs);
+        c->src[1] = conf_t(SDRT_DTYPE_F16, 4, ws);
+        c->src[2] = conf_t(SDRT_DTYPE_F32, 1, bs);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, ys);
+        c->ip[0] = c->ip[1] = 1;
+        c->ip[2] = c->ip[3] = 1;
+    }
+    for (int causal = 0; causal < 2; causal++) {
+        int64_t l2 = conf_rand_int(260, 520), d = 64;
+        conf_case *c = conf_add(l, SDRT_OP_ATTENTION, "attention large h2 l%lld d%lld causal=%d BLHD", (long long)l2,
+                                (long long)d, causal);
+        int64_t qs[4] = {1, 2, l2, d};
+        static const int p[4] = {0, 2, 1, 3};
+        for (int i = 0; i < 3; i++) {
+            c->src[i] = conf_t(SDRT_DTYPE_F32, 4, qs);
+            conf_perm(&c->src[i], p);
+        }
+        c->src[0].lo = c->src[1].lo = -2.0f;
+        c->src[0].hi = c->src[1].hi = 2.0f;
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, qs);
+        c->ip[0] = causal;
+    }
+    {
+        int64_t n = conf_rand_int(1000, 3000), xs[2] = {conf_rand_int(2, 9), n};
+        conf_case *c = conf_add(l, SDRT_OP_SOFTMAX, "softmax large %lldx%lld", (long long)xs[0], (long long)n);
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 2, xs);
+        c->src[0].lo = -8.0f, c->src[0].hi = 8.0f;
+        c->dst = conf_t(SDRT_DTYPE_F32, 2, xs);
+    }
+    {
+        int64_t xs[4] = {1, 128, 16, 16}, ps[1] = {128};
+        conf_case *c = conf_add(l, SDRT_OP_GROUP_NORM, "group_norm large c128 g32 16x16 silu params=f16");
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, xs);
+        c->src[1] = conf_t(SDRT_DTYPE_F16, 1, ps);
+        c->src[2] = conf_t(SDRT_DTYPE_F16, 1, ps);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, xs);
+        c->ip[0] = 32;
+        c->ip[1] = 1;
+    }
+    {
+        int64_t xs[2] = {77, 1280}, ps[1] = {1280};
+        conf_case *c = conf_add(l, SDRT_OP_LAYER_NORM, "layer_norm large 77x1280 params=bf16");
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 2, xs);
+        c->src[1] = conf_t(SDRT_DTYPE_BF16, 1, ps);
+        c->src[2] = conf_t(SDRT_DTYPE_BF16, 1, ps);
+        c->dst = conf_t(SDRT_DTYPE_F32, 2, xs);
+    }
+}
+
 size_t conf_cases_make(conf_case **cases) {
     conf_list l = {0};
     cases_matmul(&l);
@@ -419,6 +490,7 @@ size_t conf_cases_make(conf_case **cases) {
     cases_softmax_attention(&l);
     cases_elementwise(&l);
     cases_layout(&l);
+    cases_large(&l);
     *cases = l.items;
     return l.count;
 }

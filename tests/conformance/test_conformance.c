@@ -162,10 +162,9 @@ static void conf_desc(const conf_tensor *ct, void *data, sdrt_buffer *buf, sdrt_
 
 /* Runs case `ci` on `s`: every operand in one buffer of the device at
  * aligned offsets (as an arena would place them), dst pre-filled with NaN
- * bytes so unwritten elements show. Even cases upload with buffer write and
- * run through compute; odd ones use write_async / a one-op graph /
- * read_async. On RUN_OK, *got holds the logical result (malloc'd). */
-static int conf_run(sdrt_stream *s, const conf_case *c, const conf_host *h, int ci, float **got, char *why,
+ * bytes so unwritten elements show. c->async picks buffer write / compute
+ * / read or write_async / a one-op graph / read_async. On RUN_OK, *got holds the logical result (malloc'd). */
+static int conf_run(sdrt_stream *s, const conf_case *c, const conf_host *h, float **got, char *why,
                     size_t whylen) {
     sdrt_device *dev = s->device;
     sdrt_buffer_type *bt = dev->iface->buffer_type(dev);
@@ -184,7 +183,7 @@ static int conf_run(sdrt_stream *s, const conf_case *c, const conf_host *h, int 
     char *base = buf->iface->base(buf);
     sdrt_tensor t[SDRT_OP_MAX_SRC], y;
     sdrt_op op = {.struct_size = sizeof op, .kind = c->kind};
-    int async = ci & 1, rc = RUN_OK;
+    int async = c->async, rc = RUN_OK;
     for (int i = 0; i < SDRT_OP_MAX_SRC; i++) {
         if (!c->src[i].used) continue;
         conf_desc(&c->src[i], base + off[i], buf, &t[i]);
@@ -274,7 +273,7 @@ static void conf_device(const char *family, sdrt_device *dev, size_t di, conf_ca
         conf_host *h = &hosts[i];
         float *got = NULL;
         char why[256] = "";
-        int rc = conf_run(s, c, h, (int)i, &got, why, sizeof why);
+        int rc = conf_run(s, c, h, &got, why, sizeof why);
         if (rc == RUN_UNCLAIMED) {
             tally.unclaimed[c->kind]++;
             continue;

@@ -55,7 +55,8 @@ static sdrt_status cpu_stream_compute(sdrt_stream *s, const sdrt_op *op) {
 }
 
 /* The whole graph in one call: each op is one parallel dispatch of the
- * stream's pool, with no per-op validation of the stream itself. */
+ * stream's pool (ops are already synchronous, so there is nothing to
+ * batch beyond that). */
 static sdrt_status cpu_stream_graph_compute(sdrt_stream *s, const sdrt_graph *g) {
     if (!g || (g->n_ops && !g->ops)) return SDRT_INVALID_ARGUMENT;
     for (size_t i = 0; i < g->n_ops; i++) {

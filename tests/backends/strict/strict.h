@@ -18,6 +18,11 @@
  *                           (default 0: the host's RAM, no limit)
  *   "max_buffer_bytes": N   largest single buffer (max_size; default 0:
  *                           none)
+ *   "poison": bool          new buffers hold 0xFF bytes (NaN), as a GPU's
+ *                           fresh memory holds garbage (default true)
+ * graph_compute checks the replay_key promise: a key seen before with a
+ * different graph (ops, parameters, shapes, addresses) is refused with
+ * INVALID_ARGUMENT, where a real GPU would replay stale work silently.
  */
 #ifndef SDRT_STRICT_H
 #define SDRT_STRICT_H
@@ -32,6 +37,7 @@
 
 typedef struct strict_device {
     int threads;
+    int poison; /* fill new buffers with 0xFF (NaN) bytes */
     size_t memory_bytes, max_buffer_bytes;
     _Atomic uint64_t h2d, d2h, d2d, live, peak, allocs;
 } strict_device;

@@ -126,6 +126,8 @@ SDRT_EXPORT sdrt_backend_reg *sdrt_backend_entry(const sdrt_host_api *host_api, 
     }
     g_strict.memory_bytes = strict_cfg_size(root, "memory_bytes");
     g_strict.max_buffer_bytes = strict_cfg_size(root, "max_buffer_bytes");
+    const cJSON *poison = cJSON_GetObjectItemCaseSensitive(root, "poison");
+    g_strict.poison = !cJSON_IsFalse(poison);
     cJSON_Delete(root);
     g_strict_bt = (sdrt_buffer_type){.iface = &strict_buffer_type_iface, .device = &g_strict_dev};
     g_strict_host_bt = (sdrt_buffer_type){.iface = &cpu_buffer_type_iface, .device = &g_strict_dev};
@@ -133,7 +135,8 @@ SDRT_EXPORT sdrt_backend_reg *sdrt_backend_entry(const sdrt_host_api *host_api, 
     g_strict_reg = (sdrt_backend_reg){.iface = &g_strict_reg_iface, .abi_major = SDRT_ABI_MAJOR,
                                       .abi_minor = SDRT_ABI_MINOR};
     if (host_api && host_api->log)
-        host_api->log(NULL, SDRT_LOG_INFO, "strict backend: %d threads, memory %zu, max buffer %zu (0 = no limit)",
-                      g_strict.threads, g_strict.memory_bytes, g_strict.max_buffer_bytes);
+        host_api->log(NULL, SDRT_LOG_INFO,
+                      "strict backend: %d threads, memory %zu, max buffer %zu (0 = no limit), poison %s",
+                      g_strict.threads, g_strict.memory_bytes, g_strict.max_buffer_bytes, g_strict.poison ? "on" : "off");
     return &g_strict_reg;
 }

@@ -109,6 +109,9 @@ static sdrt_buffer *strict_bt_alloc(sdrt_buffer_type *bt, size_t size) {
         strict_account_free(size);
         return NULL;
     }
+    /* Fresh device memory holds garbage on a GPU: NaN bytes here, so code
+     * that reads what it never wrote (an arena slot, a padded row) sees it. */
+    if (g_strict.poison && size) memset(real, 0xFF, size);
     b->fake = fake;
     b->reserved = reserved;
     b->real = real;

@@ -5,6 +5,7 @@
  * the data, a read_async reaches host memory only at synchronize (or an
  * event's synchronize), so callers that skip a synchronize see wrong data
  * in tests instead of on a customer's GPU. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,17 @@ typedef struct strict_copy {
     size_t size;
 } strict_copy;
 
+/* What a replay_key promised: the graph seen with it first. */
+#define STRICT_REPLAY_SLOTS 32
+typedef struct strict_replay {
+    uint64_t key, hash;
+} strict_replay;
+
 typedef struct strict_stream {
     sdrt_stream stream;
     cpu_ctx ctx;
+    strict_replay replay[STRICT_REPLAY_SLOTS];
+    unsigned replay_next;
     pthread_mutex_t mu; /* the queue: event_wait touches another stream's */
     strict_copy *queue;
     size_t count, cap;
@@ -35,10 +44,21 @@ struct sdrt_event {
 
 /* ---- translation -------------------------------------------------------------- */
 
-/* Bytes spanned by t's elements from its data address (strides >= 0). */
+static size_t strict_dtype_size(sdrt_dtype dt) {
+    switch (dt) {
+    case SDRT_DTYPE_F16: case SDRT_DTYPE_BF16: return 2;
+    case SDRT_DTYPE_F32: case SDRT_DTYPE_I32: return 4;
+    case SDRT_DTYPE_I64: case SDRT_DTYPE_F64: return 8;
+    case SDRT_DTYPE_U8: return 1;
+    default: return 0;
+    }
+}
+
+/* Bytes spanned by t's elements from its data address; SIZE_MAX for a
+ * layout this check cannot bound (negative strides, unknown dtype). */
 static size_t strict_extent(const sdrt_tensor *t) {
-    size_t es = cpu_dtype_size(t->dtype);
-    if (!es) es = t->dtype == SDRT_DTYPE_I64 || t->dtype == SDRT_DTYPE_F64 ? 8 : t->dtype == SDRT_DTYPE_U8 ? 1 : 4;
+    size_t es = strict_dtype_size(t->dtype);
+    if (!es) return SIZE_MAX;
     int64_t last = 0;
     for (int d = 0; d < t->ndim; d++) {
         if (t->shape[d] == 0) return 0;
@@ -52,6 +72,7 @@ static sdrt_status strict_translate(const sdrt_tensor *t, sdrt_tensor *out) {
     strict_buf *b = strict_buf_of(t->buffer);
     if (!b || b->buf.type->device != &g_strict_dev) return SDRT_UNSUPPORTED; /* host or another device's */
     if (t->ndim < 0 || t->ndim > SDRT_MAX_DIMS) return SDRT_INVALID_ARGUMENT;
+    if (!strict_dtype_size(t->dtype)) return SDRT_UNSUPPORTED;
     size_t extent = strict_extent(t);
     if (extent == SIZE_MAX) return SDRT_INVALID_ARGUMENT;
     char *real = strict_buf_at(b, t->data, extent);
@@ -148,8 +169,55 @@ static sdrt_status strict_compute(sdrt_stream *st, const sdrt_op *op) {
     return cpu_op_dispatch(&s->ctx, &hop);
 }
 
+/* FNV-1a over what a replay must not change. */
+static uint64_t strict_hash(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t strict_graph_hash(const sdrt_graph *g) {
+    uint64_t h = strict_hash(0xcbf29ce484222325ull, &g->n_ops, sizeof g->n_ops);
+    for (size_t i = 0; i < g->n_ops; i++) {
+        const sdrt_op *op = &g->ops[i];
+        h = strict_hash(h, &op->kind, sizeof op->kind);
+        h = strict_hash(h, op->iparams, sizeof op->iparams);
+        h = strict_hash(h, op->fparams, sizeof op->fparams);
+        for (int k = 0; k <= SDRT_OP_MAX_SRC; k++) {
+            const sdrt_tensor *t = k < SDRT_OP_MAX_SRC ? op->src[k] : op->dst;
+            if (!t) {
+                h = strict_hash(h, &k, sizeof k);
+                continue;
+            }
+            h = strict_hash(h, &t->dtype, sizeof t->dtype);
+            h = strict_hash(h, &t->ndim, sizeof t->ndim);
+            h = strict_hash(h, t->shape, sizeof t->shape);
+            h = strict_hash(h, t->strides, sizeof t->strides);
+            h = strict_hash(h, &t->data, sizeof t->data);
+        }
+    }
+    return h;
+}
+
+/* 0 when `g` keeps the promise of its replay_key (or has none); a key
+ * reused for another graph is a caller bug a replaying GPU would hide. */
+static int strict_replay_check(strict_stream *s, const sdrt_graph *g) {
+    if (!SDRT_HAS_MEMBER(g, sdrt_graph, replay_key) || !g->replay_key) return 0;
+    uint64_t h = strict_graph_hash(g);
+    for (int i = 0; i < STRICT_REPLAY_SLOTS; i++)
+        if (s->replay[i].key == g->replay_key) {
+            if (s->replay[i].hash == h) return 0;
+            fprintf(stderr, "strict device: replay_key %llu reused for a different graph\n",
+                    (unsigned long long)g->replay_key);
+            return -1;
+        }
+    s->replay[s->replay_next++ % STRICT_REPLAY_SLOTS] = (strict_replay){g->replay_key, h};
+    return 0;
+}
+
 static sdrt_status strict_graph_compute(sdrt_stream *st, const sdrt_graph *g) {
     if (!g || (g->n_ops && !g->ops)) return SDRT_INVALID_ARGUMENT;
+    if (strict_replay_check(st->context, g) != 0) return SDRT_INVALID_ARGUMENT;
     for (size_t i = 0; i < g->n_ops; i++) {
         sdrt_status rc = strict_compute(st, &g->ops[i]);
         if (rc != SDRT_OK) return rc;
