@@ -136,7 +136,8 @@ static void vk_heaps(vk_device *d, VkDeviceSize *budget, VkDeviceSize *usage) {
     if (!d->has_budget) return;
     VkPhysicalDeviceMemoryBudgetPropertiesEXT b = {.sType =
                                                        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
-    VkPhysicalDeviceMemoryProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2, .pNext = &b};
+    VkPhysicalDeviceMemoryProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+                                            .pNext = &b};
     d->fam->fn.vkGetPhysicalDeviceMemoryProperties2(d->phys, &p2);
     memcpy(budget, b.heapBudget, sizeof b.heapBudget);
     memcpy(usage, b.heapUsage, sizeof b.heapUsage);

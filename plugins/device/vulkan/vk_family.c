@@ -127,7 +127,8 @@ static int vk_make_instance(vk_family *f, char *why, size_t whylen) {
     }
     f->api13 = want >= VK_API_VERSION_1_3;
     if (vkl_load_instance(&f->fn, f->inst, why, whylen) != 0) {
-        PFN_vkDestroyInstance destroy = (PFN_vkDestroyInstance)f->fn.vkGetInstanceProcAddr(f->inst, "vkDestroyInstance");
+        PFN_vkDestroyInstance destroy =
+            (PFN_vkDestroyInstance)f->fn.vkGetInstanceProcAddr(f->inst, "vkDestroyInstance");
         if (destroy) destroy(f->inst, NULL);
         f->inst = NULL;
         return -1;

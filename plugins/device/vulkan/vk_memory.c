@@ -162,7 +162,8 @@ static sdrt_buffer *vk_bt_alloc(sdrt_buffer_type *bt, size_t size) {
     if (want > d->max_alloc || (d->limit && d->used + want > d->limit)) {
         uint64_t used = d->used;
         pthread_mutex_unlock(&d->lock);
-        vk_log(d->fam, SDRT_LOG_WARN, "%s: out of memory: %zu bytes asked, %llu in use, limit %llu, largest buffer %llu",
+        vk_log(d->fam, SDRT_LOG_WARN,
+               "%s: out of memory: %zu bytes asked, %llu in use, limit %llu, largest buffer %llu",
                d->name, size, (unsigned long long)used, (unsigned long long)d->limit,
                (unsigned long long)d->max_alloc);
         goto fail;

@@ -158,7 +158,8 @@ static int vk_span_push(vk_span **list, int *n, int *cap, const vk_span *x) {
  * overlaps unbarriered earlier work; then records them. */
 static void vk_hazard(vk_stream *s, const vk_span *srcs, int nsrc, const vk_span *dst) {
     int need = s->nwrites + s->nreads > VK_SPAN_MAX;
-    for (int i = 0; i < nsrc && !need; i++) need = srcs[i].hi > srcs[i].lo && vk_overlaps(s->writes, s->nwrites, &srcs[i]);
+    for (int i = 0; i < nsrc && !need; i++)
+        need = srcs[i].hi > srcs[i].lo && vk_overlaps(s->writes, s->nwrites, &srcs[i]);
     if (!need && dst) need = vk_overlaps(s->writes, s->nwrites, dst) || vk_overlaps(s->reads, s->nreads, dst);
     if (need)
         vk_barrier(s, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
