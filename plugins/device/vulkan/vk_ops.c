@@ -244,7 +244,7 @@ static sdrt_status vk_op_upsample(vk_stream *s, const sdrt_op *op, const vk_ref 
 
 /* ---- reductions ------------------------------------------------------------------ */
 
-static sdrt_status vk_op_row(vk_stream *s, const sdrt_op *op, const vk_ref *r, int nr) {
+static sdrt_status vk_op_row(vk_stream *s, const sdrt_op *op, const vk_ref *r) {
     const sdrt_tensor *x = op->src[0], *t = op->dst;
     if (!vk_same_shape(x, t) || x->ndim < 1) return SDRT_INVALID_ARGUMENT;
     vk_dispatch ds;
@@ -267,7 +267,6 @@ static sdrt_status vk_op_row(vk_stream *s, const sdrt_op *op, const vk_ref *r, i
         vk_put(&ds, i, &r[i], &vp);
         ds.words[96 + 1 + i] = 1;
     }
-    (void)nr;
     vk_view_of(t, &v);
     vk_put(&ds, 4, &r[4], &v);
     ds.words[96] = ln ? 1 : 0;
@@ -354,7 +353,7 @@ static sdrt_status vk_op_matmul(vk_stream *s, const sdrt_op *op, const vk_ref *r
             vs[i]->nb[d] = 0;
         }
     }
-    if (batch > 65535) return SDRT_UNSUPPORTED;
+    if (batch > 65535) return SDRT_UNSUPPORTED; /* supports_op refuses it too */
     if (trans) { /* [.., N, K] read as (k, n) */
         int64_t t = vb.nb[4];
         vb.nb[4] = vb.nb[5];
@@ -490,7 +489,7 @@ sdrt_status vk_op_record(vk_stream *s, const sdrt_op *op) {
     case SDRT_OP_CONV2D: return vk_op_conv2d(s, op, r);
     case SDRT_OP_GROUP_NORM: return vk_op_groupnorm(s, op, r);
     case SDRT_OP_LAYER_NORM:
-    case SDRT_OP_SOFTMAX: return vk_op_row(s, op, r, 5);
+    case SDRT_OP_SOFTMAX: return vk_op_row(s, op, r);
     case SDRT_OP_ATTENTION: return vk_op_attention(s, op, r);
     case SDRT_OP_GEGLU: return vk_op_geglu(s, op, &r[0], &r[4]);
     case SDRT_OP_ADD:

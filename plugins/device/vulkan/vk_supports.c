@@ -25,11 +25,30 @@ static int vk_tensor_ok(const sdrt_tensor *t) {
     return 1;
 }
 
+/* Workgroup counts per dispatch dimension are at least 65535 everywhere:
+ * the matmul batch (dst dims before the matrix) and conv's images x groups
+ * run along one dimension. */
+static int vk_grid_ok(const sdrt_op *op) {
+    const sdrt_tensor *y = op->dst;
+    if (op->kind == SDRT_OP_MATMUL) {
+        int64_t batch = 1;
+        for (int k = 0; k < y->ndim - 2; k++) batch *= y->shape[k];
+        return batch <= 65535;
+    }
+    if (op->kind == SDRT_OP_CONV2D) {
+        int64_t g = op->iparams[6] > 0 ? op->iparams[6] : 1;
+        return op->src[0]->ndim < 1 || op->src[0]->shape[0] * g <= 65535;
+    }
+    if (op->kind == SDRT_OP_ATTENTION)
+        return op->src[0]->ndim != 4 || (op->src[0]->shape[0] <= 65535 && op->src[0]->shape[1] <= 65535);
+    return 1;
+}
+
 int vk_supports_op(const vk_device *d, const sdrt_op *op) {
     if (!op || (unsigned)op->kind >= SDRT_OP_COUNT_ || !op->src[0] || !op->dst) return 0;
     for (int i = 0; i < SDRT_OP_MAX_SRC; i++)
         if (!vk_tensor_ok(op->src[i])) return 0;
-    if (!vk_tensor_ok(op->dst) || !vk_tensor_is_ours(d, op->dst)) return 0;
+    if (!vk_tensor_ok(op->dst) || !vk_tensor_is_ours(d, op->dst) || !vk_grid_ok(op)) return 0;
     const sdrt_tensor *a = op->src[0], *b = op->src[1], *c = op->src[2], *y = op->dst;
     int f32io = vk_f32(a) && vk_f32(y);
     switch (op->kind) {
