@@ -138,6 +138,7 @@ struct vk_stream {
     VkCommandBuffer cb;
     VkFence fence;
     int recording, in_flight;
+    pthread_t owner;           /* the thread that last enqueued work */
     uint64_t submitted, completed; /* submission counters for events */
     /* parameter buffers: host-visible chunks, reset after each wait */
     struct { VkBuffer buf; VkDeviceMemory mem; uint32_t *map; uint32_t used, cap; } *pchunks;
@@ -203,6 +204,11 @@ sdrt_status vk_stream_dispatch(vk_stream *s, const vk_dispatch *ds);
  * next wait; NULL when out of memory. */
 sdrt_buffer *vk_stream_temp(vk_stream *s, size_t size);
 void vk_stream_destroy_objects(vk_stream *s);
+/* Submits and waits for the work the calling thread enqueued on any stream
+ * of `d`: synchronous buffer operations run after it, as cudaMemcpy runs
+ * after the default stream's work. Streams other threads use are theirs
+ * to synchronize. Call without d->lock. */
+void vk_device_flush_mine(vk_device *d);
 
 /* ---- vk_ops.c / vk_supports.c ---- */
 sdrt_status vk_op_record(vk_stream *s, const sdrt_op *op);

@@ -215,6 +215,10 @@ const sdrt_buffer_type_iface vk_buffer_type_iface = {
 void vk_alloc_release(vk_alloc *a);
 void vk_alloc_release(vk_alloc *a) {
     vk_device *d = a->d;
+    /* the range may be rewritten by the host at once (a new allocation's
+     * write flushes too) and an empty block is destroyed: recorded kernels
+     * of this thread that use it must have run */
+    if (a->generation == d->generation && d->dev) vk_device_flush_mine(d);
     pthread_mutex_lock(&d->lock);
     if (a->generation == d->generation && d->dev && d->blocks[a->block]) {
         vk_block *b = d->blocks[a->block];

@@ -20,6 +20,7 @@ typedef struct vk_event {
 } vk_event;
 
 static vk_stream *st_of(sdrt_stream *ss) { return ss->context; }
+static sdrt_status vk_stream_submit(vk_stream *s);
 
 static int vk_stream_live(vk_stream *s) {
     return s->generation == s->d->generation && s->d->dev && !s->d->lost && s->pool;
@@ -104,8 +105,25 @@ static sdrt_status vk_stream_begin(vk_stream *s) {
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     if (s->d->fn.vkBeginCommandBuffer(s->cb, &bi) != VK_SUCCESS) return SDRT_INTERNAL;
     s->recording = 1;
+    s->owner = pthread_self();
     s->nwrites = s->nreads = 0;
     return SDRT_OK;
+}
+
+void vk_device_flush_mine(vk_device *d) {
+    enum { MAX = 64 };
+    vk_stream *mine[MAX];
+    int n = 0;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&d->lock);
+    for (vk_stream *s = d->streams; s && n < MAX; s = s->next)
+        if ((s->recording || s->in_flight) && pthread_equal(s->owner, self) && s->generation == d->generation)
+            mine[n++] = s;
+    pthread_mutex_unlock(&d->lock);
+    for (int i = 0; i < n; i++) {
+        vk_stream_submit(mine[i]);
+        vk_stream_wait(mine[i]);
+    }
 }
 
 /* Ends and submits the recording (no wait). */

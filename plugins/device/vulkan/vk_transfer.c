@@ -2,7 +2,9 @@
  * device-side copies. Blocks in host-visible memory (CPU and integrated
  * devices) are plain memcpy through their mapping; VRAM goes through one
  * staging buffer per device and the device's transfer command buffer,
- * serialised by the device lock. */
+ * serialised by the device lock. Each first completes the work the calling
+ * thread enqueued on the device's streams (vk_device_flush_mine): callers
+ * free, reuse and rewrite memory that recorded kernels still read. */
 #include "vk_internal.h"
 
 #include <stdio.h>
@@ -105,6 +107,7 @@ static void *vk_buf_base(sdrt_buffer *buf) {
 static void vk_buf_write(sdrt_buffer *buf, void *dst, const void *src, size_t size) {
     vk_block *b = vk_live_block(buf, dst);
     if (!b || !size) return;
+    vk_device_flush_mine(((vk_alloc *)buf->context)->d);
     uint64_t off = VK_ADDR_OFF(dst);
     if (b->mapped) {
         memcpy((char *)b->mapped + off, src, size);
@@ -125,6 +128,7 @@ static void vk_buf_write(sdrt_buffer *buf, void *dst, const void *src, size_t si
 static void vk_buf_read(sdrt_buffer *buf, void *dst, const void *src, size_t size) {
     vk_block *b = vk_live_block(buf, src);
     if (!b || !size) return;
+    vk_device_flush_mine(((vk_alloc *)buf->context)->d);
     uint64_t off = VK_ADDR_OFF(src);
     if (b->mapped) {
         memcpy(dst, (const char *)b->mapped + off, size);
@@ -145,6 +149,7 @@ static void vk_buf_read(sdrt_buffer *buf, void *dst, const void *src, size_t siz
 static void vk_buf_memset(sdrt_buffer *buf, void *dst, int value, size_t size) {
     vk_block *b = vk_live_block(buf, dst);
     if (!b || !size) return;
+    vk_device_flush_mine(((vk_alloc *)buf->context)->d);
     uint64_t off = VK_ADDR_OFF(dst);
     if (b->mapped) {
         memset((char *)b->mapped + off, value, size);
@@ -177,6 +182,7 @@ static int vk_buf_copy_from(sdrt_buffer *buf, void *dst, sdrt_buffer *src_buf, c
     vk_block *db = vk_live_block(buf, dst), *sb = vk_live_block(src_buf, src);
     if (!db || !sb) return 0;
     if (!size) return 1;
+    vk_device_flush_mine(da->d);
     if (db->mapped && sb->mapped) {
         memmove((char *)db->mapped + VK_ADDR_OFF(dst), (const char *)sb->mapped + VK_ADDR_OFF(src), size);
         return 1;
