@@ -4,6 +4,9 @@
  * reset, and the pipeline cache read back from disk. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,7 +309,69 @@ static void test_async_order(void) {
     sdrt_buffer_free(tc.buf);
 }
 
+/* The next response line for `rid` from the host's stdout (events and
+ * other lines skipped); malloc'd, or NULL at EOF. */
+static char *response_for(FILE *out, const char *rid) {
+    char needle[128];
+    snprintf(needle, sizeof needle, "\"type\":\"response\",\"request_id\":\"%s\"", rid);
+    static char line[1 << 16];
+    while (fgets(line, sizeof line, out))
+        if (strstr(line, needle)) return strdup(line);
+    return NULL;
+}
+
+/* Through `sdrt serve` with the Vulkan family capped at 16 MB: a 512x512
+ * request on the tiny SD1.5 answers RESOURCE_EXHAUSTED naming vulkan:0 and
+ * the size asked, and the next (64x64) request on the same host succeeds. */
+static void test_request_oom(void) {
+    if (!setup()) return;
+    const char *build = getenv("SDRT_BUILD_DIR"), *ref = getenv("SDRT_REFERENCE");
+    REQUIRE(build && ref, "SDRT_BUILD_DIR / SDRT_REFERENCE not set (run through ctest)");
+    char sdrt[4200], model[4200], outdir[4200];
+    snprintf(sdrt, sizeof sdrt, "%s/bin/sdrt", build);
+    snprintf(model, sizeof model, "%s/tiny-sd15/diffusers", ref);
+    snprintf(outdir, sizeof outdir, "%s", test_tmpdir());
+    int in[2], out[2];
+    REQUIRE(pipe(in) == 0 && pipe(out) == 0, "pipe");
+    pid_t pid = fork();
+    REQUIRE(pid >= 0, "fork");
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl(sdrt, sdrt, "serve", "--set", "allow_any_path=true", "--set",
+              "plugins.device.config={\"device\":\"vulkan:0\",\"backends\":{\"vulkan\":{\"memory_limit\":16000000}}}",
+              (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    FILE *to = fdopen(in[1], "w"), *from = fdopen(out[0], "r");
+    const char *sizes[2] = {"512", "64"}, *rids[2] = {"big", "small"};
+    char *resp[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        fprintf(to,
+                "{\"type\":\"inference.run\",\"request_id\":\"%s\",\"data\":{\"model_id\":\"%s\",\"prompt\":\"a fox\","
+                "\"width\":%s,\"height\":%s,\"num_inference_steps\":1,\"seed\":1,\"output\":{\"dir\":\"%s\"}}}\n",
+                rids[i], model, sizes[i], sizes[i], outdir);
+        fflush(to);
+        resp[i] = response_for(from, rids[i]);
+    }
+    fclose(to);
+    fclose(from);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(resp[0] && strstr(resp[0], "\"error_code\":\"RESOURCE_EXHAUSTED\"") && strstr(resp[0], "vulkan:0") &&
+              strstr(resp[0], "bytes"),
+          "the 512x512 request under a 16 MB limit: %s", resp[0] ? resp[0] : "(no response)");
+    CHECK(resp[1] && strstr(resp[1], "\"success\":true"), "the next request: %s", resp[1] ? resp[1] : "(no response)");
+    free(resp[0]);
+    free(resp[1]);
+}
+
 const test_entry TESTS[] = {
+    {"request_oom", test_request_oom},
     {"async_order", test_async_order},
     {"sd_shapes", test_sd_shapes},
     {"out_of_memory", test_out_of_memory},
