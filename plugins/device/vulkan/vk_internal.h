@@ -180,6 +180,10 @@ int vk_memory_type(const vk_device *d, uint32_t bits, VkMemoryPropertyFlags want
 int vk_make_buffer(vk_device *d, uint64_t size, VkBufferUsageFlags usage, uint32_t type, VkBuffer *buf,
                    VkDeviceMemory *mem, void **map);
 void vk_free_blocks(vk_device *d);
+/* Returns a buffer's range to its block (the buffer iface's free); a block
+ * left empty is destroyed. A stale allocation (before a reset) is only
+ * released on the host. Frees `a`. */
+void vk_alloc_release(vk_alloc *a);
 /* The block a device address lies in, or NULL (lock not needed: blocks are
  * only removed when their last allocation is freed). */
 vk_block *vk_block_of(vk_device *d, const void *addr);

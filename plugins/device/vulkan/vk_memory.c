@@ -211,8 +211,6 @@ const sdrt_buffer_type_iface vk_buffer_type_iface = {
     .max_size = vk_bt_max_size,
 };
 
-/* Called by the buffer iface's free (vk_transfer.c). */
-void vk_alloc_release(vk_alloc *a);
 void vk_alloc_release(vk_alloc *a) {
     vk_device *d = a->d;
     /* the range may be rewritten by the host at once (a new allocation's

@@ -13,8 +13,6 @@
 
 #define VK_STAGE_BYTES (16u << 20)
 
-void vk_alloc_release(vk_alloc *a);
-
 int vk_transfer_init(vk_device *d) {
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
