@@ -113,6 +113,11 @@ static int load_one(const char *dir, const char *file, const sdrt_host_api *api,
 
 int devbackends_load(devbackends *b, const char *dir, const sdrt_host_api *api, sdrt_host *host,
                      const devcfg *cfg) {
+    return devbackends_load_except(b, dir, api, host, cfg, NULL);
+}
+
+int devbackends_load_except(devbackends *b, const char *dir, const sdrt_host_api *api, sdrt_host *host,
+                            const devcfg *cfg, const char *skip) {
     memset(b, 0, sizeof *b);
     module_name names[DEVBACKENDS_MAX];
     int n = list_modules(dir, names, DEVBACKENDS_MAX);
@@ -121,6 +126,8 @@ int devbackends_load(devbackends *b, const char *dir, const sdrt_host_api *api, 
         return 0;
     }
     for (int i = 0; i < n; i++) {
+        char family[32];
+        if (skip && devbackends_match(names[i], family, sizeof family) && strcmp(family, skip) == 0) continue;
         if (load_one(dir, names[i], api, host, cfg, &b->items[b->count]) != 0) continue;
         devbackend *fam = &b->items[b->count++];
         api->log(host, SDRT_LOG_INFO, "backend %s: %lu device(s) from %s", fam->family,
@@ -128,6 +135,19 @@ int devbackends_load(devbackends *b, const char *dir, const sdrt_host_api *api, 
     }
     if (b->count == 0) api->log(host, SDRT_LOG_WARN, "no compute backend loaded from %s", dir);
     return b->count;
+}
+
+int devbackends_module_path(const char *dir, const char *family, char *out, size_t outlen) {
+    int n = snprintf(out, outlen, "%s/" BACKEND_PREFIX "%s" BACKEND_SUFFIX, dir, family);
+    if (n < 0 || (size_t)n >= outlen) return -1;
+#ifdef _WIN32
+    return GetFileAttributesA(out) == INVALID_FILE_ATTRIBUTES ? -1 : 0;
+#else
+    FILE *f = fopen(out, "rb");
+    if (!f) return -1;
+    fclose(f);
+    return 0;
+#endif
 }
 
 int devbackends_load_file(devbackends *b, const char *path, const sdrt_host_api *api, sdrt_host *host,

@@ -31,6 +31,14 @@ typedef struct devbackends {
 int devbackends_load(devbackends *b, const char *dir, const sdrt_host_api *api, sdrt_host *host,
                      const devcfg *cfg);
 
+/* As devbackends_load, leaving out family `skip` (NULL: none). */
+int devbackends_load_except(devbackends *b, const char *dir, const sdrt_host_api *api, sdrt_host *host,
+                            const devcfg *cfg, const char *skip);
+
+/* The path of family `family`'s module in `dir` into out. Returns 0 when
+ * that file exists, -1 otherwise (or when out is too small). */
+int devbackends_module_path(const char *dir, const char *family, char *out, size_t outlen);
+
 /* Loads one more family module from `path` (a file named
  * sdrt_backend_<family>.so, e.g. a test-only family) into an already
  * loaded set. A family already present, a full set or a module that does

@@ -25,7 +25,8 @@ static int valid_device(const devcfg *cfg, const char *d) {
     if (!colon || colon == d || !colon[1]) return 0;
     size_t n = (size_t)(colon - d);
     if (!((n == 3 && strncmp(d, "cpu", 3) == 0) || (n == 4 && strncmp(d, "cuda", 4) == 0) ||
-          (n == 6 && strncmp(d, "vulkan", 6) == 0) || extra_family(cfg, d, n)))
+          (n == 6 && strncmp(d, "vulkan", 6) == 0) || (n == 13 && strncmp(d, "privateuseone", 13) == 0) ||
+          extra_family(cfg, d, n)))
         return 0;
     for (const char *p = colon + 1; *p; p++)
         if (*p < '0' || *p > '9') return 0;
@@ -66,7 +67,9 @@ static int parse_fields(devcfg *cfg, const cJSON *root, char *err, size_t errlen
     }
     if (dir) snprintf(cfg->backends_dir, sizeof cfg->backends_dir, "%s", dir->valuestring);
     if (dev && (!cJSON_IsString(dev) || !valid_device(cfg, dev->valuestring))) {
-        snprintf(err, errlen, "device: expected \"auto\", \"cpu\", \"cuda:N\", \"vulkan:N\" or <extra family>:N");
+        snprintf(err, errlen,
+                 "device: expected \"auto\", \"cpu\", \"cuda:N\", \"vulkan:N\", \"privateuseone:N\" or "
+                 "<extra family>:N");
         return -1;
     }
     if (dev) snprintf(cfg->device, sizeof cfg->device, "%s", dev->valuestring);

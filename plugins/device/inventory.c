@@ -5,6 +5,7 @@
 #include "inventory.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static dev_record *add(dev_inventory *inv, const char *backend, int index) {
@@ -98,14 +99,42 @@ static int first_compute(const dev_inventory *inv, const char *backend, int gpu_
     return -1;
 }
 
-/* auto: a CUDA GPU, then a Vulkan GPU, then the CPU backend; a CPU-type
- * Vulkan device (lavapipe) never beats the native CPU backend. */
+/* The first Vulkan compute device of `type` ("gpu" = discrete, "igpu"). */
+static int first_vulkan_of(const dev_inventory *inv, const char *type) {
+    for (int i = 0; i < inv->count; i++) {
+        const dev_record *r = &inv->rec[i];
+        if (r->compute && strcmp(r->backend, "vulkan") == 0 && strcmp(r->type, type) == 0) return i;
+    }
+    return -1;
+}
+
+/* auto: a CUDA GPU, then a discrete Vulkan GPU, then an integrated one,
+ * then the CPU backend; a CPU-type Vulkan device (lavapipe) never beats
+ * the native CPU backend. */
 static int choose_auto(const dev_inventory *inv) {
     int i = first_compute(inv, "cuda", 0);
-    if (i < 0) i = first_compute(inv, "vulkan", 1);
+    if (i < 0) i = first_vulkan_of(inv, "gpu");
+    if (i < 0) i = first_vulkan_of(inv, "igpu");
     if (i < 0) i = first_compute(inv, "cpu", 0);
     if (i < 0) i = first_compute(inv, NULL, 0);
     return i;
+}
+
+/* DirectML's "privateuseone:N" (torch-directml) was the Nth adapter: the Nth
+ * Vulkan device in loader order that has compute, GPUs first as DirectML
+ * lists them (discrete, integrated, then the rest). -1 when there is none. */
+static int map_privateuseone(const dev_inventory *inv, long n) {
+    static const char *const order[] = {"gpu", "igpu", NULL};
+    int seen = 0;
+    for (int pass = 0; pass < 3; pass++)
+        for (int i = 0; i < inv->count; i++) {
+            const dev_record *r = &inv->rec[i];
+            if (!r->compute || strcmp(r->backend, "vulkan") != 0) continue;
+            int is_gpu = strcmp(r->type, "gpu") == 0 || strcmp(r->type, "igpu") == 0;
+            if (pass < 2 ? strcmp(r->type, order[pass]) != 0 : is_gpu) continue;
+            if (seen++ == n) return i;
+        }
+    return -1;
 }
 
 void devinv_choose_default(dev_inventory *inv, const char *choice, char *warn, size_t warnlen) {
@@ -113,6 +142,18 @@ void devinv_choose_default(dev_inventory *inv, const char *choice, char *warn, s
     int i = -1;
     if (strcmp(choice, "auto") == 0) {
         i = choose_auto(inv);
+    } else if (strncmp(choice, "privateuseone:", 14) == 0) {
+        long n = strtol(choice + 14, NULL, 10);
+        i = map_privateuseone(inv, n);
+        if (i >= 0) {
+            snprintf(warn, warnlen, "device \"%s\" is DirectML's id: mapped to %s (%s)", choice, inv->rec[i].id,
+                     inv->rec[i].name);
+        } else {
+            i = first_compute(inv, "cpu", 0);
+            if (i < 0) i = first_compute(inv, NULL, 0);
+            snprintf(warn, warnlen, "device \"%s\" (DirectML) has no Vulkan GPU to map to; using %s", choice,
+                     i >= 0 ? inv->rec[i].id : "none");
+        }
     } else {
         const dev_record *r = devinv_find(inv, choice);
         if (r && r->compute) {

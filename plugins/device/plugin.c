@@ -3,7 +3,15 @@
  *
  * GPUs are probed lazily and out of process (gpu_probe.h): init probes only
  * the CPU unless a GPU backend family is loaded, and the first device.*
- * message runs sdrt-gpu-probe, so an idle host maps no GPU stack at all. */
+ * message runs sdrt-gpu-probe, so an idle host maps no GPU stack at all.
+ *
+ * The Vulkan family maps its driver into the host when it loads (lavapipe:
+ * LLVM, ~50 MB), so it is loaded only where it can serve: at init when the
+ * config names a Vulkan device ("vulkan:N", "privateuseone:N"), otherwise
+ * after the lazy probe (first device.* message or first use of the
+ * published interface) when the probe found a Vulkan GPU, which "auto" then
+ * prefers. A CPU-type Vulkan device (lavapipe) alone never loads it under
+ * "auto": it would not beat the CPU family. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -31,18 +39,33 @@ typedef struct dev_plugin {
     char helper[4096];           /* sdrt-gpu-probe beside this module, "" when unknown */
     pthread_mutex_t probe_lock;  /* serialises the one lazy GPU probe */
     atomic_int probed;           /* set once inv holds the GPU probes; inv is read-only from then on */
+    int vk_deferred;             /* the Vulkan module exists but waits for the probe */
+    char vk_module[4200];
 } dev_plugin;
+
+static void ensure_probed(dev_plugin *p);
 
 /* --- the backend interface ------------------------------------------------ */
 
-static size_t iface_reg_count(void *self) { return (size_t)((dev_plugin *)self)->inv.backends.count; }
+/* With the Vulkan family deferred, the family set and the default are
+ * final only after the probe: every accessor settles them first. */
+static size_t iface_reg_count(void *self) {
+    dev_plugin *p = self;
+    if (p->vk_deferred) ensure_probed(p);
+    return (size_t)p->inv.backends.count;
+}
 
 static sdrt_backend_reg *iface_reg_get(void *self, size_t index) {
     dev_plugin *p = self;
+    if (p->vk_deferred) ensure_probed(p);
     return index < (size_t)p->inv.backends.count ? p->inv.backends.items[index].reg : NULL;
 }
 
-static sdrt_device *iface_default_device(void *self) { return ((dev_plugin *)self)->default_device; }
+static sdrt_device *iface_default_device(void *self) {
+    dev_plugin *p = self;
+    if (p->vk_deferred) ensure_probed(p);
+    return p->default_device;
+}
 
 static void init_iface(dev_plugin *p) {
     p->iface.struct_size = SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device);
@@ -79,6 +102,16 @@ static int gpu_family_loaded(const devbackends *b) {
     return 0;
 }
 
+static int vulkan_named(const devcfg *cfg) {
+    return strncmp(cfg->device, "vulkan:", 7) == 0 || strncmp(cfg->device, "privateuseone:", 14) == 0;
+}
+
+static int probe_found_vulkan_gpu(const vkprobe_report *vk) {
+    for (int i = 0; vk->available && i < vk->count; i++)
+        if (strcmp(vk->dev[i].type, "discrete") == 0 || strcmp(vk->dev[i].type, "integrated") == 0) return 1;
+    return 0;
+}
+
 /* Probes the GPUs once, on the first device.* message; every later call
  * returns at once and reads an inventory nobody writes any more. */
 static void ensure_probed(dev_plugin *p) {
@@ -86,7 +119,10 @@ static void ensure_probed(dev_plugin *p) {
     pthread_mutex_lock(&p->probe_lock);
     if (!atomic_load_explicit(&p->probed, memory_order_relaxed)) {
         probe_gpus(p);
+        int vk_loaded = p->vk_deferred && probe_found_vulkan_gpu(&p->inv.vk) &&
+                        devbackends_load_file(&p->inv.backends, p->vk_module, p->api, p->host, &p->cfg) == 0;
         build_inventory(p, 0); /* the default, and its warning, are init's */
+        if (vk_loaded) p->default_device = p->inv.default_device; /* "auto" may now pick a Vulkan GPU */
         atomic_store_explicit(&p->probed, 1, memory_order_release);
     }
     pthread_mutex_unlock(&p->probe_lock);
@@ -119,7 +155,10 @@ static sdrt_error *dev_init(const sdrt_host_api *api, sdrt_host *host, const cha
     pthread_mutex_init(&p->probe_lock, NULL);
     atomic_init(&p->probed, 0);
     cpuprobe_run(&p->inv.cpu);
-    devbackends_load(&p->inv.backends, p->cfg.backends_dir, api, host, &p->cfg);
+    p->vk_deferred = !vulkan_named(&p->cfg) && devbackends_module_path(p->cfg.backends_dir, "vulkan", p->vk_module,
+                                                                        sizeof p->vk_module) == 0;
+    devbackends_load_except(&p->inv.backends, p->cfg.backends_dir, api, host, &p->cfg,
+                            p->vk_deferred ? "vulkan" : NULL);
     for (int i = 0; i < p->cfg.extra_count; i++)
         devbackends_load_file(&p->inv.backends, p->cfg.extra_backends[i], api, host, &p->cfg);
     if (gpu_family_loaded(&p->inv.backends)) {

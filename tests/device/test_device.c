@@ -685,6 +685,51 @@ static void test_plugin_probe_crash(void) {
     unload_plugin(&lp);
 }
 
+/* The Vulkan compute family (when built and a Vulkan device exists, e.g.
+ * lavapipe): vulkan:0 lists "compute": true, "device": "vulkan:0" makes it
+ * the default device, DirectML's "privateuseone:0" maps to it with a
+ * warning naming the mapping. */
+static void test_plugin_vulkan_compute(void) {
+    static const char *const configs[2] = {"{\"device\":\"vulkan:0\"}", "{\"device\":\"privateuseone:0\"}"};
+    for (int c = 0; c < 2; c++) {
+        loaded_plugin lp;
+        if (load_plugin(&lp, configs[c]) != 0) {
+            unload_plugin(&lp);
+            return;
+        }
+        const sdrt_backend_iface *bi = lp.desc->vtable->get_interface(lp.inst, SDRT_BACKEND_IFACE_ID);
+        int have = 0;
+        for (size_t i = 0; bi && i < bi->reg_count(bi->self); i++)
+            have |= strcmp(bi->reg_get(bi->self, i)->iface->name(bi->reg_get(bi->self, i)), "vulkan") == 0;
+        if (!have) {
+            fprintf(stderr, "# no vulkan family loaded (not built, or no Vulkan device): skipped\n");
+            unload_plugin(&lp);
+            return;
+        }
+        sdrt_status code;
+        char msg[512];
+        cJSON *r = send(&lp, "device.list", "{}", &code, msg, sizeof msg);
+        REQUIRE(r, "device.list: %s", msg);
+        const cJSON *d, *vk0 = NULL;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(r, "devices")) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(d, "id");
+            if (cJSON_IsString(id) && strcmp(id->valuestring, "vulkan:0") == 0) vk0 = d;
+        }
+        REQUIRE(vk0, "vulkan:0 missing from device.list");
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(vk0, "compute")), "vulkan:0 has no compute");
+        const cJSON *def = cJSON_GetObjectItemCaseSensitive(r, "default_device");
+        CHECK(cJSON_IsString(def) && strcmp(def->valuestring, "vulkan:0") == 0, "%s: default_device %s", configs[c],
+              cJSON_IsString(def) ? def->valuestring : "(none)");
+        sdrt_device *dev = bi->default_device(bi->self);
+        CHECK(dev && strcmp(dev->reg->iface->name(dev->reg), "vulkan") == 0, "%s: default device not Vulkan's",
+              configs[c]);
+        if (c == 1) CHECK(fake_host_logged("privateuseone:0\" is DirectML's id: mapped to vulkan:0"),
+                          "the privateuseone mapping was not logged");
+        cJSON_Delete(r);
+        unload_plugin(&lp);
+    }
+}
+
 static void test_plugin_bad_config(void) {
     void *so = dlopen(SDRT_DEVICE_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
     REQUIRE(so, "dlopen: %s", dlerror());
@@ -723,6 +768,7 @@ const test_entry TESTS[] = {
     {"plugin_info_memory", test_plugin_info_memory},
     {"plugin_helper_missing", test_plugin_helper_missing},
     {"plugin_probe_crash", test_plugin_probe_crash},
+    {"plugin_vulkan_compute", test_plugin_vulkan_compute},
     {"plugin_bad_config", test_plugin_bad_config},
     {"no_gpu_stack_here", test_no_gpu_stack_here}, /* last */
     {0},
