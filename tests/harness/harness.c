@@ -103,15 +103,3 @@ int main(int argc, char **argv) {
     return failed ? 1 : 0;
 }
 
-/* LeakSanitizer (the ASan CI stage): Vulkan drivers keep allocations that
- * only driver-internal memory refers to (Mesa's lavapipe: a few 48-byte
- * objects per device, reported from libvulkan_lvp.so even after every
- * object sdrt made is destroyed). Reports whose stack is in a driver, the
- * Vulkan loader or LLVM are the driver's, not sdrt's. Read by LSan at
- * start (so it must be visible from the executable); unused without a
- * sanitizer. */
-__attribute__((visibility("default"))) const char *__lsan_default_suppressions(void);
-__attribute__((visibility("default"))) const char *__lsan_default_suppressions(void) {
-    return "leak:libvulkan_lvp.so\nleak:libvulkan_radeon.so\nleak:libvulkan_intel.so\nleak:libvulkan.so\n"
-           "leak:libLLVM\n";
-}

@@ -363,7 +363,7 @@ static void test_request_oom(void) {
     int status = 0;
     waitpid(pid, &status, 0);
     CHECK(resp[0] && strstr(resp[0], "\"error_code\":\"RESOURCE_EXHAUSTED\"") && strstr(resp[0], "vulkan:0") &&
-              strstr(resp[0], "bytes"),
+              strstr(resp[0], "byte"),
           "the 512x512 request under a 16 MB limit: %s", resp[0] ? resp[0] : "(no response)");
     CHECK(resp[1] && strstr(resp[1], "\"success\":true"), "the next request: %s", resp[1] ? resp[1] : "(no response)");
     free(resp[0]);
