@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "store.h"
 
+#include "gguf.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +29,9 @@ static sdrt_status fail(char *err, size_t errlen, sdrt_status code, const char *
 }
 
 const char *store_dtype_name(sdrt_dtype d) {
-    static const char *names[] = {"F32", "F16", "BF16", "I32", "I64", "U8", "F64"};
+    static const char *names[] = {"F32",  "F16",  "BF16", "I32",  "I64",  "U8",   "F64",  "Q4_0", "Q4_1",
+                                  "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
+    _Static_assert(sizeof names / sizeof names[0] == SDRT_DTYPE_COUNT_, "a name per dtype");
     return (unsigned)d < SDRT_DTYPE_COUNT_ ? names[d] : "?";
 }
 
@@ -139,6 +143,7 @@ void store_free(struct sdrt_model *m) {
     }
     for (size_t i = 0; i < m->n_files; i++) st_close(m->files[i]);
     free(m->files);
+    gguf_close(m->gguf);
     free(m->id);
     free(m);
 }
@@ -353,6 +358,7 @@ sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, siz
     char *idx = join(path, "model_index.json");
     if (is_dir(path) && idx && is_file(idx)) st = load_diffusers(m, path, err, errlen);
     else if (is_file(path) && has_suffix(path, ".safetensors")) st = singlefile_load(m, path, err, errlen);
+    else if (is_file(path) && (has_suffix(path, ".gguf") || gguf_is_gguf(path))) st = gguf_load(m, path, err, errlen);
     else if (is_file(path) && (has_suffix(path, ".ckpt") || has_suffix(path, ".pt") || has_suffix(path, ".bin")))
         st = fail(err, errlen, SDRT_UNSUPPORTED, "%s: pickle checkpoints are not loaded (unsafe); convert to .safetensors", path);
     else if (is_dir(path) && is_vae_folder(path)) st = load_vae_folder(m, path, err, errlen);

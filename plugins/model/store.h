@@ -32,11 +32,12 @@ typedef struct store_component {
 struct sdrt_model {
     char *id;
     const char *arch;   /* static string */
-    const char *source; /* "diffusers" | "single_file" */
+    const char *source; /* "diffusers" | "single_file" | "gguf" */
     store_component comps[STORE_MAX_COMPONENTS];
     int n_comps;
     st_file **files;
     size_t n_files;
+    struct gguf_file *gguf; /* a GGUF model's mapping, or NULL */
     uint64_t bytes;
     uint64_t bytes_by_dtype[SDRT_DTYPE_COUNT_];
     size_t n_tensors;
@@ -70,6 +71,16 @@ int store_view(const st_file *f, const st_tensor *s, sdrt_tensor *t, char *err, 
 
 /* Single-file loading (singlefile.c). */
 sdrt_status singlefile_load(struct sdrt_model *m, const char *path, char *err, size_t errlen);
+/* Shared by the single-file loaders (safetensors and GGUF): the view
+ * transform of a mapped name, the duplicate check, the derived configs. */
+struct ckpt_target;
+int singlefile_apply_op(sdrt_tensor *t, const struct ckpt_target *tg);
+sdrt_status singlefile_check_unique(struct sdrt_model *m, const char *path, char *err, size_t errlen);
+sdrt_status singlefile_attach_configs(struct sdrt_model *m, char *err, size_t errlen);
+/* GGUF files (gguf_load.c): sd.cpp full checkpoints and ComfyUI-GGUF
+ * UNet-only files. */
+sdrt_status gguf_load(struct sdrt_model *m, const char *path, char *err, size_t errlen);
+
 /* Config JSON texts derived from tensor shapes (ckpt_config.c). */
 char *ckpt_config_unet(struct sdrt_model *m);
 char *ckpt_config_vae(struct sdrt_model *m);
