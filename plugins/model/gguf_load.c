@@ -19,6 +19,7 @@
 #include "ckpt_map.h"
 #include "gguf.h"
 #include "store.h"
+#include "sdrt/quant.h"
 
 #define UNET_LDM "model.diffusion_model."
 
@@ -69,10 +70,22 @@ static sdrt_status add_one(struct sdrt_model *m, const gguf_file *f, const gguf_
                            char *err, size_t errlen) {
     sdrt_tensor t;
     if (gguf_view(f, g, &t, err, errlen) != 0) return SDRT_UNSUPPORTED;
+    int quant = sdrt_dtype_is_quantized(t.dtype);
+    sdrt_tensor whole = t;
     if (tg->op != OP_SAME && singlefile_apply_op(&t, tg) != 0) {
-        snprintf(err, errlen, "%s: tensor '%s' (%s) cannot be viewed as diffusers '%s'", f->path, g->name,
-                 store_dtype_name(t.dtype), tg->name);
-        return SDRT_INVALID_ARGUMENT;
+        /* A quantized tensor that must be transposed: dequantise it first. */
+        t = whole;
+        if (!quant || store_dequantise(m, &t) != 0 || singlefile_apply_op(&t, tg) != 0) {
+            snprintf(err, errlen, "%s: tensor '%s' (%s) cannot be viewed as diffusers '%s'", f->path, g->name,
+                     store_dtype_name(whole.dtype), tg->name);
+            return SDRT_INVALID_ARGUMENT;
+        }
+    }
+    /* Only GEMM weights stay quantized: tables, norms and biases are read
+     * by the host or by ops that take plain dtypes. */
+    if (sdrt_dtype_is_quantized(t.dtype) && !store_is_gemm_weight(tg->name, &t) && store_dequantise(m, &t) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return SDRT_RESOURCE_EXHAUSTED;
     }
     store_component *c = store_component_add(m, ckpt_comp_name(tg->comp));
     if (!c || store_add(c, tg->name, &t) != 0) {

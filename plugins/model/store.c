@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include "gguf.h"
+#include "sdrt/quant.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -90,6 +91,48 @@ int store_add(store_component *c, const char *name, const sdrt_tensor *t) {
     return 0;
 }
 
+void *store_alloc(struct sdrt_model *m, size_t bytes) {
+    void **grown = realloc(m->owned, (m->n_owned + 1) * sizeof *grown);
+    if (!grown) return NULL;
+    m->owned = grown;
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (p) {
+        m->owned[m->n_owned++] = p;
+        m->bytes += bytes;
+    }
+    return p;
+}
+
+int store_is_gemm_weight(const char *name, const sdrt_tensor *t) {
+    size_t n = strlen(name);
+    if (n < 7 || strcmp(name + n - 7, ".weight") != 0) return 0;
+    /* Token and position tables are read row by row on the host. */
+    if (strstr(name, "embeddings.") || strstr(name, "embedding.weight")) return 0;
+    return t->ndim == 2 || t->ndim == 4;
+}
+
+int store_dequantise(struct sdrt_model *m, sdrt_tensor *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    sdrt_dtype to = n > (1 << 20) ? SDRT_DTYPE_F16 : SDRT_DTYPE_F32;
+    void *dst = store_alloc(m, (size_t)sdrt_dtype_bytes(to, n) + 1);
+    float *tmp = to == SDRT_DTYPE_F32 ? dst : malloc((size_t)n * sizeof *tmp);
+    if (!dst || !tmp) return -1;
+    sdrt_dequant_row(t->dtype, t->data, tmp, n);
+    if (to == SDRT_DTYPE_F16) {
+        sdrt_quant_row(SDRT_DTYPE_F16, tmp, dst, n);
+        free(tmp);
+    }
+    t->dtype = to;
+    t->data = dst;
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        t->strides[d] = s;
+        s *= t->shape[d];
+    }
+    return 0;
+}
+
 static int entry_cmp(const void *a, const void *b) {
     return strcmp(((const store_entry *)a)->name, ((const store_entry *)b)->name);
 }
@@ -144,6 +187,8 @@ void store_free(struct sdrt_model *m) {
     for (size_t i = 0; i < m->n_files; i++) st_close(m->files[i]);
     free(m->files);
     gguf_close(m->gguf);
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
     free(m->id);
     free(m);
 }

@@ -38,6 +38,8 @@ struct sdrt_model {
     st_file **files;
     size_t n_files;
     struct gguf_file *gguf; /* a GGUF model's mapping, or NULL */
+    void **owned;           /* tensor memory the model allocated (dequantised tables, quantised weights) */
+    size_t n_owned;
     uint64_t bytes;
     uint64_t bytes_by_dtype[SDRT_DTYPE_COUNT_];
     size_t n_tensors;
@@ -59,6 +61,15 @@ store_component *store_component_get(struct sdrt_model *m, const char *name);
 const sdrt_tensor *store_tensor(struct sdrt_model *m, const char *comp, const char *name);
 const char *store_file_path(struct sdrt_model *m, const char *comp, const char *file);
 const char *store_dtype_name(sdrt_dtype d);
+
+/* Memory of `bytes` owned by the model (freed with it), or NULL. */
+void *store_alloc(struct sdrt_model *m, size_t bytes);
+/* Whether diffusers tensor `name` is only ever a MATMUL/CONV2D weight,
+ * so it may stay block-quantized (embeddings, norms, biases may not). */
+int store_is_gemm_weight(const char *name, const sdrt_tensor *t);
+/* Replaces quantized view *t with a dequantised copy owned by m (F32, or
+ * F16 past 1M elements: embedding tables). 0, or -1 out of memory. */
+int store_dequantise(struct sdrt_model *m, sdrt_tensor *t);
 
 /* Adds a view (single-file mapping uses it); copies name. 0 or -1 (OOM). */
 int store_add(store_component *c, const char *name, const sdrt_tensor *t);

@@ -220,7 +220,9 @@ static void test_random_corruption(void) {
     }
 }
 
-void test_load_tiny_gguf(void);
+void test_convert_load_sd15(void);
+void test_convert_load_sdxl(void);
+void test_unet_only_ldm(void);
 void test_load_errors(void);
 
 const test_entry TESTS[] = {
@@ -231,5 +233,9 @@ const test_entry TESTS[] = {
     {"handmade_valid", test_handmade_valid},
     {"malformed", test_malformed},
     {"random_corruption", test_random_corruption},
+    {"convert_load_sd15", test_convert_load_sd15},
+    {"convert_load_sdxl", test_convert_load_sdxl},
+    {"unet_only_ldm", test_unet_only_ldm},
+    {"load_errors", test_load_errors},
     {0},
 };
