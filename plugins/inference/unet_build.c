@@ -52,8 +52,10 @@ static void shape_text(char *out, size_t n, int ndim, const int64_t *shape) {
     if (used < n) snprintf(out + used, n - used, "]");
 }
 
+/* Block-quantized (GGUF, weight_type) matrices pass too: MATMUL/CONV2D
+ * take them; the model plugin widens every 1-D parameter it loads. */
 static int is_float_dtype(sdrt_dtype d) {
-    return d == SDRT_DTYPE_F32 || d == SDRT_DTYPE_F16 || d == SDRT_DTYPE_BF16;
+    return d == SDRT_DTYPE_F32 || d == SDRT_DTYPE_F16 || d == SDRT_DTYPE_BF16 || sdrt_dtype_is_quantized(d);
 }
 
 /* name (NAME_LEN chars) receives "<prefix>.<suffix>". */
@@ -65,7 +67,7 @@ static const sdrt_tensor *b_lookup(build_ctx *b, const char *prefix, const char 
 static int b_check(build_ctx *b, const sdrt_tensor *t, const char *name, int ndim, const int64_t *shape) {
     char want[96], got[96];
     if (!is_float_dtype(t->dtype)) {
-        b_fail(b, SDRT_INVALID_ARGUMENT, "unet weight %s: %s", name, "dtype is not f32, f16 or bf16");
+        b_fail(b, SDRT_INVALID_ARGUMENT, "unet weight %s: %s", name, "dtype is not f32, f16, bf16 or a GGUF block type");
         return 0;
     }
     int same = t->ndim == ndim;

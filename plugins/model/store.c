@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -91,6 +92,16 @@ int store_add(store_component *c, const char *name, const sdrt_tensor *t) {
     return 0;
 }
 
+int store_split_weight_type(const char *id, char **base) {
+    *base = NULL;
+    const char *h = strrchr(id, '#');
+    if (!h || is_file(id) || is_dir(id)) return -1;
+    int wt = sdrt_dtype_from_ggml_name(h + 1);
+    if (wt < 0 || !sdrt_quant_can_write((sdrt_dtype)wt)) return -1;
+    if (!(*base = strndup(id, (size_t)(h - id)))) return -2;
+    return wt;
+}
+
 void *store_alloc(struct sdrt_model *m, size_t bytes) {
     void **grown = realloc(m->owned, (m->n_owned + 1) * sizeof *grown);
     if (!grown) return NULL;
@@ -131,6 +142,68 @@ int store_dequantise(struct sdrt_model *m, sdrt_tensor *t) {
         s *= t->shape[d];
     }
     return 0;
+}
+
+/* Components whose matrices weight_type quantises: the VAE keeps its
+ * dtype (its decode is the image; its convolutions dominate no budget). */
+static int quantisable_component(const char *name) {
+    return strcmp(name, "unet") == 0 || strcmp(name, "text_encoder") == 0 || strcmp(name, "text_encoder_2") == 0;
+}
+
+/* Rows of K elements for a MATMUL ([N,K]) or CONV2D ([O,C,kh,kw], K =
+ * C*kh*kw) weight laid out contiguously; 0 otherwise. */
+static int64_t gemm_k(const sdrt_tensor *t) {
+    int64_t k = 1;
+    for (int d = t->ndim - 1; d >= 1; d--) {
+        if (t->shape[d] != 1 && t->strides[d] != k) return 0;
+        k *= t->shape[d];
+    }
+    return t->strides[0] == k || t->shape[0] == 1 ? k : 0;
+}
+
+sdrt_status store_quantise(struct sdrt_model *m, sdrt_dtype wt, char *err, size_t errlen) {
+    int64_t be = sdrt_dtype_block_elems(wt);
+    for (int c = 0; c < m->n_comps; c++) {
+        store_component *comp = &m->comps[c];
+        if (!quantisable_component(comp->name)) continue;
+        for (size_t i = 0; i < comp->n; i++) {
+            sdrt_tensor *t = &comp->entries[i].t;
+            if (t->dtype == wt || sdrt_dtype_is_quantized(t->dtype) || !store_is_gemm_weight(comp->entries[i].name, t))
+                continue;
+            if (t->dtype != SDRT_DTYPE_F32 && t->dtype != SDRT_DTYPE_F16 && t->dtype != SDRT_DTYPE_BF16) continue;
+            int64_t k = gemm_k(t), rows = t->shape[0];
+            if (k <= 0 || k % be || rows * k < 1024) continue;
+            uint64_t in_row = sdrt_dtype_bytes(t->dtype, k), out_row = sdrt_dtype_bytes(wt, k);
+            char *dst = store_alloc(m, (size_t)(out_row * (uint64_t)rows));
+            float *row = malloc((size_t)k * sizeof *row);
+            if (!dst || !row) {
+                free(row);
+                return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "%s: out of memory quantising %s/%s", m->id,
+                            comp->name, comp->entries[i].name);
+            }
+            for (int64_t r = 0; r < rows; r++) {
+                sdrt_dequant_row(t->dtype, (const char *)t->data + r * in_row, row, k);
+                sdrt_quant_row(wt, row, dst + r * out_row, k);
+            }
+            free(row);
+            /* The source pages were read once: return them, so resident
+             * memory holds the quantised copy only (they are file-backed
+             * and fault back in if anything reads them again). */
+            uintptr_t pg = 4096, lo = ((uintptr_t)t->data + pg - 1) & ~(pg - 1),
+                      hi = ((uintptr_t)t->data + (uintptr_t)(in_row * (uint64_t)rows)) & ~(pg - 1);
+            if ((m->n_files || m->gguf) && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+            m->bytes_by_dtype[t->dtype] -= in_row * (uint64_t)rows <= m->bytes_by_dtype[t->dtype] ? in_row * (uint64_t)rows : m->bytes_by_dtype[t->dtype];
+            m->bytes_by_dtype[wt] += out_row * (uint64_t)rows;
+            t->dtype = wt;
+            t->data = dst;
+            int64_t s = 1;
+            for (int d = t->ndim - 1; d >= 0; d--) {
+                t->strides[d] = s;
+                s *= t->shape[d];
+            }
+        }
+    }
+    return SDRT_OK;
 }
 
 static int entry_cmp(const void *a, const void *b) {
@@ -400,6 +473,15 @@ sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, siz
         return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "out of memory");
     }
     sdrt_status st;
+    /* "<path>#<weight_type>": load <path>, then quantise (model.load's
+     * weight_type; the suffix keeps each variant its own cache entry). */
+    char *base = NULL;
+    int wt = store_split_weight_type(path, &base);
+    if (wt == -2) {
+        store_free(m);
+        return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    if (base) path = base;
     char *idx = join(path, "model_index.json");
     if (is_dir(path) && idx && is_file(idx)) st = load_diffusers(m, path, err, errlen);
     else if (is_file(path) && has_suffix(path, ".safetensors")) st = singlefile_load(m, path, err, errlen);
@@ -411,6 +493,8 @@ sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, siz
         st = fail(err, errlen, SDRT_INVALID_ARGUMENT, "%s: folder has no model_index.json (not a diffusers model)", path);
     else st = fail(err, errlen, SDRT_NOT_FOUND, "%s: no such model file or folder", path);
     free(idx);
+    if (st == SDRT_OK && wt >= 0) st = store_quantise(m, (sdrt_dtype)wt, err, errlen);
+    free(base);
     for (int i = 0; st == SDRT_OK && i < m->n_comps; i++) store_sort(&m->comps[i]);
     if (st != SDRT_OK) {
         store_free(m);

@@ -51,8 +51,8 @@ struct sdrt_model {
     struct sdrt_model *prev, *next;
 };
 
-/* Loads the diffusers folder or single .safetensors file at absolute
- * `path`. Returns SDRT_OK, or NOT_FOUND / INVALID_ARGUMENT / UNSUPPORTED /
+/* Loads the diffusers folder, single .safetensors or .gguf file at
+ * absolute `path` (optionally "<path>#<weight_type>": quantised on load). Returns SDRT_OK, or NOT_FOUND / INVALID_ARGUMENT / UNSUPPORTED /
  * IO_ERROR with err naming the file and the reason. */
 sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, size_t errlen);
 void store_free(struct sdrt_model *m);
@@ -61,6 +61,15 @@ store_component *store_component_get(struct sdrt_model *m, const char *name);
 const sdrt_tensor *store_tensor(struct sdrt_model *m, const char *comp, const char *name);
 const char *store_file_path(struct sdrt_model *m, const char *comp, const char *file);
 const char *store_dtype_name(sdrt_dtype d);
+
+/* Quantises, in memory, the MATMUL/CONV2D weights of the UNet and text
+ * encoders whose rows are whole blocks of wt (model.load's weight_type).
+ * The VAE, tables, norms and biases keep their dtype. */
+sdrt_status store_quantise(struct sdrt_model *m, sdrt_dtype wt, char *err, size_t errlen);
+/* Splits "<path>#<weight_type>" (a type sdrt_quant_can_write takes, and
+ * the whole id not itself an existing path): returns the dtype and sets
+ * *base (malloc'd), or -1 (no suffix; *base NULL), -2 out of memory. */
+int store_split_weight_type(const char *id, char **base);
 
 /* Memory of `bytes` owned by the model (freed with it), or NULL. */
 void *store_alloc(struct sdrt_model *m, size_t bytes);

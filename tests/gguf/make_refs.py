@@ -45,9 +45,15 @@ def random_blocks(rng, name):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--check":
         r = gguf.GGUFReader(sys.argv[2])
+        counts = {}
         for t in r.tensors:
-            d = quants.dequantize(t.data, t.tensor_type)
-            print(t.name, t.tensor_type.name, list(t.shape), float(np.sum(d.astype(np.float64))))
+            if t.tensor_type.name.startswith("I"):
+                d = np.asarray(t.data)
+            else:
+                d = quants.dequantize(t.data, t.tensor_type)
+            assert np.all(np.isfinite(d)), t.name
+            counts[t.tensor_type.name] = counts.get(t.tensor_type.name, 0) + 1
+        print(sys.argv[2], "read by gguf-py", gguf.__name__, "tensors by type:", counts)
         return
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(17)
