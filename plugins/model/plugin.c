@@ -186,8 +186,30 @@ static sdrt_error *on_unload(model_plugin *p, const cJSON *data, char **result_j
     return reply(p, o, result_json);
 }
 
+/* "output" inside the host's output roots (unless any path is allowed):
+ * a request may only write where the deployment lets it. malloc'd. */
+static sdrt_status output_path(model_plugin *p, const char *out, char **res, char *err, size_t errlen) {
+    *res = NULL;
+    if (p->lookup.allow_any_path || !p->api->resolve_path) {
+        *res = strdup(out);
+        return *res ? SDRT_OK : SDRT_RESOURCE_EXHAUSTED;
+    }
+    sdrt_error *e = NULL;
+    char *r = p->api->resolve_path(p->host, "output", out, &e);
+    if (!r) {
+        sdrt_status code = e ? e->code : SDRT_PERMISSION_DENIED;
+        snprintf(err, errlen, "output: %s", e ? e->message : "outside the output roots");
+        if (e) p->api->error_free(e);
+        return code;
+    }
+    *res = strdup(r);
+    p->api->free(r);
+    return *res ? SDRT_OK : SDRT_RESOURCE_EXHAUSTED;
+}
+
 /* model.convert: the model's single file rewritten as GGUF at "output"
- * (a new .gguf path in an existing folder; "overwrite": true replaces). */
+ * (a new .gguf path inside the output roots, in an existing folder;
+ * "overwrite": true replaces a file). */
 static sdrt_error *on_convert(model_plugin *p, const cJSON *data, char **result_json) {
     const char *id = NULL;
     sdrt_error *e = model_id_of(p, data, &id);
@@ -206,22 +228,30 @@ static sdrt_error *on_convert(model_plugin *p, const cJSON *data, char **result_
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
                                  "weight_type: '%s' is not one sdrt writes (q8_0, q5_1, q5_0, q4_1, q4_0, f16, bf16, f32)",
                                  wt->valuestring);
+    char err[ERR_LEN], *path = NULL, *dst = NULL;
+    sdrt_status st = output_path(p, out->valuestring, &dst, err, sizeof err);
+    if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", st == SDRT_RESOURCE_EXHAUSTED ? "out of memory" : err);
     struct stat sb;
-    if (!cJSON_IsTrue(ow) && stat(out->valuestring, &sb) == 0)
+    if (!cJSON_IsTrue(ow) && stat(dst, &sb) == 0) {
+        free(dst);
         return p->api->error_new(SDRT_ALREADY_EXISTS, NULL, "output: %s exists (set \"overwrite\": true to replace it)",
                                  out->valuestring);
-    char err[ERR_LEN], *path = NULL;
-    sdrt_status st = lookup_resolve(&p->lookup, id, &path, err, sizeof err);
+    }
+    st = lookup_resolve(&p->lookup, id, &path, err, sizeof err);
     if (st == SDRT_OK && (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))) {
         snprintf(err, sizeof err, "model_id: %s is not a single-file checkpoint (.safetensors or .gguf)", path);
         st = SDRT_INVALID_ARGUMENT;
     }
     convert_stats cs;
-    if (st == SDRT_OK) st = model_convert(path, out->valuestring, (sdrt_dtype)dt, &cs, err, sizeof err);
+    if (st == SDRT_OK) st = model_convert(path, dst, (sdrt_dtype)dt, &cs, err, sizeof err);
     free(path);
-    if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
+    if (st != SDRT_OK) {
+        free(dst);
+        return p->api->error_new(st, NULL, "%s", err);
+    }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "output", out->valuestring);
+    cJSON_AddStringToObject(o, "output", dst);
+    free(dst);
     cJSON_AddStringToObject(o, "weight_type", wt->valuestring);
     cJSON_AddNumberToObject(o, "tensors", (double)cs.tensors);
     cJSON_AddNumberToObject(o, "quantised", (double)cs.quantised);

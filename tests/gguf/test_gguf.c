@@ -224,6 +224,7 @@ void test_convert_load_sd15(void);
 void test_convert_load_sdxl(void);
 void test_unet_only_ldm(void);
 void test_load_errors(void);
+void test_convert_message(void);
 
 const test_entry TESTS[] = {
     {"dtype_helpers", test_dtype_helpers},
@@ -237,5 +238,6 @@ const test_entry TESTS[] = {
     {"convert_load_sdxl", test_convert_load_sdxl},
     {"unet_only_ldm", test_unet_only_ldm},
     {"load_errors", test_load_errors},
+    {"convert_message", test_convert_message},
     {0},
 };
