@@ -285,6 +285,7 @@ void output_batch_end(void);
 /* ---- commands ----------------------------------------------------------- */
 
 int cmd_generate(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_validate_plugin(int argc, char **argv);
 
 #endif

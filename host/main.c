@@ -60,12 +60,13 @@ static void usage(FILE *f) {
             "  serve             answer JSON requests on stdin/stdout (one per line)\n"
             "  generate          make an image: --model M --prompt P [-W 512 -H 512 --steps 30 --cfg 7.5\n"
             "                    --sampler NAME --seed N --negative-prompt P -o DIR]\n"
+            "  convert           write GGUF: --model M --type q8_0|q5_1|q5_0|q4_1|q4_0|f16 -o OUT.gguf [--overwrite]\n"
             "  plugins           list loaded and refused plugins\n"
             "  validate-plugin PATH [--data TYPE=JSON]...\n"
             "                    check a plugin shared object against the ABI contract; --data gives\n"
             "                    a message an input that runs long, for the cancel-while-running check\n"
             "  version           print versions\n"
-            "host options (serve, generate, plugins):\n"
+            "host options (serve, generate, convert, plugins):\n"
             "  --config FILE  --set key=value  --model-root DIR  --output-root DIR  --plugin-path DIR\n"
             "  (SDRT_CONFIG=FILE also selects the config)\n");
 }
@@ -148,6 +149,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc, argv);
     if (strcmp(cmd, "generate") == 0) return cmd_generate(argc, argv);
+    if (strcmp(cmd, "convert") == 0) return cmd_convert(argc, argv);
     if (strcmp(cmd, "plugins") == 0) return cmd_plugins(argc, argv);
     if (strcmp(cmd, "validate-plugin") == 0) return cmd_validate_plugin(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
