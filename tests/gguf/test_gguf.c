@@ -3,6 +3,7 @@
  * malformed files each failing with the precise reason; every truncation
  * failing; loading as a model (test_load.c). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,32 @@ static void test_random_corruption(void) {
     }
 }
 
+/* The fuzz seeds (tests/fuzz/corpus/gguf, from make_corpus.py): valid
+ * ones parse, each "bad_" one fails. */
+static void test_fuzz_seeds(void) {
+    const char *dir = test_path("SDRT_SOURCE_DIR", "tests/fuzz/corpus/gguf");
+    DIR *d = opendir(dir);
+    REQUIRE(d, "%s missing", dir);
+    int seen = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char rel[512];
+        snprintf(rel, sizeof rel, "tests/fuzz/corpus/gguf/%s", e->d_name);
+        size_t len;
+        void *buf = gguf_test_slurp(rel, &len);
+        gguf_file *f = NULL;
+        char err[512] = "";
+        int rc = buf ? gguf_parse(buf, len, &f, err, sizeof err) : -2;
+        int bad = strncmp(e->d_name, "bad_", 4) == 0;
+        CHECK(bad ? rc == -1 : rc == 0, "%s: rc %d %s", e->d_name, rc, err);
+        gguf_close(f);
+        free(buf);
+        seen++;
+    }
+    closedir(d);
+    CHECK(seen >= 20, "only %d seeds", seen);
+}
+
 void test_convert_load_sd15(void);
 void test_convert_load_sdxl(void);
 void test_unet_only_ldm(void);
@@ -234,6 +261,7 @@ const test_entry TESTS[] = {
     {"handmade_valid", test_handmade_valid},
     {"malformed", test_malformed},
     {"random_corruption", test_random_corruption},
+    {"fuzz_seeds", test_fuzz_seeds},
     {"convert_load_sd15", test_convert_load_sd15},
     {"convert_load_sdxl", test_convert_load_sdxl},
     {"unet_only_ldm", test_unet_only_ldm},
