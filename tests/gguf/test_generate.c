@@ -78,7 +78,52 @@ static void test_sd15_weight_type(void) {
     ifx_stop();
 }
 
+/* Opt-in measurement (docs/PERFORMANCE.md, "Quantized weights"): one run
+ * of SDRT_GGUF_FULL (a full-size checkpoint, .safetensors or .gguf) with
+ * weight_type SDRT_GGUF_WT (optional), SDRT_GGUF_SIZE (256) square,
+ * SDRT_GGUF_STEPS (3) Euler steps, CFG 7; prints the time per guided step
+ * (between the first and last step reports), the whole run, and the final
+ * latents' relative L2 against SDRT_GGUF_REF (a latents .npy of another
+ * run, e.g. the f16 one; the path of this run's is printed). Peak RSS:
+ * run it under /usr/bin/time -v, one variant per process. */
+static void test_full_size_measure(void) {
+    const char *ckpt = getenv("SDRT_GGUF_FULL"), *wt = getenv("SDRT_GGUF_WT"), *ref = getenv("SDRT_GGUF_REF");
+    if (!ckpt || !*ckpt) {
+        printf("# skipped: set SDRT_GGUF_FULL to a full-size checkpoint\n");
+        return;
+    }
+    int size = getenv("SDRT_GGUF_SIZE") ? atoi(getenv("SDRT_GGUF_SIZE")) : 256;
+    int steps = getenv("SDRT_GGUF_STEPS") ? atoi(getenv("SDRT_GGUF_STEPS")) : 3;
+    REQUIRE(ifx_start(), "plugins did not load");
+    char data[4096], extra[128] = "";
+    if (wt && *wt) snprintf(extra, sizeof extra, ",\"weight_type\":\"%s\"", wt);
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"blurry\",\"width\":%d,"
+             "\"height\":%d,\"num_inference_steps\":%d,\"guidance_scale\":7,\"seed\":3,\"scheduler\":\"euler\","
+             "\"output\":{\"dir\":\"%s\",\"save_latents\":true}%s}",
+             ckpt, size, size, steps, ifx_out_dir(), extra);
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    REQUIRE(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
+    const char *lat = ifx_json_string_at(r.data, "latents", 0);
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
+    double step = steps > 1 ? (job.t_last_step - job.t_first_step) / (steps - 1) : 0.0;
+    printf("# %s weight_type=%s %dx%d: %.2f s per guided step, whole run %.2f s, latents %s\n", ckpt,
+           wt && *wt ? wt : "(stored)", size, size, step, cJSON_IsNumber(pt) ? pt->valuedouble : -1.0,
+           lat ? lat : "?");
+    if (ref && *ref && lat) {
+        size_t n = 0, m = 0;
+        float *a = ifx_load_npy(lat, &n), *b = ifx_load_npy(ref, &m);
+        CHECK(a && b && n == m, "latents of different sizes");
+        if (a && b && n == m) printf("# final latents rel L2 vs %s: %.3g\n", ref, test_rel_l2(a, b, n));
+        free(a);
+        free(b);
+    }
+    cJSON_Delete(r.data);
+}
+
 const test_entry TESTS[] = {
+    {"full_size_measure", test_full_size_measure},
     {"sd15_gguf_q8_0", test_sd15_gguf_q8_0},
     {"sd15_gguf_q4_0", test_sd15_gguf_q4_0},
     {"sd15_gguf_f16", test_sd15_gguf_f16},
