@@ -60,7 +60,7 @@ static void usage(FILE *f) {
             "  serve             answer JSON requests on stdin/stdout (one per line)\n"
             "  generate          make an image: --model M --prompt P [-W 512 -H 512 --steps 30 --cfg 7.5\n"
             "                    --sampler NAME --seed N --negative-prompt P -o DIR]\n"
-            "  convert           write GGUF: --model M --type q8_0|q5_1|q5_0|q4_1|q4_0|f16 -o OUT.gguf [--overwrite]\n"
+            "  convert           write GGUF: --model M --type q8_0|q5_1|q5_0|q4_1|q4_0|q4_K|f16 -o OUT.gguf [--overwrite]\n"
             "  plugins           list loaded and refused plugins\n"
             "  validate-plugin PATH [--data TYPE=JSON]...\n"
             "                    check a plugin shared object against the ABI contract; --data gives\n"

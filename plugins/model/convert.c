@@ -78,7 +78,7 @@ sdrt_status model_convert(const char *src, const char *dst, sdrt_dtype wt, conve
                           size_t errlen) {
     memset(stats, 0, sizeof *stats);
     if (!sdrt_quant_can_write(wt)) {
-        snprintf(err, errlen, "weight_type %s: sdrt writes f32, f16, bf16, q8_0, q5_1, q5_0, q4_1 or q4_0",
+        snprintf(err, errlen, "weight_type %s: sdrt writes f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, q4_0 or q4_K",
                  sdrt_dtype_ggml_name(wt) ? sdrt_dtype_ggml_name(wt) : "?");
         return SDRT_INVALID_ARGUMENT;
     }

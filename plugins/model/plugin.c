@@ -41,8 +41,8 @@ static sdrt_status resolve_key(model_plugin *p, const char *model_id, const char
     if (weight_type) {
         int wt = sdrt_dtype_from_ggml_name(weight_type);
         if (wt < 0 || !sdrt_quant_can_write((sdrt_dtype)wt)) {
-            snprintf(err, errlen, "weight_type: '%s' is not one sdrt quantises to (q8_0, q5_1, q5_0, q4_1, q4_0, f16, bf16, f32; "
-                     "K-quant GGUF files load as they are)", weight_type);
+            snprintf(err, errlen, "weight_type: '%s' is not one sdrt quantises to (q8_0, q5_1, q5_0, q4_1, q4_0, q4_K, f16, bf16, "
+                     "f32; other K-quant GGUF files load as they are)", weight_type);
             st = SDRT_INVALID_ARGUMENT;
         }
     }
@@ -226,7 +226,7 @@ static sdrt_error *on_convert(model_plugin *p, const cJSON *data, char **result_
     int dt = sdrt_dtype_from_ggml_name(wt->valuestring);
     if (dt < 0 || !sdrt_quant_can_write((sdrt_dtype)dt))
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
-                                 "weight_type: '%s' is not one sdrt writes (q8_0, q5_1, q5_0, q4_1, q4_0, f16, bf16, f32)",
+                                 "weight_type: '%s' is not one sdrt writes (q8_0, q5_1, q5_0, q4_1, q4_0, q4_K, f16, bf16, f32)",
                                  wt->valuestring);
     char err[ERR_LEN], *path = NULL, *dst = NULL;
     sdrt_status st = output_path(p, out->valuestring, &dst, err, sizeof err);

@@ -397,6 +397,125 @@ static void q_q5_1(const float *x, uint8_t *b) {
     for (int i = 0; i < 4; i++) b[4 + i] = (uint8_t)(qh >> (8 * i));
 }
 
+/* q4_K: ggml's quantize_row_q4_K_ref (make_qkx2_quants: per 32-element
+ * sub-block a weighted least-squares scale and min searched over 21
+ * candidate scales, then 6-bit sub-scales under one f16 d and dmin).
+ * Transcribed, not byte-compared: the gguf package has no K quantiser, so
+ * the tests check its round trip and decode it with the verified
+ * dequantiser. */
+static int nearest_int(float fval) {
+    float val = fval + 12582912.f;
+    int i;
+    memcpy(&i, &val, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                              uint8_t *Laux, float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0], sum_w = weights[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; ++i) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        float w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        for (int i = 0; i < n; ++i) L[i] = 0;
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = nmax / (max - min), scale = 1 / iscale, best_mad = 0;
+    for (int i = 0; i < n; ++i) {
+        int l = nearest_int(iscale * (x[i] - min));
+        L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
+        float diff = scale * L[i] + min - x[i];
+        best_mad += weights[i] * (diff * diff);
+    }
+    for (int is = 0; is <= nstep; ++is) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; ++i) {
+            int l = nearest_int(iscale * (x[i] - min));
+            l = l < 0 ? 0 : l > nmax ? nmax : l;
+            Laux[i] = (uint8_t)l;
+            float w = weights[i];
+            sum_l += w * l;
+            sum_l2 += w * l * l;
+            sum_xl += w * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float mad = 0;
+            for (int i = 0; i < n; ++i) {
+                float diff = this_scale * Laux[i] + this_min - x[i];
+                mad += weights[i] * (diff * diff);
+            }
+            if (mad < best_mad) {
+                for (int i = 0; i < n; ++i) L[i] = Laux[i];
+                best_mad = mad;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+static void q_q4_k(const float *x, uint8_t *b) {
+    uint8_t L[QK_K], Laux[32], *sc12 = b + 4, *q = b + 16;
+    float weights[32], mins[QK_K / 32], scales[QK_K / 32], max_scale = 0, max_min = 0;
+    memset(b, 0, 144);
+    for (int j = 0; j < QK_K / 32; ++j) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f, inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    for (int j = 0; j < QK_K / 32; ++j) {
+        uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]), lm = (uint8_t)nearest_int(inv_min * mins[j]);
+        ls = ls < 63 ? ls : 63;
+        lm = lm < 63 ? lm : 63;
+        if (j < 4) {
+            sc12[j] = ls;
+            sc12[j + 4] = lm;
+        } else {
+            sc12[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+            sc12[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            sc12[j - 0] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    f16_put(b, max_scale / 63.f);
+    f16_put(b + 2, max_min / 63.f);
+    for (int j = 0; j < QK_K / 32; ++j) {
+        uint8_t sc, m;
+        scale_min_k4(j, sc12, &sc, &m);
+        const float d = f16_at(b) * sc;
+        if (!d) continue;
+        const float dm = f16_at(b + 2) * m;
+        for (int ii = 0; ii < 32; ++ii) {
+            int l = nearest_int((x[32 * j + ii] + dm) / d);
+            L[32 * j + ii] = (uint8_t)(l < 0 ? 0 : l > 15 ? 15 : l);
+        }
+    }
+    for (int j = 0; j < QK_K; j += 64) {
+        for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+        q += 32;
+    }
+}
+
 typedef void (*q_block_fn)(const float *x, uint8_t *b);
 
 static q_block_fn q_for(sdrt_dtype dt) {
@@ -406,6 +525,7 @@ static q_block_fn q_for(sdrt_dtype dt) {
     case SDRT_DTYPE_Q5_0: return q_q5_0;
     case SDRT_DTYPE_Q5_1: return q_q5_1;
     case SDRT_DTYPE_Q8_0: return q_q8_0;
+    case SDRT_DTYPE_Q4_K: return q_q4_k;
     default: return NULL;
     }
 }
@@ -434,9 +554,10 @@ int sdrt_quant_row(sdrt_dtype dt, const float *src, void *dst, int64_t n) {
     default: break;
     }
     q_block_fn fn = q_for(dt);
-    if (!fn || n % QK) return -1;
+    int64_t be = sdrt_dtype_block_elems(dt);
+    if (!fn || n % be) return -1;
     size_t bb = sdrt_dtype_block_bytes(dt);
-    for (int64_t i = 0; i < n / QK; i++) fn(src + i * QK, d + (size_t)i * bb);
+    for (int64_t i = 0; i < n / be; i++) fn(src + i * be, d + (size_t)i * bb);
     return 0;
 }
 

@@ -68,11 +68,11 @@ static void test_sd15_weight_type(void) {
                         "tiny-sd15", "tiny-sd15 weight_type q8_0");
     CHECK(e <= 1e-2, "weight_type q8_0: rel L2 %.3g", e);
     char data[1024];
-    snprintf(data, sizeof data, "{\"model_id\":\"%s\",\"prompt\":\"x\",\"width\":64,\"height\":64,\"weight_type\":\"q4_K\"}",
+    snprintf(data, sizeof data, "{\"model_id\":\"%s\",\"prompt\":\"x\",\"width\":64,\"height\":64,\"weight_type\":\"q6_K\"}",
              test_path("SDRT_REFERENCE", "tiny-sd15/tiny-sd15.safetensors"));
     struct sdrt_job job = {0};
     ifx_result r = ifx_call("inference.run", data, &job);
-    CHECK(r.status == SDRT_INVALID_ARGUMENT && strstr(r.message, "weight_type"), "q4_K on load: %d %s", r.status,
+    CHECK(r.status == SDRT_INVALID_ARGUMENT && strstr(r.message, "weight_type"), "q6_K on load: %d %s", r.status,
           r.message);
     cJSON_Delete(r.data);
     ifx_stop();

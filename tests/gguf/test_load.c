@@ -190,6 +190,6 @@ void test_load_errors(void) {
     st = store_load(path, &m, err, sizeof err);
     CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, "llama"), "llama file: %s", err);
     convert_stats cs;
-    st = model_convert(path, path, SDRT_DTYPE_Q4_K, &cs, err, sizeof err);
-    CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, "q4_K"), "q4_K write refused: %s", err);
+    st = model_convert(path, path, SDRT_DTYPE_Q3_K, &cs, err, sizeof err);
+    CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, "q3_K"), "q3_K write refused: %s", err);
 }

@@ -64,8 +64,8 @@ void test_convert_message(void) {
     CHECK(!e && r && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "cached")), "id#q4_0 is the same entry: %s",
           e ? e->message : "");
     cJSON_Delete(r);
-    expect_err(inst, "model.load", "{\"model_id\":\"tiny-sd15.safetensors\",\"weight_type\":\"q4_K\"}",
-               SDRT_INVALID_ARGUMENT, "weight_type: 'q4_K'");
+    expect_err(inst, "model.load", "{\"model_id\":\"tiny-sd15.safetensors\",\"weight_type\":\"q6_K\"}",
+               SDRT_INVALID_ARGUMENT, "weight_type: 'q6_K'");
     expect_err(inst, "model.load", "{\"model_id\":\"tiny-sd15.safetensors#q8_0\",\"weight_type\":\"q4_0\"}",
                SDRT_INVALID_ARGUMENT, "conflicts");
     snprintf(data, sizeof data, "{\"model_id\":\"tiny-sd15.safetensors\",\"output\":\"%s/x.bin\",\"weight_type\":\"q8_0\"}", dir);

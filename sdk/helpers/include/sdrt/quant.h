@@ -30,8 +30,10 @@ int sdrt_dequant_row(sdrt_dtype dt, const void *src, float *dst, int64_t n);
 void sdrt_dequant_range(sdrt_dtype dt, const void *row, int64_t first, int64_t count, float *dst, float *scratch);
 
 /* Quantises src[0..n) into dst (sdrt_dtype_bytes(dt, n) bytes) as ggml's
- * reference quantiser does. Supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (also
- * F16, BF16, F32 as plain conversion). Returns 0, or -1 for another dtype
+ * reference quantiser does. Supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0
+ * (byte-identical to ggml, checked against gguf-py), Q4_K (ggml's
+ * algorithm transcribed; gguf-py has no K quantiser to compare with), and
+ * F16, BF16, F32 as plain conversion. Returns 0, or -1 for another dtype
  * or a partial block. */
 int sdrt_quant_row(sdrt_dtype dt, const float *src, void *dst, int64_t n);
 /* Whether sdrt_quant_row can write dt. */
