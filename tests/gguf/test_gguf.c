@@ -252,6 +252,7 @@ void test_convert_load_sdxl(void);
 void test_unet_only_ldm(void);
 void test_load_errors(void);
 void test_convert_message(void);
+void test_cli_convert(void);
 
 const test_entry TESTS[] = {
     {"dtype_helpers", test_dtype_helpers},
@@ -267,5 +268,6 @@ const test_entry TESTS[] = {
     {"unet_only_ldm", test_unet_only_ldm},
     {"load_errors", test_load_errors},
     {"convert_message", test_convert_message},
+    {"cli_convert", test_cli_convert},
     {0},
 };
