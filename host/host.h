@@ -349,6 +349,7 @@ int supervisor_serve(const host_config *cfg, int (*serve)(void *), void *arg);
 /* ---- commands ----------------------------------------------------------- */
 
 int cmd_generate(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_validate_plugin(int argc, char **argv);
 
 #endif

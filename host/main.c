@@ -61,13 +61,14 @@ static void usage(FILE *f) {
             "  serve             answer JSON requests on stdin/stdout (one per line)\n"
             "  generate          make an image: --model M --prompt P [-W 512 -H 512 --steps 30 --cfg 7.5\n"
             "                    --sampler NAME --seed N --negative-prompt P -o DIR]\n"
+            "  convert           write GGUF: --model M --type q8_0|q5_1|q5_0|q4_1|q4_0|q4_K|f16 -o OUT.gguf [--overwrite]\n"
             "  plugins           list loaded and refused plugins\n"
             "  validate-plugin PATH [--data TYPE=JSON]...\n"
             "                    check a plugin shared object against the ABI contract; --data gives\n"
             "                    a message an input that runs long, for the cancel-while-running check\n"
             "  version           print versions\n"
             "sdrt <command> --help tells more about each.\n"
-            "host options (serve, generate, plugins):\n"
+            "host options (serve, generate, convert, plugins):\n"
             "  --config FILE  --set key=value  --model-root DIR  --output-root DIR  --plugin-path DIR\n"
             "  (SDRT_CONFIG=FILE also selects the config)\n");
 }
@@ -104,6 +105,15 @@ static int command_help(const char *cmd) {
                      "  -b, --batch N              images per prompt\n"
                      "  --clip-skip N              CLIP layers to skip\n"
                      "  -o, --output DIR           output folder (default: outputs)\n%s",
+                HOST_OPTIONS);
+    else if (strcmp(cmd, "convert") == 0)
+        fprintf(out, "usage: sdrt convert --model M --type T -o OUT.gguf [--overwrite] [host options]\n"
+                     "Writes a GGUF file of a model, its matrices stored as T (f32, f16, bf16, q8_0, q5_1,\n"
+                     "q5_0, q4_1, q4_0, q4_K) as model.convert does (docs/protocol.md).\n"
+                     "  -m, --model M     model folder or file, or a name under the model roots\n"
+                     "  -t, --type T      weight type of the matrices\n"
+                     "  -o, --output F    the GGUF file to write (inside the output roots)\n"
+                     "  --overwrite       replace an existing file\n%s",
                 HOST_OPTIONS);
     else if (strcmp(cmd, "plugins") == 0)
         fprintf(out, "usage: sdrt plugins [host options]\n"
@@ -231,6 +241,7 @@ int main(int argc, char **argv) {
         return 0;
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc, argv);
     if (strcmp(cmd, "generate") == 0) return cmd_generate(argc, argv);
+    if (strcmp(cmd, "convert") == 0) return cmd_convert(argc, argv);
     if (strcmp(cmd, "plugins") == 0) return cmd_plugins(argc, argv);
     if (strcmp(cmd, "validate-plugin") == 0) return cmd_validate_plugin(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();

@@ -257,6 +257,19 @@ static void req_model_and_prompts(req_ctx *c, infer_request *r) {
     req_model_id(c, r);
     if (c->status == SDRT_OK && (!r->model_id || !r->model_id[0]))
         req_fail(c, "model_id", "is required", 0);
+    /* weight_type: the model plugin quantises on load under the id
+     * "<model_id>#<type>" (its own cache entry, shared by every plugin
+     * of this request); it checks the type. */
+    const cJSON *wt = req_item(c, "weight_type", NULL);
+    if (c->status == SDRT_OK && wt && (!cJSON_IsString(wt) || !wt->valuestring[0] || strchr(wt->valuestring, '#')))
+        req_fail(c, "weight_type", "must be a ggml type name such as \"q8_0\"", 0);
+    if (c->status == SDRT_OK && wt) {
+        size_t n = strlen(r->model_id) + strlen(wt->valuestring) + 2;
+        char *id = malloc(n);
+        if (id) snprintf(id, n, "%s#%s", r->model_id, wt->valuestring);
+        free(r->model_id);
+        r->model_id = id ? id : req_strdup(c, "");
+    }
     r->prompt = req_string(c, req_item(c, "prompt", NULL), "prompt", "");
     const cJSON *neg = req_item(c, "negative_prompt", NULL);
     r->has_negative_prompt = neg != NULL;

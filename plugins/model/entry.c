@@ -1,7 +1,7 @@
 /* plugins/model/entry.c - the plugin descriptor and exported entry point. */
 #include "plugin.h"
 
-static const char *const MESSAGE_TYPES[] = {"model.load", "model.unload", "model.list", "model.scan", "model.info", NULL};
+static const char *const MESSAGE_TYPES[] = {"model.load", "model.unload", "model.list", "model.scan", "model.info", "model.convert", NULL};
 
 static const sdrt_plugin_vtable VTABLE = {
     .struct_size = SDRT_STRUCT_SIZE(sdrt_plugin_vtable, get_interface),

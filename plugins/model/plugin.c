@@ -8,9 +8,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include "convert.h"
 #include "scan.h"
+#include "sdrt/quant.h"
 
 #define ERR_LEN 1024
+
+/* ---- model ids with a weight type ------------------------------------------ */
+
+/* The cache key of `model_id` quantised to `weight_type` (a ggml name, or
+ * NULL): the resolved path, plus "#<type>" when quantised on load. The id
+ * itself may carry the suffix ("<id>#q8_0", as sdrt.model/1 callers such
+ * as inference.run's weight_type pass it). */
+static sdrt_status resolve_key(model_plugin *p, const char *model_id, const char *weight_type, char **key, char *err,
+                               size_t errlen) {
+    *key = NULL;
+    char *id = strdup(model_id), *path = NULL;
+    if (!id) return SDRT_RESOURCE_EXHAUSTED;
+    char *h = strrchr(id, '#');
+    if (h && sdrt_dtype_from_ggml_name(h + 1) >= 0) {
+        if (weight_type && strcmp(weight_type, h + 1) != 0) {
+            snprintf(err, errlen, "weight_type: '%s' conflicts with the '#%s' in model_id", weight_type, h + 1);
+            free(id);
+            return SDRT_INVALID_ARGUMENT;
+        }
+        *h = 0;
+        weight_type = h + 1;
+    }
+    sdrt_status st = SDRT_OK;
+    if (weight_type) {
+        int wt = sdrt_dtype_from_ggml_name(weight_type);
+        if (wt < 0 || !sdrt_quant_can_write((sdrt_dtype)wt)) {
+            snprintf(err, errlen, "weight_type: '%s' is not one sdrt quantises to (q8_0, q5_1, q5_0, q4_1, q4_0, q4_K, f16, bf16, "
+                     "f32; other K-quant GGUF files load as they are)", weight_type);
+            st = SDRT_INVALID_ARGUMENT;
+        }
+    }
+    if (st == SDRT_OK) st = lookup_resolve(&p->lookup, id, &path, err, errlen);
+    if (st == SDRT_OK && weight_type) {
+        if (asprintf(key, "%s#%s", path, weight_type) < 0) *key = NULL, st = SDRT_RESOURCE_EXHAUSTED;
+        free(path);
+    } else if (st == SDRT_OK) {
+        *key = path;
+    }
+    if (st == SDRT_RESOURCE_EXHAUSTED) snprintf(err, errlen, "out of memory");
+    free(id);
+    return st;
+}
 
 /* ---- sdrt.model/1 -------------------------------------------------------- */
 
@@ -18,7 +64,7 @@ static sdrt_error *iface_open(void *self, const char *model_id, sdrt_job *job, s
     model_plugin *p = self;
     char err[ERR_LEN], *path = NULL;
     *out = NULL;
-    sdrt_status st = lookup_resolve(&p->lookup, model_id, &path, err, sizeof err);
+    sdrt_status st = resolve_key(p, model_id, NULL, &path, err, sizeof err);
     if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load, out, NULL, err, sizeof err);
     free(path);
     return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
@@ -89,8 +135,11 @@ static sdrt_error *open_for(model_plugin *p, const cJSON *data, sdrt_model **m, 
     const char *id = NULL;
     sdrt_error *e = model_id_of(p, data, &id);
     if (e) return e;
+    const cJSON *wt = cJSON_GetObjectItemCaseSensitive(data, "weight_type");
+    if (wt && !cJSON_IsString(wt))
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "weight_type: must be a string such as \"q8_0\"");
     char err[ERR_LEN], *path = NULL;
-    sdrt_status st = lookup_resolve(&p->lookup, id, &path, err, sizeof err);
+    sdrt_status st = resolve_key(p, id, wt ? wt->valuestring : NULL, &path, err, sizeof err);
     if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load, m, loaded, err, sizeof err);
     free(path);
     return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
@@ -133,13 +182,88 @@ static sdrt_error *on_unload(model_plugin *p, const cJSON *data, char **result_j
     if (e) return e;
     char err[ERR_LEN], *path = NULL;
     sdrt_status st = cache_unload(&p->cache, id, err, sizeof err);
-    if (st == SDRT_NOT_FOUND && lookup_resolve(&p->lookup, id, &path, err, sizeof err) == SDRT_OK)
+    if (st == SDRT_NOT_FOUND && resolve_key(p, id, NULL, &path, err, sizeof err) == SDRT_OK)
         st = cache_unload(&p->cache, path, err, sizeof err);
     free(path);
     if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model_id", id);
     cJSON_AddBoolToObject(o, "unloaded", 1);
+    return reply(p, o, result_json);
+}
+
+/* "output" inside the host's output roots (unless any path is allowed):
+ * a request may only write where the deployment lets it. malloc'd. */
+static sdrt_status output_path(model_plugin *p, const char *out, char **res, char *err, size_t errlen) {
+    *res = NULL;
+    if (p->lookup.allow_any_path || !p->api->resolve_path) {
+        *res = strdup(out);
+        return *res ? SDRT_OK : SDRT_RESOURCE_EXHAUSTED;
+    }
+    sdrt_error *e = NULL;
+    char *r = p->api->resolve_path(p->host, "output", out, &e);
+    if (!r) {
+        sdrt_status code = e ? e->code : SDRT_PERMISSION_DENIED;
+        snprintf(err, errlen, "output: %s", e ? e->message : "outside the output roots");
+        if (e) p->api->error_free(e);
+        return code;
+    }
+    *res = strdup(r);
+    p->api->free(r);
+    return *res ? SDRT_OK : SDRT_RESOURCE_EXHAUSTED;
+}
+
+/* model.convert: the model's single file rewritten as GGUF at "output"
+ * (a new .gguf path inside the output roots, in an existing folder;
+ * "overwrite": true replaces a file). */
+static sdrt_error *on_convert(model_plugin *p, const cJSON *data, char **result_json) {
+    const char *id = NULL;
+    sdrt_error *e = model_id_of(p, data, &id);
+    if (e) return e;
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(data, "output");
+    const cJSON *wt = cJSON_GetObjectItemCaseSensitive(data, "weight_type");
+    const cJSON *ow = cJSON_GetObjectItemCaseSensitive(data, "overwrite");
+    if (!cJSON_IsString(out) || strlen(out->valuestring) < 6 ||
+        strcmp(out->valuestring + strlen(out->valuestring) - 5, ".gguf") != 0)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "output: must be a path ending in .gguf");
+    if (!cJSON_IsString(wt))
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "weight_type: required, e.g. \"q8_0\"");
+    if (ow && !cJSON_IsBool(ow)) return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "overwrite: must be a boolean");
+    int dt = sdrt_dtype_from_ggml_name(wt->valuestring);
+    if (dt < 0 || !sdrt_quant_can_write((sdrt_dtype)dt))
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                                 "weight_type: '%s' is not one sdrt writes (q8_0, q5_1, q5_0, q4_1, q4_0, q4_K, f16, bf16, f32)",
+                                 wt->valuestring);
+    char err[ERR_LEN], *path = NULL, *dst = NULL;
+    sdrt_status st = output_path(p, out->valuestring, &dst, err, sizeof err);
+    if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", st == SDRT_RESOURCE_EXHAUSTED ? "out of memory" : err);
+    struct stat sb;
+    if (!cJSON_IsTrue(ow) && stat(dst, &sb) == 0) {
+        free(dst);
+        return p->api->error_new(SDRT_ALREADY_EXISTS, NULL, "output: %s exists (set \"overwrite\": true to replace it)",
+                                 out->valuestring);
+    }
+    st = lookup_resolve(&p->lookup, id, &path, err, sizeof err);
+    if (st == SDRT_OK && (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))) {
+        snprintf(err, sizeof err, "model_id: %s is not a single-file checkpoint (.safetensors or .gguf)", path);
+        st = SDRT_INVALID_ARGUMENT;
+    }
+    convert_stats cs;
+    if (st == SDRT_OK) st = model_convert(path, dst, (sdrt_dtype)dt, &cs, err, sizeof err);
+    free(path);
+    if (st != SDRT_OK) {
+        free(dst);
+        return p->api->error_new(st, NULL, "%s", err);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "output", dst);
+    free(dst);
+    cJSON_AddStringToObject(o, "weight_type", wt->valuestring);
+    cJSON_AddNumberToObject(o, "tensors", (double)cs.tensors);
+    cJSON_AddNumberToObject(o, "quantised", (double)cs.quantised);
+    cJSON_AddNumberToObject(o, "skipped", (double)cs.skipped);
+    cJSON_AddNumberToObject(o, "bytes_in", (double)cs.bytes_in);
+    cJSON_AddNumberToObject(o, "bytes_out", (double)cs.bytes_out);
     return reply(p, o, result_json);
 }
 
@@ -163,6 +287,7 @@ sdrt_error *model_plugin_handle(void *instance, const sdrt_request *req, char **
     else if (!strcmp(req->type, "model.info")) e = on_info(p, data, result_json);
     else if (!strcmp(req->type, "model.unload")) e = on_unload(p, data, result_json);
     else if (!strcmp(req->type, "model.list")) e = on_list(p, result_json);
+    else if (!strcmp(req->type, "model.convert")) e = on_convert(p, data, result_json);
     else if (!strcmp(req->type, "model.scan")) e = reply(p, scan_roots(p->lookup.roots, p->lookup.n_roots), result_json);
     else e = p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "type: '%s' is not served by the model plugin", req->type);
     cJSON_Delete(data);

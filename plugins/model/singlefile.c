@@ -12,13 +12,11 @@
 #include "ckpt_map.h"
 #include "store.h"
 
-static size_t dtype_size(sdrt_dtype d) {
-    static const size_t sizes[] = {4, 2, 2, 4, 8, 1, 8};
-    return sizes[d];
-}
-
-/* Applies the mapping's view transform; -1 when the shape does not fit. */
-static int apply_op(sdrt_tensor *t, const ckpt_target *tg) {
+/* Applies the mapping's view transform; -1 when the shape does not fit
+ * (a quantized tensor keeps its inner dim contiguous: no transpose, rows
+ * split only on whole blocks). */
+int singlefile_apply_op(sdrt_tensor *t, const ckpt_target *tg) {
+    int quant = sdrt_dtype_is_quantized(t->dtype);
     switch (tg->op) {
     case OP_SAME:
         return 0;
@@ -30,7 +28,7 @@ static int apply_op(sdrt_tensor *t, const ckpt_target *tg) {
         t->strides[2] = t->strides[3] = 0;
         return 0;
     case OP_TRANSPOSE: {
-        if (t->ndim != 2) return -1;
+        if (t->ndim != 2 || quant) return -1;
         int64_t s0 = t->shape[0], st0 = t->strides[0];
         t->shape[0] = t->shape[1];
         t->shape[1] = s0;
@@ -41,7 +39,9 @@ static int apply_op(sdrt_tensor *t, const ckpt_target *tg) {
     case OP_ROWS3:
         if (t->ndim < 1 || t->shape[0] % 3 != 0) return -1;
         t->shape[0] /= 3;
-        t->data = (char *)t->data + (size_t)tg->part * (size_t)t->shape[0] * (size_t)t->strides[0] * dtype_size(t->dtype);
+        uint64_t skip = sdrt_dtype_bytes(t->dtype, (int64_t)tg->part * t->shape[0] * t->strides[0]);
+        if (!skip && tg->part) return -1;
+        t->data = (char *)t->data + skip;
         return 0;
     }
     return -1;
@@ -51,7 +51,7 @@ static sdrt_status add_mapped(struct sdrt_model *m, const st_file *f, const st_t
                               char *err, size_t errlen) {
     sdrt_tensor t;
     if (store_view(f, s, &t, err, errlen) != 0) return SDRT_UNSUPPORTED;
-    if (apply_op(&t, tg) != 0) {
+    if (singlefile_apply_op(&t, tg) != 0) {
         snprintf(err, errlen, "%s: tensor '%s' has a shape that cannot be viewed as diffusers '%s'", f->path, s->name,
                  tg->name);
         return SDRT_INVALID_ARGUMENT;
@@ -87,7 +87,7 @@ static sdrt_status map_all(struct sdrt_model *m, const st_file *f, const ckpt_la
 }
 
 /* Duplicate targets mean the mapping or the file is inconsistent. */
-static sdrt_status check_unique(struct sdrt_model *m, const char *path, char *err, size_t errlen) {
+sdrt_status singlefile_check_unique(struct sdrt_model *m, const char *path, char *err, size_t errlen) {
     for (int i = 0; i < m->n_comps; i++) {
         store_component *c = &m->comps[i];
         store_sort(c);
@@ -100,7 +100,7 @@ static sdrt_status check_unique(struct sdrt_model *m, const char *path, char *er
     return SDRT_OK;
 }
 
-static sdrt_status attach_configs(struct sdrt_model *m, char *err, size_t errlen) {
+sdrt_status singlefile_attach_configs(struct sdrt_model *m, char *err, size_t errlen) {
     for (int i = 0; i < m->n_comps; i++) {
         store_component *c = &m->comps[i];
         if (strcmp(c->name, "unet") == 0) c->config_json = ckpt_config_unet(m);
@@ -147,7 +147,7 @@ sdrt_status singlefile_load(struct sdrt_model *m, const char *path, char *err, s
     m->arch = ckpt_arch_name(arch);
     if (st == SDRT_OK) st = map_all(m, f, L, err, errlen);
     free(L);
-    if (st == SDRT_OK) st = check_unique(m, path, err, errlen);
-    if (st == SDRT_OK) st = attach_configs(m, err, errlen);
+    if (st == SDRT_OK) st = singlefile_check_unique(m, path, err, errlen);
+    if (st == SDRT_OK) st = singlefile_attach_configs(m, err, errlen);
     return st;
 }

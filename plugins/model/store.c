@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "store.h"
 
+#include "gguf.h"
+#include "sdrt/quant.h"
 #include "sdrt/weight_store.h"
 
 #include <cjson/cJSON.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -29,7 +32,9 @@ static sdrt_status fail(char *err, size_t errlen, sdrt_status code, const char *
 }
 
 const char *store_dtype_name(sdrt_dtype d) {
-    static const char *names[] = {"F32", "F16", "BF16", "I32", "I64", "U8", "F64"};
+    static const char *names[] = {"F32",  "F16",  "BF16", "I32",  "I64",  "U8",   "F64",  "Q4_0", "Q4_1",
+                                  "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
+    _Static_assert(sizeof names / sizeof names[0] == SDRT_DTYPE_COUNT_, "a name per dtype");
     return (unsigned)d < SDRT_DTYPE_COUNT_ ? names[d] : "?";
 }
 
@@ -88,6 +93,120 @@ int store_add(store_component *c, const char *name, const sdrt_tensor *t) {
     return 0;
 }
 
+int store_split_weight_type(const char *id, char **base) {
+    *base = NULL;
+    const char *h = strrchr(id, '#');
+    if (!h || is_file(id) || is_dir(id)) return -1;
+    int wt = sdrt_dtype_from_ggml_name(h + 1);
+    if (wt < 0 || !sdrt_quant_can_write((sdrt_dtype)wt)) return -1;
+    if (!(*base = strndup(id, (size_t)(h - id)))) return -2;
+    return wt;
+}
+
+void *store_alloc(struct sdrt_model *m, size_t bytes) {
+    void **grown = realloc(m->owned, (m->n_owned + 1) * sizeof *grown);
+    if (!grown) return NULL;
+    m->owned = grown;
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (p) {
+        m->owned[m->n_owned++] = p;
+        m->bytes += bytes;
+    }
+    return p;
+}
+
+int store_is_gemm_weight(const char *name, const sdrt_tensor *t) {
+    size_t n = strlen(name);
+    if (n < 7 || strcmp(name + n - 7, ".weight") != 0) return 0;
+    /* Token and position tables are read row by row on the host. */
+    if (strstr(name, "embeddings.") || strstr(name, "embedding.weight")) return 0;
+    return t->ndim == 2 || t->ndim == 4;
+}
+
+int store_dequantise(struct sdrt_model *m, sdrt_tensor *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    sdrt_dtype to = n > (1 << 20) ? SDRT_DTYPE_F16 : SDRT_DTYPE_F32;
+    void *dst = store_alloc(m, (size_t)sdrt_dtype_bytes(to, n) + 1);
+    float *tmp = to == SDRT_DTYPE_F32 ? dst : malloc((size_t)n * sizeof *tmp);
+    if (!dst || !tmp) return -1;
+    sdrt_dequant_row(t->dtype, t->data, tmp, n);
+    if (to == SDRT_DTYPE_F16) {
+        sdrt_quant_row(SDRT_DTYPE_F16, tmp, dst, n);
+        free(tmp);
+    }
+    t->dtype = to;
+    t->data = dst;
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        t->strides[d] = s;
+        s *= t->shape[d];
+    }
+    return 0;
+}
+
+/* Components whose matrices weight_type quantises: the VAE keeps its
+ * dtype (its decode is the image; its convolutions dominate no budget). */
+static int quantisable_component(const char *name) {
+    return strcmp(name, "unet") == 0 || strcmp(name, "text_encoder") == 0 || strcmp(name, "text_encoder_2") == 0;
+}
+
+/* Rows of K elements for a MATMUL ([N,K]) or CONV2D ([O,C,kh,kw], K =
+ * C*kh*kw) weight laid out contiguously; 0 otherwise. */
+static int64_t gemm_k(const sdrt_tensor *t) {
+    int64_t k = 1;
+    for (int d = t->ndim - 1; d >= 1; d--) {
+        if (t->shape[d] != 1 && t->strides[d] != k) return 0;
+        k *= t->shape[d];
+    }
+    return t->strides[0] == k || t->shape[0] == 1 ? k : 0;
+}
+
+sdrt_status store_quantise(struct sdrt_model *m, sdrt_dtype wt, char *err, size_t errlen) {
+    int64_t be = sdrt_dtype_block_elems(wt);
+    for (int c = 0; c < m->n_comps; c++) {
+        store_component *comp = &m->comps[c];
+        if (!quantisable_component(comp->name)) continue;
+        for (size_t i = 0; i < comp->n; i++) {
+            sdrt_tensor *t = &comp->entries[i].t;
+            if (t->dtype == wt || sdrt_dtype_is_quantized(t->dtype) || !store_is_gemm_weight(comp->entries[i].name, t))
+                continue;
+            if (t->dtype != SDRT_DTYPE_F32 && t->dtype != SDRT_DTYPE_F16 && t->dtype != SDRT_DTYPE_BF16) continue;
+            int64_t k = gemm_k(t), rows = t->shape[0];
+            if (k <= 0 || k % be || rows * k < 1024) continue;
+            uint64_t in_row = sdrt_dtype_bytes(t->dtype, k), out_row = sdrt_dtype_bytes(wt, k);
+            char *dst = store_alloc(m, (size_t)(out_row * (uint64_t)rows));
+            float *row = malloc((size_t)k * sizeof *row);
+            if (!dst || !row) {
+                free(row);
+                return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "%s: out of memory quantising %s/%s", m->id,
+                            comp->name, comp->entries[i].name);
+            }
+            for (int64_t r = 0; r < rows; r++) {
+                sdrt_dequant_row(t->dtype, (const char *)t->data + r * in_row, row, k);
+                sdrt_quant_row(wt, row, dst + r * out_row, k);
+            }
+            free(row);
+            /* The source pages were read once: return them, so resident
+             * memory holds the quantised copy only (they are file-backed
+             * and fault back in if anything reads them again). */
+            uintptr_t pg = 4096, lo = ((uintptr_t)t->data + pg - 1) & ~(pg - 1),
+                      hi = ((uintptr_t)t->data + (uintptr_t)(in_row * (uint64_t)rows)) & ~(pg - 1);
+            if ((m->n_files || m->gguf) && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+            m->bytes_by_dtype[t->dtype] -= in_row * (uint64_t)rows <= m->bytes_by_dtype[t->dtype] ? in_row * (uint64_t)rows : m->bytes_by_dtype[t->dtype];
+            m->bytes_by_dtype[wt] += out_row * (uint64_t)rows;
+            t->dtype = wt;
+            t->data = dst;
+            int64_t s = 1;
+            for (int d = t->ndim - 1; d >= 0; d--) {
+                t->strides[d] = s;
+                s *= t->shape[d];
+            }
+        }
+    }
+    return SDRT_OK;
+}
+
 static int entry_cmp(const void *a, const void *b) {
     return strcmp(((const store_entry *)a)->name, ((const store_entry *)b)->name);
 }
@@ -142,6 +261,9 @@ void store_free(struct sdrt_model *m) {
     sdrt_weight_store_free(m->resident);
     for (size_t i = 0; i < m->n_files; i++) st_close(m->files[i]);
     free(m->files);
+    gguf_close(m->gguf);
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
     free(m->id);
     free(m);
 }
@@ -353,9 +475,19 @@ sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, siz
         return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "out of memory");
     }
     sdrt_status st;
+    /* "<path>#<weight_type>": load <path>, then quantise (model.load's
+     * weight_type; the suffix keeps each variant its own cache entry). */
+    char *base = NULL;
+    int wt = store_split_weight_type(path, &base);
+    if (wt == -2) {
+        store_free(m);
+        return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    if (base) path = base;
     char *idx = join(path, "model_index.json");
     if (is_dir(path) && idx && is_file(idx)) st = load_diffusers(m, path, err, errlen);
     else if (is_file(path) && has_suffix(path, ".safetensors")) st = singlefile_load(m, path, err, errlen);
+    else if (is_file(path) && (has_suffix(path, ".gguf") || gguf_is_gguf(path))) st = gguf_load(m, path, err, errlen);
     else if (is_file(path) && (has_suffix(path, ".ckpt") || has_suffix(path, ".pt") || has_suffix(path, ".bin")))
         st = fail(err, errlen, SDRT_UNSUPPORTED, "%s: pickle checkpoints are not loaded (unsafe); convert to .safetensors", path);
     else if (is_dir(path) && is_vae_folder(path)) st = load_vae_folder(m, path, err, errlen);
@@ -363,6 +495,8 @@ sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, siz
         st = fail(err, errlen, SDRT_INVALID_ARGUMENT, "%s: folder has no model_index.json (not a diffusers model)", path);
     else st = fail(err, errlen, SDRT_NOT_FOUND, "%s: no such model file or folder", path);
     free(idx);
+    if (st == SDRT_OK && wt >= 0) st = store_quantise(m, (sdrt_dtype)wt, err, errlen);
+    free(base);
     for (int i = 0; st == SDRT_OK && i < m->n_comps; i++) store_sort(&m->comps[i]);
     if (st != SDRT_OK) {
         store_free(m);

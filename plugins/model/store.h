@@ -33,11 +33,14 @@ typedef struct store_component {
 struct sdrt_model {
     char *id;
     const char *arch;   /* static string */
-    const char *source; /* "diffusers" | "single_file" */
+    const char *source; /* "diffusers" | "single_file" | "gguf" */
     store_component comps[STORE_MAX_COMPONENTS];
     int n_comps;
     st_file **files;
     size_t n_files;
+    struct gguf_file *gguf; /* a GGUF model's mapping, or NULL */
+    void **owned;           /* tensor memory the model allocated (dequantised tables, quantised weights) */
+    size_t n_owned;
     uint64_t bytes;
     uint64_t bytes_by_dtype[SDRT_DTYPE_COUNT_];
     size_t n_tensors;
@@ -53,8 +56,8 @@ struct sdrt_model {
     struct sdrt_model *prev, *next;
 };
 
-/* Loads the diffusers folder or single .safetensors file at absolute
- * `path`. Returns SDRT_OK, or NOT_FOUND / INVALID_ARGUMENT / UNSUPPORTED /
+/* Loads the diffusers folder, single .safetensors or .gguf file at
+ * absolute `path` (optionally "<path>#<weight_type>": quantised on load). Returns SDRT_OK, or NOT_FOUND / INVALID_ARGUMENT / UNSUPPORTED /
  * IO_ERROR with err naming the file and the reason. */
 sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, size_t errlen);
 void store_free(struct sdrt_model *m);
@@ -65,6 +68,24 @@ store_component *store_component_get(struct sdrt_model *m, const char *name);
 const sdrt_tensor *store_tensor(struct sdrt_model *m, const char *comp, const char *name);
 const char *store_file_path(struct sdrt_model *m, const char *comp, const char *file);
 const char *store_dtype_name(sdrt_dtype d);
+
+/* Quantises, in memory, the MATMUL/CONV2D weights of the UNet and text
+ * encoders whose rows are whole blocks of wt (model.load's weight_type).
+ * The VAE, tables, norms and biases keep their dtype. */
+sdrt_status store_quantise(struct sdrt_model *m, sdrt_dtype wt, char *err, size_t errlen);
+/* Splits "<path>#<weight_type>" (a type sdrt_quant_can_write takes, and
+ * the whole id not itself an existing path): returns the dtype and sets
+ * *base (malloc'd), or -1 (no suffix; *base NULL), -2 out of memory. */
+int store_split_weight_type(const char *id, char **base);
+
+/* Memory of `bytes` owned by the model (freed with it), or NULL. */
+void *store_alloc(struct sdrt_model *m, size_t bytes);
+/* Whether diffusers tensor `name` is only ever a MATMUL/CONV2D weight,
+ * so it may stay block-quantized (embeddings, norms, biases may not). */
+int store_is_gemm_weight(const char *name, const sdrt_tensor *t);
+/* Replaces quantized view *t with a dequantised copy owned by m (F32, or
+ * F16 past 1M elements: embedding tables). 0, or -1 out of memory. */
+int store_dequantise(struct sdrt_model *m, sdrt_tensor *t);
 
 /* Adds a view (single-file mapping uses it); copies name. 0 or -1 (OOM). */
 int store_add(store_component *c, const char *name, const sdrt_tensor *t);
@@ -77,6 +98,16 @@ int store_view(const st_file *f, const st_tensor *s, sdrt_tensor *t, char *err, 
 
 /* Single-file loading (singlefile.c). */
 sdrt_status singlefile_load(struct sdrt_model *m, const char *path, char *err, size_t errlen);
+/* Shared by the single-file loaders (safetensors and GGUF): the view
+ * transform of a mapped name, the duplicate check, the derived configs. */
+struct ckpt_target;
+int singlefile_apply_op(sdrt_tensor *t, const struct ckpt_target *tg);
+sdrt_status singlefile_check_unique(struct sdrt_model *m, const char *path, char *err, size_t errlen);
+sdrt_status singlefile_attach_configs(struct sdrt_model *m, char *err, size_t errlen);
+/* GGUF files (gguf_load.c): sd.cpp full checkpoints and ComfyUI-GGUF
+ * UNet-only files. */
+sdrt_status gguf_load(struct sdrt_model *m, const char *path, char *err, size_t errlen);
+
 /* Config JSON texts derived from tensor shapes (ckpt_config.c). */
 char *ckpt_config_unet(struct sdrt_model *m);
 char *ckpt_config_vae(struct sdrt_model *m);

@@ -79,8 +79,10 @@ static void shape_text(char *out, size_t n, int ndim, const int64_t *shape) {
     if (used < n) snprintf(out + used, n - used, "]");
 }
 
+/* Block-quantized (GGUF, weight_type) matrices pass too: MATMUL/CONV2D take
+ * them; the model plugin widens every 1-D parameter it loads. */
 static int is_float_dtype(sdrt_dtype d) {
-    return d == SDRT_DTYPE_F32 || d == SDRT_DTYPE_F16 || d == SDRT_DTYPE_BF16;
+    return d == SDRT_DTYPE_F32 || d == SDRT_DTYPE_F16 || d == SDRT_DTYPE_BF16 || sdrt_dtype_is_quantized(d);
 }
 
 /* The tensor `name`, or NULL (NOT_FOUND recorded when required). */
@@ -93,7 +95,7 @@ static const sdrt_tensor *lookup(sdrt_blk_loader *L, const char *name, int requi
 
 static int check(sdrt_blk_loader *L, const sdrt_tensor *t, const char *name, int ndim, const int64_t *shape) {
     if (!is_float_dtype(t->dtype)) {
-        sdrt_blk_fail(L, SDRT_INVALID_ARGUMENT, "weight %s: dtype is not f32, f16 or bf16", name);
+        sdrt_blk_fail(L, SDRT_INVALID_ARGUMENT, "weight %s: dtype is not f32, f16, bf16 or a GGUF block type", name);
         return 0;
     }
     int same = t->ndim == ndim;

@@ -51,6 +51,9 @@ int64_t conf_numel(const conf_tensor *t);
 /* Element strides of t's layout and the storage span in elements. */
 int64_t conf_strides(const conf_tensor *t, int64_t *strides);
 size_t conf_dtype_size(sdrt_dtype dt);
+/* Random contents of a quantized weight of n elements: its storage bytes
+ * (sdrt_dtype_bytes(dt, n)) and, in vals, their dequantised values. */
+void conf_quant_fill(sdrt_dtype dt, int64_t n, float *vals, unsigned char *bytes);
 /* Rounds v to what dtype `dt` stores. */
 float conf_quantize(sdrt_dtype dt, float v);
 

@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "harness.h"
 #include "sdrt/half.h"
+#include "sdrt/quant.h"
 
 static uint64_t g_rng;
 
@@ -26,6 +27,29 @@ int conf_rand_int(int lo, int hi) { return lo + (int)(conf_rand_u64() % (uint64_
 
 float conf_rand_float(float lo, float hi) {
     return lo + (hi - lo) * (float)(conf_rand_u64() >> 40) / (float)(1 << 24);
+}
+
+/* Quantized weights (GGUF block formats): random blocks whose values the
+ * reference takes as their dequantisation. The types sdrt quantises get
+ * quantised random floats; the K types (no quantiser here) random bytes
+ * with small finite f16 scales at their ggml offsets. */
+void conf_quant_fill(sdrt_dtype dt, int64_t n, float *vals, unsigned char *bytes) {
+    if (sdrt_quant_can_write(dt)) {
+        for (int64_t i = 0; i < n; i++) vals[i] = conf_rand_float(-1.0f, 1.0f);
+        sdrt_quant_row(dt, vals, bytes, n);
+    } else {
+        size_t bb = sdrt_dtype_block_bytes(dt), nb = (size_t)(n / sdrt_dtype_block_elems(dt));
+        static const int off[][2] = {[SDRT_DTYPE_Q2_K] = {80, 82}, [SDRT_DTYPE_Q3_K] = {108, 108},
+                                     [SDRT_DTYPE_Q4_K] = {0, 2}, [SDRT_DTYPE_Q5_K] = {0, 2},
+                                     [SDRT_DTYPE_Q6_K] = {208, 208}};
+        for (size_t i = 0; i < nb * bb; i++) bytes[i] = (unsigned char)conf_rand_u64();
+        for (size_t b = 0; b < nb; b++)
+            for (int f = 0; f < 2; f++) {
+                uint16_t h = sdrt_f32_to_f16(conf_rand_float(-0.02f, 0.02f));
+                memcpy(bytes + b * bb + (size_t)off[dt][f], &h, 2);
+            }
+    }
+    sdrt_dequant_row(dt, bytes, vals, n);
 }
 
 size_t conf_dtype_size(sdrt_dtype dt) {
@@ -126,7 +150,8 @@ static void conf_shuffle(conf_tensor *t) {
 }
 
 static const char *dt_name(sdrt_dtype dt) {
-    return dt == SDRT_DTYPE_F16 ? "f16" : dt == SDRT_DTYPE_BF16 ? "bf16" : "f32";
+    const char *q = sdrt_dtype_ggml_name(dt);
+    return q ? q : "?";
 }
 
 static const sdrt_dtype k_wdt[3] = {SDRT_DTYPE_F32, SDRT_DTYPE_F16, SDRT_DTYPE_BF16};
@@ -413,6 +438,51 @@ static void cases_layout(conf_list *l) {
     }
 }
 
+/* Quantized weights: a Linear (MATMUL, B transposed, K whole blocks) per
+ * block format, K spanning several GEMM slices for some; CONV2D with
+ * C*kh*kw whole blocks; one layout the CPU must not claim (B not
+ * transposed: blocks would run along N). */
+static void cases_quant(conf_list *l) {
+    static const sdrt_dtype q[] = {SDRT_DTYPE_Q4_0, SDRT_DTYPE_Q4_1, SDRT_DTYPE_Q5_0, SDRT_DTYPE_Q5_1, SDRT_DTYPE_Q8_0,
+                                   SDRT_DTYPE_Q2_K, SDRT_DTYPE_Q3_K, SDRT_DTYPE_Q4_K, SDRT_DTYPE_Q5_K, SDRT_DTYPE_Q6_K};
+    for (size_t v = 0; v < sizeof q / sizeof q[0]; v++) {
+        int64_t be = sdrt_dtype_block_elems(q[v]);
+        int64_t m = conf_rand_int(1, 40), n = conf_rand_int(1, 50), k = be * conf_rand_int(1, be == 32 ? 24 : 3);
+        int bias = v % 2 == 0, layout = (int)v % 2 ? LAYOUT_PAD : LAYOUT_CONTIG;
+        conf_case *c = conf_add(l, SDRT_OP_MATMUL, "matmul quant m%lld n%lld k%lld trans w=%s bias=%s %s", (long long)m,
+                                (long long)n, (long long)k, dt_name(q[v]), bias ? "f32" : "none", k_layout[layout]);
+        int64_t as[3] = {2, m, k}, bs[2] = {n, k}, ys[3] = {2, m, n}, bsh[1] = {n};
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 3, as);
+        c->src[1] = conf_t(q[v], 2, bs);
+        if (bias) c->src[2] = conf_t(SDRT_DTYPE_F32, 1, bsh);
+        c->dst = conf_t(SDRT_DTYPE_F32, 3, ys);
+        c->ip[0] = 1;
+        conf_layout(c, layout);
+    }
+    for (int v = 0; v < 3; v++) {
+        static const sdrt_dtype cq[3] = {SDRT_DTYPE_Q8_0, SDRT_DTYPE_Q4_1, SDRT_DTYPE_Q4_K};
+        int64_t k = v == 1 ? 1 : 3, ci = v == 2 ? 256 : 32 * conf_rand_int(1, 2), co = conf_rand_int(1, 12);
+        int64_t h = conf_rand_int(3, 9), w = conf_rand_int(3, 9), p = k == 3 ? 1 : 0;
+        conf_case *c = conf_add(l, SDRT_OP_CONV2D, "conv2d quant c%lld o%lld %lldx%lld k%lld p%lld w=%s bias=f32",
+                                (long long)ci, (long long)co, (long long)h, (long long)w, (long long)k, (long long)p,
+                                dt_name(cq[v]));
+        int64_t xs[4] = {1, ci, h, w}, ws[4] = {co, ci, k, k}, ys[4] = {1, co, h, w}, bs[1] = {co};
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, xs);
+        c->src[1] = conf_t(cq[v], 4, ws);
+        c->src[2] = conf_t(SDRT_DTYPE_F32, 1, bs);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, ys);
+        c->ip[0] = c->ip[1] = 1;
+        c->ip[2] = c->ip[3] = (int32_t)p;
+    }
+    {
+        int64_t as[2] = {4, 64}, bs[2] = {64, 32}, ys[2] = {4, 32};
+        conf_case *c = conf_add(l, SDRT_OP_MATMUL, "matmul quant not transposed w=q8_0 (blocks along N)");
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 2, as);
+        c->src[1] = conf_t(SDRT_DTYPE_Q8_0, 2, bs);
+        c->dst = conf_t(SDRT_DTYPE_F32, 2, ys);
+    }
+}
+
 /* A few shapes past the tile sizes a GPU kernel blocks by (64, 128,
  * 256): edge tiles, K split across slices, long softmax rows. */
 static void cases_large(conf_list *l) {
@@ -491,6 +561,7 @@ size_t conf_cases_make(conf_case **cases) {
     cases_elementwise(&l);
     cases_layout(&l);
     cases_large(&l);
+    cases_quant(&l);
     *cases = l.items;
     return l.count;
 }

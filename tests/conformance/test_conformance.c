@@ -116,6 +116,14 @@ static void conf_host_make(const conf_case *c, conf_host *h) {
         if (!t->used) continue;
         int64_t n = conf_numel(t), strides[SDRT_MAX_DIMS], span = conf_strides(t, strides);
         h->vals[i] = malloc((size_t)(n ? n : 1) * sizeof(float));
+        if (sdrt_dtype_is_quantized(t->dtype)) {
+            /* Contiguous blocks only; the reference sees the dequantised values. */
+            h->nbytes[i] = (size_t)sdrt_dtype_bytes(t->dtype, n);
+            h->bytes[i] = calloc(h->nbytes[i] ? h->nbytes[i] : 1, 1);
+            conf_quant_fill(t->dtype, n, h->vals[i], h->bytes[i]);
+            in[i] = h->vals[i];
+            continue;
+        }
         h->nbytes[i] = (size_t)span * conf_dtype_size(t->dtype);
         h->bytes[i] = calloc(h->nbytes[i] ? h->nbytes[i] : 1, 1);
         for (int64_t e = 0; e < n; e++) {

@@ -7,7 +7,7 @@ Run it after changing a format rule a seed depends on, and commit the result;
 the build and scripts/test.sh only read the committed files (no Python at
 test time). Standard library only, deterministic output.
 
-It owns corpus/safetensors, corpus/npy and corpus/schema (each is emptied and
+It owns corpus/safetensors, corpus/npy, corpus/gguf and corpus/schema (each is emptied and
 rewritten) and the gen_* files of corpus/image; the other seeds (the rest of
 image, prompt, request, tokenizer, lora_keys) are hand-written files
 committed as they are. Each owned corpus
@@ -282,8 +282,93 @@ def image():
     put("uri_empty.txt", b"data:;base64,")
 
 
+# --- gguf ----------------------------------------------------------------------
+# "GGUF", u32 version, u64 tensor count, u64 metadata count, metadata
+# (string key, u32 type, value), tensor infos (name, u32 ndim, u64 dims
+# innermost first, u32 ggml type, u64 offset), padding to the alignment,
+# data. Rules checked by plugins/model/gguf.c.
+
+def g_str(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def g_kv(key, vtype, payload):
+    return g_str(key) + struct.pack("<I", vtype) + payload
+
+
+def g_info(name, dims, gtype, offset):
+    return g_str(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims) + \
+        struct.pack("<IQ", gtype, offset)
+
+
+GG_BLOCK = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+            10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 30: (1, 2)}
+
+
+def g_file(tensors, kvs=(), version=3, align=32, n_tensors=None, n_kv=None, cut=None):
+    """tensors: (name, dims, ggml type); data laid out aligned, bytes patterned."""
+    infos, data = b"", b""
+    for name, dims, gtype in tensors:
+        be, bb = GG_BLOCK[gtype]
+        n = 1
+        for d in dims:
+            n *= d
+        size = n // be * bb
+        infos += g_info(name, dims, gtype, len(data))
+        blob = bytes((i * 37 + 11) % 251 for i in range(size))
+        if gtype in (1, 2, 3, 6, 7, 8):  # keep the leading f16 scales finite
+            blob = b"".join(b"\x00\x2c" + blob[k + 2:k + bb] for k in range(0, size, bb))
+        data += blob + b"\0" * ((-size) % align)
+    kv = b"".join(kvs)
+    head = b"GGUF" + struct.pack("<IQQ", version, len(tensors) if n_tensors is None else n_tensors,
+                                 len(kvs) if n_kv is None else n_kv) + kv + infos
+    blob = head + b"\0" * ((-len(head)) % align) + data
+    return blob if cut is None else blob[:cut]
+
+
+def gguf():
+    d = fresh_dir("gguf")
+
+    def put(name, blob):
+        (d / name).write_bytes(blob)
+
+    arch = g_kv("general.architecture", 8, g_str("sd1"))
+    align = g_kv("general.alignment", 4, struct.pack("<I", 64))
+    arr = g_kv("tokens", 9, struct.pack("<IQ", 8, 2) + g_str("a") + g_str("bc"))
+    nested = g_kv("nested", 9, struct.pack("<IQ", 9, 1) + struct.pack("<IQ", 4, 2) + struct.pack("<II", 1, 2))
+    scalars = [g_kv("u8", 0, b"\x01"), g_kv("f32", 6, struct.pack("<f", 0.5)), g_kv("b", 7, b"\x01"),
+               g_kv("i64", 11, struct.pack("<q", -1)), g_kv("f64", 12, struct.pack("<d", 0.25))]
+    put("empty_v3", g_file([]))
+    put("empty_v2", g_file([], version=2))
+    put("f32_f16", g_file([("model.diffusion_model.out.2.bias", [4], 0), ("w", [8, 2], 1)], [arch]))
+    put("bf16", g_file([("w", [4, 2], 30)]))
+    put("q8_0", g_file([("model.diffusion_model.out.2.weight", [64, 2], 8)], [arch]))
+    put("q4_0_q4_1", g_file([("a", [32], 2), ("b", [32, 2], 3)]))
+    put("q5_0_q5_1", g_file([("a", [32], 6), ("b", [64], 7)]))
+    put("k_quants", g_file([("q2", [256], 10), ("q3", [256], 11), ("q4", [256], 12), ("q5", [256], 13),
+                            ("q6", [256], 14)]))
+    put("metadata_all_types", g_file([("w", [2], 0)], [arch, arr, nested] + scalars))
+    put("align_64", g_file([("a", [32], 8), ("b", [3], 0)], [align], align=64))
+    put("bad_magic", b"GGUX" + g_file([("w", [2], 0)])[4:])
+    put("bad_version_1", g_file([("w", [2], 0)], version=1))
+    put("bad_version_4", g_file([("w", [2], 0)], version=4))
+    put("bad_tensor_count", g_file([("w", [2], 0)], n_tensors=1 << 40))
+    put("bad_kv_count", g_file([("w", [2], 0)], [arch], n_kv=1 << 40))
+    put("bad_type", g_file([("w", [2], 0)]).replace(struct.pack("<IQ", 0, 0), struct.pack("<IQ", 99, 0), 1))
+    put("bad_block_multiple", g_file([("w", [48], 8)]).replace(struct.pack("<Q", 48), struct.pack("<Q", 40), 1))
+    put("bad_dims", g_file([("w", [2], 0)]).replace(struct.pack("<I", 1) + struct.pack("<Q", 2),
+                                                    struct.pack("<I", 5) + struct.pack("<Q", 2), 1))
+    put("bad_offset", g_file([("a", [2], 0), ("b", [2], 0)]).replace(struct.pack("<IQ", 0, 32), struct.pack("<IQ", 0, 8), 1))
+    put("bad_truncated", g_file([("w", [64, 4], 8)], cut=200))
+    put("bad_alignment", g_file([("w", [2], 0)], [g_kv("general.alignment", 4, struct.pack("<I", 3))]))
+    put("bad_string_length", b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1 << 60) + b"key")
+    put("bad_value_type", g_file([], [g_kv("k", 13, b"")]))
+
+
 if __name__ == "__main__":
     image()
+    gguf()
     safetensors()
     npy()
     schema()

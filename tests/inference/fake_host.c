@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #define MAX_PLUGINS 8
@@ -72,6 +73,11 @@ static void fh_progress(sdrt_job *job, const sdrt_progress *p) {
     if (!job) return;
     job->progress_events++;
     if (p->steps > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+        if (p->step == 1) job->t_first_step = now;
+        if (p->step > job->last_step) job->t_last_step = now;
         job->last_step = p->step;
         job->last_steps = p->steps;
     }

@@ -22,6 +22,9 @@ struct sdrt_job {
     int keep_events;
     char last_event_name[32];
     char *last_event_data;
+    /* Monotonic seconds when step 1 and the latest step were reported
+     * (per-step timing in benchmarks). */
+    double t_first_step, t_last_step;
 };
 
 /* Loads and inits the named plugins (e.g. "device", "model") from

@@ -45,7 +45,7 @@ static void test_message_map(void) {
     static const char *const types[] = {
         "host.health", "host.info", "host.plugins", "host.jobs", "host.cancel", "host.shutdown",
         "host.pause", "host.resume", "device.list", "device.info", "device.memory", "model.load",
-        "model.unload", "model.list", "model.scan", "model.info", "scheduler.list", "scheduler.sigmas",
+        "model.unload", "model.list", "model.scan", "model.info", "model.convert", "scheduler.list", "scheduler.sigmas",
         "conditioning.tokenize", "conditioning.encode", "inference.run", "postprocess.decode", NULL};
     schema_set *s = load_real();
     REQUIRE(s, "schemas did not load");

@@ -6,10 +6,15 @@
  * transpose. Done element by element it cost as much as the arithmetic
  * (one scattered store per element); the SIMD packers below move 16x16
  * (AVX-512) or 8x8 (AVX2) blocks through registers instead, widening
- * F16/BF16 on the way, and write the zero padding in the same stores. */
+ * F16/BF16 on the way, and write the zero padding in the same stores.
+ * Block-quantized weights (GGUF) are dequantised a chunk of k at a time
+ * into a small staging tile, which the same transposing packers then
+ * move: the weight is never widened as a whole. */
 #include "cpu_internal.h"
 
 #include <string.h>
+
+#include "sdrt/quant.h"
 
 #define CPU_PACK_CHUNK 512
 
@@ -230,7 +235,43 @@ static void cpu_pack_panel_general(const cpu_operand *op, int64_t first, int row
         for (int64_t k = 0; k < kc; k++) memset(d + k * w + rows, 0, (size_t)(w - rows) * sizeof(float));
 }
 
+/* Rows of a quantized operand (k contiguous, so and k0 whole blocks, as
+ * cpu_supports_op requires): each row's blocks covering the k window are
+ * dequantised into `stage` ([rows][len] f32, 32 KiB on the stack), then
+ * packed by the f32 panel packer. */
+#define CPU_PACK_STAGE 8192
+static void cpu_pack_panel_quant(const cpu_operand *op, int64_t first, int rows, int64_t k0, int64_t kc, int w,
+                                 float *d) {
+    float stage[CPU_PACK_STAGE], scratch[256];
+    int64_t be = sdrt_dtype_block_elems(op->dtype);
+    size_t bb = sdrt_dtype_block_bytes(op->dtype);
+    int64_t chunk = CPU_PACK_STAGE / (rows > 0 ? rows : 1);
+    chunk = chunk >= 16 ? chunk / 16 * 16 : chunk;
+    cpu_panel_pack_fn f32_panel = cpu_pack_kcontig_best();
+    for (int64_t kk = 0; kk < kc; kk += chunk) {
+        int64_t len = kc - kk < chunk ? kc - kk : chunk;
+        for (int r = 0; r < rows; r++) {
+            const char *row = (const char *)op->data + (size_t)((first + r) * op->so / be) * bb;
+            sdrt_dequant_range(op->dtype, row, k0 + kk, len, stage + r * len, scratch);
+        }
+        cpu_operand f = {.data = stage, .dtype = SDRT_DTYPE_F32, .so = len, .sk = 1};
+        if (len > 1) {
+            f32_panel(&f, 0, rows, 0, len, w, d + kk * w);
+        } else {
+            /* A one-column tail: the kcontig packers expect kc > 1. */
+            for (int r = 0; r < w; r++) d[kk * w + r] = r < rows ? stage[r] : 0.0f;
+        }
+    }
+}
+
 void cpu_pack_strided(const cpu_operand *op, int64_t o0, int64_t on, int64_t k0, int64_t kc, int w, float *dst) {
+    if (sdrt_dtype_is_quantized(op->dtype)) {
+        for (int64_t p = 0; p * w < on; p++) {
+            int rows = (int)(on - p * w < w ? on - p * w : w);
+            cpu_pack_panel_quant(op, o0 + p * w, rows, k0, kc, w, dst + p * kc * w);
+        }
+        return;
+    }
     int kcontig = op->sk == 1 && kc > 1;
     cpu_panel_pack_fn panel = kcontig ? cpu_pack_kcontig_best() : cpu_pack_panel_general;
     for (int64_t p = 0; p * w < on; p++) {

@@ -25,6 +25,37 @@ static int cpu_tensor_ok(const sdrt_tensor *t) {
 
 static int cpu_rank(const sdrt_tensor *t, int lo, int hi) { return t->ndim >= lo && t->ndim <= hi; }
 
+/* A block-quantized weight the GEMM packer dequantises (cpu_gemm_pack.c):
+ * rows of `k` elements, k contiguous and a whole number of blocks, rows a
+ * whole number of blocks apart, no batch dims (the packer addresses rows
+ * by block). `inner` dims, from `first` on, flatten into k. */
+static int cpu_quant_weight(const sdrt_tensor *w, int first) {
+    int64_t be = sdrt_dtype_block_elems(w->dtype);
+    if (be <= 1 || first < 1 || w->strides[w->ndim - 1] != 1) return 0;
+    int64_t k = 1;
+    for (int d = w->ndim - 1; d >= first; d--) {
+        if (w->shape[d] != 1 && w->strides[d] != k) return 0;
+        k *= w->shape[d];
+    }
+    for (int d = 0; d < first - 1; d++)
+        if (w->shape[d] != 1) return 0;
+    return k % be == 0 && w->strides[first - 1] % be == 0;
+}
+
+/* MATMUL's B: a plain weight dtype, or a quantized [N,K] Linear weight
+ * used transposed (iparams[0] = 1). */
+static int cpu_mm_weight(const sdrt_op *op, const sdrt_tensor *b) {
+    if (cpu_weight_dtype(b)) return 1;
+    return b && op->iparams[0] == 1 && b->ndim == 2 && cpu_quant_weight(b, 1);
+}
+
+/* CONV2D's weight: plain, or quantized [O,C,kh,kw] with C*kh*kw whole
+ * blocks, contiguous, one group. */
+static int cpu_conv_weight(const sdrt_op *op, const sdrt_tensor *b) {
+    if (cpu_weight_dtype(b)) return 1;
+    return b && b->ndim == 4 && op->iparams[6] <= 1 && cpu_quant_weight(b, 1);
+}
+
 int cpu_supports_op(const sdrt_op *op) {
     if (!op || (unsigned)op->kind >= SDRT_OP_COUNT_ || !op->src[0] || !op->dst) return 0;
     for (int i = 0; i < SDRT_OP_MAX_SRC; i++)
@@ -34,9 +65,9 @@ int cpu_supports_op(const sdrt_op *op) {
     int f32io = cpu_is(a, SDRT_DTYPE_F32) && cpu_is(y, SDRT_DTYPE_F32);
     switch (op->kind) {
     case SDRT_OP_MATMUL:
-        return f32io && cpu_weight_dtype(b) && cpu_opt_param(c) && cpu_rank(a, 2, 6) && cpu_rank(b, 2, 6);
+        return f32io && cpu_mm_weight(op, b) && cpu_opt_param(c) && cpu_rank(a, 2, 6) && cpu_rank(b, 2, 6);
     case SDRT_OP_CONV2D:
-        return f32io && cpu_weight_dtype(b) && cpu_opt_param(c) && a->ndim == 4 && b->ndim == 4;
+        return f32io && cpu_conv_weight(op, b) && cpu_opt_param(c) && a->ndim == 4 && b->ndim == 4;
     case SDRT_OP_GROUP_NORM:
         return f32io && cpu_opt_param(b) && cpu_opt_param(c) && a->ndim >= 2;
     case SDRT_OP_LAYER_NORM:

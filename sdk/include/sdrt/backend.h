@@ -42,8 +42,11 @@ extern "C" {
  * Activations (src0, dst) are F32. Parameters - MATMUL/CONV2D weights and
  * biases, GROUP_NORM/LAYER_NORM scale and shift, the ADD/MUL src1 - may be
  * F32, F16 or BF16 (kept in the checkpoint's dtype; the backend widens
- * them), so callers never convert parameters themselves. A backend says
- * which it takes through supports_op.
+ * them), so callers never convert parameters themselves. MATMUL (B
+ * transposed, iparams[0] = 1) and CONV2D weights may also be in a
+ * block-quantized dtype (sdrt/tensor.h, GGUF); the CPU backend takes them
+ * 2-D / contiguous with K a whole number of blocks. A backend says which
+ * it takes through supports_op.
  *
  * Append only. Value = position in this list.
  *
