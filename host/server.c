@@ -63,12 +63,15 @@ static void respond_result(host_ctx *h, const proto_request *req, cJSON *result,
         return;
     }
     char *line;
+    /* Answered on the dispatch thread at once: no queue wait, no run. */
+    long rss = os_resident_kb();
+    proto_metrics m = {0, 0, rss > 0 ? (double)rss / 1024.0 : -1};
     if (err) {
         cJSON_Delete(result);
-        line = proto_format_error(req->proto, req->request_id, req->rpc_id, err);
+        line = proto_format_error(req->proto, req->request_id, req->rpc_id, err, req->warnings, &m);
     } else {
         line = proto_format_result(req->proto, req->request_id, req->rpc_id, result ? result : cJSON_CreateObject(),
-                                   NULL, 0);
+                                   req->warnings, &m);
     }
     if (line) h->sink.line(h->sink.ctx, line, req->slot);
     free(line);
@@ -108,6 +111,27 @@ static void list_domain_types(const host_ctx *h, const char *type, char *out, si
     }
 }
 
+/* A duplicate in-flight id: the refusal carries request_id null and the id
+ * in error_data, so a client matching answers by id sees exactly one final
+ * line for it (the running job's). */
+static void respond_duplicate(host_ctx *h, proto_request *req) {
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "duplicate_request_id", req->request_id);
+    char *dj = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    sdrt_error *e = error_new(SDRT_ALREADY_EXISTS, dj, "request_id: '%s' is already in flight; this request was not run",
+                              req->request_id);
+    free(dj);
+    char *id = req->request_id;
+    cJSON *rpc = req->rpc_id;
+    req->request_id = NULL;
+    req->rpc_id = NULL;
+    respond_now(h, req, e);
+    req->request_id = id;
+    req->rpc_id = rpc;
+    error_free(e);
+}
+
 static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
     sdrt_job *job = calloc(1, sizeof *job);
     job->request_id = req->request_id;
@@ -125,7 +149,9 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
     job->proto = req->proto;
     job->priority = req->priority;
     job->plugin = p;
-    job->warnings = cJSON_CreateArray();
+    job->warnings = req->warnings ? req->warnings : cJSON_CreateArray();
+    req->warnings = NULL;
+    job->events = req->events >= 0 ? req->events : h->cfg.events_default;
     job->sink = &h->sink;
     double timeout = req->timeout_s > 0 ? req->timeout_s : h->cfg.default_timeout_s;
     job->deadline = timeout > 0 ? host_now() + timeout : 0;
@@ -140,7 +166,7 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
     atomic_store(&job->refs, 1);
     job_release(job);
     if (st != SDRT_BUSY) {
-        respond_error(h, req, SDRT_ALREADY_EXISTS, "request_id: '%s' is already in flight%s", req->request_id, "");
+        respond_duplicate(h, req);
         return;
     }
     char limit[32];
@@ -149,7 +175,12 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
 }
 
 static void route(host_ctx *h, proto_request *req) {
+    fields_check_unknown(h->schemas, req->type, req->data, &req->warnings);
     if (builtin_is(req->type) || strncmp(req->type, "host.", 5) == 0) {
+        if (req->request_id && jobs_is_live(req->request_id)) {
+            respond_duplicate(h, req);
+            return;
+        }
         cJSON *result = NULL;
         sdrt_error *err = NULL;
         builtin_handle(h, req, &result, &err);

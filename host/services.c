@@ -47,10 +47,7 @@ static sdrt_error *api_error_new(sdrt_status code, const char *data_json, const 
 }
 
 static void job_event_line(sdrt_job *job, const char *event_name, const char *data_json) {
-    if (atomic_load(&job->responded)) return; /* events only before the final response */
-    char *line = proto_format_event(job->proto, job->request_id, job->rpc_id, event_name, data_json);
-    if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line, -1);
-    free(line);
+    events_emit(job, event_name, data_json);
 }
 
 static void api_progress(sdrt_job *job, const sdrt_progress *p) {
@@ -92,6 +89,15 @@ static void api_warn(sdrt_job *job, const char *message) {
         return;
     }
     job_add_warning(job, message);
+    /* A problem that does not end the request: also an `error` event, so a
+     * client sees it when it happens, not only in the final warnings. */
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "message", message);
+    cJSON_AddBoolToObject(d, "fatal", 0);
+    char *s = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    if (s) events_emit(job, "error", s);
+    free(s);
 }
 
 static int api_is_cancelled(sdrt_job *job) { return job && atomic_load(&job->cancelled) != 0; }
