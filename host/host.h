@@ -193,6 +193,7 @@ struct sdrt_job {
     int abandoned;             /* answered while its plugin ignored cancel */
     int events;                /* 0: only the final line is written (request "events": false) */
     atomic_long peak_rss_kb;   /* highest resident size seen while it ran (watchdog samples) */
+    char *reply_extra;         /* proto_request.reply_extra, owned */
 };
 
 double host_now(void);         /* seconds since start, monotonic */
@@ -280,6 +281,7 @@ typedef struct proto_request {
     int slot;                  /* ledger entry of the request (server.c), -1 = none */
     int events;                /* "events": 1 yes, 0 final line only, -1 not said (config default) */
     cJSON *warnings;           /* the host's own warnings on the request (unknown fields), or NULL */
+    char *reply_extra;         /* members added to the final line (versioned envelope), or NULL */
 } proto_request;
 
 /* Parses one line. On failure returns the status and a message, with
@@ -289,6 +291,18 @@ void proto_request_free(proto_request *req);
 /* Maps legacy type names and request shapes to canonical ones, in place.
  * Appends human warnings for renamed fields to `warnings` (may be NULL). */
 void legacy_normalise(proto_request *req, cJSON *root);
+/* Rewrites the older top-level shapes (versioned envelope, C# {Id,Type,Data},
+ * workers {worker_type,method,parameters}, old processing names) into the
+ * seed envelope, in place (legacy_shapes.c). *reply_extra: members (JSON
+ * text without braces, malloc'd) the final line must carry, or NULL.
+ * Returns SDRT_OK or a status with a message naming the field. */
+sdrt_status legacy_reshape(cJSON *root, char **reply_extra, char *err, size_t errlen);
+/* `line` (one JSON object) with reply_extra and a "timestamp" (UTC, ISO
+ * 8601) added (malloc'd), or NULL when there is nothing to add. */
+char *legacy_reply_line(const char *line, const char *reply_extra);
+/* The processing type an old operation name stands for ("get_workflows" ->
+ * "processing.workflows"), or NULL. */
+const char *legacy_processing_type(const char *old);
 /* What every final response reports in `metrics` (docs/protocol.md). */
 typedef struct proto_metrics {
     double processing_s;       /* request received to answer (queue wait included) */

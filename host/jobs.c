@@ -44,6 +44,7 @@ void job_release(sdrt_job *job) {
     free(job->data_json);
     cJSON_Delete(job->rpc_id);
     cJSON_Delete(job->warnings);
+    free(job->reply_extra);
     free(job);
 }
 
@@ -84,6 +85,11 @@ int job_respond(sdrt_job *job, const char *result_json, const sdrt_error *err) {
     char *line = err ? proto_format_error(job->proto, job->request_id, job->rpc_id, err, warnings, &m)
                      : proto_format_success(job->proto, job->request_id, job->rpc_id, result_json, warnings, &m);
     cJSON_Delete(warnings);
+    char *with = line && job->reply_extra ? legacy_reply_line(line, job->reply_extra) : NULL;
+    if (with) {
+        free(line);
+        line = with;
+    }
     if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line, job->slot);
     free(line);
     pthread_mutex_lock(&g_lock);

@@ -228,6 +228,7 @@ static void read_id_only(cJSON *root, proto_request *req) {
     }
     id = cJSON_GetObjectItemCaseSensitive(root, "request_id");
     if (!id) id = cJSON_GetObjectItemCaseSensitive(root, "message_id");
+    if (!id) id = cJSON_GetObjectItemCaseSensitive(root, "Id");
     if (id) req->request_id = id_text(id);
 }
 
@@ -285,8 +286,14 @@ sdrt_status proto_parse(const char *line, size_t len, proto_request *req, char *
         snprintf(err, errlen, "request must be a JSON object");
         return SDRT_INVALID_REQUEST;
     }
-    sdrt_status st = cJSON_GetObjectItemCaseSensitive(root, "jsonrpc") ? parse_jsonrpc(root, req, err, errlen)
-                                                                        : parse_envelope(root, req, err, errlen);
+    sdrt_status st;
+    if (cJSON_GetObjectItemCaseSensitive(root, "jsonrpc")) {
+        st = parse_jsonrpc(root, req, err, errlen);
+    } else {
+        st = legacy_reshape(root, &req->reply_extra, err, errlen);
+        if (st == SDRT_OK) st = parse_envelope(root, req, err, errlen);
+        else read_id_only(root, req);
+    }
     if (st == SDRT_OK) legacy_normalise(req, root);
     cJSON_Delete(root);
     return st;
@@ -298,6 +305,7 @@ void proto_request_free(proto_request *req) {
     cJSON_Delete(req->rpc_id);
     cJSON_Delete(req->data);
     cJSON_Delete(req->warnings);
+    free(req->reply_extra);
     memset(req, 0, sizeof *req);
 }
 

@@ -73,6 +73,11 @@ static void respond_result(host_ctx *h, const proto_request *req, cJSON *result,
         line = proto_format_result(req->proto, req->request_id, req->rpc_id, result ? result : cJSON_CreateObject(),
                                    req->warnings, &m);
     }
+    char *with = line && req->reply_extra ? legacy_reply_line(line, req->reply_extra) : NULL;
+    if (with) {
+        free(line);
+        line = with;
+    }
     if (line) h->sink.line(h->sink.ctx, line, req->slot);
     free(line);
 }
@@ -146,6 +151,8 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
         job->data_json = nul;
     }
     job->slot = req->slot;
+    job->reply_extra = req->reply_extra;
+    req->reply_extra = NULL;
     job->proto = req->proto;
     job->priority = req->priority;
     job->plugin = p;
