@@ -14,8 +14,15 @@ static void write_event(sdrt_job *job, const char *event_name, const char *data_
     free(line);
 }
 
+sdrt_job *job_root(sdrt_job *job) {
+    while (job && job->parent) job = job->parent;
+    return job;
+}
+
 void events_emit(sdrt_job *job, const char *event_name, const char *data_json) {
-    if (!job || atomic_load(&job->responded)) return; /* events only before the final response */
+    /* Events only before the final response (an inner request's: before
+     * its outermost caller's). */
+    if (!job || atomic_load(&job->responded) || atomic_load(&job_root(job)->responded)) return;
     write_event(job, event_name, data_json ? data_json : "{}");
 }
 

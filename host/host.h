@@ -194,6 +194,7 @@ struct sdrt_job {
     int events;                /* 0: only the final line is written (request "events": false) */
     atomic_long peak_rss_kb;   /* highest resident size seen while it ran (watchdog samples) */
     char *reply_extra;         /* proto_request.reply_extra, owned */
+    struct sdrt_job *parent;   /* an inner request (sdrt_host_api.call): the job it runs for */
 };
 
 double host_now(void);         /* seconds since start, monotonic */
@@ -227,6 +228,12 @@ void job_add_warning(struct sdrt_job *job, const char *message);
 int jobs_is_live(const char *request_id);
 
 /* ---- events (events.c) -------------------------------------------------- */
+
+/* The outermost job of an inner request's chain (the job itself when it has
+ * no parent). */
+struct sdrt_job *job_root(struct sdrt_job *job);
+/* sdrt_host_api.call (call.c). */
+sdrt_error *call_internal(struct sdrt_job *job, const char *type, const char *data_json, char **result_json);
 
 /* Writes one event line of the job, unless it asked for no events or was
  * answered already. Any thread. */
@@ -356,6 +363,9 @@ extern host_ctx *g_host;
 
 int host_init(host_ctx *h, const host_cli_overrides *ov, int quiet);
 void host_fini(host_ctx *h);
+/* Checks a message's data against schemas/messages/<type>.json: NULL, or
+ * the INVALID_ARGUMENT error naming the field. Any thread. */
+sdrt_error *server_validate(host_ctx *h, const char *type, const cJSON *data);
 /* Handles one input line (serve mode and generate). */
 void server_handle_line(host_ctx *h, const char *line, size_t len);
 /* Runs the stdio loop until EOF, host.shutdown or SIGTERM. Returns the

@@ -93,12 +93,12 @@ static void respond_error(host_ctx *h, const proto_request *req, sdrt_status cod
     error_free(e);
 }
 
-static sdrt_error *validate_data(host_ctx *h, const proto_request *req) {
+sdrt_error *server_validate(host_ctx *h, const char *type, const cJSON *data) {
     if (!h->schemas) return NULL;
-    const char *sid = schema_for_message(h->schemas, req->type);
+    const char *sid = schema_for_message(h->schemas, type);
     if (!sid) return NULL;
     char msg[1024];
-    int rc = schema_validate(h->schemas, sid, req->data, msg, sizeof msg);
+    int rc = schema_validate(h->schemas, sid, data, msg, sizeof msg);
     if (rc == 0) return NULL;
     return error_new(rc > 0 ? SDRT_INVALID_ARGUMENT : SDRT_INTERNAL, NULL, "%s", msg);
 }
@@ -211,7 +211,7 @@ static void route(host_ctx *h, proto_request *req) {
             respond_error(h, req, SDRT_UNKNOWN_TYPE, "type: no plugin serves '%s'%s", req->type, "");
         return;
     }
-    sdrt_error *verr = validate_data(h, req);
+    sdrt_error *verr = server_validate(h, req->type, req->data);
     if (verr) {
         respond_now(h, req, verr);
         error_free(verr);
