@@ -84,7 +84,11 @@ static sdrt_status envelope_type(cJSON *root, const char **type, char *err, size
             cJSON *data = get(root, "data");
             const char *dt = cJSON_GetStringValue(get(data, "type"));
             if (dt && strcmp(dt, "multi_stage") == 0) *type = "processing.execute";
-            else if (dt && strcmp(dt, "batch") == 0) *type = "processing.batch_create";
+            else if (dt && strcmp(dt, "batch") == 0) {
+                *type = "processing.batch_create";
+                cJSON_DeleteItemFromObjectCaseSensitive(data, "execute");
+                cJSON_AddTrueToObject(data, "execute"); /* the old batch ran at once */
+            }
             if (dt) cJSON_DeleteItemFromObjectCaseSensitive(data, "type");
         }
     } else {
