@@ -58,6 +58,8 @@ void fields_check_unknown(const void *schemas, const char *type, const cJSON *da
     if (!collect(doc, names, &n, 512) || n == 0) return;
     const cJSON *f;
     cJSON_ArrayForEach(f, data) {
+        /* data.priority is the host's (the request's queue priority). */
+        if (strcmp(f->string, "priority") == 0) continue;
         int known = 0, best = 1000;
         const char *nearest = NULL;
         for (int i = 0; i < n && !known; i++) {

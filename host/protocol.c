@@ -66,14 +66,12 @@ static int parse_priority(const cJSON *p, int *out, char *err, size_t errlen) {
 }
 
 /* The old orchestrator put priority inside data: honoured when the envelope
- * has none (the envelope's wins), and taken out of data. */
+ * has none (the envelope's wins). It stays in data, where a message may
+ * give it a meaning of its own (processing.batch_create records it). */
 static int take_data_priority(cJSON *data, const cJSON *root_priority, int *out, char *err, size_t errlen) {
-    cJSON *dp = cJSON_IsObject(data) ? cJSON_DetachItemFromObjectCaseSensitive(data, "priority") : NULL;
-    if (!dp) return 0;
-    int rc = 0;
-    if (!root_priority || cJSON_IsNull(root_priority)) rc = parse_priority_at(dp, "data.priority", out, err, errlen);
-    cJSON_Delete(dp);
-    return rc;
+    cJSON *dp = cJSON_IsObject(data) ? cJSON_GetObjectItemCaseSensitive(data, "priority") : NULL;
+    if (!dp || (root_priority && !cJSON_IsNull(root_priority))) return 0;
+    return parse_priority_at(dp, "data.priority", out, err, errlen);
 }
 
 static int parse_events(const cJSON *e, int *out, char *err, size_t errlen) {

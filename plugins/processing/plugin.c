@@ -168,6 +168,8 @@ static sdrt_error *run_session(plugin *pl, sdrt_job *job, session *s, const int 
     s->t_end = 0;
     cJSON_Delete(s->results);
     s->results = cJSON_CreateObject();
+    cJSON_Delete(s->inputs);
+    s->inputs = cJSON_CreateObject();
     set_str(&s->error, NULL);
     set_str(&s->error_code, NULL);
     set_str(&s->failed_step, NULL);
@@ -195,6 +197,7 @@ static sdrt_error *run_session(plugin *pl, sdrt_job *job, session *s, const int 
         event(pl, job, "workflow_step", ev);
         pthread_mutex_lock(&pl->st.lock);
         cJSON *data = wf_resolve_refs(api, cJSON_GetObjectItemCaseSensitive(st, "data"), s->results, sid, &err);
+        if (data) cJSON_AddItemToObject(s->inputs, sid, cJSON_Duplicate(data, 1));
         pthread_mutex_unlock(&pl->st.lock);
         if (!data) {
             failed = sid;

@@ -33,6 +33,7 @@ static void session_free(session *s) {
     free(s->workflow_id);
     cJSON_Delete(s->steps);
     cJSON_Delete(s->results);
+    cJSON_Delete(s->inputs);
     free(s->error);
     free(s->error_code);
     free(s->failed_step);
@@ -72,6 +73,7 @@ session *store_session_new(store *st, double now) {
     snprintf(s->id, sizeof s->id, "session-%lu", ++st->next_session);
     s->t_created = now;
     s->results = cJSON_CreateObject();
+    s->inputs = cJSON_CreateObject();
     s->next = st->sessions;
     st->sessions = s;
     return s;
@@ -133,6 +135,7 @@ cJSON *store_session_json(const session *s, double now, int full) {
     }
     if (full) {
         cJSON_AddItemToObject(o, "steps", cJSON_Duplicate(s->steps, 1));
+        cJSON_AddItemToObject(o, "inputs", cJSON_Duplicate(s->inputs, 1));
         cJSON_AddItemToObject(o, "results", cJSON_Duplicate(s->results, 1));
     }
     return o;

@@ -21,6 +21,7 @@ typedef struct session {
     int current, total;   /* steps done, steps */
     double t_created, t_start, t_end;
     cJSON *results;       /* step id -> result */
+    cJSON *inputs;        /* step id -> the data it ran with ($ref values resolved) */
     char *error, *error_code;
     char *failed_step;
     int cancel;           /* processing.control cancel asked */
