@@ -74,6 +74,14 @@ static unsigned char *png_idat(const char *path, long *out_n) {
 static cJSON *final_of(host_proc *h, const char *id, double timeout_s) {
     char needle[128];
     snprintf(needle, sizeof needle, "\"request_id\":\"%s\"", id);
+    /* An answer read while waiting for another one is among h->lines. */
+    for (int i = 0; i < h->n_lines; i++) {
+        if (!strstr(h->lines[i], needle) || !strstr(h->lines[i], "\"type\":\"response\"")) continue;
+        cJSON *o = cJSON_Parse(h->lines[i]);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
+        if (cJSON_IsString(t) && strcmp(t->valuestring, "response") == 0) return o;
+        cJSON_Delete(o);
+    }
     for (;;) {
         const char *l = host_wait_for(h, needle, timeout_s);
         if (!l) return NULL;
@@ -159,7 +167,82 @@ static void test_hires_fix_tiny_sd15(void) {
     if (system(cmd) != 0) printf("# could not remove %s\n", out_dir);
 }
 
+/* The steps of the last inference progress event of request `id`. */
+static int last_steps(const host_proc *h, const char *id) {
+    char needle[128];
+    snprintf(needle, sizeof needle, "\"request_id\":\"%s\"", id);
+    int steps = -1;
+    for (int i = 0; i < h->n_lines; i++) {
+        if (!strstr(h->lines[i], needle) || !strstr(h->lines[i], "\"stage\":\"inference\"")) continue;
+        cJSON *o = cJSON_Parse(h->lines[i]);
+        const cJSON *s = at(o, "data", "steps", NULL);
+        if (cJSON_IsNumber(s)) steps = s->valueint;
+        cJSON_Delete(o);
+    }
+    return steps;
+}
+
+/* "quality": "fast" on SD1 is Euler a, 15 steps, CFG 7 (docs/protocol.md):
+ * the same image as those fields given explicitly; a field the request
+ * gives wins over the preset. */
+static void test_quality_preset_tiny_sd15(void) {
+    const char *ref = test_path("SDRT_REFERENCE", "");
+    struct stat st;
+    if (stat(ref, &st) != 0) {
+        printf("# skipped: no reference data at %s\n", ref);
+        return;
+    }
+    char plugins[4096], out_dir[] = "/tmp/sdrt-quality-XXXXXX";
+    REQUIRE(mkdtemp(out_dir), "mkdtemp");
+    snprintf(plugins, sizeof plugins, "plugin_paths=[\"%s\"]", test_path("SDRT_BUILD_DIR", "lib/sdrt/plugins"));
+    const char *args[] = {"serve", "--set", plugins, "--model-root", ref, "--output-root", out_dir, NULL};
+    host_proc h;
+    REQUIRE(host_start(&h, args) == 0, "cannot start sdrt");
+    srand((unsigned)getpid() * 7u);
+    int seed = rand() % 100000;
+    const char *common = "\"model_id\":\"tiny-sd15/diffusers\",\"prompt\":\"a red fox\",\"width\":64,\"height\":64";
+    char line[1024];
+    snprintf(line, sizeof line, "{\"type\":\"inference.run\",\"request_id\":\"preset\",\"data\":{%s,\"seed\":%d,\"quality\":\"fast\"}}",
+             common, seed);
+    REQUIRE(host_send(&h, line) == 0, "send");
+    snprintf(line, sizeof line,
+             "{\"type\":\"inference.run\",\"request_id\":\"explicit\",\"data\":{%s,\"seed\":%d,\"scheduler\":\"Euler a\","
+             "\"num_inference_steps\":15,\"guidance_scale\":7}}",
+             common, seed);
+    REQUIRE(host_send(&h, line) == 0, "send");
+    snprintf(line, sizeof line,
+             "{\"type\":\"inference.run\",\"request_id\":\"override\",\"data\":{%s,\"seed\":%d,\"quality\":\"high\","
+             "\"num_inference_steps\":3}}",
+             common, seed);
+    REQUIRE(host_send(&h, line) == 0, "send");
+    cJSON *p = final_of(&h, "preset", 300), *e = final_of(&h, "explicit", 300), *o = final_of(&h, "override", 300);
+    REQUIRE(p && e && o, "missing answers; stderr:\n%s", host_stderr(&h));
+    const cJSON *pi = cJSON_GetArrayItem(at(p, "data", "images", NULL), 0);
+    const cJSON *ei = cJSON_GetArrayItem(at(e, "data", "images", NULL), 0);
+    REQUIRE(cJSON_IsString(pi) && cJSON_IsString(ei), "failed: %s / %s", cJSON_PrintUnformatted(p),
+            cJSON_PrintUnformatted(e));
+    long n1 = 0, n2 = 0;
+    unsigned char *b1 = png_idat(pi->valuestring, &n1), *b2 = png_idat(ei->valuestring, &n2);
+    CHECK(b1 && b2 && n1 > 0 && n1 == n2 && memcmp(b1, b2, (size_t)n1) == 0,
+          "quality fast differs from Euler a / 15 steps / CFG 7 given explicitly");
+    free(b1);
+    free(b2);
+    CHECK(last_steps(&h, "preset") == 15, "preset ran %d steps, expected 15", last_steps(&h, "preset"));
+    CHECK(last_steps(&h, "override") == 3, "num_inference_steps 3 with quality high ran %d steps",
+          last_steps(&h, "override"));
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "success")), "override failed");
+    cJSON_Delete(p);
+    cJSON_Delete(e);
+    cJSON_Delete(o);
+    host_finish(&h, 30);
+    host_free(&h);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out_dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", out_dir);
+}
+
 const test_entry TESTS[] = {
     {"hires_fix_tiny_sd15", test_hires_fix_tiny_sd15},
+    {"quality_preset_tiny_sd15", test_quality_preset_tiny_sd15},
     {NULL, NULL},
 };
