@@ -85,3 +85,47 @@ void fields_check_unknown(const void *schemas, const char *type, const cJSON *da
         cJSON_AddItemToArray(*warnings, cJSON_CreateString(msg));
     }
 }
+
+/* The old device manager's memory switches and why each has no effect in
+ * sdrt (there is no switch to map them to). */
+static const struct {
+    const char *name;
+    const char *why;
+} SWITCHES[] = {
+    {"attention_slicing", "sdrt has no attention-slicing mode; a UNet call's memory is bounded by max_batch "
+                          "(images per UNet call; default from the device's free memory)"},
+    {"vae_slicing", "the VAE decodes in tiles by itself when its activations do not fit the memory budget"},
+    {"cpu_offload", "sdrt has no offload mode: a model's weights stay on the device that runs it (the model "
+                    "cache's budget is the model plugin's cache_bytes)"},
+    {"sequential_cpu_offload", "sdrt has no offload mode: a model's weights stay on the device that runs it "
+                               "(the model cache's budget is the model plugin's cache_bytes)"},
+    {NULL, NULL},
+};
+
+static void take_switches(cJSON *obj, const char *prefix, cJSON **warnings) {
+    for (int i = 0; SWITCHES[i].name; i++) {
+        cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(obj, SWITCHES[i].name);
+        if (!v) continue;
+        if (!cJSON_IsFalse(v)) { /* asking for it off needs no word */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s%s: ignored: %s", prefix, SWITCHES[i].name, SWITCHES[i].why);
+            if (!*warnings) *warnings = cJSON_CreateArray();
+            cJSON_AddItemToArray(*warnings, cJSON_CreateString(msg));
+        }
+        cJSON_Delete(v);
+    }
+}
+
+void fields_memory_switches(cJSON *data, cJSON **warnings) {
+    if (!cJSON_IsObject(data)) return;
+    take_switches(data, "data.", warnings);
+    const char *groups[] = {"memory", "memory_optimization", "optimizations", NULL};
+    for (int g = 0; groups[g]; g++) {
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(data, groups[g]);
+        if (!cJSON_IsObject(o)) continue;
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "data.%s.", groups[g]);
+        take_switches(o, prefix, warnings);
+        if (!o->child) cJSON_DeleteItemFromObjectCaseSensitive(data, groups[g]); /* nothing else in it */
+    }
+}

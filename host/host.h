@@ -249,6 +249,11 @@ void events_status_final(struct sdrt_job *job, const char *status, const char *p
  * one is close ("data.negative_promt: unknown field (did you mean
  * 'negative_prompt'?)"). Appended to *warnings (created when NULL). */
 void fields_check_unknown(const void *schemas, const char *type, const cJSON *data, cJSON **warnings);
+/* The old device manager's memory switches (attention_slicing, vae_slicing,
+ * cpu_offload, sequential_cpu_offload, at the top of data or in a memory /
+ * memory_optimization / optimizations object): taken out of data, each one
+ * asked for named in a warning saying why it has no effect. */
+void fields_memory_switches(cJSON *data, cJSON **warnings);
 
 /* ---- UTF-8 and NULs in protocol text (utf8.c) --------------------------- */
 
