@@ -49,8 +49,9 @@ static int collect(const cJSON *node, const cJSON **names, int *n, int cap) {
 }
 
 void fields_check_unknown(const void *schemas, const char *type, const cJSON *data, cJSON **warnings) {
+    if (!cJSON_IsObject(data) || !data->child) return; /* no field, nothing unknown (most host.* messages) */
     const cJSON *doc = schema_message_doc(schemas, type);
-    if (!doc || !cJSON_IsObject(data)) return;
+    if (!doc) return;
     /* additionalProperties false: the validator refuses unknown names itself. */
     if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(doc, "additionalProperties"))) return;
     const cJSON *names[512];

@@ -224,6 +224,10 @@ void jobs_cancel_all(int reason);
 void job_release(struct sdrt_job *job);
 /* Thread-safe append to the job's `warnings`. */
 void job_add_warning(struct sdrt_job *job, const char *message);
+/* The process's resident size in KiB as last sampled (jobs sample it at
+ * start, end and every watchdog tick), read again when older than 1 s: host.*
+ * answers report it without a /proc read each. */
+long jobs_resident_kb_recent(void);
 /* 1 when a job with this id is queued or running (not yet answered). */
 int jobs_is_live(const char *request_id);
 

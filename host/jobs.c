@@ -54,6 +54,22 @@ void job_add_warning(sdrt_job *job, const char *message) {
     pthread_mutex_unlock(&g_lock);
 }
 
+static atomic_long g_rss_kb;       /* last sample of os_resident_kb */
+static _Atomic double g_rss_time;  /* host clock of that sample */
+
+static long sample_rss(void) {
+    long kb = os_resident_kb();
+    atomic_store(&g_rss_kb, kb);
+    atomic_store(&g_rss_time, host_now());
+    return kb;
+}
+
+long jobs_resident_kb_recent(void) {
+    double t = atomic_load(&g_rss_time);
+    if (t <= 0 || host_now() - t > 1.0) return sample_rss();
+    return atomic_load(&g_rss_kb);
+}
+
 /* Raises the job's peak resident size to `kb`. */
 static void note_rss(sdrt_job *job, long kb) {
     long cur = atomic_load(&job->peak_rss_kb);
@@ -70,7 +86,7 @@ static const char *final_status(const sdrt_error *err) {
 int job_respond(sdrt_job *job, const char *result_json, const sdrt_error *err) {
     if (atomic_exchange(&job->responded, 1)) return 0;
     double now = host_now();
-    note_rss(job, os_resident_kb());
+    note_rss(job, sample_rss());
     long peak = atomic_load(&job->peak_rss_kb);
     proto_metrics m = {
         .processing_s = now - job->t_submit,
@@ -174,7 +190,7 @@ static sdrt_error *cancel_error(const sdrt_job *job) {
 
 static void run_job(sdrt_job *job) {
     job->t_start = host_now();
-    note_rss(job, os_resident_kb());
+    note_rss(job, sample_rss());
     atomic_store(&job->state, JOB_RUNNING);
     events_status(job, "running", "queued");
     /* The first stage of every job, before the plugin reports its own
@@ -293,7 +309,7 @@ void jobs_tick(void) {
     sdrt_job *to_answer[64];
     int n = 0;
     /* Peak memory of running jobs, sampled at the watchdog's 10 ms tick. */
-    long rss = g_table ? os_resident_kb() : 0;
+    long rss = g_table ? sample_rss() : 0;
     pthread_mutex_lock(&g_lock);
     for (sdrt_job *j = g_table; j && n < 64; j = j->next) {
         if (atomic_load(&j->responded)) continue;

@@ -64,7 +64,7 @@ static void respond_result(host_ctx *h, const proto_request *req, cJSON *result,
     }
     char *line;
     /* Answered on the dispatch thread at once: no queue wait, no run. */
-    long rss = os_resident_kb();
+    long rss = jobs_resident_kb_recent();
     proto_metrics m = {0, 0, rss > 0 ? (double)rss / 1024.0 : -1};
     if (err) {
         cJSON_Delete(result);
