@@ -32,6 +32,7 @@ typedef struct host_config {
     double cancel_grace_s;
     double max_pause_s;         /* 0 = pauses are not bounded */
     int max_stuck_workers;      /* stuck workers replaced, at most */
+    int events_default;         /* "events": progress/status events for requests that do not say */
     int log_level;
     char *schemas_dir;
     void *schemas;              /* schema_set * loaded (and $refs checked) with the
@@ -145,6 +146,10 @@ char *paths_resolve(const char *path, char **roots, int n_roots, int allow_any,
 
 /* ---- jobs (jobs.c) ------------------------------------------------------ */
 
+/* Queue levels: low, normal, high, urgent (the old orchestrator's word
+ * above high). */
+#define PRIORITY_LEVELS 4
+
 typedef enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state;
 typedef enum job_proto { PROTO_ENVELOPE, PROTO_JSONRPC } job_proto;
 
@@ -164,7 +169,7 @@ struct sdrt_job {
     char *data_json;
     cJSON *rpc_id;             /* JSON-RPC id (any JSON), or NULL */
     job_proto proto;
-    int priority;              /* 0 low, 1 normal, 2 high */
+    int priority;              /* 0 low, 1 normal, 2 high, 3 urgent */
     double t_submit;
     double t_start;
     double deadline;           /* host clock; 0 = none */
@@ -186,6 +191,10 @@ struct sdrt_job {
     int slot;                  /* ledger entry (ledger.h), -1 = none */
     double paused_at;          /* host clock when paused, 0 = not paused */
     int abandoned;             /* answered while its plugin ignored cancel */
+    int events;                /* 0: only the final line is written (request "events": false) */
+    atomic_long peak_rss_kb;   /* highest resident size seen while it ran (watchdog samples) */
+    char *reply_extra;         /* proto_request.reply_extra, owned */
+    struct sdrt_job *parent;   /* an inner request (sdrt_host_api.call): the job it runs for */
 };
 
 double host_now(void);         /* seconds since start, monotonic */
@@ -215,6 +224,40 @@ void jobs_cancel_all(int reason);
 void job_release(struct sdrt_job *job);
 /* Thread-safe append to the job's `warnings`. */
 void job_add_warning(struct sdrt_job *job, const char *message);
+/* The process's resident size in KiB as last sampled (jobs sample it at
+ * start, end and every watchdog tick), read again when older than 1 s: host.*
+ * answers report it without a /proc read each. */
+long jobs_resident_kb_recent(void);
+/* 1 when a job with this id is queued or running (not yet answered). */
+int jobs_is_live(const char *request_id);
+
+/* ---- events (events.c) -------------------------------------------------- */
+
+/* The outermost job of an inner request's chain (the job itself when it has
+ * no parent). */
+struct sdrt_job *job_root(struct sdrt_job *job);
+/* sdrt_host_api.call (call.c). */
+sdrt_error *call_internal(struct sdrt_job *job, const char *type, const char *data_json, char **result_json);
+
+/* Writes one event line of the job, unless it asked for no events or was
+ * answered already. Any thread. */
+void events_emit(struct sdrt_job *job, const char *event_name, const char *data_json);
+/* A `status_change` event: {"status", "previous", "type"}; `previous` may
+ * be NULL. */
+void events_status(struct sdrt_job *job, const char *status, const char *previous);
+/* The same for the final state, written by job_respond just before the final
+ * line (after it has claimed the answer). */
+void events_status_final(struct sdrt_job *job, const char *status, const char *previous);
+/* The host's warnings on a request's data: each top-level field of `data`
+ * that the message's schema does not name, with the nearest known name when
+ * one is close ("data.negative_promt: unknown field (did you mean
+ * 'negative_prompt'?)"). Appended to *warnings (created when NULL). */
+void fields_check_unknown(const void *schemas, const char *type, const cJSON *data, cJSON **warnings);
+/* The old device manager's memory switches (attention_slicing, vae_slicing,
+ * cpu_offload, sequential_cpu_offload, at the top of data or in a memory /
+ * memory_optimization / optimizations object): taken out of data, each one
+ * asked for named in a warning saying why it has no effect. */
+void fields_memory_switches(cJSON *data, cJSON **warnings);
 
 /* ---- UTF-8 and NULs in protocol text (utf8.c) --------------------------- */
 
@@ -252,6 +295,9 @@ typedef struct proto_request {
     double timeout_s;          /* 0 = none given */
     int is_notification;       /* JSON-RPC without id */
     int slot;                  /* ledger entry of the request (server.c), -1 = none */
+    int events;                /* "events": 1 yes, 0 final line only, -1 not said (config default) */
+    cJSON *warnings;           /* the host's own warnings on the request (unknown fields), or NULL */
+    char *reply_extra;         /* members added to the final line (versioned envelope), or NULL */
 } proto_request;
 
 /* Parses one line. On failure returns the status and a message, with
@@ -261,13 +307,34 @@ void proto_request_free(proto_request *req);
 /* Maps legacy type names and request shapes to canonical ones, in place.
  * Appends human warnings for renamed fields to `warnings` (may be NULL). */
 void legacy_normalise(proto_request *req, cJSON *root);
+/* Rewrites the older top-level shapes (versioned envelope, C# {Id,Type,Data},
+ * workers {worker_type,method,parameters}, old processing names) into the
+ * seed envelope, in place (legacy_shapes.c). *reply_extra: members (JSON
+ * text without braces, malloc'd) the final line must carry, or NULL.
+ * Returns SDRT_OK or a status with a message naming the field. */
+sdrt_status legacy_reshape(cJSON *root, char **reply_extra, char *err, size_t errlen);
+/* `line` (one JSON object) with reply_extra and a "timestamp" (UTC, ISO
+ * 8601) added (malloc'd), or NULL when there is nothing to add. */
+char *legacy_reply_line(const char *line, const char *reply_extra);
+/* The processing type an old operation name stands for ("get_workflows" ->
+ * "processing.workflows"), or NULL. */
+const char *legacy_processing_type(const char *old);
+/* What every final response reports in `metrics` (docs/protocol.md). */
+typedef struct proto_metrics {
+    double processing_s;       /* request received to answer (queue wait included) */
+    double execution_s;        /* running time (0 for a job answered before it ran) */
+    double peak_rss_mb;        /* peak resident memory of the host process while the
+                                  request ran; < 0 = unknown */
+} proto_metrics;
+
+/* `m` NULL: `metrics` holds the execution time 0 only (host.* answers). */
 char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id,
-                           const char *result_json, const cJSON *warnings, double exec_time);
+                           const char *result_json, const cJSON *warnings, const proto_metrics *m);
 /* Same with the result as a cJSON object, which it takes ownership of (the
  * host's own messages: no print and re-parse of the result), or a cJSON raw
  * item holding an object's JSON text (host.health). */
 char *proto_format_result(job_proto proto, const char *request_id, const cJSON *rpc_id, cJSON *result,
-                          const cJSON *warnings, double exec_time);
+                          const cJSON *warnings, const proto_metrics *m);
 /* Adds `value` rounded to `decimals` (0..9) places as a JSON number in its
  * shortest form ("1.93", "0"). */
 void proto_add_fixed(cJSON *o, const char *key, double value, int decimals);
@@ -278,8 +345,11 @@ int proto_fixed_text(char *text, double value, int decimals);
 int proto_uint_text(char *text, unsigned long long v);
 /* Adds an integer as a JSON number (cheaper than cJSON_AddNumberToObject). */
 void proto_add_int(cJSON *o, const char *key, long long value);
+/* A failure; `warnings` (may be NULL or empty) and `m` (NULL = none: the
+ * supervisor's answers for a crashed process, which has no timing) ride
+ * along as on a success. */
 char *proto_format_error(job_proto proto, const char *request_id, const cJSON *rpc_id,
-                         const sdrt_error *err);
+                         const sdrt_error *err, const cJSON *warnings, const proto_metrics *m);
 char *proto_format_event(job_proto proto, const char *request_id, const cJSON *rpc_id,
                          const char *event_name, const char *data_json);
 
@@ -302,6 +372,9 @@ extern host_ctx *g_host;
 
 int host_init(host_ctx *h, const host_cli_overrides *ov, int quiet);
 void host_fini(host_ctx *h);
+/* Checks a message's data against schemas/messages/<type>.json: NULL, or
+ * the INVALID_ARGUMENT error naming the field. Any thread. */
+sdrt_error *server_validate(host_ctx *h, const char *type, const cJSON *data);
 /* Handles one input line (serve mode and generate). */
 void server_handle_line(host_ctx *h, const char *line, size_t len);
 /* Runs the stdio loop until EOF, host.shutdown or SIGTERM. Returns the

@@ -44,6 +44,7 @@ void job_release(sdrt_job *job) {
     free(job->data_json);
     cJSON_Delete(job->rpc_id);
     cJSON_Delete(job->warnings);
+    free(job->reply_extra);
     free(job);
 }
 
@@ -53,15 +54,58 @@ void job_add_warning(sdrt_job *job, const char *message) {
     pthread_mutex_unlock(&g_lock);
 }
 
+static atomic_long g_rss_kb;       /* last sample of os_resident_kb */
+static _Atomic double g_rss_time;  /* host clock of that sample */
+
+static long sample_rss(void) {
+    long kb = os_resident_kb();
+    atomic_store(&g_rss_kb, kb);
+    atomic_store(&g_rss_time, host_now());
+    return kb;
+}
+
+long jobs_resident_kb_recent(void) {
+    double t = atomic_load(&g_rss_time);
+    if (t <= 0 || host_now() - t > 1.0) return sample_rss();
+    return atomic_load(&g_rss_kb);
+}
+
+/* Raises the job's peak resident size to `kb`. */
+static void note_rss(sdrt_job *job, long kb) {
+    long cur = atomic_load(&job->peak_rss_kb);
+    while (kb > cur && !atomic_compare_exchange_weak(&job->peak_rss_kb, &cur, kb)) {
+    }
+}
+
+/* The state word a final answer moves the job to. */
+static const char *final_status(const sdrt_error *err) {
+    if (!err) return "completed";
+    return err->code == SDRT_CANCELLED ? "cancelled" : "failed";
+}
+
 int job_respond(sdrt_job *job, const char *result_json, const sdrt_error *err) {
     if (atomic_exchange(&job->responded, 1)) return 0;
-    double exec = host_now() - (job->t_start > 0 ? job->t_start : job->t_submit);
+    double now = host_now();
+    note_rss(job, sample_rss());
+    long peak = atomic_load(&job->peak_rss_kb);
+    proto_metrics m = {
+        .processing_s = now - job->t_submit,
+        .execution_s = job->t_start > 0 ? now - job->t_start : 0,
+        .peak_rss_mb = peak > 0 ? (double)peak / 1024.0 : -1,
+    };
+    /* The last event before the final line says how the job ended. */
+    events_status_final(job, final_status(err), atomic_load(&job->state) == JOB_QUEUED ? "queued" : "running");
     pthread_mutex_lock(&g_lock);
     cJSON *warnings = cJSON_Duplicate(job->warnings, 1);
     pthread_mutex_unlock(&g_lock);
-    char *line = err ? proto_format_error(job->proto, job->request_id, job->rpc_id, err)
-                     : proto_format_success(job->proto, job->request_id, job->rpc_id, result_json, warnings, exec);
+    char *line = err ? proto_format_error(job->proto, job->request_id, job->rpc_id, err, warnings, &m)
+                     : proto_format_success(job->proto, job->request_id, job->rpc_id, result_json, warnings, &m);
     cJSON_Delete(warnings);
+    char *with = line && job->reply_extra ? legacy_reply_line(line, job->reply_extra) : NULL;
+    if (with) {
+        free(line);
+        line = with;
+    }
     if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line, job->slot);
     free(line);
     pthread_mutex_lock(&g_lock);
@@ -86,7 +130,7 @@ typedef struct qnode {
     sdrt_job *job;
     struct qnode *next;
 } qnode;
-static qnode *g_qhead[3], *g_qtail[3];
+static qnode *g_qhead[PRIORITY_LEVELS], *g_qtail[PRIORITY_LEVELS];
 
 static void queue_push(sdrt_job *job) {
     qnode *n = calloc(1, sizeof *n);
@@ -99,7 +143,7 @@ static void queue_push(sdrt_job *job) {
 }
 
 static sdrt_job *queue_pop(void) {
-    for (int p = 2; p >= 0; p--) {
+    for (int p = PRIORITY_LEVELS - 1; p >= 0; p--) {
         qnode *n = g_qhead[p];
         if (!n) continue;
         g_qhead[p] = n->next;
@@ -113,7 +157,7 @@ static sdrt_job *queue_pop(void) {
 }
 
 static int queue_remove(sdrt_job *job) {
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < PRIORITY_LEVELS; p++) {
         qnode *prev = NULL;
         for (qnode *n = g_qhead[p]; n; prev = n, n = n->next) {
             if (n->job != job) continue;
@@ -146,7 +190,13 @@ static sdrt_error *cancel_error(const sdrt_job *job) {
 
 static void run_job(sdrt_job *job) {
     job->t_start = host_now();
+    note_rss(job, sample_rss());
     atomic_store(&job->state, JOB_RUNNING);
+    events_status(job, "running", "queued");
+    /* The first stage of every job, before the plugin reports its own
+     * (loading, inference, decode, postprocessing). */
+    sdrt_progress init = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 0, .stage = "initialization"};
+    services_api()->progress(job, &init);
     host_plugin *p = job->plugin;
     sdrt_request req = {
         .struct_size = SDRT_STRUCT_SIZE(sdrt_request, deadline),
@@ -248,6 +298,7 @@ static void bound_pause(sdrt_job *j, double now) {
     if (!atomic_load(&j->paused) || g_cfg->max_pause_s <= 0 || now - j->paused_at < g_cfg->max_pause_s) return;
     atomic_store(&j->paused, 0);
     j->paused_at = 0;
+    events_status(j, "resumed", "paused");
     char msg[160];
     snprintf(msg, sizeof msg, "host.pause: paused longer than max_pause_s (%g s), resumed", g_cfg->max_pause_s);
     cJSON_AddItemToArray(j->warnings, cJSON_CreateString(msg));
@@ -257,9 +308,12 @@ void jobs_tick(void) {
     double now = host_now();
     sdrt_job *to_answer[64];
     int n = 0;
+    /* Peak memory of running jobs, sampled at the watchdog's 10 ms tick. */
+    long rss = g_table ? sample_rss() : 0;
     pthread_mutex_lock(&g_lock);
     for (sdrt_job *j = g_table; j && n < 64; j = j->next) {
         if (atomic_load(&j->responded)) continue;
+        if (atomic_load(&j->state) == JOB_RUNNING) note_rss(j, rss);
         bound_pause(j, now);
         if (j->deadline > 0 && now >= j->deadline && !atomic_load(&j->cancelled)) {
             atomic_store(&j->cancelled, 2);
@@ -396,10 +450,19 @@ sdrt_status jobs_submit(sdrt_job *job) {
     job->next = g_table;
     g_table = job;
     g_in_flight++;
+    /* Before the push: a worker may take the job at once and say "running". */
+    events_status(job, "queued", NULL);
     queue_push(job);
     pthread_cond_signal(&g_work);
     pthread_mutex_unlock(&g_lock);
     return SDRT_OK;
+}
+
+int jobs_is_live(const char *request_id) {
+    pthread_mutex_lock(&g_lock);
+    int live = table_find_live(request_id) != NULL;
+    pthread_mutex_unlock(&g_lock);
+    return live;
 }
 
 sdrt_status jobs_cancel(const char *request_id) {
@@ -427,10 +490,12 @@ sdrt_status jobs_stop_after_item(const char *request_id) {
 sdrt_status jobs_pause(const char *request_id, int pause) {
     pthread_mutex_lock(&g_lock);
     sdrt_job *j = table_find_live(request_id);
+    int changed = 0;
     if (j) {
         if (pause && !atomic_load(&j->paused)) j->paused_at = host_now();
         if (!pause) j->paused_at = 0;
-        atomic_store(&j->paused, pause);
+        changed = atomic_exchange(&j->paused, pause) != pause;
+        if (changed) events_status(j, pause ? "paused" : "resumed", pause ? "running" : "paused");
     }
     pthread_mutex_unlock(&g_lock);
     return j ? SDRT_OK : SDRT_NOT_FOUND;

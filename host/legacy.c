@@ -127,6 +127,17 @@ static void map_enhanced_sdxl(cJSON *d) {
 void legacy_normalise(proto_request *req, cJSON *root) {
     (void)root;
     const char *c = canonical_type(req->type);
+    /* The simplest old client sends {"type":"inference",...} and reads one
+     * line: it gets its final line only unless it asks for events. */
+    if (strcmp(req->type, "inference") == 0 && req->events < 0) req->events = 0;
+    /* {"type":"cancel","request_id":X} names its target in request_id: the
+     * acknowledgement then carries request_id null, so X gets one final line
+     * (the cancelled job's). */
+    if (strcmp(req->type, "cancel") == 0 && req->request_id && !get(req->data, "request_id")) {
+        cJSON_AddStringToObject(req->data, "request_id", req->request_id);
+        free(req->request_id);
+        req->request_id = NULL;
+    }
     if (c) {
         free(req->type);
         req->type = strdup(c);

@@ -10,7 +10,7 @@
 
 /* Envelope keys that are not part of a legacy top-level payload. */
 static const char *const ENVELOPE_KEYS[] = {"type", "message_type", "request_id", "message_id", "priority",
-                                            "timeout", "data", "jsonrpc", "id", "method", "params", NULL};
+                                            "timeout", "data", "jsonrpc", "id", "method", "params", "events", NULL};
 
 static int is_envelope_key(const char *k) {
     for (int i = 0; ENVELOPE_KEYS[i]; i++)
@@ -38,25 +38,51 @@ static int id_too_long(const cJSON *v, const char *field, char *err, size_t errl
     return 1;
 }
 
-static int parse_priority(const cJSON *p, int *out, char *err, size_t errlen) {
+static int parse_priority_at(const cJSON *p, const char *field, int *out, char *err, size_t errlen) {
     *out = 1;
     if (!p || cJSON_IsNull(p)) return 0;
     if (cJSON_IsString(p)) {
         if (strcmp(p->valuestring, "low") == 0) *out = 0;
         else if (strcmp(p->valuestring, "normal") == 0) *out = 1;
         else if (strcmp(p->valuestring, "high") == 0) *out = 2;
+        else if (strcmp(p->valuestring, "urgent") == 0) *out = 3;
         else {
-            snprintf(err, errlen, "priority: '%s' is not one of low, normal, high", p->valuestring);
+            snprintf(err, errlen, "%s: '%s' is not one of low, normal, high, urgent", field, p->valuestring);
             return -1;
         }
         return 0;
     }
-    if (cJSON_IsNumber(p) && p->valuedouble >= 0 && p->valuedouble <= 2 && p->valuedouble == floor(p->valuedouble)) {
+    if (cJSON_IsNumber(p) && p->valuedouble >= 0 && p->valuedouble < PRIORITY_LEVELS &&
+        p->valuedouble == floor(p->valuedouble)) {
         *out = (int)p->valuedouble;
         return 0;
     }
-    snprintf(err, errlen, "priority: expected \"low\", \"normal\" or \"high\"");
+    snprintf(err, errlen, "%s: expected \"low\", \"normal\", \"high\" or \"urgent\"", field);
     return -1;
+}
+
+static int parse_priority(const cJSON *p, int *out, char *err, size_t errlen) {
+    return parse_priority_at(p, "priority", out, err, errlen);
+}
+
+/* The old orchestrator put priority inside data: honoured when the envelope
+ * has none (the envelope's wins). It stays in data, where a message may
+ * give it a meaning of its own (processing.batch_create records it). */
+static int take_data_priority(cJSON *data, const cJSON *root_priority, int *out, char *err, size_t errlen) {
+    cJSON *dp = cJSON_IsObject(data) ? cJSON_GetObjectItemCaseSensitive(data, "priority") : NULL;
+    if (!dp || (root_priority && !cJSON_IsNull(root_priority))) return 0;
+    return parse_priority_at(dp, "data.priority", out, err, errlen);
+}
+
+static int parse_events(const cJSON *e, int *out, char *err, size_t errlen) {
+    *out = -1;
+    if (!e || cJSON_IsNull(e)) return 0;
+    if (!cJSON_IsBool(e)) {
+        snprintf(err, errlen, "events: expected true or false");
+        return -1;
+    }
+    *out = cJSON_IsTrue(e);
+    return 0;
 }
 
 static int parse_timeout(const cJSON *t, double *out, char *err, size_t errlen) {
@@ -106,6 +132,8 @@ static sdrt_status parse_jsonrpc(cJSON *root, proto_request *req, char *err, siz
     if (parse_priority(cJSON_GetObjectItemCaseSensitive(root, "priority"), &req->priority, err, errlen) != 0)
         return SDRT_INVALID_ARGUMENT;
     if (parse_timeout(cJSON_GetObjectItemCaseSensitive(root, "timeout"), &req->timeout_s, err, errlen) != 0)
+        return SDRT_INVALID_ARGUMENT;
+    if (parse_events(cJSON_GetObjectItemCaseSensitive(root, "events"), &req->events, err, errlen) != 0)
         return SDRT_INVALID_ARGUMENT;
     if (strcmp(req->type, "$/cancelRequest") == 0) {
         free(req->type);
@@ -170,12 +198,17 @@ static sdrt_status parse_envelope(cJSON *root, proto_request *req, char *err, si
         return SDRT_INVALID_ARGUMENT;
     if (parse_timeout(cJSON_GetObjectItemCaseSensitive(root, "timeout"), &req->timeout_s, err, errlen) != 0)
         return SDRT_INVALID_ARGUMENT;
+    if (parse_events(cJSON_GetObjectItemCaseSensitive(root, "events"), &req->events, err, errlen) != 0)
+        return SDRT_INVALID_ARGUMENT;
     req->data = take_data(root);
     if (!cJSON_IsObject(req->data)) {
         snprintf(err, errlen, "data: expected an object, got %s",
                  cJSON_IsArray(req->data) ? "an array" : cJSON_IsString(req->data) ? "a string" : "a non-object");
         return SDRT_INVALID_ARGUMENT;
     }
+    if (take_data_priority(req->data, cJSON_GetObjectItemCaseSensitive(root, "priority"), &req->priority, err,
+                           errlen) != 0)
+        return SDRT_INVALID_ARGUMENT;
     return SDRT_OK;
 }
 
@@ -193,6 +226,7 @@ static void read_id_only(cJSON *root, proto_request *req) {
     }
     id = cJSON_GetObjectItemCaseSensitive(root, "request_id");
     if (!id) id = cJSON_GetObjectItemCaseSensitive(root, "message_id");
+    if (!id) id = cJSON_GetObjectItemCaseSensitive(root, "Id");
     if (id) req->request_id = id_text(id);
 }
 
@@ -215,6 +249,7 @@ static void replace_invalid_id(proto_request *req) {
 sdrt_status proto_parse(const char *line, size_t len, proto_request *req, char *err, size_t errlen) {
     memset(req, 0, sizeof *req);
     req->priority = 1;
+    req->events = -1;
     const char *end = NULL;
     size_t bad = utf8_check(line, len);
     size_t nul_len = 0;
@@ -249,8 +284,14 @@ sdrt_status proto_parse(const char *line, size_t len, proto_request *req, char *
         snprintf(err, errlen, "request must be a JSON object");
         return SDRT_INVALID_REQUEST;
     }
-    sdrt_status st = cJSON_GetObjectItemCaseSensitive(root, "jsonrpc") ? parse_jsonrpc(root, req, err, errlen)
-                                                                        : parse_envelope(root, req, err, errlen);
+    sdrt_status st;
+    if (cJSON_GetObjectItemCaseSensitive(root, "jsonrpc")) {
+        st = parse_jsonrpc(root, req, err, errlen);
+    } else {
+        st = legacy_reshape(root, &req->reply_extra, err, errlen);
+        if (st == SDRT_OK) st = parse_envelope(root, req, err, errlen);
+        else read_id_only(root, req);
+    }
     if (st == SDRT_OK) legacy_normalise(req, root);
     cJSON_Delete(root);
     return st;
@@ -261,6 +302,8 @@ void proto_request_free(proto_request *req) {
     free(req->request_id);
     cJSON_Delete(req->rpc_id);
     cJSON_Delete(req->data);
+    cJSON_Delete(req->warnings);
+    free(req->reply_extra);
     memset(req, 0, sizeof *req);
 }
 
@@ -395,8 +438,14 @@ static void tb_json_string(text_buf *b, const char *s) {
     tb_put(b, "\"", 1);
 }
 
+/* metrics as JSON text into b: {"processing_time_ms","execution_time_ms",
+ * "memory_usage_mb","gpu_utilization"}. gpu_utilization is null: no
+ * backend reports a utilisation figure. */
+static void tb_metrics(struct text_buf *b, const proto_metrics *m);
+
 char *proto_format_result(job_proto proto, const char *request_id, const cJSON *rpc_id, cJSON *result,
-                          const cJSON *warnings, double exec_time) {
+                          const cJSON *warnings, const proto_metrics *m) {
+    double exec_time = m ? m->execution_s : 0;
     if (proto == PROTO_JSONRPC) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "jsonrpc", "2.0");
@@ -410,6 +459,13 @@ char *proto_format_result(job_proto proto, const char *request_id, const cJSON *
             cJSON_AddItemToObject(result, "_warnings", cJSON_Duplicate(warnings, 1));
         }
         cJSON_AddItemToObject(o, "result", result);
+        if (m) { /* beside result: a JSON-RPC result's members are the method's */
+            text_buf mb = {0};
+            tb_metrics(&mb, m);
+            cJSON *mj = mb.p ? cJSON_Parse(mb.p) : NULL;
+            free(mb.p);
+            if (mj) cJSON_AddItemToObject(result, "_metrics", mj);
+        }
         return print_and_free(o);
     }
     /* The envelope is written as text around the printed result: building
@@ -430,29 +486,56 @@ char *proto_format_result(job_proto proto, const char *request_id, const cJSON *
     tb_puts(&b, ",\"execution_time\":");
     if (proto_fixed_text(num, exec_time, 6) != 0) snprintf(num, sizeof num, "0");
     tb_puts(&b, num);
-    tb_puts(&b, ",\"metrics\":{\"execution_time_ms\":");
-    if (proto_fixed_text(num, exec_time * 1e3, 3) != 0) snprintf(num, sizeof num, "0");
-    tb_puts(&b, num);
-    tb_puts(&b, "}}");
+    tb_puts(&b, ",\"metrics\":");
+    tb_metrics(&b, m);
+    tb_puts(&b, "}");
     free(printed);
     free(warn_text);
     cJSON_Delete(result);
     return b.p;
 }
 
+static void tb_num(text_buf *b, double v, int decimals) {
+    char num[48];
+    if (proto_fixed_text(num, v, decimals) != 0) snprintf(num, sizeof num, "0");
+    tb_puts(b, num);
+}
+
+static void tb_metrics(text_buf *b, const proto_metrics *m) {
+    proto_metrics none = {0, 0, -1};
+    if (!m) m = &none;
+    tb_puts(b, "{\"processing_time_ms\":");
+    tb_num(b, m->processing_s * 1e3, 3);
+    tb_puts(b, ",\"execution_time_ms\":");
+    tb_num(b, m->execution_s * 1e3, 3);
+    tb_puts(b, ",\"memory_usage_mb\":");
+    if (m->peak_rss_mb >= 0) tb_num(b, m->peak_rss_mb, 1);
+    else tb_puts(b, "null");
+    tb_puts(b, ",\"gpu_utilization\":null}");
+}
+
 char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id, const char *result_json,
-                           const cJSON *warnings, double exec_time) {
+                           const cJSON *warnings, const proto_metrics *m) {
     cJSON *result = parse_result(result_json);
     if (!result) {
         sdrt_error *e = error_new(SDRT_INTERNAL, NULL, "plugin returned a result that is not a JSON object");
-        char *s = proto_format_error(proto, request_id, rpc_id, e);
+        char *s = proto_format_error(proto, request_id, rpc_id, e, warnings, m);
         error_free(e);
         return s;
     }
-    return proto_format_result(proto, request_id, rpc_id, result, warnings, exec_time);
+    return proto_format_result(proto, request_id, rpc_id, result, warnings, m);
 }
 
-char *proto_format_error(job_proto proto, const char *request_id, const cJSON *rpc_id, const sdrt_error *err) {
+static cJSON *metrics_json(const proto_metrics *m) {
+    text_buf b = {0};
+    tb_metrics(&b, m);
+    cJSON *o = b.p ? cJSON_Parse(b.p) : NULL;
+    free(b.p);
+    return o ? o : cJSON_CreateObject();
+}
+
+char *proto_format_error(job_proto proto, const char *request_id, const cJSON *rpc_id, const sdrt_error *err,
+                         const cJSON *warnings, const proto_metrics *m) {
     cJSON *data = err->data_json ? cJSON_Parse(err->data_json) : NULL;
     if (data && !cJSON_IsObject(data)) {
         cJSON_Delete(data);
@@ -467,6 +550,9 @@ char *proto_format_error(job_proto proto, const char *request_id, const cJSON *r
         cJSON_AddStringToObject(e, "message", err->message);
         if (!data) data = cJSON_CreateObject();
         cJSON_AddStringToObject(data, "status", status_name(err->code));
+        if (warnings && cJSON_GetArraySize(warnings) > 0 && !cJSON_GetObjectItemCaseSensitive(data, "_warnings"))
+            cJSON_AddItemToObject(data, "_warnings", cJSON_Duplicate(warnings, 1));
+        if (m) cJSON_AddItemToObject(data, "_metrics", metrics_json(m));
         cJSON_AddItemToObject(e, "data", data);
         return print_and_free(o);
     }
@@ -476,6 +562,11 @@ char *proto_format_error(job_proto proto, const char *request_id, const cJSON *r
     cJSON_AddStringToObject(o, "error", err->message);
     cJSON_AddStringToObject(o, "error_code", status_name(err->code));
     if (data) cJSON_AddItemToObject(o, "error_data", data);
+    if (m) {
+        cJSON_AddItemToObject(o, "warnings", warnings ? cJSON_Duplicate(warnings, 1) : cJSON_CreateArray());
+        proto_add_fixed(o, "execution_time", m->execution_s, 6);
+        cJSON_AddItemToObject(o, "metrics", metrics_json(m));
+    }
     return print_and_free(o);
 }
 

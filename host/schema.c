@@ -814,6 +814,15 @@ const char *schema_for_message(const schema_set *s, const char *type) {
     return NULL;
 }
 
+const cJSON *schema_message_doc(const schema_set *s, const char *type) {
+    if (!s || !type) return NULL;
+    char name[256];
+    if ((size_t)snprintf(name, sizeof name, "messages/%s.json", type) >= sizeof name) return NULL;
+    for (size_t i = 0; i < s->count; i++)
+        if (strcmp(s->docs[i].name, name) == 0) return s->docs[i].root;
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* $ref resolution                                                           */
 /* ------------------------------------------------------------------------ */

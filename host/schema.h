@@ -85,4 +85,8 @@ int schema_validate_at(const schema_set *s, const char *schema_id, const cJSON *
  * set, valid until schema_set_free. NULL when the set has none. */
 const char *schema_for_message(const schema_set *s, const char *type);
 
+/* The parsed document "messages/<type>.json" (borrowed, valid until
+ * schema_set_free), or NULL. */
+const cJSON *schema_message_doc(const schema_set *s, const char *type);
+
 #endif /* SDRT_HOST_SCHEMA_H */

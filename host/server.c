@@ -63,12 +63,20 @@ static void respond_result(host_ctx *h, const proto_request *req, cJSON *result,
         return;
     }
     char *line;
+    /* Answered on the dispatch thread at once: no queue wait, no run. */
+    long rss = jobs_resident_kb_recent();
+    proto_metrics m = {0, 0, rss > 0 ? (double)rss / 1024.0 : -1};
     if (err) {
         cJSON_Delete(result);
-        line = proto_format_error(req->proto, req->request_id, req->rpc_id, err);
+        line = proto_format_error(req->proto, req->request_id, req->rpc_id, err, req->warnings, &m);
     } else {
         line = proto_format_result(req->proto, req->request_id, req->rpc_id, result ? result : cJSON_CreateObject(),
-                                   NULL, 0);
+                                   req->warnings, &m);
+    }
+    char *with = line && req->reply_extra ? legacy_reply_line(line, req->reply_extra) : NULL;
+    if (with) {
+        free(line);
+        line = with;
     }
     if (line) h->sink.line(h->sink.ctx, line, req->slot);
     free(line);
@@ -85,12 +93,12 @@ static void respond_error(host_ctx *h, const proto_request *req, sdrt_status cod
     error_free(e);
 }
 
-static sdrt_error *validate_data(host_ctx *h, const proto_request *req) {
+sdrt_error *server_validate(host_ctx *h, const char *type, const cJSON *data) {
     if (!h->schemas) return NULL;
-    const char *sid = schema_for_message(h->schemas, req->type);
+    const char *sid = schema_for_message(h->schemas, type);
     if (!sid) return NULL;
     char msg[1024];
-    int rc = schema_validate(h->schemas, sid, req->data, msg, sizeof msg);
+    int rc = schema_validate(h->schemas, sid, data, msg, sizeof msg);
     if (rc == 0) return NULL;
     return error_new(rc > 0 ? SDRT_INVALID_ARGUMENT : SDRT_INTERNAL, NULL, "%s", msg);
 }
@@ -108,6 +116,27 @@ static void list_domain_types(const host_ctx *h, const char *type, char *out, si
     }
 }
 
+/* A duplicate in-flight id: the refusal carries request_id null and the id
+ * in error_data, so a client matching answers by id sees exactly one final
+ * line for it (the running job's). */
+static void respond_duplicate(host_ctx *h, proto_request *req) {
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "duplicate_request_id", req->request_id);
+    char *dj = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    sdrt_error *e = error_new(SDRT_ALREADY_EXISTS, dj, "request_id: '%s' is already in flight; this request was not run",
+                              req->request_id);
+    free(dj);
+    char *id = req->request_id;
+    cJSON *rpc = req->rpc_id;
+    req->request_id = NULL;
+    req->rpc_id = NULL;
+    respond_now(h, req, e);
+    req->request_id = id;
+    req->rpc_id = rpc;
+    error_free(e);
+}
+
 static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
     sdrt_job *job = calloc(1, sizeof *job);
     job->request_id = req->request_id;
@@ -122,10 +151,14 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
         job->data_json = nul;
     }
     job->slot = req->slot;
+    job->reply_extra = req->reply_extra;
+    req->reply_extra = NULL;
     job->proto = req->proto;
     job->priority = req->priority;
     job->plugin = p;
-    job->warnings = cJSON_CreateArray();
+    job->warnings = req->warnings ? req->warnings : cJSON_CreateArray();
+    req->warnings = NULL;
+    job->events = req->events >= 0 ? req->events : h->cfg.events_default;
     job->sink = &h->sink;
     double timeout = req->timeout_s > 0 ? req->timeout_s : h->cfg.default_timeout_s;
     job->deadline = timeout > 0 ? host_now() + timeout : 0;
@@ -140,7 +173,7 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
     atomic_store(&job->refs, 1);
     job_release(job);
     if (st != SDRT_BUSY) {
-        respond_error(h, req, SDRT_ALREADY_EXISTS, "request_id: '%s' is already in flight%s", req->request_id, "");
+        respond_duplicate(h, req);
         return;
     }
     char limit[32];
@@ -149,7 +182,13 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
 }
 
 static void route(host_ctx *h, proto_request *req) {
+    if (strncmp(req->type, "inference.", 10) == 0) fields_memory_switches(req->data, &req->warnings);
+    fields_check_unknown(h->schemas, req->type, req->data, &req->warnings);
     if (builtin_is(req->type) || strncmp(req->type, "host.", 5) == 0) {
+        if (req->request_id && jobs_is_live(req->request_id)) {
+            respond_duplicate(h, req);
+            return;
+        }
         cJSON *result = NULL;
         sdrt_error *err = NULL;
         builtin_handle(h, req, &result, &err);
@@ -173,7 +212,7 @@ static void route(host_ctx *h, proto_request *req) {
             respond_error(h, req, SDRT_UNKNOWN_TYPE, "type: no plugin serves '%s'%s", req->type, "");
         return;
     }
-    sdrt_error *verr = validate_data(h, req);
+    sdrt_error *verr = server_validate(h, req->type, req->data);
     if (verr) {
         respond_now(h, req, verr);
         error_free(verr);

@@ -47,10 +47,7 @@ static sdrt_error *api_error_new(sdrt_status code, const char *data_json, const 
 }
 
 static void job_event_line(sdrt_job *job, const char *event_name, const char *data_json) {
-    if (atomic_load(&job->responded)) return; /* events only before the final response */
-    char *line = proto_format_event(job->proto, job->request_id, job->rpc_id, event_name, data_json);
-    if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line, -1);
-    free(line);
+    events_emit(job, event_name, data_json);
 }
 
 static void api_progress(sdrt_job *job, const sdrt_progress *p) {
@@ -91,13 +88,37 @@ static void api_warn(sdrt_job *job, const char *message) {
         log_msg(NULL, SDRT_LOG_WARN, "%s", message);
         return;
     }
+    job = job_root(job); /* an inner request's warnings are its caller's */
     job_add_warning(job, message);
+    /* A problem that does not end the request: also an `error` event, so a
+     * client sees it when it happens, not only in the final warnings. */
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "message", message);
+    cJSON_AddBoolToObject(d, "fatal", 0);
+    char *s = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    if (s) events_emit(job, "error", s);
+    free(s);
 }
 
-static int api_is_cancelled(sdrt_job *job) { return job && atomic_load(&job->cancelled) != 0; }
+/* An inner request (sdrt_host_api.call) sees its parents' cancel, stop
+ * and pause as its own. */
+static int api_is_cancelled(sdrt_job *job) {
+    for (; job; job = job->parent)
+        if (atomic_load(&job->cancelled)) return 1;
+    return 0;
+}
 
 static int api_stop_requested(sdrt_job *job) {
-    return job && (atomic_load(&job->stop_after) != 0 || atomic_load(&job->cancelled) != 0);
+    for (; job; job = job->parent)
+        if (atomic_load(&job->stop_after) != 0 || atomic_load(&job->cancelled) != 0) return 1;
+    return 0;
+}
+
+static int any_paused(sdrt_job *job) {
+    for (; job; job = job->parent)
+        if (atomic_load(&job->paused)) return 1;
+    return 0;
 }
 
 static void api_job_set_user(sdrt_job *job, void *user) {
@@ -108,11 +129,11 @@ static void *api_job_user(sdrt_job *job) { return job ? atomic_load(&job->user) 
 
 static int api_wait_if_paused(sdrt_job *job) {
     if (!job) return 0;
-    while (atomic_load(&job->paused) && !atomic_load(&job->cancelled)) {
+    while (any_paused(job) && !api_is_cancelled(job)) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    return atomic_load(&job->cancelled) != 0;
+    return api_is_cancelled(job);
 }
 
 static reg_entry *registry_find(const char *id) {
@@ -214,7 +235,7 @@ static char *api_resolve_path(sdrt_host *host, const char *kind, const char *pat
 }
 
 static const sdrt_host_api g_api = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, job_user),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, call),
     .abi_major = SDRT_ABI_MAJOR,
     .abi_minor = SDRT_ABI_MINOR,
     .log = api_log,
@@ -235,6 +256,7 @@ static const sdrt_host_api g_api = {
     .free = api_free,
     .settings_json = api_settings_json,
     .resolve_path = api_resolve_path,
+    .call = call_internal,
 };
 
 const sdrt_host_api *services_api(void) { return &g_api; }

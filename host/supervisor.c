@@ -72,7 +72,7 @@ static void answer_entry(ledger_entry *e, int slot, sdrt_status code, const char
         rpc_id = cJSON_Parse(e->id);
     }
     sdrt_error *err = error_new(code, data_json, "%s", message);
-    char *line = proto_format_error((job_proto)e->proto, request_id, rpc_id, err);
+    char *line = proto_format_error((job_proto)e->proto, request_id, rpc_id, err, NULL, NULL);
     output_write_final(line, slot);
     free(line);
     error_free(err);

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "request.h"
+#include "quality.h"
 
 typedef struct req_ctx {
     const cJSON *root;
@@ -281,6 +282,10 @@ static void req_numbers(req_ctx *c, infer_request *r) {
     r->height = req_size(c, "height");
     r->steps = req_int(c, req_item(c, "num_inference_steps", "hyperparameters"), "num_inference_steps", 50, 1,
                        INFER_MAX_STEPS);
+    r->steps_given = req_item(c, "num_inference_steps", "hyperparameters") != NULL;
+    r->quality = req_string(c, req_item(c, "quality", NULL), "quality", NULL);
+    if (r->quality && !infer_quality_known(r->quality))
+        req_fail(c, "quality", "must be \"fast\", \"balanced\" or \"high\"", 0);
     r->guidance_scale = req_guidance(c);
     req_seed(c, r);
     req_rng(c, r);
@@ -361,6 +366,7 @@ void infer_request_free(infer_request *req) {
     free(req->negative_prompt);
     free(req->scheduler);
     free(req->scheduler_config_json);
+    free(req->quality);
     free(req->output_dir);
     free(req->refiner_id);
     free(req->vae_id);

@@ -26,6 +26,8 @@ typedef struct infer_request {
     int has_negative_prompt;     /* SDXL zeroes embeddings for an absent one */
     int width, height;           /* 0 = the model's default */
     int steps;
+    int steps_given;             /* num_inference_steps was in the request */
+    char *quality;               /* "fast" | "balanced" | "high" preset (quality.c), or NULL */
     double guidance_scale;       /* < 0 = the model's default */
     char *scheduler;             /* NULL = the model's scheduler_config.json */
     char *scheduler_config_json; /* "{}" when absent */

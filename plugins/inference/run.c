@@ -22,6 +22,7 @@
 
 #include "denoise.h"
 #include "request.h"
+#include "quality.h"
 #include "response.h"
 #include "run.h"
 #include "run_internal.h"
@@ -139,9 +140,13 @@ static sdrt_error *run_base_unet(run_ctx *c) {
 }
 
 static sdrt_error *run_open_model(run_ctx *c) {
+    sdrt_progress lp = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 0, .stage = "loading",
+                        .message = "opening the model"};
+    c->api->progress(c->job, &lp);
     sdrt_error *e = c->model->open(c->model->self, c->r.model_id, c->job, &c->m);
     if (!e) e = run_unet_config(c, "model_id");
     if (e) return e;
+    infer_quality_apply(&c->r, c->arch); /* before the defaults below: a preset fills what was not given */
     const char *cfg = c->model->config_json(c->m, "unet");
     if (!c->r.width) c->r.width = default_image_size(cfg);
     if (!c->r.height) c->r.height = default_image_size(cfg);
@@ -406,6 +411,9 @@ static sdrt_error *run_outputs(run_ctx *c) {
         return e;
     }
     const float *rgb = overlaid ? overlaid : decoded;
+    sdrt_progress pp = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 1.0,
+                        .stage = "postprocessing", .message = "writing images"};
+    c->api->progress(c->job, &pp);
     char *params = NULL;
     sdrt_error *pe = c->post->format_parameters(c->post->self, c->data_json, c->seed, &params);
     if (pe) c->api->error_free(pe); /* metadata is optional: the image is not */

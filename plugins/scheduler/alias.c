@@ -104,6 +104,13 @@ const sched_alias sched_aliases[] = {
     {"k_dpmpp_2m", "DPMSolverMultistepScheduler", "{\"algorithm_type\":\"dpmsolver++\",\"solver_order\":2}", "sdcpp"},
     {"k_dpmpp_sde", "DPMSolverSDEScheduler", NULL, "sdcpp"},
     {"plms", "PNDMScheduler", "{\"skip_prk_steps\":true}", "sdcpp"},
+
+    /* The old Python workers' README and the C# service ("DPM++" was its
+     * default and meant diffusers' DPMSolverMultistep with dpmsolver++,
+     * i.e. DPM++ 2M). */
+    {"Euler Ancestral", "EulerAncestralDiscreteScheduler", NULL, "workers"},
+    {"PNDM", "PNDMScheduler", NULL, "workers"},
+    {"DPM++", "DPMSolverMultistepScheduler", "{\"algorithm_type\":\"dpmsolver++\",\"solver_order\":2}", "workers"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -28,14 +28,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *line;
     if (st != SDRT_OK) {
         sdrt_error *e = error_new(st, NULL, "%s", err);
-        line = proto_format_error(req.proto, req.request_id, req.rpc_id, e);
+        line = proto_format_error(req.proto, req.request_id, req.rpc_id, e, NULL, NULL);
         error_free(e);
     } else {
         schema_set *s = schemas();
         const char *sid = s ? schema_for_message(s, req.type) : NULL;
         if (sid) schema_validate(s, sid, req.data, err, sizeof err);
         char *data_json = cJSON_PrintUnformatted(req.data);
-        line = proto_format_success(req.proto, req.request_id, req.rpc_id, data_json, NULL, 0.5);
+        proto_metrics m = {0.5, 0.5, -1};
+        line = proto_format_success(req.proto, req.request_id, req.rpc_id, data_json, NULL, &m);
         free(data_json);
     }
     free(line);

@@ -364,7 +364,9 @@ static void test_response_text_round_trip(void) {
         if (rand() % 2) cJSON_AddItemToArray(warnings, cJSON_CreateString(id));
         cJSON *expect_result = cJSON_Duplicate(result, 1);
         double t = (double)(rand() % 10000000) / 1e6;
-        char *line = proto_format_result(PROTO_ENVELOPE, rand() % 5 ? id : NULL, NULL, result, warnings, t);
+        double rss = rand() % 3 ? (double)(rand() % 100000) / 10.0 : -1;
+        proto_metrics m = {t + (double)(rand() % 1000) / 1e3, t, rss};
+        char *line = proto_format_result(PROTO_ENVELOPE, rand() % 5 ? id : NULL, NULL, result, warnings, &m);
         cJSON *o = cJSON_Parse(line);
         REQUIRE(o, "not JSON: %s", line);
         const cJSON *rid = cJSON_GetObjectItemCaseSensitive(o, "request_id");
@@ -375,6 +377,16 @@ static void test_response_text_round_trip(void) {
         const cJSON *et = cJSON_GetObjectItemCaseSensitive(o, "execution_time");
         CHECK(cJSON_IsNumber(et) && fabs(et->valuedouble - t) < 1e-6, "execution_time %s for %f", line, t);
         CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "success")), "success: %s", line);
+        /* metrics: every member, in ms, the memory null when unknown. */
+        const cJSON *mj = cJSON_GetObjectItemCaseSensitive(o, "metrics");
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(mj, "processing_time_ms");
+        const cJSON *xt = cJSON_GetObjectItemCaseSensitive(mj, "execution_time_ms");
+        const cJSON *mu = cJSON_GetObjectItemCaseSensitive(mj, "memory_usage_mb");
+        CHECK(cJSON_IsNumber(pt) && fabs(pt->valuedouble - m.processing_s * 1e3) < 1e-3, "processing_time_ms: %s", line);
+        CHECK(cJSON_IsNumber(xt) && fabs(xt->valuedouble - t * 1e3) < 1e-3, "execution_time_ms: %s", line);
+        CHECK(rss < 0 ? cJSON_IsNull(mu) : cJSON_IsNumber(mu) && fabs(mu->valuedouble - rss) < 0.051,
+              "memory_usage_mb: %s for %f", line, rss);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(mj, "gpu_utilization")), "gpu_utilization: %s", line);
         cJSON_Delete(o);
         cJSON_Delete(expect_result);
         cJSON_Delete(warnings);

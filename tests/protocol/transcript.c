@@ -9,6 +9,7 @@
  *   >x <a request line with \xNN escapes for raw bytes>
  *   = responses <n>             (exact number of final responses)
  *   <~ <text>                   (some output line contains text verbatim)
+ *   <! <expected JSON>          (no output line matches it)
  * Expected JSON matches an output line when every key it names is present
  * with an equal value (objects recursively, arrays element-wise with the
  * same length); "*" matches any value and "~text" any string containing
@@ -235,6 +236,17 @@ static void check_transcript(const char *path) {
             }
         }
         CHECK(found, "%s: no output line matches %s", path, t.lines[i] + 2);
+        cJSON_Delete(exp);
+    }
+    for (int i = 0; i < t.n; i++) {
+        if (strncmp(t.lines[i], "<! ", 3) != 0) continue;
+        cJSON *exp = cJSON_Parse(t.lines[i] + 3);
+        REQUIRE(exp, "%s: bad expectation: %s", path, t.lines[i]);
+        for (int k = 0; k < n; k++) {
+            char *s = match(exp, lines[k]) ? cJSON_PrintUnformatted(lines[k]) : NULL;
+            CHECK(!s, "%s: output line %s matches the unwanted %s", path, s ? s : "", t.lines[i] + 3);
+            free(s);
+        }
         cJSON_Delete(exp);
     }
     for (int k = 0; k < n; k++) cJSON_Delete(lines[k]);

@@ -326,6 +326,12 @@ static void test_aliases(void) {
     expect_alias("Euler: SGM Uniform", "EulerDiscreteScheduler", "timestep_spacing", "\"trailing\"");
     expect_alias("Euler Beta", "EulerDiscreteScheduler", "use_beta_sigmas", "true");
     expect_alias("DDIM", "DDIMScheduler", NULL, NULL);
+    /* The old workers' README names and the C# default ("DPM++" = DPM++ 2M). */
+    expect_alias("Euler Ancestral", "EulerAncestralDiscreteScheduler", NULL, NULL);
+    expect_alias("PNDM", "PNDMScheduler", NULL, NULL);
+    expect_alias("DPM++", "DPMSolverMultistepScheduler", "algorithm_type", "\"dpmsolver++\"");
+    expect_alias("DPM++", "DPMSolverMultistepScheduler", "solver_order", "2");
+    expect_alias("DPM++ Karras", "DPMSolverMultistepScheduler", "use_karras_sigmas", "true");
     expect_alias("dpmpp_2m", "DPMSolverMultistepScheduler", NULL, NULL);
     expect_alias("dpmpp_2m_karras", "DPMSolverMultistepScheduler", "use_karras_sigmas", "true");
     expect_alias("dpmpp_2m_sde_karras", "DPMSolverMultistepScheduler", "algorithm_type", "\"sde-dpmsolver++\"");

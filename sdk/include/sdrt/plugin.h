@@ -205,6 +205,34 @@ typedef struct sdrt_host_api {
      * Any thread; NULL job: set is ignored, get returns NULL. */
     void (*job_set_user)(sdrt_job *job, void *user);
     void *(*job_user)(sdrt_job *job);
+
+    /* --- appended after ABI 1.1 shipped (check SDRT_HAS_MEMBER(api,
+     * sdrt_host_api, call) before calling) --- */
+    /* An internal request: runs the message `type` with `data_json` (a JSON
+     * object text; NULL = "{}") as if a client had sent it, synchronously on
+     * the calling thread (a worker inside `handle`), and returns its
+     * outcome. Lets a plugin that coordinates others (processing.*) drive
+     * them without a protocol round trip.
+     * - Routing and checks as for a client request: the plugin serving
+     *   `type` (canonical types only; no legacy renames), the data checked
+     *   against schemas/messages/<type>.json. Only host.health, host.info,
+     *   host.plugins, host.jobs, host.cancel, host.pause and host.resume of
+     *   the host.* messages (answered at once).
+     * - `job` (the caller's, required for plugin messages) is the parent:
+     *   the inner request's progress and events go out under the parent's
+     *   request id, its warnings into the parent's `warnings`, and it sees
+     *   the parent's cancel, deadline, pause and stop_requested.
+     * - result_json non-NULL: on success *result_json is the result object
+     *   text, allocated with `alloc` (the caller frees it with `free`), and
+     *   NULL is returned; on failure the error (owned by the caller) and
+     *   *result_json NULL.
+     * - result_json NULL: a check only, nothing runs: NULL when a plugin
+     *   serves `type` and `data_json` (when not NULL) passes its schema,
+     *   else the error (UNKNOWN_TYPE, INVALID_ARGUMENT) the request would get.
+     * Ownership: every argument is borrowed for the call. Thread: any worker
+     * thread; may nest (the callee may call again). Lifetime: the inner
+     * request lives for the duration of the call only. */
+    sdrt_error *(*call)(sdrt_job *job, const char *type, const char *data_json, char **result_json);
 } sdrt_host_api;
 
 /* ------------------------------------------------------------------------ */
