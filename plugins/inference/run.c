@@ -342,10 +342,19 @@ static void report_split(run_ctx *c) {
     c->api->warn(c->job, msg);
 }
 
-sdrt_error *run_denoise(run_ctx *c) {
-    sdrt_device *dev = c->nn ? NULL : c->backend->default_device(c->backend->self);
-    if (!c->nn) c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
+sdrt_error *run_open_nn(run_ctx *c) {
+    if (c->nn) return NULL;
+    sdrt_device *dev = c->backend->default_device(c->backend->self);
+    c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
     if (!c->nn) return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device");
+    c->dev = dev;
+    return NULL;
+}
+
+sdrt_error *run_denoise(run_ctx *c) {
+    sdrt_error *oe = run_open_nn(c);
+    if (oe) return oe;
+    sdrt_device *dev = c->dev;
     /* Weights resident on the device, shared with every request on this
      * model (merged LoRA tensors: the set's copies, freed with it). */
     sdrt_nn_add_weight_store(c->nn, sdrt_lora_weights(c->lora, c->lora_set));

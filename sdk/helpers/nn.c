@@ -599,6 +599,16 @@ static void nn_read(const sdrt_tensor *t, void *out, size_t bytes) {
 
 sdrt_tensor *sdrt_nn_copy(sdrt_nn *nn, const sdrt_tensor *x, sdrt_dtype dtype);
 
+sdrt_status sdrt_nn_synchronize(sdrt_nn *nn) {
+    if (!nn_ready(nn)) return nn ? nn->status : SDRT_INVALID_ARGUMENT;
+    if (nn->recording) {
+        nn_fail(nn, SDRT_FAILED_PRECONDITION, "synchronize: not while a graph is recorded");
+        return nn->status;
+    }
+    sdrt_stream_synchronize(nn->stream);
+    return SDRT_OK;
+}
+
 sdrt_status sdrt_nn_to_host_f32(sdrt_nn *nn, const sdrt_tensor *t, float *out) {
     if (!nn_ready(nn)) return nn ? nn->status : SDRT_INVALID_ARGUMENT;
     if (!t || !out) {

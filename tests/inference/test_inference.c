@@ -7,6 +7,7 @@
  * Tolerance: final latents relative L2 <= 1e-3 (the reference README's bar:
  * eight steps of float32 rounding differences through the UNet and the
  * solver). */
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "harness.h"
 #include "sdrt/half.h"
 #include "infer_fixture.h"
+#include "strict_hook.h"
 
 #define LATENT_TOL 1e-3
 
@@ -207,6 +209,57 @@ static void test_sd15_f16_checkpoint(void) {
     free(b);
 }
 
+/* The strict device's counter hooks, from the module the device plugin
+ * loaded (the first extra_backends entry of SDRT_TEST_DEVICE_CONFIG), or
+ * 0 when the tests do not run on it. */
+static int strict_hooks(sdrt_strict_get_counters_fn *get, sdrt_strict_reset_counters_fn *reset) {
+    cJSON *cfg = getenv("SDRT_TEST_DEVICE_CONFIG") ? cJSON_Parse(getenv("SDRT_TEST_DEVICE_CONFIG")) : NULL;
+    const cJSON *path = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cfg, "extra_backends"), 0);
+    void *so = cJSON_IsString(path) ? dlopen(path->valuestring, RTLD_NOW | RTLD_NOLOAD) : NULL;
+    cJSON_Delete(cfg);
+    *get = so ? (sdrt_strict_get_counters_fn)dlsym(so, SDRT_STRICT_COUNTERS_SYMBOL) : NULL;
+    *reset = so ? (sdrt_strict_reset_counters_fn)dlsym(so, SDRT_STRICT_RESET_SYMBOL) : NULL;
+    if (so) dlclose(so); /* the device plugin keeps it loaded */
+    return *get && *reset;
+}
+
+/* What crosses from the device to the host in a txt2img request, on the
+ * strict device (elsewhere it checks nothing): the UNet prediction once per
+ * step (the latents stay on the host, docs/architecture.md) and the decoded
+ * pixels, nothing else. The prompt embeddings reach the UNet as device
+ * tensors of the conditioning plugin (sdrt_cond_result's *_dev members);
+ * before, they came back to the host first (2 x [1, 77, 32] floats here). */
+static void test_txt2img_device_to_host_bytes(void) {
+    sdrt_strict_get_counters_fn get;
+    sdrt_strict_reset_counters_fn reset;
+    REQUIRE(ifx_start(), "plugins did not load");
+    if (!strict_hooks(&get, &reset)) {
+        printf("# skipped: runs on the strict device (inference-strict)\n");
+        return;
+    }
+    const int steps = 4, side = 64, rows = 2 /* CFG */, latent_c = 4;
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"blurry\","
+             "\"width\":%d,\"height\":%d,\"num_inference_steps\":%d,\"guidance_scale\":7.5,\"seed\":5,"
+             "\"scheduler\":\"euler\",\"output\":{\"dir\":\"%s\"}}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), side, side, steps, ifx_out_dir());
+    reset();
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    sdrt_strict_counters c;
+    get(&c);
+    REQUIRE(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
+    cJSON_Delete(r.data);
+    uint64_t pred = (uint64_t)steps * rows * latent_c * (side / 8) * (side / 8) * sizeof(float);
+    uint64_t pixels = (uint64_t)3 * side * side * sizeof(float);
+    printf("# txt2img %dx%d, %d steps: device->host %llu bytes (predictions %llu + pixels %llu), host->device %llu\n",
+           side, side, steps, (unsigned long long)c.d2h_bytes, (unsigned long long)pred, (unsigned long long)pixels,
+           (unsigned long long)c.h2d_bytes);
+    CHECK(c.d2h_bytes == pred + pixels, "device->host %llu bytes, want %llu (UNet predictions + pixels)",
+          (unsigned long long)c.d2h_bytes, (unsigned long long)(pred + pixels));
+}
+
 #define CASE(fn, model, name, cls, overrides) \
     static void fn(void) { check_reference_case(model, name, cls, overrides); }
 
@@ -355,6 +408,7 @@ const test_entry TESTS[] = {
     {"sd15_single_file", test_sd15_single_file},
     {"sdxl_single_file", test_sdxl_single_file},
     {"sd15_f16_checkpoint", test_sd15_f16_checkpoint},
+    {"txt2img_device_to_host_bytes", test_txt2img_device_to_host_bytes},
     {"cancel", test_cancel},
     {"device_oom_recovers", test_device_oom_recovers},
     {"batch_no_cfg", test_batch_no_cfg},

@@ -80,6 +80,11 @@ uint64_t sdrt_nn_weight_bytes_uploaded(const sdrt_nn *nn);
 /* Copies a tensor's elements to host memory as contiguous float32.
  * FAILED_PRECONDITION while a graph is recorded (values exist after end). */
 sdrt_status sdrt_nn_to_host_f32(sdrt_nn *nn, const sdrt_tensor *t, float *out);
+/* Waits until every op submitted so far has completed, so that the
+ * context's tensors may be read by another context's stream on the same
+ * device (a tensor handed to another plugin). FAILED_PRECONDITION while a
+ * graph is recorded. */
+sdrt_status sdrt_nn_synchronize(sdrt_nn *nn);
 /* Releases a tensor returned by this context. NULL: no-op. While a graph
  * is recorded it marks the tensor's last use: no op recorded later may read
  * it, and its arena memory is reused. */
