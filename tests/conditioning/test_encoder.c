@@ -259,7 +259,60 @@ static void test_weighting_and_chunks(void) {
     sdrt_nn_free(nn);
 }
 
+/* `t` (a device tensor of nn, n floats) equals host[0..n) bit for bit. */
+static int same_as_host(sdrt_nn *nn, const sdrt_tensor *t, const float *host, size_t n) {
+    if (!t || !host || (size_t)sdrt_nn_numel(t) != n) return 0;
+    float *got = malloc(n * sizeof *got);
+    int ok = got && sdrt_nn_to_host_f32(nn, t, got) == SDRT_OK && memcmp(got, host, n * sizeof *got) == 0;
+    free(got);
+    return ok;
+}
+
+/* cond_encode_ex with on_device: plain prompts give the four results as
+ * device tensors equal bit for bit to the host path's (the same ops, the
+ * layout done by copies), the host members NULL; a prompt with emphasis
+ * falls back to the host members. */
+static void check_device_outputs(const char *model, const char *prompt, const char *negative, int expect_dev) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    if (fixture_open(&f, model) == 0) {
+        cond_output h, d;
+        char err[512];
+        REQUIRE(cond_encode(f.cm, &f.src, nn, prompt, negative, 0, 1, &h, err, sizeof err) == SDRT_OK, "%s", err);
+        sdrt_status st = cond_encode_ex(f.cm, &f.src, nn, prompt, negative, 0, 1, 1, &d, err, sizeof err);
+        CHECK(st == SDRT_OK, "encode on the device: %s", err);
+        size_t n = (size_t)(h.seq * h.dim), np = (size_t)h.pooled_dim;
+        if (st == SDRT_OK && expect_dev) {
+            CHECK(!d.embeds && !d.neg_embeds && !d.pooled && !d.neg_pooled, "%s: host members set", model);
+            CHECK(same_as_host(nn, d.embeds_dev, h.embeds, n), "%s '%s': prompt embeds differ", model, prompt);
+            CHECK(same_as_host(nn, d.neg_embeds_dev, h.neg_embeds, n), "%s: negative embeds differ", model);
+            if (np) {
+                CHECK(same_as_host(nn, d.pooled_dev, h.pooled, np), "%s: pooled differs", model);
+                CHECK(same_as_host(nn, d.neg_pooled_dev, h.neg_pooled, np), "%s: negative pooled differs", model);
+            } else {
+                CHECK(!d.pooled_dev && !d.neg_pooled_dev, "%s: pooled tensors without a pooled output", model);
+            }
+        } else if (st == SDRT_OK) {
+            CHECK(!d.embeds_dev && d.embeds && memcmp(d.embeds, h.embeds, n * sizeof(float)) == 0,
+                  "%s '%s': emphasis must fall back to the host members", model, prompt);
+        }
+        if (st == SDRT_OK) cond_output_free(&d);
+        cond_output_free(&h);
+    }
+    fixture_close(&f);
+    sdrt_nn_free(nn);
+}
+
+static void test_device_outputs(void) {
+    check_device_outputs("tiny-sd15/diffusers", "a red fox in the snow", "blurry", 1);
+    check_device_outputs("tiny-sdxl/diffusers", "a red fox in the snow", "blurry", 1);
+    check_device_outputs("tiny-sdxl/diffusers", "a red fox", NULL, 1); /* zero negative embeddings */
+    check_device_outputs("tiny-sd15/diffusers", "a (red:1.5) fox", "blurry", 0);
+}
+
 const test_entry TESTS[] = {
+    {"device_outputs", test_device_outputs},
     {"sd15_parity", test_sd15_parity},
     {"sdxl_parity", test_sdxl_parity},
     {"weighting_and_chunks", test_weighting_and_chunks},
