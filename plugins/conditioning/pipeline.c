@@ -208,6 +208,72 @@ static void apply_weights(const cond_model *m, side *s) {
     }
 }
 
+/* emphasize on the device: chunk z [len, d] -> a new tensor [len, d]. The
+ * per-token sums come back through a matmul with ones (2 x len floats,
+ * not the features) and are added in double as on the host. */
+static sdrt_tensor *emphasize_dev(sdrt_nn *nn, const sdrt_tensor *z, const float *w, int len,
+                                  const sdrt_tensor *ones) {
+    int64_t wshape[2] = {len, 1};
+    sdrt_tensor *wt = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 2, wshape, w);
+    sdrt_tensor *zw = wt ? sdrt_nn_mul(nn, z, wt) : NULL;
+    sdrt_nn_drop(nn, wt);
+    sdrt_tensor *sb = zw ? sdrt_nn_matmul(nn, z, ones, 0, 1.0f) : NULL;
+    sdrt_tensor *sa = sb ? sdrt_nn_matmul(nn, zw, ones, 0, 1.0f) : NULL;
+    float *part = sa ? malloc(2 * (size_t)len * sizeof *part) : NULL;
+    int ok = part && sdrt_nn_to_host_f32(nn, sb, part) == SDRT_OK && sdrt_nn_to_host_f32(nn, sa, part + len) == SDRT_OK;
+    sdrt_nn_drop(nn, sb);
+    sdrt_nn_drop(nn, sa);
+    double before = 0, after = 0;
+    for (int t = 0; ok && t < len; t++) before += part[t], after += part[len + t];
+    free(part);
+    if (!ok || after == 0) {
+        if (!ok) sdrt_nn_drop(nn, zw);
+        return ok ? zw : NULL;
+    }
+    sdrt_tensor *out = sdrt_nn_scale(nn, zw, (float)(before / after), 0.0f);
+    sdrt_nn_drop(nn, zw);
+    return out;
+}
+
+/* apply_weights for hidden states on the device: each encoder's
+ * [nchunks, len, d] is rebuilt chunk by chunk. 0, or -1 (nn failed). */
+static int apply_weights_dev(const cond_model *m, side *s) {
+    if (!s->weighted) return 0;
+    for (int ei = 0; ei < m->n; ei++) {
+        prompt_chunks *c = &s->chunks[ei];
+        int d = m->enc[ei].cfg.hidden, len = c->len;
+        float *one = malloc((size_t)d * sizeof *one);
+        for (int k = 0; one && k < d; k++) one[k] = 1.0f;
+        int64_t oshape[2] = {d, 1}, cshape[2] = {len, d}, pshape[3] = {1, len, d};
+        sdrt_tensor *ones = one ? sdrt_nn_from_host(s->nn, SDRT_DTYPE_F32, 2, oshape, one) : NULL;
+        free(one);
+        sdrt_tensor *acc = NULL;
+        int ok = ones != NULL;
+        for (size_t k = 0; ok && k < c->nchunks; k++) {
+            const float *w = c->weights + k * (size_t)len;
+            sdrt_tensor sl = sdrt_nn_view_slice(s->hidden_dev[ei], 0, (int64_t)k, 1);
+            sdrt_tensor z = sdrt_nn_view_reshape(&sl, 2, cshape);
+            sdrt_tensor *piece = !z.data ? NULL
+                                 : all_ones(w, (size_t)len) ? sdrt_nn_copy(s->nn, &z, SDRT_DTYPE_F32)
+                                                            : emphasize_dev(s->nn, &z, w, len, ones);
+            sdrt_tensor pv = piece ? sdrt_nn_view_reshape(piece, 3, pshape) : (sdrt_tensor){0};
+            sdrt_tensor *next = !piece ? NULL : acc ? sdrt_nn_concat(s->nn, acc, &pv, 0) : sdrt_nn_copy(s->nn, &pv, SDRT_DTYPE_F32);
+            sdrt_nn_drop(s->nn, piece);
+            sdrt_nn_drop(s->nn, acc);
+            acc = next;
+            ok = acc != NULL;
+        }
+        sdrt_nn_drop(s->nn, ones);
+        if (!ok) {
+            sdrt_nn_drop(s->nn, acc);
+            return -1;
+        }
+        sdrt_nn_drop(s->nn, s->hidden_dev[ei]);
+        s->hidden_dev[ei] = acc;
+    }
+    return 0;
+}
+
 /* ---- tokenizing both sides ----------------------------------------------- */
 
 static int count_tokens(bpe_tokenizer *t, const char *text, size_t *n) {
@@ -316,7 +382,14 @@ static sdrt_status encode_side(const cond_model *m, const cond_source *src, sdrt
         sdrt_status st = run_encoder(m, src, nn, ei, s, clip_skip, want_pooled, err, errlen);
         if (st != SDRT_OK) return st;
     }
-    apply_weights(m, s);
+    if (!s->nn) {
+        apply_weights(m, s);
+    } else if (apply_weights_dev(m, s)) {
+        const char *msg = NULL;
+        sdrt_status st = sdrt_nn_status(s->nn, &msg);
+        cond_set_err(err, errlen, "conditioning: emphasis: %s", msg && *msg ? msg : "out of memory");
+        return st != SDRT_OK ? st : SDRT_RESOURCE_EXHAUSTED;
+    }
     return SDRT_OK;
 }
 
@@ -408,9 +481,7 @@ sdrt_status cond_encode_ex(const cond_model *m, const cond_source *src, sdrt_nn 
         cond_set_err(err, errlen, "conditioning: out of memory while tokenizing");
         goto done;
     }
-    /* Without emphasis (which rescales by means computed on the host) the
-     * embeddings stay on the device. */
-    if (on_device && !pos.weighted && (neg.zeros || !neg.weighted)) pos.nn = neg.nn = nn;
+    if (on_device) pos.nn = neg.nn = nn;
     /* diffusers encodes the negative prompt without clip_skip. */
     st = encode_side(m, src, nn, &pos, clip_skip, err, errlen);
     if (st == SDRT_OK) st = encode_side(m, src, nn, &neg, 0, err, errlen);

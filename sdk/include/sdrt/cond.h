@@ -101,9 +101,9 @@ static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
  * Embeddings come either as host float32 arrays (C order) or, when the
  * caller named a device (sdrt_cond_params.device), as device tensors
  * (members after n_loras; read them only inside struct_size). Exactly one
- * of the two forms is set per result: the device form is NULL (and the
- * host arrays set) when no device was named or when the prompt uses
- * emphasis, whose mean-preserving rescale is computed on the host. */
+ * of the two forms is set per result: the device form when a device was
+ * named and the plugin supports it (this one always does), else the host
+ * arrays. */
 typedef struct sdrt_cond_result {
     uint32_t struct_size;
     float *prompt_embeds;                    /* [1, seq, dim] */
@@ -117,9 +117,10 @@ typedef struct sdrt_cond_result {
     size_t n_loras;
 
     /* --- appended: the same embeddings on the caller's device, contiguous
-     * float32 of the shapes above (NULL where the host member is NULL),
-     * complete when encode returns (its stream was synchronized), read-only
-     * to the caller; or all NULL (then the host members hold them). --- */
+     * float32 of the shapes above (negative ones NULL without CFG, pooled
+     * ones NULL without a pooled output), complete when encode returns (its
+     * stream was synchronized), read-only to the caller; or all NULL (then
+     * the host members hold them). --- */
     const sdrt_tensor *prompt_embeds_dev;
     const sdrt_tensor *negative_prompt_embeds_dev;
     const sdrt_tensor *pooled_prompt_embeds_dev;
