@@ -234,6 +234,33 @@ static int emit(enc *e, const sdrt_tensor *t, int final_ln, float *out) {
     return st == SDRT_OK ? 0 : -1;
 }
 
+/* The hidden state t (optionally through final_layer_norm) as a new device
+ * tensor in *out: a copy of t when no norm applies, as t stays the
+ * caller's. */
+static int emit_dev(enc *e, const sdrt_tensor *t, int final_ln, sdrt_tensor **out) {
+    *out = final_ln ? sdrt_blk_norm_fwd(e->nn, &e->final_ln, t, 0) : sdrt_nn_copy(e->nn, t, SDRT_DTYPE_F32);
+    return *out ? 0 : -1;
+}
+
+/* The pooled output of the first sequence from `last` (final LN of the
+ * last layer, [batch, len, d]) on the device: its EOS row, projected. */
+static int pooled_dev(enc *e, const clip_run *run, const sdrt_tensor *last) {
+    int64_t d = e->cfg->hidden;
+    int p = pool_position(e->cfg, run->ids, run->len);
+    sdrt_tensor first = sdrt_nn_view_slice(last, 0, 0, 1);
+    sdrt_tensor row = sdrt_nn_view_slice(&first, 1, p, 1);
+    int64_t shape[2] = {1, d};
+    row = sdrt_nn_view_reshape(&row, 2, shape);
+    sdrt_tensor *x = row.data ? sdrt_nn_copy(e->nn, &row, SDRT_DTYPE_F32) : NULL;
+    if (!x || !run->project) {
+        *run->pooled_dev = x;
+        return x ? 0 : -1;
+    }
+    *run->pooled_dev = sdrt_blk_linear_fwd(e->nn, &e->proj, x);
+    sdrt_nn_drop(e->nn, x);
+    return *run->pooled_dev ? 0 : -1;
+}
+
 static sdrt_status finish(enc *e) {
     const char *msg = NULL;
     sdrt_status st = sdrt_nn_status(e->nn, &msg);
@@ -242,24 +269,35 @@ static sdrt_status finish(enc *e) {
     return st;
 }
 
+/* The requested hidden state `x` to the caller (host or device). */
+static int emit_hidden(enc *e, const clip_run *run, const sdrt_tensor *x) {
+    return run->hidden_dev ? emit_dev(e, x, run->final_ln, run->hidden_dev)
+                           : emit(e, x, run->final_ln, run->hidden_out);
+}
+
 static sdrt_status encode_run(enc *e, const clip_run *run) {
     const clip_config *cfg = e->cfg;
-    int need = run->pooled_out ? cfg->layers : run->hidden_index;
-    if (bind(e, need, run->final_ln || run->pooled_out, run->pooled_out && run->project)) return finish(e);
+    int want_pooled = run->hidden_dev ? run->pooled_dev != NULL : run->pooled_out != NULL;
+    int need = want_pooled ? cfg->layers : run->hidden_index;
+    if (bind(e, need, run->final_ln || want_pooled, want_pooled && run->project)) return finish(e);
     sdrt_tensor *x = embed(e, run);
-    if (x && run->hidden_index == 0 && emit(e, x, run->final_ln, run->hidden_out)) {
+    if (x && run->hidden_index == 0 && emit_hidden(e, run, x)) {
         sdrt_nn_drop(e->nn, x);
         x = NULL;
     }
     for (int i = 0; x && i < need; i++) {
         x = sdrt_blk_clip_layer_fwd(e->nn, &e->layers[i], x);
-        if (x && i + 1 == run->hidden_index && emit(e, x, run->final_ln, run->hidden_out)) {
+        if (x && i + 1 == run->hidden_index && emit_hidden(e, run, x)) {
             sdrt_nn_drop(e->nn, x);
             x = NULL;
         }
     }
     int ok = x != NULL;
-    if (x && run->pooled_out) {
+    if (x && want_pooled && run->hidden_dev) {
+        sdrt_tensor *last = sdrt_blk_norm_fwd(e->nn, &e->final_ln, x, 0);
+        if (last) pooled_dev(e, run, last);
+        sdrt_nn_drop(e->nn, last);
+    } else if (x && want_pooled) {
         size_t n = (size_t)run->batch * (size_t)run->len * (size_t)cfg->hidden;
         float *last = malloc(n * sizeof *last);
         if (!last) fail(e, SDRT_RESOURCE_EXHAUSTED, "text encoder: out of memory");
@@ -284,7 +322,8 @@ sdrt_status clip_encode(sdrt_nn *nn, const clip_config *cfg, clip_weight_fn weig
     *e = (enc){.nn = nn, .cfg = cfg, .err = err, .errlen = errlen, .st = SDRT_OK};
     sdrt_blk_loader_init(&e->L, "text encoder", weight, ctx, &e->mem);
     sdrt_status st = encode_run(e, run);
-    /* Every tensor of this run is dropped: the converted parameters may go. */
+    /* The bound structs may go: no tensor left (temporaries are dropped,
+     * device outputs are new tensors) refers to their memory. */
     sdrt_blk_mem_free(e->mem);
     free(e);
     return st;

@@ -37,6 +37,13 @@ typedef struct clip_run {
      * position), projected by text_projection when `project`. */
     float *pooled_out;   /* [batch, hidden or projection_dim], or NULL */
     int project;
+    /* Optional, instead of hidden_out / pooled_out (which are then
+     * ignored): the results stay on the device as new tensors of the nn
+     * context (the caller drops them). *hidden_dev receives [batch, len,
+     * hidden]; *pooled_dev (NULL: no pooled output) receives the pooled
+     * output of the FIRST sequence only, [1, hidden or projection_dim]. */
+    sdrt_tensor **hidden_dev;
+    sdrt_tensor **pooled_dev;
 } clip_run;
 
 /* Runs the encoder. Returns SDRT_OK, or a status with err naming the tensor

@@ -119,6 +119,10 @@ typedef struct side {
     int zeros;                 /* force_zeros: no encoding at all */
     float *hidden[2];          /* [nchunks, len, D_e] */
     float *pooled;             /* [P] from the first chunk, or NULL */
+    /* On the device instead (nn set): tensors of nn, or NULL. */
+    sdrt_nn *nn;
+    sdrt_tensor *hidden_dev[2]; /* [nchunks, len, D_e] */
+    sdrt_tensor *pooled_dev;    /* [1, P] */
 } side;
 
 /* Which hidden state diffusers returns, and whether final LN applies. */
@@ -136,6 +140,16 @@ static sdrt_status run_encoder(const cond_model *m, const cond_source *src, sdrt
                                int clip_skip, int want_pooled, char *err, size_t errlen) {
     const cond_encoder *e = &m->enc[ei];
     prompt_chunks *c = &s->chunks[ei];
+    if (s->nn) {
+        weight_ctx wc = {src, e->component};
+        clip_run run = {c->ids, (int)c->nchunks, c->len, 0, 0, NULL, NULL, e->has_projection,
+                        &s->hidden_dev[ei], want_pooled ? &s->pooled_dev : NULL};
+        hidden_choice(m, e, clip_skip, &run.hidden_index, &run.final_ln);
+        char sub[384];
+        sdrt_status st = clip_encode(nn, &e->cfg, weight_lookup, &wc, &run, sub, sizeof sub);
+        if (st != SDRT_OK) cond_set_err(err, errlen, "%s: %s", e->component, sub);
+        return st;
+    }
     size_t per = (size_t)c->len * (size_t)e->cfg.hidden;
     s->hidden[ei] = malloc(c->nchunks * per * sizeof(float));
     float *pooled = NULL;
@@ -147,7 +161,7 @@ static sdrt_status run_encoder(const cond_model *m, const cond_source *src, sdrt
         return SDRT_RESOURCE_EXHAUSTED;
     }
     weight_ctx wc = {src, e->component};
-    clip_run run = {c->ids, (int)c->nchunks, c->len, 0, 0, s->hidden[ei], pooled, e->has_projection};
+    clip_run run = {c->ids, (int)c->nchunks, c->len, 0, 0, s->hidden[ei], pooled, e->has_projection, NULL, NULL};
     hidden_choice(m, e, clip_skip, &run.hidden_index, &run.final_ln);
     char sub[384];
     sdrt_status st = clip_encode(nn, &e->cfg, weight_lookup, &wc, &run, sub, sizeof sub);
@@ -192,6 +206,72 @@ static void apply_weights(const cond_model *m, side *s) {
                 emphasize(s->hidden[ei] + k * (size_t)c->len * (size_t)d, w, c->len, d);
         }
     }
+}
+
+/* emphasize on the device: chunk z [len, d] -> a new tensor [len, d]. The
+ * per-token sums come back through a matmul with ones (2 x len floats,
+ * not the features) and are added in double as on the host. */
+static sdrt_tensor *emphasize_dev(sdrt_nn *nn, const sdrt_tensor *z, const float *w, int len,
+                                  const sdrt_tensor *ones) {
+    int64_t wshape[2] = {len, 1};
+    sdrt_tensor *wt = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 2, wshape, w);
+    sdrt_tensor *zw = wt ? sdrt_nn_mul(nn, z, wt) : NULL;
+    sdrt_nn_drop(nn, wt);
+    sdrt_tensor *sb = zw ? sdrt_nn_matmul(nn, z, ones, 0, 1.0f) : NULL;
+    sdrt_tensor *sa = sb ? sdrt_nn_matmul(nn, zw, ones, 0, 1.0f) : NULL;
+    float *part = sa ? malloc(2 * (size_t)len * sizeof *part) : NULL;
+    int ok = part && sdrt_nn_to_host_f32(nn, sb, part) == SDRT_OK && sdrt_nn_to_host_f32(nn, sa, part + len) == SDRT_OK;
+    sdrt_nn_drop(nn, sb);
+    sdrt_nn_drop(nn, sa);
+    double before = 0, after = 0;
+    for (int t = 0; ok && t < len; t++) before += part[t], after += part[len + t];
+    free(part);
+    if (!ok || after == 0) {
+        if (!ok) sdrt_nn_drop(nn, zw);
+        return ok ? zw : NULL;
+    }
+    sdrt_tensor *out = sdrt_nn_scale(nn, zw, (float)(before / after), 0.0f);
+    sdrt_nn_drop(nn, zw);
+    return out;
+}
+
+/* apply_weights for hidden states on the device: each encoder's
+ * [nchunks, len, d] is rebuilt chunk by chunk. 0, or -1 (nn failed). */
+static int apply_weights_dev(const cond_model *m, side *s) {
+    if (!s->weighted) return 0;
+    for (int ei = 0; ei < m->n; ei++) {
+        prompt_chunks *c = &s->chunks[ei];
+        int d = m->enc[ei].cfg.hidden, len = c->len;
+        float *one = malloc((size_t)d * sizeof *one);
+        for (int k = 0; one && k < d; k++) one[k] = 1.0f;
+        int64_t oshape[2] = {d, 1}, cshape[2] = {len, d}, pshape[3] = {1, len, d};
+        sdrt_tensor *ones = one ? sdrt_nn_from_host(s->nn, SDRT_DTYPE_F32, 2, oshape, one) : NULL;
+        free(one);
+        sdrt_tensor *acc = NULL;
+        int ok = ones != NULL;
+        for (size_t k = 0; ok && k < c->nchunks; k++) {
+            const float *w = c->weights + k * (size_t)len;
+            sdrt_tensor sl = sdrt_nn_view_slice(s->hidden_dev[ei], 0, (int64_t)k, 1);
+            sdrt_tensor z = sdrt_nn_view_reshape(&sl, 2, cshape);
+            sdrt_tensor *piece = !z.data ? NULL
+                                 : all_ones(w, (size_t)len) ? sdrt_nn_copy(s->nn, &z, SDRT_DTYPE_F32)
+                                                            : emphasize_dev(s->nn, &z, w, len, ones);
+            sdrt_tensor pv = piece ? sdrt_nn_view_reshape(piece, 3, pshape) : (sdrt_tensor){0};
+            sdrt_tensor *next = !piece ? NULL : acc ? sdrt_nn_concat(s->nn, acc, &pv, 0) : sdrt_nn_copy(s->nn, &pv, SDRT_DTYPE_F32);
+            sdrt_nn_drop(s->nn, piece);
+            sdrt_nn_drop(s->nn, acc);
+            acc = next;
+            ok = acc != NULL;
+        }
+        sdrt_nn_drop(s->nn, ones);
+        if (!ok) {
+            sdrt_nn_drop(s->nn, acc);
+            return -1;
+        }
+        sdrt_nn_drop(s->nn, s->hidden_dev[ei]);
+        s->hidden_dev[ei] = acc;
+    }
+    return 0;
 }
 
 /* ---- tokenizing both sides ----------------------------------------------- */
@@ -245,8 +325,39 @@ static void side_free(side *s) {
     for (int i = 0; i < 2; i++) {
         prompt_chunks_free(&s->chunks[i]);
         free(s->hidden[i]);
+        if (s->nn) sdrt_nn_drop(s->nn, s->hidden_dev[i]);
     }
     free(s->pooled);
+    if (s->nn) sdrt_nn_drop(s->nn, s->pooled_dev);
+}
+
+/* A new device tensor of n zeros: [1, n] (ndim 2) or [1, seq, n]. */
+static sdrt_tensor *zeros_dev(sdrt_nn *nn, int ndim, int64_t seq, int64_t n) {
+    float *z = calloc((size_t)(seq * n), sizeof *z);
+    int64_t shape[3] = {1, ndim == 2 ? n : seq, n};
+    sdrt_tensor *t = z ? sdrt_nn_from_host(nn, SDRT_DTYPE_F32, ndim, shape, z) : NULL;
+    free(z);
+    return t;
+}
+
+/* assemble on the device: [1, chunks*len, sum D] as a new tensor. */
+static sdrt_tensor *assemble_dev(const cond_model *m, const side *s, size_t chunks, int len, int64_t dim) {
+    int64_t seq = (int64_t)chunks * len;
+    if (s->zeros) return zeros_dev(s->nn, 3, seq, dim);
+    sdrt_tensor *acc = NULL;
+    for (int ei = 0; ei < m->n; ei++) {
+        if (!s->hidden_dev[ei]) {
+            sdrt_nn_drop(s->nn, acc);
+            return NULL;
+        }
+        int64_t shape[3] = {1, seq, m->enc[ei].cfg.hidden};
+        sdrt_tensor v = sdrt_nn_view_reshape(s->hidden_dev[ei], 3, shape);
+        sdrt_tensor *next = !v.data ? NULL : acc ? sdrt_nn_concat(s->nn, acc, &v, 2) : sdrt_nn_copy(s->nn, &v, SDRT_DTYPE_F32);
+        sdrt_nn_drop(s->nn, acc);
+        if (!next) return NULL;
+        acc = next;
+    }
+    return acc;
 }
 
 /* [1, chunks*len, sum D]: features of the encoders side by side. */
@@ -271,7 +382,14 @@ static sdrt_status encode_side(const cond_model *m, const cond_source *src, sdrt
         sdrt_status st = run_encoder(m, src, nn, ei, s, clip_skip, want_pooled, err, errlen);
         if (st != SDRT_OK) return st;
     }
-    apply_weights(m, s);
+    if (!s->nn) {
+        apply_weights(m, s);
+    } else if (apply_weights_dev(m, s)) {
+        const char *msg = NULL;
+        sdrt_status st = sdrt_nn_status(s->nn, &msg);
+        cond_set_err(err, errlen, "conditioning: emphasis: %s", msg && *msg ? msg : "out of memory");
+        return st != SDRT_OK ? st : SDRT_RESOURCE_EXHAUSTED;
+    }
     return SDRT_OK;
 }
 
@@ -281,6 +399,29 @@ static int pooled_dim(const cond_model *m) {
     return e->has_projection && e->cfg.projection_dim ? e->cfg.projection_dim : e->cfg.hidden;
 }
 
+/* build_output for sides encoded on the device (pos->nn set). */
+static sdrt_status build_output_dev(const cond_model *m, side *pos, side *neg, int do_cfg, size_t chunks,
+                                    cond_output *out) {
+    sdrt_nn *nn = pos->nn;
+    int len = pos->chunks[0].len;
+    out->nn = nn;
+    out->embeds_dev = assemble_dev(m, pos, chunks, len, out->dim);
+    if (do_cfg) out->neg_embeds_dev = assemble_dev(m, neg, chunks, len, out->dim);
+    if (out->pooled_dim) {
+        out->pooled_dev = pos->pooled_dev;
+        pos->pooled_dev = NULL;
+        if (do_cfg) {
+            out->neg_pooled_dev = neg->zeros ? zeros_dev(nn, 2, 1, out->pooled_dim) : neg->pooled_dev;
+            if (!neg->zeros) neg->pooled_dev = NULL;
+        }
+    }
+    int ok = out->embeds_dev && (!do_cfg || out->neg_embeds_dev) &&
+             (!out->pooled_dim || (out->pooled_dev && (!do_cfg || out->neg_pooled_dev)));
+    if (ok) return SDRT_OK;
+    sdrt_status st = sdrt_nn_status(nn, NULL);
+    return st != SDRT_OK ? st : SDRT_RESOURCE_EXHAUSTED;
+}
+
 static sdrt_status build_output(const cond_model *m, side *pos, side *neg, int do_cfg, size_t chunks,
                                 cond_output *out) {
     int len = pos->chunks[0].len;
@@ -288,6 +429,7 @@ static sdrt_status build_output(const cond_model *m, side *pos, side *neg, int d
     out->dim = 0;
     for (int ei = 0; ei < m->n; ei++) out->dim += m->enc[ei].cfg.hidden;
     out->pooled_dim = pooled_dim(m);
+    if (pos->nn) return build_output_dev(m, pos, neg, do_cfg, chunks, out);
     out->embeds = assemble(m, pos, chunks, len, out->dim);
     if (do_cfg) out->neg_embeds = assemble(m, neg, chunks, len, out->dim);
     if (out->pooled_dim) {
@@ -306,6 +448,12 @@ static sdrt_status build_output(const cond_model *m, side *pos, side *neg, int d
 sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn, const char *prompt,
                         const char *negative, int clip_skip, int do_cfg, cond_output *out, char *err,
                         size_t errlen) {
+    return cond_encode_ex(m, src, nn, prompt, negative, clip_skip, do_cfg, 0, out, err, errlen);
+}
+
+sdrt_status cond_encode_ex(const cond_model *m, const cond_source *src, sdrt_nn *nn, const char *prompt,
+                           const char *negative, int clip_skip, int do_cfg, int on_device, cond_output *out,
+                           char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (err && errlen) err[0] = 0;
     int min_layers = m->enc[0].cfg.layers < m->enc[m->n - 1].cfg.layers ? m->enc[0].cfg.layers
@@ -333,6 +481,7 @@ sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn
         cond_set_err(err, errlen, "conditioning: out of memory while tokenizing");
         goto done;
     }
+    if (on_device) pos.nn = neg.nn = nn;
     /* diffusers encodes the negative prompt without clip_skip. */
     st = encode_side(m, src, nn, &pos, clip_skip, err, errlen);
     if (st == SDRT_OK) st = encode_side(m, src, nn, &neg, 0, err, errlen);
@@ -348,6 +497,12 @@ done:
 
 void cond_output_free(cond_output *o) {
     if (!o) return;
+    if (o->nn) {
+        sdrt_nn_drop(o->nn, o->embeds_dev);
+        sdrt_nn_drop(o->nn, o->neg_embeds_dev);
+        sdrt_nn_drop(o->nn, o->pooled_dev);
+        sdrt_nn_drop(o->nn, o->neg_pooled_dev);
+    }
     free(o->embeds);
     free(o->neg_embeds);
     free(o->pooled);

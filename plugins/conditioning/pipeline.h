@@ -58,6 +58,10 @@ typedef struct cond_output {
     float *neg_pooled;
     int64_t seq, dim, pooled_dim;
     prompt_parsed parsed;    /* the prompt's pieces and LoRA tags */
+    /* cond_encode_ex on_device: the same four results as tensors of `nn`
+     * (borrowed; must outlive the output) and the host arrays above NULL. */
+    sdrt_nn *nn;
+    sdrt_tensor *embeds_dev, *neg_embeds_dev, *pooled_dev, *neg_pooled_dev;
 } cond_output;
 
 /* Encodes prompt and negative prompt (NULL = empty). clip_skip as diffusers
@@ -66,6 +70,13 @@ typedef struct cond_output {
 sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn, const char *prompt,
                         const char *negative, int clip_skip, int do_cfg, cond_output *out, char *err,
                         size_t errlen);
+/* cond_encode, and with `on_device` non-zero the results stay on nn's
+ * device (cond_output's *_dev members). Emphasis then runs there too; only
+ * its per-token sums (2 x len floats per weighted chunk) come to the host,
+ * for the mean-preserving ratio. */
+sdrt_status cond_encode_ex(const cond_model *m, const cond_source *src, sdrt_nn *nn, const char *prompt,
+                           const char *negative, int clip_skip, int do_cfg, int on_device, cond_output *out,
+                           char *err, size_t errlen);
 void cond_output_free(cond_output *o);
 
 #endif

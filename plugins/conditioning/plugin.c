@@ -175,16 +175,23 @@ typedef struct result_box {
     sdrt_cond_result pub;
     cond_output out;
     sdrt_cond_lora *loras;
+    sdrt_nn *nn; /* owns out's device tensors, or NULL */
 } result_box;
 
-static sdrt_nn *open_nn(cond_plugin *p, sdrt_job *job, sdrt_error **err) {
-    const sdrt_backend_iface *bi = p->api->acquire(p->host, SDRT_BACKEND_IFACE_ID, err);
-    if (!bi) return NULL;
-    sdrt_device *dev = bi->default_device(bi->self);
+/* The caller's device (sdrt_cond_params.device), or NULL. */
+static sdrt_device *wanted_device(const sdrt_cond_params *prm) {
+    return SDRT_HAS_MEMBER(prm, sdrt_cond_params, device) ? prm->device : NULL;
+}
+
+/* A context on `dev`, or on the backend's default device when NULL. */
+static sdrt_nn *open_nn(cond_plugin *p, sdrt_device *want, sdrt_job *job, sdrt_error **err) {
+    const sdrt_backend_iface *bi = want ? NULL : p->api->acquire(p->host, SDRT_BACKEND_IFACE_ID, err);
+    if (!want && !bi) return NULL;
+    sdrt_device *dev = want ? want : bi->default_device(bi->self);
     char params[64];
     snprintf(params, sizeof params, "{\"threads\":%d}", p->threads);
     sdrt_nn *nn = dev ? sdrt_nn_new(dev, p->threads > 0 ? params : NULL, p->api->is_cancelled, job) : NULL;
-    p->api->release(p->host, SDRT_BACKEND_IFACE_ID);
+    if (bi) p->api->release(p->host, SDRT_BACKEND_IFACE_ID);
     if (!nn) *err = fail(p, SDRT_UNAVAILABLE, "conditioning: no compute device could be opened");
     return nn;
 }
@@ -202,7 +209,7 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
     sdrt_error *e = NULL;
-    sdrt_nn *nn = st == SDRT_OK ? open_nn(p, job, &e) : NULL;
+    sdrt_nn *nn = st == SDRT_OK ? open_nn(p, wanted_device(prm), job, &e) : NULL;
     /* The model's resident copies (shared with every request); weights of
      * the caller's hooks (LoRA merges) outside it are private uploads. */
     if (nn) sdrt_nn_add_weight_store(nn, sdrt_model_weights(mi, m));
@@ -210,10 +217,19 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
     if (st == SDRT_OK && nn) {
         int32_t skip = SDRT_HAS_MEMBER(prm, sdrt_cond_params, clip_skip) ? prm->clip_skip : 0;
         int32_t cfg = SDRT_HAS_MEMBER(prm, sdrt_cond_params, do_cfg) ? prm->do_cfg : 1;
-        st = cond_encode(cm, &src, nn, prm->prompt, prm->negative_prompt, skip, cfg, &box->out, err, sizeof err);
+        st = cond_encode_ex(cm, &src, nn, prm->prompt, prm->negative_prompt, skip, cfg, wanted_device(prm) != NULL,
+                            &box->out, err, sizeof err);
+        /* Device results are read by the caller's stream: complete them. */
+        if (st == SDRT_OK && box->out.nn) st = sdrt_nn_synchronize(nn);
         st = st == SDRT_OK ? st : status_of(st, job, p->api);
     }
-    sdrt_nn_free(nn);
+    /* The context lives as long as the device tensors it holds. */
+    if (st == SDRT_OK && box->out.nn) {
+        box->nn = nn;
+    } else {
+        if (box->out.nn) cond_output_free(&box->out);
+        sdrt_nn_free(nn);
+    }
     free(index);
     if (!e && st != SDRT_OK) e = p->api->error_new(st, NULL, "%s", err[0] ? err : "conditioning failed");
     return e;
@@ -222,7 +238,7 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
 static void fill_result(result_box *b) {
     cond_output *o = &b->out;
     sdrt_cond_result *r = &b->pub;
-    r->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_result, n_loras);
+    r->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_result, negative_pooled_prompt_embeds_dev);
     r->prompt_embeds = o->embeds;
     r->negative_prompt_embeds = o->neg_embeds;
     r->pooled_prompt_embeds = o->pooled;
@@ -236,6 +252,10 @@ static void fill_result(result_box *b) {
     }
     r->loras = b->loras;
     r->n_loras = o->parsed.nloras;
+    r->prompt_embeds_dev = o->embeds_dev;
+    r->negative_prompt_embeds_dev = o->neg_embeds_dev;
+    r->pooled_prompt_embeds_dev = o->pooled_dev;
+    r->negative_pooled_prompt_embeds_dev = o->neg_pooled_dev;
 }
 
 static sdrt_error *iface_encode(void *self, sdrt_model *m, const sdrt_cond_params *prm, sdrt_job *job,
@@ -254,7 +274,10 @@ static sdrt_error *iface_encode(void *self, sdrt_model *m, const sdrt_cond_param
         if (!box->loras) e = fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
     }
     if (e) {
-        if (box) cond_output_free(&box->out);
+        if (box) {
+            cond_output_free(&box->out);
+            sdrt_nn_free(box->nn);
+        }
         free(box);
         return e;
     }
@@ -268,6 +291,7 @@ static void iface_result_free(void *self, sdrt_cond_result *r) {
     if (!r) return;
     result_box *b = (result_box *)(void *)r;
     cond_output_free(&b->out);
+    sdrt_nn_free(b->nn);
     free(b->loras);
     free(b);
 }

@@ -3,8 +3,8 @@
  * The latents live on the host (the scheduler's arithmetic is element-wise
  * on host arrays); each step uploads the scaled input, runs the UNet as one
  * recorded graph and reads the prediction back. Those copies are a few
- * hundred KB against GFLOPs of UNet work. The conditioning tensors are
- * uploaded once. */
+ * hundred KB against GFLOPs of UNet work. The conditioning tensors arrive
+ * on the device (infer_cond's *_dev) or are uploaded once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +12,8 @@
 #include "denoise.h"
 
 typedef struct loop_bufs {
-    sdrt_tensor *context, *pooled; /* device, uploaded once */
+    const sdrt_tensor *context, *pooled; /* device: the caller's or uploaded once */
+    sdrt_tensor *own_context, *own_pooled; /* the uploads (dropped at the end), or NULL */
     float *model_in;              /* [rows, c, h, w] */
     float *pred;                  /* [rows, c, h, w] */
     float *guided;                /* [batch, c, h, w] (CFG only) */
@@ -48,8 +49,11 @@ static sdrt_status bufs_init(const infer_loop *L, loop_bufs *b, size_t n, char *
     b->pred = malloc((size_t)rows * per_row * sizeof(float));
     b->guided = c->cfg ? malloc(n * sizeof(float)) : NULL;
     b->timesteps = malloc((size_t)rows * sizeof(float));
-    b->context = sdrt_nn_from_host(L->nn, SDRT_DTYPE_F32, 3, ctx_shape, c->context);
-    if (c->pooled_dim > 0) b->pooled = sdrt_nn_from_host(L->nn, SDRT_DTYPE_F32, 2, pooled_shape, c->pooled);
+    if (c->context_dev) b->context = c->context_dev;
+    else b->context = b->own_context = sdrt_nn_from_host(L->nn, SDRT_DTYPE_F32, 3, ctx_shape, c->context);
+    if (c->pooled_dim > 0 && c->pooled_dev) b->pooled = c->pooled_dev;
+    else if (c->pooled_dim > 0)
+        b->pooled = b->own_pooled = sdrt_nn_from_host(L->nn, SDRT_DTYPE_F32, 2, pooled_shape, c->pooled);
     if (b->model_in && b->pred && (b->guided || !c->cfg) && b->timesteps && b->context &&
         (b->pooled || c->pooled_dim == 0))
         return SDRT_OK;
@@ -57,8 +61,8 @@ static sdrt_status bufs_init(const infer_loop *L, loop_bufs *b, size_t n, char *
 }
 
 static void bufs_free(const infer_loop *L, loop_bufs *b) {
-    sdrt_nn_drop(L->nn, b->context);
-    sdrt_nn_drop(L->nn, b->pooled);
+    sdrt_nn_drop(L->nn, b->own_context);
+    sdrt_nn_drop(L->nn, b->own_pooled);
     free(b->model_in);
     free(b->pred);
     free(b->guided);

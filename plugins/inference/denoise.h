@@ -18,10 +18,15 @@ typedef struct infer_cond {
     int batch;               /* images */
     int cfg;                 /* 1: two rows per image */
     int64_t seq_len, dim;
-    const float *context;    /* [rows, seq_len, dim] */
+    const float *context;    /* [rows, seq_len, dim] on the host, or NULL when context_dev */
     int64_t pooled_dim;      /* SDXL; 0 otherwise */
-    const float *pooled;     /* [rows, pooled_dim] */
+    const float *pooled;     /* [rows, pooled_dim] on the host, or NULL when pooled_dev */
     const float *time_ids;   /* [rows, k] (SDXL: 6 ids, refiner 5) */
+    /* The same rows already on the loop's device (tensors the loop reads,
+     * never drops), as the conditioning plugin left them there; NULL: the
+     * loop uploads the host arrays once. */
+    const sdrt_tensor *context_dev;
+    const sdrt_tensor *pooled_dev;
 } infer_cond;
 
 typedef struct infer_loop {

@@ -347,10 +347,19 @@ static void report_split(run_ctx *c) {
     c->api->warn(c->job, msg);
 }
 
-sdrt_error *run_denoise(run_ctx *c) {
-    sdrt_device *dev = c->nn ? NULL : c->backend->default_device(c->backend->self);
-    if (!c->nn) c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
+sdrt_error *run_open_nn(run_ctx *c) {
+    if (c->nn) return NULL;
+    sdrt_device *dev = c->backend->default_device(c->backend->self);
+    c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
     if (!c->nn) return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device");
+    c->dev = dev;
+    return NULL;
+}
+
+sdrt_error *run_denoise(run_ctx *c) {
+    sdrt_error *oe = run_open_nn(c);
+    if (oe) return oe;
+    sdrt_device *dev = c->dev;
     /* Weights resident on the device, shared with every request on this
      * model (merged LoRA tensors: the set's copies, freed with it). */
     sdrt_nn_add_weight_store(c->nn, sdrt_lora_weights(c->lora, c->lora_set));
@@ -396,14 +405,36 @@ static sdrt_error *save_image(run_ctx *c, int i, const float *rgb, int h, int w,
     return NULL;
 }
 
+/* The VAE decode of c->latents. With a postprocess plugin that decodes
+ * device latents (decode_tensor), the latents go to the loop's device once
+ * and the VAE reads them there; pixels come back for the files. */
+static sdrt_error *decode_latents(run_ctx *c, float **decoded, int *h, int *w) {
+    sdrt_model *vm = c->vae_m ? c->vae_m : c->m;
+    const sdrt_postprocess_iface *pp = c->post;
+    if (!c->nn || !SDRT_HAS_MEMBER(pp, sdrt_postprocess_iface, decode_tensor) || !pp->decode_tensor)
+        return pp->decode(pp->self, vm, c->latents, c->r.batch_size, c->channels, c->lh, c->lw, NULL, c->job, decoded,
+                          h, w);
+    int64_t shape[4] = {c->r.batch_size, c->channels, c->lh, c->lw};
+    sdrt_tensor *lat = sdrt_nn_from_host(c->nn, SDRT_DTYPE_F32, 4, shape, c->latents);
+    if (!lat || sdrt_nn_synchronize(c->nn) != SDRT_OK) {
+        sdrt_nn_drop(c->nn, lat);
+        const char *msg = NULL;
+        sdrt_status st = sdrt_nn_status(c->nn, &msg);
+        return c->api->error_new(st != SDRT_OK ? st : SDRT_RESOURCE_EXHAUSTED, NULL, "decode: uploading the latents: %s",
+                                 msg && *msg ? msg : "failed");
+    }
+    sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, NULL, c->job, decoded, h, w);
+    sdrt_nn_drop(c->nn, lat);
+    return e;
+}
+
 static sdrt_error *run_outputs(run_ctx *c) {
     sdrt_progress p = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 1.0, .stage = "decode",
                        .message = "decoding latents"};
     c->api->progress(c->job, &p);
     float *decoded = NULL, *overlaid = NULL;
     int h = 0, w = 0;
-    sdrt_error *e = c->post->decode(c->post->self, c->vae_m ? c->vae_m : c->m, c->latents, c->r.batch_size,
-                                    c->channels, c->lh, c->lw, NULL, c->job, &decoded, &h, &w);
+    sdrt_error *e = decode_latents(c, &decoded, &h, &w);
     /* "only masked" inpainting: the crop goes back into the original. */
     if (!e && c->orig_u8) e = run_overlay(c, decoded, &overlaid, &h, &w);
     if (e) {

@@ -30,15 +30,32 @@ static int time_id_count(const run_ctx *c, int64_t pooled_dim) {
     return (int)((cfg->add_embed_in - pooled_dim) / cfg->addition_time_embed_dim);
 }
 
+/* The device form of a result (sdrt/cond.h: all four or none), or NULL. */
+typedef struct dev_embeds {
+    const sdrt_tensor *pos, *neg, *pooled, *neg_pooled;
+} dev_embeds;
+
+static dev_embeds device_form(const sdrt_cond_result *res) {
+    dev_embeds d = {0};
+    if (SDRT_HAS_MEMBER(res, sdrt_cond_result, negative_pooled_prompt_embeds_dev) && res->prompt_embeds_dev)
+        d = (dev_embeds){res->prompt_embeds_dev, res->negative_prompt_embeds_dev, res->pooled_prompt_embeds_dev,
+                         res->negative_pooled_prompt_embeds_dev};
+    return d;
+}
+
 static sdrt_error *check_result(run_ctx *c, const sdrt_cond_result *res, int cfg, int n_ids) {
     const unet_config *ucfg = &c->ucfg;
+    dev_embeds d = device_form(res);
+    int has_neg = d.pos ? d.neg != NULL : res->negative_prompt_embeds != NULL;
+    int has_pooled = d.pos ? d.pooled != NULL : res->pooled_prompt_embeds != NULL;
+    int has_neg_pooled = d.pos ? d.neg_pooled != NULL : res->negative_pooled_prompt_embeds != NULL;
     if (res->dim != ucfg->cross_dim[0] || res->seq < 1)
         return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
                                  "model_id: text encoder width %lld differs from the unet's cross_attention_dim %d",
                                  (long long)res->dim, ucfg->cross_dim[0]);
-    if (cfg && !res->negative_prompt_embeds)
+    if (cfg && !has_neg)
         return c->api->error_new(SDRT_INTERNAL, NULL, "conditioning: no negative embeddings despite do_cfg");
-    if (ucfg->text_time && (!res->pooled_prompt_embeds || n_ids < 1 || n_ids > 6 || (cfg && !res->negative_pooled_prompt_embeds)))
+    if (ucfg->text_time && (!has_pooled || n_ids < 1 || n_ids > 6 || (cfg && !has_neg_pooled)))
         return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
                                  "model_id: the text encoders give no pooled embeddings of the width the unet expects");
     return NULL;
@@ -112,7 +129,50 @@ static sdrt_error *build_rows(run_ctx *c, const sdrt_cond_result *res, int cfg, 
     return NULL;
 }
 
+/* `t` ([1, ...]) appended `count` times along dim 0 to `acc` (NULL: none)
+ * as a new tensor of c->nn; acc is dropped. NULL when an op failed. */
+static sdrt_tensor *append_rows(sdrt_nn *nn, sdrt_tensor *acc, const sdrt_tensor *t, int count) {
+    for (int i = 0; i < count; i++) {
+        sdrt_tensor *next = acc ? sdrt_nn_concat(nn, acc, t, 0) : sdrt_nn_copy(nn, t, SDRT_DTYPE_F32);
+        sdrt_nn_drop(nn, acc);
+        if (!next) return NULL;
+        acc = next;
+    }
+    return acc;
+}
+
+/* build_rows for embeddings on the device: the rows are laid out there by
+ * copies (no host round trip); only the time ids are host numbers. */
+static sdrt_error *build_rows_dev(run_ctx *c, const sdrt_cond_result *res, const dev_embeds *d, int cfg, int n_ids) {
+    int batch = c->r.batch_size, rows = cfg ? 2 * batch : batch;
+    sdrt_nn *nn = c->nn;
+    sdrt_tensor *ctx = cfg ? append_rows(nn, NULL, d->neg, batch) : NULL;
+    if (ctx || !cfg) ctx = append_rows(nn, ctx, d->pos, batch);
+    sdrt_tensor *pool = NULL;
+    if (ctx && n_ids) {
+        pool = cfg ? append_rows(nn, NULL, d->neg_pooled, batch) : NULL;
+        if (pool || !cfg) pool = append_rows(nn, pool, d->pooled, batch);
+    }
+    c->cond_buf = malloc(((size_t)rows * (size_t)n_ids + 1) * sizeof(float));
+    if (!ctx || (n_ids && !pool) || !c->cond_buf) {
+        sdrt_nn_drop(nn, ctx);
+        sdrt_nn_drop(nn, pool);
+        const char *msg = NULL;
+        sdrt_status st = sdrt_nn_status(nn, &msg);
+        if (st != SDRT_OK) return c->api->error_new(st, NULL, "conditioning rows: %s", msg ? msg : "device op failed");
+        return c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "conditioning: out of memory");
+    }
+    for (int r = 0; r < rows && n_ids; r++) time_ids_row(&c->r, c->cond_buf + (size_t)r * n_ids, n_ids, r < (cfg ? batch : 0));
+    c->cond_rows = (infer_cond){.batch = batch, .cfg = cfg, .seq_len = res->seq, .dim = res->dim,
+                                .pooled_dim = n_ids ? res->pooled_dim : 0, .time_ids = n_ids ? c->cond_buf : NULL,
+                                .context_dev = ctx, .pooled_dev = pool};
+    return NULL;
+}
+
 sdrt_error *run_conditioning(run_ctx *c) {
+    /* The embeddings are made on the denoising loop's device and stay there. */
+    sdrt_error *oe = run_open_nn(c);
+    if (oe) return oe;
     /* diffusers: do_classifier_free_guidance = guidance_scale > 1. */
     int cfg = c->r.guidance_scale > 1.0;
     sdrt_cond_params p;
@@ -121,6 +181,7 @@ sdrt_error *run_conditioning(run_ctx *c) {
     p.negative_prompt = c->r.has_negative_prompt ? c->r.negative_prompt : NULL;
     p.clip_skip = c->r.clip_skip;
     p.do_cfg = cfg;
+    p.device = c->dev;
     /* The base pass only: the refiner gets no LoRA (run_refiner.c). */
     if (!c->refining) {
         p.prepare_weights = lora_prepare;
@@ -133,7 +194,8 @@ sdrt_error *run_conditioning(run_ctx *c) {
     if (e) return e;
     int n_ids = time_id_count(c, res->pooled_dim);
     e = check_result(c, res, cfg, n_ids);
-    if (!e) e = build_rows(c, res, cfg, n_ids);
+    dev_embeds d = device_form(res);
+    if (!e) e = d.pos ? build_rows_dev(c, res, &d, cfg, n_ids) : build_rows(c, res, cfg, n_ids);
     c->cond->result_free(c->cond->self, res);
     return e;
 }
@@ -141,4 +203,5 @@ sdrt_error *run_conditioning(run_ctx *c) {
 void run_cond_free(run_ctx *c) {
     free(c->cond_buf);
     c->cond_buf = NULL;
+    memset(&c->cond_rows, 0, sizeof c->cond_rows); /* device rows: released with c->nn */
 }

@@ -44,6 +44,7 @@ typedef struct run_ctx {
     int refining;             /* 1 once run_refiner replaced the base model */
     sdrt_sched *state;
     sdrt_nn *nn;
+    sdrt_device *dev;         /* nn's device (the backend's default), once nn is made */
 
     /* Conditioning rows for the UNet ([uncond x batch, cond x batch]). */
     infer_cond cond_rows;
@@ -105,7 +106,11 @@ sdrt_error *run_refiner(run_ctx *c);
  * base pass also builds c->lora_set from the request's adapters and the
  * prompt's <lora:name:w> tags (the refiner gets no LoRA, as diffusers). */
 sdrt_error *run_conditioning(run_ctx *c);
+/* Forgets cond_rows: its device tensors belong to c->nn and go with it. */
 void run_cond_free(run_ctx *c);
+/* run.c: makes c->nn (and c->dev) on the backend's default device unless
+ * made; FAILED_PRECONDITION when no stream can be opened there. */
+sdrt_error *run_open_nn(run_ctx *c);
 
 /* preview.c: `preview` events (every r.preview_every steps and at the last
  * step) of c->latents after step `done` of `total`. A failure is a warning

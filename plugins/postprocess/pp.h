@@ -83,6 +83,8 @@ sdrt_error *pp_model(pp_plugin *p, const sdrt_model_iface **out);
 sdrt_error *pp_decode(void *self, sdrt_model *m, const float *latents, int batch, int c, int h, int w,
                       const sdrt_vae_options *opt, sdrt_job *job, float **rgb_out, int *height,
                       int *width);
+sdrt_error *pp_decode_tensor(void *self, sdrt_model *m, sdrt_device *dev, const sdrt_tensor *latents,
+                             const sdrt_vae_options *opt, sdrt_job *job, float **rgb_out, int *height, int *width);
 sdrt_error *pp_encode(void *self, sdrt_model *m, const float *rgb, int batch, int height, int width,
                       const float *noise, const sdrt_vae_options *opt, sdrt_job *job,
                       float **latents_out, int *channels);

@@ -114,23 +114,52 @@ static sdrt_error *run(vae_call *c, const vae_tiling *t, int encode, const float
     return e;
 }
 
+/* The shape checks decode and decode_tensor share. */
+static sdrt_error *check_latent_shape(pp_plugin *p, int batch, int c, int h, int w) {
+    if (batch < 1 || c < 1 || h < 1 || w < 1 || h > 1024 || w > 1024)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                                 "latents: shape [%d,%d,%d,%d] must be positive with h, w <= 1024", batch, c, h, w);
+    return NULL;
+}
+
+/* begin() on `dev` (NULL: the default device) plus the channel check and
+ * the tiling plan. */
+static sdrt_error *begin_decode(pp_plugin *p, sdrt_model *m, sdrt_device *dev, sdrt_job *job,
+                                const sdrt_vae_options *opt, int batch, int c, int h, int w, vae_call *call,
+                                vae_tiling *t) {
+    sdrt_error *e = begin(p, m, job, call);
+    if (e) return e;
+    if (dev) call->dev = dev;
+    if (c != call->cfg.latent_channels)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "latents: %d channels, the model's VAE expects %d", c,
+                                 call->cfg.latent_channels);
+    return plan_tiling(call, opt, batch, h, w, t);
+}
+
+/* The decoder output raw [batch,3,8h,8w] (model range; freed here) as the
+ * images [batch,8h,8w,3] in [0,1] of decode's outputs. */
+static sdrt_error *finish_decode(pp_plugin *p, float *raw, int batch, int h, int w, float **rgb_out, int *height,
+                                 int *width) {
+    float *rgb = malloc((size_t)batch * 3 * (8 * h) * (8 * w) * sizeof *rgb);
+    if (rgb) vae_to_images(raw, batch, 8 * h, 8 * w, rgb);
+    free(raw);
+    if (!rgb) return p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "decode: out of host memory");
+    *rgb_out = rgb;
+    if (height) *height = 8 * h;
+    if (width) *width = 8 * w;
+    return NULL;
+}
+
 sdrt_error *pp_decode(void *self, sdrt_model *m, const float *latents, int batch, int c, int h, int w,
                       const sdrt_vae_options *opt, sdrt_job *job, float **rgb_out, int *height, int *width) {
     pp_plugin *p = self;
     if (rgb_out) *rgb_out = NULL;
     if (!m || !latents || !rgb_out)
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "decode: model, latents and rgb_out are required");
-    if (batch < 1 || c < 1 || h < 1 || w < 1 || h > 1024 || w > 1024)
-        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
-                                 "latents: shape [%d,%d,%d,%d] must be positive with h, w <= 1024", batch, c, h, w);
+    sdrt_error *e = check_latent_shape(p, batch, c, h, w);
     vae_call call;
-    sdrt_error *e = begin(p, m, job, &call);
-    if (e) return e;
-    if (c != call.cfg.latent_channels)
-        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "latents: %d channels, the model's VAE expects %d", c,
-                                 call.cfg.latent_channels);
     vae_tiling t;
-    if ((e = plan_tiling(&call, opt, batch, h, w, &t))) return e;
+    if (e || (e = begin_decode(p, m, NULL, job, opt, batch, c, h, w, &call, &t))) return e;
     size_t nz = (size_t)batch * c * h * w, npx = (size_t)batch * 3 * (8 * h) * (8 * w);
     float *z = malloc(nz * sizeof *z), *raw = malloc(npx * sizeof *raw);
     if (!z || !raw) {
@@ -140,15 +169,79 @@ sdrt_error *pp_decode(void *self, sdrt_model *m, const float *latents, int batch
     vae_unscale_latents(&call.cfg, latents, nz, z);
     e = run(&call, &t, 0, z, batch, h, w, raw);
     free(z);
-    float *rgb = e ? NULL : malloc(npx * sizeof *rgb);
-    if (!e && !rgb) e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "decode: out of host memory");
-    if (!e) vae_to_images(raw, batch, 8 * h, 8 * w, rgb);
-    free(raw);
-    if (e) return e;
-    *rgb_out = rgb;
-    if (height) *height = 8 * h;
-    if (width) *width = 8 * w;
-    return NULL;
+    if (e) {
+        free(raw);
+        return e;
+    }
+    return finish_decode(p, raw, batch, h, w, rgb_out, height, width);
+}
+
+/* Untiled decode of the device tensor `lat` on call->dev into raw. */
+static sdrt_error *run_device(vae_call *c, const sdrt_tensor *lat, float *raw) {
+    sdrt_nn *nn = sdrt_nn_new(c->dev, NULL, c->p->api->is_cancelled, c->job);
+    if (!nn) return c->p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "vae: cannot create a compute context");
+    sdrt_nn_add_weight_store(nn, sdrt_model_weights(c->wc.mi, c->wc.m)); /* resident, shared */
+    vae_net v;
+    vae_net_init(&v, &c->cfg, nn, model_weight, &c->wc);
+    sdrt_tensor *z = sdrt_nn_scale(nn, lat, 1.0f / c->cfg.scaling_factor, c->cfg.shift_factor);
+    sdrt_tensor *x = z ? vae_decode_tensor(&v, z) : NULL;
+    sdrt_nn_drop(nn, z);
+    sdrt_status st = x ? sdrt_nn_to_host_f32(nn, x, raw) : SDRT_OK;
+    sdrt_nn_drop(nn, x);
+    const char *msg = NULL;
+    sdrt_status nst = sdrt_nn_status(nn, &msg);
+    sdrt_error *e = NULL;
+    if (v.status != SDRT_OK) e = net_error(c, &v);
+    else if (!x || st != SDRT_OK || nst != SDRT_OK)
+        e = c->p->api->error_new(nst != SDRT_OK ? nst : st != SDRT_OK ? st : SDRT_INTERNAL, NULL, "vae: %s",
+                                 msg && *msg ? msg : "decode failed");
+    sdrt_nn_free(nn);
+    vae_net_release(&v);
+    return e;
+}
+
+sdrt_error *pp_decode_tensor(void *self, sdrt_model *m, sdrt_device *dev, const sdrt_tensor *latents,
+                             const sdrt_vae_options *opt, sdrt_job *job, float **rgb_out, int *height, int *width) {
+    pp_plugin *p = self;
+    if (rgb_out) *rgb_out = NULL;
+    if (!m || !latents || !rgb_out)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "decode: model, latents and rgb_out are required");
+    if (latents->ndim != 4 || latents->dtype != SDRT_DTYPE_F32 || !sdrt_nn_is_contiguous(latents))
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "latents: must be a 4-D contiguous float32 tensor");
+    for (int d = 0; d < 4; d++)
+        if (latents->shape[d] > (d < 2 ? 65536 : 1024))
+            return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "latents: dim %d is %lld, too large", d,
+                                     (long long)latents->shape[d]);
+    int batch = (int)latents->shape[0], c = (int)latents->shape[1], h = (int)latents->shape[2], w = (int)latents->shape[3];
+    sdrt_error *e = check_latent_shape(p, batch, c, h, w);
+    vae_call call;
+    vae_tiling t;
+    if (e || (e = begin_decode(p, m, dev, job, opt, batch, c, h, w, &call, &t))) return e;
+    size_t nz = (size_t)batch * c * h * w, npx = (size_t)batch * 3 * (8 * h) * (8 * w);
+    float *raw = malloc(npx * sizeof *raw);
+    if (!raw) return p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "decode: out of host memory for %zu pixels", npx / 3);
+    if (t.enabled) {
+        /* Tiles are cut on the host: the small latents come over once. */
+        float *host = malloc(nz * sizeof *host), *z = malloc(nz * sizeof *z);
+        sdrt_nn *nn = host && z ? sdrt_nn_new(call.dev, NULL, NULL, NULL) : NULL;
+        sdrt_status st = nn ? sdrt_nn_to_host_f32(nn, latents, host) : SDRT_RESOURCE_EXHAUSTED;
+        sdrt_nn_free(nn);
+        if (st == SDRT_OK) {
+            vae_unscale_latents(&call.cfg, host, nz, z);
+            e = run(&call, &t, 0, z, batch, h, w, raw);
+        } else {
+            e = p->api->error_new(st, NULL, "decode: reading the latents failed");
+        }
+        free(host);
+        free(z);
+    } else {
+        e = run_device(&call, latents, raw);
+    }
+    if (e) {
+        free(raw);
+        return e;
+    }
+    return finish_decode(p, raw, batch, h, w, rgb_out, height, width);
 }
 
 sdrt_error *pp_encode(void *self, sdrt_model *m, const float *rgb, int batch, int height, int width,

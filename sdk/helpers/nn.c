@@ -11,7 +11,6 @@
  */
 #include "sdrt/nn.h"
 
-#include "sdrt/half.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -258,24 +257,6 @@ int64_t sdrt_nn_numel(const sdrt_tensor *t) {
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
     return n;
-}
-
-int sdrt_nn_param_to_f32(const sdrt_tensor *t, float *out) {
-    if (t->ndim != 1) return -1;
-    const char *p = (const char *)t->data;
-    int64_t n = t->shape[0], st = t->strides[0];
-    switch (t->dtype) {
-    case SDRT_DTYPE_F32:
-        for (int64_t i = 0; i < n; i++) out[i] = ((const float *)p)[i * st];
-        return 0;
-    case SDRT_DTYPE_F16:
-        for (int64_t i = 0; i < n; i++) out[i] = sdrt_f16_to_f32(((const uint16_t *)p)[i * st]);
-        return 0;
-    case SDRT_DTYPE_BF16:
-        for (int64_t i = 0; i < n; i++) out[i] = sdrt_bf16_to_f32(((const uint16_t *)p)[i * st]);
-        return 0;
-    default: return -1;
-    }
 }
 
 int sdrt_nn_is_contiguous(const sdrt_tensor *t) {
@@ -617,6 +598,16 @@ static void nn_read(const sdrt_tensor *t, void *out, size_t bytes) {
 }
 
 sdrt_tensor *sdrt_nn_copy(sdrt_nn *nn, const sdrt_tensor *x, sdrt_dtype dtype);
+
+sdrt_status sdrt_nn_synchronize(sdrt_nn *nn) {
+    if (!nn_ready(nn)) return nn ? nn->status : SDRT_INVALID_ARGUMENT;
+    if (nn->recording) {
+        nn_fail(nn, SDRT_FAILED_PRECONDITION, "synchronize: not while a graph is recorded");
+        return nn->status;
+    }
+    sdrt_stream_synchronize(nn->stream);
+    return SDRT_OK;
+}
 
 sdrt_status sdrt_nn_to_host_f32(sdrt_nn *nn, const sdrt_tensor *t, float *out) {
     if (!nn_ready(nn)) return nn ? nn->status : SDRT_INVALID_ARGUMENT;

@@ -116,24 +116,16 @@ const sdrt_tensor *sdrt_blk_bind_weight(sdrt_blk_loader *L, const char *prefix, 
     return t && check(L, t, name, ndim, shape) ? t : NULL;
 }
 
-/* The one conversion of parameters: the element-wise ops (bias, norm scale
- * and shift) take f32 operands, and converting these vectors once at bind
- * time costs nothing next to the matrices, which stay as stored. Delete
- * this when the backends take f16/bf16 parameters. */
+/* Parameters (biases, norm scale and shift) stay in the checkpoint's dtype:
+ * the ops widen f16/bf16 parameters themselves (sdrt/backend.h), so the
+ * bound tensor is the stored one and its device copy is resident like any
+ * other weight. */
 const sdrt_tensor *sdrt_blk_bind_param(sdrt_blk_loader *L, const char *prefix, const char *leaf, int64_t n,
                                        int required) {
     char name[SDRT_BLK_NAME];
     sdrt_blk_name(name, prefix, "%s", leaf);
     const sdrt_tensor *t = lookup(L, name, required);
-    if (!t || !check(L, t, name, 1, &n)) return NULL;
-    if (t->dtype == SDRT_DTYPE_F32 && t->strides[0] == 1) return t;
-    sdrt_tensor *c = sdrt_blk_alloc(L, sizeof *c + (size_t)n * sizeof(float));
-    if (!c) return NULL;
-    float *data = (float *)(void *)(c + 1);
-    sdrt_nn_param_to_f32(t, data); /* 1-D float: checked above */
-    *c = (sdrt_tensor){.struct_size = sizeof(sdrt_tensor), .dtype = SDRT_DTYPE_F32, .ndim = 1,
-                       .shape = {n, 1, 1, 1, 1, 1}, .strides = {1}, .data = data};
-    return c;
+    return t && check(L, t, name, 1, &n) ? t : NULL;
 }
 
 /* A contiguous 1x1 conv weight [out, in, 1, 1] as a linear weight [out, in]. */

@@ -77,8 +77,10 @@ static void test_resnet(void) {
     sdrt_blk_bind_resnet(&f.L, "resnet", &r, 8, 16, 12, 4, 1e-5f, 2.0f);
     REQUIRE(f.L.status == SDRT_OK, "bind: %s", f.L.message);
     CHECK(r.shortcut.w && r.temb.w, "conv_shortcut and time_emb_proj bound");
-    /* The goldens store the 1-D parameters as f16: bound as f32 copies. */
-    CHECK(r.norm1.g->dtype == SDRT_DTYPE_F32 && r.conv1.b->dtype == SDRT_DTYPE_F32, "parameters converted");
+    /* The goldens store the 1-D parameters as f16: bound as stored (the
+     * lookup's own tensors, no converted copies), the ops widen them. */
+    CHECK(r.norm1.g->dtype == SDRT_DTYPE_F16 && r.conv1.b->dtype == SDRT_DTYPE_F16, "parameters bound as stored");
+    CHECK(r.norm1.g == fx_weights_get(f.w, "resnet.norm1.weight"), "norm1.weight is the lookup's tensor");
     sdrt_tensor *x = input(&f, "in.resnet.x"), *t = input(&f, "in.resnet.temb_act");
     expect(&f, "resnet", sdrt_blk_resnet_fwd(f.nn, &r, x, t));
     sdrt_nn_drop(f.nn, x);

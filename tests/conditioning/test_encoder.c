@@ -259,7 +259,67 @@ static void test_weighting_and_chunks(void) {
     sdrt_nn_free(nn);
 }
 
+/* `t` (a device tensor of nn, n floats) against host[0..n): the largest
+ * absolute difference, or -1 when it cannot be read or differs in size. */
+static double diff_to_host(sdrt_nn *nn, const sdrt_tensor *t, const float *host, size_t n) {
+    if (!t || !host || (size_t)sdrt_nn_numel(t) != n) return -1;
+    float *got = malloc(n * sizeof *got);
+    double d = got && sdrt_nn_to_host_f32(nn, t, got) == SDRT_OK ? test_max_abs(got, host, n) : -1;
+    free(got);
+    return d;
+}
+
+/* cond_encode_ex with on_device: the four results as device tensors, the
+ * host members NULL. Plain prompts equal the host path bit for bit (the
+ * same ops, the layout done by copies); emphasis (`tol` > 0) sums on the
+ * device in another order than the host's, so its ratio may differ in the
+ * last bits. */
+static void check_device_outputs(const char *model, const char *prompt, const char *negative, double tol) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    if (fixture_open(&f, model) == 0) {
+        cond_output h, d;
+        char err[512];
+        REQUIRE(cond_encode(f.cm, &f.src, nn, prompt, negative, 0, 1, &h, err, sizeof err) == SDRT_OK, "%s", err);
+        sdrt_status st = cond_encode_ex(f.cm, &f.src, nn, prompt, negative, 0, 1, 1, &d, err, sizeof err);
+        CHECK(st == SDRT_OK, "encode on the device: %s", err);
+        size_t n = (size_t)(h.seq * h.dim), np = (size_t)h.pooled_dim;
+        if (st == SDRT_OK) {
+            CHECK(!d.embeds && !d.neg_embeds && !d.pooled && !d.neg_pooled, "%s: host members set", model);
+            CHECK(d.seq == h.seq && d.dim == h.dim && d.pooled_dim == h.pooled_dim, "%s: shapes differ", model);
+            double e1 = diff_to_host(nn, d.embeds_dev, h.embeds, n), e2 = diff_to_host(nn, d.neg_embeds_dev, h.neg_embeds, n);
+            printf("# %s '%.30s': device vs host max abs %.3g / %.3g\n", model, prompt, e1, e2);
+            CHECK(e1 >= 0 && e1 <= tol, "%s '%s': prompt embeds differ by %g", model, prompt, e1);
+            CHECK(e2 >= 0 && e2 <= tol, "%s: negative embeds differ by %g", model, e2);
+            if (np) {
+                CHECK(diff_to_host(nn, d.pooled_dev, h.pooled, np) == 0, "%s: pooled differs", model);
+                CHECK(diff_to_host(nn, d.neg_pooled_dev, h.neg_pooled, np) == 0, "%s: negative pooled differs", model);
+            } else {
+                CHECK(!d.pooled_dev && !d.neg_pooled_dev, "%s: pooled tensors without a pooled output", model);
+            }
+            cond_output_free(&d);
+        }
+        cond_output_free(&h);
+    }
+    fixture_close(&f);
+    sdrt_nn_free(nn);
+}
+
+static void test_device_outputs(void) {
+    check_device_outputs("tiny-sd15/diffusers", "a red fox in the snow", "blurry", 0);
+    check_device_outputs("tiny-sdxl/diffusers", "a red fox in the snow", "blurry", 0);
+    check_device_outputs("tiny-sdxl/diffusers", "a red fox", NULL, 0); /* zero negative embeddings */
+    /* Emphasis on both sides; a prompt of two chunks, one of them weighted. */
+    check_device_outputs("tiny-sd15/diffusers", "a (red:1.5) fox", "[blurry]", 1e-5);
+    check_device_outputs("tiny-sdxl/diffusers", "a (red:1.5) fox", "blurry", 1e-5);
+    char longp[4096] = "(snow:1.3) ";
+    for (int i = 0; i < 90; i++) strcat(longp, "fox ");
+    check_device_outputs("tiny-sd15/diffusers", longp, "blurry", 1e-5);
+}
+
 const test_entry TESTS[] = {
+    {"device_outputs", test_device_outputs},
     {"sd15_parity", test_sd15_parity},
     {"sdxl_parity", test_sdxl_parity},
     {"weighting_and_chunks", test_weighting_and_chunks},

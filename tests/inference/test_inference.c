@@ -7,6 +7,8 @@
  * Tolerance: final latents relative L2 <= 1e-3 (the reference README's bar:
  * eight steps of float32 rounding differences through the UNet and the
  * solver). */
+#include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,9 @@
 #include <cjson/cJSON.h>
 
 #include "harness.h"
+#include "sdrt/half.h"
 #include "infer_fixture.h"
+#include "strict_hook.h"
 
 #define LATENT_TOL 1e-3
 
@@ -40,25 +44,32 @@ static void check_uploads(const cJSON *data, const char *model) {
     else CHECK(up->valuedouble == 0, "%s: a later request uploaded %.0f weight bytes", model, up->valuedouble);
 }
 
-/* One reference case: model "tiny-sd15"/"tiny-sdxl", case name "euler";
- * `layout` "diffusers" (folder) or e.g. "tiny-sd15.safetensors" (the same
- * weights as one A1111-style checkpoint, mapped by the model plugin). */
-static void check_case_layout(const char *model, const char *layout, const char *name, const char *cls,
-                              const char *overrides) {
-    REQUIRE(ifx_start(), "plugins did not load (see stderr)");
+/* Runs the reference case `name` (scheduler `cls`) of `model` ("tiny-sd15",
+ * "tiny-sdxl") on the weights at `path`; checks the final latents against
+ * diffusers' within `tol` and returns them (n_out floats, caller frees). */
+static float *run_case(const char *model, const char *path, const char *name, const char *cls,
+                       const char *overrides, double tol, size_t *n_out) {
+    *n_out = 0;
+    if (!ifx_start()) {
+        CHECK(0, "plugins did not load (see stderr)");
+        return NULL;
+    }
     char data[4096], rel[256];
-    snprintf(rel, sizeof rel, "%s/%s", model, layout);
     snprintf(data, sizeof data,
              "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"blurry\","
              "\"width\":64,\"height\":64,\"num_inference_steps\":8,\"guidance_scale\":7.5,\"seed\":42,"
              "\"scheduler\":\"%s\",\"scheduler_config\":%s,\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
-             test_path("SDRT_REFERENCE", rel), cls, overrides, ifx_out_dir());
+             path, cls, overrides, ifx_out_dir());
     struct sdrt_job job = {0};
     ifx_result r = ifx_call("inference.run", data, &job);
-    REQUIRE(r.status == SDRT_OK, "%s %s: status %d: %s", model, name, r.status, r.message);
+    if (r.status != SDRT_OK) {
+        CHECK(0, "%s %s: status %d: %s", path, name, r.status, r.message);
+        cJSON_Delete(r.data);
+        return NULL;
+    }
     CHECK(job.last_step == 8 && job.last_steps == 8, "progress %d/%d", job.last_step, job.last_steps);
     CHECK(ifx_file_exists(ifx_json_string_at(r.data, "images", 0)), "no PNG");
-    check_uploads(r.data, rel);
+    check_uploads(r.data, path);
     const char *lat = ifx_json_string_at(r.data, "latents", 0);
     snprintf(rel, sizeof rel, "%s/t2i/%s_64x64.latents.npy", model, name);
     size_t n_got = 0, n_want = 0;
@@ -66,15 +77,29 @@ static void check_case_layout(const char *model, const char *layout, const char 
     if (got && want && n_got == n_want) {
         double e = test_rel_l2(got, want, n_want);
         const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
-        printf("# %s %s %s: final latents rel L2 %.3g, processing_time %.3f s\n", layout, model, name, e,
+        printf("# %s %s: final latents rel L2 %.3g, processing_time %.3f s\n", path, name, e,
                cJSON_IsNumber(pt) ? pt->valuedouble : -1.0);
-        CHECK(e <= LATENT_TOL, "%s %s: rel L2 %.3g > %.0e", model, name, e, LATENT_TOL);
+        CHECK(e <= tol, "%s %s: rel L2 %.3g > %.0e", path, name, e, tol);
+        *n_out = n_got;
     } else {
-        CHECK(0, "%s %s: latents missing or wrong size (%zu vs %zu)", model, name, n_got, n_want);
+        CHECK(0, "%s %s: latents missing or wrong size (%zu vs %zu)", path, name, n_got, n_want);
+        free(got);
+        got = NULL;
     }
-    free(got);
     free(want);
     cJSON_Delete(r.data);
+    return got;
+}
+
+/* One reference case: model "tiny-sd15"/"tiny-sdxl", case name "euler";
+ * `layout` "diffusers" (folder) or e.g. "tiny-sd15.safetensors" (the same
+ * weights as one A1111-style checkpoint, mapped by the model plugin). */
+static void check_case_layout(const char *model, const char *layout, const char *name, const char *cls,
+                              const char *overrides) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/%s", model, layout);
+    size_t n;
+    free(run_case(model, test_path("SDRT_REFERENCE", rel), name, cls, overrides, LATENT_TOL, &n));
 }
 
 static void check_reference_case(const char *model, const char *name, const char *cls, const char *overrides) {
@@ -87,6 +112,152 @@ static void test_sd15_single_file(void) {
 
 static void test_sdxl_single_file(void) {
     check_case_layout("tiny-sdxl", "tiny-sdxl.safetensors", "euler", "EulerDiscreteScheduler", "{}");
+}
+
+/* `src` (a safetensors file) copied to `dst` with every F32 tensor -
+ * matrices, biases and norm parameters alike - rounded to F16, as a
+ * half-precision checkpoint stores them. 0 on success. */
+static int write_f16_copy(const char *src, const char *dst) {
+    FILE *f = fopen(src, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *in = malloc((size_t)size);
+    int ok = in && fread(in, 1, (size_t)size, f) == (size_t)size;
+    fclose(f);
+    uint64_t hlen = 0;
+    for (int i = 7; ok && i >= 0; i--) hlen = hlen << 8 | in[i];
+    ok = ok && hlen < (uint64_t)size - 8;
+    cJSON *h = ok ? cJSON_ParseWithLength((const char *)in + 8, (size_t)hlen) : NULL;
+    const unsigned char *body = in + 8 + hlen;
+    /* New offsets in header order; data written in the same order. */
+    uint64_t pos = 0;
+    cJSON *t;
+    cJSON_ArrayForEach(t, h) {
+        if (!strcmp(t->string, "__metadata__")) continue;
+        cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype"), *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+        uint64_t a = (uint64_t)cJSON_GetArrayItem(off, 0)->valuedouble, b = (uint64_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+        int f32 = !strcmp(dt->valuestring, "F32");
+        uint64_t bytes = f32 ? (b - a) / 2 : b - a;
+        if (f32) cJSON_SetValuestring(dt, "F16");
+        cJSON_AddBoolToObject(t, "src_f32", f32); /* dropped below */
+        cJSON_SetNumberValue(cJSON_GetArrayItem(off, 0), (double)pos);
+        cJSON_SetNumberValue(cJSON_GetArrayItem(off, 1), (double)(pos + bytes));
+        cJSON_AddItemToObject(t, "src_offset", cJSON_CreateNumber((double)a)); /* dropped below */
+        pos += bytes;
+    }
+    FILE *o = h ? fopen(dst, "wb") : NULL;
+    ok = o != NULL;
+    /* Header without the helper fields, padded with spaces to 8 bytes. */
+    cJSON *clean = h ? cJSON_Duplicate(h, 1) : NULL;
+    cJSON_ArrayForEach(t, clean) {
+        cJSON_DeleteItemFromObject(t, "src_offset");
+        cJSON_DeleteItemFromObject(t, "src_f32");
+    }
+    char *text = clean ? cJSON_PrintUnformatted(clean) : NULL;
+    size_t tl = text ? strlen(text) : 0, padded = (tl + 7) & ~(size_t)7;
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    ok = ok && text && fwrite(len8, 1, 8, o) == 8 && fwrite(text, 1, tl, o) == tl;
+    for (size_t i = tl; ok && i < padded; i++) ok = fputc(' ', o) != EOF;
+    cJSON_ArrayForEach(t, h) {
+        if (!ok || !strcmp(t->string, "__metadata__")) continue;
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+        uint64_t a = (uint64_t)cJSON_GetObjectItemCaseSensitive(t, "src_offset")->valuedouble;
+        uint64_t bytes = (uint64_t)(cJSON_GetArrayItem(off, 1)->valuedouble - cJSON_GetArrayItem(off, 0)->valuedouble);
+        int f32 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "src_f32"));
+        if (a + (f32 ? 2 : 1) * bytes > (uint64_t)size - 8 - hlen) {
+            ok = 0;
+            break;
+        }
+        if (f32) {
+            for (uint64_t i = 0; ok && i < bytes / 2; i++) {
+                float v;
+                memcpy(&v, body + a + 4 * i, 4); /* little-endian host, as the loader assumes */
+                uint16_t hv = sdrt_f32_to_f16(v);
+                ok = fwrite(&hv, 2, 1, o) == 1;
+            }
+        } else {
+            ok = fwrite(body + a, 1, (size_t)bytes, o) == bytes;
+        }
+    }
+    if (o && fclose(o) != 0) ok = 0;
+    free(text);
+    cJSON_Delete(clean);
+    cJSON_Delete(h);
+    free(in);
+    return ok ? 0 : -1;
+}
+
+/* A half-precision checkpoint: every parameter, biases and norm scales
+ * included, reaches the ops as stored (f16), so on a device the second
+ * request finds all of them resident and uploads 0 bytes (check_uploads),
+ * and gives the same latents as the first. Against diffusers' f32 result
+ * the f16 rounding of the weights stays within LATENT_TOL (2.3e-4 seen). */
+static void test_sd15_f16_checkpoint(void) {
+    REQUIRE(ifx_start(), "plugins did not load (see stderr)");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tiny-sd15-f16.safetensors", ifx_out_dir());
+    REQUIRE(write_f16_copy(test_path("SDRT_REFERENCE", "tiny-sd15/tiny-sd15.safetensors"), path) == 0,
+            "could not write %s", path);
+    size_t n1, n2;
+    float *a = run_case("tiny-sd15", path, "euler", "EulerDiscreteScheduler", "{}", LATENT_TOL, &n1);
+    float *b = run_case("tiny-sd15", path, "euler", "EulerDiscreteScheduler", "{}", LATENT_TOL, &n2);
+    CHECK(a && b && n1 == n2 && memcmp(a, b, n1 * sizeof *a) == 0, "the second request gave other latents");
+    free(a);
+    free(b);
+}
+
+/* The strict device's counter hooks, from the module the device plugin
+ * loaded (the first extra_backends entry of SDRT_TEST_DEVICE_CONFIG), or
+ * 0 when the tests do not run on it. */
+static int strict_hooks(sdrt_strict_get_counters_fn *get, sdrt_strict_reset_counters_fn *reset) {
+    cJSON *cfg = getenv("SDRT_TEST_DEVICE_CONFIG") ? cJSON_Parse(getenv("SDRT_TEST_DEVICE_CONFIG")) : NULL;
+    const cJSON *path = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cfg, "extra_backends"), 0);
+    void *so = cJSON_IsString(path) ? dlopen(path->valuestring, RTLD_NOW | RTLD_NOLOAD) : NULL;
+    cJSON_Delete(cfg);
+    *get = so ? (sdrt_strict_get_counters_fn)dlsym(so, SDRT_STRICT_COUNTERS_SYMBOL) : NULL;
+    *reset = so ? (sdrt_strict_reset_counters_fn)dlsym(so, SDRT_STRICT_RESET_SYMBOL) : NULL;
+    if (so) dlclose(so); /* the device plugin keeps it loaded */
+    return *get && *reset;
+}
+
+/* What crosses from the device to the host in a txt2img request, on the
+ * strict device (elsewhere it checks nothing): the UNet prediction once per
+ * step (the latents stay on the host, docs/architecture.md) and the decoded
+ * pixels, nothing else. The prompt embeddings reach the UNet as device
+ * tensors of the conditioning plugin (sdrt_cond_result's *_dev members);
+ * before, they came back to the host first (2 x [1, 77, 32] floats here). */
+static void test_txt2img_device_to_host_bytes(void) {
+    sdrt_strict_get_counters_fn get;
+    sdrt_strict_reset_counters_fn reset;
+    REQUIRE(ifx_start(), "plugins did not load");
+    if (!strict_hooks(&get, &reset)) {
+        printf("# skipped: runs on the strict device (inference-strict)\n");
+        return;
+    }
+    const int steps = 4, side = 64, rows = 2 /* CFG */, latent_c = 4;
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"blurry\","
+             "\"width\":%d,\"height\":%d,\"num_inference_steps\":%d,\"guidance_scale\":7.5,\"seed\":5,"
+             "\"scheduler\":\"euler\",\"output\":{\"dir\":\"%s\"}}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), side, side, steps, ifx_out_dir());
+    reset();
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    sdrt_strict_counters c;
+    get(&c);
+    REQUIRE(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
+    cJSON_Delete(r.data);
+    uint64_t pred = (uint64_t)steps * rows * latent_c * (side / 8) * (side / 8) * sizeof(float);
+    uint64_t pixels = (uint64_t)3 * side * side * sizeof(float);
+    printf("# txt2img %dx%d, %d steps: device->host %llu bytes (predictions %llu + pixels %llu), host->device %llu\n",
+           side, side, steps, (unsigned long long)c.d2h_bytes, (unsigned long long)pred, (unsigned long long)pixels,
+           (unsigned long long)c.h2d_bytes);
+    CHECK(c.d2h_bytes == pred + pixels, "device->host %llu bytes, want %llu (UNet predictions + pixels)",
+          (unsigned long long)c.d2h_bytes, (unsigned long long)(pred + pixels));
 }
 
 #define CASE(fn, model, name, cls, overrides) \
@@ -236,6 +407,8 @@ const test_entry TESTS[] = {
     {"sdxl_ddim", test_sdxl_ddim},
     {"sd15_single_file", test_sd15_single_file},
     {"sdxl_single_file", test_sdxl_single_file},
+    {"sd15_f16_checkpoint", test_sd15_f16_checkpoint},
+    {"txt2img_device_to_host_bytes", test_txt2img_device_to_host_bytes},
     {"cancel", test_cancel},
     {"device_oom_recovers", test_device_oom_recovers},
     {"batch_no_cfg", test_batch_no_cfg},

@@ -25,7 +25,6 @@ void test_gemm_odd_shapes(void);
 void test_conv2d_batched(void);
 void test_nn_sticky_and_cancel(void);
 void test_nn_views_and_weights(void);
-void test_nn_param_to_f32(void);
 void test_nn_graph_matches_eager(void);
 void test_nn_graph_arena_reuse(void);
 void test_nn_graph_outputs_survive(void);
@@ -59,7 +58,6 @@ const test_entry TESTS[] = {
     {"conv2d_batched", test_conv2d_batched},
     {"nn_sticky_and_cancel", test_nn_sticky_and_cancel},
     {"nn_views_and_weights", test_nn_views_and_weights},
-    {"nn_param_to_f32", test_nn_param_to_f32},
     {"nn_graph_matches_eager", test_nn_graph_matches_eager},
     {"nn_graph_arena_reuse", test_nn_graph_arena_reuse},
     {"nn_graph_outputs_survive", test_nn_graph_outputs_survive},

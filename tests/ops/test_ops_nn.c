@@ -57,25 +57,3 @@ void test_nn_views_and_weights(void) {
     sdrt_nn_free(nn);
 }
 
-/* Biases and norm scales read as f32 from every stored dtype, through a
- * stride of 2. Values are k/8 for small k, exact in f16, bf16 and f32, with
- * their bit patterns written out by hand (IEEE 754 binary16 / bfloat16). */
-void test_nn_param_to_f32(void) {
-    static const uint16_t f16[] = {0x0000, 0xBBBB, 0x3000, 0xBBBB, 0xC100, 0xBBBB, 0x4500}; /* 0, .125, -2.5, 5 */
-    static const uint16_t bf16[] = {0x0000, 0x7777, 0x3E00, 0x7777, 0xC020, 0x7777, 0x40A0};
-    static const float f32[] = {0.0f, 99.0f, 0.125f, 99.0f, -2.5f, 99.0f, 5.0f};
-    static const float want[] = {0.0f, 0.125f, -2.5f, 5.0f};
-    const void *data[] = {f16, bf16, f32};
-    const sdrt_dtype dt[] = {SDRT_DTYPE_F16, SDRT_DTYPE_BF16, SDRT_DTYPE_F32};
-    for (int d = 0; d < 3; d++) {
-        sdrt_tensor t = {.struct_size = sizeof t, .dtype = dt[d], .ndim = 1, .shape = {4}, .strides = {2},
-                         .data = (void *)data[d]};
-        float out[4] = {-1, -1, -1, -1};
-        CHECK(sdrt_nn_param_to_f32(&t, out) == 0, "dtype %d refused", d);
-        for (int i = 0; i < 4; i++) CHECK(out[i] == want[i], "dtype %d [%d]: %g, want %g", d, i, out[i], want[i]);
-    }
-    sdrt_tensor m = {.struct_size = sizeof m, .dtype = SDRT_DTYPE_F32, .ndim = 2, .shape = {2, 2}, .strides = {2, 1},
-                     .data = (void *)f32};
-    float out[4];
-    CHECK(sdrt_nn_param_to_f32(&m, out) == -1, "a 2-D tensor must be refused");
-}

@@ -159,6 +159,36 @@ static void check_decode(const char *model_rel, const char *case_dir) {
     double mae = mean_abs(rgb, img_ref, nimg);
     fprintf(stderr, "# %s image mean abs %.3g (x255 = %.3g)\n", model_rel, mae, mae * 255);
     CHECK(mae <= 2.0 / 255, "image mean abs error %g > 2/255", mae);
+
+    /* decode_tensor: the same latents as a tensor on the device (on the
+     * strict device, memory the host cannot read). Untiled it unscales on
+     * the device, so equal to decode up to float rounding; tiled it takes
+     * the host path, so bit-identical to decode with the same options. */
+    sdrt_nn *nn = sdrt_nn_new(g_dev, NULL, NULL, NULL);
+    int64_t shape[4] = {1, 4, 8, 8};
+    sdrt_tensor *t = nn ? sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 4, shape, lat) : NULL;
+    REQUIRE(t && sdrt_nn_synchronize(nn) == SDRT_OK, "latents upload");
+    float *rgb2 = NULL;
+    e = pp_decode_tensor(&g_plugin, m, g_dev, t, NULL, NULL, &rgb2, &h, &w);
+    CHECK(!e && h == 64 && w == 64, "pp_decode_tensor: %s", e ? e->message : "size");
+    double diff = rgb2 ? test_max_abs(rgb2, rgb, nimg) : 1.0;
+    fprintf(stderr, "# %s decode_tensor vs decode max abs %.3g\n", model_rel, diff);
+    CHECK(diff <= 1e-5, "decode_tensor differs from decode by %g", diff);
+    fake_host_api()->error_free(e);
+    sdrt_vae_options o;
+    sdrt_vae_options_init(&o);
+    o.tiling = SDRT_VAE_TILING_ON;
+    o.tile_size = 64;
+    o.tile_overlap = 16;
+    float *tiled = NULL, *tiled2 = NULL;
+    e = pp_decode(&g_plugin, m, lat, 1, 4, 8, 8, &o, NULL, &tiled, NULL, NULL);
+    sdrt_error *e2 = pp_decode_tensor(&g_plugin, m, g_dev, t, &o, NULL, &tiled2, NULL, NULL);
+    CHECK(!e && !e2 && memcmp(tiled, tiled2, nimg * sizeof *tiled) == 0, "tiled decode_tensor differs from decode");
+    fake_host_api()->error_free(e);
+    fake_host_api()->error_free(e2);
+    sdrt_nn_drop(nn, t);
+    sdrt_nn_free(nn);
+    free(rgb2), free(tiled), free(tiled2);
     free(rgb), free(raw), free(lat), free(raw_ref), free(img_ref);
     store_free(m);
 }
@@ -362,6 +392,13 @@ static void test_errors(void) {
     o.tile_size = 100;
     e = pp_decode(&g_plugin, m, lat, 1, 4, 4, 4, &o, NULL, &rgb, NULL, NULL);
     CHECK(e && e->code == SDRT_INVALID_ARGUMENT && strstr(e->message, "tile_size"), "bad tile size: %s",
+          e ? e->message : "accepted");
+    fake_host_api()->error_free(e);
+    /* decode_tensor refuses what is not a 4-D contiguous float32 tensor. */
+    sdrt_tensor host3 = {.struct_size = sizeof host3, .dtype = SDRT_DTYPE_F32, .ndim = 3, .shape = {4, 4, 4},
+                         .strides = {16, 4, 1}, .data = lat};
+    e = pp_decode_tensor(&g_plugin, m, NULL, &host3, NULL, NULL, &rgb, NULL, NULL);
+    CHECK(e && e->code == SDRT_INVALID_ARGUMENT && strstr(e->message, "4-D"), "3-D latents: %s",
           e ? e->message : "accepted");
     fake_host_api()->error_free(e);
     float img[8 * 12 * 3] = {0};

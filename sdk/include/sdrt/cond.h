@@ -73,10 +73,18 @@ typedef struct sdrt_cond_params {
      *   stay valid until encode returns. Without it those tensors are
      *   uploaded privately for every encode on a non-host device. */
     sdrt_weight_store *(*weight_store)(void *weights_ctx);
+
+    /* --- appended (read only inside struct_size) ---
+     * device: where the caller wants the embeddings (borrowed; from the
+     *   sdrt.backend/1 interface, valid until result_free). Non-NULL: the
+     *   encoders run there and the result's *_dev members hold the
+     *   embeddings as tensors on it, so they never pass through host
+     *   memory. NULL: the backend's default device, host arrays only. */
+    sdrt_device *device;
 } sdrt_cond_params;
 
 static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
-    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, weight_store);
+    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, device);
     p->prompt = NULL;
     p->negative_prompt = NULL;
     p->clip_skip = 0;
@@ -85,11 +93,17 @@ static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
     p->weight = NULL;
     p->weights_ctx = NULL;
     p->weight_store = NULL;
+    p->device = NULL;
 }
 
 
-/* Output of encode. Host float32 arrays, C order. Owned by the interface:
- * valid until result_free. */
+/* Output of encode. Owned by the interface: valid until result_free.
+ * Embeddings come either as host float32 arrays (C order) or, when the
+ * caller named a device (sdrt_cond_params.device), as device tensors
+ * (members after n_loras; read them only inside struct_size). Exactly one
+ * of the two forms is set per result: the device form when a device was
+ * named and the plugin supports it (this one always does), else the host
+ * arrays. */
 typedef struct sdrt_cond_result {
     uint32_t struct_size;
     float *prompt_embeds;                    /* [1, seq, dim] */
@@ -101,6 +115,16 @@ typedef struct sdrt_cond_result {
     int64_t pooled_dim;                      /* 1280 SDXL; 0 when none */
     const sdrt_cond_lora *loras;             /* LoRA tags of the prompt */
     size_t n_loras;
+
+    /* --- appended: the same embeddings on the caller's device, contiguous
+     * float32 of the shapes above (negative ones NULL without CFG, pooled
+     * ones NULL without a pooled output), complete when encode returns (its
+     * stream was synchronized), read-only to the caller; or all NULL (then
+     * the host members hold them). --- */
+    const sdrt_tensor *prompt_embeds_dev;
+    const sdrt_tensor *negative_prompt_embeds_dev;
+    const sdrt_tensor *pooled_prompt_embeds_dev;
+    const sdrt_tensor *negative_pooled_prompt_embeds_dev;
 } sdrt_cond_result;
 
 typedef struct sdrt_cond_iface {

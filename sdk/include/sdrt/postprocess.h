@@ -132,6 +132,23 @@ typedef struct sdrt_postprocess_iface {
 
     /* Frees a buffer returned by this interface. NULL: no-op. */
     void (*free)(void *self, void *ptr);
+
+    /* --- appended (call only when struct_size covers it and it is not
+     * NULL; else upload nothing and call decode) ---
+     * decode of a device latent: `latents` (borrowed for the call) is a
+     * contiguous float32 tensor [batch,c,h,w] on `dev` (from the
+     * sdrt.backend/1 interface; NULL = the backend's default device), its
+     * producer's work completed (stream synchronized). The VAE runs on
+     * `dev` and reads the latents there; only the decoded pixels come to
+     * host memory, for file I/O. When tiling applies (opt, or AUTO over the
+     * budget) the latents are read to the host and tiled as by decode.
+     * Results equal decode's up to float rounding (the unscale is one
+     * device op, x * (1/scaling_factor) + shift_factor). Outputs, thread
+     * and statuses as decode; INVALID_ARGUMENT also for a tensor that is
+     * not 4-D contiguous float32. */
+    sdrt_error *(*decode_tensor)(void *self, sdrt_model *m, sdrt_device *dev, const sdrt_tensor *latents,
+                                 const sdrt_vae_options *opt, sdrt_job *job, float **rgb_out, int *height,
+                                 int *width);
 } sdrt_postprocess_iface;
 
 #ifdef __cplusplus

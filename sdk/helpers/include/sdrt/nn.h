@@ -80,6 +80,11 @@ uint64_t sdrt_nn_weight_bytes_uploaded(const sdrt_nn *nn);
 /* Copies a tensor's elements to host memory as contiguous float32.
  * FAILED_PRECONDITION while a graph is recorded (values exist after end). */
 sdrt_status sdrt_nn_to_host_f32(sdrt_nn *nn, const sdrt_tensor *t, float *out);
+/* Waits until every op submitted so far has completed, so that the
+ * context's tensors may be read by another context's stream on the same
+ * device (a tensor handed to another plugin). FAILED_PRECONDITION while a
+ * graph is recorded. */
+sdrt_status sdrt_nn_synchronize(sdrt_nn *nn);
 /* Releases a tensor returned by this context. NULL: no-op. While a graph
  * is recorded it marks the tensor's last use: no op recorded later may read
  * it, and its arena memory is reused. */
@@ -108,11 +113,6 @@ sdrt_tensor sdrt_nn_view_permute(const sdrt_tensor *t, const int *perm);
 sdrt_tensor sdrt_nn_view_slice(const sdrt_tensor *t, int dim, int64_t start, int64_t len);
 int64_t sdrt_nn_numel(const sdrt_tensor *t);
 int sdrt_nn_is_contiguous(const sdrt_tensor *t);
-/* Host tensor `t` (1-D, f32/f16/bf16, any stride; borrowed) into `out`
- * (t->shape[0] floats, caller-owned) as contiguous float32: the norms and
- * biases that element-wise ops take in f32 only. Any thread. Returns 0, or
- * -1 (out untouched) for another dtype or ndim != 1. */
-int sdrt_nn_param_to_f32(const sdrt_tensor *t, float *out);
 /* Host tensor `t` (any non-negative strides; borrowed) into `out`
  * (numel x element size bytes, caller-owned) contiguous in logical order,
  * same dtype. Any thread. */

@@ -13,10 +13,9 @@
  * transformers naming through the model's lookup function, shape-checked
  * against what the config implies, and kept as the host tensor the lookup
  * returned (weights in their stored dtype, usually an mmap). 1-D parameters
- * (biases, norm scales) in f16/bf16 are converted to f32 in ONE place,
- * sdrt_blk_bind_param, because the element-wise ops take f32 parameters;
- * when the backend ops take half parameters that conversion goes away
- * there. A failed bind records the first error (status + message naming
+ * (biases, norm scales) too stay as stored in f32, f16 or bf16: the ops
+ * take them in any of the three (sdrt/backend.h), so every parameter has
+ * a resident device copy like the matrices. A failed bind records the first error (status + message naming
  * the tensor) in the loader; later binds do nothing, so a builder checks
  * once at the end.
  *
@@ -31,8 +30,7 @@
  * Thread: bound structs are immutable after binding and may be used by
  * several threads at once, each with its own sdrt_nn context. A loader is
  * used by one thread. No global state.
- * Ownership: memory the binders allocate (converted parameters, weight
- * views, block arrays) belongs to the sdrt_blk_mem list the loader was
+ * Ownership: memory the binders allocate (weight views, block arrays) belongs to the sdrt_blk_mem list the loader was
  * given and lives until sdrt_blk_mem_free; the host tensors the lookup
  * returns must outlive the bound structs.
  */
@@ -92,9 +90,8 @@ void sdrt_blk_name(char *out, const char *prefix, const char *fmt, ...) SDRT_PRI
  * stored. */
 const sdrt_tensor *sdrt_blk_bind_weight(sdrt_blk_loader *L, const char *prefix, const char *leaf, int ndim,
                                         const int64_t *shape);
-/* The 1-D parameter "<prefix>.<leaf>" of n elements as contiguous f32 (the
- * one place where f16/bf16 parameters are converted). `required` 0: NULL
- * without failing when the model has none. */
+/* The 1-D parameter "<prefix>.<leaf>" of n elements in f32/f16/bf16, as
+ * stored. `required` 0: NULL without failing when the model has none. */
 const sdrt_tensor *sdrt_blk_bind_param(sdrt_blk_loader *L, const char *prefix, const char *leaf, int64_t n,
                                        int required);
 
@@ -102,17 +99,17 @@ const sdrt_tensor *sdrt_blk_bind_param(sdrt_blk_loader *L, const char *prefix, c
 
 typedef struct sdrt_blk_linear {
     const sdrt_tensor *w; /* [out, in]; NULL: the block has no such layer */
-    const sdrt_tensor *b; /* [out] f32, or NULL */
+    const sdrt_tensor *b; /* [out] (f32/f16/bf16), or NULL */
 } sdrt_blk_linear;
 
 typedef struct sdrt_blk_conv {
     const sdrt_tensor *w; /* [out, in, k, k]; NULL: no such layer */
-    const sdrt_tensor *b; /* [out] f32 */
+    const sdrt_tensor *b; /* [out] (f32/f16/bf16) */
     int stride, pad;
 } sdrt_blk_conv;
 
 typedef struct sdrt_blk_norm {
-    const sdrt_tensor *g, *b; /* [C] f32 */
+    const sdrt_tensor *g, *b; /* [C] (f32/f16/bf16) */
     int groups;               /* GroupNorm groups; 0 for LayerNorm */
     float eps;
 } sdrt_blk_norm;
