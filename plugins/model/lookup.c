@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "lookup.h"
 
+#include "sdrt/file.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <limits.h>
@@ -101,7 +103,8 @@ char *lookup_hf_snapshot(const char *hub, const char *repo) {
     if (asprintf(&base, "%s/models--%.*s--%s", hub, (int)(slash - repo), repo, slash + 1) < 0) return NULL;
     char ref[256] = "", *p = NULL, *snap = NULL;
     if (asprintf(&p, "%s/refs/main", base) >= 0) {
-        FILE *f = fopen(p, "r");
+        /* Non-blocking, regular files only: a FIFO here must not park the worker. */
+        FILE *f = sdrt_file_fopen(p, "refs/main", NULL, NULL, NULL, 0);
         if (f) {
             if (!fgets(ref, sizeof ref, f)) ref[0] = 0;
             fclose(f);

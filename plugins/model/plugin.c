@@ -19,7 +19,7 @@ static sdrt_error *iface_open(void *self, const char *model_id, sdrt_job *job, s
     char err[ERR_LEN], *path = NULL;
     *out = NULL;
     sdrt_status st = lookup_resolve(&p->lookup, model_id, &path, err, sizeof err);
-    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load, out, NULL, err, sizeof err);
+    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load_scoped, &p->scope, out, NULL, err, sizeof err);
     free(path);
     return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
 }
@@ -85,7 +85,7 @@ static sdrt_error *open_for(model_plugin *p, const cJSON *data, sdrt_model **m, 
     if (e) return e;
     char err[ERR_LEN], *path = NULL;
     sdrt_status st = lookup_resolve(&p->lookup, id, &path, err, sizeof err);
-    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load, m, loaded, err, sizeof err);
+    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load_scoped, &p->scope, m, loaded, err, sizeof err);
     free(path);
     return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
 }
@@ -189,6 +189,8 @@ sdrt_error *model_plugin_init(const sdrt_host_api *api, sdrt_host *host, const c
     }
     p->api = api;
     p->host = host;
+    p->scope = (sdrt_file_scope){.api = api, .host = host, .kind = "model", .extra_roots = p->lookup.hf_dirs,
+                                 .n_extra_roots = p->lookup.n_hf};
     cache_init(&p->cache, budget);
     p->iface = (sdrt_model_iface){
         .struct_size = SDRT_STRUCT_SIZE(sdrt_model_iface, id), .self = p, .open = iface_open, .close = iface_close,
