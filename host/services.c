@@ -260,9 +260,9 @@ static void model_read_roots(const host_config *cfg) {
     cJSON_ArrayForEach(it, hf) {
         if (cJSON_IsString(it)) g_model_read_roots[g_n_model_read_roots++] = it->valuestring;
     }
-    const char *hf = getenv("HF_HOME"), *home = getenv("HOME");
+    const char *hf_home = getenv("HF_HOME"), *home = getenv("HOME");
     g_hf_default[0] = '\0';
-    if (hf && *hf) snprintf(g_hf_default, sizeof g_hf_default, "%s/hub", hf);
+    if (hf_home && *hf_home) snprintf(g_hf_default, sizeof g_hf_default, "%s/hub", hf_home);
     else if (home && *home) snprintf(g_hf_default, sizeof g_hf_default, "%s/.cache/huggingface/hub", home);
     if (g_hf_default[0]) g_model_read_roots[g_n_model_read_roots++] = g_hf_default;
 }

@@ -30,6 +30,9 @@ typedef struct cond_source {
      * per-request weight override (sdrt_cond_params.prepare_weights) can be
      * built from them. SDRT_OK, or a status with err. */
     sdrt_status (*prepare)(void *ctx, const prompt_parsed *parsed, char *err, size_t errlen);
+    /* Where the model's own tokenizer files must lie (sdrt_file_open);
+     * NULL = type checks only (tests). Not applied to the fallback folders. */
+    const sdrt_file_scope *scope;
 } cond_source;
 
 typedef struct cond_encoder {

@@ -107,7 +107,7 @@ static int fixture_open(fixture *f, const char *rel) {
     char idx[1024];
     snprintf(idx, sizeof idx, "%s/model_index.json", dir);
     f->index = slurp(idx);
-    f->src = (cond_source){f->store, src_config, src_tensor, src_file, f->index, {NULL, NULL}, NULL};
+    f->src = (cond_source){f->store, src_config, src_tensor, src_file, f->index, {NULL, NULL}, NULL, NULL};
     sdrt_status st = cond_model_load(&f->src, &f->cm, err, sizeof err);
     if (st != SDRT_OK) {
         test_fail_(__FILE__, __LINE__, "cond_model_load: %s", err);

@@ -261,7 +261,63 @@ static void test_schema_refs_checked_at_start(void) {
     CHECK(rc == 0, "with the reference resolvable the host should start and exit 0 on EOF: %d %s", rc, out);
 }
 
+/* Roots: explicit ones replace the working-directory defaults, a named root
+ * that does not exist stops the start naming it, a missing default is left
+ * out, and refusals say which roots they mean. */
+static void test_roots(void) {
+    char out[8192], args[9000], cwd[4096], dir[4200], outputs[4300];
+    int rc = run_sdrt("serve --output-root /nonexistent/sdrt-out", out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "output_roots") && strstr(out, "/nonexistent/sdrt-out"),
+          "a missing --output-root must stop the start naming it: exit %d, %s", rc, out);
+    rc = run_sdrt("serve --set 'model_roots=[\"/nonexistent/sdrt-models\"]'", out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "model_roots") && strstr(out, "/nonexistent/sdrt-models"),
+          "a missing configured model root must stop the start: exit %d, %s", rc, out);
+
+    /* In a working directory whose outputs/ exists, the default root is
+     * used; --output-root replaces it (does not add to it). */
+    REQUIRE(getcwd(cwd, sizeof cwd), "getcwd");
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());
+    snprintf(outputs, sizeof outputs, "%s/outputs", dir);
+    REQUIRE(mkdir(outputs, 0755) == 0 && chdir(dir) == 0, "fixture");
+    unsetenv("SDRT_CONFIG");
+    host_config cfg;
+    char err[1024];
+    REQUIRE(config_load(&cfg, NULL, err, sizeof err) == 0, "defaults: %s", err);
+    CHECK(cfg.n_output_roots == 1 && strcmp(cfg.output_roots[0], "outputs") == 0, "default output root kept");
+    CHECK(cfg.n_model_roots == 0, "the missing default models/ is left out, not an error (%d)", cfg.n_model_roots);
+    config_free(&cfg);
+    const char *named[] = {dir};
+    host_cli_overrides ov = {0};
+    ov.output_roots = named;
+    ov.n_output_roots = 1;
+    ov.model_roots = named;
+    ov.n_model_roots = 1;
+    REQUIRE(config_load(&cfg, &ov, err, sizeof err) == 0, "explicit: %s", err);
+    CHECK(cfg.n_output_roots == 1 && strcmp(cfg.output_roots[0], dir) == 0,
+          "--output-root replaces the default (%d roots, first %s)", cfg.n_output_roots,
+          cfg.n_output_roots ? cfg.output_roots[0] : "-");
+    CHECK(cfg.n_model_roots == 1 && strcmp(cfg.model_roots[0], dir) == 0, "--model-root replaces the default");
+    config_free(&cfg);
+    REQUIRE(chdir(cwd) == 0, "chdir back");
+
+    /* Refusals name the kind of path and the roots, not a field "output:". */
+    sdrt_error *e = NULL;
+    char *p = paths_resolve("x.png", NULL, 0, 0, "output", &e);
+    CHECK(!p && e && e->code == SDRT_PERMISSION_DENIED && strstr(e->message, "no output roots are configured"),
+          "no roots: %s", e ? e->message : "accepted");
+    error_free(e);
+    e = NULL;
+    char *roots[] = {dir};
+    p = paths_resolve("/etc/passwd", roots, 1, 0, "output", &e);
+    CHECK(!p && e && strstr(e->message, "outside the allowed output roots") && strstr(e->message, dir) &&
+              strncmp(e->message, "output:", 7) != 0,
+          "outside: %s", e ? e->message : "accepted");
+    error_free(e);
+    (void)args;
+}
+
 const test_entry TESTS[] = {
+    {"roots", test_roots},
     {"envelope", test_envelope},
     {"parse_errors", test_parse_errors},
     {"jsonrpc", test_jsonrpc},
