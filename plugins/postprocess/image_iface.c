@@ -106,7 +106,8 @@ static sdrt_error *read_source(pp_plugin *p, const char *source, pp_image *img) 
         sdrt_error *e = NULL;
         char *abs = p->api->resolve_path(p->host, "output", source, &e);
         if (!abs) return e ? e : p->api->error_new(SDRT_PERMISSION_DENIED, NULL, "image: %s: not allowed", source);
-        st = pp_image_read_file(abs, img, err, sizeof err);
+        sdrt_file_scope scope = {.api = p->api, .host = p->host, .kind = "output"};
+        st = pp_image_read_file(abs, &scope, img, err, sizeof err);
         p->api->free(abs);
     }
     return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
