@@ -341,6 +341,14 @@ sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn
         cond_set_err(err, errlen, "conditioning: out of memory while tokenizing");
         goto done;
     }
+    size_t max_chunks = src->max_chunks > 0 ? (size_t)src->max_chunks : COND_DEFAULT_MAX_CHUNKS;
+    if (chunks > max_chunks) {
+        st = SDRT_INVALID_ARGUMENT;
+        cond_set_err(err, errlen,
+                     "prompt: %zu chunks of 75 tokens (long prompts and BREAK add chunks) exceed the limit of %zu "
+                     "(max_prompt_chunks in the conditioning plugin's config)", chunks, max_chunks);
+        goto done;
+    }
     /* diffusers encodes the negative prompt without clip_skip. */
     st = encode_side(m, src, nn, &pos, clip_skip, err, errlen);
     if (st == SDRT_OK) st = encode_side(m, src, nn, &neg, 0, err, errlen);

@@ -2,7 +2,7 @@
  * interface, and the conditioning.tokenize / conditioning.encode messages.
  *
  * Config (all optional): {"tokenizer_dir": "...", "tokenizer_2_dir": "...",
- * "threads": n, "cache": n}. The tokenizer folders serve models without
+ * "threads": n, "cache": n, "max_prompt_chunks": n}. The tokenizer folders serve models without
  * tokenizer files (single-file checkpoints); by default they are the CLIP
  * BPE tokenizer installed beside this plugin
  * (sdrt_conditioning.data/tokenizer and tokenizer_2, the SD1.x and SDXL pad
@@ -47,6 +47,7 @@ typedef struct cond_plugin {
     sdrt_host *host;
     char *tok_dir[2];
     sdrt_file_scope scope; /* model files: inside the model roots */
+    int max_chunks;        /* max_prompt_chunks */
     int threads;
     int cache_size;
     pthread_mutex_t lock;
@@ -192,7 +193,7 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
     model_ref ref = {mi, m, prm, p->api};
     char *index = read_model_index(p, mi->id(m));
     cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}, ref_prepare,
-                       &p->scope};
+                       &p->scope, p->max_chunks};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
@@ -319,7 +320,7 @@ static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *
     if ((e = open_model(p, str_field(data, "model_id"), job, &mi, &m))) return e;
     model_ref ref = {mi, m, NULL, p->api};
     cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}, NULL,
-                       &p->scope};
+                       &p->scope, p->max_chunks};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
@@ -500,6 +501,12 @@ static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
         if (v) p->tok_dir[i] = strdup(v);
         else p->tok_dir[i] = bundled_tokenizer_dir(i);
     }
+    const cJSON *mc = cJSON_GetObjectItemCaseSensitive(cfg, "max_prompt_chunks");
+    if (mc && (!cJSON_IsNumber(mc) || mc->valuedouble < 1 || mc->valuedouble > 4096)) {
+        cJSON_Delete(cfg);
+        return fail(p, SDRT_INVALID_ARGUMENT, "conditioning config: max_prompt_chunks must be an integer 1..4096");
+    }
+    p->max_chunks = mc ? mc->valueint : COND_DEFAULT_MAX_CHUNKS;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(cfg, "threads");
     p->threads = cJSON_IsNumber(t) && t->valueint > 0 ? t->valueint : 0;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(cfg, "cache");
