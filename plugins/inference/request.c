@@ -6,6 +6,7 @@
  * wins when both are present.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,11 +107,15 @@ static void req_seed(req_ctx *c, infer_request *r) {
     const cJSON *it = req_item(c, "seed", "hyperparameters");
     if (!it) return;
     if (cJSON_IsString(it)) {
-        char *end = NULL;
+        /* Decimal digits only (strtoull alone would take "+1", " 1" and
+         * wrap nothing but saturate on overflow): 0 .. 2^64-1, as the
+         * schema's pattern says. */
         const char *s = it->valuestring;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (!*s || *s == '-' || *end) {
-            req_fail(c, "seed", "must be a non-negative integer", 0);
+        size_t n = strspn(s, "0123456789");
+        errno = 0;
+        unsigned long long v = n ? strtoull(s, NULL, 10) : 0;
+        if (!n || s[n] || n > 20 || errno == ERANGE) {
+            req_fail(c, "seed", "as a string must be a decimal integer in [0, 18446744073709551615]", 0);
             return;
         }
         r->seed = v;
@@ -154,6 +159,21 @@ static void req_output(req_ctx *c, infer_request *r) {
     if (r->output_dir && !r->output_dir[0]) req_fail(c, "output.dir", "must not be empty", 0);
     r->save_latents = req_bool(c, out ? cJSON_GetObjectItemCaseSensitive(out, "save_latents") : NULL,
                                "output.save_latents", 0);
+    const cJSON *prefix = out ? cJSON_GetObjectItemCaseSensitive(out, "prefix") : NULL;
+    r->output_prefix = req_string(c, prefix && !cJSON_IsNull(prefix) ? prefix : NULL, "output.prefix", NULL);
+    if (r->output_prefix && !infer_prefix_ok(r->output_prefix))
+        req_fail(c, "output.prefix", "must be a plain file name (1-100 characters, no '/', '\\', '..' or control "
+                 "characters)", 0);
+}
+
+int infer_prefix_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 100 || strstr(s, "..") || s[0] == '.') return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '/' || ch == '\\' || ch == ':') return 0;
+    }
+    return 1;
 }
 
 /* One lora.adapters[i]: {model_id (non-empty string), weight? (finite,
@@ -314,6 +334,8 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_output(&c, req);
     req_image(&c, req);
     req_lora(&c, req);
+    const cJSON *dev = req_item(&c, "device", NULL);
+    req->device = req_string(&c, dev && !cJSON_IsNull(dev) ? dev : NULL, "device", NULL);
     cJSON_Delete(root);
     if (c.status != SDRT_OK) infer_request_free(req);
     return c.status;
@@ -326,6 +348,8 @@ void infer_request_free(infer_request *req) {
     free(req->scheduler);
     free(req->scheduler_config_json);
     free(req->output_dir);
+    free(req->output_prefix);
+    free(req->device);
     free(req->refiner_id);
     free(req->vae_id);
     free(req->init_image);

@@ -78,7 +78,15 @@ static void test_errors(void) {
                  "guidance_scale: must be a number");
     expect_error("{\"model_id\":\"m\",\"guidance_scale\":-1}", SDRT_INVALID_ARGUMENT, "guidance_scale: -1 is out of range");
     expect_error("{\"model_id\":\"m\",\"seed\":1.5}", SDRT_INVALID_ARGUMENT, "seed: must be an integer");
-    expect_error("{\"model_id\":\"m\",\"seed\":\"-3\"}", SDRT_INVALID_ARGUMENT, "seed: must be a non-negative integer");
+    expect_error("{\"model_id\":\"m\",\"seed\":\"-3\"}", SDRT_INVALID_ARGUMENT, "seed: as a string must be a decimal integer");
+    expect_error("{\"model_id\":\"m\",\"seed\":\"18446744073709551616\"}", SDRT_INVALID_ARGUMENT,
+                 "seed: as a string must be a decimal integer in [0, 18446744073709551615]");
+    expect_error("{\"model_id\":\"m\",\"seed\":\"+1\"}", SDRT_INVALID_ARGUMENT, "seed: as a string");
+    expect_error("{\"model_id\":\"m\",\"output\":{\"prefix\":\"../../x\"}}", SDRT_INVALID_ARGUMENT,
+                 "output.prefix: must be a plain file name");
+    expect_error("{\"model_id\":\"m\",\"output\":{\"prefix\":\"a/b\"}}", SDRT_INVALID_ARGUMENT, "output.prefix");
+    expect_error("{\"model_id\":\"m\",\"output\":{\"prefix\":\"\"}}", SDRT_INVALID_ARGUMENT, "output.prefix");
+    expect_error("{\"model_id\":\"m\",\"device\":3}", SDRT_INVALID_ARGUMENT, "device: must be a string");
     expect_error("{\"model_id\":\"m\",\"batch_size\":0}", SDRT_INVALID_ARGUMENT, "batch_size: 0 is out of range");
     expect_error("{\"model_id\":\"m\",\"clip_skip\":40}", SDRT_INVALID_ARGUMENT, "clip_skip: 40 is out of range");
     expect_error("{\"model_id\":\"m\",\"prompt\":[\"a\"]}", SDRT_INVALID_ARGUMENT, "prompt: must be a string");
