@@ -455,6 +455,12 @@ sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **res
     *result_json = NULL;
     sdrt_status st = infer_request_parse(req->data_json, &c.r, err, sizeof err);
     if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
+    /* Before anything loads: the fields alone bound the work (limits.h). */
+    st = infer_limits_check(&p->limits, &c.r, err, sizeof err);
+    if (st != SDRT_OK) {
+        infer_request_free(&c.r);
+        return p->api->error_new(st, NULL, "%s", err);
+    }
     sdrt_error *e = run_stages(&c);
     if (!e) {
         int out_w = c.orig_u8 ? c.orig_w : c.r.width, out_h = c.orig_u8 ? c.orig_h : c.r.height;
