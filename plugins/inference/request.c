@@ -251,6 +251,29 @@ static void req_model_id(req_ctx *c, infer_request *r) {
     if (r->vae_id && !r->vae_id[0]) req_fail(c, "model_id.vae", "must not be empty", 0);
 }
 
+/* Fields the schema names that sdrt does not implement: refused when they
+ * would change the result, so that a request is never answered as if they
+ * had been honoured. prompt_2/negative_prompt_2 equal to the first prompt
+ * (diffusers' default) and guidance_rescale 0 change nothing. */
+static void req_not_implemented(req_ctx *c, const infer_request *r) {
+    static const char *const second[2] = {"prompt_2", "negative_prompt_2"};
+    for (int i = 0; i < 2 && c->status == SDRT_OK; i++) {
+        const cJSON *it = req_item(c, second[i], NULL);
+        const char *first = i ? r->negative_prompt : r->prompt;
+        if (it && !(cJSON_IsString(it) && first && strcmp(it->valuestring, first) == 0)) {
+            snprintf(c->err, c->errlen,
+                     "%s: a separate prompt for SDXL's second text encoder is not supported (both encoders get %s)",
+                     second[i], i ? "negative_prompt" : "prompt");
+            c->status = SDRT_UNSUPPORTED;
+        }
+    }
+    const cJSON *gr = req_item(c, "guidance_rescale", NULL);
+    if (c->status == SDRT_OK && gr && !(cJSON_IsNumber(gr) && gr->valuedouble == 0)) {
+        snprintf(c->err, c->errlen, "guidance_rescale: not supported (only 0, no rescaling)");
+        c->status = SDRT_UNSUPPORTED;
+    }
+}
+
 static void req_model_and_prompts(req_ctx *c, infer_request *r) {
     req_model_id(c, r);
     if (c->status == SDRT_OK && (!r->model_id || !r->model_id[0]))
@@ -334,6 +357,7 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_output(&c, req);
     req_image(&c, req);
     req_lora(&c, req);
+    req_not_implemented(&c, req);
     const cJSON *dev = req_item(&c, "device", NULL);
     req->device = req_string(&c, dev && !cJSON_IsNull(dev) ? dev : NULL, "device", NULL);
     cJSON_Delete(root);

@@ -89,6 +89,9 @@ static void test_errors(void) {
     expect_error("{\"model_id\":\"m\",\"output\":{\"prefix\":\"a/b\"}}", SDRT_INVALID_ARGUMENT, "output.prefix");
     expect_error("{\"model_id\":\"m\",\"output\":{\"prefix\":\"\"}}", SDRT_INVALID_ARGUMENT, "output.prefix");
     expect_error("{\"model_id\":\"m\",\"device\":3}", SDRT_INVALID_ARGUMENT, "device: must be a string");
+    expect_error("{\"model_id\":\"m\",\"prompt\":\"a\",\"prompt_2\":\"b\"}", SDRT_UNSUPPORTED, "prompt_2: a separate prompt");
+    expect_error("{\"model_id\":\"m\",\"negative_prompt_2\":\"b\"}", SDRT_UNSUPPORTED, "negative_prompt_2");
+    expect_error("{\"model_id\":\"m\",\"guidance_rescale\":0.7}", SDRT_UNSUPPORTED, "guidance_rescale: not supported");
     expect_error("{\"model_id\":\"m\",\"batch_size\":0}", SDRT_INVALID_ARGUMENT, "batch_size: 0 is out of range");
     expect_error("{\"model_id\":\"m\",\"clip_skip\":40}", SDRT_INVALID_ARGUMENT, "clip_skip: 40 is out of range");
     expect_error("{\"model_id\":\"m\",\"prompt\":[\"a\"]}", SDRT_INVALID_ARGUMENT, "prompt: must be a string");
