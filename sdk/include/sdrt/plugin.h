@@ -76,7 +76,7 @@ typedef struct sdrt_error {
     uint32_t struct_size;
     sdrt_status code;
     /* Human text naming the field or file and the reason, e.g.
-     * "width: 1000 is not a multiple of 8". Never NULL. Owned by the error. */
+     * "width: 1004 is not a multiple of 8". Never NULL. Owned by the error. */
     const char *message;
     /* Optional JSON (object) with machine-readable details, sent as
      * `error_data`. NULL when none. Owned by the error. */
