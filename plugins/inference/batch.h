@@ -10,7 +10,7 @@
 
 /* Most items one batch may hold: enough for a grid of seeds, small enough
  * that the single final response stays a sane protocol line. The schema's
- * maxItems; the config's max_batch_items (limits.h) may only lower it. */
+ * maxItems; the config's max_batch_items (work_limits.h) may only lower it. */
 #define INFER_BATCH_MAX_ITEMS 256
 
 /* Worker thread. Runs the inference.batch request `req` (borrowed):

@@ -455,7 +455,7 @@ sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **res
     *result_json = NULL;
     sdrt_status st = infer_request_parse(req->data_json, &c.r, err, sizeof err);
     if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
-    /* Before anything loads: the fields alone bound the work (limits.h). */
+    /* Before anything loads: the fields alone bound the work (work_limits.h). */
     st = infer_limits_check(&p->limits, &c.r, err, sizeof err);
     if (st != SDRT_OK) {
         infer_request_free(&c.r);

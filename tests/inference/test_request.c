@@ -8,7 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "harness.h"
-#include "limits.h"
+#include "work_limits.h"
 #include "request.h"
 #include "response.h"
 

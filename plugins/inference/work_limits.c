@@ -1,5 +1,5 @@
-/* plugins/inference/limits.c - work limits of one request (limits.h). */
-#include "limits.h"
+/* plugins/inference/work_limits.c - work limits of one request (work_limits.h). */
+#include "work_limits.h"
 
 #include <stdio.h>
 

@@ -1,4 +1,4 @@
-/* plugins/inference/limits.h - how much work one request may ask for.
+/* plugins/inference/work_limits.h - how much work one request may ask for.
  *
  * Every size a request names is bounded on its own (request.c: 8192 px per
  * side, 1000 steps, batch 64, 32 adapters), but their product is what a
@@ -7,8 +7,8 @@
  * opens or any step runs, and refuse beyond with INVALID_ARGUMENT naming the
  * limit and its config key. Config: the inference plugin's config object
  * (docs/protocol.md "Work limits"). */
-#ifndef SDRT_INFERENCE_LIMITS_H
-#define SDRT_INFERENCE_LIMITS_H
+#ifndef SDRT_INFERENCE_WORK_LIMITS_H
+#define SDRT_INFERENCE_WORK_LIMITS_H
 
 #include <stddef.h>
 
