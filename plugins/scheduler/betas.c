@@ -50,6 +50,7 @@ static void cumprod(const float *a, uint32_t n, float *out) {
 
 /* rescale_zero_terminal_snr (Lin et al. 2023, Algorithm 1) in float32. */
 static void rescale_zero_snr(float *betas, uint32_t n) {
+    if (n < 2) return; /* callers guarantee T >= 2; the guard tells the compiler ab[0] is written */
     float *ab = malloc(n * sizeof *ab), *al = malloc(n * sizeof *al);
     if (!ab || !al) {
         free(ab);
