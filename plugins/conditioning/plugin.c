@@ -364,7 +364,12 @@ static sdrt_error *write_npy(cond_plugin *p, const char *dir, const char *name, 
 static sdrt_error *write_outputs(cond_plugin *p, const char *dir_in, const sdrt_cond_result *r, cJSON *out) {
     sdrt_error *e = NULL;
     char *dir = p->api->resolve_path ? p->api->resolve_path(p->host, "output", dir_in, &e) : NULL;
-    if (!dir) return e ? e : fail(p, SDRT_UNSUPPORTED, "output.dir: the host cannot resolve output paths");
+    if (!dir && e) {
+        sdrt_error *named = p->api->error_new(e->code, NULL, "output.dir: %s", e->message);
+        p->api->error_free(e);
+        return named;
+    }
+    if (!dir) return fail(p, SDRT_UNSUPPORTED, "output.dir: the host cannot resolve output paths");
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         e = p->api->error_new(SDRT_IO_ERROR, NULL, "output.dir: cannot create %s: %s", dir, strerror(errno));
         p->api->free(dir);

@@ -58,7 +58,7 @@ static sdrt_error *parse(pp_plugin *p, const cJSON *d, decode_req *r) {
 static sdrt_error *read_latents(pp_plugin *p, const char *path, float **data, int64_t *shape) {
     sdrt_error *e = NULL;
     char *abs = p->api->resolve_path(p->host, "output", path, &e);
-    if (!abs) return e ? e : p->api->error_new(SDRT_PERMISSION_DENIED, NULL, "latents: %s: not allowed", path);
+    if (!abs) return pp_field_error(p, e, "latents", path);
     int64_t s[SDRT_NPY_MAX_DIMS];
     int ndim = 0;
     char err[512];

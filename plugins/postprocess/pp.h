@@ -80,6 +80,11 @@ typedef struct pp_plugin {
     sdrt_postprocess_iface iface;
 } pp_plugin;
 
+/* Takes the error of resolve_path (may be NULL) for `path` and returns it
+ * as "<field>: <message>", so a refusal names the request field (the
+ * host's message names only the kind of root). */
+sdrt_error *pp_field_error(pp_plugin *p, sdrt_error *e, const char *field, const char *path);
+
 /* Acquire the backend / model interfaces on first use. NULL or an error. */
 sdrt_error *pp_backend(pp_plugin *p, const sdrt_backend_iface **out);
 sdrt_error *pp_model(pp_plugin *p, const sdrt_model_iface **out);
