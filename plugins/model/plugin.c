@@ -157,7 +157,7 @@ sdrt_error *model_plugin_handle(void *instance, const sdrt_request *req, char **
     else if (!strcmp(req->type, "model.info")) e = on_info(p, data, result_json);
     else if (!strcmp(req->type, "model.unload")) e = on_unload(p, data, result_json);
     else if (!strcmp(req->type, "model.list")) e = on_list(p, result_json);
-    else if (!strcmp(req->type, "model.scan")) e = reply(p, scan_roots(p->lookup.roots, p->lookup.n_roots), result_json);
+    else if (!strcmp(req->type, "model.scan")) e = reply(p, scan_roots(p->lookup.roots, p->lookup.n_roots, &p->scope), result_json);
     else e = p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "type: '%s' is not served by the model plugin", req->type);
     cJSON_Delete(data);
     return e;

@@ -331,6 +331,18 @@ static void test_confinement(void) {
     CHECK(e && (e->code == SDRT_INVALID_ARGUMENT || e->code == SDRT_PERMISSION_DENIED), "device: %s",
           e ? e->message : "loaded");
     fake_host_api()->error_free(e);
+    /* model.scan walks the root: the FIFO must not block it, and nothing it
+     * reports may come from outside the root. */
+    snprintf(p, sizeof p, "%s/out.safetensors", root);
+    REQUIRE(symlink(test_path("SDRT_REFERENCE", "tiny-sd15/tiny-sd15.safetensors"), p) == 0, "symlink");
+    e = call(inst, "model.scan", "{}", &r);
+    char *scan = r ? cJSON_PrintUnformatted(r) : NULL;
+    CHECK(!e && scan && !strstr(scan, "pipe.safetensors") && !strstr(scan, "zero.safetensors"), "scan: %s",
+          scan ? scan : "-");
+    CHECK(scan && strstr(scan, "out.safetensors\",\"kind\":\"invalid\""),
+          "a checkpoint linked from outside the root was parsed: %s", scan ? scan : "-");
+    free(scan);
+    cJSON_Delete(r);
     alarm(0);
     model_plugin_shutdown(inst);
     fake_settings = "{}";
