@@ -32,7 +32,10 @@
 extern "C" {
 #endif
 
-/* Where an opened file must lie. All members borrowed for the call. */
+/* Where an opened file must lie. All members borrowed for the call. Fill
+ * with designated initializers: members may be appended, zero = default.
+ * (The helpers are linked statically from the same SDK as this header, so
+ * the struct does not cross a versioned boundary.) */
 typedef struct sdrt_file_scope {
     const sdrt_host_api *api; /* the host services (resolve_path); NULL = no root check */
     sdrt_host *host;          /* the calling plugin's host handle */
