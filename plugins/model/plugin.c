@@ -90,7 +90,25 @@ static sdrt_error *open_for(model_plugin *p, const cJSON *data, sdrt_model **m, 
     return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
 }
 
-static sdrt_error *on_load(model_plugin *p, const cJSON *data, char **result_json) {
+/* model.load's schema names fields the model plugin does not act on: say
+ * so in the response's warnings rather than ignore them silently. */
+static void warn_unused_load_fields(model_plugin *p, const cJSON *data, sdrt_job *job) {
+    if (!p->api->warn) return;
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(data, "device");
+    if (cJSON_IsString(dev) && strcmp(dev->valuestring, "auto") != 0)
+        p->api->warn(job, "device: model.load maps the weights in host memory; every request computes on the "
+                          "deployment's device (the device plugin's \"device\" setting), so this field was not used");
+    if (cJSON_GetObjectItemCaseSensitive(data, "dtype"))
+        p->api->warn(job, "dtype: weights keep the dtype they are stored in; this field was not used");
+    if (cJSON_GetObjectItemCaseSensitive(data, "components"))
+        p->api->warn(job, "components: every component of the model is loaded; this field was not used");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(data, "pin")))
+        p->api->warn(job, "pin: not supported: the model stays cached while in use and is evicted least recently "
+                          "used beyond the cache budget (cache_bytes)");
+}
+
+static sdrt_error *on_load(model_plugin *p, const cJSON *data, sdrt_job *job, char **result_json) {
+    warn_unused_load_fields(p, data, job);
     sdrt_model *m;
     int loaded = 0;
     sdrt_error *e = open_for(p, data, &m, &loaded);
@@ -153,7 +171,7 @@ sdrt_error *model_plugin_handle(void *instance, const sdrt_request *req, char **
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "data: not a JSON object");
     }
     sdrt_error *e;
-    if (!strcmp(req->type, "model.load")) e = on_load(p, data, result_json);
+    if (!strcmp(req->type, "model.load")) e = on_load(p, data, req->job, result_json);
     else if (!strcmp(req->type, "model.info")) e = on_info(p, data, result_json);
     else if (!strcmp(req->type, "model.unload")) e = on_unload(p, data, result_json);
     else if (!strcmp(req->type, "model.list")) e = on_list(p, result_json);

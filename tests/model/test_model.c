@@ -187,8 +187,12 @@ static void test_plugin_messages(void) {
     CHECK(r && num(r, "tensors") > 600, "tensor count %g", num(r, "tensors"));
     cJSON_Delete(r);
     api->error_free(e);
-    e = call(inst, "model.load", "{\"model_id\":\"tiny-sd15.safetensors\"}", &r);
+    int warned = fake_n_warnings;
+    e = call(inst, "model.load",
+             "{\"model_id\":\"tiny-sd15.safetensors\",\"device\":\"cuda:0\",\"dtype\":\"f16\",\"pin\":true}", &r);
     CHECK(!e && r && !strcmp(str(r, "source"), "single_file"), "single file: %s", e ? e->message : "");
+    CHECK(fake_n_warnings - warned == 3, "device, dtype and pin are not silently ignored: %d warnings",
+          fake_n_warnings - warned);
     cJSON_Delete(r);
     api->error_free(e);
     e = call(inst, "model.list", "{}", &r);
@@ -275,7 +279,7 @@ static void copy_file(const char *from, const char *to) {
 /* A request must not reach files outside the roots through a symlink inside
  * them (a model whose unet/ links elsewhere), nor park a worker on a FIFO. */
 static void test_confinement(void) {
-    char root[4200], outside[4200], p[4400], q[4400], settings[4600];
+    char root[2048], outside[2048], p[4096], q[4096], settings[4600];
     snprintf(root, sizeof root, "%s/root", test_tmpdir());
     snprintf(outside, sizeof outside, "%s/outside", test_tmpdir());
     mkdirs(root);
