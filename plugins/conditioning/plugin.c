@@ -314,7 +314,19 @@ static char *to_result(cond_plugin *p, cJSON *obj) {
 static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *job, char **result) {
     sdrt_error *e = check_string(p, data, "model_id", 1);
     if (!e) e = check_string(p, data, "text", 1);
+    if (!e) e = check_string(p, data, "tokenizer", 0);
     if (e) return e;
+    /* Fields the schema once named and this plugin never implemented are
+     * refused, not ignored. */
+    if (cJSON_GetObjectItemCaseSensitive(data, "max_length"))
+        return fail(p, SDRT_UNSUPPORTED, "max_length: not supported (ids are padded or truncated to the tokenizer's "
+                                         "model_max_length, 77 for CLIP)");
+    if (cJSON_GetObjectItemCaseSensitive(data, "weighting"))
+        return fail(p, SDRT_UNSUPPORTED, "weighting: not supported (conditioning.tokenize returns the ids of the "
+                                         "text as written; conditioning.encode applies A1111 weighting)");
+    const char *which = str_field(data, "tokenizer");
+    if (which && strcmp(which, "tokenizer") != 0 && strcmp(which, "tokenizer_2") != 0)
+        return fail(p, SDRT_INVALID_ARGUMENT, "tokenizer: must be \"tokenizer\" or \"tokenizer_2\"");
     const sdrt_model_iface *mi;
     sdrt_model *m;
     if ((e = open_model(p, str_field(data, "model_id"), job, &mi, &m))) return e;
@@ -325,7 +337,15 @@ static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
     cJSON *out = st == SDRT_OK ? cJSON_CreateObject() : NULL;
+    int want = which ? (strcmp(which, "tokenizer_2") == 0) : -1;
+    if (out && want == 1 && cm->n < 2) {
+        cJSON_Delete(out);
+        out = NULL;
+        st = SDRT_INVALID_ARGUMENT;
+        snprintf(err, sizeof err, "tokenizer: the model has no tokenizer_2 (one text encoder)");
+    }
     for (int i = 0; out && i < cm->n; i++) {
+        if (want >= 0 && i != want) continue;
         prompt_chunks c;
         if (prompt_chunk_plain(cm->enc[i].tok, str_field(data, "text"), &c)) {
             st = SDRT_RESOURCE_EXHAUSTED;

@@ -37,9 +37,15 @@ static sdrt_error *parse_tiling(pp_plugin *p, const cJSON *t, int *out) {
 
 static sdrt_error *parse(pp_plugin *p, const cJSON *d, decode_req *r) {
     memset(r, 0, sizeof *r);
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(d, "model_id");
-    if (!cJSON_IsString(f) || !f->valuestring[0]) return bad(p, "model_id", "required string");
-    r->model_id = f->valuestring;
+    /* vae (a VAE folder or a model with one) decodes when given; else
+     * model_id's own VAE. */
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(d, "vae");
+    if (f && (!cJSON_IsString(f) || !f->valuestring[0])) return bad(p, "vae", "must be a non-empty string");
+    if (f) r->model_id = f->valuestring;
+    f = cJSON_GetObjectItemCaseSensitive(d, "model_id");
+    if (f && (!cJSON_IsString(f) || !f->valuestring[0])) return bad(p, "model_id", "must be a non-empty string");
+    if (!r->model_id && !f) return bad(p, "model_id", "required string (or vae)");
+    if (!r->model_id) r->model_id = f->valuestring;
     f = cJSON_GetObjectItemCaseSensitive(d, "latents");
     if (!cJSON_IsString(f) || !f->valuestring[0]) return bad(p, "latents", "required string (path of a .npy file)");
     r->latents = f->valuestring;
