@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,8 +222,10 @@ char *sdrt_file_read_all(const char *path, const char *field, const sdrt_file_sc
                           path, max_bytes);
                 break;
             }
-            size_t ncap = cap ? cap * 2 : 65536;
-            if (ncap > max_bytes + 1) ncap = max_bytes + 1;
+            /* One byte past the limit tells "exactly max_bytes" from "more". */
+            size_t limit = max_bytes < SIZE_MAX / 4 ? max_bytes + 1 : SIZE_MAX / 4;
+            size_t ncap = cap ? (cap < limit / 2 ? cap * 2 : limit) : 65536;
+            if (ncap > limit) ncap = limit;
             char *nb = realloc(buf, ncap + 1);
             if (!nb) {
                 st = fail(SDRT_RESOURCE_EXHAUSTED, err, errlen, "%s: '%s': out of memory", field ? field : "file", path);
