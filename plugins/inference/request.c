@@ -162,8 +162,8 @@ static void req_output(req_ctx *c, infer_request *r) {
     const cJSON *prefix = out ? cJSON_GetObjectItemCaseSensitive(out, "prefix") : NULL;
     r->output_prefix = req_string(c, prefix && !cJSON_IsNull(prefix) ? prefix : NULL, "output.prefix", NULL);
     if (r->output_prefix && !infer_prefix_ok(r->output_prefix))
-        req_fail(c, "output.prefix", "must be a plain file name (1-100 characters, no '/', '\\', '..' or control "
-                 "characters)", 0);
+        req_fail(c, "output.prefix", "must be a plain file name (1-100 characters; no '/', '\\', ':', '..', "
+                 "leading '.' or control characters)", 0);
 }
 
 int infer_prefix_ok(const char *s) {
