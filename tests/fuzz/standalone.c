@@ -50,10 +50,11 @@ int main(int argc, char **argv) {
     if (!g_state) g_state = 88172645463325252ull;
     fprintf(stderr, "# SDRT_TEST_SEED=%llu\n", (unsigned long long)g_state);
     int iters = getenv("SDRT_FUZZ_ITERS") ? atoi(getenv("SDRT_FUZZ_ITERS")) : 2000;
-    unsigned char *seeds[64];
-    size_t sizes[64];
+    unsigned char **seeds = calloc((size_t)argc, sizeof *seeds);
+    size_t *sizes = calloc((size_t)argc, sizeof *sizes);
+    if (!seeds || !sizes) return 1;
     int n = 0;
-    for (int i = 1; i < argc && n < 64; i++) {
+    for (int i = 1; i < argc; i++) {
         seeds[n] = read_file(argv[i], &sizes[n]);
         if (!seeds[n]) continue;
         LLVMFuzzerTestOneInput(seeds[n], sizes[n]);
@@ -78,6 +79,8 @@ int main(int argc, char **argv) {
         free(buf);
     }
     for (int i = 0; i < n; i++) free(seeds[i]);
+    free(seeds);
+    free(sizes);
     printf("%d passed, 0 failed\n", iters + n);
     return 0;
 }
