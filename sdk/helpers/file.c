@@ -153,6 +153,11 @@ sdrt_status sdrt_file_open(const char *path, const char *field, const sdrt_file_
 #endif
     if (fd < 0) {
         int en = errno;
+        struct stat ls;
+        /* A socket cannot be opened at all (ENXIO): still say what it is. */
+        if (stat(path, &ls) == 0 && !S_ISREG(ls.st_mode) && !S_ISDIR(ls.st_mode))
+            return fail(SDRT_INVALID_ARGUMENT, err, errlen, "%s: '%s' is %s, not a regular file", field, path,
+                        type_name(ls.st_mode));
         sdrt_status st = en == ENOENT || en == ENOTDIR ? SDRT_NOT_FOUND
                          : en == EACCES || en == EPERM ? SDRT_PERMISSION_DENIED
                          : en == EISDIR               ? SDRT_INVALID_ARGUMENT
