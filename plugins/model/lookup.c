@@ -136,8 +136,14 @@ static sdrt_status checked(const lookup_cfg *c, const char *p, char **out, char 
         *out = r;
         return SDRT_OK;
     }
+    /* An existing relative path means the file from the working directory
+     * (as exists() found it); resolve_path would look for it under the
+     * roots instead ("<root>/demo-model/demo-model"). The root check then
+     * applies to the absolute path. */
+    char *cwd_abs = p[0] != '/' ? realpath(p, NULL) : NULL;
     sdrt_error *e = NULL;
-    char *r = c->api->resolve_path(c->host, "model", p, &e);
+    char *r = c->api->resolve_path(c->host, "model", cwd_abs ? cwd_abs : p, &e);
+    free(cwd_abs);
     if (!r) {
         sdrt_status code = e ? e->code : SDRT_PERMISSION_DENIED;
         snprintf(err, errlen, "model_id: %s", e ? e->message : "outside the model roots");

@@ -265,7 +265,7 @@ static void test_schema_refs_checked_at_start(void) {
  * that does not exist stops the start naming it, a missing default is left
  * out, and refusals say which roots they mean. */
 static void test_roots(void) {
-    char out[8192], args[9000], cwd[4096], dir[4200], outputs[4300];
+    char out[8192], cwd[4096], dir[4200], outputs[4300];
     int rc = run_sdrt("serve --output-root /nonexistent/sdrt-out", out, sizeof out);
     CHECK(rc != 0 && strstr(out, "output_roots") && strstr(out, "/nonexistent/sdrt-out"),
           "a missing --output-root must stop the start naming it: exit %d, %s", rc, out);
@@ -313,10 +313,26 @@ static void test_roots(void) {
               strncmp(e->message, "output:", 7) != 0,
           "outside: %s", e ? e->message : "accepted");
     error_free(e);
-    (void)args;
+}
+
+/* A model named by a path relative to the working directory is that file
+ * (it used to be looked up under the model roots: "<root>/m/m"). */
+static void test_relative_model_path(void) {
+    char cwd[4096], args[4600], out[8192], dir[4200];
+    REQUIRE(getcwd(cwd, sizeof cwd), "getcwd");
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());
+    REQUIRE(chdir(test_path("SDRT_REFERENCE", "tiny-sd15")) == 0, "chdir to the reference model");
+    snprintf(args, sizeof args, "generate --model diffusers --prompt fox -W 64 -H 64 -s 1 -o %s", dir);
+    int rc = run_sdrt(args, out, sizeof out);
+    CHECK(rc == 0, "--model diffusers: exit %d: %s", rc, out);
+    snprintf(args, sizeof args, "generate --model ./tiny-sd15.safetensors --prompt fox -W 64 -H 64 -s 1 -o %s", dir);
+    rc = run_sdrt(args, out, sizeof out);
+    CHECK(rc == 0, "--model ./tiny-sd15.safetensors: exit %d: %s", rc, out);
+    REQUIRE(chdir(cwd) == 0, "chdir back");
 }
 
 const test_entry TESTS[] = {
+    {"relative_model_path", test_relative_model_path},
     {"roots", test_roots},
     {"envelope", test_envelope},
     {"parse_errors", test_parse_errors},
