@@ -331,7 +331,56 @@ static void test_relative_model_path(void) {
     REQUIRE(chdir(cwd) == 0, "chdir back");
 }
 
+/* Runs `sdrt serve ARGS` with one request line on stdin; its stdout in out. */
+static int serve_one(const char *args, const char *request, char *out, size_t outlen) {
+    char req_path[4300], cmd[16384];
+    snprintf(req_path, sizeof req_path, "%s/request.jsonl", test_tmpdir());
+    FILE *rf = fopen(req_path, "w");
+    if (!rf) return -1;
+    fprintf(rf, "%s\n", request);
+    fclose(rf);
+    snprintf(cmd, sizeof cmd, "\"%s/bin/sdrt\" serve %s <%s 2>/dev/null", getenv("SDRT_BUILD_DIR"), args, req_path);
+    FILE *f = popen(cmd, "r");
+    size_t n = f ? fread(out, 1, outlen - 1, f) : 0;
+    out[n] = '\0';
+    int st = f ? pclose(f) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* With the real host and plugins: a model folder inside the root whose
+ * unet/ links outside it is refused naming the file, and a FIFO named as
+ * init_image answers at once. */
+static void test_confinement_end_to_end(void) {
+    char root[2048], p[4096], args[4600], req[8192], out[16384];
+    snprintf(root, sizeof root, "%s", test_tmpdir());
+    snprintf(p, sizeof p, "%s/m", root);
+    REQUIRE(mkdir(p, 0755) == 0, "mkdir %s", p);
+    snprintf(p, sizeof p, "%s/m/model_index.json", root);
+    write_text(p, "{\"_class_name\":\"StableDiffusionPipeline\",\"unet\":[\"diffusers\",\"UNet2DConditionModel\"]}");
+    snprintf(p, sizeof p, "%s/m/unet", root);
+    REQUIRE(symlink(test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/unet"), p) == 0, "symlink %s", p);
+    snprintf(p, sizeof p, "%s/in.png", root);
+    REQUIRE(mkfifo(p, 0600) == 0, "mkfifo %s", p);
+    snprintf(args, sizeof args, "--model-root %s --output-root %s", root, root);
+    snprintf(req, sizeof req, "{\"type\":\"model.load\",\"request_id\":\"u\",\"data\":{\"model_id\":\"m\"}}");
+    int rc = serve_one(args, req, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "\"PERMISSION_DENIED\"") && strstr(out, "unet/diffusion_pytorch_model.safetensors"),
+          "unet/ linking out: exit %d: %s", rc, out);
+    snprintf(req, sizeof req,
+             "{\"type\":\"inference.run\",\"request_id\":\"f\",\"data\":{\"model_id\":\"%s\",\"prompt\":\"x\","
+             "\"init_image\":\"in.png\",\"width\":64,\"height\":64,\"num_inference_steps\":1}}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/tiny-sd15.safetensors"));
+    snprintf(args, sizeof args, "--model-root %s --model-root %s --output-root %s", root,
+             test_path("SDRT_REFERENCE", "tiny-sd15"), root);
+    alarm(60); /* the worker used to block in open(2) and the host never answered */
+    rc = serve_one(args, req, out, sizeof out);
+    alarm(0);
+    CHECK(rc == 0 && strstr(out, "\"request_id\":\"f\"") && strstr(out, "FIFO") && strstr(out, "init_image"),
+          "FIFO init_image: exit %d: %s", rc, out);
+}
+
 const test_entry TESTS[] = {
+    {"confinement_end_to_end", test_confinement_end_to_end},
     {"relative_model_path", test_relative_model_path},
     {"roots", test_roots},
     {"envelope", test_envelope},
