@@ -17,15 +17,30 @@ static cJSON *plugin_ids(const host_ctx *h) {
     return a;
 }
 
+/* host.health is the message clients poll: its result is written as text
+ * (a cJSON raw item), with the plugin list printed once (it is fixed after
+ * start-up), instead of a tree of items made, printed and freed each time. */
 static cJSON *health(host_ctx *h) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "status", atomic_load(&h->shutting_down) ? "shutting_down" : "ok");
-    proto_add_fixed(o, "uptime_s", host_now(), 6);
-    cJSON_AddItemToObject(o, "plugins", plugin_ids(h));
-    proto_add_int(o, "queue_depth", jobs_queue_depth());
-    proto_add_int(o, "in_flight", jobs_in_flight());
-    proto_add_int(o, "workers", h->cfg.workers);
-    return o;
+    static char *plugin_list; /* dispatch thread only */
+    if (!plugin_list) {
+        cJSON *ids = plugin_ids(h);
+        plugin_list = cJSON_PrintUnformatted(ids);
+        cJSON_Delete(ids);
+        if (!plugin_list) return NULL;
+    }
+    char up[48], q[24], f[24], w[24];
+    if (proto_fixed_text(up, host_now(), 6) != 0) snprintf(up, sizeof up, "0");
+    proto_uint_text(q, (unsigned long long)jobs_queue_depth());
+    proto_uint_text(f, (unsigned long long)jobs_in_flight());
+    proto_uint_text(w, (unsigned long long)h->cfg.workers);
+    size_t n = strlen(plugin_list) + 192;
+    char *text = malloc(n);
+    if (!text) return NULL;
+    snprintf(text, n, "{\"status\":\"%s\",\"uptime_s\":%s,\"plugins\":%s,\"queue_depth\":%s,\"in_flight\":%s,\"workers\":%s}",
+             atomic_load(&h->shutting_down) ? "shutting_down" : "ok", up, plugin_list, q, f, w);
+    cJSON *r = cJSON_CreateRaw(text);
+    free(text);
+    return r;
 }
 
 static cJSON *refusals(const host_ctx *h) {

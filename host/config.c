@@ -183,6 +183,8 @@ static int apply_fields(host_config *cfg, char *err, size_t errlen) {
     cfg->default_timeout_s = num_or(r, "default_timeout_s", 0);
     cfg->shutdown_grace_s = num_or(r, "shutdown_grace_s", 30);
     cfg->cancel_grace_s = num_or(r, "cancel_grace_s", 5);
+    cfg->max_pause_s = num_or(r, "max_pause_s", 600);
+    cfg->max_stuck_workers = (int)num_or(r, "max_stuck_workers", 8);
     const cJSON *lvl = cJSON_GetObjectItemCaseSensitive(r, "log_level");
     cfg->log_level = cJSON_IsString(lvl) ? log_level_from_name(lvl->valuestring) : SDRT_LOG_INFO;
     if (cfg->log_level < 0) {

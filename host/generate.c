@@ -43,8 +43,9 @@ static void draw_progress(gen_state *g, const cJSON *data) {
     fflush(stderr);
 }
 
-static void gen_sink(void *ctx, const char *line) {
+static void gen_sink(void *ctx, const char *line, int slot) {
     gen_state *g = ctx;
+    (void)slot;
     cJSON *o = cJSON_Parse(line);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
     if (cJSON_IsString(type) && strcmp(type->valuestring, "event") == 0) {
@@ -131,16 +132,22 @@ static int parse_gen_args(gen_args *a, int argc, char **argv) {
     return 0;
 }
 
-/* A person who names a model path or -o directory means to allow it. */
+/* A person who names a model path or -o directory means to allow it. A
+ * path that exists is taken from the working directory (`demo-model`,
+ * `./demo-model`) and sent absolute, with its folder as a model root;
+ * anything else is left to the model plugin (a name under the roots, a
+ * Hugging Face repo id). */
 static void allow_named_paths(gen_args *a, char *model_dir, size_t n) {
     struct stat st;
-    if (a->model && stat(a->model, &st) == 0) {
-        snprintf(model_dir, n, "%s", a->model);
+    char *abs = a->model && stat(a->model, &st) == 0 ? os_realpath(a->model) : NULL;
+    if (abs) {
+        snprintf(model_dir, n, "%s", abs);
         if (!S_ISDIR(st.st_mode)) {
             char *slash = os_path_last_sep(model_dir);
-            if (slash) *slash = '\0';
-            else snprintf(model_dir, n, ".");
+            if (slash && slash != model_dir) *slash = '\0';
         }
+        cJSON_ReplaceItemInObjectCaseSensitive(a->data, "model_id", cJSON_CreateString(abs));
+        free(abs);
         a->ov.model_roots = realloc(a->ov.model_roots, sizeof(char *) * (size_t)(a->ov.n_model_roots + 1));
         a->ov.model_roots[a->ov.n_model_roots++] = model_dir;
     }

@@ -30,6 +30,8 @@ typedef struct host_config {
     double default_timeout_s;
     double shutdown_grace_s;
     double cancel_grace_s;
+    double max_pause_s;         /* 0 = pauses are not bounded */
+    int max_stuck_workers;      /* stuck workers replaced, at most */
     int log_level;
     char *schemas_dir;
     void *schemas;              /* schema_set * loaded (and $refs checked) with the
@@ -149,7 +151,9 @@ typedef enum job_proto { PROTO_ENVELOPE, PROTO_JSONRPC } job_proto;
 /* Where a job's events and final response go: stdout lines in serve mode,
  * a callback in `sdrt generate`. */
 typedef struct host_sink {
-    void (*line)(void *ctx, const char *line);   /* a complete JSON line */
+    /* A complete JSON line; `slot` is the request's ledger entry when the
+     * line is its final response, else -1 (events). */
+    void (*line)(void *ctx, const char *line, int slot);
     void *ctx;
 } host_sink;
 
@@ -178,6 +182,10 @@ struct sdrt_job {
     struct sdrt_job *next;     /* queue / table link */
     const host_sink *sink;
     atomic_int refs;
+    _Atomic(void *) user;      /* sdrt_host_api.job_set_user; the handling plugin's */
+    int slot;                  /* ledger entry (ledger.h), -1 = none */
+    double paused_at;          /* host clock when paused, 0 = not paused */
+    int abandoned;             /* answered while its plugin ignored cancel */
 };
 
 double host_now(void);         /* seconds since start, monotonic */
@@ -208,6 +216,30 @@ void job_release(struct sdrt_job *job);
 /* Thread-safe append to the job's `warnings`. */
 void job_add_warning(struct sdrt_job *job, const char *message);
 
+/* ---- UTF-8 and NULs in protocol text (utf8.c) --------------------------- */
+
+/* The longest request_id accepted, in characters (schemas/common.schema.json). */
+#define PROTO_ID_MAX_CHARS 256
+/* The longest message type (envelope.schema.json: type, message_type, method). */
+#define PROTO_TYPE_MAX_CHARS 128
+/* Offset of the first byte of `s` (n bytes) that is not valid UTF-8, or n. */
+size_t utf8_check(const char *s, size_t n);
+/* Characters (code points) of a NUL-terminated UTF-8 string; the 0xFF that
+ * stands for a NUL counts as one. */
+size_t utf8_chars(const char *s);
+/* `line` with every `\u0000` escape inside a string replaced by the byte
+ * 0xFF (malloc'd, its length in *out_len), or NULL when it has none. Only
+ * for a line already checked to be valid UTF-8. */
+char *utf8_nul_in(const char *line, size_t len, size_t *out_len);
+/* `json` with each 0xFF turned back into `\u0000` (malloc'd), or NULL when
+ * it has none. */
+char *utf8_nul_json(const char *json);
+/* An output line made valid UTF-8: 0xFF becomes `\u0000`, any other invalid
+ * byte U+FFFD. NULL when `line` is valid as it is (the common case). */
+char *utf8_clean_line(const char *line, size_t n, size_t *out_n);
+/* A copy of `s` with each invalid byte (0xFF included) replaced by U+FFFD. */
+char *utf8_replace_invalid(const char *s);
+
 /* ---- protocol (protocol.c, legacy.c) ------------------------------------ */
 
 typedef struct proto_request {
@@ -219,6 +251,7 @@ typedef struct proto_request {
     int priority;
     double timeout_s;          /* 0 = none given */
     int is_notification;       /* JSON-RPC without id */
+    int slot;                  /* ledger entry of the request (server.c), -1 = none */
 } proto_request;
 
 /* Parses one line. On failure returns the status and a message, with
@@ -231,12 +264,18 @@ void legacy_normalise(proto_request *req, cJSON *root);
 char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id,
                            const char *result_json, const cJSON *warnings, double exec_time);
 /* Same with the result as a cJSON object, which it takes ownership of (the
- * host's own messages: no print and re-parse of the result). */
+ * host's own messages: no print and re-parse of the result), or a cJSON raw
+ * item holding an object's JSON text (host.health). */
 char *proto_format_result(job_proto proto, const char *request_id, const cJSON *rpc_id, cJSON *result,
                           const cJSON *warnings, double exec_time);
 /* Adds `value` rounded to `decimals` (0..9) places as a JSON number in its
  * shortest form ("1.93", "0"). */
 void proto_add_fixed(cJSON *o, const char *key, double value, int decimals);
+/* The text proto_add_fixed adds, into text (48 bytes); -1 when the value is
+ * out of the exact range. */
+int proto_fixed_text(char *text, double value, int decimals);
+/* Decimal digits of v into text (21 bytes); returns their count. */
+int proto_uint_text(char *text, unsigned long long v);
 /* Adds an integer as a JSON number (cheaper than cJSON_AddNumberToObject). */
 void proto_add_int(cJSON *o, const char *key, long long value);
 char *proto_format_error(job_proto proto, const char *request_id, const cJSON *rpc_id,
@@ -274,12 +313,38 @@ int builtin_handle(host_ctx *h, const proto_request *req, cJSON **result, sdrt_e
 /* Writes one protocol line (and its newline) to the protocol fd, whole and
  * in call order. Any thread. */
 void output_write_line(const char *line);
+/* The same for a request's final response: its ledger entry `slot` (-1 =
+ * none) is freed once the line is written. */
+void output_write_final(const char *line, int slot);
+/* A line staged (and made valid) by a serving process that died, written
+ * as it is by the supervisor. */
+void output_write_staged(const char *line);
 void output_init(int fd);
+/* Serve mode: puts the protocol fd, when a pipe or socket, in non-blocking
+ * mode so that writes can be bounded (other commands print to it with stdio). */
+void output_make_bounded(void);
+/* Restores blocking mode on the protocol fd (it may be shared). */
+void output_fini(void);
+/* After a stop request the writer waits for a reader at most this long. */
+void output_set_grace(double seconds);
+/* From host time `t` on, lines that cannot be written at once are dropped. */
+void output_set_deadline(double t);
+/* A stop was requested in a process that does not use os_catch_stop_requests
+ * (the supervisor): writes give up shutdown grace from now. Async-signal-safe. */
+void output_note_stop(void);
+/* How many writes were given up (no reader, or past the deadline). */
+long output_lost(void);
 /* Dispatch thread, around the handling of one chunk of input: lines written
  * in between are queued and sent in one write by output_batch_end (sooner
  * when the queue fills). Nothing stays queued once output_batch_end returns. */
 void output_batch_begin(void);
 void output_batch_end(void);
+
+/* ---- crash containment (supervisor.c) ----------------------------------- */
+
+/* Runs serve(arg) in a child process, restarting it after a crash and
+ * answering what it left (see supervisor.c). Returns the exit status. */
+int supervisor_serve(const host_config *cfg, int (*serve)(void *), void *arg);
 
 /* ---- commands ----------------------------------------------------------- */
 

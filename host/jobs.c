@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "host.h"
+#include "ledger.h"
 #include "os.h"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -25,6 +26,11 @@ static int g_watchdog_started;
 static int g_stop;
 static const host_config *g_cfg;
 static double g_t0;
+/* Workers stuck in a plugin that ignores cancel are replaced (bounded by
+ * max_stuck_workers): g_stuck of them are still inside the plugin, g_extra
+ * replacement workers run (detached), and g_retire of those should end now
+ * that the worker they replaced came back. All guarded by g_lock. */
+static int g_stuck, g_extra, g_retire;
 
 double host_now(void) { return os_monotonic_s() - g_t0; }
 
@@ -56,7 +62,7 @@ int job_respond(sdrt_job *job, const char *result_json, const sdrt_error *err) {
     char *line = err ? proto_format_error(job->proto, job->request_id, job->rpc_id, err)
                      : proto_format_success(job->proto, job->request_id, job->rpc_id, result_json, warnings, exec);
     cJSON_Delete(warnings);
-    if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line);
+    if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line, job->slot);
     free(line);
     pthread_mutex_lock(&g_lock);
     g_in_flight--;
@@ -152,7 +158,9 @@ static void run_job(sdrt_job *job) {
     };
     char *result = NULL;
     atomic_fetch_add(&p->active_calls, 1);
+    ledger_enter(job->slot, p->desc->id); /* a crash now names this plugin and request */
     sdrt_error *err = p->desc->vtable->handle(p->instance, &req, &result);
+    ledger_leave();
     atomic_fetch_sub(&p->active_calls, 1);
     int why = atomic_load(&job->cancelled);
     if (why == 2 || (why && err)) {
@@ -167,10 +175,15 @@ static void run_job(sdrt_job *job) {
 }
 
 static void *worker_main(void *arg) {
-    (void)arg;
+    int extra = arg != NULL;
     pthread_mutex_lock(&g_lock);
     for (;;) {
-        while (!g_stop && g_queued == 0) pthread_cond_wait(&g_work, &g_lock);
+        while (!g_stop && g_queued == 0 && !(extra && g_retire > 0)) pthread_cond_wait(&g_work, &g_lock);
+        if (extra && g_retire > 0) {
+            g_retire--; /* the worker this one replaced is back */
+            g_extra--;
+            break;
+        }
         if (g_queued == 0 && g_stop) break;
         sdrt_job *job = queue_pop();
         pthread_mutex_unlock(&g_lock);
@@ -183,12 +196,61 @@ static void *worker_main(void *arg) {
         }
         pthread_mutex_lock(&g_lock);
         table_remove(job);
+        if (job->abandoned == 2) {
+            /* Back from a plugin that ignored cancel: a replacement took this
+             * worker's place, so one worker retires. */
+            g_stuck--;
+            g_retire++;
+            pthread_cond_broadcast(&g_work);
+        }
         pthread_mutex_unlock(&g_lock);
         job_release(job); /* the table's reference */
         pthread_mutex_lock(&g_lock);
     }
     pthread_mutex_unlock(&g_lock);
     return NULL;
+}
+
+static int start_extra_worker(void *arg) {
+    (void)arg;
+    pthread_t t;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return -1;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, worker_main, (void *)1);
+    pthread_attr_destroy(&attr);
+    return rc == 0 ? 0 : -1;
+}
+
+/* A worker stays inside a plugin that ignored cancel after its job was
+ * answered: start another so the host keeps its full capacity. Caller holds
+ * g_lock. */
+static void replace_stuck_worker(sdrt_job *j) {
+    if (j->abandoned || atomic_load(&j->state) != JOB_RUNNING) return;
+    j->abandoned = 1;
+    if (g_stop || g_stuck >= g_cfg->max_stuck_workers) {
+        log_msg(NULL, SDRT_LOG_WARN, "%s '%s' ignores cancel; max_stuck_workers (%d) reached, not replacing its worker",
+                j->type, j->track_id, g_cfg->max_stuck_workers);
+        return;
+    }
+    /* New threads inherit the mask: keep stop signals for the dispatch thread. */
+    if (os_with_stop_blocked(start_extra_worker, NULL) != 0) return;
+    j->abandoned = 2;
+    g_stuck++;
+    g_extra++;
+    log_msg(NULL, SDRT_LOG_WARN, "%s '%s' ignores cancel: answered, its worker replaced (%d stuck)", j->type,
+            j->track_id, g_stuck);
+}
+
+/* A pause past max_pause_s ends: the job resumes, and says so. Caller holds
+ * g_lock. */
+static void bound_pause(sdrt_job *j, double now) {
+    if (!atomic_load(&j->paused) || g_cfg->max_pause_s <= 0 || now - j->paused_at < g_cfg->max_pause_s) return;
+    atomic_store(&j->paused, 0);
+    j->paused_at = 0;
+    char msg[160];
+    snprintf(msg, sizeof msg, "host.pause: paused longer than max_pause_s (%g s), resumed", g_cfg->max_pause_s);
+    cJSON_AddItemToArray(j->warnings, cJSON_CreateString(msg));
 }
 
 void jobs_tick(void) {
@@ -198,6 +260,7 @@ void jobs_tick(void) {
     pthread_mutex_lock(&g_lock);
     for (sdrt_job *j = g_table; j && n < 64; j = j->next) {
         if (atomic_load(&j->responded)) continue;
+        bound_pause(j, now);
         if (j->deadline > 0 && now >= j->deadline && !atomic_load(&j->cancelled)) {
             atomic_store(&j->cancelled, 2);
             j->cancel_time = now;
@@ -211,6 +274,7 @@ void jobs_tick(void) {
             /* The plugin ignores cancellation: answer for it. */
             atomic_fetch_add(&j->refs, 1);
             to_answer[n++] = j;
+            replace_stuck_worker(j);
         }
     }
     pthread_mutex_unlock(&g_lock);
@@ -363,7 +427,11 @@ sdrt_status jobs_stop_after_item(const char *request_id) {
 sdrt_status jobs_pause(const char *request_id, int pause) {
     pthread_mutex_lock(&g_lock);
     sdrt_job *j = table_find_live(request_id);
-    if (j) atomic_store(&j->paused, pause);
+    if (j) {
+        if (pause && !atomic_load(&j->paused)) j->paused_at = host_now();
+        if (!pause) j->paused_at = 0;
+        atomic_store(&j->paused, pause);
+    }
     pthread_mutex_unlock(&g_lock);
     return j ? SDRT_OK : SDRT_NOT_FOUND;
 }
@@ -401,6 +469,12 @@ cJSON *jobs_list(void) {
             cJSON_AddNumberToObject(o, "steps", j->steps);
         }
         cJSON_AddNumberToObject(o, "age_s", now - j->t_submit);
+        if (atomic_load(&j->paused)) {
+            /* Since when, and when max_pause_s ends the pause. */
+            proto_add_fixed(o, "paused_s", now - j->paused_at, 3);
+            if (g_cfg->max_pause_s > 0)
+                proto_add_fixed(o, "resumes_in_s", g_cfg->max_pause_s - (now - j->paused_at), 3);
+        }
         cJSON_AddBoolToObject(o, "cancel_requested", atomic_load(&j->cancelled) != 0);
         cJSON_AddItemToArray(arr, o);
     }

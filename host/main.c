@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "host.h"
+#include "ledger.h"
 #include "os.h"
 
 static FILE *g_stdout;
@@ -65,9 +66,65 @@ static void usage(FILE *f) {
             "                    check a plugin shared object against the ABI contract; --data gives\n"
             "                    a message an input that runs long, for the cancel-while-running check\n"
             "  version           print versions\n"
+            "sdrt <command> --help tells more about each.\n"
             "host options (serve, generate, plugins):\n"
             "  --config FILE  --set key=value  --model-root DIR  --output-root DIR  --plugin-path DIR\n"
             "  (SDRT_CONFIG=FILE also selects the config)\n");
+}
+
+static const char HOST_OPTIONS[] =
+    "host options:\n"
+    "  --config FILE        config file (else $SDRT_CONFIG, else config/default.json)\n"
+    "  --set key=value      override a config key (value parsed as JSON, else a string)\n"
+    "  --model-root DIR     add a model root\n"
+    "  --output-root DIR    add an output root\n"
+    "  --plugin-path DIR    add a plugin folder\n";
+
+/* `sdrt <command> --help`: the command's usage on stdout. 1 if `cmd` has one. */
+static int command_help(const char *cmd) {
+    FILE *out = cli_stdout();
+    if (strcmp(cmd, "serve") == 0)
+        fprintf(out, "usage: sdrt serve [host options]\n"
+                     "Answers JSON requests, one per line, on stdin with one JSON line per answer on stdout\n"
+                     "(docs/protocol.md). Ends on end of input, host.shutdown or SIGTERM; exit status 0, or 1\n"
+                     "when answers could not be delivered or the host could not start.\n%s",
+                HOST_OPTIONS);
+    else if (strcmp(cmd, "generate") == 0)
+        fprintf(out, "usage: sdrt generate --model M --prompt P [options] [host options]\n"
+                     "Makes images from the terminal; prints the written files.\n"
+                     "  -m, --model M              model folder or file (relative to the working directory),\n"
+                     "                             or a name under the model roots\n"
+                     "  -p, --prompt P             prompt (A1111 syntax)\n"
+                     "  -n, --negative-prompt P    negative prompt\n"
+                     "  -W, --width N   -H, --height N   image size (multiples of 8)\n"
+                     "  -s, --steps N              inference steps\n"
+                     "  -c, --cfg X                guidance scale\n"
+                     "  --sampler, --scheduler S   scheduler name (docs/schedulers.md)\n"
+                     "  -S, --seed N               seed (-1 draws one)\n"
+                     "  -b, --batch N              images per prompt\n"
+                     "  --clip-skip N              CLIP layers to skip\n"
+                     "  -o, --output DIR           output folder (default: outputs)\n%s",
+                HOST_OPTIONS);
+    else if (strcmp(cmd, "plugins") == 0)
+        fprintf(out, "usage: sdrt plugins [host options]\n"
+                     "Lists the plugins the host loads, their message types, and the refused ones with why.\n%s",
+                HOST_OPTIONS);
+    else if (strcmp(cmd, "validate-plugin") == 0)
+        fprintf(out, "usage: sdrt validate-plugin PATH [--data TYPE=JSON]...\n"
+                     "Checks a plugin shared object against the ABI contract in a child process.\n"
+                     "  --data TYPE=JSON   an input for TYPE that runs long, for the cancel-while-running check\n");
+    else if (strcmp(cmd, "version") == 0)
+        fprintf(out, "usage: sdrt version\nPrints the host version and the plugin ABI version.\n");
+    else
+        return 0;
+    fflush(out);
+    return 1;
+}
+
+static int wants_help(int argc, char **argv) {
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    return 0;
 }
 
 static int parse_host_args(host_cli_overrides *ov, int argc, char **argv) {
@@ -82,21 +139,43 @@ static int parse_host_args(host_cli_overrides *ov, int argc, char **argv) {
     return 0;
 }
 
+/* The serving process (supervisor.c forks it): plugins, workers, stdio loop. */
+static int serve_child(void *arg) {
+    const host_cli_overrides *ov = arg;
+    host_ctx h;
+    if (host_init(&h, ov, 0) != 0) {
+        ledger_set_clean_exit(); /* a start-up error, reported: not a crash */
+        return 1;
+    }
+    log_msg(NULL, SDRT_LOG_INFO, "ready in %.1f ms: %d plugin(s), %d refused", h.t_ready * 1e3, h.plugins.count,
+            h.plugins.n_refused);
+    ledger_set_ready();
+    int rc = server_run(&h, 0, 1);
+    ledger_set_clean_exit(); /* what follows (plugin shutdown) is no longer serving */
+    host_fini(&h);
+    return rc;
+}
+
 static int cmd_serve(int argc, char **argv) {
+    os_block_stop_signals(); /* until the stdio loop catches them */
     host_cli_overrides ov = {0};
     if (parse_host_args(&ov, argc, argv) != 0) {
         cli_overrides_free(&ov);
         return 2;
     }
-    host_ctx h;
-    if (host_init(&h, &ov, 0) != 0) {
+    /* The supervisor reads the config only for its limits; a bad config
+     * stops here with the message the serving process would give. */
+    host_config cfg;
+    char err[2048];
+    if (config_load(&cfg, &ov, err, sizeof err) != 0) {
+        log_msg(NULL, SDRT_LOG_ERROR, "%s", err);
         cli_overrides_free(&ov);
         return 1;
     }
-    log_msg(NULL, SDRT_LOG_INFO, "ready in %.1f ms: %d plugin(s), %d refused", h.t_ready * 1e3, h.plugins.count,
-            h.plugins.n_refused);
-    int rc = server_run(&h, 0, 1);
-    host_fini(&h);
+    output_make_bounded();
+    int rc = supervisor_serve(&cfg, serve_child, &ov);
+    output_fini();
+    config_free(&cfg);
     cli_overrides_free(&ov);
     return rc;
 }
@@ -146,6 +225,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cmd = argv[1];
+    if (wants_help(argc, argv) && command_help(cmd)) return 0;
+    if ((strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) && argc > 2 &&
+        command_help(argv[2]))
+        return 0;
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc, argv);
     if (strcmp(cmd, "generate") == 0) return cmd_generate(argc, argv);
     if (strcmp(cmd, "plugins") == 0) return cmd_plugins(argc, argv);

@@ -69,15 +69,26 @@ os_input *os_input_open(int fd);
 /* Waits up to timeout_ms for input; returns the bytes copied into buf (> 0),
  * or one of OS_INPUT_IDLE, OS_INPUT_END, OS_INPUT_RETRY. One caller at a time. */
 long os_input_read(os_input *in, char *buf, size_t cap, int timeout_ms);
+/* Waits up to timeout_ms until os_input_read(…, 0) would return at once
+ * with input or the end; 1 then, 0 after the timeout or a stop request. */
+int os_input_wait(os_input *in, int timeout_ms);
 /* Stops reading and frees `in` (NULL is fine). */
 void os_input_close(os_input *in);
+/* Closes the input descriptor itself, so that a client still writing gets
+ * EPIPE instead of having its lines silently unread (POSIX; on Windows the
+ * reader thread owns the handle and it closes at exit). */
+void os_close_input(int fd);
 
 /* ---- stop requests ---- */
 
-/* Routes SIGTERM/SIGINT (POSIX, and ignores SIGPIPE) or Ctrl-C, Ctrl-Break
- * and console close (Windows) to a flag that os_stop_requested reads and
- * that wakes os_input_read. */
+/* Routes SIGTERM/SIGINT (POSIX, and ignores SIGPIPE; then unblocks them in
+ * the calling thread) or Ctrl-C, Ctrl-Break and console close (Windows) to a
+ * flag that os_stop_requested reads and that wakes os_input_read. */
 void os_catch_stop_requests(void);
+/* Blocks SIGTERM/SIGINT in the calling thread (POSIX; nothing on Windows):
+ * first thing in `sdrt serve`, so that a stop sent during start-up waits for
+ * os_catch_stop_requests instead of killing the process. */
+void os_block_stop_signals(void);
 /* 1 once a stop was requested. Any thread. */
 int os_stop_requested(void);
 /* Runs fn(arg) with the stop signals blocked in this thread, so the threads

@@ -104,7 +104,14 @@ long os_input_read(os_input *in, char *buf, size_t cap, int timeout_ms) {
     return (long)n;
 }
 
+int os_input_wait(os_input *in, int timeout_ms) {
+    struct pollfd pfd = {in->fd, POLLIN, 0};
+    return poll(&pfd, 1, timeout_ms) > 0; /* input, end or error: a read returns at once */
+}
+
 void os_input_close(os_input *in) { free(in); }
+
+void os_close_input(int fd) { close(fd); }
 
 /* ---- stop requests ---- */
 
@@ -121,9 +128,24 @@ void os_catch_stop_requests(void) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* The supervisor starts the serving process with them blocked, so that
+     * one sent during start-up waits for this handler. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &stops, NULL);
 }
 
 int os_stop_requested(void) { return g_stop != 0; }
+
+void os_block_stop_signals(void) {
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stops, NULL);
+}
 
 int os_with_stop_blocked(int (*fn)(void *), void *arg) {
     sigset_t stop, old;

@@ -257,6 +257,15 @@ long os_input_read(os_input *in, char *buf, size_t cap, int timeout_ms) {
     return rc;
 }
 
+int os_input_wait(os_input *in, int timeout_ms) {
+    AcquireSRWLockExclusive(&g_lock);
+    if (in->off == in->len && !in->eof && !g_stop)
+        SleepConditionVariableSRW(&g_cond, &g_lock, (DWORD)timeout_ms, 0);
+    int ready = in->off < in->len || in->eof;
+    ReleaseSRWLockExclusive(&g_lock);
+    return ready;
+}
+
 /* The reader is usually blocked in ReadFile: CancelSynchronousIo ends that
  * read. If it still does not stop within a second (a console read that
  * ignores the cancel), `in` is left to it rather than freed under it; the
@@ -272,6 +281,8 @@ void os_input_close(os_input *in) {
     CloseHandle(in->thread);
     if (w == WAIT_OBJECT_0) free(in);
 }
+
+void os_close_input(int fd) { (void)fd; /* the reader thread owns the handle; it closes at exit */ }
 
 /* ---- stop requests ---- */
 
@@ -289,6 +300,8 @@ static BOOL WINAPI on_console_ctrl(DWORD type) {
 void os_catch_stop_requests(void) { SetConsoleCtrlHandler(on_console_ctrl, TRUE); }
 
 int os_stop_requested(void) { return InterlockedCompareExchange(&g_stop, 0, 0) != 0; }
+
+void os_block_stop_signals(void) { /* the console control handler runs on its own thread */ }
 
 int os_with_stop_blocked(int (*fn)(void *), void *arg) { return fn(arg); }
 

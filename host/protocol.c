@@ -28,6 +28,16 @@ static char *id_text(const cJSON *v) {
     return NULL;
 }
 
+/* A string id longer than PROTO_ID_MAX_CHARS is refused: it is echoed in
+ * every answer and event and kept in the job table and the crash ledger. */
+static int id_too_long(const cJSON *v, const char *field, char *err, size_t errlen) {
+    if (!cJSON_IsString(v)) return 0;
+    size_t n = utf8_chars(v->valuestring);
+    if (n <= PROTO_ID_MAX_CHARS) return 0;
+    snprintf(err, errlen, "%s: %zu characters exceed the limit of %d", field, n, PROTO_ID_MAX_CHARS);
+    return 1;
+}
+
 static int parse_priority(const cJSON *p, int *out, char *err, size_t errlen) {
     *out = 1;
     if (!p || cJSON_IsNull(p)) return 0;
@@ -66,6 +76,7 @@ static sdrt_status parse_jsonrpc(cJSON *root, proto_request *req, char *err, siz
     if (id) {
         req->rpc_id = cJSON_Duplicate(id, 1);
         req->request_id = id_text(id);
+        if (id_too_long(id, "id", err, errlen)) return SDRT_INVALID_REQUEST;
     } else {
         req->is_notification = 1;
     }
@@ -77,6 +88,10 @@ static sdrt_status parse_jsonrpc(cJSON *root, proto_request *req, char *err, siz
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "method");
     if (!cJSON_IsString(m) || !*m->valuestring) {
         snprintf(err, errlen, "method: missing or not a string");
+        return SDRT_INVALID_REQUEST;
+    }
+    if (utf8_chars(m->valuestring) > PROTO_TYPE_MAX_CHARS) {
+        snprintf(err, errlen, "method: longer than %d characters", PROTO_TYPE_MAX_CHARS);
         return SDRT_INVALID_REQUEST;
     }
     req->type = strdup(m->valuestring);
@@ -131,6 +146,9 @@ static sdrt_status parse_envelope(cJSON *root, proto_request *req, char *err, si
             snprintf(err, errlen, "request_id: expected a string");
             return SDRT_INVALID_REQUEST;
         }
+        if (id_too_long(rid, cJSON_GetObjectItemCaseSensitive(root, "request_id") ? "request_id" : "message_id", err,
+                        errlen))
+            return SDRT_INVALID_REQUEST;
     }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
     const cJSON *mtype = cJSON_GetObjectItemCaseSensitive(root, "message_type");
@@ -141,6 +159,10 @@ static sdrt_status parse_envelope(cJSON *root, proto_request *req, char *err, si
     }
     if (!cJSON_IsString(type) || !*type->valuestring) {
         snprintf(err, errlen, "type: expected a non-empty string");
+        return SDRT_INVALID_REQUEST;
+    }
+    if (utf8_chars(type->valuestring) > PROTO_TYPE_MAX_CHARS) {
+        snprintf(err, errlen, "type: longer than %d characters", PROTO_TYPE_MAX_CHARS);
         return SDRT_INVALID_REQUEST;
     }
     req->type = strdup(type->valuestring);
@@ -157,20 +179,70 @@ static sdrt_status parse_envelope(cJSON *root, proto_request *req, char *err, si
     return SDRT_OK;
 }
 
+/* The id of a line refused for its bytes, so the refusal can carry it
+ * (the writer replaces its invalid bytes). */
+static void read_id_only(cJSON *root, proto_request *req) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (cJSON_GetObjectItemCaseSensitive(root, "jsonrpc")) {
+        req->proto = PROTO_JSONRPC;
+        if (id) {
+            req->rpc_id = cJSON_Duplicate(id, 1);
+            req->request_id = id_text(id);
+        }
+        return;
+    }
+    id = cJSON_GetObjectItemCaseSensitive(root, "request_id");
+    if (!id) id = cJSON_GetObjectItemCaseSensitive(root, "message_id");
+    if (id) req->request_id = id_text(id);
+}
+
+/* The id of a line with invalid bytes is echoed with U+FFFD in their place
+ * (a raw 0xFF must not read as the NUL stand-in). */
+static void replace_invalid_id(proto_request *req) {
+    if (req->request_id) {
+        char *r = utf8_replace_invalid(req->request_id);
+        free(req->request_id);
+        req->request_id = r;
+    }
+    if (cJSON_IsString(req->rpc_id)) {
+        char *r = utf8_replace_invalid(req->rpc_id->valuestring);
+        cJSON_Delete(req->rpc_id);
+        req->rpc_id = cJSON_CreateString(r ? r : "");
+        free(r);
+    }
+}
+
 sdrt_status proto_parse(const char *line, size_t len, proto_request *req, char *err, size_t errlen) {
     memset(req, 0, sizeof *req);
     req->priority = 1;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+    size_t bad = utf8_check(line, len);
+    size_t nul_len = 0;
+    char *nul_line = bad == len ? utf8_nul_in(line, len, &nul_len) : NULL;
+    const char *text = nul_line ? nul_line : line;
+    size_t text_len = nul_line ? nul_len : len;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, text_len, &end, 0);
+    long at = end ? (long)(end - text) : 0L;
+    if (root) {
+        while (end && (size_t)(end - text) < text_len && (*end == ' ' || *end == '\t' || *end == '\r')) end++;
+        if (end && (size_t)(end - text) < text_len) {
+            cJSON_Delete(root);
+            free(nul_line);
+            snprintf(err, errlen, "not valid JSON: trailing characters at byte %ld", (long)(end - text));
+            return SDRT_PARSE_ERROR;
+        }
+    }
+    free(nul_line); /* cJSON copied every string */
     if (!root) {
-        snprintf(err, errlen, "not valid JSON (at byte %ld)", end ? (long)(end - line) : 0L);
+        snprintf(err, errlen, "not valid JSON (at byte %ld)", at);
         return SDRT_PARSE_ERROR;
     }
-    while (end && (size_t)(end - line) < len && (*end == ' ' || *end == '\t' || *end == '\r')) end++;
-    if (end && (size_t)(end - line) < len) {
+    if (bad < len) {
+        if (cJSON_IsObject(root)) read_id_only(root, req);
+        replace_invalid_id(req);
         cJSON_Delete(root);
-        snprintf(err, errlen, "not valid JSON: trailing characters at byte %ld", (long)(end - line));
-        return SDRT_PARSE_ERROR;
+        snprintf(err, errlen, "the line is not valid UTF-8 (at byte %zu)", bad);
+        return SDRT_INVALID_REQUEST;
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -212,60 +284,160 @@ static cJSON *parse_result(const char *result_json) {
     return NULL;
 }
 
-/* Adds `seconds` rounded to `decimals` (<= 9) places as a JSON number, in
- * the shortest form ("1.93", "0"). Written with integer arithmetic: cJSON
- * prints every number, integers included, with printf %1.15g and then
- * sscanf to check the round trip, the largest cost of a small response. */
-void proto_add_fixed(cJSON *o, const char *key, double seconds, int decimals) {
+/* `seconds` rounded to `decimals` (<= 9) places as a JSON number in the
+ * shortest form ("1.93", "0"), into text (48 bytes). Written with integer
+ * arithmetic: cJSON prints every number, integers included, with printf
+ * %1.15g and then sscanf to check the round trip, the largest cost of a
+ * small response. Returns 0, or -1 outside the exact range. */
+int proto_fixed_text(char *text, double seconds, int decimals) {
     long long scale = 1;
     for (int i = 0; i < decimals; i++) scale *= 10;
     double scaled = round(seconds * (double)scale);
-    if (!isfinite(scaled) || fabs(scaled) > 9e15) {
-        cJSON_AddNumberToObject(o, key, seconds); /* out of the exact range: let cJSON print it */
-        return;
-    }
+    if (!isfinite(scaled) || fabs(scaled) > 9e15) return -1;
     long long v = (long long)scaled;
     unsigned long long a = (unsigned long long)(v < 0 ? -v : v);
     unsigned long long whole = a / (unsigned long long)scale, frac = a % (unsigned long long)scale;
-    char text[48];
-    int n = snprintf(text, sizeof text, "%s%llu", v < 0 ? "-" : "", whole);
+    char *p = text;
+    if (v < 0) *p++ = '-';
+    p += proto_uint_text(p, whole);
     if (frac) {
         int d = decimals;
         while (frac % 10 == 0) {
             frac /= 10;
             d--;
         }
-        snprintf(text + n, sizeof text - (size_t)n, ".%0*llu", d, frac);
+        *p++ = '.';
+        for (int i = d - 1; i >= 0; i--) {
+            p[i] = (char)('0' + frac % 10);
+            frac /= 10;
+        }
+        p += d;
+    }
+    *p = '\0';
+    return 0;
+}
+
+/* Decimal digits of v into text (21 bytes); returns their count. */
+int proto_uint_text(char *text, unsigned long long v) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++) text[i] = tmp[n - 1 - i];
+    text[n] = '\0';
+    return n;
+}
+
+void proto_add_fixed(cJSON *o, const char *key, double seconds, int decimals) {
+    char text[48];
+    if (proto_fixed_text(text, seconds, decimals) != 0) {
+        cJSON_AddNumberToObject(o, key, seconds); /* out of the exact range: let cJSON print it */
+        return;
     }
     cJSON_AddRawToObject(o, key, text);
 }
 
 void proto_add_int(cJSON *o, const char *key, long long value) {
     char text[24];
-    snprintf(text, sizeof text, "%lld", value);
+    text[0] = '-';
+    proto_uint_text(text + (value < 0), value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value);
     cJSON_AddRawToObject(o, key, text);
+}
+
+/* A growing text buffer for the response lines written without cJSON. */
+typedef struct text_buf {
+    char *p;
+    size_t n, cap;
+} text_buf;
+
+static void tb_put(text_buf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void tb_puts(text_buf *b, const char *s) { tb_put(b, s, strlen(s)); }
+
+/* A JSON string, escaped as cJSON escapes (bytes >= 0x80 as they are: the
+ * writer makes the line valid UTF-8). */
+static void tb_json_string(text_buf *b, const char *s) {
+    tb_put(b, "\"", 1);
+    const char *run = s;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        tb_put(b, run, (size_t)(p - run));
+        char esc[8];
+        switch (c) {
+        case '"': tb_put(b, "\\\"", 2); break;
+        case '\\': tb_put(b, "\\\\", 2); break;
+        case '\b': tb_put(b, "\\b", 2); break;
+        case '\f': tb_put(b, "\\f", 2); break;
+        case '\n': tb_put(b, "\\n", 2); break;
+        case '\r': tb_put(b, "\\r", 2); break;
+        case '\t': tb_put(b, "\\t", 2); break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            tb_put(b, esc, 6);
+        }
+        run = p + 1;
+    }
+    tb_puts(b, run);
+    tb_put(b, "\"", 1);
 }
 
 char *proto_format_result(job_proto proto, const char *request_id, const cJSON *rpc_id, cJSON *result,
                           const cJSON *warnings, double exec_time) {
-    cJSON *o = cJSON_CreateObject();
     if (proto == PROTO_JSONRPC) {
+        cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "jsonrpc", "2.0");
         cJSON_AddItemToObject(o, "id", rpc_id ? cJSON_Duplicate(rpc_id, 1) : cJSON_CreateNull());
-        if (warnings && cJSON_GetArraySize(warnings) > 0)
+        if (warnings && cJSON_GetArraySize(warnings) > 0) {
+            if (cJSON_IsRaw(result)) { /* a host text result: make it an object again */
+                cJSON *parsed = cJSON_Parse(result->valuestring);
+                cJSON_Delete(result);
+                result = parsed ? parsed : cJSON_CreateObject();
+            }
             cJSON_AddItemToObject(result, "_warnings", cJSON_Duplicate(warnings, 1));
+        }
         cJSON_AddItemToObject(o, "result", result);
         return print_and_free(o);
     }
-    cJSON_AddStringToObject(o, "type", "response");
-    add_request_id(o, request_id);
-    cJSON_AddTrueToObject(o, "success");
-    cJSON_AddItemToObject(o, "data", result);
-    cJSON_AddItemToObject(o, "warnings", warnings ? cJSON_Duplicate(warnings, 1) : cJSON_CreateArray());
-    proto_add_fixed(o, "execution_time", exec_time, 6);
-    cJSON *metrics = cJSON_AddObjectToObject(o, "metrics");
-    proto_add_fixed(metrics, "execution_time_ms", exec_time * 1e3, 3);
-    return print_and_free(o);
+    /* The envelope is written as text around the printed result: building
+     * it as cJSON items (and freeing them) cost more than the result. A
+     * result that is a cJSON raw item is already JSON text (host.health). */
+    char *printed = cJSON_IsRaw(result) ? NULL : cJSON_PrintUnformatted(result);
+    const char *result_text = cJSON_IsRaw(result) ? result->valuestring : printed;
+    char *warn_text = warnings && cJSON_GetArraySize(warnings) > 0 ? cJSON_PrintUnformatted(warnings) : NULL;
+    text_buf b = {0};
+    tb_puts(&b, "{\"type\":\"response\",\"request_id\":");
+    if (request_id) tb_json_string(&b, request_id);
+    else tb_puts(&b, "null");
+    tb_puts(&b, ",\"success\":true,\"data\":");
+    tb_puts(&b, result_text ? result_text : "{}");
+    tb_puts(&b, ",\"warnings\":");
+    tb_puts(&b, warn_text ? warn_text : "[]");
+    char num[48];
+    tb_puts(&b, ",\"execution_time\":");
+    if (proto_fixed_text(num, exec_time, 6) != 0) snprintf(num, sizeof num, "0");
+    tb_puts(&b, num);
+    tb_puts(&b, ",\"metrics\":{\"execution_time_ms\":");
+    if (proto_fixed_text(num, exec_time * 1e3, 3) != 0) snprintf(num, sizeof num, "0");
+    tb_puts(&b, num);
+    tb_puts(&b, "}}");
+    free(printed);
+    free(warn_text);
+    cJSON_Delete(result);
+    return b.p;
 }
 
 char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id, const char *result_json,

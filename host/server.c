@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "ledger.h"
 #include "os.h"
 #include "schema.h"
 
@@ -13,10 +14,14 @@ int builtin_is(const char *type);
 
 host_ctx *g_host;
 
-static void sink_stdout(void *ctx, const char *line) {
+static void sink_stdout(void *ctx, const char *line, int slot) {
     (void)ctx;
-    output_write_line(line);
+    output_write_final(line, slot);
 }
+
+/* The input offset just past the line being handled (the reader sets it),
+ * taken into the ledger with the request; LEDGER_NO_LINE outside the reader. */
+static size_t g_line_end = LEDGER_NO_LINE;
 
 int host_init(host_ctx *h, const host_cli_overrides *ov, int quiet) {
     memset(h, 0, sizeof *h);
@@ -65,7 +70,7 @@ static void respond_result(host_ctx *h, const proto_request *req, cJSON *result,
         line = proto_format_result(req->proto, req->request_id, req->rpc_id, result ? result : cJSON_CreateObject(),
                                    NULL, 0);
     }
-    if (line) h->sink.line(h->sink.ctx, line);
+    if (line) h->sink.line(h->sink.ctx, line, req->slot);
     free(line);
 }
 
@@ -111,6 +116,12 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
     req->rpc_id = NULL;
     job->type = strdup(req->type);
     job->data_json = cJSON_PrintUnformatted(req->data);
+    char *nul = utf8_nul_json(job->data_json); /* a NUL in the data reaches the plugin as \u0000 */
+    if (nul) {
+        free(job->data_json);
+        job->data_json = nul;
+    }
+    job->slot = req->slot;
     job->proto = req->proto;
     job->priority = req->priority;
     job->plugin = p;
@@ -120,6 +131,7 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
     job->deadline = timeout > 0 ? host_now() + timeout : 0;
     sdrt_status st = jobs_submit(job);
     if (st == SDRT_OK) return;
+    job->slot = -1;
     /* Not taken: answer here with the id we moved into the job. */
     req->request_id = job->request_id;
     req->rpc_id = job->rpc_id;
@@ -178,6 +190,9 @@ void server_handle_line(host_ctx *h, const char *line, size_t len) {
     proto_request req;
     char err[1024];
     sdrt_status st = proto_parse(line + start, len - start, &req, err, sizeof err);
+    /* Taken from the input and, when it will be answered, entered in the
+     * ledger, in one step: a crash from here on is answered for it. */
+    req.slot = ledger_commit(&req, g_line_end, st != SDRT_OK || !req.is_notification);
     if (st != SDRT_OK) {
         req.is_notification = 0; /* a broken line always gets an answer */
         respond_error(h, &req, st, "%s%s", err, "");
@@ -187,73 +202,151 @@ void server_handle_line(host_ctx *h, const char *line, size_t len) {
     proto_request_free(&req);
 }
 
-/* Reads stdin, splitting lines; a line over the limit is answered with
- * INVALID_REQUEST and skipped up to its newline. */
-typedef struct line_reader {
-    char *buf;
-    size_t len, cap, limit;
-    int skipping;
-} line_reader;
-
-static void reader_feed(host_ctx *h, line_reader *r, const char *data, size_t n) {
-    for (size_t i = 0; i < n;) {
-        const char *nl = memchr(data + i, '\n', n - i);
-        size_t chunk = nl ? (size_t)(nl - (data + i)) : n - i;
-        if (!r->skipping) {
-            if (r->len + chunk > r->limit) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "line exceeds max_line_bytes (%zu bytes)", r->limit);
-                proto_request req = {0};
-                sdrt_error *e = error_new(SDRT_INVALID_REQUEST, NULL, "%s", msg);
-                respond_now(h, &req, e);
-                error_free(e);
-                r->skipping = 1;
-                r->len = 0;
-            } else {
-                if (r->len + chunk + 1 > r->cap) {
-                    r->cap = (r->len + chunk + 1) * 2;
-                    r->buf = realloc(r->buf, r->cap);
-                }
-                memcpy(r->buf + r->len, data + i, chunk);
-                r->len += chunk;
-            }
+/* Handles the complete lines in the input area, from in_start on. The area
+ * is the ledger's: what is read and not yet handled survives a crash of this
+ * process and is handled by the next one. A line over max_line_bytes is
+ * answered with INVALID_REQUEST and skipped up to its newline. */
+static void handle_input(host_ctx *h, ledger_shm *L, size_t limit) {
+    char *buf = ledger_in_buf(L);
+    for (;;) {
+        size_t s = L->in_start, avail = L->in_len - s;
+        char *nl = memchr(buf + s, '\n', avail);
+        if (L->in_skipping) {
+            ledger_lock();
+            if (nl) L->in_skipping = 0;
+            L->in_start = nl ? (size_t)(nl - buf) + 1 : L->in_len;
+            ledger_unlock();
+            if (!nl) return;
+            continue;
         }
-        i += chunk;
-        if (nl) {
-            if (!r->skipping) {
-                r->buf[r->len] = '\0';
-                server_handle_line(h, r->buf, r->len);
-            }
-            r->len = 0;
-            r->skipping = 0;
-            i++;
+        if (!nl) {
+            if (avail <= limit) return; /* wait for the rest of the line */
+            char msg[160];
+            snprintf(msg, sizeof msg, "line exceeds max_line_bytes (%zu bytes)", limit);
+            proto_request req = {0};
+            req.slot = ledger_commit(&req, L->in_len, 1 | LEDGER_SKIP_REST);
+            sdrt_error *e = error_new(SDRT_INVALID_REQUEST, NULL, "%s", msg);
+            respond_now(h, &req, e);
+            error_free(e);
+            continue;
         }
+        size_t len = (size_t)(nl - (buf + s));
+        if (len > limit) {
+            proto_request req = {0};
+            req.slot = ledger_commit(&req, (size_t)(nl - buf) + 1, 1);
+            sdrt_error *e = error_new(SDRT_INVALID_REQUEST, NULL, "line exceeds max_line_bytes (%zu bytes)", limit);
+            respond_now(h, &req, e);
+            error_free(e);
+            continue;
+        }
+        /* The line is handled by length: the buffer stays as read, so that a
+         * crash from here on leaves it whole for the next serving process. */
+        g_line_end = (size_t)(nl - buf) + 1;
+        server_handle_line(h, buf + s, len);
+        /* Empty lines and notifications were not taken by the ledger. */
+        if (L->in_start < g_line_end) {
+            proto_request none = {0};
+            ledger_commit(&none, g_line_end, 0);
+        }
+        g_line_end = LEDGER_NO_LINE;
     }
 }
 
-static void shutdown_sequence(host_ctx *h) {
+/* Makes room for one read: drops what was handled, moving a partial line to
+ * the front (under the lock: the supervisor must never see half a move). */
+static void compact_input(ledger_shm *L) {
+    char *buf = ledger_in_buf(L);
+    if (L->in_cap - L->in_len >= LEDGER_READ_BYTES) return;
+    ledger_lock();
+    size_t rest = L->in_len - L->in_start;
+    memmove(buf, buf + L->in_start, rest);
+    L->in_start = 0;
+    L->in_len = rest;
+    ledger_unlock();
+}
+
+/* Reads one chunk (waiting up to timeout_ms) and answers its lines. Returns
+ * what os_input_read returned. */
+static long read_and_handle(host_ctx *h, os_input *in, ledger_shm *L, size_t limit, int timeout_ms) {
+    compact_input(L);
+    char *buf = ledger_in_buf(L);
+    size_t room = L->in_cap - L->in_len - 1;
+    if (room > LEDGER_READ_BYTES) room = LEDGER_READ_BYTES;
+    /* Wait without the lock, then read and count the bytes in one step under
+     * it: a crash between a read and its count would lose what was read. */
+    if (!os_input_wait(in, timeout_ms)) return OS_INPUT_IDLE;
+    ledger_lock();
+    long n = os_input_read(in, buf + L->in_len, room, 0);
+    if (n > 0) L->in_len += (size_t)n;
+    ledger_unlock();
+    if (n <= 0) return n;
+    /* Answers to the lines of this chunk leave in one write, once the chunk
+     * is handled and before the loop waits for input again. */
+    output_batch_begin();
+    handle_input(h, L, limit);
+    output_batch_end();
+    return n;
+}
+
+/* A last line without a newline at the end of the input. */
+static void handle_last_line(host_ctx *h, ledger_shm *L) {
+    if (L->in_skipping || L->in_len <= L->in_start) return;
+    char *buf = ledger_in_buf(L);
+    buf[L->in_len] = '\0';
+    g_line_end = L->in_len;
+    server_handle_line(h, buf + L->in_start, L->in_len - L->in_start);
+    proto_request none = {0};
+    ledger_commit(&none, g_line_end, 0);
+    g_line_end = LEDGER_NO_LINE;
+}
+
+/* Waits for in-flight work until `until` (host clock), then cancels it;
+ * cooperative plugins stop within cancel_grace_s, others are answered for. */
+static void shutdown_sequence(host_ctx *h, double until) {
     atomic_store(&h->shutting_down, 1);
-    double until = host_now() + h->cfg.shutdown_grace_s;
     if (jobs_wait_idle(until) > 0) {
         log_msg(NULL, SDRT_LOG_WARN, "shutdown: grace period over, cancelling %d request(s)", jobs_in_flight());
         jobs_cancel_all(3);
-        /* Cooperative plugins stop within cancel_grace_s; others are answered for. */
         jobs_wait_idle(host_now() + h->cfg.cancel_grace_s + 0.5);
     }
+}
+
+/* After a stop request: every line the client wrote before the host stops
+ * reading is still answered (host.* as usual, other work UNAVAILABLE).
+ * Reads until the input has been quiet for a moment, it ends, or the grace
+ * period is over. Returns 1 when the input ended. */
+static int drain_input(host_ctx *h, os_input *in, ledger_shm *L, size_t limit, double until) {
+    atomic_store(&h->shutting_down, 1);
+    while (host_now() < until) {
+        long n = read_and_handle(h, in, L, limit, 20);
+        if (n == OS_INPUT_END) return 1;
+        if (n == OS_INPUT_IDLE) return 0;
+    }
+    return 0;
 }
 
 int server_run(host_ctx *h, int in_fd, int out_fd) {
     (void)out_fd;
     os_catch_stop_requests();
+    output_set_grace(h->cfg.shutdown_grace_s);
+    if (!ledger_get() && ledger_create(h->cfg.max_line_bytes, h->cfg.queue_limit, h->cfg.workers) != 0) {
+        log_msg(NULL, SDRT_LOG_ERROR, "cannot allocate the input and output areas");
+        return 1;
+    }
+    ledger_shm *L = ledger_get();
     os_input *in = os_input_open(in_fd);
     if (!in) {
         log_msg(NULL, SDRT_LOG_ERROR, "cannot read the input (out of memory or threads)");
-        shutdown_sequence(h);
+        shutdown_sequence(h, host_now() + h->cfg.shutdown_grace_s);
         return 1;
     }
-    line_reader r = {.limit = h->cfg.max_line_bytes};
-    char buf[65536];
+    size_t limit = h->cfg.max_line_bytes;
+    /* Lines a crashed predecessor had read and not handled come first. */
+    output_batch_begin();
+    handle_input(h, L, limit);
+    output_batch_end();
     double shutdown_deadline = 0;
+    int ended = 0;
     while (!os_stop_requested()) {
         int stopping = atomic_load(&h->shutting_down);
         if (stopping && shutdown_deadline == 0) shutdown_deadline = host_now() + h->cfg.shutdown_grace_s;
@@ -263,22 +356,24 @@ int server_run(host_ctx *h, int in_fd, int out_fd) {
          * Windows control handler signals the reader's condition); the idle
          * timeout only covers one that lands between the loop test and the
          * wait, so it can be long and an idle host stays asleep. */
-        long n = os_input_read(in, buf, sizeof buf, stopping ? 50 : 1000);
-        if (n == OS_INPUT_END) break; /* EOF */
-        if (n == OS_INPUT_RETRY) continue;
-        if (n == OS_INPUT_IDLE) {
-            if (stopping && (jobs_in_flight() == 0 || host_now() > shutdown_deadline)) break;
-            continue;
+        long n = read_and_handle(h, in, L, limit, stopping ? 50 : 1000);
+        if (n == OS_INPUT_END) {
+            ended = 1;
+            break;
         }
-        /* Answers to the lines of this chunk leave in one write, once the
-         * chunk is handled and before the loop waits for input again. */
-        output_batch_begin();
-        reader_feed(h, &r, buf, (size_t)n);
-        output_batch_end();
+        if (n == OS_INPUT_IDLE && stopping && (jobs_in_flight() == 0 || host_now() > shutdown_deadline)) break;
     }
-    if (r.len > 0 && !r.skipping && !os_stop_requested()) server_handle_line(h, r.buf, r.len); /* last line without \n */
-    free(r.buf);
+    double until = shutdown_deadline ? shutdown_deadline : host_now() + h->cfg.shutdown_grace_s;
+    if (os_stop_requested()) {
+        /* SIGTERM: the whole shutdown, writes included, ends by the grace. */
+        if (!shutdown_deadline) until = host_now() + h->cfg.shutdown_grace_s;
+        output_set_deadline(until);
+        if (!ended) ended = drain_input(h, in, L, limit, until);
+    }
+    if (ended || !os_stop_requested()) handle_last_line(h, L);
     os_input_close(in);
-    shutdown_sequence(h);
-    return 0;
+    /* Nothing more is read: a client writing now gets EPIPE, not silence. */
+    os_close_input(in_fd);
+    shutdown_sequence(h, until);
+    return output_lost() > 0 ? 1 : 0;
 }

@@ -56,7 +56,7 @@ static sdrt_error *api_error_new(sdrt_status code, const char *data_json, const 
 static void job_event_line(sdrt_job *job, const char *event_name, const char *data_json) {
     if (atomic_load(&job->responded)) return; /* events only before the final response */
     char *line = proto_format_event(job->proto, job->request_id, job->rpc_id, event_name, data_json);
-    if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line);
+    if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line, -1);
     free(line);
 }
 
@@ -106,6 +106,12 @@ static int api_is_cancelled(sdrt_job *job) { return job && atomic_load(&job->can
 static int api_stop_requested(sdrt_job *job) {
     return job && (atomic_load(&job->stop_after) != 0 || atomic_load(&job->cancelled) != 0);
 }
+
+static void api_job_set_user(sdrt_job *job, void *user) {
+    if (job) atomic_store(&job->user, user);
+}
+
+static void *api_job_user(sdrt_job *job) { return job ? atomic_load(&job->user) : NULL; }
 
 static int api_wait_if_paused(sdrt_job *job) {
     if (!job) return 0;
@@ -215,7 +221,7 @@ static char *api_resolve_path(sdrt_host *host, const char *kind, const char *pat
 }
 
 static const sdrt_host_api g_api = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, stop_requested),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, job_user),
     .abi_major = SDRT_ABI_MAJOR,
     .abi_minor = SDRT_ABI_MINOR,
     .log = api_log,
@@ -227,6 +233,8 @@ static const sdrt_host_api g_api = {
     .is_cancelled = api_is_cancelled,
     .wait_if_paused = api_wait_if_paused,
     .stop_requested = api_stop_requested,
+    .job_set_user = api_job_set_user,
+    .job_user = api_job_user,
     .publish = api_publish,
     .acquire = api_acquire,
     .release = api_release,

@@ -12,10 +12,11 @@ cd "$(dirname "$0")/.."
 CC=x86_64-w64-mingw32-gcc
 out=build-windows
 mkdir -p "$out"
-CFLAGS="-std=c11 -D__USE_MINGW_ANSI_STDIO=1 -O2 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -Isdk/include"
+CFLAGS="-std=c11 -D__USE_MINGW_ANSI_STDIO=1 -O2 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -Isdk/include -Isdk/helpers/include"
 
-# Every public header compiles alone on Windows.
-for h in sdk/include/sdrt/*.h; do
+# Every public header (the ABI's and the helper library's) compiles alone on
+# Windows.
+for h in sdk/include/sdrt/*.h sdk/helpers/include/sdrt/*.h; do
   printf '#include "sdrt/%s"\nint sdrt_header_check_%s;\n' "$(basename "$h")" "$(basename "$h" .h)" > "$out/hdr.c"
   $CC $CFLAGS -c "$out/hdr.c" -o "$out/hdr.o"
 done

@@ -6,6 +6,7 @@
  * wins when both are present.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -134,6 +135,27 @@ static void req_seed(req_ctx *c, infer_request *r) {
     }
     r->seed = (uint64_t)v;
     r->seed_given = 1;
+}
+
+/* rng: "cpu" (default, PyTorch's CPU generator) or "philox"; A1111's names
+ * for its Philox generator ("NV", "GPU") are accepted, case-insensitive. */
+static int req_ieq(const char *a, const char *b) {
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
+    return *a == *b;
+}
+
+static void req_rng(req_ctx *c, infer_request *r) {
+    const cJSON *it = req_item(c, "rng", NULL);
+    if (!it) return;
+    if (!cJSON_IsString(it)) {
+        req_fail(c, "rng", "must be a string (\"cpu\" or \"philox\")", 0);
+        return;
+    }
+    const char *v = it->valuestring;
+    if (req_ieq(v, "cpu")) r->rng_philox = 0;
+    else if (req_ieq(v, "philox") || req_ieq(v, "nv") || req_ieq(v, "gpu")) r->rng_philox = 1;
+    else req_fail(c, "rng", "must be \"cpu\" or \"philox\" (A1111's \"NV\"/\"GPU\" mean philox)", 0);
 }
 
 static void req_scheduler(req_ctx *c, infer_request *r) {
@@ -291,6 +313,7 @@ static void req_numbers(req_ctx *c, infer_request *r) {
                        INFER_MAX_STEPS);
     r->guidance_scale = req_guidance(c);
     req_seed(c, r);
+    req_rng(c, r);
     const cJSON *bs = req_item(c, "batch_size", NULL);
     r->batch_size = req_int(c, bs ? bs : req_item(c, "num_images_per_prompt", NULL), "batch_size", 1, 1,
                             INFER_MAX_BATCH);

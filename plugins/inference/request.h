@@ -31,6 +31,7 @@ typedef struct infer_request {
     char *scheduler_config_json; /* "{}" when absent */
     uint64_t seed;
     int seed_given;              /* 0: draw one, report it */
+    int rng_philox;              /* "rng": 1 = Philox (A1111 "NV"), 0 = PyTorch CPU */
     int batch_size;
     int clip_skip;               /* 0 = none */
     char *output_dir;

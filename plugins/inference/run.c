@@ -268,7 +268,8 @@ static sdrt_error *run_latents(run_ctx *c) {
     c->lh = c->r.height / 8;
     c->lw = c->r.width / 8;
     c->n_latents = (size_t)c->r.batch_size * (size_t)c->channels * (size_t)c->lh * (size_t)c->lw;
-    sdrt_rng_seed(&c->rng, c->seed);
+    if (c->r.rng_philox) sdrt_rng_seed_philox(&c->rng, c->seed);
+    else sdrt_rng_seed(&c->rng, c->seed);
     if (c->r.refiner_id && c->r.denoising_end < 0) c->r.denoising_end = 0.8;
     if (c->r.denoising_end >= 0) c->end = c->sched->end_for_denoising_end(c->state, c->r.denoising_end);
     sdrt_error *e = c->r.init_image ? run_init_latents(c) : txt2img_noise(c);

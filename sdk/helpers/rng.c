@@ -18,8 +18,11 @@
 #include "sdrt/rng.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "sdrt/philox.h"
 
 /* PyTorch's AVX2 kernels are built with -mfma and GCC contracts the
  * intrinsics' mul+add pairs into fused multiply-adds. The goldens match only
@@ -46,6 +49,25 @@ void sdrt_rng_seed(sdrt_rng *g, uint64_t seed) {
     g->mt_index = SDRT_RNG_MT_N;
     g->has_next_normal = 0;
     g->next_normal = 0.0;
+    g->kind = SDRT_RNG_MT;
+    g->philox_offset = 0;
+}
+
+/* A generator seeded as Philox (philox.c) draws from there. */
+static int rng_is_philox(const sdrt_rng *g) {
+    return g->struct_size >= offsetof(sdrt_rng, philox_offset) + sizeof g->philox_offset && g->kind == SDRT_RNG_PHILOX;
+}
+
+static void rng_philox_draw(sdrt_rng *g, float *out, size_t n, int normal) {
+    sdrt_philox p = {.struct_size = (uint32_t)sizeof p, .seed = g->seed, .offset = g->philox_offset};
+    if (normal) sdrt_philox_randn(&p, out, n);
+    else sdrt_philox_rand(&p, out, n);
+    g->philox_offset = p.offset;
+}
+
+void sdrt_rng_seed_philox(sdrt_rng *g, uint64_t seed) {
+    sdrt_rng_seed(g, seed);
+    g->kind = SDRT_RNG_PHILOX;
 }
 
 static uint32_t mt_mix(uint32_t u, uint32_t v) {
@@ -89,6 +111,10 @@ static double rng_uniform_f64(sdrt_rng *g) {
 }
 
 void sdrt_rng_rand(sdrt_rng *g, float *out, size_t n) {
+    if (rng_is_philox(g)) {
+        rng_philox_draw(g, out, n, 0);
+        return;
+    }
     for (size_t i = 0; i < n; i++) out[i] = rng_uniform_f32(g);
 }
 
@@ -211,6 +237,10 @@ static double randn_scalar_one(sdrt_rng *g) {
 }
 
 void sdrt_rng_randn(sdrt_rng *g, float *out, size_t n) {
+    if (rng_is_philox(g)) {
+        rng_philox_draw(g, out, n, 1);
+        return;
+    }
     if (n >= 16) {
         randn_vectorised(g, out, n);
         return;

@@ -2,15 +2,18 @@
  * envelope and JSON-RPC parsing, legacy forms, status table, path roots,
  * config validation (through the real binary). */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "host.h"
+#include "schema.h"
 
 static proto_request parse_ok(const char *line) {
     proto_request r;
@@ -379,10 +382,132 @@ static void test_confinement_end_to_end(void) {
           "FIFO init_image: exit %d: %s", rc, out);
 }
 
+/* `sdrt generate --model demo-model` and `--model ./demo-model` name a folder
+ * in the working directory: the request must carry its absolute path (the
+ * fakerun plugin answers with what resolve_path makes of model_id). */
+static void test_generate_relative_model(void) {
+    char dir[4096], model[4200], cmd[20000];
+    snprintf(dir, sizeof dir, "%s/gen-rel", test_tmpdir());
+    mkdir(dir, 0755);
+    snprintf(model, sizeof model, "%s/demo-model", dir);
+    mkdir(model, 0755);
+    char *real = realpath(model, NULL);
+    REQUIRE(real, "cannot make %s", model);
+    const char *forms[] = {"demo-model", "./demo-model", "../gen-rel/demo-model"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s' && \"%s/bin/sdrt\" generate --set 'plugin_paths=[\"%s/tests/plugins/fakerun\"]' "
+                 "--model %s --prompt x -o out </dev/null 2>/dev/null",
+                 dir, getenv("SDRT_BUILD_DIR"), getenv("SDRT_BUILD_DIR"), forms[i]);
+        FILE *f = popen(cmd, "r");
+        char out[8192] = {0};
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        out[n] = '\0';
+        int st = f ? pclose(f) : -1;
+        while (n > 0 && out[n - 1] == '\n') out[--n] = '\0';
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "--model %s: exit status %d", forms[i], st);
+        CHECK(strcmp(out, real) == 0, "--model %s reached the plugin as '%s', expected '%s'", forms[i], out, real);
+    }
+    free(real);
+}
+
+/* Every command answers --help with its usage on stdout and status 0. */
+static void test_every_command_has_help(void) {
+    const char *cmds[] = {"--help", "serve --help", "generate --help", "plugins --help", "validate-plugin --help",
+                          "version --help", "generate -h"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "\"%s/bin/sdrt\" %s </dev/null 2>/dev/null", getenv("SDRT_BUILD_DIR"), cmds[i]);
+        FILE *f = popen(cmd, "r");
+        char out[8192] = {0};
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        int st = f ? pclose(f) : -1;
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sdrt %s: exit status %d", cmds[i], st);
+        CHECK(n > 0 && strstr(out, "usage: sdrt"), "sdrt %s: no usage on stdout", cmds[i]);
+    }
+}
+
+/* The id limit is one rule: schemas/envelope.schema.json (through
+ * common.schema.json) and proto_parse accept and refuse the same ids,
+ * counted in characters, for both envelope and JSON-RPC. */
+static void test_id_limit_schema_and_parser_agree(void) {
+    char err[1024];
+    schema_set *s = schema_set_load_dir(test_path("SDRT_SOURCE_DIR", "schemas"), err, sizeof err);
+    REQUIRE(s, "schemas: %s", err);
+    const char *units[] = {"x", "\xc3\xa9", "\xf0\x9f\x98\x80"}; /* 1-, 2- and 4-byte characters */
+    for (int u = 0; u < 3; u++)
+        for (int n = 255; n <= 257; n++)
+            for (int rpc = 0; rpc < 2; rpc++) {
+                char id[2048] = "";
+                for (int i = 0; i < n; i++) strcat(id, units[u]);
+                char line[2300];
+                snprintf(line, sizeof line,
+                         rpc ? "{\"jsonrpc\":\"2.0\",\"id\":\"%s\",\"method\":\"host.health\"}"
+                             : "{\"type\":\"host.health\",\"request_id\":\"%s\"}",
+                         id);
+                cJSON *doc = cJSON_Parse(line);
+                int schema_ok = schema_validate(s, "envelope.schema.json", doc, err, sizeof err) == 0;
+                cJSON_Delete(doc);
+                proto_request req;
+                int parse_ok = proto_parse(line, strlen(line), &req, err, sizeof err) == SDRT_OK;
+                if (!parse_ok)
+                    CHECK(strstr(err, "exceed the limit of 256"), "%d chars: parser says '%s'", n, err);
+                proto_request_free(&req);
+                CHECK(schema_ok == (n <= 256), "%s, %d characters of %zu bytes: schema %s", rpc ? "jsonrpc" : "envelope",
+                      n, strlen(units[u]), schema_ok ? "accepts" : "refuses");
+                CHECK(parse_ok == (n <= 256), "%s, %d characters of %zu bytes: parser %s", rpc ? "jsonrpc" : "envelope",
+                      n, strlen(units[u]), parse_ok ? "accepts" : "refuses");
+            }
+    schema_set_free(s);
+}
+
+/* Responses are written as text now (proto_format_result): for random ids
+ * (control characters, quotes, backslashes, multi-byte UTF-8), random
+ * results and warnings, the line must parse back with cJSON to exactly the
+ * id, result, warnings and timing given. */
+static void test_response_text_round_trip(void) {
+    unsigned seed = (unsigned)time(NULL);
+    fprintf(stderr, "    seed %u\n", seed);
+    srand(seed);
+    static const char *const pieces[] = {"a", "\"", "\\", "\n", "\t", "\x01", "\x1f", "/", "\xc3\xa9", "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80", " ", "\x7f", "{", "}"};
+    for (int iter = 0; iter < 500; iter++) {
+        char id[512] = "";
+        int n = rand() % 40;
+        for (int i = 0; i < n; i++) strcat(id, pieces[rand() % 15]);
+        cJSON *result = cJSON_CreateObject();
+        cJSON_AddStringToObject(result, "text", id);
+        cJSON_AddNumberToObject(result, "n", rand() % 1000);
+        cJSON *warnings = cJSON_CreateArray();
+        if (rand() % 2) cJSON_AddItemToArray(warnings, cJSON_CreateString(id));
+        cJSON *expect_result = cJSON_Duplicate(result, 1);
+        double t = (double)(rand() % 10000000) / 1e6;
+        char *line = proto_format_result(PROTO_ENVELOPE, rand() % 5 ? id : NULL, NULL, result, warnings, t);
+        cJSON *o = cJSON_Parse(line);
+        REQUIRE(o, "not JSON: %s", line);
+        const cJSON *rid = cJSON_GetObjectItemCaseSensitive(o, "request_id");
+        CHECK(cJSON_IsNull(rid) || (cJSON_IsString(rid) && strcmp(rid->valuestring, id) == 0), "id differs: %s", line);
+        CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(o, "data"), expect_result, 1), "data differs: %s", line);
+        CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(o, "warnings"), warnings, 1), "warnings differ: %s",
+              line);
+        const cJSON *et = cJSON_GetObjectItemCaseSensitive(o, "execution_time");
+        CHECK(cJSON_IsNumber(et) && fabs(et->valuedouble - t) < 1e-6, "execution_time %s for %f", line, t);
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "success")), "success: %s", line);
+        cJSON_Delete(o);
+        cJSON_Delete(expect_result);
+        cJSON_Delete(warnings);
+        free(line);
+    }
+}
+
 const test_entry TESTS[] = {
     {"confinement_end_to_end", test_confinement_end_to_end},
     {"relative_model_path", test_relative_model_path},
     {"roots", test_roots},
+    {"response_text_round_trip", test_response_text_round_trip},
+    {"id_limit_schema_and_parser_agree", test_id_limit_schema_and_parser_agree},
+    {"generate_relative_model", test_generate_relative_model},
+    {"every_command_has_help", test_every_command_has_help},
     {"envelope", test_envelope},
     {"parse_errors", test_parse_errors},
     {"jsonrpc", test_jsonrpc},

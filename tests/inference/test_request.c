@@ -2,6 +2,7 @@
  * bad field is refused with its name and the reason; defaults and the
  * legacy nesting are applied. No plugins needed. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,8 +243,30 @@ static void test_work_limits(void) {
                  "above the limit of 20000"); /* zero members mean the defaults */
 }
 
+/* "rng": cpu by default; philox and A1111's NV/GPU names (any case). */
+static void test_rng_field(void) {
+    static const struct { const char *v; int philox; } ok[] = {
+        {"cpu", 0}, {"CPU", 0}, {"philox", 1}, {"NV", 1}, {"gpu", 1}, {"Philox", 1}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char json[128], err[512];
+        snprintf(json, sizeof json, "{\"model_id\":\"m\",\"rng\":\"%s\"}", ok[i].v);
+        infer_request r;
+        REQUIRE(parse(json, &r, err, sizeof err) == SDRT_OK, "%s: %s", json, err);
+        CHECK(r.rng_philox == ok[i].philox, "%s -> %d", ok[i].v, r.rng_philox);
+        infer_request_free(&r);
+    }
+    infer_request r;
+    char err[512];
+    REQUIRE(parse("{\"model_id\":\"m\"}", &r, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(r.rng_philox == 0, "default must be the CPU generator");
+    infer_request_free(&r);
+    expect_error("{\"model_id\":\"m\",\"rng\":\"mt\"}", SDRT_INVALID_ARGUMENT, "rng: must be \"cpu\" or \"philox\"");
+    expect_error("{\"model_id\":\"m\",\"rng\":3}", SDRT_INVALID_ARGUMENT, "rng: must be a string");
+}
+
 const test_entry TESTS[] = {
     {"work_limits", test_work_limits},
+    {"rng_field", test_rng_field},
     {"defaults", test_defaults},
     {"canonical", test_canonical},
     {"legacy_nesting", test_legacy_nesting},

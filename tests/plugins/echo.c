@@ -47,11 +47,12 @@ static char *print_for_host(const cJSON *o) {
     return out;
 }
 
-/* Sleeps in 10 ms slices so that a cancel is seen within one slice. */
+/* Sleeps in 10 ms slices so that a cancel is seen within one slice, and
+ * honours host.pause between slices. */
 static sdrt_error *echo_slow(const sdrt_request *req, const cJSON *data) {
     double seconds = number_or(data, "seconds", 0);
     for (double t = 0; t < seconds; t += 0.01) {
-        if (g_api->is_cancelled(req->job))
+        if (g_api->wait_if_paused(req->job) || g_api->is_cancelled(req->job))
             return g_api->error_new(SDRT_CANCELLED, NULL, "echo.slow cancelled after %.2f s", t);
         sleep_ms(10);
     }

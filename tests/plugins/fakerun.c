@@ -1,0 +1,54 @@
+/* tests/plugins/fakerun.c - serves inference.run without inferring: answers
+ * {"images": [the model_id as the host's resolve_path("model") gives it]},
+ * so `sdrt generate` tests can check how the CLI names a model without a
+ * real model or the inference plugins. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trivial.h"
+
+static const sdrt_host_api *g_api;
+static sdrt_host *g_host;
+
+static sdrt_error *fakerun_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json,
+                                void **instance) {
+    g_api = api;
+    g_host = host;
+    *instance = NULL;
+    return NULL;
+}
+
+static sdrt_error *fakerun_handle(void *instance, const sdrt_request *req, char **result_json) {
+    *result_json = NULL;
+    cJSON *data = cJSON_Parse(req->data_json);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(data, "model_id");
+    sdrt_error *err = NULL;
+    char *path = cJSON_IsString(m) ? g_api->resolve_path(g_host, "model", m->valuestring, &err) : NULL;
+    if (path) {
+        cJSON *out = cJSON_CreateObject();
+        cJSON *images = cJSON_AddArrayToObject(out, "images");
+        cJSON_AddItemToArray(images, cJSON_CreateString(path));
+        char *s = cJSON_PrintUnformatted(out);
+        size_t n = strlen(s) + 1;
+        *result_json = g_api->alloc(n);
+        if (*result_json) memcpy(*result_json, s, n);
+        cJSON_free(s);
+        cJSON_Delete(out);
+        g_api->free(path);
+    } else if (!err) {
+        err = g_api->error_new(SDRT_INVALID_ARGUMENT, NULL, "model_id: expected a string");
+    }
+    cJSON_Delete(data);
+    return err;
+}
+
+static const sdrt_plugin_vtable vtable = {
+    SDRT_STRUCT_SIZE(sdrt_plugin_vtable, get_interface), fakerun_init, trivial_shutdown, fakerun_handle, NULL,
+};
+static const char *const types[] = {"inference.run", NULL};
+static const sdrt_plugin_desc desc = {
+    SDRT_STRUCT_SIZE(sdrt_plugin_desc, vtable), SDRT_ABI_MAJOR, SDRT_ABI_MINOR, "org.sdrt.test.fakerun", "1.0.0",
+    "inference", "test plugin: inference.run answers with the resolved model path", types, &vtable,
+};
+SDRT_PLUGIN_DEFINE(fakerun, desc)
