@@ -20,8 +20,8 @@ for h in sdk/include/sdrt/*.h sdk/helpers/include/sdrt/*.h; do
   printf '#include "sdrt/%s"\nint sdrt_header_check_%s;\n' "$(basename "$h")" "$(basename "$h" .h)" > "$out/hdr.c"
   $CC $CFLAGS -c "$out/hdr.c" -o "$out/hdr.o"
 done
-# Static helpers that have no POSIX dependency.
-for f in sdk/helpers/rng.c sdk/helpers/npy.c sdk/helpers/nn.c sdk/helpers/file.c; do
+# Static helpers that have no POSIX dependency (weight_store.c: pthreads, winpthreads on Windows).
+for f in sdk/helpers/rng.c sdk/helpers/npy.c sdk/helpers/nn.c sdk/helpers/weight_store.c sdk/helpers/file.c; do
   [ -f "$f" ] && $CC $CFLAGS -c "$f" -o "$out/$(basename "$f" .c).o"
 done
 # cJSON's header is plain C: the system one serves unless a mingw cJSON is given.

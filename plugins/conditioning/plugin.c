@@ -112,7 +112,10 @@ typedef struct model_ref {
     sdrt_model *m;
     const sdrt_cond_params *prm;  /* weight override hooks, when given */
     const sdrt_host_api *api;
+    sdrt_nn *nn;                  /* the encode's context, once made */
 } model_ref;
+
+static sdrt_status ref_prepare_hook(model_ref *r, const prompt_parsed *parsed, char *err, size_t errlen);
 
 static int has_hooks(const sdrt_cond_params *prm) {
     return prm && SDRT_HAS_MEMBER(prm, sdrt_cond_params, weights_ctx);
@@ -132,6 +135,14 @@ static const sdrt_tensor *ref_tensor(void *ctx, const char *comp, const char *na
 static sdrt_status ref_prepare(void *ctx, const prompt_parsed *parsed, char *err, size_t errlen) {
     model_ref *r = ctx;
     if (!has_hooks(r->prm) || !r->prm->prepare_weights) return SDRT_OK;
+    sdrt_status st = ref_prepare_hook(r, parsed, err, errlen);
+    /* The override tensors' device copies (a LoRA set's), once prepared. */
+    if (st == SDRT_OK && r->nn && SDRT_HAS_MEMBER(r->prm, sdrt_cond_params, weight_store) && r->prm->weight_store)
+        sdrt_nn_add_weight_store(r->nn, r->prm->weight_store(r->prm->weights_ctx));
+    return st;
+}
+
+static sdrt_status ref_prepare_hook(model_ref *r, const prompt_parsed *parsed, char *err, size_t errlen) {
     sdrt_cond_lora *tags = calloc(parsed->nloras + 1, sizeof *tags);
     if (!tags) {
         snprintf(err, errlen, "conditioning: out of memory");
@@ -149,6 +160,7 @@ static sdrt_status ref_prepare(void *ctx, const prompt_parsed *parsed, char *err
     r->api->error_free(e);
     return st == SDRT_OK ? SDRT_INTERNAL : st;
 }
+
 static const char *ref_file(void *ctx, const char *comp, const char *file) {
     model_ref *r = ctx;
     return r->mi->file_path(r->m, comp, file);
@@ -190,7 +202,7 @@ static sdrt_status status_of(sdrt_status st, sdrt_job *job, const sdrt_host_api 
 
 static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_model *m,
                                const sdrt_cond_params *prm, sdrt_job *job, result_box *box) {
-    model_ref ref = {mi, m, prm, p->api};
+    model_ref ref = {mi, m, prm, p->api, NULL};
     char *index = read_model_index(p, mi->id(m));
     cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}, ref_prepare,
                        &p->scope, p->max_chunks};
@@ -199,6 +211,10 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
     sdrt_error *e = NULL;
     sdrt_nn *nn = st == SDRT_OK ? open_nn(p, job, &e) : NULL;
+    /* The model's resident copies (shared with every request); weights of
+     * the caller's hooks (LoRA merges) outside it are private uploads. */
+    if (nn) sdrt_nn_add_weight_store(nn, sdrt_model_weights(mi, m));
+    ref.nn = nn;
     if (st == SDRT_OK && nn) {
         int32_t skip = SDRT_HAS_MEMBER(prm, sdrt_cond_params, clip_skip) ? prm->clip_skip : 0;
         int32_t cfg = SDRT_HAS_MEMBER(prm, sdrt_cond_params, do_cfg) ? prm->do_cfg : 1;
@@ -330,7 +346,7 @@ static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *
     const sdrt_model_iface *mi;
     sdrt_model *m;
     if ((e = open_model(p, str_field(data, "model_id"), job, &mi, &m))) return e;
-    model_ref ref = {mi, m, NULL, p->api};
+    model_ref ref = {mi, m, NULL, p->api, NULL};
     cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}, NULL,
                        &p->scope, p->max_chunks};
     char err[512] = "";

@@ -1,9 +1,10 @@
 /* plugins/inference/denoise.c - see denoise.h.
  *
  * The latents live on the host (the scheduler's arithmetic is element-wise
- * on host arrays); each step uploads the scaled input, runs the UNet and
- * reads the prediction back. Those copies are a few hundred KB against
- * GFLOPs of UNet work. The conditioning tensors are uploaded once. */
+ * on host arrays); each step uploads the scaled input, runs the UNet as one
+ * recorded graph and reads the prediction back. Those copies are a few
+ * hundred KB against GFLOPs of UNet work. The conditioning tensors are
+ * uploaded once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,19 +75,19 @@ static int time_ids_per_row(const infer_loop *L) {
 }
 
 /* One UNet call on rows [r0, r0 + k) of b->model_in into the same rows of
- * b->pred. The context and pooled rows are views of the uploaded ones. */
+ * b->pred. The context and pooled rows are views of the uploaded ones.
+ * The call is one recorded graph: its intermediates are planned into the
+ * context's arena once (every step has the same shapes) and the whole
+ * forward pass is submitted at once; from the second step on the graph is
+ * identical (the sample is a graph input at a fixed arena place), so the
+ * backend may replay it. */
 static sdrt_status predict_rows(const infer_loop *L, loop_bufs *b, int r0, int k, char *err, size_t errlen) {
     const infer_cond *c = L->cond;
     size_t in_row = (size_t)(L->channels + L->extra_channels) * (size_t)L->h * (size_t)L->w;
     size_t out_row = (size_t)L->channels * (size_t)L->h * (size_t)L->w;
     int64_t shape[4] = {k, L->channels + L->extra_channels, L->h, L->w};
+    sdrt_nn_graph_begin(L->nn);
     sdrt_tensor *sample = sdrt_nn_from_host(L->nn, SDRT_DTYPE_F32, 4, shape, b->model_in + (size_t)r0 * in_row);
-    if (!sample) {
-        snprintf(err, errlen, "denoise: cannot upload the latents");
-        const char *msg = NULL;
-        sdrt_status st = sdrt_nn_status(L->nn, &msg);
-        return st == SDRT_OK ? SDRT_RESOURCE_EXHAUSTED : st;
-    }
     sdrt_tensor ctx = sdrt_nn_view_slice(b->context, 0, r0, k), pooled;
     if (b->pooled) pooled = sdrt_nn_view_slice(b->pooled, 0, r0, k);
     int n_ids = time_ids_per_row(L);
@@ -94,9 +95,23 @@ static sdrt_status predict_rows(const infer_loop *L, loop_bufs *b, int r0, int k
                       .text_embeds = b->pooled ? &pooled : NULL,
                       .time_ids = c->time_ids ? c->time_ids + (size_t)r0 * (size_t)n_ids : NULL};
     sdrt_tensor *out = NULL;
-    sdrt_status st = unet_forward(L->u, L->nn, &in, &out, err, errlen);
+    sdrt_status st = sample ? unet_forward(L->u, L->nn, &in, &out, err, errlen) : SDRT_OK;
     sdrt_nn_drop(L->nn, sample);
-    if (st != SDRT_OK) return st;
+    sdrt_status gst = sdrt_nn_graph_end(L->nn);
+    if (st == SDRT_OK && gst != SDRT_OK) {
+        const char *msg = NULL;
+        sdrt_nn_status(L->nn, &msg);
+        snprintf(err, errlen, "unet: %s", gst == SDRT_CANCELLED ? "cancelled" : msg && *msg ? msg : "compute failed");
+        st = gst;
+    }
+    if (st == SDRT_OK && !sample) {
+        snprintf(err, errlen, "denoise: cannot upload the latents");
+        st = SDRT_RESOURCE_EXHAUSTED;
+    }
+    if (st != SDRT_OK) {
+        sdrt_nn_drop(L->nn, out);
+        return st;
+    }
     st = sdrt_nn_to_host_f32(L->nn, out, b->pred + (size_t)r0 * out_row);
     sdrt_nn_drop(L->nn, out);
     if (st != SDRT_OK) snprintf(err, errlen, "denoise: reading the UNet output failed");

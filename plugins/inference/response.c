@@ -68,7 +68,7 @@ static void add_split(cJSON *root, int n, int sub_batch) {
 }
 
 char *infer_response_json(const sdrt_host_api *api, const infer_output *outs, int n, uint64_t seed, int width,
-                          int height, double processing_time, int sub_batch) {
+                          int height, double processing_time, int sub_batch, uint64_t weight_bytes_uploaded) {
     cJSON *root = cJSON_CreateObject();
     cJSON *images = cJSON_AddArrayToObject(root, "images");
     cJSON *infos = cJSON_AddArrayToObject(root, "images_info");
@@ -86,6 +86,8 @@ char *infer_response_json(const sdrt_host_api *api, const infer_output *outs, in
     cJSON_AddNumberToObject(root, "height", height);
     if (latents) cJSON_AddItemToObject(root, "latents", latents);
     if (sub_batch > 0 && sub_batch < n) add_split(root, n, sub_batch);
+    cJSON *metrics = cJSON_AddObjectToObject(root, "metrics");
+    cJSON_AddNumberToObject(metrics, "weight_bytes_uploaded", (double)weight_bytes_uploaded);
     return to_host_text(api, root);
 }
 

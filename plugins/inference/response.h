@@ -22,10 +22,12 @@ int infer_write_latents(const char *png_path, const float *latents, int c, int h
 
 /* The response data object: {images, processing_time, seed, images_info:
  * [{path, seed, width, height}], latents (when any), batch_split (images
- * per UNet call, when sub_batch > 0 split the n images)}. Returns text
- * allocated with api->alloc, or NULL when out of memory. */
+ * per UNet call, when sub_batch > 0 split the n images), metrics:
+ * {weight_bytes_uploaded: weight bytes copied to a device for this request
+ * by any plugin; 0 on host-memory devices and once weights are resident}}.
+ * Returns text allocated with api->alloc, or NULL when out of memory. */
 char *infer_response_json(const sdrt_host_api *api, const infer_output *outs, int n, uint64_t seed, int width,
-                          int height, double processing_time, int sub_batch);
+                          int height, double processing_time, int sub_batch, uint64_t weight_bytes_uploaded);
 
 void infer_outputs_free(infer_output *outs, int n);
 

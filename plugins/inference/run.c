@@ -346,6 +346,10 @@ sdrt_error *run_denoise(run_ctx *c) {
     sdrt_device *dev = c->nn ? NULL : c->backend->default_device(c->backend->self);
     if (!c->nn) c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
     if (!c->nn) return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device");
+    /* Weights resident on the device, shared with every request on this
+     * model (merged LoRA tensors: the set's copies, freed with it). */
+    sdrt_nn_add_weight_store(c->nn, sdrt_lora_weights(c->lora, c->lora_set));
+    sdrt_nn_add_weight_store(c->nn, sdrt_model_weights(c->model, c->m));
     if (dev && !c->refining) {
         c->sub_batch = plan_sub_batch(c, dev);
         report_split(c);
@@ -463,10 +467,13 @@ sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **res
         return p->api->error_new(st, NULL, "%s", err);
     }
     sdrt_error *e = run_stages(&c);
+    /* Every plugin's uploads for this job (UNet here, text encoders in
+     * conditioning, VAE in postprocess) are counted by the model plugin. */
+    uint64_t uploaded = sdrt_model_take_uploaded_bytes(c.model, c.job);
     if (!e) {
         int out_w = c.orig_u8 ? c.orig_w : c.r.width, out_h = c.orig_u8 ? c.orig_h : c.r.height;
         *result_json = infer_response_json(p->api, c.outs, c.r.batch_size, c.seed, out_w, out_h,
-                                           now_s() - c.t0, c.sub_batch);
+                                           now_s() - c.t0, c.sub_batch, uploaded);
         if (!*result_json) e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
     }
     run_release(&c);

@@ -84,6 +84,12 @@ static const sdrt_tensor *lora_weight(void *ctx, const char *component, const ch
     return c->lora_set ? c->lora->tensor(c->lora_set, component, name) : NULL;
 }
 
+/* Device copies of the set's merged text-encoder tensors (freed with it). */
+static sdrt_weight_store *lora_store(void *ctx) {
+    run_ctx *c = ctx;
+    return sdrt_lora_weights(c->lora, c->lora_set);
+}
+
 /* Lays the result out as rows [uncond x batch, cond x batch] (or cond only). */
 static sdrt_error *build_rows(run_ctx *c, const sdrt_cond_result *res, int cfg, int n_ids) {
     int batch = c->r.batch_size, rows = cfg ? 2 * batch : batch, cond0 = cfg ? batch : 0;
@@ -120,6 +126,7 @@ sdrt_error *run_conditioning(run_ctx *c) {
         p.prepare_weights = lora_prepare;
         p.weight = lora_weight;
         p.weights_ctx = c;
+        p.weight_store = lora_store;
     }
     sdrt_cond_result *res = NULL;
     sdrt_error *e = c->cond->encode(c->cond->self, c->m, &p, c->job, &res);

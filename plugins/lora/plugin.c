@@ -65,6 +65,12 @@ static sdrt_status build_set(lora_plugin *p, const sdrt_model_iface *mi, sdrt_mo
         lora_model_ref_init(&ref, mi, m);
         lora_set_input in = {&ref, mi->id(m), files, weights, n, p->threads, p->api, job};
         st = lora_set_build(&in, out, err, errlen);
+        if (st == SDRT_OK && lora_set_resident_init(*out, sdrt_model_weights(mi, m)) != 0) {
+            lora_set_free(*out);
+            *out = NULL;
+            snprintf(err, errlen, "lora: out of memory");
+            st = SDRT_RESOURCE_EXHAUSTED;
+        }
     }
     /* The set keeps only merged copies: the files can go now. */
     for (size_t i = 0; i < n; i++) lora_file_close(files[i]);
@@ -95,6 +101,7 @@ static const char *iface_warning(const sdrt_lora_set *s, size_t i) {
 }
 static size_t iface_n_patched(const sdrt_lora_set *s) { return s ? s->n : 0; }
 static uint64_t iface_bytes(const sdrt_lora_set *s) { return s ? s->bytes : 0; }
+static sdrt_weight_store *iface_weights(const sdrt_lora_set *s) { return s ? s->resident : NULL; }
 static void iface_destroy(void *self, sdrt_lora_set *s) {
     (void)self;
     lora_set_free(s);
@@ -191,7 +198,7 @@ sdrt_error *lora_plugin_init(const sdrt_host_api *api, sdrt_host *host, const ch
     p->scope = (sdrt_file_scope){.api = api, .host = host, .kind = "model", .extra_roots = p->lookup.hf_dirs,
                                  .n_extra_roots = p->lookup.n_hf};
     p->iface = (sdrt_lora_iface){
-        .struct_size = SDRT_STRUCT_SIZE(sdrt_lora_iface, destroy), .self = p, .prepare = iface_prepare,
+        .struct_size = SDRT_STRUCT_SIZE(sdrt_lora_iface, weights), .weights = iface_weights, .self = p, .prepare = iface_prepare,
         .tensor = iface_tensor, .n_warnings = iface_n_warnings, .warning = iface_warning,
         .n_patched = iface_n_patched, .bytes = iface_bytes, .destroy = iface_destroy,
     };

@@ -243,8 +243,20 @@ sdrt_status lora_set_build(const lora_set_input *in, sdrt_lora_set **out, char *
     return SDRT_OK;
 }
 
+int lora_set_resident_init(sdrt_lora_set *s, sdrt_weight_store *parent) {
+    s->resident = sdrt_weight_store_new(NULL, parent);
+    if (!s->resident) return -1;
+    for (size_t i = 0; i < s->n; i++) {
+        const sdrt_tensor *t = &s->t[i].out;
+        size_t bytes = (size_t)(s->t[i].rows * s->t[i].cols) * (t->dtype == SDRT_DTYPE_F32 ? 4 : 2);
+        if (sdrt_weight_store_add_range(s->resident, t->data, bytes) != 0) return -1;
+    }
+    return 0;
+}
+
 void lora_set_free(sdrt_lora_set *s) {
     if (!s) return;
+    sdrt_weight_store_free(s->resident); /* before the host tensors it mirrors */
     free_factors(s);
     for (size_t i = 0; i < s->n; i++) {
         free(s->t[i].name);

@@ -8,6 +8,7 @@
 #include "merge.h"
 #include "sdrt/lora.h"
 #include "sdrt/plugin.h"
+#include "sdrt/weight_store.h"
 
 struct sdrt_lora_set {
     lora_target *t;          /* sorted by (component, name) */
@@ -16,6 +17,7 @@ struct sdrt_lora_set {
     size_t n_warnings;
     uint64_t bytes;
     double merge_s;          /* wall time of the merge (for metrics and the benchmark) */
+    sdrt_weight_store *resident; /* device copies of the merged tensors, or NULL */
 };
 
 typedef struct lora_set_input {
@@ -33,6 +35,9 @@ typedef struct lora_set_input {
  * prepare). Warnings go to in->job (api->warn) and into the set. */
 sdrt_status lora_set_build(const lora_set_input *in, sdrt_lora_set **out, char *err, size_t errlen);
 void lora_set_free(sdrt_lora_set *s);
+/* s->resident over the merged tensors, uploads reported through `parent`
+ * (the model's store; may be NULL). 0 or -1 (out of memory). */
+int lora_set_resident_init(sdrt_lora_set *s, sdrt_weight_store *parent);
 const sdrt_tensor *lora_set_tensor(const sdrt_lora_set *s, const char *component, const char *name);
 
 #endif

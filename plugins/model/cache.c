@@ -10,11 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cache_init(model_cache *c, uint64_t budget) {
+int cache_init(model_cache *c, uint64_t budget) {
     memset(c, 0, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->budget = budget;
+    c->weights = sdrt_weight_budget_new(0);
+    return c->weights ? 0 : -1;
+}
+
+void cache_set_device_budget(model_cache *c, uint64_t bytes) {
+    sdrt_weight_budget_set_limit(c->weights, bytes);
 }
 
 void cache_destroy(model_cache *c) {
@@ -24,6 +30,7 @@ void cache_destroy(model_cache *c) {
         store_free(m);
         m = next;
     }
+    sdrt_weight_budget_free(c->weights);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
 }
@@ -104,6 +111,11 @@ sdrt_status cache_open(model_cache *c, const char *id, cache_loader load, const 
     sdrt_status st = load(id, scope, &m, err, errlen);
     pthread_mutex_lock(&c->mu);
     c->loading = 0;
+    if (st == SDRT_OK && !m->resident && store_resident_init(m, c->weights) != 0) {
+        snprintf(err, errlen, "out of memory");
+        st = SDRT_RESOURCE_EXHAUSTED;
+        store_free(m);
+    }
     if (st == SDRT_OK) {
         st = admit(c, m, err, errlen);
         if (st == SDRT_OK) m->pins = 1;
@@ -144,6 +156,25 @@ sdrt_status cache_unload(model_cache *c, const char *id, char *err, size_t errle
     return st;
 }
 
+static const char *device_name(sdrt_device *d) {
+    return d->iface && d->iface->name ? d->iface->name(d) : "?";
+}
+
+static void add_resident(void *u, sdrt_device *d, uint64_t bytes, size_t n) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "device", device_name(d));
+    cJSON_AddNumberToObject(e, "bytes", (double)bytes);
+    cJSON_AddNumberToObject(e, "tensors", (double)n);
+    cJSON_AddItemToArray(u, e);
+}
+
+static void add_device(void *u, sdrt_device *d, uint64_t bytes) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "device", device_name(d));
+    cJSON_AddNumberToObject(e, "resident_bytes", (double)bytes);
+    cJSON_AddItemToArray(u, e);
+}
+
 char *cache_list_json(model_cache *c) {
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "models");
@@ -155,11 +186,16 @@ char *cache_list_json(model_cache *c) {
         cJSON_AddNumberToObject(e, "bytes", (double)m->bytes);
         cJSON_AddNumberToObject(e, "last_used", (double)m->last_used);
         cJSON_AddBoolToObject(e, "pinned", m->pins > 0);
+        cJSON *res = cJSON_AddArrayToObject(e, "resident");
+        if (m->resident) sdrt_weight_store_each_device(m->resident, add_resident, res);
         cJSON_AddItemToArray(arr, e);
     }
     cJSON_AddNumberToObject(o, "cache_bytes", (double)c->bytes);
     cJSON_AddNumberToObject(o, "budget_bytes", (double)c->budget);
     pthread_mutex_unlock(&c->mu);
+    cJSON *devs = cJSON_AddArrayToObject(o, "devices");
+    sdrt_weight_budget_each_device(c->weights, add_device, devs);
+    cJSON_AddNumberToObject(o, "device_budget_bytes", (double)sdrt_weight_budget_limit(c->weights));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

@@ -37,6 +37,12 @@ static const sdrt_tensor *iface_tensor(sdrt_model *m, const char *component, con
     return store_tensor(m, component, name);
 }
 
+static sdrt_weight_store *iface_weights(sdrt_model *m) { return m->resident; }
+
+static uint64_t iface_take_uploaded(void *self, sdrt_job *job) {
+    return sdrt_weight_budget_take_job(((model_plugin *)self)->cache.weights, job);
+}
+
 static const char *iface_file_path(sdrt_model *m, const char *component, const char *file) {
     return store_file_path(m, component, file);
 }
@@ -183,21 +189,30 @@ sdrt_error *model_plugin_handle(void *instance, const sdrt_request *req, char **
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-static sdrt_error *parse_budget(const sdrt_host_api *api, const char *config_json, uint64_t *budget) {
-    *budget = MODEL_DEFAULT_CACHE_BYTES;
-    cJSON *c = cJSON_Parse(config_json && *config_json ? config_json : "{}");
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(c, "cache_bytes");
-    sdrt_error *e = NULL;
+static sdrt_error *parse_bytes(const sdrt_host_api *api, const cJSON *c, const char *key, uint64_t *out) {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(c, key);
     if (b && (!cJSON_IsNumber(b) || b->valuedouble < 0))
-        e = api->error_new(SDRT_INVALID_ARGUMENT, NULL, "cache_bytes: must be a non-negative number of bytes");
-    else if (b) *budget = (uint64_t)b->valuedouble;
+        return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s: must be a non-negative number of bytes", key);
+    if (b) *out = (uint64_t)b->valuedouble;
+    return NULL;
+}
+
+/* cache_bytes: mapped host bytes; device_weight_bytes: resident weight
+ * copies per device (0 = as many as the device holds). */
+static sdrt_error *parse_budget(const sdrt_host_api *api, const char *config_json, uint64_t *budget,
+                                uint64_t *device_budget) {
+    *budget = MODEL_DEFAULT_CACHE_BYTES;
+    *device_budget = 0;
+    cJSON *c = cJSON_Parse(config_json && *config_json ? config_json : "{}");
+    sdrt_error *e = parse_bytes(api, c, "cache_bytes", budget);
+    if (!e) e = parse_bytes(api, c, "device_weight_bytes", device_budget);
     cJSON_Delete(c);
     return e;
 }
 
 sdrt_error *model_plugin_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {
-    uint64_t budget;
-    sdrt_error *e = parse_budget(api, config_json, &budget);
+    uint64_t budget, device_budget;
+    sdrt_error *e = parse_budget(api, config_json, &budget, &device_budget);
     if (e) return e;
     model_plugin *p = calloc(1, sizeof *p);
     if (!p || lookup_init(&p->lookup, api, host) != 0) {
@@ -209,11 +224,18 @@ sdrt_error *model_plugin_init(const sdrt_host_api *api, sdrt_host *host, const c
     p->host = host;
     p->scope = (sdrt_file_scope){.api = api, .host = host, .kind = "model", .extra_roots = p->lookup.hf_dirs,
                                  .n_extra_roots = p->lookup.n_hf};
-    cache_init(&p->cache, budget);
+    if (cache_init(&p->cache, budget) != 0) {
+        cache_destroy(&p->cache);
+        lookup_free(&p->lookup);
+        free(p);
+        return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "model plugin: out of memory");
+    }
+    cache_set_device_budget(&p->cache, device_budget);
     p->iface = (sdrt_model_iface){
-        .struct_size = SDRT_STRUCT_SIZE(sdrt_model_iface, id), .self = p, .open = iface_open, .close = iface_close,
-        .arch = iface_arch, .config_json = iface_config, .tensor = iface_tensor, .file_path = iface_file_path,
-        .id = iface_id,
+        .struct_size = SDRT_STRUCT_SIZE(sdrt_model_iface, take_uploaded_bytes), .self = p, .open = iface_open,
+        .close = iface_close, .arch = iface_arch, .config_json = iface_config, .tensor = iface_tensor,
+        .file_path = iface_file_path, .id = iface_id, .weights = iface_weights,
+        .take_uploaded_bytes = iface_take_uploaded,
     };
     if (api->publish && (e = api->publish(host, SDRT_MODEL_IFACE_ID, &p->iface))) {
         model_plugin_shutdown(p);

@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "store.h"
 
+#include "sdrt/weight_store.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -136,6 +138,7 @@ void store_free(struct sdrt_model *m) {
         free(c->config_json);
         free(c->dir);
     }
+    sdrt_weight_store_free(m->resident);
     for (size_t i = 0; i < m->n_files; i++) st_close(m->files[i]);
     free(m->files);
     free(m->id);
@@ -388,4 +391,20 @@ sdrt_status store_load_scoped(const char *path, const sdrt_file_scope *scope, st
     m->load_time_s = now_s() - t0;
     *out = m;
     return SDRT_OK;
+}
+
+int store_resident_init(struct sdrt_model *m, sdrt_weight_budget *b) {
+    m->resident = sdrt_weight_store_new(b, NULL);
+    if (!m->resident) return -1;
+    for (size_t i = 0; i < m->n_files; i++) {
+        const st_file *f = m->files[i];
+        if (f->map) {
+            if (sdrt_weight_store_add_range(m->resident, f->map, f->map_len) != 0) return -1;
+            continue;
+        }
+        for (size_t k = 0; k < f->n_tensors; k++) /* st_parse'd memory: each tensor */
+            if (sdrt_weight_store_add_range(m->resident, f->tensors[k].data, st_tensor_bytes(&f->tensors[k])) != 0)
+                return -1;
+    }
+    return 0;
 }

@@ -9,6 +9,7 @@
 #include "safetensors.h"
 #include "sdrt/model.h"
 #include "sdrt/status.h"
+#include "sdrt/weight_store.h"
 
 #define STORE_MAX_COMPONENTS 8
 
@@ -42,6 +43,10 @@ struct sdrt_model {
     size_t n_tensors;
     size_t n_unmapped;  /* single-file tensors with no diffusers name */
     double load_time_s;
+    /* Device copies of this model's weights (sdrt/weight_store.h), covering
+     * its mapped files; made by the cache on admission, freed with the
+     * model (only ever unpinned then: no request holds the model). */
+    sdrt_weight_store *resident;
     /* cache state, guarded by the cache mutex */
     int pins;
     uint64_t last_used;
@@ -61,6 +66,8 @@ sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, siz
 sdrt_status store_load_scoped(const char *path, const sdrt_file_scope *scope, struct sdrt_model **out, char *err,
                               size_t errlen);
 void store_free(struct sdrt_model *m);
+/* Creates m->resident over m's files, counted against `b`. 0 or -1 (OOM). */
+int store_resident_init(struct sdrt_model *m, sdrt_weight_budget *b);
 
 store_component *store_component_get(struct sdrt_model *m, const char *name);
 const sdrt_tensor *store_tensor(struct sdrt_model *m, const char *comp, const char *name);

@@ -104,6 +104,7 @@ static sdrt_error *run(vae_call *c, const vae_tiling *t, int encode, const float
                        float *out) {
     sdrt_nn *nn = sdrt_nn_new(c->dev, NULL, c->p->api->is_cancelled, c->job);
     if (!nn) return c->p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "vae: cannot create a compute context");
+    sdrt_nn_add_weight_store(nn, sdrt_model_weights(c->wc.mi, c->wc.m)); /* resident, shared */
     vae_net v;
     vae_net_init(&v, &c->cfg, nn, model_weight, &c->wc);
     int rc = encode ? vae_encode_tiled(&v, t, in, n, h, w, out) : vae_decode_tiled(&v, t, in, n, h, w, out);

@@ -53,7 +53,10 @@ static sdrt_host_api fake_api = {
 static sdrt_device *cpu_device(void) {
     static sdrt_device *dev;
     if (dev) return dev;
-    const char *path = test_path("SDRT_BUILD_DIR", "lib/sdrt/backends/sdrt_backend_cpu.so");
+    /* SDRT_TEST_BACKEND_MODULE: another family's module (conditioning-encoder-strict). */
+    const char *path = getenv("SDRT_TEST_BACKEND_MODULE") && *getenv("SDRT_TEST_BACKEND_MODULE")
+                           ? getenv("SDRT_TEST_BACKEND_MODULE")
+                           : test_path("SDRT_BUILD_DIR", "lib/sdrt/backends/sdrt_backend_cpu.so");
     void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!so) { test_fail_(__FILE__, __LINE__, "dlopen %s: %s", path, dlerror()); return NULL; }
     sdrt_backend_entry_fn entry = (sdrt_backend_entry_fn)dlsym(so, SDRT_BACKEND_ENTRY_SYMBOL);

@@ -21,6 +21,27 @@
 
 #define LATENT_TOL 1e-3
 
+/* metrics.weight_bytes_uploaded: the CPU reads weights where they lie (the
+ * mmap): always 0. On a device (the *-strict tests) the first request on a
+ * model uploads its weights and every later one finds them resident: 0. */
+static void check_uploads(const cJSON *data, const char *model) {
+    static char seen[8][256];
+    static int n_seen;
+    const cJSON *up = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(data, "metrics"),
+                                                       "weight_bytes_uploaded");
+    REQUIRE(cJSON_IsNumber(up), "metrics.weight_bytes_uploaded missing");
+    int first = 1;
+    for (int i = 0; i < n_seen; i++) first &= strcmp(seen[i], model) != 0;
+    if (first && n_seen < 8) snprintf(seen[n_seen++], sizeof seen[0], "%s", model);
+    if (!getenv("SDRT_TEST_DEVICE_CONFIG")) {
+        CHECK(up->valuedouble == 0, "%s: weight bytes uploaded on the CPU: %.0f", model, up->valuedouble);
+        return;
+    }
+    printf("# %s: weight bytes uploaded %.0f (%s request)\n", model, up->valuedouble, first ? "first" : "later");
+    if (first) CHECK(up->valuedouble > 0, "%s: the first request uploaded no weights", model);
+    else CHECK(up->valuedouble == 0, "%s: a later request uploaded %.0f weight bytes", model, up->valuedouble);
+}
+
 /* One reference case: model "tiny-sd15"/"tiny-sdxl", case name "euler";
  * `layout` "diffusers" (folder) or e.g. "tiny-sd15.safetensors" (the same
  * weights as one A1111-style checkpoint, mapped by the model plugin). */
@@ -39,6 +60,7 @@ static void check_case_layout(const char *model, const char *layout, const char 
     REQUIRE(r.status == SDRT_OK, "%s %s: status %d: %s", model, name, r.status, r.message);
     CHECK(job.last_step == 8 && job.last_steps == 8, "progress %d/%d", job.last_step, job.last_steps);
     CHECK(ifx_file_exists(ifx_json_string_at(r.data, "images", 0)), "no PNG");
+    check_uploads(r.data, rel);
     const char *lat = ifx_json_string_at(r.data, "latents", 0);
     snprintf(rel, sizeof rel, "%s/t2i/%s_64x64.latents.npy", model, name);
     size_t n_got = 0, n_want = 0;
@@ -95,6 +117,36 @@ static void test_cancel(void) {
     ifx_result r = ifx_call("inference.run", data, &job);
     CHECK(r.status == SDRT_CANCELLED, "status %d (%s), want CANCELLED", r.status, r.message);
     CHECK(job.last_step == 3, "ran to step %d", job.last_step);
+    cJSON_Delete(r.data);
+}
+
+/* A device out of memory fails that request with RESOURCE_EXHAUSTED and the
+ * next request succeeds. Runs as inference-strict-oom (the strict device
+ * with 48 MB of memory: a 1536x1536 UNet step does not fit, 64x64 does);
+ * elsewhere it checks nothing. */
+static void test_device_oom_recovers(void) {
+    if (!getenv("SDRT_TEST_EXPECT_OOM")) {
+        printf("# skipped: runs in inference-strict-oom\n");
+        return;
+    }
+    REQUIRE(ifx_start(), "plugins did not load");
+    char data[4096];
+    const char *model = test_path("SDRT_REFERENCE", "tiny-sd15/diffusers");
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"fox\",\"width\":1536,\"height\":1536,\"num_inference_steps\":1,"
+             "\"seed\":1,\"output\":{\"dir\":\"%s\"}}", model, ifx_out_dir());
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    CHECK(r.status == SDRT_RESOURCE_EXHAUSTED, "large request: status %d (%s), want RESOURCE_EXHAUSTED", r.status,
+          r.message);
+    printf("# large request: %s\n", r.message);
+    cJSON_Delete(r.data);
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"fox\",\"width\":64,\"height\":64,\"num_inference_steps\":2,"
+             "\"seed\":1,\"output\":{\"dir\":\"%s\"}}", model, ifx_out_dir());
+    struct sdrt_job job2 = {0};
+    r = ifx_call("inference.run", data, &job2);
+    CHECK(r.status == SDRT_OK, "the next request: status %d (%s)", r.status, r.message);
     cJSON_Delete(r.data);
 }
 
@@ -321,10 +373,6 @@ static void test_decreasing_betas_refused(void) {
 }
 
 const test_entry TESTS[] = {
-    {"device_field", test_device_field},
-    {"metadata_is_what_ran", test_metadata_is_what_ran},
-    {"nan_weights_fail", test_nan_weights_fail},
-    {"decreasing_betas_refused", test_decreasing_betas_refused},
     {"sd15_euler", test_sd15_euler},
     {"sd15_euler_a", test_sd15_euler_a},
     {"sd15_dpmpp_2m_karras", test_sd15_dpmpp_2m_karras},
@@ -336,10 +384,17 @@ const test_entry TESTS[] = {
     {"sd15_single_file", test_sd15_single_file},
     {"sdxl_single_file", test_sdxl_single_file},
     {"cancel", test_cancel},
+    {"device_oom_recovers", test_device_oom_recovers},
     {"batch_no_cfg", test_batch_no_cfg},
     {"missing_model", test_missing_model},
     {"unknown_scheduler", test_unknown_scheduler},
     {"full_size_sd15", test_full_size_sd15},
+    /* after the reference cases: those count the weight uploads of each
+     * model's first request (inference-strict) */
+    {"device_field", test_device_field},
+    {"metadata_is_what_ran", test_metadata_is_what_ran},
+    {"nan_weights_fail", test_nan_weights_fail},
+    {"decreasing_betas_refused", test_decreasing_betas_refused},
     {"shutdown", test_shutdown},
     {0},
 };

@@ -176,7 +176,7 @@ static void *plain_alloc(size_t n) {
 static void test_response(void) {
     sdrt_host_api api = {.struct_size = sizeof api, .alloc = plain_alloc};
     infer_output outs[2] = {{"/o/a.png", "/o/a.latents.npy"}, {"/o/b.png", "/o/b.latents.npy"}};
-    char *text = infer_response_json(&api, outs, 2, 42, 512, 768, 1.5, 0);
+    char *text = infer_response_json(&api, outs, 2, 42, 512, 768, 1.5, 0, 12345);
     cJSON *r = cJSON_Parse(text);
     const cJSON *info = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "images_info"), 1);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "images")) == 2, "images");
@@ -184,10 +184,13 @@ static void test_response(void) {
     CHECK(seed_is(r, NULL, 42) && seed_is(info, NULL, 42), "seed");
     CHECK(strcmp(cJSON_GetObjectItemCaseSensitive(info, "path")->valuestring, "/o/b.png") == 0, "path");
     CHECK(cJSON_GetObjectItemCaseSensitive(info, "height")->valuedouble == 768, "height");
+    const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(r, "metrics");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(metrics, "weight_bytes_uploaded")) == 12345,
+          "metrics.weight_bytes_uploaded");
     cJSON_Delete(r);
     free(text);
     outs[0].latents_path = outs[1].latents_path = NULL;
-    text = infer_response_json(&api, outs, 2, UINT64_MAX, 512, 512, 1.0, 0);
+    text = infer_response_json(&api, outs, 2, UINT64_MAX, 512, 512, 1.0, 0, 0);
     r = cJSON_Parse(text);
     CHECK(seed_is(r, "18446744073709551615", 0), "64-bit seed: %s", text);
     CHECK(!cJSON_GetObjectItemCaseSensitive(r, "latents"), "no latents without save_latents");

@@ -19,6 +19,7 @@
 #include "harness.h"
 #include "plugin.h"
 #include "sdrt/half.h"
+#include "fake_device.h"
 #include "sdrt/lora.h"
 #include "sdrt/npy.h"
 
@@ -97,6 +98,33 @@ static cJSON *load_cases(void) {
 }
 
 /* Prepares the case's adapters on its model and checks every tensor. */
+/* The set's weight store: a device copy of each merged tensor (bytes equal
+ * to the merge), counted for the job through the model's store, the base
+ * weights not covered (they are the model's). */
+static fake_device g_fake;
+
+static void check_set_store(env *e, sdrt_model *m, sdrt_lora_set *set, const cJSON *tensors) {
+    sdrt_weight_store *ws = sdrt_lora_weights(e->li, set);
+    REQUIRE(ws, "set without a weight store");
+    fake_device_init(&g_fake, NULL);
+    sdrt_job *job = (sdrt_job *)(uintptr_t)0x51;
+    ws->iface->pin(ws, &g_fake.dev);
+    uint64_t total = 0;
+    for (const cJSON *t = tensors->child; t; t = t->next) {
+        const char *comp = cJSON_GetObjectItemCaseSensitive(t, "component")->valuestring;
+        const char *name = cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring;
+        const sdrt_tensor *w = e->li->tensor(set, comp, name), *d = NULL, *base = e->mi->tensor(m, comp, name);
+        uint64_t up = 0;
+        size_t bytes = numel(w) * (w->dtype == SDRT_DTYPE_F32 ? 4 : 2);
+        CHECK(ws->iface->acquire(ws, &g_fake.dev, w, job, &d, &up) == SDRT_OK && up == bytes, "%s: upload", name);
+        CHECK(d && memcmp(d->data, w->data, bytes) == 0, "%s: device copy differs from the merge", name);
+        CHECK(!ws->iface->covers(ws, base->data, bytes), "%s: base weight covered by the set", name);
+        total += up;
+    }
+    ws->iface->unpin(ws, &g_fake.dev);
+    CHECK(sdrt_model_take_uploaded_bytes(e->mi, job) == total, "set uploads reach the model's per-job count");
+}
+
 static void run_case(const char *case_name) {
     cJSON *cases = load_cases();
     REQUIRE(cases, "cases.json missing: run tests/lora/gen_goldens.py");
@@ -156,10 +184,13 @@ static void run_case(const char *case_name) {
         CHECK(e.li->n_warnings(set) == 0, "case %s: unexpected warning %s", case_name, e.li->warning(set, 0));
     }
     free(gold);
+    if (set) check_set_store(&e, m, set, tensors);
     e.li->destroy(e.li->self, set);
     e.mi->close(e.mi->self, m);
     env_down(&e);
     cJSON_Delete(cases);
+    CHECK(g_fake.live_bytes == 0, "case %s: the set's device copies outlived destroy (%zu bytes)", case_name,
+          g_fake.live_bytes);
 }
 
 static void test_sd15_kohya(void) { run_case("sd15_kohya"); }

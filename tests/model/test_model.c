@@ -12,6 +12,7 @@
 
 #include "cache.h"
 #include "fake_host.h"
+#include "fake_device.h"
 #include "harness.h"
 #include "lookup.h"
 #include "plugin.h"
@@ -239,6 +240,82 @@ static void test_plugin_messages(void) {
     fake_settings = "{}";
 }
 
+static cJSON *find_model(cJSON *list, const char *suffix) {
+    cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(list, "models")) {
+        const char *id = str(m, "id");
+        size_t n = strlen(id), k = strlen(suffix);
+        if (n >= k && !strcmp(id + n - k, suffix)) return m;
+    }
+    return NULL;
+}
+
+static double resident_on(cJSON *model, const char *dev) {
+    cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(model, "resident"))
+        if (!strcmp(str(r, "device"), dev)) return num(r, "bytes");
+    return 0;
+}
+
+/* Device copies are owned by the model, shared by every user, counted per
+ * job, listed by model.list and evicted LRU under device_weight_bytes. */
+static void test_resident_weights(void) {
+    char settings[4400];
+    snprintf(settings, sizeof settings, "{\"model_roots\":[\"%s\"],\"hf_cache\":[]}",
+             test_path("SDRT_REFERENCE", "tiny-sd15"));
+    fake_settings = settings;
+    static fake_device fake;
+    fake_device_init(&fake, NULL);
+    void *inst = NULL;
+    const sdrt_host_api *api = fake_host_api();
+    /* conv_in.weight of tiny-sd15 is 32*4*3*3 f32 = 4608 bytes: room for one. */
+    sdrt_error *e = model_plugin_init(api, NULL, "{\"device_weight_bytes\": 6000}", &inst);
+    REQUIRE(!e, "init: %s", e ? e->message : "");
+    const sdrt_model_iface *mi = model_plugin_get_interface(inst, SDRT_MODEL_IFACE_ID);
+    REQUIRE(mi->struct_size >= SDRT_STRUCT_SIZE(sdrt_model_iface, take_uploaded_bytes), "appended members");
+    sdrt_model *a = NULL, *b = NULL;
+    REQUIRE(!mi->open(mi->self, "diffusers", NULL, &a) && !mi->open(mi->self, "tiny-sd15.safetensors", NULL, &b),
+            "open both");
+    sdrt_weight_store *wa = mi->weights(a), *wb = mi->weights(b);
+    const sdrt_tensor *ta = mi->tensor(a, "unet", "conv_in.weight"), *tb = mi->tensor(b, "unet", "conv_in.weight");
+    REQUIRE(wa && wb && ta && tb, "stores and tensors");
+    const uint64_t bytes = 32 * 4 * 3 * 3 * 4;
+    CHECK(wa->iface->covers(wa, ta->data, bytes) && !wa->iface->covers(wa, tb->data, bytes), "covers own files only");
+    sdrt_job *job = (sdrt_job *)(uintptr_t)0x77;
+    const sdrt_tensor *da = NULL, *da2 = NULL;
+    uint64_t up = 0, up2 = 0;
+    wa->iface->pin(wa, &fake.dev);
+    CHECK(wa->iface->acquire(wa, &fake.dev, ta, job, &da, &up) == SDRT_OK && up == bytes, "first upload %llu",
+          (unsigned long long)up);
+    CHECK(da && da->buffer && memcmp(da->data, ta->data, bytes) == 0, "device copy holds the weight");
+    CHECK(wa->iface->acquire(wa, &fake.dev, ta, job, &da2, &up2) == SDRT_OK && up2 == 0 && da2 == da, "shared");
+    CHECK(mi->take_uploaded_bytes(mi->self, job) == bytes, "per-job count");
+    cJSON *r = NULL;
+    e = call(inst, "model.list", "{}", &r);
+    CHECK(!e && r && resident_on(find_model(r, "diffusers"), "FAKE0") == (double)bytes, "list shows residency");
+    CHECK(r && num(r, "device_budget_bytes") == 6000, "device budget listed");
+    cJSON_Delete(r);
+    /* b cannot evict a's pinned copy: not resident. */
+    const sdrt_tensor *db = NULL;
+    wb->iface->pin(wb, &fake.dev);
+    CHECK(wb->iface->acquire(wb, &fake.dev, tb, NULL, &db, &up) == SDRT_RESOURCE_EXHAUSTED, "pinned copy kept");
+    wa->iface->unpin(wa, &fake.dev);
+    CHECK(wb->iface->acquire(wb, &fake.dev, tb, NULL, &db, &up) == SDRT_OK && up == bytes, "LRU eviction of a");
+    wb->iface->unpin(wb, &fake.dev);
+    e = call(inst, "model.list", "{}", &r);
+    CHECK(!e && r && resident_on(find_model(r, "diffusers"), "FAKE0") == 0 &&
+              resident_on(find_model(r, "tiny-sd15.safetensors"), "FAKE0") == (double)bytes, "a evicted, b resident");
+    cJSON_Delete(r);
+    mi->close(mi->self, a);
+    mi->close(mi->self, b);
+    model_plugin_shutdown(inst);
+    CHECK(fake.live_bytes == 0, "copies freed with their models (%zu left)", fake.live_bytes);
+    e = model_plugin_init(api, NULL, "{\"device_weight_bytes\": -1}", &inst);
+    CHECK(e && e->code == SDRT_INVALID_ARGUMENT && strstr(e->message, "device_weight_bytes"), "bad device budget");
+    api->error_free(e);
+    fake_settings = "{}";
+}
+
 static void test_bad_file_is_invalid_argument(void) {
     char dir[4200], p[4300], settings[4400];
     snprintf(dir, sizeof dir, "%s", test_tmpdir());
@@ -368,5 +445,6 @@ const test_entry TESTS[] = {
     {"hf_cache_lookup", test_hf_cache_lookup},
     {"plugin_messages", test_plugin_messages},
     {"bad_file_is_invalid_argument", test_bad_file_is_invalid_argument},
+    {"resident_weights", test_resident_weights},
     {0},
 };

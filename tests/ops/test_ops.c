@@ -26,6 +26,13 @@ void test_conv2d_batched(void);
 void test_nn_sticky_and_cancel(void);
 void test_nn_views_and_weights(void);
 void test_nn_param_to_f32(void);
+void test_nn_graph_matches_eager(void);
+void test_nn_graph_arena_reuse(void);
+void test_nn_graph_outputs_survive(void);
+void test_nn_graph_errors(void);
+void test_nn_weights_resident(void);
+void test_nn_graph_strict_matches_cpu(void);
+void test_nn_weights_views_and_ranges(void);
 
 const test_entry TESTS[] = {
     {"golden_matmul", test_golden_matmul},
@@ -53,5 +60,12 @@ const test_entry TESTS[] = {
     {"nn_sticky_and_cancel", test_nn_sticky_and_cancel},
     {"nn_views_and_weights", test_nn_views_and_weights},
     {"nn_param_to_f32", test_nn_param_to_f32},
+    {"nn_graph_matches_eager", test_nn_graph_matches_eager},
+    {"nn_graph_arena_reuse", test_nn_graph_arena_reuse},
+    {"nn_graph_outputs_survive", test_nn_graph_outputs_survive},
+    {"nn_graph_errors", test_nn_graph_errors},
+    {"nn_weights_resident", test_nn_weights_resident},
+    {"nn_graph_strict_matches_cpu", test_nn_graph_strict_matches_cpu},
+    {"nn_weights_views_and_ranges", test_nn_weights_views_and_ranges},
     {0, 0},
 };

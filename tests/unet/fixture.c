@@ -81,7 +81,11 @@ sdrt_device *fx_cpu_device(void) {
     if (dev) return dev;
     const char *build = getenv("SDRT_BUILD_DIR");
     char path[4096];
-    snprintf(path, sizeof path, "%s/lib/sdrt/backends/sdrt_backend_cpu.so", build ? build : ".");
+    /* SDRT_TEST_BACKEND_MODULE: another family's module (the strict test
+     * device in unet-strict); its device 0 is used. */
+    const char *mod = getenv("SDRT_TEST_BACKEND_MODULE");
+    if (mod && *mod) snprintf(path, sizeof path, "%s", mod);
+    else snprintf(path, sizeof path, "%s/lib/sdrt/backends/sdrt_backend_cpu.so", build ? build : ".");
     void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!so) fx_die("dlopen %s: %s", path, dlerror());
     sdrt_backend_entry_fn entry = (sdrt_backend_entry_fn)(uintptr_t)dlsym(so, SDRT_BACKEND_ENTRY_SYMBOL);

@@ -52,7 +52,10 @@ static const sdrt_model_iface g_model_iface = {
 
 static int setup(void) {
     if (g_dev) return 0;
-    const char *so = test_path("SDRT_BUILD_DIR", "lib/sdrt/backends/sdrt_backend_cpu.so");
+    /* SDRT_TEST_BACKEND_MODULE: another family's module (vae-strict). */
+    const char *so = getenv("SDRT_TEST_BACKEND_MODULE") && *getenv("SDRT_TEST_BACKEND_MODULE")
+                         ? getenv("SDRT_TEST_BACKEND_MODULE")
+                         : test_path("SDRT_BUILD_DIR", "lib/sdrt/backends/sdrt_backend_cpu.so");
     void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
     if (!lib) return fprintf(stderr, "# dlopen %s: %s\n", so, dlerror()), -1;
     sdrt_backend_entry_fn entry = (sdrt_backend_entry_fn)dlsym(lib, SDRT_BACKEND_ENTRY_SYMBOL);

@@ -65,10 +65,18 @@ typedef struct sdrt_cond_params {
     sdrt_error *(*prepare_weights)(void *weights_ctx, const sdrt_cond_lora *loras, size_t n);
     const sdrt_tensor *(*weight)(void *weights_ctx, const char *component, const char *name);
     void *weights_ctx;
+
+    /* --- appended (read only inside struct_size; NULL = absent) ---
+     * weight_store: called after prepare_weights succeeded; the store
+     *   holding device copies of the tensors `weight` returns (e.g.
+     *   sdrt_lora_weights of the LoRA set just prepared), or NULL. It must
+     *   stay valid until encode returns. Without it those tensors are
+     *   uploaded privately for every encode on a non-host device. */
+    sdrt_weight_store *(*weight_store)(void *weights_ctx);
 } sdrt_cond_params;
 
 static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
-    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, weights_ctx);
+    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, weight_store);
     p->prompt = NULL;
     p->negative_prompt = NULL;
     p->clip_skip = 0;
@@ -76,6 +84,7 @@ static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
     p->prepare_weights = NULL;
     p->weight = NULL;
     p->weights_ctx = NULL;
+    p->weight_store = NULL;
 }
 
 

@@ -112,7 +112,20 @@ typedef struct sdrt_lora_iface {
     /* Any thread, once per set, after the last use of its tensors. Frees the
      * merged tensors; the model is untouched. NULL: no-op. */
     void (*destroy)(void *self, sdrt_lora_set *set);
+
+    /* --- appended (read only inside struct_size; NULL = absent) --- */
+    /* Any thread. The set's weight store (sdrt/model.h): device copies of
+     * its merged tensors, owned by the set and freed by destroy (after the
+     * last context using them was freed). Uploads are counted for the job
+     * through the model's store. NULL when absent. */
+    sdrt_weight_store *(*weights)(const sdrt_lora_set *set);
 } sdrt_lora_iface;
+
+static inline sdrt_weight_store *sdrt_lora_weights(const sdrt_lora_iface *li, const sdrt_lora_set *set) {
+    return li && set && li->struct_size >= SDRT_STRUCT_SIZE(sdrt_lora_iface, weights) && li->weights
+               ? li->weights(set)
+               : NULL;
+}
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #ifndef SDRT_MODEL_H
 #define SDRT_MODEL_H
 
+#include "sdrt/backend.h"
 #include "sdrt/plugin.h"
 #include "sdrt/tensor.h"
 
@@ -18,6 +19,54 @@ extern "C" {
 #endif
 
 #define SDRT_MODEL_IFACE_ID "sdrt.model/1"
+
+/* ------------------------------------------------------------------------ */
+/* Resident weights                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* A weight store: device copies of host weights (a model's mmap'd tensors,
+ * a LoRA set's merged tensors), made on first use and shared by every
+ * request and plugin using the owner. Owned by the model (or LoRA set) that
+ * returned it; valid while that owner is open. Keys are host memory ranges:
+ * the store only answers for weights inside the ranges it covers.
+ *
+ * Threads: every member is thread-safe.
+ * Device copies are counted against a per-device byte budget and evicted
+ * least-recently-used, but never while pinned: a user pins (store, device)
+ * before its first acquire and unpins after the last graph using the
+ * copies has completed (sdrt_nn does both: first weight, sdrt_nn_free).
+ * Host-memory devices (is_host buffer types) need no store: they read the
+ * host weight where it lies. */
+typedef struct sdrt_weight_store sdrt_weight_store;
+
+typedef struct sdrt_weight_store_iface {
+    uint32_t struct_size;
+    /* Non-zero when host bytes [data, data + size) belong to this store. */
+    int (*covers)(sdrt_weight_store *ws, const void *data, size_t size);
+    void (*pin)(sdrt_weight_store *ws, sdrt_device *dev);
+    void (*unpin)(sdrt_weight_store *ws, sdrt_device *dev);
+    /* The device copy of host tensor `host` on `dev` (the caller holds a
+     * pin on dev), uploaded now if absent (a strided view, e.g. a transposed
+     * weight, is gathered into a contiguous copy); the bytes uploaded are
+     * counted for `job` (may be NULL). *out is owned by the store, keyed by
+     * (host data, dtype, byte size, layout of strided views), contiguous:
+     * its shape is that of the first caller
+     * and its data are valid until the caller unpins. *uploaded (may be
+     * NULL) receives the bytes this call copied (0 when already resident). Returns SDRT_OK;
+     * SDRT_RESOURCE_EXHAUSTED when it cannot be resident (budget full of
+     * pinned copies, device out of memory): the caller then uses a private
+     * copy and reports its bytes with note_upload; SDRT_INVALID_ARGUMENT
+     * for a tensor outside covers() or with negative strides. */
+    sdrt_status (*acquire)(sdrt_weight_store *ws, sdrt_device *dev, const sdrt_tensor *host, sdrt_job *job,
+                           const sdrt_tensor **out, uint64_t *uploaded);
+    /* Counts weight bytes `job` uploaded outside the store (private copies). */
+    void (*note_upload)(sdrt_weight_store *ws, sdrt_job *job, uint64_t bytes);
+} sdrt_weight_store_iface;
+
+struct sdrt_weight_store {
+    const sdrt_weight_store_iface *iface;
+    void *context;
+};
 
 /* A loaded model held open by one user. Opaque. */
 typedef struct sdrt_model sdrt_model;
@@ -54,7 +103,29 @@ typedef struct sdrt_model_iface {
     const char *(*file_path)(sdrt_model *m, const char *component, const char *file);
     /* The id the model is cached under (canonical absolute path). */
     const char *(*id)(sdrt_model *m);
+
+    /* --- appended (read only inside struct_size; NULL = absent) --- */
+    /* Any thread. The model's resident-weight store (see above), owned by
+     * the model, valid while open; NULL when the plugin has none. */
+    sdrt_weight_store *(*weights)(sdrt_model *m);
+    /* Any thread. Weight bytes uploaded to devices for `job` since the last
+     * call for that job (through any model's store or note_upload), and
+     * forgets the job. A request reports it as weight_bytes_uploaded. */
+    uint64_t (*take_uploaded_bytes)(void *self, sdrt_job *job);
 } sdrt_model_iface;
+
+/* The model's weight store, NULL when the plugin predates it or has none. */
+static inline sdrt_weight_store *sdrt_model_weights(const sdrt_model_iface *mi, sdrt_model *m) {
+    return mi && m && mi->struct_size >= SDRT_STRUCT_SIZE(sdrt_model_iface, weights) && mi->weights ? mi->weights(m)
+                                                                                                  : NULL;
+}
+
+/* Bytes uploaded for `job` (and forgets it); 0 when the plugin predates it. */
+static inline uint64_t sdrt_model_take_uploaded_bytes(const sdrt_model_iface *mi, sdrt_job *job) {
+    return mi && mi->struct_size >= SDRT_STRUCT_SIZE(sdrt_model_iface, take_uploaded_bytes) && mi->take_uploaded_bytes
+               ? mi->take_uploaded_bytes(mi->self, job)
+               : 0;
+}
 
 #ifdef __cplusplus
 }

@@ -11,9 +11,20 @@
  * NULL and do nothing, so model code checks once per block. There is no
  * global state.
  *
+ * Eager mode (the default) runs each op when it is called, every result in
+ * its own device buffer. Graph mode (sdrt_nn_graph_begin/end around a
+ * forward pass) records the ops instead; at graph_end the intermediates are
+ * placed in one arena per context by liveness (a tensor's memory is reused
+ * once sdrt_nn_drop marked its end, as ggml-alloc does), the plan is cached
+ * per graph shape, and the whole graph is submitted with
+ * sdrt_stream_graph_compute (replay_key set when the graph repeats exactly,
+ * e.g. every UNet step).
+ *
  * Thread: a context is used by one thread at a time.
  * Ownership: every sdrt_tensor * returned by an op or by sdrt_nn_new_tensor is
  * owned by the context and lives until sdrt_nn_drop(t) or sdrt_nn_free();
+ * the arena belongs to the context (grown when a plan needs more, reused
+ * by every later graph);
  * views (sdrt_nn_view_*) share their source's memory and must not outlive it.
  * Inputs are borrowed for the call.
  */
@@ -21,12 +32,17 @@
 #define SDRT_NN_H
 
 #include "sdrt/backend.h"
+#include "sdrt/model.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct sdrt_nn sdrt_nn;
+
+/* Defined since graph mode and weight stores exist (for code built against
+ * several SDK versions, e.g. benchmarks comparing commits). */
+#define SDRT_NN_HAS_GRAPH 1
 
 /* New context on `dev` (borrowed; must outlive the context). `params_json`
  * (borrowed, may be NULL) is passed to stream_new, e.g. {"threads":2}.
@@ -47,13 +63,44 @@ sdrt_tensor *sdrt_nn_new_tensor(sdrt_nn *nn, sdrt_dtype dtype, int ndim, const i
 sdrt_tensor *sdrt_nn_from_host(sdrt_nn *nn, sdrt_dtype dtype, int ndim, const int64_t *shape,
                                const void *data);
 /* A tensor usable as an operand for a weight in host memory (e.g. mmap'd):
- * on host-memory devices a view without copying; on others an upload cached
- * in the context until sdrt_nn_free. */
+ * on host-memory devices the host tensor itself (no copy); on others the
+ * resident copy of the first added weight store covering its bytes (shared
+ * with every context and request using that store, pinned until
+ * sdrt_nn_free), else an upload private to this context (until
+ * sdrt_nn_free). Lookups are a hash map keyed by (data, dtype, shape).
+ * Valid in eager and graph mode (weights are never in the arena). */
 const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight);
-/* Copies a tensor's elements to host memory as contiguous float32. */
+/* Adds a weight store (borrowed; must stay valid until sdrt_nn_free, which
+ * unpins it) consulted by sdrt_nn_weight, in the order added; at most 4.
+ * NULL store: ignored. Returns 0, or -1 when full or invalid. */
+int sdrt_nn_add_weight_store(sdrt_nn *nn, sdrt_weight_store *ws);
+/* Weight bytes this context copied to its device: resident copies it made
+ * plus private uploads (0 on host-memory devices). */
+uint64_t sdrt_nn_weight_bytes_uploaded(const sdrt_nn *nn);
+/* Copies a tensor's elements to host memory as contiguous float32.
+ * FAILED_PRECONDITION while a graph is recorded (values exist after end). */
 sdrt_status sdrt_nn_to_host_f32(sdrt_nn *nn, const sdrt_tensor *t, float *out);
-/* Releases a tensor returned by this context. NULL: no-op. */
+/* Releases a tensor returned by this context. NULL: no-op. While a graph
+ * is recorded it marks the tensor's last use: no op recorded later may read
+ * it, and its arena memory is reused. */
 void sdrt_nn_drop(sdrt_nn *nn, sdrt_tensor *t);
+
+/* Graph mode. Between begin and end, ops and from_host/new_tensor return
+ * placeholders: their data are not readable and views of them are valid
+ * only as operands inside the same graph. graph_end plans, uploads the
+ * from_host inputs, runs the graph and waits for it; then every tensor not
+ * dropped is an output with real data (it stays in the arena until the next
+ * graph_begin, which moves survivors into buffers of their own: take views
+ * of outputs again after that). On failure (recorded errors included) the
+ * status is sticky as in eager mode and outputs have no data. Returns the
+ * context status. begin fails (FAILED_PRECONDITION) when already recording.
+ * Cancellation is polled while recording, not while the graph runs. */
+sdrt_status sdrt_nn_graph_begin(sdrt_nn *nn);
+sdrt_status sdrt_nn_graph_end(sdrt_nn *nn);
+int sdrt_nn_graph_recording(const sdrt_nn *nn);
+/* The last graph's arena bytes, the peak of its live intermediates (the
+ * lower bound for any plan; both aligned to 256 bytes) and its replay key. */
+void sdrt_nn_graph_stats(const sdrt_nn *nn, size_t *arena_bytes, size_t *peak_live_bytes, uint64_t *replay_key);
 
 /* Views (no copy; share memory with `t`). Returned by value. */
 sdrt_tensor sdrt_nn_view_reshape(const sdrt_tensor *t, int ndim, const int64_t *shape); /* t contiguous */
@@ -66,6 +113,10 @@ int sdrt_nn_is_contiguous(const sdrt_tensor *t);
  * biases that element-wise ops take in f32 only. Any thread. Returns 0, or
  * -1 (out untouched) for another dtype or ndim != 1. */
 int sdrt_nn_param_to_f32(const sdrt_tensor *t, float *out);
+/* Host tensor `t` (any non-negative strides; borrowed) into `out`
+ * (numel x element size bytes, caller-owned) contiguous in logical order,
+ * same dtype. Any thread. */
+void sdrt_nn_host_gather(const sdrt_tensor *t, void *out);
 
 /* Ops (see backend.h for the exact semantics). Each returns a new tensor
  * owned by the context, or NULL after a failure. Optional operands may be
