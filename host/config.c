@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host.h"
@@ -91,6 +92,15 @@ static int set_dotted(cJSON *root, const char *assignment, char *err, size_t err
     }
     cJSON_Delete(value);
     return -1;
+}
+
+/* Replaces root[key] by the items (roots given on the command line replace
+ * the config's: a deployment that names its roots means exactly those). */
+static void replace_strings(cJSON *root, const char *key, const char **items, int n) {
+    if (n == 0) return;
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    cJSON *arr = cJSON_AddArrayToObject(root, key);
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(items[i]));
 }
 
 static void append_strings(cJSON *root, const char *key, const char **items, int n) {
@@ -191,6 +201,47 @@ static int apply_fields(host_config *cfg, char *err, size_t errlen) {
     return 0;
 }
 
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* True when `key` still holds what the shipped default.json says: no
+ * --config/SDRT_CONFIG file, no --set of the key, no command-line root. */
+static int key_is_default(const host_config *cfg, const host_cli_overrides *ov, const char *key, int n_cli) {
+    const char *def = default_config_path();
+    if (!def || strcmp(cfg->path, def) != 0 || n_cli > 0) return 0;
+    size_t n = strlen(key);
+    for (int i = 0; ov && i < ov->n_sets; i++)
+        if (strncmp(ov->sets[i], key, n) == 0 && ov->sets[i][n] == '=') return 0;
+    return 1;
+}
+
+/* Roots a deployment named must exist at start: a typo would otherwise
+ * surface only when a request fails after its work is done. The shipped
+ * defaults (models/, outputs/ under the working directory) are optional:
+ * a missing one is left out, and requests that need it get a message
+ * saying no root of that kind is configured. */
+static int check_roots(host_config *cfg, const host_cli_overrides *ov, const char *key, char **roots, int *n,
+                       int n_cli, char *err, size_t errlen) {
+    int optional = key_is_default(cfg, ov, key, n_cli), kept = 0;
+    for (int i = 0; i < *n; i++) {
+        if (is_dir(roots[i])) {
+            roots[kept++] = roots[i];
+            continue;
+        }
+        if (!optional) {
+            snprintf(err, errlen, "config %s: %s: '%s' does not exist or is not a directory", cfg->path, key, roots[i]);
+            for (int j = i; j < *n; j++) roots[kept++] = roots[j]; /* config_free frees them all */
+            *n = kept;
+            return -1;
+        }
+        free(roots[i]);
+    }
+    *n = kept;
+    return 0;
+}
+
 /* Fills cfg; on -1 the caller frees the partial result with config_free. */
 static int config_build(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {
     const char *path = ov && ov->config_path ? ov->config_path : getenv("SDRT_CONFIG");
@@ -212,13 +263,18 @@ static int config_build(host_config *cfg, const host_cli_overrides *ov, char *er
     for (int i = 0; ov && i < ov->n_sets; i++)
         if (set_dotted(cfg->root, ov->sets[i], err, errlen) != 0) return -1;
     if (ov) {
-        append_strings(cfg->root, "model_roots", ov->model_roots, ov->n_model_roots);
-        append_strings(cfg->root, "output_roots", ov->output_roots, ov->n_output_roots);
+        replace_strings(cfg->root, "model_roots", ov->model_roots, ov->n_model_roots);
+        replace_strings(cfg->root, "output_roots", ov->output_roots, ov->n_output_roots);
         append_strings(cfg->root, "plugin_paths", ov->plugin_paths, ov->n_plugin_paths);
     }
     cfg->schemas_dir = find_schemas_dir(cfg->root);
     if (validate_config(cfg, err, errlen) != 0) return -1;
-    return apply_fields(cfg, err, errlen);
+    if (apply_fields(cfg, err, errlen) != 0) return -1;
+    if (check_roots(cfg, ov, "model_roots", cfg->model_roots, &cfg->n_model_roots, ov ? ov->n_model_roots : 0, err,
+                    errlen) != 0)
+        return -1;
+    return check_roots(cfg, ov, "output_roots", cfg->output_roots, &cfg->n_output_roots,
+                       ov ? ov->n_output_roots : 0, err, errlen);
 }
 
 int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {

@@ -92,17 +92,34 @@ static char *absolute_candidate(const char *path, char **roots, int n_roots) {
     return abs;
 }
 
+/* "[a, b]" of the roots, for messages; static-size, truncated. */
+static void roots_text(char **roots, int n_roots, char *out, size_t n) {
+    size_t at = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n_roots && at + 1 < n; i++) {
+        int w = snprintf(out + at, n - at, "%s'%s'", i ? ", " : "", roots[i]);
+        if (w < 0) break;
+        at += (size_t)w;
+    }
+}
+
 char *paths_resolve(const char *path, char **roots, int n_roots, int allow_any, const char *what,
                     sdrt_error **err) {
     if (!path || !*path) {
-        *err = error_new(SDRT_INVALID_ARGUMENT, NULL, "%s: empty path", what);
+        *err = error_new(SDRT_INVALID_ARGUMENT, NULL, "empty %s path", what);
+        return NULL;
+    }
+    if (!allow_any && n_roots == 0) {
+        *err = error_new(SDRT_PERMISSION_DENIED, NULL,
+                         "%s path '%s': no %s roots are configured (start sdrt with --%s-root DIR or set %s_roots)",
+                         what, path, what, what, what);
         return NULL;
     }
     char *abs = absolute_candidate(path, roots, n_roots);
     char *real = abs ? resolve_partial(abs) : NULL;
     free(abs);
     if (!real) {
-        *err = error_new(SDRT_INVALID_ARGUMENT, NULL, "%s: cannot resolve path '%s'", what, path);
+        *err = error_new(SDRT_INVALID_ARGUMENT, NULL, "%s path '%s' cannot be resolved", what, path);
         return NULL;
     }
     if (allow_any) return real;
@@ -112,7 +129,10 @@ char *paths_resolve(const char *path, char **roots, int n_roots, int allow_any, 
         free(root);
         if (ok) return real;
     }
-    *err = error_new(SDRT_PERMISSION_DENIED, NULL, "%s: '%s' is outside the allowed %s roots", what, path, what);
+    char list[1024];
+    roots_text(roots, n_roots, list, sizeof list);
+    *err = error_new(SDRT_PERMISSION_DENIED, NULL, "%s path '%s' is outside the allowed %s roots (%s)", what, path,
+                     what, list);
     free(real);
     return NULL;
 }

@@ -26,6 +26,13 @@ static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static reg_entry *g_registry;
 static const host_config *g_cfg;
 static char *g_settings_json;
+/* model_roots followed by the hf_cache folders and the default Hugging Face
+ * hub ($HF_HOME/hub, else ~/.cache/huggingface/hub), the places the model
+ * plugin looks up repo ids: files a model reads may lie in any of them (an
+ * HF snapshot links into its blobs/ folder). */
+static char **g_model_read_roots;
+static int g_n_model_read_roots;
+static char g_hf_default[4096];
 
 static const char *host_name(sdrt_host *h) {
     return h && h->plugin && h->plugin->desc ? h->plugin->desc->id : NULL;
@@ -223,7 +230,7 @@ static char *api_resolve_path(sdrt_host *host, const char *kind, const char *pat
     if (!g_cfg) {
         e = error_new(SDRT_FAILED_PRECONDITION, NULL, "host is not configured");
     } else if (kind && strcmp(kind, "model") == 0) {
-        out = paths_resolve(path, g_cfg->model_roots, g_cfg->n_model_roots, g_cfg->allow_any_path, "model", &e);
+        out = paths_resolve(path, g_model_read_roots, g_n_model_read_roots, g_cfg->allow_any_path, "model", &e);
     } else if (kind && strcmp(kind, "output") == 0) {
         out = paths_resolve(path, g_cfg->output_roots, g_cfg->n_output_roots, g_cfg->allow_any_path, "output", &e);
     } else {
@@ -271,8 +278,28 @@ static cJSON *string_array(char **items, int n) {
     return a;
 }
 
+static void model_read_roots(const host_config *cfg) {
+    free(g_model_read_roots);
+    const cJSON *hf = cJSON_GetObjectItemCaseSensitive(cfg->root, "hf_cache");
+    int n_hf = cJSON_IsArray(hf) ? cJSON_GetArraySize(hf) : 0;
+    g_model_read_roots = calloc((size_t)(cfg->n_model_roots + n_hf) + 2, sizeof(char *));
+    g_n_model_read_roots = 0;
+    if (!g_model_read_roots) return;
+    for (int i = 0; i < cfg->n_model_roots; i++) g_model_read_roots[g_n_model_read_roots++] = cfg->model_roots[i];
+    const cJSON *it;
+    cJSON_ArrayForEach(it, hf) {
+        if (cJSON_IsString(it)) g_model_read_roots[g_n_model_read_roots++] = it->valuestring;
+    }
+    const char *hf_home = getenv("HF_HOME"), *home = getenv("HOME");
+    g_hf_default[0] = '\0';
+    if (hf_home && *hf_home) snprintf(g_hf_default, sizeof g_hf_default, "%s/hub", hf_home);
+    else if (home && *home) snprintf(g_hf_default, sizeof g_hf_default, "%s/.cache/huggingface/hub", home);
+    if (g_hf_default[0]) g_model_read_roots[g_n_model_read_roots++] = g_hf_default;
+}
+
 void services_configure(const host_config *cfg) {
     g_cfg = cfg;
+    model_read_roots(cfg);
     cJSON *s = cJSON_CreateObject();
     cJSON_AddItemToObject(s, "model_roots", string_array(cfg->model_roots, cfg->n_model_roots));
     cJSON_AddItemToObject(s, "output_roots", string_array(cfg->output_roots, cfg->n_output_roots));

@@ -411,28 +411,16 @@ bpe_tokenizer *bpe_load_mem(const char *vocab, size_t vocab_len, const char *mer
     return t;
 }
 
-static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { cond_set_err(err, errlen, "%s: cannot open", path); return NULL; }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *b = realloc(buf, cap);
-            if (!b) { free(buf); fclose(f); cond_set_err(err, errlen, "%s: out of memory", path); return NULL; }
-            buf = b;
-        }
-        size_t k = fread(buf + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); cond_set_err(err, errlen, "%s: read error", path); return NULL; }
-    buf[n] = 0;
-    *len = n;
-    return buf;
+/* Tokenizer files are a few MB (CLIP: 1 MB vocab, 0.5 MB merges); the
+ * bound keeps a hostile file from costing more than its parse is worth. */
+#define BPE_MAX_FILE_BYTES ((size_t)64 << 20)
+
+static char *read_all(const char *path, const sdrt_file_scope *scope, size_t *len, sdrt_status *st, char *err,
+                      size_t errlen) {
+    const char *base = strrchr(path, '/');
+    char field[96];
+    snprintf(field, sizeof field, "tokenizer file %s", base ? base + 1 : path);
+    return sdrt_file_read_all(path, field, scope, BPE_MAX_FILE_BYTES, len, st, err, errlen);
 }
 
 /* Prefixes a message from bpe_load_mem with the file path. */
@@ -446,14 +434,23 @@ static void prefix_path(char *err, size_t errlen, const char *file, const char *
 bpe_tokenizer *bpe_load(const char *vocab_path, const char *merges_path,
                         const char *config_path, const char *special_map_path,
                         char *err, size_t errlen) {
+    return bpe_load_scoped(vocab_path, merges_path, config_path, special_map_path, NULL, NULL, err, errlen);
+}
+
+bpe_tokenizer *bpe_load_scoped(const char *vocab_path, const char *merges_path, const char *config_path,
+                               const char *special_map_path, const sdrt_file_scope *scope, sdrt_status *status,
+                               char *err, size_t errlen) {
     size_t vl = 0, ml = 0, cl = 0, sl = 0;
-    char *v = read_all(vocab_path, &vl, err, errlen);
-    char *m = v ? read_all(merges_path, &ml, err, errlen) : NULL;
-    char *c = m && config_path ? read_all(config_path, &cl, err, errlen) : NULL;
-    char *s = m && special_map_path ? read_all(special_map_path, &sl, err, errlen) : NULL;
+    sdrt_status st = SDRT_OK;
+    char *v = read_all(vocab_path, scope, &vl, &st, err, errlen);
+    char *m = v ? read_all(merges_path, scope, &ml, &st, err, errlen) : NULL;
+    char *c = m && config_path ? read_all(config_path, scope, &cl, &st, err, errlen) : NULL;
+    char *s = m && special_map_path ? read_all(special_map_path, scope, &sl, &st, err, errlen) : NULL;
     bpe_tokenizer *t = NULL;
+    if (status) *status = st;
     if (v && m && (!config_path || c) && (!special_map_path || s)) {
         t = bpe_load_mem(v, vl, m, ml, c, s, err, errlen);
+        if (!t && status) *status = SDRT_INVALID_ARGUMENT;
         if (!t) {
             prefix_path(err, errlen, "vocab.json", vocab_path);
             prefix_path(err, errlen, "merges.txt", merges_path);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sdrt/file.h"
+
 typedef struct bpe_tokenizer bpe_tokenizer;
 
 /* Loads vocab.json + merges.txt, and optionally tokenizer_config.json and
@@ -18,6 +20,14 @@ typedef struct bpe_tokenizer bpe_tokenizer;
 bpe_tokenizer *bpe_load(const char *vocab_path, const char *merges_path,
                         const char *config_path, const char *special_map_path,
                         char *err, size_t errlen);
+/* The same with each file opened through sdrt_file_open under `scope`
+ * (NULL: type checks only): a FIFO is refused without blocking, and a file
+ * whose real path leaves the roots (tokenizer/vocab.json linking to
+ * /etc/passwd) is PERMISSION_DENIED, naming it. *status (may be NULL) gets
+ * the failure's status (INVALID_ARGUMENT for malformed contents). */
+bpe_tokenizer *bpe_load_scoped(const char *vocab_path, const char *merges_path, const char *config_path,
+                               const char *special_map_path, const sdrt_file_scope *scope, sdrt_status *status,
+                               char *err, size_t errlen);
 /* The same from memory (texts borrowed for the call; lengths in bytes;
  * config texts may be NULL). `what` names the source in messages. */
 bpe_tokenizer *bpe_load_mem(const char *vocab, size_t vocab_len, const char *merges,

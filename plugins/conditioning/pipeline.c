@@ -13,35 +13,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cond_err.h"
 
 /* ---- loading --------------------------------------------------------------- */
 
+static int is_regular(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* The model's own tokenizer files (opened under src->scope: they came with
+ * the request's model), else the fallback folder: the deployment's
+ * tokenizer_dir or the CLIP tokenizer shipped with sdrt, trusted (no root
+ * check) but still opened without blocking. */
 static bpe_tokenizer *load_tokenizer(const cond_source *src, const char *comp, const char *fallback,
-                                     char *err, size_t errlen) {
+                                     sdrt_status *st, char *err, size_t errlen) {
     const char *v = src->file_path(src->ctx, comp, "vocab.json");
     const char *m = src->file_path(src->ctx, comp, "merges.txt");
     if (v && m) {
         const char *c = src->file_path(src->ctx, comp, "tokenizer_config.json");
         const char *s = src->file_path(src->ctx, comp, "special_tokens_map.json");
-        return bpe_load(v, m, c, s, err, errlen);
+        return bpe_load_scoped(v, m, c, s, src->scope, st, err, errlen);
     }
     if (!fallback) {
+        *st = SDRT_NOT_FOUND;
         cond_set_err(err, errlen, "%s: the model has no vocab.json/merges.txt and no fallback tokenizer "
-                "folder is configured", comp);
+                "folder is configured (tokenizer_dir), nor was one installed with sdrt", comp);
         return NULL;
     }
     char paths[4][1024];
     const char *names[4] = {"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"};
     for (int i = 0; i < 4; i++) snprintf(paths[i], sizeof paths[i], "%s/%s", fallback, names[i]);
-    FILE *f = fopen(paths[2], "rb");
-    int has_cfg = f != NULL;
-    if (f) fclose(f);
-    f = fopen(paths[3], "rb");
-    int has_map = f != NULL;
-    if (f) fclose(f);
-    return bpe_load(paths[0], paths[1], has_cfg ? paths[2] : NULL, has_map ? paths[3] : NULL, err, errlen);
+    int has_cfg = is_regular(paths[2]), has_map = is_regular(paths[3]);
+    return bpe_load_scoped(paths[0], paths[1], has_cfg ? paths[2] : NULL, has_map ? paths[3] : NULL, NULL, st, err,
+                           errlen);
 }
 
 static int model_force_zeros(const cond_source *src, int sdxl_style) {
@@ -77,10 +84,11 @@ sdrt_status cond_model_load(const cond_source *src, cond_model **out, char *err,
             return SDRT_INVALID_ARGUMENT;
         }
         e->has_projection = has_projection(cfg);
-        e->tok = load_tokenizer(src, toks[i], src->fallback_tokenizer_dir[i], err, errlen);
+        sdrt_status tst = SDRT_INVALID_ARGUMENT;
+        e->tok = load_tokenizer(src, toks[i], src->fallback_tokenizer_dir[i], &tst, err, errlen);
         if (!e->tok) {
             cond_model_free(m);
-            return SDRT_INVALID_ARGUMENT;
+            return tst == SDRT_OK ? SDRT_INVALID_ARGUMENT : tst;
         }
         m->n++;
         if (i == 1) m->sdxl_style = 1;
@@ -479,6 +487,14 @@ sdrt_status cond_encode_ex(const cond_model *m, const cond_source *src, sdrt_nn 
     if (tokenize_side(m, &out->parsed, &pos) || (!neg.zeros && tokenize_side(m, &np, &neg)) ||
         equalize(m, &pos, &neg, &chunks)) {
         cond_set_err(err, errlen, "conditioning: out of memory while tokenizing");
+        goto done;
+    }
+    size_t max_chunks = src->max_chunks > 0 ? (size_t)src->max_chunks : COND_DEFAULT_MAX_CHUNKS;
+    if (chunks > max_chunks) {
+        st = SDRT_INVALID_ARGUMENT;
+        cond_set_err(err, errlen,
+                     "prompt: %zu chunks of 75 tokens (long prompts and BREAK add chunks) exceed the limit of %zu "
+                     "(max_prompt_chunks in the conditioning plugin's config)", chunks, max_chunks);
         goto done;
     }
     if (on_device) pos.nn = neg.nn = nn;

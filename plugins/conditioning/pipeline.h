@@ -30,7 +30,17 @@ typedef struct cond_source {
      * per-request weight override (sdrt_cond_params.prepare_weights) can be
      * built from them. SDRT_OK, or a status with err. */
     sdrt_status (*prepare)(void *ctx, const prompt_parsed *parsed, char *err, size_t errlen);
+    /* Where the model's own tokenizer files must lie (sdrt_file_open);
+     * NULL = type checks only (tests). Not applied to the fallback folders. */
+    const sdrt_file_scope *scope;
+    /* Most 75-token chunks one prompt (or negative prompt) may become
+     * (BREAK and long prompts add chunks; each costs a text-encoder pass and
+     * 77 more cross-attention tokens in every UNet step). 0 = the default,
+     * COND_DEFAULT_MAX_CHUNKS. */
+    int max_chunks;
 } cond_source;
+
+#define COND_DEFAULT_MAX_CHUNKS 32
 
 typedef struct cond_encoder {
     char component[32];      /* "text_encoder" or "text_encoder_2" */
@@ -65,7 +75,9 @@ typedef struct cond_output {
 } cond_output;
 
 /* Encodes prompt and negative prompt (NULL = empty). clip_skip as diffusers
- * (0 = none). Returns SDRT_OK or an error status with err. On success free
+ * (0 = none). Returns SDRT_OK or an error status with err; INVALID_ARGUMENT
+ * naming the limit when a prompt becomes more than src->max_chunks chunks
+ * (checked after tokenizing, before any encoder runs). On success free
  * `out` with cond_output_free. Thread: one nn context per call. */
 sdrt_status cond_encode(const cond_model *m, const cond_source *src, sdrt_nn *nn, const char *prompt,
                         const char *negative, int clip_skip, int do_cfg, cond_output *out, char *err,

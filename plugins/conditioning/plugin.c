@@ -2,9 +2,16 @@
  * interface, and the conditioning.tokenize / conditioning.encode messages.
  *
  * Config (all optional): {"tokenizer_dir": "...", "tokenizer_2_dir": "...",
- * "threads": n, "cache": n}. The tokenizer folders serve models without
- * tokenizer files (single-file checkpoints). Prepared tokenizers are kept per
- * model id (LRU of `cache` entries, default 4). */
+ * "threads": n, "cache": n, "max_prompt_chunks": n}. The tokenizer folders serve models without
+ * tokenizer files (single-file checkpoints); by default they are the CLIP
+ * BPE tokenizer installed beside this plugin
+ * (sdrt_conditioning.data/tokenizer and tokenizer_2, the SD1.x and SDXL pad
+ * styles). Prepared tokenizers are kept per model id (LRU of `cache`
+ * entries, default 4). */
+#if !defined(_WIN32)
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
+#endif
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
@@ -16,6 +23,7 @@
 #include "pipeline.h"
 #include "sdrt/backend.h"
 #include "sdrt/cond.h"
+#include "sdrt/file.h"
 #include "sdrt/model.h"
 #include "sdrt/nn.h"
 #include "sdrt/npy.h"
@@ -38,6 +46,8 @@ typedef struct cond_plugin {
     const sdrt_host_api *api;
     sdrt_host *host;
     char *tok_dir[2];
+    sdrt_file_scope scope; /* model files: inside the model roots */
+    int max_chunks;        /* max_prompt_chunks */
     int threads;
     int cache_size;
     pthread_mutex_t lock;
@@ -156,17 +166,14 @@ static const char *ref_file(void *ctx, const char *comp, const char *file) {
     return r->mi->file_path(r->m, comp, file);
 }
 
-/* model_index.json beside the components, when the model is a folder. */
-static char *read_model_index(const char *model_id) {
-    char path[4096];
+/* model_index.json beside the components, when the model is a folder
+ * (NULL when it has none, or it cannot be read safely). */
+static char *read_model_index(const cond_plugin *p, const char *model_id) {
+    char path[4096], err[256];
+    struct stat sb;
     snprintf(path, sizeof path, "%s/model_index.json", model_id);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(1 << 16);
-    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
-    fclose(f);
-    if (buf) buf[n] = 0;
-    return buf;
+    if (stat(path, &sb) != 0) return NULL;
+    return sdrt_file_read_all(path, "model_index.json", &p->scope, (size_t)1 << 20, NULL, NULL, err, sizeof err);
 }
 
 /* ---- encode ------------------------------------------------------------------ */
@@ -203,8 +210,9 @@ static sdrt_status status_of(sdrt_status st, sdrt_job *job, const sdrt_host_api 
 static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_model *m,
                                const sdrt_cond_params *prm, sdrt_job *job, result_box *box) {
     model_ref ref = {mi, m, prm, p->api, NULL};
-    char *index = read_model_index(mi->id(m));
-    cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}, ref_prepare};
+    char *index = read_model_index(p, mi->id(m));
+    cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}, ref_prepare,
+                       &p->scope, p->max_chunks};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
@@ -346,17 +354,38 @@ static char *to_result(cond_plugin *p, cJSON *obj) {
 static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *job, char **result) {
     sdrt_error *e = check_string(p, data, "model_id", 1);
     if (!e) e = check_string(p, data, "text", 1);
+    if (!e) e = check_string(p, data, "tokenizer", 0);
     if (e) return e;
+    /* Fields the schema once named and this plugin never implemented are
+     * refused, not ignored. */
+    if (cJSON_GetObjectItemCaseSensitive(data, "max_length"))
+        return fail(p, SDRT_UNSUPPORTED, "max_length: not supported (ids are padded or truncated to the tokenizer's "
+                                         "model_max_length, 77 for CLIP)");
+    if (cJSON_GetObjectItemCaseSensitive(data, "weighting"))
+        return fail(p, SDRT_UNSUPPORTED, "weighting: not supported (conditioning.tokenize returns the ids of the "
+                                         "text as written; conditioning.encode applies A1111 weighting)");
+    const char *which = str_field(data, "tokenizer");
+    if (which && strcmp(which, "tokenizer") != 0 && strcmp(which, "tokenizer_2") != 0)
+        return fail(p, SDRT_INVALID_ARGUMENT, "tokenizer: must be \"tokenizer\" or \"tokenizer_2\"");
     const sdrt_model_iface *mi;
     sdrt_model *m;
     if ((e = open_model(p, str_field(data, "model_id"), job, &mi, &m))) return e;
     model_ref ref = {mi, m, NULL, p->api, NULL};
-    cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}, NULL};
+    cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}, NULL,
+                       &p->scope, p->max_chunks};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
     cJSON *out = st == SDRT_OK ? cJSON_CreateObject() : NULL;
+    int want = which ? (strcmp(which, "tokenizer_2") == 0) : -1;
+    if (out && want == 1 && cm->n < 2) {
+        cJSON_Delete(out);
+        out = NULL;
+        st = SDRT_INVALID_ARGUMENT;
+        snprintf(err, sizeof err, "tokenizer: the model has no tokenizer_2 (one text encoder)");
+    }
     for (int i = 0; out && i < cm->n; i++) {
+        if (want >= 0 && i != want) continue;
         prompt_chunks c;
         if (prompt_chunk_plain(cm->enc[i].tok, str_field(data, "text"), &c)) {
             st = SDRT_RESOURCE_EXHAUSTED;
@@ -395,7 +424,12 @@ static sdrt_error *write_npy(cond_plugin *p, const char *dir, const char *name, 
 static sdrt_error *write_outputs(cond_plugin *p, const char *dir_in, const sdrt_cond_result *r, cJSON *out) {
     sdrt_error *e = NULL;
     char *dir = p->api->resolve_path ? p->api->resolve_path(p->host, "output", dir_in, &e) : NULL;
-    if (!dir) return e ? e : fail(p, SDRT_UNSUPPORTED, "output.dir: the host cannot resolve output paths");
+    if (!dir && e) {
+        sdrt_error *named = p->api->error_new(e->code, NULL, "output.dir: %s", e->message);
+        p->api->error_free(e);
+        return named;
+    }
+    if (!dir) return fail(p, SDRT_UNSUPPORTED, "output.dir: the host cannot resolve output paths");
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         e = p->api->error_new(SDRT_IO_ERROR, NULL, "output.dir: cannot create %s: %s", dir, strerror(errno));
         p->api->free(dir);
@@ -499,6 +533,27 @@ static sdrt_error *plugin_handle(void *instance, const sdrt_request *req, char *
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
+/* "<folder of this plugin>/sdrt_conditioning.data/tokenizer[_2]" when it
+ * holds a vocab.json (the CLIP BPE files installed with sdrt), else NULL. */
+static char *bundled_tokenizer_dir(int second) {
+    char dir[4096];
+#if !defined(_WIN32)
+    Dl_info info;
+    if (!dladdr((void *)bundled_tokenizer_dir, &info) || !info.dli_fname) return NULL;
+    snprintf(dir, sizeof dir, "%s", info.dli_fname);
+#else
+    return NULL; /* the conditioning plugin is not built for Windows yet */
+#endif
+    char *slash = strrchr(dir, '/');
+    if (!slash) return NULL;
+    snprintf(slash + 1, sizeof dir - (size_t)(slash + 1 - dir), "sdrt_conditioning.data/%s",
+             second ? "tokenizer_2" : "tokenizer");
+    char vocab[4200];
+    struct stat sb;
+    snprintf(vocab, sizeof vocab, "%s/vocab.json", dir);
+    return stat(vocab, &sb) == 0 && S_ISREG(sb.st_mode) ? strdup(dir) : NULL;
+}
+
 static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
     cJSON *cfg = cJSON_Parse(config_json ? config_json : "{}");
     if (!cJSON_IsObject(cfg)) {
@@ -509,7 +564,14 @@ static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
     for (int i = 0; i < 2; i++) {
         const char *v = str_field(cfg, keys[i]);
         if (v) p->tok_dir[i] = strdup(v);
+        else p->tok_dir[i] = bundled_tokenizer_dir(i);
     }
+    const cJSON *mc = cJSON_GetObjectItemCaseSensitive(cfg, "max_prompt_chunks");
+    if (mc && (!cJSON_IsNumber(mc) || mc->valuedouble < 1 || mc->valuedouble > 4096)) {
+        cJSON_Delete(cfg);
+        return fail(p, SDRT_INVALID_ARGUMENT, "conditioning config: max_prompt_chunks must be an integer 1..4096");
+    }
+    p->max_chunks = mc ? mc->valueint : COND_DEFAULT_MAX_CHUNKS;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(cfg, "threads");
     p->threads = cJSON_IsNumber(t) && t->valueint > 0 ? t->valueint : 0;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(cfg, "cache");
@@ -544,6 +606,7 @@ static sdrt_error *plugin_init(const sdrt_host_api *api, sdrt_host *host, const 
     if (!p) return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "conditioning: out of memory");
     p->api = api;
     p->host = host;
+    p->scope = (sdrt_file_scope){.api = api, .host = host, .kind = "model"};
     pthread_mutex_init(&p->lock, NULL);
     sdrt_error *e = parse_config(p, config_json);
     p->iface = (sdrt_cond_iface){SDRT_STRUCT_SIZE(sdrt_cond_iface, result_free), p, iface_encode,

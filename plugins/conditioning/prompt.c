@@ -348,13 +348,17 @@ typedef struct chunker {
 static int emit_chunk(chunker *c) {
     prompt_chunks *o = c->out;
     int len = o->len;
-    int32_t *ids = realloc(o->ids, (o->nchunks + 1) * (size_t)len * sizeof *ids);
-    if (ids) o->ids = ids;
-    float *w = realloc(o->weights, (o->nchunks + 1) * (size_t)len * sizeof *w);
-    if (w) o->weights = w;
-    if (!ids || !w) return -1;
-    ids += o->nchunks * (size_t)len;
-    w += o->nchunks * (size_t)len;
+    if (o->nchunks + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 4;
+        int32_t *ids = realloc(o->ids, cap * (size_t)len * sizeof *ids);
+        if (ids) o->ids = ids;
+        float *w = realloc(o->weights, cap * (size_t)len * sizeof *w);
+        if (w) o->weights = w;
+        if (!ids || !w) return -1;
+        o->cap = cap;
+    }
+    int32_t *ids = o->ids + o->nchunks * (size_t)len;
+    float *w = o->weights + o->nchunks * (size_t)len;
     int i = 0;
     ids[i] = bpe_bos(c->t);
     w[i++] = 1.0f;
@@ -434,17 +438,23 @@ int prompt_chunk_plain(bpe_tokenizer *t, const char *text, prompt_chunks *out) {
     bpe_frame(t, ids, n, out->ids);
     for (int i = 0; i < out->len; i++) out->weights[i] = 1.0f;
     out->nchunks = 1;
+    out->cap = 1;
     free(ids);
     return 0;
 }
 
 int prompt_chunks_pad(bpe_tokenizer *t, prompt_chunks *c, size_t extra) {
     size_t len = (size_t)c->len, total = c->nchunks + extra;
-    int32_t *ids = realloc(c->ids, total * len * sizeof *ids);
-    if (ids) c->ids = ids;
-    float *w = realloc(c->weights, total * len * sizeof *w);
-    if (w) c->weights = w;
-    if (!ids || !w) return -1;
+    if (total > c->cap) {
+        int32_t *ids = realloc(c->ids, total * len * sizeof *ids);
+        if (ids) c->ids = ids;
+        float *w = realloc(c->weights, total * len * sizeof *w);
+        if (w) c->weights = w;
+        if (!ids || !w) return -1;
+        c->cap = total;
+    }
+    int32_t *ids = c->ids;
+    float *w = c->weights;
     for (size_t k = c->nchunks; k < total; k++) {
         bpe_frame(t, NULL, 0, ids + k * len);
         for (size_t i = 0; i < len; i++) w[k * len + i] = 1.0f;

@@ -46,6 +46,8 @@ typedef struct prompt_chunks {
     float *weights;   /* nchunks * len */
     size_t nchunks;
     int len;
+    size_t cap;       /* chunks allocated (grows geometrically: a prompt of
+                         thousands of BREAKs must not cost quadratic copying) */
 } prompt_chunks;
 
 /* A1111's tokenize_line: BREAK starts a new chunk; a chunk that fills up

@@ -166,9 +166,11 @@ static sdrt_error *batch_parse_requests(batch_ctx *b, const cJSON *root) {
         return b->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "requests: must be an array of inference.run data objects");
     int n = cJSON_GetArraySize(list);
     if (n == 0) return b->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "requests: must not be empty");
-    if (n > INFER_BATCH_MAX_ITEMS)
-        return b->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "requests: %d items exceed the maximum of %d", n,
-                                 INFER_BATCH_MAX_ITEMS);
+    infer_limits lim = infer_limits_or_default(&b->p->limits);
+    if (n > lim.max_batch_items)
+        return b->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                                 "requests: %d items exceed the limit of %d (max_batch_items in the inference "
+                                 "plugin's config)", n, lim.max_batch_items);
     b->items = calloc((size_t)n, sizeof *b->items);
     if (!b->items) return batch_oom(b);
     b->n = n;
@@ -205,14 +207,18 @@ static void batch_mark(batch_item *item, batch_state state, sdrt_status code, ch
  * batch is refused, since it would stop there anyway after spending the
  * earlier items' time. */
 static sdrt_error *batch_validate(batch_ctx *b) {
+    double total = 0;
     for (int i = 0; i < b->n; i++) {
         infer_request r;
         char err[512];
         sdrt_status st = infer_request_parse(b->items[i].data_json, &r, err, sizeof err);
+        if (st == SDRT_OK) st = infer_limits_check(&b->p->limits, &r, err, sizeof err);
         if (st == SDRT_OK) {
+            total += infer_work_estimate(&r);
             infer_request_free(&r);
             continue;
         }
+        infer_request_free(&r); /* zeroed when parsing failed; filled when a limit refused it */
         char *msg = batch_item_message(i, err);
         if (!msg) return batch_oom(b);
         if (!b->continue_on_error) {
@@ -222,6 +228,14 @@ static sdrt_error *batch_validate(batch_ctx *b) {
         }
         batch_mark(&b->items[i], BATCH_FAILED, st, msg);
     }
+    /* The items run one after another on one worker: their sum is what the
+     * batch holds that worker for. */
+    double max_total = infer_limits_or_default(&b->p->limits).max_batch_work;
+    if (total > max_total)
+        return b->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                                 "requests: the items add up to %.0f megapixel-steps, above the limit of %g "
+                                 "(max_batch_work_megapixel_steps in the inference plugin's config)",
+                                 total, max_total);
     return NULL;
 }
 

@@ -9,7 +9,8 @@
 #include "run.h"
 
 /* Most items one batch may hold: enough for a grid of seeds, small enough
- * that the single final response stays a sane protocol line. */
+ * that the single final response stays a sane protocol line. The schema's
+ * maxItems; the config's max_batch_items (work_limits.h) may only lower it. */
 #define INFER_BATCH_MAX_ITEMS 256
 
 /* Worker thread. Runs the inference.batch request `req` (borrowed):

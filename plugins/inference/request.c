@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,11 +109,15 @@ static void req_seed(req_ctx *c, infer_request *r) {
     const cJSON *it = req_item(c, "seed", "hyperparameters");
     if (!it) return;
     if (cJSON_IsString(it)) {
-        char *end = NULL;
+        /* Decimal digits only (strtoull alone would take "+1", " 1" and
+         * wrap nothing but saturate on overflow): 0 .. 2^64-1, as the
+         * schema's pattern says. */
         const char *s = it->valuestring;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (!*s || *s == '-' || *end) {
-            req_fail(c, "seed", "must be a non-negative integer", 0);
+        size_t n = strspn(s, "0123456789");
+        errno = 0;
+        unsigned long long v = n ? strtoull(s, NULL, 10) : 0;
+        if (!n || s[n] || n > 20 || errno == ERANGE) {
+            req_fail(c, "seed", "as a string must be a decimal integer in [0, 18446744073709551615]", 0);
             return;
         }
         r->seed = v;
@@ -177,6 +182,21 @@ static void req_output(req_ctx *c, infer_request *r) {
     if (r->output_dir && !r->output_dir[0]) req_fail(c, "output.dir", "must not be empty", 0);
     r->save_latents = req_bool(c, out ? cJSON_GetObjectItemCaseSensitive(out, "save_latents") : NULL,
                                "output.save_latents", 0);
+    const cJSON *prefix = out ? cJSON_GetObjectItemCaseSensitive(out, "prefix") : NULL;
+    r->output_prefix = req_string(c, prefix && !cJSON_IsNull(prefix) ? prefix : NULL, "output.prefix", NULL);
+    if (r->output_prefix && !infer_prefix_ok(r->output_prefix))
+        req_fail(c, "output.prefix", "must be a plain file name (1-100 characters; no '/', '\\', ':', '..', "
+                 "leading '.' or control characters)", 0);
+}
+
+int infer_prefix_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 100 || strstr(s, "..") || s[0] == '.') return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '/' || ch == '\\' || ch == ':') return 0;
+    }
+    return 1;
 }
 
 /* One lora.adapters[i]: {model_id (non-empty string), weight? (finite,
@@ -252,6 +272,29 @@ static void req_model_id(req_ctx *c, infer_request *r) {
     r->vae_id = req_string(c, cJSON_IsNull(vae) ? NULL : vae, "model_id.vae", NULL);
     if (r->refiner_id && !r->refiner_id[0]) req_fail(c, "model_id.refiner", "must not be empty", 0);
     if (r->vae_id && !r->vae_id[0]) req_fail(c, "model_id.vae", "must not be empty", 0);
+}
+
+/* Fields the schema names that sdrt does not implement: refused when they
+ * would change the result, so that a request is never answered as if they
+ * had been honoured. prompt_2/negative_prompt_2 equal to the first prompt
+ * (diffusers' default) and guidance_rescale 0 change nothing. */
+static void req_not_implemented(req_ctx *c, const infer_request *r) {
+    static const char *const second[2] = {"prompt_2", "negative_prompt_2"};
+    for (int i = 0; i < 2 && c->status == SDRT_OK; i++) {
+        const cJSON *it = req_item(c, second[i], NULL);
+        const char *first = i ? r->negative_prompt : r->prompt;
+        if (it && !(cJSON_IsString(it) && first && strcmp(it->valuestring, first) == 0)) {
+            snprintf(c->err, c->errlen,
+                     "%s: a separate prompt for SDXL's second text encoder is not supported (both encoders get %s)",
+                     second[i], i ? "negative_prompt" : "prompt");
+            c->status = SDRT_UNSUPPORTED;
+        }
+    }
+    const cJSON *gr = req_item(c, "guidance_rescale", NULL);
+    if (c->status == SDRT_OK && gr && !(cJSON_IsNumber(gr) && gr->valuedouble == 0)) {
+        snprintf(c->err, c->errlen, "guidance_rescale: not supported (only 0, no rescaling)");
+        c->status = SDRT_UNSUPPORTED;
+    }
 }
 
 static void req_model_and_prompts(req_ctx *c, infer_request *r) {
@@ -355,6 +398,9 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_output(&c, req);
     req_image(&c, req);
     req_lora(&c, req);
+    req_not_implemented(&c, req);
+    const cJSON *dev = req_item(&c, "device", NULL);
+    req->device = req_string(&c, dev && !cJSON_IsNull(dev) ? dev : NULL, "device", NULL);
     cJSON_Delete(root);
     if (c.status != SDRT_OK) infer_request_free(req);
     return c.status;
@@ -368,6 +414,8 @@ void infer_request_free(infer_request *req) {
     free(req->scheduler_config_json);
     free(req->quality);
     free(req->output_dir);
+    free(req->output_prefix);
+    free(req->device);
     free(req->refiner_id);
     free(req->vae_id);
     free(req->init_image);

@@ -37,7 +37,9 @@ typedef struct infer_request {
     int batch_size;
     int clip_skip;               /* 0 = none */
     char *output_dir;
+    char *output_prefix;         /* file name prefix; NULL = "sdrt-<seed>" */
     int save_latents;
+    char *device;                /* "auto", "<backend>[:<index>]"; NULL = the deployment's */
 
     /* Model suite: model_id {base, refiner, vae}; NULL = none. */
     char *refiner_id;
@@ -72,5 +74,8 @@ typedef struct infer_request {
  * nesting `model_name`, `hyperparameters{...}`, `dimensions{...}` too. */
 sdrt_status infer_request_parse(const char *data_json, infer_request *req, char *err, size_t errlen);
 void infer_request_free(infer_request *req);
+/* A file name prefix that stays inside output.dir: 1-100 characters, no
+ * path separator, no "..", no leading dot, no control characters. */
+int infer_prefix_ok(const char *s);
 
 #endif /* SDRT_INFERENCE_REQUEST_H */

@@ -386,12 +386,14 @@ sdrt_error *run_denoise(run_ctx *c) {
 
 /* ---- outputs ---------------------------------------------------------- */
 
-static sdrt_error *save_image(run_ctx *c, int i, const float *rgb, int h, int w, const char *params) {
-    char prefix[48];
-    snprintf(prefix, sizeof prefix, "sdrt-%llu", (unsigned long long)c->seed);
+static sdrt_error *save_image(run_ctx *c, int i, const float *rgb, int h, int w, const char *params,
+                              const char *resolved) {
+    char prefix[128];
+    if (c->r.output_prefix) snprintf(prefix, sizeof prefix, "%s", c->r.output_prefix);
+    else snprintf(prefix, sizeof prefix, "sdrt-%llu", (unsigned long long)c->seed);
     char *path = NULL;
     sdrt_error *e = c->post->write_png(c->post->self, rgb + (size_t)i * h * w * 3, h, w, c->r.output_dir, prefix,
-                                       params, c->data_json, &path);
+                                       params, resolved ? resolved : c->data_json, &path);
     if (e) return e;
     c->outs[i].image_path = strdup(path);
     c->post->free(c->post->self, path);
@@ -434,7 +436,9 @@ static sdrt_error *run_outputs(run_ctx *c) {
     c->api->progress(c->job, &p);
     float *decoded = NULL, *overlaid = NULL;
     int h = 0, w = 0;
-    sdrt_error *e = decode_latents(c, &decoded, &h, &w);
+    sdrt_error *e = run_check_finite(c, c->latents, c->n_latents, "latents");
+    if (!e) e = decode_latents(c, &decoded, &h, &w);
+    if (!e) e = run_check_finite(c, decoded, (size_t)c->r.batch_size * h * w * 3, "decoded image (VAE)");
     /* "only masked" inpainting: the crop goes back into the original. */
     if (!e && c->orig_u8) e = run_overlay(c, decoded, &overlaid, &h, &w);
     if (e) {
@@ -445,12 +449,13 @@ static sdrt_error *run_outputs(run_ctx *c) {
     sdrt_progress pp = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 1.0,
                         .stage = "postprocessing", .message = "writing images"};
     c->api->progress(c->job, &pp);
-    char *params = NULL;
-    sdrt_error *pe = c->post->format_parameters(c->post->self, c->data_json, c->seed, &params);
+    char *params = NULL, *resolved = run_resolved_request_json(c);
+    sdrt_error *pe = c->post->format_parameters(c->post->self, resolved ? resolved : c->data_json, c->seed, &params);
     if (pe) c->api->error_free(pe); /* metadata is optional: the image is not */
     c->outs = calloc((size_t)c->r.batch_size, sizeof *c->outs);
     e = c->outs ? NULL : c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
-    for (int i = 0; !e && i < c->r.batch_size; i++) e = save_image(c, i, rgb, h, w, params);
+    for (int i = 0; !e && i < c->r.batch_size; i++) e = save_image(c, i, rgb, h, w, params, resolved);
+    free(resolved);
     c->post->free(c->post->self, params);
     c->post->free(c->post->self, decoded);
     free(overlaid);
@@ -475,7 +480,7 @@ static void run_release(run_ctx *c) {
 
 static sdrt_error *run_stages(run_ctx *c) {
     sdrt_error *(*const stages[])(run_ctx *) = {
-        run_acquire, run_read_images, run_open_model, run_open_vae, run_scheduler, run_conditioning,
+        run_acquire, run_check_device, run_read_images, run_open_model, run_open_vae, run_scheduler, run_conditioning,
         run_base_unet, run_latents, run_denoise, run_refiner, run_outputs,
     };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
@@ -493,6 +498,12 @@ sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **res
     *result_json = NULL;
     sdrt_status st = infer_request_parse(req->data_json, &c.r, err, sizeof err);
     if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
+    /* Before anything loads: the fields alone bound the work (work_limits.h). */
+    st = infer_limits_check(&p->limits, &c.r, err, sizeof err);
+    if (st != SDRT_OK) {
+        infer_request_free(&c.r);
+        return p->api->error_new(st, NULL, "%s", err);
+    }
     sdrt_error *e = run_stages(&c);
     /* Every plugin's uploads for this job (UNet here, text encoders in
      * conditioning, VAE in postprocess) are counted by the model plugin. */

@@ -6,6 +6,7 @@
 #ifndef SDRT_INFERENCE_RUN_H
 #define SDRT_INFERENCE_RUN_H
 
+#include "work_limits.h"
 #include "sdrt/plugin.h"
 
 typedef struct infer_plugin {
@@ -14,6 +15,7 @@ typedef struct infer_plugin {
     /* Passed to sdrt_nn_new for the UNet's stream, e.g. {"threads":8};
      * NULL = the backend's default. Owned. */
     char *stream_params;
+    infer_limits limits; /* work one request may ask for (work_limits.h) */
 } infer_plugin;
 
 /* Worker thread. Runs one inference.run request (`req` borrowed). On

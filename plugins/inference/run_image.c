@@ -204,6 +204,8 @@ static double default_strength(const run_ctx *c) {
     return c->is_sdxl ? 0.3 : 0.8;
 }
 
+double run_strength(const run_ctx *c) { return c->r.strength >= 0 ? c->r.strength : default_strength(c); }
+
 static sdrt_error *plan_steps(run_ctx *c) {
     const sdrt_scheduler_iface *S = c->sched;
     double strength = c->r.strength >= 0 ? c->r.strength : default_strength(c);

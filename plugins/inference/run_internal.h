@@ -99,6 +99,23 @@ void run_image_free(run_ctx *c);
 /* Takes `e` and returns it as "<field>: <message>". */
 sdrt_error *run_field_error(run_ctx *c, sdrt_error *e, const char *field);
 
+/* device_check.c: the request's `device` against the devices there are
+ * (NOT_FOUND / INVALID_ARGUMENT naming it; a warning when it is not the
+ * deployment's device, where every request runs). */
+sdrt_error *run_check_device(run_ctx *c);
+
+/* resolved.c: what actually ran, for the image metadata. */
+/* The request's data with every default resolved (model defaults for size
+ * and guidance, the scheduler class and config that ran, the seed, steps,
+ * strength): malloc'd JSON text, or NULL when out of memory. */
+char *run_resolved_request_json(const run_ctx *c);
+/* run_image.c: the strength img2img/inpainting runs with (request or the
+ * pipeline's default); meaningful only with init_image. */
+double run_strength(const run_ctx *c);
+/* NaN or Inf anywhere in data[0..n): FAILED_PRECONDITION naming `what` and
+ * the likely causes, else NULL. */
+sdrt_error *run_check_finite(run_ctx *c, const float *data, size_t n, const char *what);
+
 /* run_refiner.c: the SDXL refiner pass on the base's latents. */
 sdrt_error *run_refiner(run_ctx *c);
 

@@ -298,6 +298,11 @@ static sdrt_status group_modules(lora_file *f, char *err, size_t errlen) {
 }
 
 sdrt_status lora_file_open(const char *path, lora_file **out, char *err, size_t errlen) {
+    return lora_file_open_scoped(path, NULL, out, err, errlen);
+}
+
+sdrt_status lora_file_open_scoped(const char *path, const sdrt_file_scope *scope, lora_file **out, char *err,
+                                  size_t errlen) {
     *out = NULL;
     lora_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
@@ -305,10 +310,14 @@ sdrt_status lora_file_open(const char *path, lora_file **out, char *err, size_t 
         return SDRT_RESOURCE_EXHAUSTED;
     }
     char sub[768];
-    if (st_open(path, &f->st, sub, sizeof sub) != 0) {
+    sdrt_status ost = st_open_scoped(path, "lora", scope, &f->st, sub, sizeof sub);
+    if (ost != SDRT_OK) {
         lora_file_close(f);
-        lora_set_err(err, errlen, "lora '%s': not a readable safetensors file: %s", path, sub);
-        return SDRT_INVALID_ARGUMENT;
+        if (ost == SDRT_INVALID_ARGUMENT && !strstr(sub, "not a regular file"))
+            lora_set_err(err, errlen, "lora '%s': not a readable safetensors file: %s", path, sub);
+        else
+            lora_set_err(err, errlen, "%s", sub);
+        return ost;
     }
     sdrt_status st = group_modules(f, err, errlen);
     if (st == SDRT_OK && f->n_mods == 0) {

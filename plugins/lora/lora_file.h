@@ -47,6 +47,11 @@ typedef struct lora_file {
  * UNSUPPORTED (DoRA, Tucker-decomposed LoCon/LoHa/LoKr), NOT_FOUND,
  * RESOURCE_EXHAUSTED. */
 sdrt_status lora_file_open(const char *path, lora_file **out, char *err, size_t errlen);
+/* The same with the file opened through sdrt_file_open under `scope`
+ * (NULL: type checks only): never blocks on a FIFO, refuses devices, and
+ * PERMISSION_DENIED when its real path is outside the roots. */
+sdrt_status lora_file_open_scoped(const char *path, const sdrt_file_scope *scope, lora_file **out, char *err,
+                                  size_t errlen);
 void lora_file_close(lora_file *f);
 
 /* f32 value of element i of a float tensor (F32/F16/BF16/F64). */

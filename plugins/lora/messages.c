@@ -93,10 +93,10 @@ static int ends_with(const char *s, const char *suf) {
 
 /* One listed file: LoRA folders list every .safetensors (a broken one with
  * its error); model roots only those that are LoRA files. */
-static void list_file(cJSON *arr, const char *path, const char *rel, int lora_dir) {
+static void list_file(const lora_plugin *p, cJSON *arr, const char *path, const char *rel, int lora_dir) {
     char err[ERR_LEN];
     lora_file *f = NULL;
-    sdrt_status st = lora_file_open(path, &f, err, sizeof err);
+    sdrt_status st = lora_file_open_scoped(path, &p->scope, &f, err, sizeof err);
     if (st != SDRT_OK && !lora_dir) return;
     cJSON *o = st == SDRT_OK ? lora_file_summary(f) : cJSON_CreateObject();
     char *name = strndup(rel, strlen(rel) - strlen(".safetensors"));
@@ -110,7 +110,7 @@ static void list_file(cJSON *arr, const char *path, const char *rel, int lora_di
     cJSON_AddItemToArray(arr, o);
 }
 
-static void walk(cJSON *arr, const char *dir, const char *rel, int depth, int lora_dir) {
+static void walk(const lora_plugin *p, cJSON *arr, const char *dir, const char *rel, int depth, int lora_dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
@@ -124,9 +124,9 @@ static void walk(cJSON *arr, const char *dir, const char *rel, int depth, int lo
         }
         struct stat sb;
         if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) && lora_dir && depth < LIST_MAX_DEPTH)
-            walk(arr, path, r, depth + 1, lora_dir);
+            walk(p, arr, path, r, depth + 1, lora_dir);
         else if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && ends_with(e->d_name, ".safetensors"))
-            list_file(arr, path, r, lora_dir);
+            list_file(p, arr, path, r, lora_dir);
         free(path);
         free(r);
     }
@@ -161,7 +161,7 @@ sdrt_error *lora_msg_list(lora_plugin *p, const cJSON *data, cJSON **out) {
         struct stat sb;
         if (stat(p->lookup.roots[i], &sb) != 0 || !S_ISDIR(sb.st_mode)) continue;
         cJSON_AddItemToArray(roots, cJSON_CreateString(p->lookup.roots[i]));
-        walk(arr, p->lookup.roots[i], "", 0, lora_dir);
+        walk(p, arr, p->lookup.roots[i], "", 0, lora_dir);
     }
     sorted(arr);
     *out = o;
@@ -231,11 +231,19 @@ static sdrt_error *inspect_against(lora_plugin *p, cJSON *o, const lora_file *f,
         cJSON_AddStringToObject(o, "model_id", mi->id(m));
         cJSON_AddStringToObject(o, "model_architecture", mi->arch(m));
         int compatible = lora_check_arch(f, mi->arch(m), mi->id(m), err, sizeof err) == SDRT_OK;
-        cJSON_AddBoolToObject(o, "compatible", compatible);
-        if (!compatible) cJSON_AddStringToObject(o, "incompatibility", err);
         lora_model_ref ref;
         lora_model_ref_init(&ref, mi, m);
         add_matches(o, f, &ref);
+        /* An adapter none of whose keys finds a weight would change nothing:
+         * applying it is not "compatible", whatever the architecture says. */
+        double matched = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "matched"));
+        if (compatible && !(matched > 0)) {
+            compatible = 0;
+            snprintf(err, sizeof err, "none of the %zu LoRA modules matches a weight of model '%s' (%s)", f->n_mods,
+                     mi->id(m), mi->arch(m));
+        }
+        cJSON_AddBoolToObject(o, "compatible", compatible);
+        if (!compatible) cJSON_AddStringToObject(o, "incompatibility", err);
         mi->close(mi->self, m);
     }
     p->api->release(p->host, SDRT_MODEL_IFACE_ID);
@@ -252,7 +260,7 @@ sdrt_error *lora_msg_inspect(lora_plugin *p, const cJSON *data, sdrt_job *job, c
     char err[ERR_LEN], *path = NULL;
     lora_file *f = NULL;
     sdrt_status st = lora_resolve(p, id, &path, err, sizeof err);
-    if (st == SDRT_OK) st = lora_file_open(path, &f, err, sizeof err);
+    if (st == SDRT_OK) st = lora_file_open_scoped(path, &p->scope, &f, err, sizeof err);
     free(path);
     if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
     cJSON *o = lora_file_summary(f);

@@ -41,7 +41,7 @@ static sdrt_status open_files(const lora_plugin *p, const sdrt_lora_adapter *a, 
     for (size_t i = 0; i < n; i++) {
         char *path = NULL;
         sdrt_status st = lora_resolve(p, a[i].model_id, &path, err, errlen);
-        if (st == SDRT_OK) st = lora_file_open(path, &files[i], err, errlen);
+        if (st == SDRT_OK) st = lora_file_open_scoped(path, &p->scope, &files[i], err, errlen);
         free(path);
         if (st != SDRT_OK) {
             for (size_t j = 0; j < i; j++) lora_file_close(files[j]);
@@ -195,6 +195,8 @@ sdrt_error *lora_plugin_init(const sdrt_host_api *api, sdrt_host *host, const ch
     p->api = api;
     p->host = host;
     p->threads = threads;
+    p->scope = (sdrt_file_scope){.api = api, .host = host, .kind = "model", .extra_roots = p->lookup.hf_dirs,
+                                 .n_extra_roots = p->lookup.n_hf};
     p->iface = (sdrt_lora_iface){
         .struct_size = SDRT_STRUCT_SIZE(sdrt_lora_iface, weights), .weights = iface_weights, .self = p, .prepare = iface_prepare,
         .tensor = iface_tensor, .n_warnings = iface_n_warnings, .warning = iface_warning,

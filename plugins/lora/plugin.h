@@ -5,6 +5,7 @@
 
 #include "lookup.h"
 #include "sdrt/lora.h"
+#include "sdrt/file.h"
 #include "sdrt/plugin.h"
 
 typedef struct lora_plugin {
@@ -15,6 +16,7 @@ typedef struct lora_plugin {
      * first n_lora_dirs are the LoRA folders, listed recursively). */
     lookup_cfg lookup;
     size_t n_lora_dirs;
+    sdrt_file_scope scope; /* adapter files: the model roots (and the HF caches lookup trusts) */
     int threads;
     sdrt_lora_iface iface;
 } lora_plugin;

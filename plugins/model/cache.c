@@ -91,8 +91,8 @@ static sdrt_status admit(model_cache *c, struct sdrt_model *m, char *err, size_t
     return SDRT_OK;
 }
 
-sdrt_status cache_open(model_cache *c, const char *id, cache_loader load, struct sdrt_model **out, int *loaded,
-                       char *err, size_t errlen) {
+sdrt_status cache_open(model_cache *c, const char *id, cache_loader load, const sdrt_file_scope *scope,
+                       struct sdrt_model **out, int *loaded, char *err, size_t errlen) {
     *out = NULL;
     if (loaded) *loaded = 0;
     pthread_mutex_lock(&c->mu);
@@ -108,7 +108,7 @@ sdrt_status cache_open(model_cache *c, const char *id, cache_loader load, struct
     }
     c->loading = 1;
     pthread_mutex_unlock(&c->mu);
-    sdrt_status st = load(id, &m, err, errlen);
+    sdrt_status st = load(id, scope, &m, err, errlen);
     pthread_mutex_lock(&c->mu);
     c->loading = 0;
     if (st == SDRT_OK && !m->resident && store_resident_init(m, c->weights) != 0) {

@@ -21,7 +21,8 @@ typedef struct model_cache {
 } model_cache;
 
 /* Loads a model from its canonical path. Replaceable for tests. */
-typedef sdrt_status (*cache_loader)(const char *path, struct sdrt_model **out, char *err, size_t errlen);
+typedef sdrt_status (*cache_loader)(const char *path, const sdrt_file_scope *scope, struct sdrt_model **out,
+                                    char *err, size_t errlen);
 
 /* `budget`: host (mapped) bytes; device weight copies start unlimited
  * (cache_set_device_budget). 0, or -1 out of memory. */
@@ -31,8 +32,8 @@ void cache_set_device_budget(model_cache *c, uint64_t bytes);
 void cache_destroy(model_cache *c);
 /* Finds or loads `id` and pins it. *loaded tells whether it was loaded now.
  * RESOURCE_EXHAUSTED when it does not fit beside the pinned models. */
-sdrt_status cache_open(model_cache *c, const char *id, cache_loader load, struct sdrt_model **out, int *loaded,
-                       char *err, size_t errlen);
+sdrt_status cache_open(model_cache *c, const char *id, cache_loader load, const sdrt_file_scope *scope,
+                       struct sdrt_model **out, int *loaded, char *err, size_t errlen);
 void cache_close(model_cache *c, struct sdrt_model *m);
 /* Drops an unpinned model: NOT_FOUND, or FAILED_PRECONDITION while pinned. */
 sdrt_status cache_unload(model_cache *c, const char *id, char *err, size_t errlen);

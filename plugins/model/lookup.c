@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "lookup.h"
 
+#include "sdrt/file.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <limits.h>
@@ -101,7 +103,8 @@ char *lookup_hf_snapshot(const char *hub, const char *repo) {
     if (asprintf(&base, "%s/models--%.*s--%s", hub, (int)(slash - repo), repo, slash + 1) < 0) return NULL;
     char ref[256] = "", *p = NULL, *snap = NULL;
     if (asprintf(&p, "%s/refs/main", base) >= 0) {
-        FILE *f = fopen(p, "r");
+        /* Non-blocking, regular files only: a FIFO here must not park the worker. */
+        FILE *f = sdrt_file_fopen(p, "refs/main", NULL, NULL, NULL, 0);
         if (f) {
             if (!fgets(ref, sizeof ref, f)) ref[0] = 0;
             fclose(f);
@@ -133,8 +136,14 @@ static sdrt_status checked(const lookup_cfg *c, const char *p, char **out, char 
         *out = r;
         return SDRT_OK;
     }
+    /* An existing relative path means the file from the working directory
+     * (as exists() found it); resolve_path would look for it under the
+     * roots instead ("<root>/demo-model/demo-model"). The root check then
+     * applies to the absolute path. */
+    char *cwd_abs = p[0] != '/' ? realpath(p, NULL) : NULL;
     sdrt_error *e = NULL;
-    char *r = c->api->resolve_path(c->host, "model", p, &e);
+    char *r = c->api->resolve_path(c->host, "model", cwd_abs ? cwd_abs : p, &e);
+    free(cwd_abs);
     if (!r) {
         sdrt_status code = e ? e->code : SDRT_PERMISSION_DENIED;
         snprintf(err, errlen, "model_id: %s", e ? e->message : "outside the model roots");

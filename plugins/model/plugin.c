@@ -65,7 +65,7 @@ static sdrt_error *iface_open(void *self, const char *model_id, sdrt_job *job, s
     char err[ERR_LEN], *path = NULL;
     *out = NULL;
     sdrt_status st = resolve_key(p, model_id, NULL, &path, err, sizeof err);
-    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load, out, NULL, err, sizeof err);
+    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load_scoped, &p->scope, out, NULL, err, sizeof err);
     free(path);
     return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
 }
@@ -140,12 +140,30 @@ static sdrt_error *open_for(model_plugin *p, const cJSON *data, sdrt_model **m, 
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "weight_type: must be a string such as \"q8_0\"");
     char err[ERR_LEN], *path = NULL;
     sdrt_status st = resolve_key(p, id, wt ? wt->valuestring : NULL, &path, err, sizeof err);
-    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load, m, loaded, err, sizeof err);
+    if (st == SDRT_OK) st = cache_open(&p->cache, path, store_load_scoped, &p->scope, m, loaded, err, sizeof err);
     free(path);
     return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);
 }
 
-static sdrt_error *on_load(model_plugin *p, const cJSON *data, char **result_json) {
+/* model.load's schema names fields the model plugin does not act on: say
+ * so in the response's warnings rather than ignore them silently. */
+static void warn_unused_load_fields(model_plugin *p, const cJSON *data, sdrt_job *job) {
+    if (!p->api->warn) return;
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(data, "device");
+    if (cJSON_IsString(dev) && strcmp(dev->valuestring, "auto") != 0)
+        p->api->warn(job, "device: model.load maps the weights in host memory; every request computes on the "
+                          "deployment's device (the device plugin's \"device\" setting), so this field was not used");
+    if (cJSON_GetObjectItemCaseSensitive(data, "dtype"))
+        p->api->warn(job, "dtype: weights keep the dtype they are stored in; this field was not used");
+    if (cJSON_GetObjectItemCaseSensitive(data, "components"))
+        p->api->warn(job, "components: every component of the model is loaded; this field was not used");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(data, "pin")))
+        p->api->warn(job, "pin: not supported: the model stays cached while in use and is evicted least recently "
+                          "used beyond the cache budget (cache_bytes)");
+}
+
+static sdrt_error *on_load(model_plugin *p, const cJSON *data, sdrt_job *job, char **result_json) {
+    warn_unused_load_fields(p, data, job);
     sdrt_model *m;
     int loaded = 0;
     sdrt_error *e = open_for(p, data, &m, &loaded);
@@ -283,12 +301,12 @@ sdrt_error *model_plugin_handle(void *instance, const sdrt_request *req, char **
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "data: not a JSON object");
     }
     sdrt_error *e;
-    if (!strcmp(req->type, "model.load")) e = on_load(p, data, result_json);
+    if (!strcmp(req->type, "model.load")) e = on_load(p, data, req->job, result_json);
     else if (!strcmp(req->type, "model.info")) e = on_info(p, data, result_json);
     else if (!strcmp(req->type, "model.unload")) e = on_unload(p, data, result_json);
     else if (!strcmp(req->type, "model.list")) e = on_list(p, result_json);
     else if (!strcmp(req->type, "model.convert")) e = on_convert(p, data, result_json);
-    else if (!strcmp(req->type, "model.scan")) e = reply(p, scan_roots(p->lookup.roots, p->lookup.n_roots), result_json);
+    else if (!strcmp(req->type, "model.scan")) e = reply(p, scan_roots(p->lookup.roots, p->lookup.n_roots, &p->scope), result_json);
     else e = p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "type: '%s' is not served by the model plugin", req->type);
     cJSON_Delete(data);
     return e;
@@ -329,6 +347,8 @@ sdrt_error *model_plugin_init(const sdrt_host_api *api, sdrt_host *host, const c
     }
     p->api = api;
     p->host = host;
+    p->scope = (sdrt_file_scope){.api = api, .host = host, .kind = "model", .extra_roots = p->lookup.hf_dirs,
+                                 .n_extra_roots = p->lookup.n_hf};
     if (cache_init(&p->cache, budget) != 0) {
         cache_destroy(&p->cache);
         lookup_free(&p->lookup);

@@ -15,6 +15,7 @@ typedef struct model_plugin {
     sdrt_host *host;
     model_cache cache;
     lookup_cfg lookup;
+    sdrt_file_scope scope; /* model files: the model roots, and the HF caches lookup trusts */
     sdrt_model_iface iface;
 } model_plugin;
 

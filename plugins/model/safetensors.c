@@ -245,19 +245,27 @@ int st_parse(const void *buf, size_t len, st_file **out, char *err, size_t errle
 }
 
 int st_open(const char *path, st_file **out, char *err, size_t errlen) {
+    return st_open_scoped(path, NULL, NULL, out, err, errlen) == SDRT_OK ? 0 : -1;
+}
+
+sdrt_status st_open_scoped(const char *path, const char *field, const sdrt_file_scope *scope, st_file **out,
+                           char *err, size_t errlen) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return st_fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    int fd;
+    sdrt_status st = sdrt_file_open(path, field, scope, &fd, err, errlen);
+    if (st != SDRT_OK) return st;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         close(fd);
-        return st_fail(err, errlen, path, "not a regular file");
+        st_fail(err, errlen, path, "cannot stat: %s", strerror(errno));
+        return SDRT_IO_ERROR;
     }
     st_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
         close(fd);
-        return st_fail(err, errlen, path, "out of memory");
+        st_fail(err, errlen, path, "out of memory");
+        return SDRT_RESOURCE_EXHAUSTED;
     }
     f->map_len = (size_t)sb.st_size;
     if (f->map_len > 0) {
@@ -267,17 +275,18 @@ int st_open(const char *path, st_file **out, char *err, size_t errlen) {
         if (m == MAP_FAILED) {
             close(fd);
             st_close(f);
-            return st_fail(err, errlen, path, "mmap failed: %s", strerror(errno));
+            st_fail(err, errlen, path, "mmap failed: %s", strerror(errno));
+            return SDRT_IO_ERROR;
         }
         f->map = m;
     }
     close(fd);
     if (parse_image(f->map ? f->map : (void *)"", f->map_len, f, err, errlen) != 0) {
         st_close(f);
-        return -1;
+        return SDRT_INVALID_ARGUMENT;
     }
     *out = f;
-    return 0;
+    return SDRT_OK;
 }
 
 const st_tensor *st_find(const st_file *f, const char *name) {
@@ -292,32 +301,19 @@ const st_tensor *st_find(const st_file *f, const char *name) {
     return NULL;
 }
 
-static char *read_text(const char *path, size_t max, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        st_fail(err, errlen, path, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, fp) : 0;
-    fclose(fp);
-    if (!buf || n > max) {
-        free(buf);
-        st_fail(err, errlen, path, buf ? "larger than %zu bytes" : "out of memory", max);
-        return NULL;
-    }
-    buf[n] = 0;
-    return buf;
+static char *read_text(const char *path, const sdrt_file_scope *scope, size_t max, char *err, size_t errlen) {
+    return sdrt_file_read_all(path, NULL, scope, max, NULL, NULL, err, errlen);
 }
 
 static int shard_name_ok(const char *s) {
     return s[0] && !strchr(s, '/') && !strchr(s, '\\') && strcmp(s, ".") && strcmp(s, "..");
 }
 
-int st_index_shards(const char *index_path, char ***shards, size_t *n, char *err, size_t errlen) {
+int st_index_shards(const char *index_path, const sdrt_file_scope *scope, char ***shards, size_t *n, char *err,
+                    size_t errlen) {
     *shards = NULL;
     *n = 0;
-    char *text = read_text(index_path, 64u << 20, err, errlen);
+    char *text = read_text(index_path, scope, 64u << 20, err, errlen);
     if (!text) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);

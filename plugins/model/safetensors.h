@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sdrt/file.h"
 #include "sdrt/tensor.h"
 
 #define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024)
@@ -41,6 +42,13 @@ typedef struct st_file {
 /* Maps and validates `path`. Returns 0, or -1 with err naming the file, the
  * tensor or field, and the reason. *out is owned by the caller (st_close). */
 int st_open(const char *path, st_file **out, char *err, size_t errlen);
+/* The same through sdrt_file_open: never blocks on a FIFO, regular files
+ * only, and with a scope the real path must lie inside its roots.
+ * `field` names the file in messages (NULL: "file"). Returns SDRT_OK or
+ * the status of the failure (NOT_FOUND, PERMISSION_DENIED,
+ * INVALID_ARGUMENT, IO_ERROR) with err set. st_open is this with no scope. */
+sdrt_status st_open_scoped(const char *path, const char *field, const sdrt_file_scope *scope, st_file **out,
+                           char *err, size_t errlen);
 /* The same over borrowed memory (fuzzing, tests); tensors point into buf. */
 int st_parse(const void *buf, size_t len, st_file **out, char *err, size_t errlen);
 void st_close(st_file *f);
@@ -58,6 +66,7 @@ uint64_t st_tensor_bytes(const st_tensor *t);
  * file names of weight_map, in first-seen order, as a malloc'd array of
  * malloc'd strings. Shard names must be plain file names (no '/', no ".."),
  * since they are joined to the index's directory. */
-int st_index_shards(const char *index_path, char ***shards, size_t *n, char *err, size_t errlen);
+int st_index_shards(const char *index_path, const sdrt_file_scope *scope, char ***shards, size_t *n, char *err,
+                    size_t errlen);
 
 #endif

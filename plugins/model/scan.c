@@ -21,12 +21,12 @@ static void add(cJSON *arr, const char *path, const char *kind, const char *arch
     cJSON_AddItemToArray(arr, e);
 }
 
-static void scan_file(cJSON *arr, const char *path) {
+static void scan_file(cJSON *arr, const char *path, const sdrt_file_scope *scope) {
     size_t n = strlen(path);
     if (n < 12 || strcmp(path + n - 12, ".safetensors") != 0) return;
     st_file *f;
     char err[256];
-    if (st_open(path, &f, err, sizeof err) != 0) {
+    if (st_open_scoped(path, NULL, scope, &f, err, sizeof err) != SDRT_OK) {
         add(arr, path, "invalid", NULL);
         return;
     }
@@ -40,7 +40,7 @@ static void scan_file(cJSON *arr, const char *path) {
     st_close(f);
 }
 
-static void scan_dir(cJSON *arr, const char *dir, int depth) {
+static void scan_dir(cJSON *arr, const char *dir, int depth, const sdrt_file_scope *scope) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
@@ -49,12 +49,12 @@ static void scan_dir(cJSON *arr, const char *dir, int depth) {
         char *p;
         struct stat sb;
         if (asprintf(&p, "%s/%s", dir, e->d_name) < 0) break;
-        if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) scan_file(arr, p);
+        if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) scan_file(arr, p, scope);
         else if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) {
             char *idx;
             if (asprintf(&idx, "%s/model_index.json", p) >= 0) {
                 if (stat(idx, &sb) == 0) add(arr, p, "diffusers", NULL);
-                else if (depth > 0) scan_dir(arr, p, depth - 1);
+                else if (depth > 0) scan_dir(arr, p, depth - 1, scope);
                 free(idx);
             }
         }
@@ -63,9 +63,9 @@ static void scan_dir(cJSON *arr, const char *dir, int depth) {
     closedir(d);
 }
 
-cJSON *scan_roots(char *const *roots, size_t n) {
+cJSON *scan_roots(char *const *roots, size_t n, const sdrt_file_scope *scope) {
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "models");
-    for (size_t i = 0; i < n; i++) scan_dir(arr, roots[i], 1);
+    for (size_t i = 0; i < n; i++) scan_dir(arr, roots[i], 1, scope);
     return o;
 }

@@ -5,7 +5,12 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-/* {"models":[{path, kind, architecture?}]}; caller deletes. */
-cJSON *scan_roots(char *const *roots, size_t n);
+#include "sdrt/file.h"
+
+/* {"models":[{path, kind, architecture?}]}; caller deletes. Checkpoint
+ * headers are read through sdrt_file_open under `scope` (NULL: type checks
+ * only), so a file linked from a root to elsewhere is listed as "invalid"
+ * without being parsed, and a FIFO never blocks the scan. */
+cJSON *scan_roots(char *const *roots, size_t n, const sdrt_file_scope *scope);
 
 #endif

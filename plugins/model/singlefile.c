@@ -121,7 +121,8 @@ sdrt_status singlefile_attach_configs(struct sdrt_model *m, char *err, size_t er
 
 sdrt_status singlefile_load(struct sdrt_model *m, const char *path, char *err, size_t errlen) {
     st_file *f;
-    if (st_open(path, &f, err, errlen) != 0) return SDRT_INVALID_ARGUMENT;
+    sdrt_status ost = st_open_scoped(path, "model_id", &m->scope, &f, err, errlen);
+    if (ost != SDRT_OK) return ost;
     m->files = malloc(sizeof *m->files);
     if (!m->files) {
         st_close(f);

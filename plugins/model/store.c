@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -53,14 +54,12 @@ static char *join(const char *a, const char *b) {
     return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(CONFIG_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, CONFIG_MAX_BYTES, f) : 0;
-    fclose(f);
-    if (buf) buf[n] = 0;
-    return buf;
+/* A config file of the model, or NULL when it cannot be read (missing,
+ * too large, not a regular file, or leading outside the roots: the
+ * component then loads without it, or its absence is reported). */
+static char *read_text(const struct sdrt_model *m, const char *path) {
+    char err[512];
+    return sdrt_file_read_all(path, NULL, &m->scope, CONFIG_MAX_BYTES, NULL, NULL, err, sizeof err);
 }
 
 store_component *store_component_get(struct sdrt_model *m, const char *name) {
@@ -306,7 +305,8 @@ int store_view(const st_file *f, const st_tensor *s, sdrt_tensor *t, char *err, 
 static sdrt_status add_file_tensors(struct sdrt_model *m, store_component *c, const char *path, char *err,
                                     size_t errlen) {
     st_file *f;
-    if (st_open(path, &f, err, errlen) != 0) return SDRT_INVALID_ARGUMENT;
+    sdrt_status ost = st_open_scoped(path, NULL, &m->scope, &f, err, errlen);
+    if (ost != SDRT_OK) return ost;
     if (keep_file(m, f) != 0) {
         st_close(f);
         return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "%s: out of memory", path);
@@ -329,7 +329,7 @@ static sdrt_status load_sharded(struct sdrt_model *m, store_component *c, const 
                                 size_t errlen) {
     char **shards;
     size_t n;
-    if (st_index_shards(index, &shards, &n, err, errlen) != 0) return SDRT_INVALID_ARGUMENT;
+    if (st_index_shards(index, &m->scope, &shards, &n, err, errlen) != 0) return SDRT_INVALID_ARGUMENT;
     sdrt_status st = SDRT_OK;
     for (size_t i = 0; i < n; i++) {
         char *p = st == SDRT_OK ? join(c->dir, shards[i]) : NULL;
@@ -386,7 +386,7 @@ static sdrt_status load_component(struct sdrt_model *m, const char *root, const 
                     root, name);
     const char *cfg = strcmp(name, "scheduler") == 0 ? "scheduler_config.json" : "config.json";
     char *cfg_path = join(c->dir, cfg);
-    if (cfg_path && is_file(cfg_path)) c->config_json = read_text(cfg_path);
+    if (cfg_path && is_file(cfg_path)) c->config_json = read_text(m, cfg_path);
     free(cfg_path);
     int has_weights = !strncmp(name, "unet", 4) || !strncmp(name, "vae", 3) || !strncmp(name, "text_encoder", 12);
     return has_weights ? load_component_weights(m, c, err, errlen) : SDRT_OK;
@@ -402,7 +402,7 @@ static const char *diffusers_arch(struct sdrt_model *m, const char *class_name) 
 
 static sdrt_status load_diffusers(struct sdrt_model *m, const char *root, char *err, size_t errlen) {
     char *idx = join(root, "model_index.json");
-    char *text = idx ? read_text(idx) : NULL;
+    char *text = idx ? read_text(m, idx) : NULL;
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!cJSON_IsObject(j)) {
@@ -432,9 +432,9 @@ static sdrt_status load_diffusers(struct sdrt_model *m, const char *root, char *
 /* A standalone AutoencoderKL folder (config.json + weights), e.g. a VAE
  * that overrides a pipeline's (inference.run model_id.vae): one "vae"
  * component, arch "vae". */
-static int is_vae_folder(const char *path) {
+static int is_vae_folder(const struct sdrt_model *m, const char *path) {
     char *cfg = join(path, "config.json");
-    char *text = cfg && is_file(cfg) ? read_text(cfg) : NULL;
+    char *text = cfg && is_file(cfg) ? read_text(m, cfg) : NULL;
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(j, "_class_name");
     int r = cJSON_IsString(cls) && strcmp(cls->valuestring, "AutoencoderKL") == 0;
@@ -448,7 +448,7 @@ static sdrt_status load_vae_folder(struct sdrt_model *m, const char *path, char 
     store_component *c = store_component_add(m, "vae");
     if (!c || !(c->dir = strdup(path))) return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "out of memory");
     char *cfg = join(path, "config.json");
-    c->config_json = cfg ? read_text(cfg) : NULL;
+    c->config_json = cfg ? read_text(m, cfg) : NULL;
     free(cfg);
     m->arch = "vae";
     m->source = "diffusers";
@@ -466,7 +466,26 @@ static int has_suffix(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+/* Neither a folder nor a regular file: say what it is (a FIFO, a device)
+ * through the one open path, which refuses it without blocking. */
+static sdrt_status not_a_model(const struct sdrt_model *m, const char *path, char *err, size_t errlen) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return fail(err, errlen, SDRT_NOT_FOUND, "%s: no such model file or folder", path);
+    int fd;
+    sdrt_status st = sdrt_file_open(path, "model_id", &m->scope, &fd, err, errlen);
+    if (st == SDRT_OK) {
+        close(fd);
+        st = fail(err, errlen, SDRT_INVALID_ARGUMENT, "%s: not a model file or folder", path);
+    }
+    return st;
+}
+
 sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, size_t errlen) {
+    return store_load_scoped(path, NULL, out, err, errlen);
+}
+
+sdrt_status store_load_scoped(const char *path, const sdrt_file_scope *scope, struct sdrt_model **out, char *err,
+                              size_t errlen) {
     *out = NULL;
     double t0 = now_s();
     struct sdrt_model *m = calloc(1, sizeof *m);
@@ -474,6 +493,7 @@ sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, siz
         free(m);
         return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "out of memory");
     }
+    if (scope) m->scope = *scope;
     sdrt_status st;
     /* "<path>#<weight_type>": load <path>, then quantise (model.load's
      * weight_type; the suffix keeps each variant its own cache entry). */
@@ -490,10 +510,10 @@ sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, siz
     else if (is_file(path) && (has_suffix(path, ".gguf") || gguf_is_gguf(path))) st = gguf_load(m, path, err, errlen);
     else if (is_file(path) && (has_suffix(path, ".ckpt") || has_suffix(path, ".pt") || has_suffix(path, ".bin")))
         st = fail(err, errlen, SDRT_UNSUPPORTED, "%s: pickle checkpoints are not loaded (unsafe); convert to .safetensors", path);
-    else if (is_dir(path) && is_vae_folder(path)) st = load_vae_folder(m, path, err, errlen);
+    else if (is_dir(path) && is_vae_folder(m, path)) st = load_vae_folder(m, path, err, errlen);
     else if (is_dir(path))
         st = fail(err, errlen, SDRT_INVALID_ARGUMENT, "%s: folder has no model_index.json (not a diffusers model)", path);
-    else st = fail(err, errlen, SDRT_NOT_FOUND, "%s: no such model file or folder", path);
+    else st = not_a_model(m, path, err, errlen);
     free(idx);
     if (st == SDRT_OK && wt >= 0) st = store_quantise(m, (sdrt_dtype)wt, err, errlen);
     free(base);

@@ -54,12 +54,20 @@ struct sdrt_model {
     int pins;
     uint64_t last_used;
     struct sdrt_model *prev, *next;
+    /* Where every file the model reads must lie (copied from the loader's
+     * scope; its pointers live as long as the plugin). */
+    sdrt_file_scope scope;
 };
 
 /* Loads the diffusers folder, single .safetensors or .gguf file at
  * absolute `path` (optionally "<path>#<weight_type>": quantised on load). Returns SDRT_OK, or NOT_FOUND / INVALID_ARGUMENT / UNSUPPORTED /
  * IO_ERROR with err naming the file and the reason. */
 sdrt_status store_load(const char *path, struct sdrt_model **out, char *err, size_t errlen);
+/* The same with every file opened through sdrt_file_open under `scope`
+ * (NULL: type checks only): the plugin's loader. PERMISSION_DENIED names a
+ * file whose real path leaves the roots (a symlinked unet/ folder). */
+sdrt_status store_load_scoped(const char *path, const sdrt_file_scope *scope, struct sdrt_model **out, char *err,
+                              size_t errlen);
 void store_free(struct sdrt_model *m);
 /* Creates m->resident over m's files, counted against `b`. 0 or -1 (OOM). */
 int store_resident_init(struct sdrt_model *m, sdrt_weight_budget *b);

@@ -37,9 +37,15 @@ static sdrt_error *parse_tiling(pp_plugin *p, const cJSON *t, int *out) {
 
 static sdrt_error *parse(pp_plugin *p, const cJSON *d, decode_req *r) {
     memset(r, 0, sizeof *r);
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(d, "model_id");
-    if (!cJSON_IsString(f) || !f->valuestring[0]) return bad(p, "model_id", "required string");
-    r->model_id = f->valuestring;
+    /* vae (a VAE folder or a model with one) decodes when given; else
+     * model_id's own VAE. */
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(d, "vae");
+    if (f && (!cJSON_IsString(f) || !f->valuestring[0])) return bad(p, "vae", "must be a non-empty string");
+    if (f) r->model_id = f->valuestring;
+    f = cJSON_GetObjectItemCaseSensitive(d, "model_id");
+    if (f && (!cJSON_IsString(f) || !f->valuestring[0])) return bad(p, "model_id", "must be a non-empty string");
+    if (!r->model_id && !f) return bad(p, "model_id", "required string (or vae)");
+    if (!r->model_id) r->model_id = f->valuestring;
     f = cJSON_GetObjectItemCaseSensitive(d, "latents");
     if (!cJSON_IsString(f) || !f->valuestring[0]) return bad(p, "latents", "required string (path of a .npy file)");
     r->latents = f->valuestring;
@@ -58,7 +64,7 @@ static sdrt_error *parse(pp_plugin *p, const cJSON *d, decode_req *r) {
 static sdrt_error *read_latents(pp_plugin *p, const char *path, float **data, int64_t *shape) {
     sdrt_error *e = NULL;
     char *abs = p->api->resolve_path(p->host, "output", path, &e);
-    if (!abs) return e ? e : p->api->error_new(SDRT_PERMISSION_DENIED, NULL, "latents: %s: not allowed", path);
+    if (!abs) return pp_field_error(p, e, "latents", path);
     int64_t s[SDRT_NPY_MAX_DIMS];
     int ndim = 0;
     char err[512];

@@ -16,11 +16,18 @@ static sdrt_error *to_u8(pp_plugin *p, const float *rgb, int h, int w, uint8_t *
     return NULL;
 }
 
+sdrt_error *pp_field_error(pp_plugin *p, sdrt_error *e, const char *field, const char *path) {
+    if (!e) return p->api->error_new(SDRT_PERMISSION_DENIED, NULL, "%s: '%s' is not allowed", field, path);
+    sdrt_error *out = p->api->error_new(e->code, NULL, "%s: %s", field, e->message ? e->message : "refused");
+    p->api->error_free(e);
+    return out;
+}
+
 /* Resolves dir against the output roots and creates it. *abs from api->alloc. */
 static sdrt_error *output_dir(pp_plugin *p, const char *dir, char **abs) {
     sdrt_error *e = NULL;
     *abs = p->api->resolve_path(p->host, "output", dir && dir[0] ? dir : ".", &e);
-    if (!*abs) return e ? e : p->api->error_new(SDRT_PERMISSION_DENIED, NULL, "output.dir: %s: not allowed", dir);
+    if (!*abs) return pp_field_error(p, e, "output.dir", dir);
     char err[512];
     if (pp_mkdirs(*abs, err, sizeof err)) {
         p->api->free(*abs);
@@ -105,8 +112,9 @@ static sdrt_error *read_source(pp_plugin *p, const char *source, pp_image *img) 
     } else {
         sdrt_error *e = NULL;
         char *abs = p->api->resolve_path(p->host, "output", source, &e);
-        if (!abs) return e ? e : p->api->error_new(SDRT_PERMISSION_DENIED, NULL, "image: %s: not allowed", source);
-        st = pp_image_read_file(abs, img, err, sizeof err);
+        if (!abs) return pp_field_error(p, e, "image", source);
+        sdrt_file_scope scope = {.api = p->api, .host = p->host, .kind = "output"};
+        st = pp_image_read_file(abs, &scope, img, err, sizeof err);
         p->api->free(abs);
     }
     return st == SDRT_OK ? NULL : p->api->error_new(st, NULL, "%s", err);

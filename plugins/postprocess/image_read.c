@@ -179,13 +179,12 @@ sdrt_status pp_image_decode(const uint8_t *buf, size_t len, pp_image *out, char 
     return SDRT_INVALID_ARGUMENT;
 }
 
-sdrt_status pp_image_read_file(const char *path, pp_image *out, char *err, size_t errlen) {
+sdrt_status pp_image_read_file(const char *path, const sdrt_file_scope *scope, pp_image *out, char *err,
+                               size_t errlen) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "image %s: cannot open", path);
-        return SDRT_NOT_FOUND;
-    }
+    sdrt_status ost;
+    FILE *f = sdrt_file_fopen(path, "image", scope, &ost, err, errlen);
+    if (!f) return ost;
     uint8_t *buf = NULL;
     size_t len = 0, cap = 0;
     sdrt_status st = SDRT_OK;

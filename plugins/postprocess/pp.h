@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "sdrt/backend.h"
+#include "sdrt/file.h"
 #include "sdrt/model.h"
 #include "sdrt/plugin.h"
 #include "sdrt/postprocess.h"
@@ -49,7 +50,11 @@ typedef struct pp_image {
 } pp_image;
 
 sdrt_status pp_image_decode(const uint8_t *buf, size_t len, pp_image *out, char *err, size_t errlen);
-sdrt_status pp_image_read_file(const char *path, pp_image *out, char *err, size_t errlen);
+/* Reads and decodes an image file opened through sdrt_file_open under
+ * `scope` (NULL: type checks only): a FIFO or device is refused without
+ * blocking, a real path outside the roots is PERMISSION_DENIED. */
+sdrt_status pp_image_read_file(const char *path, const sdrt_file_scope *scope, pp_image *out, char *err,
+                               size_t errlen);
 sdrt_status pp_image_read_data_uri(const char *uri, pp_image *out, char *err, size_t errlen);
 int pp_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len, char *err, size_t errlen);
 int pp_data_uri_decode(const char *uri, uint8_t **out, size_t *out_len, char *err, size_t errlen);
@@ -74,6 +79,11 @@ typedef struct pp_plugin {
     const sdrt_model_iface *model;
     sdrt_postprocess_iface iface;
 } pp_plugin;
+
+/* Takes the error of resolve_path (may be NULL) for `path` and returns it
+ * as "<field>: <message>", so a refusal names the request field (the
+ * host's message names only the kind of root). */
+sdrt_error *pp_field_error(pp_plugin *p, sdrt_error *e, const char *field, const char *path);
 
 /* Acquire the backend / model interfaces on first use. NULL or an error. */
 sdrt_error *pp_backend(pp_plugin *p, const sdrt_backend_iface **out);

@@ -50,6 +50,7 @@ static void cumprod(const float *a, uint32_t n, float *out) {
 
 /* rescale_zero_terminal_snr (Lin et al. 2023, Algorithm 1) in float32. */
 static void rescale_zero_snr(float *betas, uint32_t n) {
+    if (n < 2) return; /* callers guarantee T >= 2; the guard tells the compiler ab[0] is written */
     float *ab = malloc(n * sizeof *ab), *al = malloc(n * sizeof *al);
     if (!ab || !al) {
         free(ab);
@@ -101,6 +102,13 @@ sdrt_status sched_make_betas(sdrt_sched *s) {
             return sched_fail(d, SDRT_INVALID_ARGUMENT, "scheduler_config.beta_start: %g is not in (0, 1)", b0);
         if (!(b1 > 0 && b1 < 1))
             return sched_fail(d, SDRT_INVALID_ARGUMENT, "scheduler_config.beta_end: %g is not in (0, 1)", b1);
+        /* A schedule whose noise shrinks over training time starts sampling
+         * from almost no noise: every step "denoises" signal into a flat
+         * (black) image. diffusers does not check; sdrt refuses it. */
+        if (b0 > b1 && !cfg_is(c, SCHED_F_BETA_SCHEDULE, "squaredcos_cap_v2"))
+            return sched_fail(d, SDRT_INVALID_ARGUMENT,
+                              "scheduler_config.beta_start: %g is greater than beta_end %g (the noise schedule must "
+                              "not decrease)", b0, b1);
         if (cfg_is(c, SCHED_F_BETA_SCHEDULE, "linear")) {
             sched_torch_linspace_f32((float)b0, (float)b1, T, s->betas);
         } else if (cfg_is(c, SCHED_F_BETA_SCHEDULE, "scaled_linear")) {
@@ -115,6 +123,10 @@ sdrt_status sched_make_betas(sdrt_sched *s) {
                               c->v[SCHED_F_BETA_SCHEDULE].str);
         }
     }
+    for (uint32_t i = 0; i < T; i++)
+        if (!(s->betas[i] > 0.0f && s->betas[i] < 1.0f))
+            return sched_fail(d, SDRT_INVALID_ARGUMENT, "scheduler_config%s: beta[%u] = %g is not in (0, 1)",
+                              !cfg_null(c, SCHED_F_TRAINED_BETAS) ? ".trained_betas" : "", i, s->betas[i]);
     int zero_snr = c->v[SCHED_F_RESCALE_BETAS_ZERO_SNR].present && cfg_bool(c, SCHED_F_RESCALE_BETAS_ZERO_SNR);
     if (zero_snr) rescale_zero_snr(s->betas, T);
     for (uint32_t i = 0; i < T; i++) s->alphas[i] = 1.0f - s->betas[i];

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sdrt/file.h"
 #include "sdrt/half.h"
 
 #define NPY_MAGIC "\x93NUMPY"
@@ -265,8 +266,11 @@ int sdrt_npy_parse_f32(const void *buf, size_t len, float **data, int64_t *shape
 }
 
 static int read_whole(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return npy_fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    /* Never blocks on a FIFO, refuses devices (sdrt/file.h): the path may
+     * come from a request. */
+    char why[512];
+    FILE *f = sdrt_file_fopen(path, "latents", NULL, NULL, why, sizeof why);
+    if (!f) return npy_fail(err, errlen, path, "%s", why);
     long sz = -1;
     if (fseek(f, 0, SEEK_END) == 0) sz = ftell(f);
     if (sz < 0 || (size_t)sz > NPY_MAX_FILE || fseek(f, 0, SEEK_SET) != 0) {

@@ -110,7 +110,7 @@ static int fixture_open(fixture *f, const char *rel) {
     char idx[1024];
     snprintf(idx, sizeof idx, "%s/model_index.json", dir);
     f->index = slurp(idx);
-    f->src = (cond_source){f->store, src_config, src_tensor, src_file, f->index, {NULL, NULL}, NULL};
+    f->src = (cond_source){f->store, src_config, src_tensor, src_file, f->index, {NULL, NULL}, NULL, NULL, 0};
     sdrt_status st = cond_model_load(&f->src, &f->cm, err, sizeof err);
     if (st != SDRT_OK) {
         test_fail_(__FILE__, __LINE__, "cond_model_load: %s", err);
@@ -306,6 +306,50 @@ static void check_device_outputs(const char *model, const char *prompt, const ch
     sdrt_nn_free(nn);
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A prompt's chunk count is capped before any encoder runs: "a" followed by
+ * thousands of BREAKs once built one chunk per BREAK (minutes, gigabytes). */
+static void test_prompt_chunk_limit(void) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    if (fixture_open(&f, "tiny-sd15/diffusers") == 0) {
+        size_t n = 10900, len = 1 + n * 6 + 1;
+        char *p = malloc(len);
+        REQUIRE(p, "oom");
+        strcpy(p, "a");
+        for (size_t i = 0; i < n; i++) memcpy(p + 1 + i * 6, " BREAK", 6);
+        p[1 + n * 6] = 0;
+        cond_output o;
+        char err[512];
+        double t0 = now_s();
+        sdrt_status st = cond_encode(f.cm, &f.src, nn, p, NULL, 0, 1, &o, err, sizeof err);
+        double dt = now_s() - t0;
+        CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, "max_prompt_chunks") && strstr(err, "32"),
+              "10,900 BREAKs: status %d, %s", st, err);
+        CHECK(dt < 5, "refusal took %.1f s: the work ran before the check", dt);
+        if (st == SDRT_OK) cond_output_free(&o);
+        /* The limit is the source's: 3 chunks pass at 3, fail at 2. */
+        f.src.max_chunks = 3;
+        st = cond_encode(f.cm, &f.src, nn, "a BREAK b BREAK c", NULL, 0, 0, &o, err, sizeof err);
+        CHECK(st == SDRT_OK && o.seq == 3 * 77, "3 chunks within a limit of 3: %d %s", st, err);
+        if (st == SDRT_OK) cond_output_free(&o);
+        f.src.max_chunks = 2;
+        st = cond_encode(f.cm, &f.src, nn, "a BREAK b BREAK c", NULL, 0, 0, &o, err, sizeof err);
+        CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, "3 chunks") && strstr(err, "limit of 2"), "%d %s", st, err);
+        st = cond_encode(f.cm, &f.src, nn, "a", "x BREAK y BREAK z", 0, 1, &o, err, sizeof err);
+        CHECK(st == SDRT_INVALID_ARGUMENT, "the negative prompt counts too: %d %s", st, err);
+        free(p);
+    }
+    fixture_close(&f);
+    sdrt_nn_free(nn);
+}
+
 static void test_device_outputs(void) {
     check_device_outputs("tiny-sd15/diffusers", "a red fox in the snow", "blurry", 0);
     check_device_outputs("tiny-sdxl/diffusers", "a red fox in the snow", "blurry", 0);
@@ -320,6 +364,7 @@ static void test_device_outputs(void) {
 
 const test_entry TESTS[] = {
     {"device_outputs", test_device_outputs},
+    {"prompt_chunk_limit", test_prompt_chunk_limit},
     {"sd15_parity", test_sd15_parity},
     {"sdxl_parity", test_sdxl_parity},
     {"weighting_and_chunks", test_weighting_and_chunks},

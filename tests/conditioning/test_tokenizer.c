@@ -3,10 +3,13 @@
  * Goldens: ../shared/reference/tokens.json (20 prompts, transformers 4.38
  * slow CLIPTokenizer with ftfy) and tests/conditioning/goldens.json (more
  * prompts, written by gen_goldens.py). Tolerance: ids identical. */
+#define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bpe.h"
 #include "harness.h"
@@ -184,10 +187,83 @@ static void test_malformed_files(void) {
     bpe_free(t);
 
     t = bpe_load("/nonexistent/vocab.json", "/nonexistent/merges.txt", NULL, NULL, err, sizeof err);
-    CHECK(!t && strstr(err, "/nonexistent/vocab.json: cannot open"), "missing file: %s", err);
+    CHECK(!t && strstr(err, "cannot open '/nonexistent/vocab.json'"), "missing file: %s", err);
+}
+
+/* The CLIP tokenizer shipped with sdrt (plugins/conditioning/clip_bpe,
+ * copied beside the plugins by the build) gives transformers' ids in both
+ * pad styles: the reference goldens, against the build-tree copy the
+ * conditioning plugin falls back to. */
+static void test_shipped_tokenizer(void) {
+    char d1[4096], d2[4096];
+    snprintf(d1, sizeof d1, "%s", test_path("SDRT_BUILD_DIR", "lib/sdrt/plugins/sdrt_conditioning.data/tokenizer"));
+    snprintf(d2, sizeof d2, "%s", test_path("SDRT_BUILD_DIR", "lib/sdrt/plugins/sdrt_conditioning.data/tokenizer_2"));
+    bpe_tokenizer *t1 = load_dir(d1), *t2 = load_dir(d2);
+    REQUIRE(t1 && t2, "shipped tokenizers did not load");
+    CHECK(bpe_vocab_size(t1) == 49408 && bpe_pad(t1) == 49407 && bpe_pad(t2) == 0, "vocab %zu, pads %d %d",
+          bpe_vocab_size(t1), bpe_pad(t1), bpe_pad(t2));
+    int n = check_goldens(test_path("SDRT_REFERENCE", "tokens.json"), t1, t2);
+    CHECK(n == 20, "tokens.json has %d cases", n);
+    bpe_free(t1);
+    bpe_free(t2);
+}
+
+static const char *g_scope_root;
+
+static sdrt_error *f_error_new(sdrt_status code, const char *data, const char *fmt, ...) {
+    (void)data, (void)fmt;
+    sdrt_error *e = calloc(1, sizeof *e);
+    e->code = code;
+    e->message = "outside";
+    return e;
+}
+
+static void f_error_free(sdrt_error *e) { free(e); }
+
+/* Like the host's resolve_path: real paths under g_scope_root only. */
+static char *f_resolve(sdrt_host *h, const char *kind, const char *path, sdrt_error **err) {
+    (void)h, (void)kind;
+    char *real = realpath(path, NULL), *root = realpath(g_scope_root, NULL);
+    size_t n = root ? strlen(root) : 0;
+    int ok = real && root && strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == 0);
+    free(root);
+    if (ok) return real;
+    free(real);
+    *err = f_error_new(SDRT_PERMISSION_DENIED, NULL, "outside");
+    return NULL;
+}
+
+/* A model's tokenizer/vocab.json that links to /etc/passwd is refused by
+ * its real path, naming the file, instead of being opened and parsed. */
+static void test_tokenizer_file_linked_out(void) {
+    char root[4096], tok[4200], p[4300], err[1024];
+    snprintf(root, sizeof root, "%s", test_tmpdir());
+    snprintf(tok, sizeof tok, "%s/tokenizer", root);
+    REQUIRE(mkdir(tok, 0755) == 0, "mkdir %s", tok);
+    snprintf(p, sizeof p, "%s/vocab.json", tok);
+    REQUIRE(symlink("/etc/passwd", p) == 0, "symlink %s", p);
+    char m[4300];
+    snprintf(m, sizeof m, "%s/merges.txt", tok);
+    REQUIRE(symlink(test_path("SDRT_REFERENCE", "tokenizer/merges.txt"), m) == 0, "symlink %s", m);
+    g_scope_root = root;
+    sdrt_host_api api;
+    memset(&api, 0, sizeof api);
+    api.struct_size = sizeof api;
+    api.error_new = f_error_new;
+    api.error_free = f_error_free;
+    api.resolve_path = f_resolve;
+    api.free = free;
+    sdrt_file_scope scope = {.api = &api, .kind = "model"};
+    sdrt_status st = SDRT_OK;
+    bpe_tokenizer *t = bpe_load_scoped(p, m, NULL, NULL, &scope, &st, err, sizeof err);
+    CHECK(!t && st == SDRT_PERMISSION_DENIED && strstr(err, "vocab.json") && strstr(err, "/etc/passwd"),
+          "status %d: %s", st, err);
+    bpe_free(t);
 }
 
 const test_entry TESTS[] = {
+    {"shipped_tokenizer", test_shipped_tokenizer},
+    {"tokenizer_file_linked_out", test_tokenizer_file_linked_out},
     {"reference_goldens", test_reference_goldens},
     {"generated_goldens", test_generated_goldens},
     {"cache_consistent", test_cache_consistent},

@@ -264,6 +264,124 @@ static void test_schema_refs_checked_at_start(void) {
     CHECK(rc == 0, "with the reference resolvable the host should start and exit 0 on EOF: %d %s", rc, out);
 }
 
+/* Roots: explicit ones replace the working-directory defaults, a named root
+ * that does not exist stops the start naming it, a missing default is left
+ * out, and refusals say which roots they mean. */
+static void test_roots(void) {
+    char out[8192], cwd[4096], dir[4200], outputs[4300];
+    int rc = run_sdrt("serve --output-root /nonexistent/sdrt-out", out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "output_roots") && strstr(out, "/nonexistent/sdrt-out"),
+          "a missing --output-root must stop the start naming it: exit %d, %s", rc, out);
+    rc = run_sdrt("serve --set 'model_roots=[\"/nonexistent/sdrt-models\"]'", out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "model_roots") && strstr(out, "/nonexistent/sdrt-models"),
+          "a missing configured model root must stop the start: exit %d, %s", rc, out);
+
+    /* In a working directory whose outputs/ exists, the default root is
+     * used; --output-root replaces it (does not add to it). */
+    REQUIRE(getcwd(cwd, sizeof cwd), "getcwd");
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());
+    snprintf(outputs, sizeof outputs, "%s/outputs", dir);
+    REQUIRE(mkdir(outputs, 0755) == 0 && chdir(dir) == 0, "fixture");
+    unsetenv("SDRT_CONFIG");
+    host_config cfg;
+    char err[1024];
+    REQUIRE(config_load(&cfg, NULL, err, sizeof err) == 0, "defaults: %s", err);
+    CHECK(cfg.n_output_roots == 1 && strcmp(cfg.output_roots[0], "outputs") == 0, "default output root kept");
+    CHECK(cfg.n_model_roots == 0, "the missing default models/ is left out, not an error (%d)", cfg.n_model_roots);
+    config_free(&cfg);
+    const char *named[] = {dir};
+    host_cli_overrides ov = {0};
+    ov.output_roots = named;
+    ov.n_output_roots = 1;
+    ov.model_roots = named;
+    ov.n_model_roots = 1;
+    REQUIRE(config_load(&cfg, &ov, err, sizeof err) == 0, "explicit: %s", err);
+    CHECK(cfg.n_output_roots == 1 && strcmp(cfg.output_roots[0], dir) == 0,
+          "--output-root replaces the default (%d roots, first %s)", cfg.n_output_roots,
+          cfg.n_output_roots ? cfg.output_roots[0] : "-");
+    CHECK(cfg.n_model_roots == 1 && strcmp(cfg.model_roots[0], dir) == 0, "--model-root replaces the default");
+    config_free(&cfg);
+    REQUIRE(chdir(cwd) == 0, "chdir back");
+
+    /* Refusals name the kind of path and the roots, not a field "output:". */
+    sdrt_error *e = NULL;
+    char *p = paths_resolve("x.png", NULL, 0, 0, "output", &e);
+    CHECK(!p && e && e->code == SDRT_PERMISSION_DENIED && strstr(e->message, "no output roots are configured"),
+          "no roots: %s", e ? e->message : "accepted");
+    error_free(e);
+    e = NULL;
+    char *roots[] = {dir};
+    p = paths_resolve("/etc/passwd", roots, 1, 0, "output", &e);
+    CHECK(!p && e && strstr(e->message, "outside the allowed output roots") && strstr(e->message, dir) &&
+              strncmp(e->message, "output:", 7) != 0,
+          "outside: %s", e ? e->message : "accepted");
+    error_free(e);
+}
+
+/* A model named by a path relative to the working directory is that file
+ * (it used to be looked up under the model roots: "<root>/m/m"). */
+static void test_relative_model_path(void) {
+    char cwd[4096], args[4600], out[8192], dir[4200];
+    REQUIRE(getcwd(cwd, sizeof cwd), "getcwd");
+    snprintf(dir, sizeof dir, "%s", test_tmpdir());
+    REQUIRE(chdir(test_path("SDRT_REFERENCE", "tiny-sd15")) == 0, "chdir to the reference model");
+    snprintf(args, sizeof args, "generate --model diffusers --prompt fox -W 64 -H 64 -s 1 -o %s", dir);
+    int rc = run_sdrt(args, out, sizeof out);
+    CHECK(rc == 0, "--model diffusers: exit %d: %s", rc, out);
+    snprintf(args, sizeof args, "generate --model ./tiny-sd15.safetensors --prompt fox -W 64 -H 64 -s 1 -o %s", dir);
+    rc = run_sdrt(args, out, sizeof out);
+    CHECK(rc == 0, "--model ./tiny-sd15.safetensors: exit %d: %s", rc, out);
+    REQUIRE(chdir(cwd) == 0, "chdir back");
+}
+
+/* Runs `sdrt serve ARGS` with one request line on stdin; its stdout in out. */
+static int serve_one(const char *args, const char *request, char *out, size_t outlen) {
+    char req_path[4300], cmd[16384];
+    snprintf(req_path, sizeof req_path, "%s/request.jsonl", test_tmpdir());
+    FILE *rf = fopen(req_path, "w");
+    if (!rf) return -1;
+    fprintf(rf, "%s\n", request);
+    fclose(rf);
+    snprintf(cmd, sizeof cmd, "\"%s/bin/sdrt\" serve %s <%s 2>/dev/null", getenv("SDRT_BUILD_DIR"), args, req_path);
+    FILE *f = popen(cmd, "r");
+    size_t n = f ? fread(out, 1, outlen - 1, f) : 0;
+    out[n] = '\0';
+    int st = f ? pclose(f) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* With the real host and plugins: a model folder inside the root whose
+ * unet/ links outside it is refused naming the file, and a FIFO named as
+ * init_image answers at once. */
+static void test_confinement_end_to_end(void) {
+    char root[2048], p[4096], args[4600], req[8192], out[16384];
+    snprintf(root, sizeof root, "%s", test_tmpdir());
+    snprintf(p, sizeof p, "%s/m", root);
+    REQUIRE(mkdir(p, 0755) == 0, "mkdir %s", p);
+    snprintf(p, sizeof p, "%s/m/model_index.json", root);
+    write_text(p, "{\"_class_name\":\"StableDiffusionPipeline\",\"unet\":[\"diffusers\",\"UNet2DConditionModel\"]}");
+    snprintf(p, sizeof p, "%s/m/unet", root);
+    REQUIRE(symlink(test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/unet"), p) == 0, "symlink %s", p);
+    snprintf(p, sizeof p, "%s/in.png", root);
+    REQUIRE(mkfifo(p, 0600) == 0, "mkfifo %s", p);
+    snprintf(args, sizeof args, "--model-root %s --output-root %s", root, root);
+    snprintf(req, sizeof req, "{\"type\":\"model.load\",\"request_id\":\"u\",\"data\":{\"model_id\":\"m\"}}");
+    int rc = serve_one(args, req, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "\"PERMISSION_DENIED\"") && strstr(out, "unet/diffusion_pytorch_model.safetensors"),
+          "unet/ linking out: exit %d: %s", rc, out);
+    snprintf(req, sizeof req,
+             "{\"type\":\"inference.run\",\"request_id\":\"f\",\"data\":{\"model_id\":\"%s\",\"prompt\":\"x\","
+             "\"init_image\":\"in.png\",\"width\":64,\"height\":64,\"num_inference_steps\":1}}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/tiny-sd15.safetensors"));
+    snprintf(args, sizeof args, "--model-root %s --model-root %s --output-root %s", root,
+             test_path("SDRT_REFERENCE", "tiny-sd15"), root);
+    alarm(60); /* the worker used to block in open(2) and the host never answered */
+    rc = serve_one(args, req, out, sizeof out);
+    alarm(0);
+    CHECK(rc == 0 && strstr(out, "\"request_id\":\"f\"") && strstr(out, "FIFO") && strstr(out, "init_image"),
+          "FIFO init_image: exit %d: %s", rc, out);
+}
+
 /* `sdrt generate --model demo-model` and `--model ./demo-model` name a folder
  * in the working directory: the request must carry its absolute path (the
  * fakerun plugin answers with what resolve_path makes of model_id). */
@@ -395,6 +513,9 @@ static void test_response_text_round_trip(void) {
 }
 
 const test_entry TESTS[] = {
+    {"confinement_end_to_end", test_confinement_end_to_end},
+    {"relative_model_path", test_relative_model_path},
+    {"roots", test_roots},
     {"response_text_round_trip", test_response_text_round_trip},
     {"id_limit_schema_and_parser_agree", test_id_limit_schema_and_parser_agree},
     {"generate_relative_model", test_generate_relative_model},

@@ -315,7 +315,7 @@ static void test_envelope_errors(void) {
     size_t k = (size_t)snprintf(big, n, "{\"requests\":[");
     for (int i = 0; i <= INFER_BATCH_MAX_ITEMS; i++) k += (size_t)snprintf(big + k, n - k, i ? ",{}" : "{}");
     snprintf(big + k, n - k, "]}");
-    expect_envelope_error(big, "requests: 257 items exceed the maximum of 256");
+    expect_envelope_error(big, "requests: 257 items exceed the limit of 256");
     free(big);
 }
 

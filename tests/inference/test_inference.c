@@ -8,6 +8,7 @@
  * eight steps of float32 rounding differences through the UNet and the
  * solver). */
 #include <dlfcn.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,6 +397,151 @@ static void test_shutdown(void) {
     ifx_stop();
 }
 
+/* `device` is checked, not ignored: a device that does not exist is
+ * NOT_FOUND naming it, a malformed id INVALID_ARGUMENT, the deployment's
+ * own device (and "auto") run. */
+static void test_device_field(void) {
+    REQUIRE(ifx_start(), "plugins did not load");
+    static const struct { const char *dev; sdrt_status want; } CASES[] = {
+        {"cuda:0", SDRT_NOT_FOUND}, {"cpu:99", SDRT_NOT_FOUND}, {"vulkan:7", SDRT_NOT_FOUND},
+        {"gpu please", SDRT_INVALID_ARGUMENT}, {"cpu:", SDRT_INVALID_ARGUMENT},
+    };
+    char data[4096];
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        snprintf(data, sizeof data, "{\"model_id\":\"%s\",\"prompt\":\"x\",\"device\":\"%s\",\"output\":{\"dir\":\"%s\"}}",
+                 test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), CASES[i].dev, ifx_out_dir());
+        struct sdrt_job job = {0};
+        ifx_result r = ifx_call("inference.run", data, &job);
+        CHECK(r.status == CASES[i].want && strstr(r.message, "device") && strstr(r.message, CASES[i].dev),
+              "device %s: status %d: %s", CASES[i].dev, r.status, r.message);
+        cJSON_Delete(r.data);
+    }
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"x\",\"device\":\"cpu:0\",\"width\":64,\"height\":64,"
+             "\"num_inference_steps\":1,\"output\":{\"dir\":\"%s\",\"prefix\":\"devcheck\"}}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), ifx_out_dir());
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    CHECK(r.status == SDRT_OK, "cpu:0: %d %s", r.status, r.message);
+    const char *img = ifx_json_string_at(r.data, "images", 0);
+    const char *base = img ? strrchr(img, '/') : NULL;
+    CHECK(base && strncmp(base + 1, "devcheck", 8) == 0, "output.prefix not used: %s", img ? img : "(none)");
+    cJSON_Delete(r.data);
+}
+
+/* The bytes of the PNG's "parameters" text chunk (tEXt: key NUL text). */
+static char *png_parameters(const char *path) {
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) return NULL;
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t i = 8; i + 12 <= n;) {
+        size_t len = (size_t)buf[i] << 24 | (size_t)buf[i + 1] << 16 | (size_t)buf[i + 2] << 8 | buf[i + 3];
+        if (i + 12 + len > n) break;
+        if ((!memcmp(buf + i + 4, "tEXt", 4) || !memcmp(buf + i + 4, "iTXt", 4)) && len > 11 &&
+            !memcmp(buf + i + 8, "parameters", 11)) {
+            const unsigned char *t = buf + i + 8 + 11, *end = buf + i + 8 + len;
+            if (!memcmp(buf + i + 4, "iTXt", 4)) { /* compression flag, method, language NUL, keyword NUL */
+                t += 2;
+                while (t < end && *t) t++;
+                t++;
+                while (t < end && *t) t++;
+                t++;
+            }
+            char *out = t <= end ? strndup((const char *)t, (size_t)(end - t)) : NULL;
+            return out;
+        }
+        i += 12 + len;
+    }
+    return NULL;
+}
+
+/* The PNG says what ran: a request naming no steps, guidance or scheduler
+ * runs the model's defaults (50 steps; CFG 5 for SDXL; its Euler
+ * scheduler), and its metadata must say 50 / 5 / Euler, not postprocess's
+ * own guesses (30 / 7.5). */
+static void test_metadata_is_what_ran(void) {
+    REQUIRE(ifx_start(), "plugins did not load");
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"a fox\",\"width\":64,\"height\":64,\"seed\":5,"
+             "\"output\":{\"dir\":\"%s\"}}",
+             test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"), ifx_out_dir());
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    REQUIRE(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
+    CHECK(job.last_steps == 50, "ran %d steps, the SDXL default is 50", job.last_steps);
+    char *params = png_parameters(ifx_json_string_at(r.data, "images", 0));
+    CHECK(params && strstr(params, "Steps: 50,") && strstr(params, "CFG scale: 5,") && strstr(params, "Sampler: Euler,") &&
+              strstr(params, "Seed: 5,") && strstr(params, "Size: 64x64"),
+          "parameters: %s", params ? params : "(none)");
+    free(params);
+    cJSON_Delete(r.data);
+}
+
+/* Writes a copy of the single-file tiny SD1.5 checkpoint whose UNet output
+ * bias is NaN into `path`. */
+static void nan_checkpoint(char *path, size_t pathlen) {
+    const char *src = test_path("SDRT_REFERENCE", "tiny-sd15/tiny-sd15.safetensors");
+    FILE *f = fopen(src, "rb");
+    REQUIRE(f, "open %s", src);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n);
+    REQUIRE(b && fread(b, 1, (size_t)n, f) == (size_t)n, "read");
+    fclose(f);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | b[i];
+    char *hdr = strndup((const char *)b + 8, (size_t)hl);
+    cJSON *h = cJSON_Parse(hdr);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(h, "model.diffusion_model.out.2.bias");
+    REQUIRE(t && !strcmp(cJSON_GetObjectItemCaseSensitive(t, "dtype")->valuestring, "F32"), "out.2.bias F32");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+    size_t b0 = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, b1 = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+    float nan = NAN;
+    for (size_t k = b0; k + 4 <= b1; k += 4) memcpy(b + 8 + hl + k, &nan, 4);
+    snprintf(path, pathlen, "%s/nan-weights.safetensors", ifx_out_dir());
+    f = fopen(path, "wb");
+    REQUIRE(f && fwrite(b, 1, (size_t)n, f) == (size_t)n, "write %s", path);
+    fclose(f);
+    cJSON_Delete(h);
+    free(hdr);
+    free(b);
+}
+
+/* NaN weights used to give an all-black PNG marked success. */
+static void test_nan_weights_fail(void) {
+    REQUIRE(ifx_start(), "plugins did not load");
+    char data[8192], ckpt[4300];
+    nan_checkpoint(ckpt, sizeof ckpt);
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"x\",\"width\":64,\"height\":64,\"num_inference_steps\":2,"
+             "\"output\":{\"dir\":\"%s\",\"prefix\":\"nan\"}}",
+             ckpt, ifx_out_dir());
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    CHECK(r.status == SDRT_FAILED_PRECONDITION && strstr(r.message, "NaN") && strstr(r.message, "nan-weights"),
+          "status %d: %s", r.status, r.message);
+    cJSON_Delete(r.data);
+}
+
+/* A schedule with beta_start > beta_end is refused before any step. */
+static void test_decreasing_betas_refused(void) {
+    REQUIRE(ifx_start(), "plugins did not load");
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"x\",\"width\":64,\"height\":64,\"num_inference_steps\":2,"
+             "\"scheduler_config\":{\"beta_start\":0.012,\"beta_end\":0.00085},\"output\":{\"dir\":\"%s\"}}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), ifx_out_dir());
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    CHECK(r.status == SDRT_INVALID_ARGUMENT && strstr(r.message, "beta_start"), "status %d: %s", r.status, r.message);
+    CHECK(job.last_step == 0, "ran %d steps", job.last_step);
+    cJSON_Delete(r.data);
+}
+
 const test_entry TESTS[] = {
     {"sd15_euler", test_sd15_euler},
     {"sd15_euler_a", test_sd15_euler_a},
@@ -415,6 +561,12 @@ const test_entry TESTS[] = {
     {"missing_model", test_missing_model},
     {"unknown_scheduler", test_unknown_scheduler},
     {"full_size_sd15", test_full_size_sd15},
+    /* after the reference cases: those count the weight uploads of each
+     * model's first request (inference-strict) */
+    {"device_field", test_device_field},
+    {"metadata_is_what_ran", test_metadata_is_what_ran},
+    {"nan_weights_fail", test_nan_weights_fail},
+    {"decreasing_betas_refused", test_decreasing_betas_refused},
     {"shutdown", test_shutdown},
     {0},
 };

@@ -1,6 +1,7 @@
 /* tests/inference/test_request.c - inference.run field validation: every
  * bad field is refused with its name and the reason; defaults and the
  * legacy nesting are applied. No plugins needed. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "harness.h"
+#include "work_limits.h"
 #include "request.h"
 #include "response.h"
 
@@ -79,7 +81,18 @@ static void test_errors(void) {
                  "guidance_scale: must be a number");
     expect_error("{\"model_id\":\"m\",\"guidance_scale\":-1}", SDRT_INVALID_ARGUMENT, "guidance_scale: -1 is out of range");
     expect_error("{\"model_id\":\"m\",\"seed\":1.5}", SDRT_INVALID_ARGUMENT, "seed: must be an integer");
-    expect_error("{\"model_id\":\"m\",\"seed\":\"-3\"}", SDRT_INVALID_ARGUMENT, "seed: must be a non-negative integer");
+    expect_error("{\"model_id\":\"m\",\"seed\":\"-3\"}", SDRT_INVALID_ARGUMENT, "seed: as a string must be a decimal integer");
+    expect_error("{\"model_id\":\"m\",\"seed\":\"18446744073709551616\"}", SDRT_INVALID_ARGUMENT,
+                 "seed: as a string must be a decimal integer in [0, 18446744073709551615]");
+    expect_error("{\"model_id\":\"m\",\"seed\":\"+1\"}", SDRT_INVALID_ARGUMENT, "seed: as a string");
+    expect_error("{\"model_id\":\"m\",\"output\":{\"prefix\":\"../../x\"}}", SDRT_INVALID_ARGUMENT,
+                 "output.prefix: must be a plain file name");
+    expect_error("{\"model_id\":\"m\",\"output\":{\"prefix\":\"a/b\"}}", SDRT_INVALID_ARGUMENT, "output.prefix");
+    expect_error("{\"model_id\":\"m\",\"output\":{\"prefix\":\"\"}}", SDRT_INVALID_ARGUMENT, "output.prefix");
+    expect_error("{\"model_id\":\"m\",\"device\":3}", SDRT_INVALID_ARGUMENT, "device: must be a string");
+    expect_error("{\"model_id\":\"m\",\"prompt\":\"a\",\"prompt_2\":\"b\"}", SDRT_UNSUPPORTED, "prompt_2: a separate prompt");
+    expect_error("{\"model_id\":\"m\",\"negative_prompt_2\":\"b\"}", SDRT_UNSUPPORTED, "negative_prompt_2");
+    expect_error("{\"model_id\":\"m\",\"guidance_rescale\":0.7}", SDRT_UNSUPPORTED, "guidance_rescale: not supported");
     expect_error("{\"model_id\":\"m\",\"batch_size\":0}", SDRT_INVALID_ARGUMENT, "batch_size: 0 is out of range");
     expect_error("{\"model_id\":\"m\",\"clip_skip\":40}", SDRT_INVALID_ARGUMENT, "clip_skip: 40 is out of range");
     expect_error("{\"model_id\":\"m\",\"prompt\":[\"a\"]}", SDRT_INVALID_ARGUMENT, "prompt: must be a string");
@@ -185,6 +198,54 @@ static void test_response(void) {
     free(text);
 }
 
+/* The product of the sizes is bounded before any work: batch x size x steps
+ * (x 2 with guidance) against max_work_megapixel_steps, one image's pixels
+ * against max_image_megapixels; hand-computed estimates. */
+static void expect_limit(const infer_limits *l, const char *json, const char *text) {
+    infer_request r;
+    char err[512];
+    REQUIRE(parse(json, &r, err, sizeof err) == SDRT_OK, "%s", err);
+    sdrt_status st = infer_limits_check(l, &r, err, sizeof err);
+    if (text) CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, text), "%s: %d %s", json, st, err);
+    else CHECK(st == SDRT_OK, "%s: %s", json, err);
+    infer_request_free(&r);
+}
+
+static void test_work_limits(void) {
+    infer_limits l;
+    char err[256];
+    REQUIRE(infer_limits_parse(NULL, &l, err, sizeof err) == SDRT_OK, "defaults");
+    CHECK(l.max_work == 20000 && l.max_batch_items == 256, "defaults %g %d", l.max_work, l.max_batch_items);
+    infer_request r;
+    REQUIRE(parse("{\"model_id\":\"m\",\"width\":1024,\"height\":512,\"num_inference_steps\":10,\"batch_size\":3,"
+                  "\"guidance_scale\":1}", &r, err, sizeof err) == SDRT_OK, "%s", err);
+    /* 3 x 0.524288 MP x 10 steps, no guidance */
+    CHECK(fabs(infer_work_estimate(&r) - 15.72864) < 1e-9, "estimate %g", infer_work_estimate(&r));
+    infer_request_free(&r);
+    REQUIRE(parse("{\"model_id\":\"m\"}", &r, err, sizeof err) == SDRT_OK, "%s", err);
+    /* model default size counted as 1024x1024, 50 steps, guided */
+    CHECK(fabs(infer_work_estimate(&r) - 1.048576 * 50 * 2) < 1e-9, "estimate %g", infer_work_estimate(&r));
+    infer_request_free(&r);
+    expect_limit(&l, "{\"model_id\":\"m\",\"width\":1024,\"height\":1024,\"num_inference_steps\":50,\"batch_size\":16}",
+                 NULL);
+    expect_limit(&l, "{\"model_id\":\"m\",\"width\":4096,\"height\":4096,\"num_inference_steps\":1000,\"batch_size\":64}",
+                 "max_work_megapixel_steps");
+    expect_limit(&l, "{\"model_id\":\"m\",\"width\":8192,\"height\":8192,\"num_inference_steps\":1}",
+                 "max_image_megapixels");
+    REQUIRE(infer_limits_parse("{\"max_work_megapixel_steps\":100,\"max_batch_items\":4}", &l, err, sizeof err) ==
+                SDRT_OK, "%s", err);
+    expect_limit(&l, "{\"model_id\":\"m\",\"width\":1024,\"height\":1024,\"num_inference_steps\":50}",
+                 "= 105 megapixel-steps, above the limit of 100"); /* 104.9: just above */
+    CHECK(infer_limits_parse("{\"max_batch_items\":0}", &l, err, sizeof err) == SDRT_INVALID_ARGUMENT &&
+              strstr(err, "max_batch_items"), "%s", err);
+    CHECK(infer_limits_parse("{\"max_work_megapixel_steps\":\"lots\"}", &l, err, sizeof err) == SDRT_INVALID_ARGUMENT,
+          "%s", err);
+    infer_limits zero;
+    memset(&zero, 0, sizeof zero);
+    expect_limit(&zero, "{\"model_id\":\"m\",\"width\":4096,\"height\":4096,\"num_inference_steps\":1000,\"batch_size\":64}",
+                 "above the limit of 20000"); /* zero members mean the defaults */
+}
+
 /* "rng": cpu by default; philox and A1111's NV/GPU names (any case). */
 static void test_rng_field(void) {
     static const struct { const char *v; int philox; } ok[] = {
@@ -207,6 +268,7 @@ static void test_rng_field(void) {
 }
 
 const test_entry TESTS[] = {
+    {"work_limits", test_work_limits},
     {"rng_field", test_rng_field},
     {"defaults", test_defaults},
     {"canonical", test_canonical},

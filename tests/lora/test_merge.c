@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "../model/fake_host.h"
 #include "harness.h"
@@ -32,11 +34,12 @@ typedef struct env {
 
 static const char *data_dir(void) { return test_path("SDRT_SOURCE_DIR", "tests/lora/data"); }
 
-static int env_up(env *e) {
+/* `first_root` NULL: the test data folder. */
+static int env_up_at(env *e, const char *first_root) {
     memset(e, 0, sizeof *e);
     fake_host_reset();
-    snprintf(e->settings, sizeof e->settings, "{\"model_roots\":[\"%s\",\"%s\"],\"threads\":2}", data_dir(),
-             getenv("SDRT_REFERENCE") ? getenv("SDRT_REFERENCE") : ".");
+    snprintf(e->settings, sizeof e->settings, "{\"model_roots\":[\"%s\",\"%s\"],\"threads\":2}",
+             first_root ? first_root : data_dir(), getenv("SDRT_REFERENCE") ? getenv("SDRT_REFERENCE") : ".");
     fake_settings = e->settings;
     const sdrt_host_api *api = fake_host_api();
     sdrt_error *err = model_plugin_init(api, NULL, "{}", &e->model_inst);
@@ -50,6 +53,8 @@ static int env_up(env *e) {
     e->li = api->acquire(NULL, SDRT_LORA_IFACE_ID, NULL);
     return e->mi && e->li ? 0 : -1;
 }
+
+static int env_up(env *e) { return env_up_at(e, NULL); }
 
 static void env_down(env *e) {
     lora_plugin_shutdown(e->lora_inst);
@@ -400,7 +405,58 @@ static void test_list(void) {
     env_down(&e);
 }
 
+/* A LoRA file whose one module names no tensor of any SD model. */
+static void write_unmatched_lora(const char *path) {
+    static const char hdr[] =
+        "{\"lora_unet_no_such_block_proj.lora_down.weight\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[0,32]},"
+        "\"lora_unet_no_such_block_proj.lora_up.weight\":{\"dtype\":\"F32\",\"shape\":[4,2],\"data_offsets\":[32,64]}}";
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f, "create %s", path);
+    uint64_t n = sizeof hdr - 1;
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(n >> (8 * i));
+    fwrite(len, 1, 8, f);
+    fwrite(hdr, 1, n, f);
+    float data[16];
+    for (int i = 0; i < 16; i++) data[i] = 0.01f * (float)(i + 1);
+    fwrite(data, sizeof data[0], 16, f);
+    fclose(f);
+}
+
+/* lora.inspect: an adapter that matches nothing is not compatible, and a
+ * FIFO named as a LoRA is refused at once instead of blocking the worker. */
+static void test_inspect_unmatched_and_fifo(void) {
+    char root[4200], p[4400], req[4800];
+    snprintf(root, sizeof root, "%s", test_tmpdir());
+    snprintf(p, sizeof p, "%s/nomatch.safetensors", root);
+    write_unmatched_lora(p);
+    snprintf(p, sizeof p, "%s/pipe.safetensors", root);
+    REQUIRE(mkfifo(p, 0600) == 0, "mkfifo %s", p);
+    env e;
+    REQUIRE(env_up_at(&e, root) == 0, "setup");
+    sdrt_status st;
+    snprintf(req, sizeof req, "{\"lora\":\"nomatch\",\"model_id\":\"%s/tiny-sd15/diffusers\"}",
+             getenv("SDRT_REFERENCE"));
+    cJSON *j = handle(&e, "lora.inspect", req, &st);
+    REQUIRE(j && st == SDRT_OK, "inspect");
+    CHECK(cJSON_GetObjectItem(j, "matched")->valuedouble == 0, "matched");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(j, "compatible")), "0 matched keys reported compatible");
+    const cJSON *why = cJSON_GetObjectItem(j, "incompatibility");
+    CHECK(cJSON_IsString(why) && strstr(why->valuestring, "matches"), "reason: %s",
+          cJSON_IsString(why) ? why->valuestring : "(none)");
+    cJSON_Delete(j);
+    alarm(20); /* a blocking open would hang: fail loudly instead */
+    j = handle(&e, "lora.inspect", "{\"lora\":\"pipe\"}", &st);
+    CHECK(!j && st == SDRT_INVALID_ARGUMENT, "FIFO as a LoRA: %d", st);
+    j = handle(&e, "lora.list", "{}", &st);
+    CHECK(j && st == SDRT_OK, "list with a FIFO in a root");
+    cJSON_Delete(j);
+    alarm(0);
+    env_down(&e);
+}
+
 const test_entry TESTS[] = {
+    {"inspect_unmatched_and_fifo", test_inspect_unmatched_and_fifo},
     {"sd15_kohya", test_sd15_kohya},
     {"sd15_peft", test_sd15_peft},
     {"sd15_locon", test_sd15_locon},

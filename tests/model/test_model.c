@@ -31,7 +31,9 @@ void test_full_key_coverage(void);
 
 /* Fake loader: the id is "<name>:<bytes>". */
 static int g_loads;
-static sdrt_status fake_load(const char *id, struct sdrt_model **out, char *err, size_t errlen) {
+static sdrt_status fake_load(const char *id, const sdrt_file_scope *scope, struct sdrt_model **out, char *err,
+                             size_t errlen) {
+    (void)scope;
     struct sdrt_model *m = calloc(1, sizeof *m);
     m->id = strdup(id);
     m->arch = "sd1";
@@ -51,7 +53,7 @@ static int cached(model_cache *c, const char *id) {
 static struct sdrt_model *open_ok(model_cache *c, const char *id) {
     struct sdrt_model *m = NULL;
     char err[256];
-    sdrt_status st = cache_open(c, id, fake_load, &m, NULL, err, sizeof err);
+    sdrt_status st = cache_open(c, id, fake_load, NULL, &m, NULL, err, sizeof err);
     CHECK(st == SDRT_OK, "open %s: %s", id, err);
     return m;
 }
@@ -80,11 +82,11 @@ static void test_cache_pinning(void) {
     CHECK(cached(&c, "a:60") && !cached(&c, "b:30") && cached(&c, "c:30"), "pinned a evicted?");
     struct sdrt_model *m = NULL;
     char err[256];
-    sdrt_status st = cache_open(&c, "d:50", fake_load, &m, NULL, err, sizeof err);
+    sdrt_status st = cache_open(&c, "d:50", fake_load, NULL, &m, NULL, err, sizeof err);
     CHECK(st == SDRT_RESOURCE_EXHAUSTED && m == NULL, "d should not fit beside pinned a (st %d)", st);
     CHECK(strstr(err, "pinned"), "error: %s", err);
     CHECK(cached(&c, "a:60"), "a must survive");
-    st = cache_open(&c, "e:500", fake_load, &m, NULL, err, sizeof err);
+    st = cache_open(&c, "e:500", fake_load, NULL, &m, NULL, err, sizeof err);
     CHECK(st == SDRT_RESOURCE_EXHAUSTED && strstr(err, "exceed"), "over budget alone: %s", err);
     CHECK(cache_unload(&c, "a:60", err, sizeof err) == SDRT_FAILED_PRECONDITION, "unloaded a pinned model");
     cache_close(&c, a);
@@ -186,8 +188,12 @@ static void test_plugin_messages(void) {
     CHECK(r && num(r, "tensors") > 600, "tensor count %g", num(r, "tensors"));
     cJSON_Delete(r);
     api->error_free(e);
-    e = call(inst, "model.load", "{\"model_id\":\"tiny-sd15.safetensors\"}", &r);
+    int warned = fake_n_warnings;
+    e = call(inst, "model.load",
+             "{\"model_id\":\"tiny-sd15.safetensors\",\"device\":\"cuda:0\",\"dtype\":\"f16\",\"pin\":true}", &r);
     CHECK(!e && r && !strcmp(str(r, "source"), "single_file"), "single file: %s", e ? e->message : "");
+    CHECK(fake_n_warnings - warned == 3, "device, dtype and pin are not silently ignored: %d warnings",
+          fake_n_warnings - warned);
     cJSON_Delete(r);
     api->error_free(e);
     e = call(inst, "model.list", "{}", &r);
@@ -336,7 +342,95 @@ static void test_bad_file_is_invalid_argument(void) {
     fake_settings = "{}";
 }
 
+
+static void copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    REQUIRE(in && out, "copy %s -> %s", from, to);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+    fclose(in);
+    fclose(out);
+}
+
+/* A request must not reach files outside the roots through a symlink inside
+ * them (a model whose unet/ links elsewhere), nor park a worker on a FIFO. */
+static void test_confinement(void) {
+    char root[2048], outside[2048], p[4096], q[4096], settings[4600];
+    snprintf(root, sizeof root, "%s/root", test_tmpdir());
+    snprintf(outside, sizeof outside, "%s/outside", test_tmpdir());
+    mkdirs(root);
+    mkdirs(outside);
+    /* A diffusers folder inside the root whose only component links out. */
+    snprintf(p, sizeof p, "%s/m", root);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/m/model_index.json", root);
+    write_file(p, "{\"_class_name\":\"StableDiffusionPipeline\",\"unet\":[\"diffusers\",\"UNet2DConditionModel\"]}");
+    snprintf(p, sizeof p, "%s/m/unet", root);
+    REQUIRE(symlink(test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/unet"), p) == 0, "symlink %s", p);
+    /* The same folder, linked from inside the root, loads: links that stay
+     * inside are fine. */
+    snprintf(p, sizeof p, "%s/in", root);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/in/model_index.json", root);
+    write_file(p, "{\"_class_name\":\"StableDiffusionPipeline\",\"vae\":[\"diffusers\",\"AutoencoderKL\"]}");
+    snprintf(p, sizeof p, "%s/vae_real", root);
+    mkdirs(p);
+    snprintf(q, sizeof q, "%s/vae_real/config.json", root);
+    copy_file(test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/vae/config.json"), q);
+    snprintf(q, sizeof q, "%s/vae_real/diffusion_pytorch_model.safetensors", root);
+    copy_file(test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/vae/diffusion_pytorch_model.safetensors"), q);
+    snprintf(q, sizeof q, "%s/in/vae", root);
+    REQUIRE(symlink(p, q) == 0, "symlink %s", q);
+    /* A FIFO and a device where a checkpoint is expected. */
+    snprintf(p, sizeof p, "%s/pipe.safetensors", root);
+    REQUIRE(mkfifo(p, 0600) == 0, "mkfifo %s", p);
+    snprintf(p, sizeof p, "%s/zero.safetensors", root);
+    REQUIRE(symlink("/dev/zero", p) == 0, "symlink");
+
+    snprintf(settings, sizeof settings, "{\"model_roots\":[\"%s\"],\"hf_cache\":[]}", root);
+    fake_settings = settings;
+    void *inst = NULL;
+    sdrt_error *e = model_plugin_init(fake_host_api(), NULL, "{}", &inst);
+    REQUIRE(!e, "init");
+    cJSON *r = NULL;
+    e = call(inst, "model.load", "{\"model_id\":\"m\"}", &r);
+    CHECK(e && e->code == SDRT_PERMISSION_DENIED && strstr(e->message, "unet/diffusion_pytorch_model.safetensors") &&
+              strstr(e->message, "outside the allowed model roots"),
+          "unet/ linking out: %s", e ? e->message : "loaded");
+    fake_host_api()->error_free(e);
+    e = call(inst, "model.load", "{\"model_id\":\"in\"}", &r);
+    CHECK(!e, "links inside the root: %s", e ? e->message : "");
+    cJSON_Delete(r);
+    fake_host_api()->error_free(e);
+    alarm(20); /* a blocking open would hang here: fail loudly instead */
+    e = call(inst, "model.load", "{\"model_id\":\"pipe.safetensors\"}", &r);
+    CHECK(e && e->code == SDRT_INVALID_ARGUMENT && strstr(e->message, "FIFO") && strstr(e->message, "pipe.safetensors"),
+          "FIFO: %s", e ? e->message : "loaded");
+    fake_host_api()->error_free(e);
+    e = call(inst, "model.load", "{\"model_id\":\"zero.safetensors\"}", &r);
+    CHECK(e && (e->code == SDRT_INVALID_ARGUMENT || e->code == SDRT_PERMISSION_DENIED), "device: %s",
+          e ? e->message : "loaded");
+    fake_host_api()->error_free(e);
+    /* model.scan walks the root: the FIFO must not block it, and nothing it
+     * reports may come from outside the root. */
+    snprintf(p, sizeof p, "%s/out.safetensors", root);
+    REQUIRE(symlink(test_path("SDRT_REFERENCE", "tiny-sd15/tiny-sd15.safetensors"), p) == 0, "symlink");
+    e = call(inst, "model.scan", "{}", &r);
+    char *scan = r ? cJSON_PrintUnformatted(r) : NULL;
+    CHECK(!e && scan && !strstr(scan, "pipe.safetensors") && !strstr(scan, "zero.safetensors"), "scan: %s",
+          scan ? scan : "-");
+    CHECK(scan && strstr(scan, "out.safetensors\",\"kind\":\"invalid\""),
+          "a checkpoint linked from outside the root was parsed: %s", scan ? scan : "-");
+    free(scan);
+    cJSON_Delete(r);
+    alarm(0);
+    model_plugin_shutdown(inst);
+    fake_settings = "{}";
+}
+
 const test_entry TESTS[] = {
+    {"confinement", test_confinement},
     {"st_rules", test_st_rules},
     {"st_header_length", test_st_header_length},
     {"st_valid", test_st_valid},

@@ -98,7 +98,7 @@ void test_st_open_file(void) {
     char path[4200], err[512];
     st_file *f;
     CHECK(st_open("/nonexistent/m.safetensors", &f, err, sizeof err) == -1 &&
-              strstr(err, "/nonexistent/m.safetensors: cannot open"), "%s", err);
+              strstr(err, "cannot open '/nonexistent/m.safetensors'"), "%s", err);
     snprintf(path, sizeof path, "%s/x.safetensors", test_tmpdir());
     size_t len;
     uint8_t *b = image("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &len);
@@ -126,12 +126,12 @@ void test_st_index(void) {
     fclose(fp);
     char **sh;
     size_t n;
-    REQUIRE(st_index_shards(path, &sh, &n, err, sizeof err) == 0, "%s", err);
+    REQUIRE(st_index_shards(path, NULL, &sh, &n, err, sizeof err) == 0, "%s", err);
     CHECK(n == 2 && !strcmp(sh[0], "s1.safetensors") && !strcmp(sh[1], "s2.safetensors"), "shards");
     for (size_t i = 0; i < n; i++) free(sh[i]);
     free(sh);
     fp = fopen(path, "w");
     fputs("{\"weight_map\":{\"a\":\"../../etc/passwd\"}}", fp);
     fclose(fp);
-    CHECK(st_index_shards(path, &sh, &n, err, sizeof err) == -1 && strstr(err, "weight_map['a']"), "%s", err);
+    CHECK(st_index_shards(path, NULL, &sh, &n, err, sizeof err) == -1 && strstr(err, "weight_map['a']"), "%s", err);
 }

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "sdrt/npy.h"
@@ -210,7 +212,26 @@ static void test_truncations(void) {
     }
 }
 
+/* Latents named by a request (init_image handovers, postprocess.decode)
+ * may be a FIFO or a device: refused at once, never a blocked read. */
+static void test_special_files_refused(void) {
+    char path[4300], err[512];
+    snprintf(path, sizeof path, "%s/lat.npy", test_tmpdir());
+    REQUIRE(mkfifo(path, 0600) == 0, "mkfifo %s", path);
+    float *d = NULL;
+    int64_t shape[SDRT_NPY_MAX_DIMS];
+    int nd = 0;
+    alarm(20);
+    CHECK(sdrt_npy_read_f32(path, &d, shape, &nd, err, sizeof err) == -1 && strstr(err, "FIFO") && strstr(err, path),
+          "FIFO: %s", err);
+    CHECK(sdrt_npy_read_f32("/dev/zero", &d, shape, &nd, err, sizeof err) == -1 && strstr(err, "device"),
+          "device: %s", err);
+    alarm(0);
+    free(d);
+}
+
 const test_entry TESTS[] = {
+    {"special_files_refused", test_special_files_refused},
     {"reference_files", test_reference_files},
     {"roundtrip", test_roundtrip},
     {"dtypes", test_dtypes},

@@ -235,6 +235,31 @@ static void test_read_png_and_data_uri(void) {
     free(uri), free(bytes), free(path), free(rgb);
 }
 
+/* init_image / mask_image files: a FIFO in the root is refused at once (it
+ * used to block the worker in open(2) forever), and a symlink in the root
+ * leading outside it is refused by the real path, not read. */
+static void test_image_inputs_confined(void) {
+    const char *root = test_tmpdir();
+    pp_plugin *p = plugin(root);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/pipe.png", root);
+    REQUIRE(mkfifo(path, 0600) == 0, "mkfifo %s", path);
+    snprintf(path, sizeof path, "%s/link.png", root);
+    REQUIRE(symlink("/etc/passwd", path) == 0, "symlink %s", path);
+    float *back = NULL;
+    int bh = 0, bw = 0;
+    alarm(20); /* a blocking open would hang here */
+    sdrt_error *e = pp_read_image(p, "pipe.png", &back, &bh, &bw);
+    CHECK(e && e->code == SDRT_INVALID_ARGUMENT && strstr(e->message, "FIFO"), "FIFO: %s", e ? e->message : "read");
+    fake_host_api()->error_free(e);
+    alarm(0);
+    e = pp_read_image(p, "link.png", &back, &bh, &bw);
+    CHECK(e && e->code == SDRT_PERMISSION_DENIED && strstr(e->message, "/etc/passwd"), "link out: %s",
+          e ? e->message : "read");
+    fake_host_api()->error_free(e);
+    free(back);
+}
+
 static uint8_t *jpeg_encode(const uint8_t *px, int w, int h, unsigned long *len) {
     struct jpeg_compress_struct c;
     struct jpeg_error_mgr jerr;
@@ -371,6 +396,7 @@ static void test_preview(void) {
 }
 
 const test_entry TESTS[] = {
+    {"image_inputs_confined", test_image_inputs_confined},
     {"png_roundtrip", test_png_roundtrip},
     {"png_utf8_text", test_png_utf8_text},
     {"unique_naming", test_unique_naming},

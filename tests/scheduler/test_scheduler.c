@@ -413,6 +413,11 @@ static void test_errors(void) {
                  "scheduler_config.solver_order: expected an integer");
     expect_error("EulerDiscreteScheduler", "{\"use_karras_sigmas\":1}", SDRT_INVALID_ARGUMENT,
                  "scheduler_config.use_karras_sigmas: expected true or false");
+    /* A decreasing schedule used to run and give an all-black image. */
+    expect_error("EulerDiscreteScheduler", "{\"beta_start\":0.02,\"beta_end\":0.001}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config.beta_start: 0.02 is greater than beta_end 0.001");
+    expect_error("DDIMScheduler", "{\"trained_betas\":[0.1,1.5,0.2]}", SDRT_INVALID_ARGUMENT,
+                 "scheduler_config.trained_betas: beta[1] = 1.5 is not in (0, 1)");
     expect_error("EulerDiscreteScheduler", "{\"beta_schedule\":\"cubic\"}", SDRT_INVALID_ARGUMENT,
                  "scheduler_config.beta_schedule: 'cubic' is not one of");
     expect_error("EulerDiscreteScheduler", "{\"timestep_spacing\":\"odd\"}", SDRT_INVALID_ARGUMENT,

@@ -76,7 +76,7 @@ typedef struct sdrt_error {
     uint32_t struct_size;
     sdrt_status code;
     /* Human text naming the field or file and the reason, e.g.
-     * "width: 1000 is not a multiple of 8". Never NULL. Owned by the error. */
+     * "width: 1004 is not a multiple of 8". Never NULL. Owned by the error. */
     const char *message;
     /* Optional JSON (object) with machine-readable details, sent as
      * `error_data`. NULL when none. Owned by the error. */
@@ -181,9 +181,15 @@ typedef struct sdrt_host_api {
 
     /* Resolves `path` against the configured roots of `kind` ("model" or
      * "output") and checks that it lies inside one of them (after
-     * resolving "..", symlinks of existing parts). Returns a malloc'd
-     * (sdrt_host_api.alloc) absolute path, or NULL with *err set to
-     * PERMISSION_DENIED (outside the roots) or INVALID_ARGUMENT. */
+     * resolving "..", symlinks of existing parts). "model" roots include
+     * the Hugging Face caches (hf_cache, $HF_HOME/hub or
+     * ~/.cache/huggingface/hub). Returns a malloc'd (sdrt_host_api.alloc)
+     * absolute path, or NULL with *err set to PERMISSION_DENIED (outside
+     * the roots, or none of that kind configured; the message names the
+     * kind of path and the roots, not a request field: callers prefix
+     * their field) or INVALID_ARGUMENT. Opening the file afterwards: use
+     * sdrt_file_open (sdrt/file.h), which also checks the real path of
+     * what was opened. */
     char *(*resolve_path)(sdrt_host *host, const char *kind, const char *path, sdrt_error **err);
 
     /* True once host.cancel asked the job to stop at its next item boundary
