@@ -1,6 +1,6 @@
 /* plugins/inference/request.c - inference.run field validation.
  *
- * Every error names the field and the reason ("width: 1000 is not a
+ * Every error names the field and the reason ("width: 1004 is not a
  * multiple of 8"). A field may come at the top level or, for the legacy
  * workers' shape, inside `hyperparameters` / `dimensions`; the top level
  * wins when both are present.
