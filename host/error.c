@@ -1,4 +1,5 @@
-/* host/error.c - sdrt_error objects and the status table's names. */
+/* host/error.c - sdrt_error objects and the host's view of the status
+ * table (names and JSON-RPC codes come from sdrt/status.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,32 +7,22 @@
 
 #include "host.h"
 
-static const struct {
-    const char *name;
-    int rpc;
-} STATUS_TABLE[] = {
-#define SDRT_STATUS_ROW_(name, value, rpc, msg) [value] = {#name, rpc},
-    SDRT_STATUS_LIST(SDRT_STATUS_ROW_)
-#undef SDRT_STATUS_ROW_
-};
-
 /* Returned when even the error cannot be allocated; error_free ignores it. */
 static sdrt_error g_oom_error = {sizeof(sdrt_error), SDRT_RESOURCE_EXHAUSTED,
                                  "out of memory while reporting an error", NULL};
 
+/* The SDK's one table (sdrt/status.h); a value outside it is reported as
+ * INTERNAL on the wire, never as an unknown name. */
 const char *status_name(sdrt_status code) {
     if ((unsigned)code >= SDRT_STATUS_COUNT_) return "INTERNAL";
-    return STATUS_TABLE[code].name;
+    return sdrt_status_name(code);
 }
 
-int status_rpc_code(sdrt_status code) {
-    if ((unsigned)code >= SDRT_STATUS_COUNT_) return -32603;
-    return STATUS_TABLE[code].rpc;
-}
+int status_rpc_code(sdrt_status code) { return sdrt_status_rpc_code(code); }
 
 sdrt_status status_from_name(const char *name) {
     for (int i = 0; i < SDRT_STATUS_COUNT_; i++)
-        if (strcmp(STATUS_TABLE[i].name, name) == 0) return (sdrt_status)i;
+        if (strcmp(sdrt_status_name((sdrt_status)i), name) == 0) return (sdrt_status)i;
     return SDRT_INTERNAL;
 }
 

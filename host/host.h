@@ -178,6 +178,7 @@ struct sdrt_job {
     struct sdrt_job *next;     /* queue / table link */
     const host_sink *sink;
     atomic_int refs;
+    _Atomic(void *) user;      /* sdrt_host_api.job_set_user; the handling plugin's */
 };
 
 double host_now(void);         /* seconds since start, monotonic */

@@ -100,6 +100,12 @@ static int api_stop_requested(sdrt_job *job) {
     return job && (atomic_load(&job->stop_after) != 0 || atomic_load(&job->cancelled) != 0);
 }
 
+static void api_job_set_user(sdrt_job *job, void *user) {
+    if (job) atomic_store(&job->user, user);
+}
+
+static void *api_job_user(sdrt_job *job) { return job ? atomic_load(&job->user) : NULL; }
+
 static int api_wait_if_paused(sdrt_job *job) {
     if (!job) return 0;
     while (atomic_load(&job->paused) && !atomic_load(&job->cancelled)) {
@@ -208,7 +214,7 @@ static char *api_resolve_path(sdrt_host *host, const char *kind, const char *pat
 }
 
 static const sdrt_host_api g_api = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, stop_requested),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, job_user),
     .abi_major = SDRT_ABI_MAJOR,
     .abi_minor = SDRT_ABI_MINOR,
     .log = api_log,
@@ -220,6 +226,8 @@ static const sdrt_host_api g_api = {
     .is_cancelled = api_is_cancelled,
     .wait_if_paused = api_wait_if_paused,
     .stop_requested = api_stop_requested,
+    .job_set_user = api_job_set_user,
+    .job_user = api_job_user,
     .publish = api_publish,
     .acquire = api_acquire,
     .release = api_release,

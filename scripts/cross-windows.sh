@@ -12,15 +12,16 @@ cd "$(dirname "$0")/.."
 CC=x86_64-w64-mingw32-gcc
 out=build-windows
 mkdir -p "$out"
-CFLAGS="-std=c11 -D__USE_MINGW_ANSI_STDIO=1 -O2 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -Isdk/include"
+CFLAGS="-std=c11 -D__USE_MINGW_ANSI_STDIO=1 -O2 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -Isdk/include -Isdk/helpers/include"
 
-# Every public header compiles alone on Windows.
-for h in sdk/include/sdrt/*.h; do
+# Every public header (the ABI's and the helper library's) compiles alone on
+# Windows.
+for h in sdk/include/sdrt/*.h sdk/helpers/include/sdrt/*.h; do
   printf '#include "sdrt/%s"\nint sdrt_header_check_%s;\n' "$(basename "$h")" "$(basename "$h" .h)" > "$out/hdr.c"
   $CC $CFLAGS -c "$out/hdr.c" -o "$out/hdr.o"
 done
 # Static helpers that have no POSIX dependency.
-for f in sdk/helpers/rng.c sdk/helpers/npy.c sdk/helpers/nn.c; do
+for f in sdk/helpers/rng.c sdk/helpers/npy.c sdk/helpers/nn.c sdk/helpers/nn_blocks.c; do
   [ -f "$f" ] && $CC $CFLAGS -c "$f" -o "$out/$(basename "$f" .c).o"
 done
 # cJSON's header is plain C: the system one serves unless a mingw cJSON is given.

@@ -130,6 +130,36 @@ int devbackends_load(devbackends *b, const char *dir, const sdrt_host_api *api, 
     return b->count;
 }
 
+int devbackends_load_file(devbackends *b, const char *path, const sdrt_host_api *api, sdrt_host *host,
+                          const devcfg *cfg) {
+    const char *slash = strrchr(path, '/');
+#ifdef _WIN32
+    const char *bslash = strrchr(path, '\\');
+    if (bslash && (!slash || bslash > slash)) slash = bslash;
+#endif
+    char dir[4096], family[32];
+    const char *file = slash ? slash + 1 : path;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    if (!devbackends_match(file, family, sizeof family)) {
+        api->log(host, SDRT_LOG_WARN, "backend %s skipped: the file name is not sdrt_backend_<family>" BACKEND_SUFFIX,
+                 path);
+        return -1;
+    }
+    if (devbackends_find(b, family)) {
+        api->log(host, SDRT_LOG_WARN, "backend %s skipped: family %s is already loaded", path, family);
+        return -1;
+    }
+    if (b->count >= DEVBACKENDS_MAX) {
+        api->log(host, SDRT_LOG_WARN, "backend %s skipped: more than %d families", path, DEVBACKENDS_MAX);
+        return -1;
+    }
+    if (load_one(dir, file, api, host, cfg, &b->items[b->count]) != 0) return -1;
+    devbackend *fam = &b->items[b->count++];
+    api->log(host, SDRT_LOG_INFO, "backend %s: %lu device(s) from %s", fam->family,
+             (unsigned long)fam->reg->iface->device_count(fam->reg), fam->path);
+    return 0;
+}
+
 void devbackends_unload(devbackends *b) {
     for (int i = 0; i < b->count; i++) {
         devbackend *fam = &b->items[i];

@@ -31,6 +31,13 @@ typedef struct devbackends {
 int devbackends_load(devbackends *b, const char *dir, const sdrt_host_api *api, sdrt_host *host,
                      const devcfg *cfg);
 
+/* Loads one more family module from `path` (a file named
+ * sdrt_backend_<family>.so, e.g. a test-only family) into an already
+ * loaded set. A family already present, a full set or a module that does
+ * not load is logged and skipped. Returns 0 when loaded, else -1. */
+int devbackends_load_file(devbackends *b, const char *path, const sdrt_host_api *api, sdrt_host *host,
+                          const devcfg *cfg);
+
 /* Releases every family (reg->iface->unload) and closes modules that could
  * be unloaded. */
 void devbackends_unload(devbackends *b);

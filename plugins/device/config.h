@@ -3,9 +3,15 @@
  *                                    (default: ../backends beside this .so)
  *    "device": "auto"|"cpu"|"cuda:0"|"vulkan:0",   the default compute device
  *    "threads": N,                   compute threads (0 = backend default)
- *    "backends": {"cpu": {...}, ...}}  per-family config passed to
+ *    "backends": {"cpu": {...}, ...},  per-family config passed to
  *                                    sdrt_backend_entry ("threads" added
- *                                    when the family's own has none) */
+ *                                    when the family's own has none)
+ *    "extra_backends": ["/path/sdrt_backend_strict.so", ...]}
+ *                                    family modules outside backends_dir,
+ *                                    loaded after it (test-only families
+ *                                    such as the strict device; default
+ *                                    none, so production loads only
+ *                                    backends_dir) */
 #ifndef SDRT_DEVICE_CONFIG_H
 #define SDRT_DEVICE_CONFIG_H
 
@@ -13,8 +19,12 @@
 
 #include <cjson/cJSON.h>
 
+#define DEVCFG_MAX_EXTRA 4
+
 typedef struct devcfg {
     char backends_dir[4096];
+    char extra_backends[DEVCFG_MAX_EXTRA][4096];
+    int extra_count;
     char device[64];
     int threads;
     cJSON *backends; /* owned; NULL when absent */

@@ -120,6 +120,8 @@ static sdrt_error *dev_init(const sdrt_host_api *api, sdrt_host *host, const cha
     atomic_init(&p->probed, 0);
     cpuprobe_run(&p->inv.cpu);
     devbackends_load(&p->inv.backends, p->cfg.backends_dir, api, host, &p->cfg);
+    for (int i = 0; i < p->cfg.extra_count; i++)
+        devbackends_load_file(&p->inv.backends, p->cfg.extra_backends[i], api, host, &p->cfg);
     if (gpu_family_loaded(&p->inv.backends)) {
         probe_gpus(p);
         atomic_store(&p->probed, 1);

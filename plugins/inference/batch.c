@@ -3,8 +3,8 @@
  *
  * Progress: infer_run reports through the infer_plugin's host table, so each
  * item runs with a copy of that table whose progress and warn know the
- * batch (found by job in a small registry: a host function receives only
- * the job). Step progress then goes out as `progress` events carrying
+ * batch (found through the job's user pointer, sdrt_host_api.job_user: a
+ * host function receives only the job). Step progress then goes out as `progress` events carrying
  * `item` and `items`, and warnings are prefixed "requests[i]: ". Everything
  * else (cancellation, pause, errors, memory) is the host's own function, so
  * the other plugins, which get the real job, see nothing different. */
@@ -49,23 +49,11 @@ typedef struct batch_ctx {
     int n, current;
     int continue_on_error;
     double t0;
-    struct batch_ctx *next;    /* in g_active */
 } batch_ctx;
 
-/* Batches running now, so the wrapped host functions find theirs by job.
- * A spin lock (C11 atomics, no thread library to link): it guards a walk
- * of a list as long as the batches running at once. */
-static atomic_flag g_lock = ATOMIC_FLAG_INIT;
-static batch_ctx *g_active;
-
-static void batch_lock(void) {
-    while (atomic_flag_test_and_set_explicit(&g_lock, memory_order_acquire)) {
-    }
-}
-
-static void batch_unlock(void) {
-    atomic_flag_clear_explicit(&g_lock, memory_order_release);
-}
+/* The host's table, for the wrapped functions (which get only the job):
+ * set once, by the first batch, to the one table every batch shares. */
+static const sdrt_host_api *_Atomic g_batch_api;
 
 static double batch_now(void) {
     struct timespec ts;
@@ -73,45 +61,11 @@ static double batch_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static const char *batch_status_name(sdrt_status s) {
-    switch (s) {
-#define BATCH_STATUS_NAME_(name, value, rpc, msg) \
-    case SDRT_##name:                             \
-        return #name;
-        SDRT_STATUS_LIST(BATCH_STATUS_NAME_)
-#undef BATCH_STATUS_NAME_
-    default:
-        return "INTERNAL";
-    }
-}
-
-/* ---- the registry of running batches ------------------------------------ */
-
-static void batch_register(batch_ctx *b) {
-    batch_lock();
-    b->next = g_active;
-    g_active = b;
-    batch_unlock();
-}
-
-static void batch_unregister(batch_ctx *b) {
-    batch_lock();
-    for (batch_ctx **pp = &g_active; *pp; pp = &(*pp)->next) {
-        if (*pp != b) continue;
-        *pp = b->next;
-        break;
-    }
-    batch_unlock();
-}
-
-/* The batch running on `job`. It stays valid after the lock is dropped:
- * only its own worker thread (the caller) unregisters it, after the items. */
+/* The batch running on `job`: the job's user pointer (sdrt_host_api
+ * job_user), set by infer_batch for as long as its items run. */
 static batch_ctx *batch_find(sdrt_job *job) {
-    batch_lock();
-    batch_ctx *b = g_active;
-    while (b && b->req->job != job) b = b->next;
-    batch_unlock();
-    return b;
+    const sdrt_host_api *api = g_batch_api;
+    return api ? api->job_user(job) : NULL;
 }
 
 /* ---- the wrapped host functions ------------------------------------------ */
@@ -160,12 +114,19 @@ static void batch_warn(sdrt_job *job, const char *message) {
 }
 
 /* A copy of the host's table as far as the host filled it, then the two
- * functions that need to know the item. */
+ * functions that need to know the item. A host without job_user (before
+ * ABI 1.1) gets the items' own progress and warnings unwrapped. */
+static int batch_can_wrap(const sdrt_host_api *api) {
+    return SDRT_HAS_MEMBER(api, sdrt_host_api, job_user) && api->job_user && api->job_set_user;
+}
+
 static void batch_wrap_api(batch_ctx *b) {
     size_t size = b->api->struct_size < sizeof b->wrapped ? b->api->struct_size : sizeof b->wrapped;
     memset(&b->wrapped, 0, sizeof b->wrapped);
     memcpy(&b->wrapped, b->api, size);
     b->wrapped.struct_size = (uint32_t)size;
+    if (!batch_can_wrap(b->api)) return;
+    g_batch_api = b->api;
     b->wrapped.progress = batch_progress;
     b->wrapped.warn = batch_warn;
 }
@@ -323,7 +284,7 @@ static void batch_item_event(const batch_ctx *b, int i) {
     cJSON_AddNumberToObject(d, "item", i);
     cJSON_AddNumberToObject(d, "items", b->n);
     cJSON_AddStringToObject(d, "status", batch_state_names[item->state]);
-    if (item->state != BATCH_SUCCEEDED) cJSON_AddStringToObject(d, "error_code", batch_status_name(item->code));
+    if (item->state != BATCH_SUCCEEDED) cJSON_AddStringToObject(d, "error_code", sdrt_status_name(item->code));
     char *s = cJSON_PrintUnformatted(d);
     cJSON_Delete(d);
     if (s) b->api->event(b->req->job, "batch_item", s);
@@ -383,7 +344,7 @@ static cJSON *batch_item_json(const batch_ctx *b, int i) {
         return o;
     }
     cJSON_AddStringToObject(o, "error", item->error ? item->error : "requests: out of memory");
-    cJSON_AddStringToObject(o, "error_code", batch_status_name(item->code));
+    cJSON_AddStringToObject(o, "error_code", sdrt_status_name(item->code));
     cJSON *extra = item->error_data ? cJSON_Parse(item->error_data) : NULL;
     if (extra) cJSON_AddItemToObject(o, "error_data", extra);
     return o;
@@ -439,9 +400,9 @@ sdrt_error *infer_batch(const infer_plugin *p, const sdrt_request *req, char **r
         return e;
     }
     batch_wrap_api(&b);
-    batch_register(&b);
+    if (batch_can_wrap(p->api)) p->api->job_set_user(req->job, &b);
     const char *stopped = batch_run_items(&b);
-    batch_unregister(&b);
+    if (batch_can_wrap(p->api)) p->api->job_set_user(req->job, NULL);
     if (stopped && strcmp(stopped, "cancelled") == 0 && batch_nothing_finished(&b))
         e = p->api->error_new(SDRT_CANCELLED, NULL, "inference.batch: cancelled before any item finished");
     if (!e) {

@@ -115,7 +115,7 @@ static sdrt_status predict(const infer_loop *L, loop_bufs *b, float t, char *err
 }
 
 static sdrt_status sched_failed(sdrt_status st, const char *what, uint32_t i, char *err, size_t errlen) {
-    snprintf(err, errlen, "scheduler: %s failed at step %u (status %d)", what, i, (int)st);
+    snprintf(err, errlen, "scheduler: %s failed at step %u (%s)", what, i, sdrt_status_name(st));
     return st;
 }
 

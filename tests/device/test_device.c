@@ -384,6 +384,20 @@ static void test_config(void) {
     CHECK(devcfg_parse(&cfg, "{\"threads\":-2}", ".", err, sizeof err) != 0 && strncmp(err, "threads:", 8) == 0,
           "bad threads: '%s'", err);
     CHECK(devcfg_parse(&cfg, "[1]", ".", err, sizeof err) != 0, "array config accepted");
+    /* extra_backends: test-only families outside backends_dir, whose
+     * devices "device" may then name. */
+    CHECK(devcfg_parse(&cfg, "{\"extra_backends\":[\"/t/sdrt_backend_strict.so\"],\"device\":\"strict:0\"}", ".",
+                       err, sizeof err) == 0, "%s", err);
+    CHECK(cfg.extra_count == 1 && strcmp(cfg.extra_backends[0], "/t/sdrt_backend_strict.so") == 0 &&
+              strcmp(cfg.device, "strict:0") == 0, "extra %d %s device %s", cfg.extra_count, cfg.extra_backends[0],
+          cfg.device);
+    devcfg_free(&cfg);
+    CHECK(devcfg_parse(&cfg, "{\"device\":\"strict:0\"}", ".", err, sizeof err) != 0 && strncmp(err, "device:", 7) == 0,
+          "a family not in extra_backends accepted: '%s'", err);
+    CHECK(devcfg_parse(&cfg, "{\"extra_backends\":\"/t/x.so\"}", ".", err, sizeof err) != 0 &&
+              strncmp(err, "extra_backends:", 15) == 0, "string extra_backends: '%s'", err);
+    CHECK(devcfg_parse(&cfg, "{\"extra_backends\":[3]}", ".", err, sizeof err) != 0 &&
+              strncmp(err, "extra_backends[0]:", 18) == 0, "number in extra_backends: '%s'", err);
 }
 
 static void test_backend_names(void) {

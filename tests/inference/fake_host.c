@@ -104,6 +104,14 @@ static int fh_stop_requested(sdrt_job *job) {
     return job ? job->stop_after || job->cancelled : 0;
 }
 
+static void fh_job_set_user(sdrt_job *job, void *user) {
+    if (job) job->user = user;
+}
+
+static void *fh_job_user(sdrt_job *job) {
+    return job ? job->user : NULL;
+}
+
 static sdrt_error *fh_publish(sdrt_host *host, const char *id, const void *iface) {
     for (int i = 0; i < g.n_ifaces; i++)
         if (strcmp(g.ifaces[i].id, id) == 0) return fh_error_new(SDRT_ALREADY_EXISTS, NULL, "%s: already published", id);
@@ -174,6 +182,8 @@ static const sdrt_host_api g_api = {
     .is_cancelled = fh_is_cancelled,
     .wait_if_paused = fh_wait_if_paused,
     .stop_requested = fh_stop_requested,
+    .job_set_user = fh_job_set_user,
+    .job_user = fh_job_user,
     .publish = fh_publish,
     .acquire = fh_acquire,
     .release = fh_release,

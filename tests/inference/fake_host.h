@@ -15,6 +15,7 @@ struct sdrt_job {
     int cancel_at_step;   /* > 0: is_cancelled turns true once this step was reported */
     int cancelled;
     int stop_after;       /* host.cancel {"when":"after_image"} */
+    void *user;           /* sdrt_host_api.job_set_user */
     /* Events by name ("preview", ...): counted always; with keep_events the
      * last one's data JSON is kept (malloc'd; the test frees it). */
     int events;

@@ -3,6 +3,7 @@
 #include "infer_fixture.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -17,7 +18,10 @@ static char g_out[1024];
 int ifx_start(void) {
     static const char *const plugins[] = {"device", "model", "scheduler", "conditioning", "postprocess", "lora", NULL};
     static char cond_config[2048], lora_config[2048];
-    const char *configs[] = {NULL, NULL, NULL, cond_config, NULL, lora_config, NULL};
+    /* SDRT_TEST_DEVICE_CONFIG: the device plugin's config, e.g. the strict
+     * device ({"extra_backends":[".../sdrt_backend_strict.so"],
+     * "device":"strict:0"}); default {} (the CPU). */
+    const char *configs[] = {getenv("SDRT_TEST_DEVICE_CONFIG"), NULL, NULL, cond_config, NULL, lora_config, NULL};
     if (g_started >= 0) return g_started;
     snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
     snprintf(cond_config, sizeof cond_config, "{\"tokenizer_dir\":\"%s\",\"tokenizer_2_dir\":\"%s\"}",

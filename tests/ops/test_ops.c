@@ -18,6 +18,7 @@ void test_rows_strided(void);
 void test_groupnorm_nhwc(void);
 void test_binary_and_copy(void);
 void test_supports_op(void);
+void test_param_dtypes(void);
 void test_pack_kcontig(void);
 void test_activation_simd(void);
 void test_gemm_odd_shapes(void);
@@ -44,6 +45,7 @@ const test_entry TESTS[] = {
     {"groupnorm_nhwc", test_groupnorm_nhwc},
     {"binary_and_copy", test_binary_and_copy},
     {"supports_op", test_supports_op},
+    {"param_dtypes", test_param_dtypes},
     {"pack_kcontig", test_pack_kcontig},
     {"activation_simd", test_activation_simd},
     {"gemm_odd_shapes", test_gemm_odd_shapes},

@@ -459,3 +459,100 @@ void test_supports_op(void) {
         (void)dev->iface->supports_op(dev, &any); /* must not crash for any kind */
     }
 }
+
+/* Parameters (bias, norm scale/shift, the ADD/MUL operand) in F16/BF16:
+ * widening is exact, so every op must give bit for bit what it gives with
+ * F32 parameters holding the same values. Parameters are strided views in
+ * the second round, which the F32 path must stage the same way. */
+void test_param_dtypes(void) {
+    enum { C = 24, H = 5, W = 7, N = 2, K = 16 };
+    static float x[N * C * H * W], y32[N * C * H * W], yh[N * C * H * W], wf[C * C]; /* [C,K] or [C,C,1,1] */
+    static float p32[2 * C * 2], praw[2 * C * 2];
+    static uint16_t ph[2 * C * 2];
+    static const sdrt_dtype dts[2] = {SDRT_DTYPE_F16, SDRT_DTYPE_BF16};
+    ops_rand(x, N * C * H * W, 2.0f);
+    ops_rand(wf, C * C, 0.5f);
+    for (int d = 0; d < 2; d++) {
+        for (int strided = 0; strided < 2; strided++) {
+            ops_rand(praw, 4 * C, 1.5f);
+            for (int i = 0; i < 4 * C; i++) {
+                float v = 1.0f + praw[i];
+                ph[i] = dts[d] == SDRT_DTYPE_F16 ? sdrt_f32_to_f16(v) : sdrt_f32_to_bf16(v);
+                p32[i] = rounded(v, dts[d]);
+            }
+            /* gamma = elements 0.., beta = the second half; strided: every
+             * other element. */
+            int64_t pc[1] = {C};
+            sdrt_tensor g32 = ops_tensor(p32, SDRT_DTYPE_F32, 1, pc), b32 = ops_tensor(p32 + 2 * C, SDRT_DTYPE_F32, 1, pc);
+            sdrt_tensor gh = ops_tensor(ph, dts[d], 1, pc), bh = ops_tensor(ph + 2 * C, dts[d], 1, pc);
+            if (strided) g32.strides[0] = b32.strides[0] = gh.strides[0] = bh.strides[0] = 2;
+            int64_t xs[4] = {N, C, H, W}, ls[2] = {N * H * W, C}, ms[2] = {N * H * W, K}, ws[2] = {C, K};
+            int64_t bs3[3] = {C, 1, 1};
+            sdrt_tensor tx = ops_tensor(x, SDRT_DTYPE_F32, 4, xs), ty32 = ops_tensor(y32, SDRT_DTYPE_F32, 4, xs);
+            sdrt_tensor tyh = ops_tensor(yh, SDRT_DTYPE_F32, 4, xs);
+            const char *what[6] = {"group_norm", "layer_norm", "add [C,1,1]", "mul [C,1,1]", "matmul bias", "conv2d bias"};
+            for (int k = 0; k < 6; k++) {
+                sdrt_op op32 = {.struct_size = sizeof(sdrt_op), .dst = &ty32}, oph = {.struct_size = sizeof(sdrt_op), .dst = &tyh};
+                sdrt_tensor lx, ly32, lyh, g3_32, g3_h, w, w4;
+                size_t n = N * C * H * W;
+                switch (k) {
+                case 0:
+                    op32.kind = oph.kind = SDRT_OP_GROUP_NORM;
+                    op32.iparams[0] = oph.iparams[0] = 4;
+                    op32.src[0] = oph.src[0] = &tx;
+                    op32.src[1] = &g32, op32.src[2] = &b32, oph.src[1] = &gh, oph.src[2] = &bh;
+                    break;
+                case 1:
+                    lx = ops_tensor(x, SDRT_DTYPE_F32, 2, ls), ly32 = ops_tensor(y32, SDRT_DTYPE_F32, 2, ls);
+                    lyh = ops_tensor(yh, SDRT_DTYPE_F32, 2, ls);
+                    op32.kind = oph.kind = SDRT_OP_LAYER_NORM;
+                    op32.src[0] = oph.src[0] = &lx;
+                    op32.src[1] = &g32, op32.src[2] = &b32, oph.src[1] = &gh, oph.src[2] = &bh;
+                    op32.dst = &ly32, oph.dst = &lyh;
+                    break;
+                case 2:
+                case 3:
+                    g3_32 = ops_tensor(p32, SDRT_DTYPE_F32, 3, bs3), g3_h = ops_tensor(ph, dts[d], 3, bs3);
+                    if (strided) g3_32.strides[0] = g3_h.strides[0] = 2;
+                    op32.kind = oph.kind = k == 2 ? SDRT_OP_ADD : SDRT_OP_MUL;
+                    op32.fparams[0] = oph.fparams[0] = k == 2 ? 0.5f : 0.0f;
+                    op32.src[0] = oph.src[0] = &tx;
+                    op32.src[1] = &g3_32, oph.src[1] = &g3_h;
+                    break;
+                case 4: {
+                    int64_t kc[1] = {K};
+                    lx = ops_tensor(x, SDRT_DTYPE_F32, 2, ls);
+                    w = ops_tensor(wf, SDRT_DTYPE_F32, 2, ws);
+                    ly32 = ops_tensor(y32, SDRT_DTYPE_F32, 2, ms), lyh = ops_tensor(yh, SDRT_DTYPE_F32, 2, ms);
+                    g3_32 = ops_tensor(p32, SDRT_DTYPE_F32, 1, kc), g3_h = ops_tensor(ph, dts[d], 1, kc);
+                    if (strided) g3_32.strides[0] = g3_h.strides[0] = 2;
+                    op32.kind = oph.kind = SDRT_OP_MATMUL;
+                    op32.src[0] = oph.src[0] = &lx;
+                    op32.src[1] = oph.src[1] = &w;
+                    op32.src[2] = &g3_32, oph.src[2] = &g3_h;
+                    op32.dst = &ly32, oph.dst = &lyh;
+                    n = (size_t)(N * H * W * K);
+                    break;
+                }
+                default: {
+                    int64_t w4s[4] = {C, C, 1, 1};
+                    w4 = ops_tensor(wf, SDRT_DTYPE_F32, 4, w4s);
+                    op32.kind = oph.kind = SDRT_OP_CONV2D;
+                    op32.src[0] = oph.src[0] = &tx;
+                    op32.src[1] = oph.src[1] = &w4;
+                    op32.src[2] = &g32, oph.src[2] = &gh;
+                    break;
+                }
+                }
+                CHECK(ops_device()->iface->supports_op(ops_device(), &oph), "%s: %s params not claimed", what[k],
+                      d ? "bf16" : "f16");
+                memset(y32, 0, sizeof y32);
+                memset(yh, 0xFF, sizeof yh);
+                sdrt_status s1 = sdrt_stream_compute(ops_stream(2), &op32), s2 = sdrt_stream_compute(ops_stream(2), &oph);
+                CHECK(s1 == SDRT_OK && s2 == SDRT_OK, "%s: status %d / %d", what[k], s1, s2);
+                CHECK(memcmp(y32, yh, n * sizeof(float)) == 0, "%s with %s%s params differs from f32 params (max abs %g)",
+                      what[k], d ? "bf16" : "f16", strided ? " strided" : "", test_max_abs(yh, y32, n));
+            }
+        }
+    }
+}

@@ -112,8 +112,13 @@ static int cpu_dev_supports_op(sdrt_device *dev, const sdrt_op *op) { return cpu
 
 static const char *cpu_dev_info_json(sdrt_device *dev) { return ((cpu_device_ctx *)dev->context)->info; }
 
+/* CPU memory is host memory: staging buffers are ordinary buffers. */
+static sdrt_buffer_type *cpu_dev_host_buffer_type(sdrt_device *dev) { return &g_buffer_type; }
+
 static const sdrt_device_iface g_cpu_device_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, info_json),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, host_buffer_type),
+    .host_buffer_type = cpu_dev_host_buffer_type,
+    /* reset absent: nothing on a CPU can be lost and re-initialised. */
     .name = cpu_dev_name,
     .description = cpu_dev_description,
     .type = cpu_dev_type,

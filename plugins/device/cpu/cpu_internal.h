@@ -232,6 +232,13 @@ int cpu_same_shape(const sdrt_tensor *a, const sdrt_tensor *b);
 /* A contiguous view of `t`: t itself if contiguous, else a copy staged in
  * `slot` (shared). Returns SDRT_OK or RESOURCE_EXHAUSTED. */
 sdrt_status cpu_contiguous(cpu_ctx *ctx, const sdrt_tensor *t, cpu_slot slot, sdrt_tensor *out);
+/* A parameter vector of n elements (bias, norm scale/shift; F32, F16 or
+ * BF16, any shape of n elements and any strides) as contiguous floats: t's
+ * own memory when it already is one, else a copy in the shared MISC slot
+ * (which = 0 or 1 picks one of its two halves, so gamma and beta can be
+ * staged together). NULL when t is NULL; *st = INVALID_ARGUMENT when t does
+ * not hold n elements, RESOURCE_EXHAUSTED without memory. */
+const float *cpu_param_f32(cpu_ctx *ctx, const sdrt_tensor *t, int64_t n, int which, sdrt_status *st);
 /* Sets contiguous strides for t's shape. */
 void cpu_set_contiguous_strides(sdrt_tensor *t);
 
@@ -252,6 +259,11 @@ sdrt_status cpu_op_timestep_emb(cpu_ctx *ctx, const sdrt_op *op);
 sdrt_status cpu_op_copy(cpu_ctx *ctx, const sdrt_op *op);
 /* dst = src (same shape) converting dtypes; shared by COPY and CONCAT. */
 sdrt_status cpu_copy_tensor(cpu_ctx *ctx, const sdrt_tensor *src, sdrt_tensor *dst);
+
+/* Validates `op` (struct_size, supports_op) and runs it on ctx: what a
+ * CPU stream's compute does, for families that compute with these kernels
+ * on host storage (the strict test device). */
+sdrt_status cpu_op_dispatch(cpu_ctx *ctx, const sdrt_op *op);
 
 /* Whether compute would accept op (kind, dtypes, ranks); shapes are checked
  * by the op itself. */

@@ -54,7 +54,7 @@ static sdrt_status cpu_conv_plan(const sdrt_op *op, cpu_conv *cv) {
     if (cv->ho <= 0 || cv->wo <= 0) return SDRT_INVALID_ARGUMENT;
     if (y->shape[0] != cv->n || y->shape[1] != cv->o || y->shape[2] != cv->ho || y->shape[3] != cv->wo)
         return SDRT_INVALID_ARGUMENT;
-    if (b && (cpu_numel(b) != cv->o || b->dtype != SDRT_DTYPE_F32)) return SDRT_INVALID_ARGUMENT;
+    if (b && cpu_numel(b) != cv->o) return SDRT_INVALID_ARGUMENT;
     return SDRT_OK;
 }
 
@@ -171,7 +171,7 @@ static void cpu_conv_b_operand(const sdrt_tensor *x, const cpu_conv *cv, const f
 /* Images n0..n0+count of group g as one batched GEMM: the weights are
  * packed once per block for all of them. */
 static sdrt_status cpu_conv_images(cpu_ctx *ctx, const cpu_conv *cv, const sdrt_tensor *x, const sdrt_tensor *w,
-                                   const sdrt_tensor *bias, const sdrt_tensor *out, int64_t g, int64_t n0,
+                                   const float *bias, const sdrt_tensor *out, int64_t g, int64_t n0,
                                    int64_t count) {
     int64_t cg = cv->c / cv->groups, og = cv->o / cv->groups;
     cpu_conv_w cw;
@@ -188,7 +188,7 @@ static sdrt_status cpu_conv_images(cpu_ctx *ctx, const cpu_conv *cv, const sdrt_
     }
     a.b = b[0];
     a.c = c[0];
-    a.bias_m = bias ? (const float *)bias->data + g * og : NULL;
+    a.bias_m = bias ? bias + g * og : NULL;
     return cpu_gemm(ctx, &a);
 }
 
@@ -196,9 +196,11 @@ sdrt_status cpu_op_conv2d(cpu_ctx *ctx, const sdrt_op *op) {
     cpu_conv cv;
     sdrt_status st = cpu_conv_plan(op, &cv);
     if (st != SDRT_OK) return st;
-    const sdrt_tensor *x = op->src[0], *w = op->src[1], *bias = op->src[2];
+    const sdrt_tensor *x = op->src[0], *w = op->src[1];
     sdrt_tensor *y = op->dst;
-    if (bias && bias->strides[bias->ndim - 1] != 1 && cv.o > 1) return SDRT_UNSUPPORTED;
+    /* F16/BF16 or strided biases are staged as floats once per call. */
+    const float *bias = cpu_param_f32(ctx, op->src[2], cv.o, 0, &st);
+    if (st != SDRT_OK) return st;
     /* dst pixels must be one row of the GEMM; else stage contiguously. */
     int direct = y->strides[3] == 1 && (cv.ho == 1 || y->strides[2] == cv.wo);
     sdrt_tensor out = *y;

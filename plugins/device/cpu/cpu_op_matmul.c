@@ -96,23 +96,16 @@ static sdrt_status cpu_mm_run(cpu_ctx *ctx, const sdrt_op *op, const cpu_mm *mm,
     return SDRT_OK;
 }
 
-/* The bias as a contiguous float row (copied only when strided). */
+/* The bias as a contiguous float row (staged only when strided or
+ * F16/BF16). It must be a vector of n along its last dim. */
 static const float *cpu_mm_bias(cpu_ctx *ctx, const sdrt_tensor *bias, int64_t n, sdrt_status *st) {
     *st = SDRT_OK;
     if (!bias) return NULL;
-    if (cpu_numel(bias) != n || bias->shape[bias->ndim - 1] != n) {
+    if (bias->ndim < 1 || bias->shape[bias->ndim - 1] != n) {
         *st = SDRT_INVALID_ARGUMENT;
         return NULL;
     }
-    int64_t s = bias->strides[bias->ndim - 1];
-    if (s == 1) return bias->data;
-    float *tmp = cpu_ctx_shared(ctx, CPU_SLOT_MISC, (size_t)n * sizeof(float));
-    if (!tmp) {
-        *st = SDRT_RESOURCE_EXHAUSTED;
-        return NULL;
-    }
-    for (int64_t j = 0; j < n; j++) tmp[j] = ((const float *)bias->data)[j * s];
-    return tmp;
+    return cpu_param_f32(ctx, bias, n, 0, st);
 }
 
 sdrt_status cpu_op_matmul(cpu_ctx *ctx, const sdrt_op *op) {

@@ -7,17 +7,12 @@
 
 #define CPU_DEFAULT_EPS 1e-5f
 
-static float cpu_param_or(const sdrt_tensor *t, int64_t i, float dflt) {
-    if (!t) return dflt;
-    return ((const float *)t->data)[i * t->strides[t->ndim - 1]];
-}
-
 /* ---- group norm ---------------------------------------------------------- */
 
 typedef struct cpu_gn {
     const float *x;
     float *y;
-    const sdrt_tensor *gamma, *beta;
+    const float *gamma, *beta; /* contiguous, NULL = 1 / 0 */
     int64_t c, spatial, groups;
     float eps;
     int silu;
@@ -38,7 +33,7 @@ static void cpu_gn_task(void *arg, int64_t t, int thread) {
     float rstd = (float)(1.0 / sqrt(var / (double)count + g->eps)), fmean = (float)mean;
     for (int64_t ci = 0; ci < cg; ci++) {
         int64_t ch = grp * cg + ci;
-        float scale = rstd * cpu_param_or(g->gamma, ch, 1.0f), shift = cpu_param_or(g->beta, ch, 0.0f);
+        float scale = rstd * (g->gamma ? g->gamma[ch] : 1.0f), shift = g->beta ? g->beta[ch] : 0.0f;
         const float *xc = x + ci * g->spatial;
         float *yc = g->y + base + ci * g->spatial;
         for (int64_t i = 0; i < g->spatial; i++) yc[i] = (xc[i] - fmean) * scale + shift;
@@ -52,10 +47,13 @@ sdrt_status cpu_op_group_norm(cpu_ctx *ctx, const sdrt_op *op) {
     if (x->ndim < 2 || !cpu_same_shape(x, y)) return SDRT_INVALID_ARGUMENT;
     int64_t groups = op->iparams[0] > 0 ? op->iparams[0] : 32, c = x->shape[1];
     if (c % groups) return SDRT_INVALID_ARGUMENT;
-    if ((op->src[1] && cpu_numel(op->src[1]) != c) || (op->src[2] && cpu_numel(op->src[2]) != c))
-        return SDRT_INVALID_ARGUMENT;
+    sdrt_status st;
+    const float *gamma = cpu_param_f32(ctx, op->src[1], c, 0, &st);
+    if (st != SDRT_OK) return st;
+    const float *beta = cpu_param_f32(ctx, op->src[2], c, 1, &st);
+    if (st != SDRT_OK) return st;
     sdrt_tensor xs, ys = *y;
-    sdrt_status st = cpu_contiguous(ctx, x, CPU_SLOT_TMP_SRC, &xs);
+    st = cpu_contiguous(ctx, x, CPU_SLOT_TMP_SRC, &xs);
     if (st != SDRT_OK) return st;
     int staged = !cpu_is_contiguous(y);
     if (staged) {
@@ -63,7 +61,7 @@ sdrt_status cpu_op_group_norm(cpu_ctx *ctx, const sdrt_op *op) {
         if (!ys.data) return SDRT_RESOURCE_EXHAUSTED;
         cpu_set_contiguous_strides(&ys);
     }
-    cpu_gn g = {.x = xs.data, .y = ys.data, .gamma = op->src[1], .beta = op->src[2], .c = c,
+    cpu_gn g = {.x = xs.data, .y = ys.data, .gamma = gamma, .beta = beta, .c = c,
                 .spatial = cpu_numel(x) / (x->shape[0] * c), .groups = groups,
                 .eps = op->fparams[0] != 0.0f ? op->fparams[0] : CPU_DEFAULT_EPS, .silu = op->iparams[1] == 1};
     if (x->shape[0] * c == 0) return SDRT_OK;
@@ -74,7 +72,8 @@ sdrt_status cpu_op_group_norm(cpu_ctx *ctx, const sdrt_op *op) {
 /* ---- layer norm ---------------------------------------------------------- */
 
 typedef struct cpu_ln {
-    const sdrt_tensor *x, *y, *gamma, *beta;
+    const sdrt_tensor *x, *y;
+    const float *gamma, *beta; /* contiguous, NULL = 1 / 0 */
     int64_t rows, rows_per_task;
     float eps;
 } cpu_ln;
@@ -93,7 +92,7 @@ static void cpu_ln_row(const cpu_ln *l, int64_t r) {
     }
     float rstd = (float)(1.0 / sqrt(var / (double)n + l->eps)), fmean = (float)mean;
     for (int64_t i = 0; i < n; i++)
-        y[i * sy] = (x[i * sx] - fmean) * rstd * cpu_param_or(l->gamma, i, 1.0f) + cpu_param_or(l->beta, i, 0.0f);
+        y[i * sy] = (x[i * sx] - fmean) * rstd * (l->gamma ? l->gamma[i] : 1.0f) + (l->beta ? l->beta[i] : 0.0f);
 }
 
 static void cpu_ln_task(void *arg, int64_t t, int thread) {
@@ -106,9 +105,12 @@ sdrt_status cpu_op_layer_norm(cpu_ctx *ctx, const sdrt_op *op) {
     const sdrt_tensor *x = op->src[0];
     if (x->ndim < 1 || !cpu_same_shape(x, op->dst)) return SDRT_INVALID_ARGUMENT;
     int64_t n = x->shape[x->ndim - 1];
-    if ((op->src[1] && cpu_numel(op->src[1]) != n) || (op->src[2] && cpu_numel(op->src[2]) != n))
-        return SDRT_INVALID_ARGUMENT;
-    cpu_ln l = {.x = x, .y = op->dst, .gamma = op->src[1], .beta = op->src[2], .rows = cpu_rows(x),
+    sdrt_status st;
+    const float *gamma = cpu_param_f32(ctx, op->src[1], n, 0, &st);
+    if (st != SDRT_OK) return st;
+    const float *beta = cpu_param_f32(ctx, op->src[2], n, 1, &st);
+    if (st != SDRT_OK) return st;
+    cpu_ln l = {.x = x, .y = op->dst, .gamma = gamma, .beta = beta, .rows = cpu_rows(x),
                 .eps = op->fparams[0] != 0.0f ? op->fparams[0] : CPU_DEFAULT_EPS};
     if (n == 0 || l.rows == 0) return SDRT_OK;
     l.rows_per_task = cpu_div_up(l.rows, 4 * (int64_t)ctx->threads);

@@ -1,9 +1,12 @@
 /* cpu_stream.c - CPU streams: synchronous, each with its own thread pool
- * and scratch memory ({"threads":N}, default the online cores). */
+ * and scratch memory ({"threads":N}, default the online cores). Every op
+ * has finished when compute returns, so the ABI 1.1 async members are the
+ * synchronous copies and an event is complete the moment it is recorded. */
 #include "cpu_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct cpu_stream_ctx {
     sdrt_stream stream;
@@ -40,18 +43,72 @@ static void cpu_stream_free(sdrt_stream *s) {
     free(sc);
 }
 
-static sdrt_status cpu_stream_compute(sdrt_stream *s, const sdrt_op *op) {
+sdrt_status cpu_op_dispatch(cpu_ctx *ctx, const sdrt_op *op) {
     if (!op || op->struct_size < SDRT_STRUCT_SIZE(sdrt_op, fparams)) return SDRT_INVALID_ARGUMENT;
     if (!cpu_supports_op(op)) return SDRT_UNSUPPORTED;
-    cpu_stream_ctx *sc = s->context;
-    return g_cpu_ops[op->kind](&sc->ctx, op);
+    return g_cpu_ops[op->kind](ctx, op);
 }
 
+static sdrt_status cpu_stream_compute(sdrt_stream *s, const sdrt_op *op) {
+    cpu_stream_ctx *sc = s->context;
+    return cpu_op_dispatch(&sc->ctx, op);
+}
+
+/* The whole graph in one call: each op is one parallel dispatch of the
+ * stream's pool (ops are already synchronous, so there is nothing to
+ * batch beyond that). */
+static sdrt_status cpu_stream_graph_compute(sdrt_stream *s, const sdrt_graph *g) {
+    if (!g || (g->n_ops && !g->ops)) return SDRT_INVALID_ARGUMENT;
+    for (size_t i = 0; i < g->n_ops; i++) {
+        sdrt_status st = cpu_stream_compute(s, &g->ops[i]);
+        if (st != SDRT_OK) return st;
+    }
+    return SDRT_OK;
+}
+
+static int cpu_host_buffer(const sdrt_buffer *buf) {
+    return buf && buf->type && sdrt_buffer_type_is_host(buf->type);
+}
+
+static sdrt_status cpu_stream_write_async(sdrt_stream *s, sdrt_buffer *buf, void *dst, const void *src, size_t size) {
+    buf->iface->write(buf, dst, src, size);
+    return SDRT_OK;
+}
+
+static sdrt_status cpu_stream_read_async(sdrt_stream *s, sdrt_buffer *buf, void *dst, const void *src, size_t size) {
+    buf->iface->read(buf, dst, src, size);
+    return SDRT_OK;
+}
+
+static sdrt_status cpu_stream_copy_async(sdrt_stream *s, sdrt_buffer *dst_buf, void *dst, sdrt_buffer *src_buf,
+                                         const void *src, size_t size) {
+    if (!cpu_host_buffer(dst_buf) || !cpu_host_buffer(src_buf)) return SDRT_UNSUPPORTED;
+    if (size) memmove(dst, src, size);
+    return SDRT_OK;
+}
+
+/* Recorded events are already complete: one static marker stands for all
+ * of them (non-NULL, so callers take the event path). */
+static char g_cpu_event_marker;
+
+static sdrt_event *cpu_stream_event_record(sdrt_stream *s) { return (sdrt_event *)(void *)&g_cpu_event_marker; }
+static void cpu_stream_event_synchronize(sdrt_stream *s, sdrt_event *ev) {}
+static void cpu_stream_event_wait(sdrt_stream *s, sdrt_event *ev) {}
+static void cpu_stream_event_free(sdrt_stream *s, sdrt_event *ev) {}
+
 static const sdrt_stream_iface g_cpu_stream_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_stream_iface, synchronize),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_stream_iface, event_free),
     .free = cpu_stream_free,
     .compute = cpu_stream_compute,
     .synchronize = NULL, /* synchronous */
+    .graph_compute = cpu_stream_graph_compute,
+    .write_async = cpu_stream_write_async,
+    .read_async = cpu_stream_read_async,
+    .copy_async = cpu_stream_copy_async,
+    .event_record = cpu_stream_event_record,
+    .event_synchronize = cpu_stream_event_synchronize,
+    .event_wait = cpu_stream_event_wait,
+    .event_free = cpu_stream_event_free,
 };
 
 /* "threads" from a JSON object text; 0 when absent or malformed. */

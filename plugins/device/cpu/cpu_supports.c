@@ -4,11 +4,13 @@
 
 static int cpu_is(const sdrt_tensor *t, sdrt_dtype dt) { return t && t->dtype == dt; }
 
-static int cpu_opt_f32(const sdrt_tensor *t) { return !t || t->dtype == SDRT_DTYPE_F32; }
-
 static int cpu_weight_dtype(const sdrt_tensor *t) {
     return t && (t->dtype == SDRT_DTYPE_F32 || t->dtype == SDRT_DTYPE_F16 || t->dtype == SDRT_DTYPE_BF16);
 }
+
+/* Parameters (biases, norm scales/shifts, the ADD/MUL operand): F32, F16
+ * or BF16, or absent. */
+static int cpu_opt_param(const sdrt_tensor *t) { return !t || cpu_weight_dtype(t); }
 
 static int cpu_tensor_ok(const sdrt_tensor *t) {
     if (!t) return 1;
@@ -32,18 +34,18 @@ int cpu_supports_op(const sdrt_op *op) {
     int f32io = cpu_is(a, SDRT_DTYPE_F32) && cpu_is(y, SDRT_DTYPE_F32);
     switch (op->kind) {
     case SDRT_OP_MATMUL:
-        return f32io && cpu_weight_dtype(b) && cpu_opt_f32(c) && cpu_rank(a, 2, 6) && cpu_rank(b, 2, 6);
+        return f32io && cpu_weight_dtype(b) && cpu_opt_param(c) && cpu_rank(a, 2, 6) && cpu_rank(b, 2, 6);
     case SDRT_OP_CONV2D:
-        return f32io && cpu_weight_dtype(b) && cpu_opt_f32(c) && a->ndim == 4 && b->ndim == 4;
+        return f32io && cpu_weight_dtype(b) && cpu_opt_param(c) && a->ndim == 4 && b->ndim == 4;
     case SDRT_OP_GROUP_NORM:
-        return f32io && cpu_opt_f32(b) && cpu_opt_f32(c) && a->ndim >= 2;
+        return f32io && cpu_opt_param(b) && cpu_opt_param(c) && a->ndim >= 2;
     case SDRT_OP_LAYER_NORM:
-        return f32io && cpu_opt_f32(b) && cpu_opt_f32(c) && a->ndim >= 1;
+        return f32io && cpu_opt_param(b) && cpu_opt_param(c) && a->ndim >= 1;
     case SDRT_OP_ATTENTION:
         return f32io && cpu_is(b, SDRT_DTYPE_F32) && cpu_is(c, SDRT_DTYPE_F32) && a->ndim == 4;
     case SDRT_OP_ADD:
     case SDRT_OP_MUL:
-        return f32io && cpu_is(b, SDRT_DTYPE_F32);
+        return f32io && cpu_weight_dtype(b);
     case SDRT_OP_CONCAT:
         return b && cpu_dtype_size(a->dtype) && cpu_dtype_size(b->dtype) && cpu_dtype_size(y->dtype);
     case SDRT_OP_COPY:

@@ -133,3 +133,33 @@ sdrt_status cpu_contiguous(cpu_ctx *ctx, const sdrt_tensor *t, cpu_slot slot, sd
     cpu_set_contiguous_strides(out);
     return cpu_copy_tensor(ctx, t, out);
 }
+
+const float *cpu_param_f32(cpu_ctx *ctx, const sdrt_tensor *t, int64_t n, int which, sdrt_status *st) {
+    *st = SDRT_OK;
+    if (!t) return NULL;
+    if (cpu_numel(t) != n) {
+        *st = SDRT_INVALID_ARGUMENT;
+        return NULL;
+    }
+    /* F32 with unit stride over its only non-1 dim: used in place. */
+    int64_t step = 1;
+    int runs = 0;
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] != 1) step = t->strides[d], runs++;
+    if (t->dtype == SDRT_DTYPE_F32 && runs <= 1 && step == 1) return t->data;
+    float *dst = cpu_ctx_shared(ctx, CPU_SLOT_MISC, (size_t)(2 * n) * sizeof(float));
+    if (!dst) {
+        *st = SDRT_RESOURCE_EXHAUSTED;
+        return NULL;
+    }
+    dst += which * n;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t off = 0, rem = i;
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            off += (rem % t->shape[d]) * t->strides[d];
+            rem /= t->shape[d];
+        }
+        dst[i] = cpu_load_f32(t->data, t->dtype, off);
+    }
+    return dst;
+}

@@ -39,6 +39,11 @@ extern "C" {
  * with the documented shape. Every tensor may be strided (views from
  * permute/reshape) unless noted. iparams / fparams carry the per-op
  * parameters listed here; unused entries are 0, and 0 means the default.
+ * Activations (src0, dst) are F32. Parameters - MATMUL/CONV2D weights and
+ * biases, GROUP_NORM/LAYER_NORM scale and shift, the ADD/MUL src1 - may be
+ * F32, F16 or BF16 (kept in the checkpoint's dtype; the backend widens
+ * them), so callers never convert parameters themselves. A backend says
+ * which it takes through supports_op.
  *
  * Append only. Value = position in this list.
  *
@@ -46,11 +51,11 @@ extern "C" {
  *               B = src1[..,K,N], or src1[..,N,K]^T when iparams[0]=1
  *               (PyTorch Linear weight). Leading dims of src1 broadcast
  *               (a 2-D src1 is shared by every batch). src2 (bias) optional.
- *               fparams[0] = alpha (0 -> 1). src1 may be F16/BF16.
+ *               fparams[0] = alpha (0 -> 1). src1, src2 may be F16/BF16.
  *  CONV2D       dst[N,O,Ho,Wo] = conv(src0[N,C,H,W], src1[O,C/g,kh,kw]) + src2[O]
  *               iparams: 0 stride_h, 1 stride_w, 2 pad_h, 3 pad_w,
  *               4 dilation_h, 5 dilation_w (0 -> 1), 6 groups (0 -> 1).
- *               src1 may be F16/BF16; src2 optional.
+ *               src1, src2 may be F16/BF16; src2 optional.
  *  GROUP_NORM   dst = groupnorm(src0[N,C,...]) * src1[C] + src2[C]
  *               iparams[0] groups, iparams[1] 1 = fused SiLU after; fparams[0] eps.
  *  LAYER_NORM   over the last dim; src1 gamma, src2 beta (optional); fparams[0] eps.

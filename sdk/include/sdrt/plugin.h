@@ -194,6 +194,17 @@ typedef struct sdrt_host_api {
      * NULL job: 0. Appended after ABI 1.0 shipped: check
      * SDRT_HAS_MEMBER(api, sdrt_host_api, stop_requested) before calling. */
     int (*stop_requested)(sdrt_job *job);
+
+    /* --- appended in ABI 1.1 (check SDRT_HAS_MEMBER before calling) --- */
+    /* One user pointer per job, so code that wraps host functions (an
+     * sdrt_host_api copy whose progress/warn re-label what an inner call
+     * reports, as inference.batch does per item) finds its own state from
+     * the job alone, with no global table. The slot belongs to the plugin
+     * whose `handle` received the job; it starts NULL, is not interpreted
+     * or freed by the host, and dies with the job (after handle returns).
+     * Any thread; NULL job: set is ignored, get returns NULL. */
+    void (*job_set_user)(sdrt_job *job, void *user);
+    void *(*job_user)(sdrt_job *job);
 } sdrt_host_api;
 
 /* ------------------------------------------------------------------------ */

@@ -36,7 +36,7 @@
 #include <stdint.h>
 
 #include "sdrt/plugin.h"
-#include "sdrt/rng.h"
+#include "sdrt/rng_state.h"
 #include "sdrt/status.h"
 
 #ifdef __cplusplus

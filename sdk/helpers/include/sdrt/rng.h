@@ -1,11 +1,12 @@
 /* sdrt/rng.h - a random generator that reproduces PyTorch's CPU generator.
  *
  * torch.manual_seed(s); torch.randn(shape) (float32) and torch.rand give the
- * same bits as sdrt_rng_seed(&g, s); sdrt_rng_randn(&g, out, n). The state is
- * a plain public struct so that plugins can hand one generator to each other
- * (the scheduler draws ancestral noise from the generator the inference
- * plugin seeded) while each links its own copy of the functions from the
- * static helper library `sdrt_helpers`.
+ * same bits as sdrt_rng_seed(&g, s); sdrt_rng_randn(&g, out, n). The state
+ * (sdrt/rng_state.h) is a plain ABI struct so that plugins can hand one
+ * generator to each other (the scheduler draws ancestral noise from the
+ * generator the inference plugin seeded); these functions are helper
+ * machinery (sdk/helpers, static library `sdrt_helpers`), not ABI: each
+ * plugin links its own copy.
  *
  * Thread: a generator is used by one thread at a time.
  */
@@ -15,21 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sdrt/rng_state.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define SDRT_RNG_MT_N 624
-
-typedef struct sdrt_rng {
-    uint32_t struct_size;
-    uint32_t mt_index;
-    uint32_t mt[SDRT_RNG_MT_N];
-    uint64_t seed;
-    /* PyTorch keeps one cached normal sample for the scalar path. */
-    int32_t has_next_normal;
-    double next_normal;
-} sdrt_rng;
 
 /* Seeds like torch.manual_seed(seed) / Generator.manual_seed(seed). */
 void sdrt_rng_seed(sdrt_rng *g, uint64_t seed);
