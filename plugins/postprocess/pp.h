@@ -73,6 +73,7 @@ typedef struct pp_plugin {
     const sdrt_backend_iface *backend;
     const sdrt_model_iface *model;
     sdrt_postprocess_iface iface;
+    char *config_json; /* the plugin's config (upscaler_roots), or NULL */
 } pp_plugin;
 
 /* Acquire the backend / model interfaces on first use. NULL or an error. */
@@ -97,5 +98,7 @@ void pp_free(void *self, void *ptr);
 
 /* The postprocess.decode message (decode_msg.c). */
 sdrt_error *pp_handle_decode(pp_plugin *p, const sdrt_request *req, char **result_json);
+/* The postprocess.upscale message (upscale_msg.c). */
+sdrt_error *pp_handle_upscale(pp_plugin *p, const sdrt_request *req, char **result_json);
 
 #endif

@@ -1,6 +1,6 @@
 /* upscale.h - postprocess.upscale internals (module prefix up_): upscaler
- * networks (upscale_net.c), Pillow-exact resampling (upscale_resize.c),
- * tiling with blended seams (upscale_tile.c) and the message (upscale_msg.c). */
+ * networks (upscale_net.c), tiling with blended seams (upscale_tile.c) and
+ * the message (upscale_msg.c); resizing is sdrt/resample.h. */
 #ifndef PP_UPSCALE_H
 #define PP_UPSCALE_H
 
@@ -52,12 +52,6 @@ void up_model_describe(const up_model *m, char *buf, size_t len);
  * (not clamped). Returns 0, or -1 with the nn context's error in err. */
 int up_model_run(const up_model *m, sdrt_nn *nn, const float *in, int h, int w, float *out, char *err,
                  size_t errlen);
-
-/* ---- upscale_resize.c: Pillow's Image.resize on 8-bit RGB ---- */
-typedef enum up_filter { UP_NEAREST, UP_BICUBIC, UP_LANCZOS } up_filter;
-/* in [ih,iw,3] -> out [oh,ow,3] (caller-allocated), byte-identical to
- * Pillow's resize with NEAREST, BICUBIC or LANCZOS. Returns 0, -1 on OOM. */
-int up_resize_u8(const uint8_t *in, int iw, int ih, uint8_t *out, int ow, int oh, up_filter f);
 
 /* ---- upscale_tile.c ---- */
 typedef struct up_tiling {

@@ -18,6 +18,7 @@
 #include "harness.h"
 #include "pp.h"
 #include "sdrt/npy.h"
+#include "sdrt/resample.h"
 #include "upscale.h"
 
 static sdrt_device *g_dev;
@@ -134,7 +135,7 @@ static void test_resize_vs_pillow(void) {
             pp_image ref;
             REQUIRE(pp_image_read_file(data(name), &ref, err, sizeof err) == SDRT_OK, "%s", err);
             uint8_t *out = malloc((size_t)ref.w * ref.h * 3);
-            REQUIRE(up_resize_u8(in.rgb, in.w, in.h, out, ref.w, ref.h, (up_filter)f) == 0, "resize");
+            REQUIRE(sdrt_resample_u8(in.rgb, in.w, in.h, 3, NULL, (sdrt_resample_filter)f, out, ref.w, ref.h) == 0, "resize");
             size_t diff = 0;
             int maxd = 0;
             for (size_t i = 0; i < (size_t)ref.w * ref.h * 3; i++)
