@@ -9,6 +9,7 @@
  * printed; the deviation comes from the receptive field cut at tile edges
  * and shrinks with larger tiles). */
 #include <dlfcn.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,10 @@
 #include "upscale.h"
 
 static sdrt_device *g_dev;
+static sdrt_backend_iface g_backend;
+static pp_plugin g_plugin;
+
+static sdrt_device *fx_default_device(void *self) { return self; }
 
 static int setup(void) {
     if (g_dev) return 0;
@@ -32,6 +37,11 @@ static int setup(void) {
     sdrt_backend_reg *reg = entry ? entry(fake_host_api(), "{}") : NULL;
     if (!reg || reg->iface->device_count(reg) < 1) return fprintf(stderr, "# no CPU device\n"), -1;
     g_dev = reg->iface->device_get(reg, 0);
+    g_backend = (sdrt_backend_iface){SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device), g_dev, NULL, NULL,
+                                     fx_default_device};
+    fake_host_provide(SDRT_BACKEND_IFACE_ID, &g_backend);
+    g_plugin.api = fake_host_api();
+    pthread_mutex_init(&g_plugin.lock, NULL);
     return 0;
 }
 
@@ -167,7 +177,100 @@ static void test_refusals(void) {
           "%s", err);
 }
 
+/* ---- the postprocess.upscale message, end to end in-process ---- */
+
+static sdrt_error *call(const char *json, cJSON **res) {
+    sdrt_request req = {sizeof req, "postprocess.upscale", "t", json, NULL, 0};
+    char *out = NULL;
+    sdrt_error *e = pp_handle_upscale(&g_plugin, &req, &out);
+    *res = out ? cJSON_Parse(out) : NULL;
+    free(out);
+    return e;
+}
+
+static void copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
+    if (a) fclose(a);
+    if (b) fclose(b);
+}
+
+static void test_message(void) {
+    REQUIRE(setup() == 0, "CPU backend");
+    const char *tmp = test_tmpdir();
+    fake_host_set_output_root(tmp);
+    char cfg[4400], src[4300];
+    snprintf(cfg, sizeof cfg, "{\"upscaler_roots\":[\"%s\"]}", test_path("SDRT_SOURCE_DIR", "tests/postprocess/data/upscale"));
+    g_plugin.config_json = cfg;
+    snprintf(src, sizeof src, "%s/in.png", tmp);
+    copy_file(data("input.png"), src);
+    cJSON *res = NULL;
+    /* A model by plain name, tiled, with the float32 result kept. */
+    sdrt_error *e = call("{\"image\":\"in.png\",\"upscaler\":\"compact_x4\",\"tile\":16,\"tile_overlap\":4,"
+                         "\"output\":{\"dir\":\"up\",\"save_npy\":true}}", &res);
+    REQUIRE(!e, "%s", e ? e->message : "");
+    const cJSON *imgs = cJSON_GetObjectItem(res, "images"), *npy = cJSON_GetObjectItem(res, "npy");
+    CHECK(cJSON_GetObjectItem(res, "width")->valueint == 68 && cJSON_GetObjectItem(res, "height")->valueint == 52, "size");
+    CHECK(cJSON_GetObjectItem(res, "tiles")->valueint == 2, "tiles %d", cJSON_GetObjectItem(res, "tiles")->valueint);
+    CHECK(strstr(cJSON_GetObjectItem(res, "postprocessing")->valuestring, "Postprocess upscale by: 4, Postprocess upscaler: compact_x4") != NULL,
+          "postprocessing text");
+    REQUIRE(cJSON_GetArraySize(imgs) == 1 && cJSON_IsString(npy), "outputs");
+    float *got = NULL, *ref = NULL;
+    int64_t sh[8];
+    int nd;
+    char err[512];
+    REQUIRE(sdrt_npy_read_f32(npy->valuestring, &got, sh, &nd, err, sizeof err) == 0, "%s", err);
+    REQUIRE(sdrt_npy_read_f32(data("compact_x4.out.npy"), &ref, sh, &nd, err, sizeof err) == 0, "%s", err);
+    size_t n = 52 * 68 * 3;
+    double tl = rel_l2(got, ref, n);
+    printf("# message, 16/4 tiles: relative L2 to spandrel's untiled output %.3g\n", tl);
+    CHECK(tl <= 2e-2, "tiled message output vs spandrel %.3g", tl);
+    pp_image png;
+    REQUIRE(pp_image_read_file(cJSON_GetArrayItem(imgs, 0)->valuestring, &png, err, sizeof err) == SDRT_OK, "%s", err);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += png.rgb[i] != pp_to_u8(got[i]);
+    CHECK(bad == 0, "PNG is not the quantised npy (%zu bytes)", bad);
+    free(png.rgb);
+    free(got);
+    free(ref);
+    cJSON_Delete(res);
+    /* Lanczos by scale: Pillow's bytes. */
+    e = call("{\"image\":\"in.png\",\"upscaler\":\"lanczos\",\"scale\":4,\"output\":{\"dir\":\"up\"}}", &res);
+    REQUIRE(!e, "%s", e ? e->message : "");
+    pp_image a, b;
+    REQUIRE(pp_image_read_file(cJSON_GetArrayItem(cJSON_GetObjectItem(res, "images"), 0)->valuestring, &a, err, sizeof err) == SDRT_OK, "%s", err);
+    REQUIRE(pp_image_read_file(data("pil_lanczos_68x52.png"), &b, err, sizeof err) == SDRT_OK, "%s", err);
+    CHECK(a.w == b.w && a.h == b.h && memcmp(a.rgb, b.rgb, (size_t)a.w * a.h * 3) == 0, "lanczos message != Pillow");
+    free(a.rgb);
+    free(b.rgb);
+    cJSON_Delete(res);
+    /* Refusals, each naming its field. */
+    static const struct { const char *json; sdrt_status st; const char *needle; } bad_cases[] = {
+        {"{\"image\":\"in.png\",\"upscaler\":\"compact_x4\",\"scale\":2}", SDRT_INVALID_ARGUMENT, "scale: 2 is not what the model does"},
+        {"{\"image\":\"in.png\",\"upscaler\":\"nope\"}", SDRT_NOT_FOUND, "model \"nope\" not found"},
+        {"{\"image\":\"in.png\",\"upscaler\":\"../x\"}", SDRT_INVALID_ARGUMENT, "upscaler:"},
+        {"{\"image\":\"in.png\"}", SDRT_INVALID_ARGUMENT, "upscaler: required"},
+        {"{\"upscaler\":\"lanczos\"}", SDRT_INVALID_ARGUMENT, "image: required"},
+        {"{\"image\":\"in.png\",\"upscaler\":\"lanczos\",\"scale\":-1}", SDRT_INVALID_ARGUMENT, "scale: must be"},
+        {"{\"image\":\"in.png\",\"upscaler\":\"lanczos\",\"scale\":0.01}", SDRT_INVALID_ARGUMENT, "outside the image limits"},
+        {"{\"image\":\"in.png\",\"upscaler\":\"compact_x4\",\"tile\":32,\"tile_overlap\":16}", SDRT_INVALID_ARGUMENT, "tile_overlap"},
+        {"{\"image\":\"in.png\",\"upscaler\":\"lanczos\",\"output\":{\"save_npy\":1}}", SDRT_INVALID_ARGUMENT, "output.save_npy"},
+        {"{\"image\":\"/etc/passwd\",\"upscaler\":\"lanczos\"}", SDRT_PERMISSION_DENIED, ""},
+    };
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        e = call(bad_cases[i].json, &res);
+        CHECK(e && e->code == bad_cases[i].st && strstr(e->message, bad_cases[i].needle), "%s -> %s", bad_cases[i].json,
+              e ? e->message : "accepted");
+        if (e) fake_host_api()->error_free(e);
+        cJSON_Delete(res);
+    }
+    g_plugin.config_json = NULL;
+}
+
 const test_entry TESTS[] = {
+    {"message", test_message},
     {"rrdb_x4_old", test_rrdb_x4_old},
     {"rrdb_x4_new", test_rrdb_x4_new},
     {"rrdb_x2_unshuffle", test_rrdb_x2_unshuffle},
