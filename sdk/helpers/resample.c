@@ -8,6 +8,9 @@
 #include <string.h>
 
 #define PRECISION_BITS (32 - 8 - 2)
+#ifndef M_PI /* strict C11 (mingw) does not define it */
+#define M_PI 3.14159265358979323846
+#endif
 
 static double sinc(double x) {
     if (x == 0.0) return 1.0;
