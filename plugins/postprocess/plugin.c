@@ -17,6 +17,8 @@ static const sdrt_postprocess_iface iface_template = {
 };
 
 static sdrt_error *pp_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {
+    sdrt_error *ce = pp_upscale_check_config(api, config_json);
+    if (ce) return ce;
     pp_plugin *p = calloc(1, sizeof *p);
     if (!p) return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "postprocess: out of memory");
     if (config_json && !(p->config_json = strdup(config_json))) {

@@ -100,5 +100,7 @@ void pp_free(void *self, void *ptr);
 sdrt_error *pp_handle_decode(pp_plugin *p, const sdrt_request *req, char **result_json);
 /* The postprocess.upscale message (upscale_msg.c). */
 sdrt_error *pp_handle_upscale(pp_plugin *p, const sdrt_request *req, char **result_json);
+/* Checks the plugin config's upscaler_roots (a path or array of paths). */
+sdrt_error *pp_upscale_check_config(const sdrt_host_api *api, const char *config_json);
 
 #endif

@@ -120,7 +120,6 @@ static sdrt_error *find_model(pp_plugin *p, const char *id, char **path) {
     cJSON *set = s ? cJSON_Parse(s) : NULL, *cfg = p->config_json ? cJSON_Parse(p->config_json) : NULL;
     cJSON *dirs = cJSON_CreateArray();
     add_dirs(dirs, cJSON_GetObjectItemCaseSensitive(cfg, "upscaler_roots"), "");
-    add_dirs(dirs, cJSON_GetObjectItemCaseSensitive(set, "upscaler_roots"), "");
     static const char *const subs[] = {"ESRGAN", "RealESRGAN", "upscale_models", "upscalers", ""};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         add_dirs(dirs, cJSON_GetObjectItemCaseSensitive(set, "model_roots"), subs[i]);
@@ -304,6 +303,20 @@ static sdrt_error *run_model(pp_plugin *p, const up_req *r, sdrt_job *job, const
     sdrt_nn_free(nn);
     up_model_close(m);
     return e;
+}
+
+sdrt_error *pp_upscale_check_config(const sdrt_host_api *api, const char *config_json) {
+    cJSON *cfg = config_json ? cJSON_Parse(config_json) : NULL;
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(cfg, "upscaler_roots");
+    int ok = !r || cJSON_IsString(r);
+    if (cJSON_IsArray(r)) {
+        ok = 1;
+        for (const cJSON *e = r->child; e; e = e->next) ok &= cJSON_IsString(e) && e->valuestring[0];
+    }
+    cJSON_Delete(cfg);
+    return ok ? NULL
+              : api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                               "postprocess config: upscaler_roots must be a folder path or an array of folder paths");
 }
 
 sdrt_error *pp_handle_upscale(pp_plugin *p, const sdrt_request *req, char **result_json) {

@@ -236,6 +236,33 @@ static void test_message(void) {
     free(got);
     free(ref);
     cJSON_Delete(res);
+    /* A source PNG's A1111 parameters are kept, the extras text added. */
+    {
+        pp_image src_img;
+        REQUIRE(pp_image_read_file(data("input.png"), &src_img, err, sizeof err) == SDRT_OK, "%s", err);
+        char ppath[4400];
+        snprintf(ppath, sizeof ppath, "%s/with-params.png", tmp);
+        FILE *fp = fopen(ppath, "wb");
+        pp_png_text t[1] = {{"parameters", "a cat\nSteps: 20, Sampler: Euler, Seed: 7, Size: 17x13"}};
+        REQUIRE(fp && pp_png_write_file(fp, src_img.rgb, src_img.w, src_img.h, t, 1, err) == 0, "write %s", err);
+        fclose(fp);
+        free(src_img.rgb);
+        e = call("{\"image\":\"with-params.png\",\"upscaler\":\"nearest\",\"scale\":2,\"output\":{\"dir\":\"up\"}}", &res);
+        REQUIRE(!e, "%s", e ? e->message : "");
+        FILE *o = fopen(cJSON_GetArrayItem(cJSON_GetObjectItem(res, "images"), 0)->valuestring, "rb");
+        static char bytes[1 << 16];
+        size_t nb = o ? fread(bytes, 1, sizeof bytes, o) : 0;
+        if (o) fclose(o);
+        const char *want1 = "parameters\0a cat\nSteps: 20, Sampler: Euler, Seed: 7, Size: 17x13";
+        const char *want2 = "postprocessing\0Postprocess upscale by: 2, Postprocess upscaler: Nearest";
+        int has1 = 0, has2 = 0;
+        for (size_t i = 0; i + 80 < nb; i++) {
+            has1 |= memcmp(bytes + i, want1, 64) == 0;
+            has2 |= memcmp(bytes + i, want2, 71) == 0;
+        }
+        CHECK(has1 && has2, "PNG text: parameters kept %d, postprocessing added %d", has1, has2);
+        cJSON_Delete(res);
+    }
     /* Lanczos by scale: Pillow's bytes. */
     e = call("{\"image\":\"in.png\",\"upscaler\":\"lanczos\",\"scale\":4,\"output\":{\"dir\":\"up\"}}", &res);
     REQUIRE(!e, "%s", e ? e->message : "");
@@ -267,6 +294,10 @@ static void test_message(void) {
         cJSON_Delete(res);
     }
     g_plugin.config_json = NULL;
+    e = pp_upscale_check_config(fake_host_api(), "{\"upscaler_roots\":[\"a\",3]}");
+    CHECK(e && e->code == SDRT_INVALID_ARGUMENT && strstr(e->message, "upscaler_roots"), "bad config accepted");
+    if (e) fake_host_api()->error_free(e);
+    CHECK(pp_upscale_check_config(fake_host_api(), "{\"upscaler_roots\":\"/m\"}") == NULL, "a single path refused");
 }
 
 const test_entry TESTS[] = {
