@@ -403,7 +403,7 @@ static sdrt_error *run_outputs(run_ctx *c) {
     }
     const float *rgb = overlaid ? overlaid : decoded;
     char *params = NULL;
-    sdrt_error *pe = c->post->format_parameters(c->post->self, c->data_json, c->seed, &params);
+    sdrt_error *pe = c->post->format_parameters(c->post->self, c->params_json ? c->params_json : c->data_json, c->seed, &params);
     if (pe) c->api->error_free(pe); /* metadata is optional: the image is not */
     c->outs = calloc((size_t)c->r.batch_size, sizeof *c->outs);
     e = c->outs ? NULL : c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
@@ -428,6 +428,7 @@ static void run_release(run_ctx *c) {
     free(c->latents);
     free(c->hires_input);
     free(c->hires_image);
+    free(c->params_json);
     infer_outputs_free(c->outs, c->r.batch_size);
     infer_request_free(&c->r);
 }

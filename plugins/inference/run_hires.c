@@ -14,8 +14,11 @@
  * image as <png stem>.hires_input.npy: the upscaled latents [1,C,h,w]
  * before noise (latent upscalers) or the upscaled image [H,W,3] in 0..1
  * before encoding (image upscalers). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "image_prep.h"
 #include "run_internal.h"
@@ -88,6 +91,30 @@ static float *crop(const float *in, int n, int h, int w, int cx, int cy) {
     return out;
 }
 
+/* A1111's infotext entries of the hires fix (processing.py's
+ * extra_generation_params, in its order), added to a copy of the request
+ * as "infotext_extra" for the PNG parameters. Size stays the first pass's. */
+static sdrt_error *infotext(run_ctx *c, int steps) {
+    const infer_hires *h = &c->r.hires;
+    char text[256];
+    int k = snprintf(text, sizeof text, "Denoising strength: %g", h->denoising_strength);
+    if (h->resize_x || h->resize_y)
+        k += snprintf(text + k, sizeof text - (size_t)k, ", Hires resize: %dx%d", h->resize_x, h->resize_y);
+    else
+        k += snprintf(text + k, sizeof text - (size_t)k, ", Hires upscale: %g", h->scale);
+    if (h->steps) k += snprintf(text + k, sizeof text - (size_t)k, ", Hires steps: %d", steps);
+    snprintf(text + k, sizeof text - (size_t)k, ", Hires upscaler: %s", h->upscaler_name);
+    cJSON *d = cJSON_Parse(c->data_json);
+    if (!d) return oom(c);
+    cJSON_DeleteItemFromObjectCaseSensitive(d, "infotext_extra");
+    cJSON_AddStringToObject(d, "infotext_extra", text);
+    char *p = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    c->params_json = p ? strdup(p) : NULL;
+    cJSON_free(p);
+    return c->params_json ? NULL : oom(c);
+}
+
 sdrt_error *run_hires(run_ctx *c) {
     const infer_hires *h = &c->r.hires;
     if (!h->enabled) return NULL;
@@ -135,6 +162,7 @@ sdrt_error *run_hires(run_ctx *c) {
     c->lw = nlw;
     c->n_latents = (size_t)B * C * nlh * nlw;
     int steps = h->steps ? h->steps : c->r.steps;
+    if ((e = infotext(c, steps))) return e;
     double s = h->denoising_strength < 0.999 ? h->denoising_strength : 0.999;
     int total = (int)(steps / s);
     if (total > INFER_MAX_STEPS)

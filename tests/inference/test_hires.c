@@ -153,6 +153,21 @@ static void test_end_to_end(void) {
           "hires size");
     CHECK(job.last_steps == 3, "second pass ran %d steps, want 3", job.last_steps);
     const char *png_b = ifx_json_string_at(b.data, "images", 0);
+    {
+        /* A1111's hires infotext; Size stays the first pass's. */
+        FILE *f = fopen(png_b, "rb");
+        static char bytes[1 << 17];
+        size_t nb = f ? fread(bytes, 1, sizeof bytes - 1, f) : 0;
+        if (f) fclose(f);
+        const char *want1 = "Size: 64x48", *want2 =
+            "Denoising strength: 0.6, Hires upscale: 2, Hires steps: 3, Hires upscaler: Latent, Version: sdrt";
+        int h1 = 0, h2 = 0;
+        for (size_t i = 0; i + strlen(want2) < nb; i++) {
+            h1 |= memcmp(bytes + i, want1, strlen(want1)) == 0;
+            h2 |= memcmp(bytes + i, want2, strlen(want2)) == 0;
+        }
+        CHECK(h1 && h2, "PNG parameters: size %d, hires entries %d", h1, h2);
+    }
     size_t nin = 0, nfin = 0;
     float *hin = ifx_load_npy(stem_path(png_b, ".hires_input.npy"), &nin);
     float *fin = ifx_load_npy(ifx_json_string_at(b.data, "latents", 0), &nfin);
