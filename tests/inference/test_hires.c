@@ -152,6 +152,8 @@ static void test_end_to_end(void) {
     CHECK(cJSON_GetObjectItem(b.data, "width")->valueint == 128 && cJSON_GetObjectItem(b.data, "height")->valueint == 96,
           "hires size");
     CHECK(job.last_steps == 3, "second pass ran %d steps, want 3", job.last_steps);
+    printf("# tiny-sd15 processing_time: plain 64x48 6 steps %.3f s; + hires latent x2, 3 steps at 128x96 %.3f s\n",
+           cJSON_GetObjectItem(a.data, "processing_time")->valuedouble, cJSON_GetObjectItem(b.data, "processing_time")->valuedouble);
     const char *png_b = ifx_json_string_at(b.data, "images", 0);
     {
         /* A1111's hires infotext; Size stays the first pass's. */
@@ -186,6 +188,8 @@ static void test_end_to_end(void) {
     ifx_result c = ifx_call("inference.run", req(",\"hires\":{\"scale\":2,\"upscaler\":\"lanczos\",\"steps\":2}"), &job);
     REQUIRE(c.status == SDRT_OK, "hires lanczos: %s", c.message);
     CHECK(job.last_steps == 2, "second pass ran %d steps, want 2", job.last_steps);
+    printf("# tiny-sd15 processing_time: + hires lanczos x2 (decode, resize, encode), 2 steps at 128x96 %.3f s\n",
+           cJSON_GetObjectItem(c.data, "processing_time")->valuedouble);
     const char *png_c = ifx_json_string_at(c.data, "images", 0);
     hin = ifx_load_npy(stem_path(png_c, ".hires_input.npy"), &nin);
     sdrt_error *e = NULL;
