@@ -72,11 +72,10 @@ static sdrt_status get_upscaler(const cJSON *it, const char *field, infer_hires 
                  field, s);
         return SDRT_UNSUPPORTED;
     }
-    snprintf(err, errlen,
-             "%s: \"%s\": upscaler models in the hires fix are not supported yet (use latent, latent-bicubic, "
-             "latent-nearest, lanczos or nearest, or postprocess.upscale on the result)",
-             field, s);
-    return SDRT_UNSUPPORTED;
+    if (!s[0]) return fail(err, errlen, SDRT_INVALID_ARGUMENT, "%s: must not be empty", field, 0);
+    h->upscaler = INFER_HR_MODEL;
+    h->upscaler_name = strdup(s);
+    return h->upscaler_name ? SDRT_OK : fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "%s: out of memory", field, 0);
 }
 
 sdrt_status infer_hires_parse(const cJSON *root, infer_hires *h, char *err, size_t errlen) {

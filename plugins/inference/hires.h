@@ -8,7 +8,10 @@
  * hr_scale, hr_upscaler, hr_second_pass_steps, hr_resize_x, hr_resize_y,
  * denoising_strength. Upscalers: "latent" (A1111 "Latent": bilinear),
  * "latent-bicubic" ("Latent (bicubic)"), "latent-nearest" ("Latent
- * (nearest)"), "lanczos", "nearest" (Pillow resizes of the decoded image).
+ * (nearest)"), "lanczos", "nearest" (Pillow resizes of the decoded image),
+ * or an upscaler model id (ESRGAN family, through sdrt.postprocess/1's
+ * upscale; A1111's resize_image: model passes until the target is covered,
+ * at most 3, then Lanczos to the target size).
  * Thread-safe (no shared state). */
 #ifndef SDRT_INFERENCE_HIRES_H
 #define SDRT_INFERENCE_HIRES_H
@@ -24,7 +27,8 @@ typedef enum infer_hr_upscaler {
     INFER_HR_LATENT_BICUBIC,  /* bicubic (A = -0.75), align_corners=False */
     INFER_HR_LATENT_NEAREST,  /* nearest */
     INFER_HR_LANCZOS,         /* decode, Pillow LANCZOS, encode */
-    INFER_HR_NEAREST          /* decode, Pillow NEAREST, encode */
+    INFER_HR_NEAREST,         /* decode, Pillow NEAREST, encode */
+    INFER_HR_MODEL            /* decode, upscaler model (postprocess), Pillow LANCZOS to size, encode */
 } infer_hr_upscaler;
 
 typedef struct infer_hires {
@@ -32,7 +36,7 @@ typedef struct infer_hires {
     double scale;             /* hr_scale (default 2) when no size is given */
     int resize_x, resize_y;   /* hr_resize_x/y; 0 = from scale */
     infer_hr_upscaler upscaler;
-    char *upscaler_name;      /* as A1111 writes it in the infotext ("Latent") */
+    char *upscaler_name;      /* as A1111 writes it in the infotext ("Latent"); the model id for models */
     int steps;                /* second pass steps; 0 = num_inference_steps */
     double denoising_strength; /* (0, 1]; default 0.7 */
 } infer_hires;

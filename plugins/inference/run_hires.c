@@ -29,6 +29,52 @@ static sdrt_error *oom(run_ctx *c) {
     return c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "hires: out of memory");
 }
 
+/* A1111's resize_image with an upscaler: model passes while the image is
+ * smaller than the target (at most 3), each result clamped to 8 bits as
+ * its PIL round trip does, then Pillow Lanczos to tw x th. */
+static sdrt_error *model_upscale(run_ctx *c, const float *rgb, int h, int w, int tw, int th, uint8_t *dst) {
+    /* A1111 upscales the first pass's 8-bit PIL image. */
+    float *cur = malloc((size_t)h * w * 3 * sizeof(float));
+    if (!cur) return oom(c);
+    for (size_t i = 0; i < (size_t)h * w * 3; i++) {
+        uint8_t v;
+        iprep_to_u8(rgb + i, 1, &v);
+        cur[i] = v / 255.f;
+    }
+    sdrt_error *e = NULL;
+    for (int pass = 0; pass < 3 && !e && (w < tw || h < th); pass++) {
+        float *out = NULL;
+        int oh = 0, ow = 0;
+        e = c->post->upscale(c->post->self, c->r.hires.upscaler_name, cur, h, w, c->job, &out, &oh, &ow);
+        if (e) break;
+        free(cur);
+        cur = malloc((size_t)oh * ow * 3 * sizeof(float));
+        if (!cur) {
+            c->post->free(c->post->self, out);
+            return oom(c);
+        }
+        /* The 8-bit image A1111 hands from one pass to the next. */
+        for (size_t i = 0; i < (size_t)oh * ow * 3; i++) {
+            uint8_t v;
+            iprep_to_u8(out + i, 1, &v);
+            cur[i] = v / 255.f;
+        }
+        c->post->free(c->post->self, out);
+        h = oh;
+        w = ow;
+    }
+    uint8_t *u8 = e ? NULL : malloc((size_t)h * w * 3);
+    if (!e && !u8) e = oom(c);
+    if (!e) {
+        iprep_to_u8(cur, (size_t)h * w * 3, u8);
+        if (w == tw && h == th) memcpy(dst, u8, (size_t)h * w * 3);
+        else if (sdrt_resample_u8(u8, w, h, 3, NULL, SDRT_RESAMPLE_LANCZOS, dst, tw, th)) e = oom(c);
+    }
+    free(u8);
+    free(cur);
+    return e;
+}
+
 /* Decoded first-pass images -> resized 8-bit images -> VAE latents. */
 static sdrt_error *image_upscale(run_ctx *c, int tw, int th, float **out) {
     const infer_hires *h = &c->r.hires;
@@ -43,7 +89,13 @@ static sdrt_error *image_upscale(run_ctx *c, int tw, int th, float **out) {
     c->hires_image = malloc(out_px * (size_t)B);
     float *big = malloc(out_px * (size_t)B * sizeof(float));
     if (!u8 || !c->hires_image || !big) e = oom(c);
+    if (!e && h->upscaler == INFER_HR_MODEL && !SDRT_HAS_MEMBER(c->post, sdrt_postprocess_iface, upscale))
+        e = c->api->error_new(SDRT_UNSUPPORTED, NULL, "hires.upscaler: the postprocess plugin has no upscaler models");
     for (int b = 0; !e && b < B; b++) {
+        if (h->upscaler == INFER_HR_MODEL) {
+            e = model_upscale(c, rgb + in_px * (size_t)b, dh, dw, tw, th, c->hires_image + out_px * (size_t)b);
+            continue;
+        }
         iprep_to_u8(rgb + in_px * (size_t)b, in_px, u8);
         if (sdrt_resample_u8(u8, dw, dh, 3, NULL,
                              h->upscaler == INFER_HR_LANCZOS ? SDRT_RESAMPLE_LANCZOS : SDRT_RESAMPLE_NEAREST,
@@ -133,7 +185,7 @@ sdrt_error *run_hires(run_ctx *c) {
     int B = c->r.batch_size, C = c->channels, nlh = th / 8, nlw = tw / 8;
     float *up = NULL;
     sdrt_error *e = NULL;
-    if (h->upscaler == INFER_HR_LANCZOS || h->upscaler == INFER_HR_NEAREST) {
+    if (h->upscaler == INFER_HR_LANCZOS || h->upscaler == INFER_HR_NEAREST || h->upscaler == INFER_HR_MODEL) {
         e = image_upscale(c, tw, th, &up);
     } else {
         up = malloc((size_t)B * C * nlh * nlw * sizeof(float));

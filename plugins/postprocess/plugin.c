@@ -6,7 +6,7 @@
 #include "pp.h"
 
 static const sdrt_postprocess_iface iface_template = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_postprocess_iface, free),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_postprocess_iface, upscale),
     .decode = pp_decode,
     .encode = pp_encode,
     .write_png = pp_write_png,
@@ -14,6 +14,7 @@ static const sdrt_postprocess_iface iface_template = {
     .read_image = pp_read_image,
     .format_parameters = pp_format_parameters_iface,
     .free = pp_free,
+    .upscale = pp_upscale,
 };
 
 static sdrt_error *pp_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {

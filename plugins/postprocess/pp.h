@@ -95,6 +95,8 @@ sdrt_error *pp_read_image(void *self, const char *source, float **rgb, int *h, i
 sdrt_error *pp_format_parameters_iface(void *self, const char *request_json, uint64_t seed,
                                        char **text_out);
 void pp_free(void *self, void *ptr);
+sdrt_error *pp_upscale(void *self, const char *model_id, const float *rgb, int h, int w, sdrt_job *job, float **out,
+                       int *oh, int *ow);
 
 /* The postprocess.decode message (decode_msg.c). */
 sdrt_error *pp_handle_decode(pp_plugin *p, const sdrt_request *req, char **result_json);

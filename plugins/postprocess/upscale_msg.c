@@ -305,6 +305,26 @@ static sdrt_error *run_model(pp_plugin *p, const up_req *r, sdrt_job *job, const
     return e;
 }
 
+sdrt_error *pp_upscale(void *self, const char *model_id, const float *rgb, int h, int w, sdrt_job *job, float **out,
+                       int *oh, int *ow) {
+    pp_plugin *p = self;
+    if (out) *out = NULL;
+    if (!model_id || !model_id[0] || !rgb || !out || !oh || !ow || h < 1 || w < 1)
+        return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "upscale: model_id, image and outputs are required");
+    up_req r = {.upscaler = model_id, .filter = -1, .tile = UP_DEFAULT_TILE, .overlap = UP_DEFAULT_OVERLAP};
+    int scale = 0, tiles = 0;
+    char desc[200];
+    sdrt_error *e = run_model(p, &r, job, rgb, h, w, out, &scale, desc, sizeof desc, &tiles);
+    if (e) {
+        free(*out);
+        *out = NULL;
+        return e;
+    }
+    *oh = h * scale;
+    *ow = w * scale;
+    return NULL;
+}
+
 sdrt_error *pp_upscale_check_config(const sdrt_host_api *api, const char *config_json) {
     cJSON *cfg = config_json ? cJSON_Parse(config_json) : NULL;
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(cfg, "upscaler_roots");

@@ -106,8 +106,12 @@ static void test_request_fields(void) {
     REQUIRE(infer_request_parse("{\"model_id\":\"m\",\"enable_hr\":false,\"hr_scale\":3}", &r, err, sizeof err) == SDRT_OK, "%s", err);
     CHECK(!r.hires.enabled, "enable_hr false is no hires");
     infer_request_free(&r);
-    parse_err("{\"model_id\":\"m\",\"enable_hr\":true,\"hr_upscaler\":\"R-ESRGAN 4x+\"}", SDRT_UNSUPPORTED,
-              "hr_upscaler: \"R-ESRGAN 4x+\": upscaler models in the hires fix are not supported yet");
+    REQUIRE(infer_request_parse("{\"model_id\":\"m\",\"enable_hr\":true,\"hr_upscaler\":\"R-ESRGAN 4x+\"}", &r, err,
+                                sizeof err) == SDRT_OK,
+            "%s", err);
+    CHECK(r.hires.upscaler == INFER_HR_MODEL && !strcmp(r.hires.upscaler_name, "R-ESRGAN 4x+"), "a model upscaler");
+    infer_request_free(&r);
+    parse_err("{\"model_id\":\"m\",\"hires\":{\"upscaler\":\"\"}}", SDRT_INVALID_ARGUMENT, "hires.upscaler: must not be empty");
     parse_err("{\"model_id\":\"m\",\"hires\":{\"upscaler\":\"Latent (antialiased)\"}}", SDRT_UNSUPPORTED, "hires.upscaler");
     parse_err("{\"model_id\":\"m\",\"hires\":{\"scale\":0}}", SDRT_INVALID_ARGUMENT, "hires.scale: must be a number in (0, 8]");
     parse_err("{\"model_id\":\"m\",\"hires\":{\"scale\":2,\"width\":128}}", SDRT_INVALID_ARGUMENT, "hires.scale: give either");
@@ -211,6 +215,42 @@ static void test_end_to_end(void) {
     free(hin);
     ifx_plugin()->api->release(ifx_plugin()->host, SDRT_POSTPROCESS_IFACE_ID);
     cJSON_Delete(c.data);
+    /* An upscaler model (SRVGGNetCompact x4 of tests/postprocess): one model
+     * pass 64x48 -> 256x192, then Lanczos down to 128x96 (A1111's
+     * resize_image). */
+    char extra[2048];
+    const char *model = test_path("SDRT_SOURCE_DIR", "tests/postprocess/data/upscale/compact_x4.pth");
+    snprintf(extra, sizeof extra, ",\"hires\":{\"scale\":2,\"upscaler\":\"%s\",\"steps\":2}", model);
+    ifx_result m = ifx_call("inference.run", req(extra), &job);
+    REQUIRE(m.status == SDRT_OK, "hires model: %s", m.message);
+    hin = ifx_load_npy(stem_path(ifx_json_string_at(m.data, "images", 0), ".hires_input.npy"), &nin);
+    post = ifx_plugin()->api->acquire(ifx_plugin()->host, SDRT_POSTPROCESS_IFACE_ID, &e);
+    REQUIRE(post && hin && nin == 96 * 128 * 3, "model hires input (%zu)", nin);
+    REQUIRE(!post->read_image(post->self, ifx_json_string_at(a.data, "images", 0), &first, &fh, &fw), "first-pass PNG");
+    float *x4 = NULL;
+    int oh = 0, ow = 0;
+    e = post->upscale(post->self, model, first, fh, fw, NULL, &x4, &oh, &ow);
+    REQUIRE(!e && oh == 192 && ow == 256, "upscale %s", e ? e->message : "");
+    u8 = malloc((size_t)oh * ow * 3);
+    big = malloc(nin);
+    for (size_t i = 0; i < (size_t)oh * ow * 3; i++) {
+        float v = x4[i] * 255.f;
+        u8[i] = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : lrintf(v));
+    }
+    REQUIRE(sdrt_resample_u8(u8, ow, oh, 3, NULL, SDRT_RESAMPLE_LANCZOS, big, 128, 96) == 0, "resample");
+    bad = 0;
+    for (size_t i = 0; i < nin; i++) bad += (uint8_t)lrintf(hin[i] * 255.f) != big[i];
+    CHECK(bad == 0, "model hires input differs from Lanczos(model(first pass)) in %zu bytes", bad);
+    post->free(post->self, x4);
+    post->free(post->self, first);
+    free(u8);
+    free(big);
+    free(hin);
+    ifx_plugin()->api->release(ifx_plugin()->host, SDRT_POSTPROCESS_IFACE_ID);
+    cJSON_Delete(m.data);
+    m = ifx_call("inference.run", req(",\"enable_hr\":true,\"hr_upscaler\":\"no-such-upscaler\""), &job);
+    CHECK(m.status == SDRT_NOT_FOUND && strstr(m.message, "no-such-upscaler"), "%s", m.message);
+    cJSON_Delete(m.data);
     /* Refusals at run time. */
     ifx_result d = ifx_call("inference.run", req(",\"enable_hr\":true,\"hr_scale\":0.01"), &job);
     CHECK(d.status == SDRT_INVALID_ARGUMENT && strstr(d.message, "hires: target size"), "%s", d.message);
