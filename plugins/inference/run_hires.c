@@ -174,9 +174,6 @@ sdrt_error *run_hires(run_ctx *c) {
         return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "hires: the hires fix is for txt2img (drop init_image)");
     if (c->r.refiner_id)
         return c->api->error_new(SDRT_UNSUPPORTED, NULL, "hires: not supported together with model_id.refiner");
-    if (c->is_sdxl)
-        return c->api->error_new(SDRT_UNSUPPORTED, NULL,
-                                 "hires: not supported for SDXL models yet (the second pass needs new size conditioning)");
     int tw, th, cx, cy;
     char err[256];
     if (infer_hires_target(h, c->r.width, c->r.height, INFER_MAX_SIZE, &tw, &th, &cx, &cy, err, sizeof err))
@@ -213,6 +210,19 @@ sdrt_error *run_hires(run_ctx *c) {
     c->lh = nlh;
     c->lw = nlw;
     c->n_latents = (size_t)B * C * nlh * nlw;
+    /* SDXL: the second pass is conditioned on the target size (A1111's
+     * calculate_hr_conds: original_size = target_size = the hires size,
+     * crop (0, 0)); the prompt embeddings stay. */
+    if (c->cond_rows.time_ids && c->ucfg.addition_time_embed_dim > 0) {
+        int rows = c->cond_rows.cfg ? 2 * B : B;
+        int k = (int)((c->ucfg.add_embed_in - c->cond_rows.pooled_dim) / c->ucfg.addition_time_embed_dim);
+        float *ids = (float *)c->cond_rows.time_ids; /* rows of c->cond_buf, owned by the run */
+        for (int r = 0; k == 6 && r < rows; r++) {
+            float *row = ids + (size_t)r * 6;
+            row[0] = row[4] = (float)c->r.height;
+            row[1] = row[5] = (float)c->r.width;
+        }
+    }
     int steps = h->steps ? h->steps : c->r.steps;
     if ((e = infotext(c, steps))) return e;
     double s = h->denoising_strength < 0.999 ? h->denoising_strength : 0.999;

@@ -251,6 +251,31 @@ static void test_end_to_end(void) {
     m = ifx_call("inference.run", req(",\"enable_hr\":true,\"hr_upscaler\":\"no-such-upscaler\""), &job);
     CHECK(m.status == SDRT_NOT_FOUND && strstr(m.message, "no-such-upscaler"), "%s", m.message);
     cJSON_Delete(m.data);
+    /* SDXL: the second pass on the target size's time ids. */
+    snprintf(g_data, sizeof g_data,
+             "{\"model_id\":\"%s\",\"prompt\":\"a red fox\",\"num_inference_steps\":4,\"seed\":5,"
+             "\"scheduler\":\"EulerDiscreteScheduler\",\"width\":64,\"height\":64,\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
+             test_path("SDRT_REFERENCE", "tiny-sdxl/diffusers"), ifx_out_dir());
+    ifx_result xa = ifx_call("inference.run", g_data, &job);
+    REQUIRE(xa.status == SDRT_OK, "sdxl plain: %s", xa.message);
+    size_t nxa = 0;
+    float *xlat = ifx_load_npy(ifx_json_string_at(xa.data, "latents", 0), &nxa);
+    size_t gl = strlen(g_data);
+    snprintf(g_data + gl - 1, sizeof g_data - gl + 1, ",\"hires\":{\"scale\":1.5,\"steps\":2,\"denoising_strength\":0.5}}");
+    ifx_result xb = ifx_call("inference.run", g_data, &job);
+    REQUIRE(xb.status == SDRT_OK, "sdxl hires: %s", xb.message);
+    CHECK(cJSON_GetObjectItem(xb.data, "width")->valueint == 96 && job.last_steps == 2, "sdxl hires size/steps");
+    size_t nxi = 0;
+    float *xin = ifx_load_npy(stem_path(ifx_json_string_at(xb.data, "images", 0), ".hires_input.npy"), &nxi);
+    REQUIRE(xlat && xin && nxa == 4 * 8 * 8 && nxi == 4 * 12 * 12, "sdxl latents %zu / %zu", nxa, nxi);
+    float *xwant = malloc(nxi * sizeof *xwant);
+    infer_latent_resize(xlat, 1, 4, 8, 8, xwant, 12, 12, INFER_HR_LATENT);
+    CHECK(memcmp(xwant, xin, nxi * sizeof *xwant) == 0, "sdxl second-pass input != upscaled first pass");
+    free(xwant);
+    free(xin);
+    free(xlat);
+    cJSON_Delete(xa.data);
+    cJSON_Delete(xb.data);
     /* Refusals at run time. */
     ifx_result d = ifx_call("inference.run", req(",\"enable_hr\":true,\"hr_scale\":0.01"), &job);
     CHECK(d.status == SDRT_INVALID_ARGUMENT && strstr(d.message, "hires: target size"), "%s", d.message);
