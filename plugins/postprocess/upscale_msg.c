@@ -202,10 +202,12 @@ static char *png_parameters(pp_plugin *p, const char *source) {
 typedef struct up_progress {
     pp_plugin *p;
     sdrt_job *job;
+    int total;      /* tiles, as the tiler reports them */
 } up_progress;
 
 static void on_tile(void *ctx, int done, int total) {
     up_progress *u = ctx;
+    u->total = total;
     sdrt_progress pr = {SDRT_STRUCT_SIZE(sdrt_progress, message), (double)done / total, "upscale", done, total,
                         "upscale tile"};
     u->p->api->progress(u->job, &pr);
@@ -287,18 +289,15 @@ static sdrt_error *run_model(pp_plugin *p, const up_req *r, sdrt_job *job, const
     if (!e) {
         *scale = m->scale;
         *out = malloc((size_t)h * m->scale * w * m->scale * 3 * sizeof **out);
-        up_progress pr = {p, job};
+        up_progress pr = {p, job, 0};
         up_tiling t = {r->tile, r->overlap, on_tile, &pr};
-        int step = r->tile ? r->tile - r->overlap : 0;
-        *tiles = r->tile && (r->tile < w || r->tile < h)
-                     ? (w > r->tile ? (w - r->overlap + step - 1) / step : 1) * (h > r->tile ? (h - r->overlap + step - 1) / step : 1)
-                     : 1;
         if (!*out) e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "upscale: out of memory");
         else if (up_run_tiled(m, nn, &t, in, h, w, *out, err, sizeof err)) {
             const char *msg = NULL;
             sdrt_status st = sdrt_nn_status(nn, &msg);
             e = p->api->error_new(st == SDRT_OK ? SDRT_INTERNAL : st, NULL, "%s", err);
         }
+        *tiles = pr.total;
     }
     sdrt_nn_free(nn);
     up_model_close(m);
@@ -368,7 +367,7 @@ sdrt_error *pp_handle_upscale(pp_plugin *p, const sdrt_request *req, char **resu
             if (sdrt_resample_u8(src, w, h, 3, NULL, (sdrt_resample_filter)r.filter, px, ow, oh))
                 e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "upscale: out of memory");
             snprintf(desc, sizeof desc, "%s", r.filter == SDRT_RESAMPLE_LANCZOS ? "Lanczos" : r.filter == SDRT_RESAMPLE_BICUBIC ? "Bicubic" : "Nearest");
-            on_tile(&(up_progress){p, req->job}, 1, 1);
+            on_tile(&(up_progress){p, req->job, 0}, 1, 1);
         }
         free(src);
         if (!e && r.save_npy) {
