@@ -124,8 +124,30 @@ static void map_enhanced_sdxl(cJSON *d) {
     for (int i = 0; drop[i]; i++) cJSON_DeleteItemFromObjectCaseSensitive(d, drop[i]);
 }
 
+/* The Python upscaler worker: type/message_type "upscaler_worker", or an
+ * inference request naming worker "upscaler_worker" (which used to run as
+ * txt2img); {image_path, model_name, scale_factor, output_dir}. */
+static int is_upscaler(cJSON *root, cJSON *d) {
+    cJSON *w = get(root, "worker") ? get(root, "worker") : get(d, "worker");
+    return cJSON_IsString(w) && strcmp(w->valuestring, "upscaler_worker") == 0;
+}
+
+static void map_upscaler(cJSON *d) {
+    move_field(d, "image_path", d, "image");
+    move_field(d, "model_name", d, "upscaler");
+    move_field(d, "scale_factor", d, "scale");
+    if (cJSON_IsString(get(d, "output_dir")) && !get(d, "output"))
+        move_field(d, "output_dir", cJSON_AddObjectToObject(d, "output"), "dir");
+    cJSON_DeleteItemFromObjectCaseSensitive(d, "worker");
+}
+
 void legacy_normalise(proto_request *req, cJSON *root) {
-    (void)root;
+    if (strcmp(req->type, "upscaler_worker") == 0 || is_upscaler(root, req->data)) {
+        free(req->type);
+        req->type = strdup("postprocess.upscale");
+        map_upscaler(req->data);
+        return;
+    }
     const char *c = canonical_type(req->type);
     /* The simplest old client sends {"type":"inference",...} and reads one
      * line: it gets its final line only unless it asks for events. */

@@ -7,9 +7,8 @@
 #include <string.h>
 
 #include "image_prep.h"
+#include "sdrt/resample.h"
 
-#define PRECISION_BITS (32 - 8 - 2)
-#define LANCZOS_SUPPORT 3.0
 
 void iprep_to_u8(const float *rgb, size_t count, uint8_t *out) {
     for (size_t i = 0; i < count; i++) {
@@ -18,128 +17,10 @@ void iprep_to_u8(const float *rgb, size_t count, uint8_t *out) {
     }
 }
 
-/* ---- Lanczos resampling (Pillow Resample.c) --------------------------- */
-
-static double sinc(double x) {
-    if (x == 0.0) return 1.0;
-    x *= M_PI;
-    return sin(x) / x;
-}
-
-static double lanczos(double x) {
-    return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3.0) : 0.0;
-}
-
-/* Pillow's BICUBIC (a = -0.5), the default of Image.resize, which
- * diffusers' fill strips use (they pass no resample). */
-static double bicubic(double x) {
-    const double a = -0.5;
-    if (x < 0.0) x = -x;
-    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
-    return 0.0;
-}
-
-typedef struct resample_filter {
-    double (*fn)(double);
-    double support;
-} resample_filter;
-
-static const resample_filter LANCZOS = {lanczos, LANCZOS_SUPPORT}, BICUBIC = {bicubic, 2.0};
-
-typedef struct coeffs {
-    int ksize;
-    int *bounds; /* [out, 2]: xmin, count */
-    int *k;      /* [out, ksize] fixed point */
-} coeffs;
-
-/* Pillow's precompute_coeffs: output samples over the source interval
- * [in0, in1) of an axis of `in` samples. */
-static int coeffs_make(int in, double in0, double in1, int out, const resample_filter *f, coeffs *c) {
-    double scale = (in1 - in0) / out, filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = f->support * filterscale;
-    c->ksize = (int)ceil(support) * 2 + 1;
-    c->bounds = malloc((size_t)out * 2 * sizeof(int));
-    c->k = calloc((size_t)out * (size_t)c->ksize, sizeof(int));
-    double *pre = malloc((size_t)c->ksize * sizeof(double));
-    if (!c->bounds || !c->k || !pre) {
-        free(pre);
-        return -1;
-    }
-    for (int xx = 0; xx < out; xx++) {
-        double center = in0 + (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
-        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
-        if (xmin < 0) xmin = 0;
-        if (xmax > in) xmax = in;
-        xmax -= xmin;
-        for (int x = 0; x < xmax; x++) ww += pre[x] = f->fn((x + xmin - center + 0.5) * ss);
-        for (int x = 0; x < xmax; x++) {
-            double v = ww != 0.0 ? pre[x] / ww : pre[x];
-            c->k[xx * c->ksize + x] = v < 0 ? (int)(-0.5 + v * (1 << PRECISION_BITS))
-                                            : (int)(0.5 + v * (1 << PRECISION_BITS));
-        }
-        c->bounds[xx * 2] = xmin;
-        c->bounds[xx * 2 + 1] = xmax;
-    }
-    free(pre);
-    return 0;
-}
-
-static void coeffs_free(coeffs *c) {
-    free(c->bounds);
-    free(c->k);
-}
-
-static uint8_t clip8(int v) {
-    v >>= PRECISION_BITS;
-    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-}
-
-/* One axis: `stride_in`/`stride_out` step along it, `lines` across it. */
-static void resample_axis(const uint8_t *src, uint8_t *dst, const coeffs *c, int out, int lines, int ch,
-                          size_t step_in, size_t line_in, size_t step_out, size_t line_out) {
-    for (int l = 0; l < lines; l++)
-        for (int xx = 0; xx < out; xx++) {
-            const int *k = c->k + xx * c->ksize;
-            int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
-            for (int b = 0; b < ch; b++) {
-                int ss = 1 << (PRECISION_BITS - 1);
-                for (int x = 0; x < n; x++) ss += src[l * line_in + (size_t)(xmin + x) * step_in + b] * k[x];
-                dst[l * line_out + (size_t)xx * step_out + b] = clip8(ss);
-            }
-        }
-}
-
-static int resize_box(const uint8_t *src, int sw, int sh, int ch, const double box[4], const resample_filter *f,
-                      uint8_t *dst, int dw, int dh) {
-    int horizontal = dw != sw || box[0] != 0 || box[2] != sw;
-    int vertical = dh != sh || box[1] != 0 || box[3] != sh;
-    coeffs cx = {0}, cy = {0};
-    /* Pillow resamples horizontally first, into an 8-bit temporary. */
-    uint8_t *tmp = malloc((size_t)dw * sh * ch);
-    int rc = tmp && (!horizontal || coeffs_make(sw, box[0], box[2], dw, f, &cx) == 0) &&
-                     (!vertical || coeffs_make(sh, box[1], box[3], dh, f, &cy) == 0)
-                 ? 0
-                 : -1;
-    if (rc == 0) {
-        if (horizontal)
-            resample_axis(src, tmp, &cx, dw, sh, ch, (size_t)ch, (size_t)sw * ch, (size_t)ch, (size_t)dw * ch);
-        else
-            memcpy(tmp, src, (size_t)sw * sh * ch);
-        if (vertical)
-            resample_axis(tmp, dst, &cy, dh, dw, ch, (size_t)dw * ch, (size_t)ch, (size_t)dw * ch, (size_t)ch);
-        else
-            memcpy(dst, tmp, (size_t)dw * dh * ch);
-    }
-    coeffs_free(&cx);
-    coeffs_free(&cy);
-    free(tmp);
-    return rc;
-}
+/* ---- resampling: the shared Pillow-exact resizer (sdrt/resample.h) ---- */
 
 int iprep_resize(const uint8_t *src, int sw, int sh, int ch, uint8_t *dst, int dw, int dh) {
-    const double box[4] = {0, 0, sw, sh};
-    return resize_box(src, sw, sh, ch, box, &LANCZOS, dst, dw, dh);
+    return sdrt_resample_u8(src, sw, sh, ch, NULL, SDRT_RESAMPLE_LANCZOS, dst, dw, dh);
 }
 
 /* ---- "only masked" crops (VaeImageProcessor) -------------------------- */
@@ -211,9 +92,9 @@ static int fill_strips(uint8_t *dst, int W, int H, const uint8_t *rs, int rw, in
     if (!strip) return -1;
     double first[4] = {0, 0, vertical ? W : 0, vertical ? 0 : H};
     double last[4] = {vertical ? 0 : rw, vertical ? rh : 0, vertical ? W : rw, vertical ? rh : H};
-    int rc = resize_box(rs, rw, rh, ch, first, &BICUBIC, strip, sw, sh);
+    int rc = sdrt_resample_u8(rs, rw, rh, ch, first, SDRT_RESAMPLE_BICUBIC, strip, sw, sh);
     if (rc == 0) paste(dst, W, H, strip, sw, sh, ch, 0, 0);
-    if (rc == 0) rc = resize_box(rs, rw, rh, ch, last, &BICUBIC, strip, sw, sh);
+    if (rc == 0) rc = sdrt_resample_u8(rs, rw, rh, ch, last, SDRT_RESAMPLE_BICUBIC, strip, sw, sh);
     if (rc == 0) paste(dst, W, H, strip, sw, sh, ch, vertical ? 0 : fill + rw, vertical ? fill + rh : 0);
     free(strip);
     return rc;

@@ -401,6 +401,7 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_not_implemented(&c, req);
     const cJSON *dev = req_item(&c, "device", NULL);
     req->device = req_string(&c, dev && !cJSON_IsNull(dev) ? dev : NULL, "device", NULL);
+    if (c.status == SDRT_OK) c.status = infer_hires_parse(root, &req->hires, err, errlen);
     cJSON_Delete(root);
     if (c.status != SDRT_OK) infer_request_free(req);
     return c.status;
@@ -422,5 +423,6 @@ void infer_request_free(infer_request *req) {
     free(req->mask_image);
     for (size_t i = 0; i < req->n_loras; i++) free((char *)req->loras[i].model_id);
     free(req->loras);
+    infer_hires_free(&req->hires);
     memset(req, 0, sizeof *req);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hires.h"
 #include "sdrt/lora.h"
 #include "sdrt/status.h"
 
@@ -65,6 +66,8 @@ typedef struct infer_request {
     sdrt_lora_adapter *loras;
     size_t n_loras;
     int lora_enabled;
+
+    infer_hires hires;           /* the hires fix (hires.h); enabled 0 = none */
 } infer_request;
 
 /* Parses the `data` JSON of inference.run (borrowed). On success returns

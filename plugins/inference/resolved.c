@@ -20,7 +20,8 @@ static void set_item(cJSON *o, const char *key, cJSON *v) {
 }
 
 char *run_resolved_request_json(const run_ctx *c) {
-    cJSON *o = cJSON_Parse(c->data_json ? c->data_json : "{}");
+    /* The hires fix adds its A1111 infotext entries to a copy (params_json). */
+    cJSON *o = cJSON_Parse(c->params_json ? c->params_json : c->data_json ? c->data_json : "{}");
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         o = cJSON_CreateObject();

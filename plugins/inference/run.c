@@ -399,6 +399,7 @@ static sdrt_error *save_image(run_ctx *c, int i, const float *rgb, int h, int w,
     c->post->free(c->post->self, path);
     if (!c->outs[i].image_path) return c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
     if (!c->r.save_latents) return NULL;
+    if ((e = run_hires_save(c, i, c->outs[i].image_path))) return e;
     char err[512];
     size_t per = c->n_latents / (size_t)c->r.batch_size;
     if (infer_write_latents(c->outs[i].image_path, c->latents + per * (size_t)i, c->channels, c->lh, c->lw,
@@ -474,6 +475,9 @@ static void run_release(run_ctx *c) {
     run_image_free(c);
     release_ifaces(c);
     free(c->latents);
+    free(c->hires_input);
+    free(c->hires_image);
+    free(c->params_json);
     infer_outputs_free(c->outs, c->r.batch_size);
     infer_request_free(&c->r);
 }
@@ -481,7 +485,7 @@ static void run_release(run_ctx *c) {
 static sdrt_error *run_stages(run_ctx *c) {
     sdrt_error *(*const stages[])(run_ctx *) = {
         run_acquire, run_check_device, run_read_images, run_open_model, run_open_vae, run_scheduler, run_conditioning,
-        run_base_unet, run_latents, run_denoise, run_refiner, run_outputs,
+        run_base_unet, run_latents, run_denoise, run_hires, run_refiner, run_outputs,
     };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
         if (c->api->is_cancelled(c->job))

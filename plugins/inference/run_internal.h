@@ -74,11 +74,23 @@ typedef struct run_ctx {
     uint8_t *orig_u8, *orig_mask;
     int orig_w, orig_h;
     int crop[4];
+
+    /* The hires fix's second-pass input (run_hires.c). */
+    float *hires_input;       /* [batch, C, h, w] upscaled latents before noise */
+    uint8_t *hires_image;     /* image upscalers: [batch, hires_h, hires_w, 3] */
+    int hires_w, hires_h;
+    /* The request with "infotext_extra" (A1111's hires entries) added, for
+     * the PNG parameters; NULL = data_json as is. */
+    char *params_json;
 } run_ctx;
 
 /* run.c: stages the refiner pass repeats on its own model. */
 sdrt_error *run_scheduler(run_ctx *c);
 sdrt_error *run_denoise(run_ctx *c);
+/* run_hires.c: the hires fix's second pass (no-op without hires), and the
+ * save of its input next to image i with output.save_latents. */
+sdrt_error *run_hires(run_ctx *c);
+sdrt_error *run_hires_save(run_ctx *c, int i, const char *png_path);
 /* run_load_unet = run_unet_config (arch, c->ucfg) + run_build_unet (c->u,
  * with c->lora_set's tensors over the model's). */
 sdrt_error *run_load_unet(run_ctx *c, const char *field);

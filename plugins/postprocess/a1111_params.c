@@ -160,6 +160,9 @@ static void add_settings(strbuf *b, const cJSON *req, uint64_t seed) {
         add_value(b, "Model", name);
     }
     if (num_field(req, "strength", &strength)) sb_add(b, ", Denoising strength: %g", strength);
+    /* Entries a pipeline stage adds, e.g. the hires fix's (inference run_hires.c). */
+    const char *extra = str_field(req, "infotext_extra");
+    if (extra && extra[0]) sb_add(b, ", %s", extra);
     sb_add(b, ", Version: sdrt");
 }
 

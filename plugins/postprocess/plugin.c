@@ -6,7 +6,7 @@
 #include "pp.h"
 
 static const sdrt_postprocess_iface iface_template = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_postprocess_iface, decode_tensor),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_postprocess_iface, upscale),
     .decode = pp_decode,
     .encode = pp_encode,
     .write_png = pp_write_png,
@@ -15,12 +15,18 @@ static const sdrt_postprocess_iface iface_template = {
     .format_parameters = pp_format_parameters_iface,
     .free = pp_free,
     .decode_tensor = pp_decode_tensor,
+    .upscale = pp_upscale,
 };
 
 static sdrt_error *pp_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {
-    (void)config_json;
+    sdrt_error *ce = pp_upscale_check_config(api, config_json);
+    if (ce) return ce;
     pp_plugin *p = calloc(1, sizeof *p);
     if (!p) return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "postprocess: out of memory");
+    if (config_json && !(p->config_json = strdup(config_json))) {
+        free(p);
+        return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "postprocess: out of memory");
+    }
     p->api = api;
     p->host = host;
     pthread_mutex_init(&p->lock, NULL);
@@ -29,6 +35,7 @@ static sdrt_error *pp_init(const sdrt_host_api *api, sdrt_host *host, const char
     sdrt_error *e = api->publish(host, SDRT_POSTPROCESS_IFACE_ID, &p->iface);
     if (e) {
         pthread_mutex_destroy(&p->lock);
+        free(p->config_json);
         free(p);
         return e;
     }
@@ -42,6 +49,7 @@ static void pp_shutdown(void *instance) {
     if (p->backend) p->api->release(p->host, SDRT_BACKEND_IFACE_ID);
     if (p->model) p->api->release(p->host, SDRT_MODEL_IFACE_ID);
     pthread_mutex_destroy(&p->lock);
+    free(p->config_json);
     free(p);
 }
 
@@ -49,6 +57,7 @@ static sdrt_error *pp_handle(void *instance, const sdrt_request *req, char **res
     pp_plugin *p = instance;
     *result_json = NULL;
     if (strcmp(req->type, "postprocess.decode") == 0) return pp_handle_decode(p, req, result_json);
+    if (strcmp(req->type, "postprocess.upscale") == 0) return pp_handle_upscale(p, req, result_json);
     return p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "postprocess: unknown message type %s", req->type);
 }
 
@@ -66,7 +75,7 @@ static const sdrt_plugin_vtable vtable = {
     .get_interface = pp_get_interface,
 };
 
-static const char *const message_types[] = {"postprocess.decode", NULL};
+static const char *const message_types[] = {"postprocess.decode", "postprocess.upscale", NULL};
 
 static const sdrt_plugin_desc desc = {
     .struct_size = SDRT_STRUCT_SIZE(sdrt_plugin_desc, vtable),
@@ -75,7 +84,7 @@ static const sdrt_plugin_desc desc = {
     .id = "org.sdrt.postprocess",
     .version = "0.1.0",
     .domain = "postprocess",
-    .description = "VAE decode/encode, PNG output with metadata, previews, image input",
+    .description = "VAE decode/encode, PNG output with metadata, previews, image input, upscaling",
     .message_types = message_types,
     .vtable = &vtable,
 };

@@ -78,6 +78,7 @@ typedef struct pp_plugin {
     const sdrt_backend_iface *backend;
     const sdrt_model_iface *model;
     sdrt_postprocess_iface iface;
+    char *config_json; /* the plugin's config (upscaler_roots), or NULL */
 } pp_plugin;
 
 /* Takes the error of resolve_path (may be NULL) for `path` and returns it
@@ -106,8 +107,14 @@ sdrt_error *pp_read_image(void *self, const char *source, float **rgb, int *h, i
 sdrt_error *pp_format_parameters_iface(void *self, const char *request_json, uint64_t seed,
                                        char **text_out);
 void pp_free(void *self, void *ptr);
+sdrt_error *pp_upscale(void *self, const char *model_id, const float *rgb, int h, int w, sdrt_job *job, float **out,
+                       int *oh, int *ow);
 
 /* The postprocess.decode message (decode_msg.c). */
 sdrt_error *pp_handle_decode(pp_plugin *p, const sdrt_request *req, char **result_json);
+/* The postprocess.upscale message (upscale_msg.c). */
+sdrt_error *pp_handle_upscale(pp_plugin *p, const sdrt_request *req, char **result_json);
+/* Checks the plugin config's upscaler_roots (a path or array of paths). */
+sdrt_error *pp_upscale_check_config(const sdrt_host_api *api, const char *config_json);
 
 #endif

@@ -890,6 +890,45 @@ sdrt_tensor *sdrt_nn_upsample2x(sdrt_nn *nn, const sdrt_tensor *x) {
     return nn_run(nn, &op, SDRT_DTYPE_F32, 4, shape);
 }
 
+sdrt_tensor *sdrt_nn_leaky_relu(sdrt_nn *nn, const sdrt_tensor *x, float slope) {
+    if (!nn_ready(nn) || !nn_check(nn, x != NULL && slope != 0.0f, "leaky_relu: x missing or slope 0")) return NULL;
+    sdrt_op op = {.kind = SDRT_OP_LEAKY_RELU, .src = {x}, .fparams = {slope}};
+    return nn_run(nn, &op, SDRT_DTYPE_F32, x->ndim, x->shape);
+}
+
+sdrt_tensor *sdrt_nn_prelu(sdrt_nn *nn, const sdrt_tensor *x, const sdrt_tensor *slopes) {
+    if (!nn_ready(nn) || !nn_check(nn, x && slopes && x->ndim >= 2, "prelu: x must have >= 2 dims, slopes given"))
+        return NULL;
+    sdrt_op op = {.kind = SDRT_OP_PRELU, .src = {x, slopes}};
+    return nn_run(nn, &op, SDRT_DTYPE_F32, x->ndim, x->shape);
+}
+
+sdrt_tensor *sdrt_nn_pixel_shuffle(sdrt_nn *nn, const sdrt_tensor *x, int r) {
+    if (!nn_ready(nn) || !nn_check(nn, x && x->ndim == 4 && r >= 1 && x->shape[1] % ((int64_t)r * r) == 0,
+                                   "pixel_shuffle: x must be [N,C*r*r,H,W]"))
+        return NULL;
+    int64_t shape[4] = {x->shape[0], x->shape[1] / ((int64_t)r * r), x->shape[2] * r, x->shape[3] * r};
+    sdrt_op op = {.kind = SDRT_OP_PIXEL_SHUFFLE, .src = {x}, .iparams = {r}};
+    return nn_run(nn, &op, SDRT_DTYPE_F32, 4, shape);
+}
+
+sdrt_tensor *sdrt_nn_pixel_unshuffle(sdrt_nn *nn, const sdrt_tensor *x, int r) {
+    if (!nn_ready(nn) || !nn_check(nn, x && x->ndim == 4 && r >= 1 && x->shape[2] % r == 0 && x->shape[3] % r == 0,
+                                   "pixel_unshuffle: x must be [N,C,H*r,W*r]"))
+        return NULL;
+    int64_t shape[4] = {x->shape[0], x->shape[1] * r * r, x->shape[2] / r, x->shape[3] / r};
+    sdrt_op op = {.kind = SDRT_OP_PIXEL_UNSHUFFLE, .src = {x}, .iparams = {r}};
+    return nn_run(nn, &op, SDRT_DTYPE_F32, 4, shape);
+}
+
+sdrt_tensor *sdrt_nn_upsample_nearest(sdrt_nn *nn, const sdrt_tensor *x, int r) {
+    if (!nn_ready(nn) || !nn_check(nn, x && x->ndim == 4 && r >= 1, "upsample_nearest: x must be [N,C,H,W], r >= 1"))
+        return NULL;
+    int64_t shape[4] = {x->shape[0], x->shape[1], x->shape[2] * r, x->shape[3] * r};
+    sdrt_op op = {.kind = SDRT_OP_UPSAMPLE_NEAREST, .src = {x}, .iparams = {r}};
+    return nn_run(nn, &op, SDRT_DTYPE_F32, 4, shape);
+}
+
 sdrt_tensor *sdrt_nn_timestep_embedding(sdrt_nn *nn, const sdrt_tensor *t, int dim, int flip_sin_to_cos,
                                         float downscale_freq_shift) {
     if (!nn_ready(nn) || !nn_check(nn, t && t->ndim == 1 && dim > 0, "timestep_embedding: t must be [N], dim > 0"))

@@ -406,6 +406,42 @@ static void cases_layout(conf_list *l) {
         c->dst = conf_t(SDRT_DTYPE_F32, 4, d);
         conf_layout(c, layout);
     }
+    /* The super-resolution ops: contiguous operands only (backend.h). */
+    for (int v = 0; v < 4; v++) {
+        int64_t s[4] = {conf_rand_int(1, 2), conf_rand_int(1, 9), conf_rand_int(1, 13), conf_rand_int(1, 13)};
+        conf_case *c = conf_add(l, SDRT_OP_LEAKY_RELU, "leaky_relu %lldx%lldx%lldx%lld slope=%s", (long long)s[0],
+                                (long long)s[1], (long long)s[2], (long long)s[3], v & 1 ? "0.2" : "default");
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, s);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, s);
+        c->fp[0] = v & 1 ? 0.2f : 0.0f;
+        static const sdrt_dtype wd[4] = {SDRT_DTYPE_F32, SDRT_DTYPE_F16, SDRT_DTYPE_BF16, SDRT_DTYPE_F32};
+        int64_t ws[1] = {v == 3 ? 1 : s[1]};
+        c = conf_add(l, SDRT_OP_PRELU, "prelu %lldx%lldx%lldx%lld slopes %lld", (long long)s[0], (long long)s[1],
+                     (long long)s[2], (long long)s[3], (long long)ws[0]);
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, s);
+        c->src[1] = conf_t(wd[v], 1, ws);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, s);
+        int r = conf_rand_int(1, 4);
+        int64_t ch = conf_rand_int(1, 4), h = conf_rand_int(1, 9), w = conf_rand_int(1, 9);
+        int64_t lo[4] = {s[0], ch * r * r, h, w}, hi[4] = {s[0], ch, h * r, w * r};
+        c = conf_add(l, SDRT_OP_PIXEL_SHUFFLE, "pixel_shuffle r%d %lldx%lldx%lldx%lld", r, (long long)lo[0],
+                     (long long)lo[1], (long long)lo[2], (long long)lo[3]);
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, lo);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, hi);
+        c->ip[0] = r;
+        int64_t full[4] = {s[0], ch, h * r, w * r}, packed[4] = {s[0], ch * r * r, h, w};
+        c = conf_add(l, SDRT_OP_PIXEL_UNSHUFFLE, "pixel_unshuffle r%d %lldx%lldx%lldx%lld", r, (long long)full[0],
+                     (long long)full[1], (long long)full[2], (long long)full[3]);
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, full);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, packed);
+        c->ip[0] = r;
+        int64_t up[4] = {s[0], s[1], s[2] * r, s[3] * r};
+        c = conf_add(l, SDRT_OP_UPSAMPLE_NEAREST, "upsample_nearest r%d %lldx%lldx%lldx%lld", r, (long long)s[0],
+                     (long long)s[1], (long long)s[2], (long long)s[3]);
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, s);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, up);
+        c->ip[0] = r;
+    }
     for (int v = 0; v < 6; v++) {
         int64_t n = conf_rand_int(1, 4), dim = v == 5 ? 2 * conf_rand_int(4, 100) + 1 : 2 * conf_rand_int(4, 160);
         int64_t ts[1] = {n}, ds[2] = {n, dim};

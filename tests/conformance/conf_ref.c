@@ -257,6 +257,33 @@ int conf_reference(const conf_case *c, const float *const *in, float *out) {
     }
     case SDRT_OP_TIMESTEP_EMB: ref_timestep(c, in, out); break;
     case SDRT_OP_COPY: memcpy(out, in[0], (size_t)n * sizeof(float)); break;
+    case SDRT_OP_LEAKY_RELU: {
+        double slope = c->fp[0] != 0.0f ? c->fp[0] : 0.01;
+        for (int64_t i = 0; i < n; i++) out[i] = (float)(in[0][i] >= 0 ? in[0][i] : in[0][i] * slope);
+        break;
+    }
+    case SDRT_OP_PRELU: {
+        int64_t C = y->shape[1], inner = n / (y->shape[0] * C), nw = numel_of(&c->src[1]);
+        for (int64_t i = 0; i < n; i++) {
+            double a = in[1][nw == 1 ? 0 : (i / inner) % C];
+            out[i] = (float)(in[0][i] >= 0 ? in[0][i] : in[0][i] * a);
+        }
+        break;
+    }
+    case SDRT_OP_PIXEL_SHUFFLE: case SDRT_OP_PIXEL_UNSHUFFLE: case SDRT_OP_UPSAMPLE_NEAREST: {
+        /* Walk the larger-resolution side: (n, c, h, w) at full size. */
+        int64_t r = c->ip[0];
+        const int64_t *hi = c->kind == SDRT_OP_PIXEL_UNSHUFFLE ? c->src[0].shape : y->shape;
+        const int64_t *lo = c->kind == SDRT_OP_PIXEL_UNSHUFFLE ? y->shape : c->src[0].shape;
+        for (int64_t i = 0; i < numel_of(c->kind == SDRT_OP_PIXEL_UNSHUFFLE ? &c->src[0] : y); i++) {
+            int64_t w = i % hi[3], h = (i / hi[3]) % hi[2], ch = (i / (hi[3] * hi[2])) % hi[1], b = i / (hi[3] * hi[2] * hi[1]);
+            int64_t lc = c->kind == SDRT_OP_UPSAMPLE_NEAREST ? ch : ch * r * r + (h % r) * r + (w % r);
+            int64_t li = ((b * lo[1] + lc) * lo[2] + h / r) * lo[3] + w / r;
+            if (c->kind == SDRT_OP_PIXEL_UNSHUFFLE) out[li] = in[0][i];
+            else out[i] = in[0][li];
+        }
+        break;
+    }
     default: return -1;
     }
     for (int64_t i = 0; i < n; i++) out[i] = conf_quantize(y->dtype, out[i]);
@@ -266,6 +293,8 @@ int conf_reference(const conf_case *c, const float *const *in, float *out) {
 double conf_tolerance(const conf_case *c) {
     switch (c->kind) {
     case SDRT_OP_COPY: case SDRT_OP_CONCAT: case SDRT_OP_UPSAMPLE2X: return 1e-6;
+    case SDRT_OP_LEAKY_RELU: case SDRT_OP_PRELU: case SDRT_OP_PIXEL_SHUFFLE: case SDRT_OP_PIXEL_UNSHUFFLE:
+    case SDRT_OP_UPSAMPLE_NEAREST: return 1e-6;
     case SDRT_OP_ADD: case SDRT_OP_MUL: case SDRT_OP_SCALE: return 1e-6;
     /* t up to 1000: float rounding of the argument moves sin/cos by ~1e-4. */
     case SDRT_OP_TIMESTEP_EMB: return 2e-4;

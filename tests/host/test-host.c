@@ -119,6 +119,23 @@ static void test_legacy_nested(void) {
     proto_request_free(&r);
 }
 
+static void test_legacy_upscaler_worker(void) {
+    proto_request r = parse_ok("{\"type\":\"upscaler_worker\",\"request_id\":\"u\",\"image_path\":\"a.png\","
+                               "\"model_name\":\"RealESRGAN_x4plus\",\"scale_factor\":4,\"output_dir\":\"up\"}");
+    CHECK(strcmp(r.type, "postprocess.upscale") == 0, "type %s", r.type);
+    CHECK(strcmp(str(r.data, "image"), "a.png") == 0 && strcmp(str(r.data, "upscaler"), "RealESRGAN_x4plus") == 0 &&
+              num(r.data, "scale") == 4 && strcmp(str(cJSON_GetObjectItemCaseSensitive(r.data, "output"), "dir"), "up") == 0,
+          "fields mapped");
+    proto_request_free(&r);
+    /* An inference request naming the upscaler worker is no txt2img. */
+    r = parse_ok("{\"type\":\"inference\",\"request_id\":\"v\",\"worker\":\"upscaler_worker\",\"image_path\":\"b.png\","
+                 "\"model_name\":\"lanczos\",\"scale_factor\":2}");
+    CHECK(strcmp(r.type, "postprocess.upscale") == 0 && strcmp(str(r.data, "upscaler"), "lanczos") == 0 &&
+              !cJSON_GetObjectItemCaseSensitive(r.data, "worker"),
+          "worker form: %s", r.type);
+    proto_request_free(&r);
+}
+
 static void test_legacy_enhanced_sdxl(void) {
     proto_request r = parse_ok(
         "{\"type\":\"inference\",\"request_id\":\"e\",\"data\":{\"Model\":{\"Base\":\"base\",\"Refiner\":\"ref\","
@@ -525,6 +542,7 @@ const test_entry TESTS[] = {
     {"jsonrpc", test_jsonrpc},
     {"legacy_types", test_legacy_types},
     {"legacy_nested", test_legacy_nested},
+    {"legacy_upscaler_worker", test_legacy_upscaler_worker},
     {"legacy_enhanced_sdxl", test_legacy_enhanced_sdxl},
     {"status_table", test_status_table},
     {"paths", test_paths},

@@ -46,7 +46,7 @@ static void test_message_map(void) {
         "host.health", "host.info", "host.plugins", "host.jobs", "host.cancel", "host.shutdown",
         "host.pause", "host.resume", "device.list", "device.info", "device.memory", "model.load",
         "model.unload", "model.list", "model.scan", "model.info", "model.convert", "scheduler.list", "scheduler.sigmas",
-        "conditioning.tokenize", "conditioning.encode", "inference.run", "postprocess.decode", NULL};
+        "conditioning.tokenize", "conditioning.encode", "inference.run", "postprocess.decode", "postprocess.upscale", NULL};
     schema_set *s = load_real();
     REQUIRE(s, "schemas did not load");
     for (int i = 0; types[i]; i++) {
@@ -85,6 +85,13 @@ static void test_messages(void) {
     CHECK(strcmp(m, "data.seed: -2 is less than the minimum -1") == 0, "got '%s'", m);
     m = message_for(s, "messages/device.info.json", "{\"device\":\"tpu:0\"}");
     CHECK(strstr(m, "data.device: \"tpu:0\" does not match the pattern") == m, "got '%s'", m);
+    const char *up = schema_for_message(s, "postprocess.upscale");
+    m = message_for(s, up, "{\"image\":\"a.png\",\"upscaler\":\"x\",\"tile\":-1}");
+    CHECK(strcmp(m, "data.tile: -1 is less than the minimum 0") == 0, "got '%s'", m);
+    m = message_for(s, up, "{\"image\":\"a.png\",\"output\":{\"save_npy\":1}}");
+    CHECK(strstr(m, "data.output.save_npy") == m, "got '%s'", m);
+    m = message_for(s, up, "{\"image\":\"a.png\",\"upscaler\":\"lanczos\",\"scale\":2.5,\"output\":{\"dir\":\"o\",\"save_npy\":true}}");
+    CHECK(m[0] == 0, "valid upscale refused: '%s'", m);
     cJSON *doc = cJSON_Parse("{\"log_level\":\"loud\"}");
     char err[512];
     CHECK(schema_validate_at(s, "config.schema.json", doc, "config", err, sizeof err) == 1, "bad config passed");

@@ -256,6 +256,8 @@ sdrt_status cpu_op_binary(cpu_ctx *ctx, const sdrt_op *op);     /* ADD, MUL */
 sdrt_status cpu_op_concat(cpu_ctx *ctx, const sdrt_op *op);
 sdrt_status cpu_op_upsample2x(cpu_ctx *ctx, const sdrt_op *op);
 sdrt_status cpu_op_timestep_emb(cpu_ctx *ctx, const sdrt_op *op);
+/* LEAKY_RELU, PRELU, PIXEL_SHUFFLE, PIXEL_UNSHUFFLE, UPSAMPLE_NEAREST */
+sdrt_status cpu_op_sr(cpu_ctx *ctx, const sdrt_op *op);
 sdrt_status cpu_op_copy(cpu_ctx *ctx, const sdrt_op *op);
 /* dst = src (same shape) converting dtypes; shared by COPY and CONCAT. */
 sdrt_status cpu_copy_tensor(cpu_ctx *ctx, const sdrt_tensor *src, sdrt_tensor *dst);

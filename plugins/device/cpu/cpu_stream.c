@@ -34,6 +34,11 @@ static const cpu_op_fn g_cpu_ops[SDRT_OP_COUNT_] = {
     [SDRT_OP_UPSAMPLE2X] = cpu_op_upsample2x,
     [SDRT_OP_TIMESTEP_EMB] = cpu_op_timestep_emb,
     [SDRT_OP_COPY] = cpu_op_copy,
+    [SDRT_OP_LEAKY_RELU] = cpu_op_sr,
+    [SDRT_OP_PRELU] = cpu_op_sr,
+    [SDRT_OP_PIXEL_SHUFFLE] = cpu_op_sr,
+    [SDRT_OP_PIXEL_UNSHUFFLE] = cpu_op_sr,
+    [SDRT_OP_UPSAMPLE_NEAREST] = cpu_op_sr,
 };
 
 static void cpu_stream_free(sdrt_stream *s) {

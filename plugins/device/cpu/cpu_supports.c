@@ -87,6 +87,14 @@ int cpu_supports_op(const sdrt_op *op) {
         return f32io && a->ndim == 1;
     case SDRT_OP_SOFTMAX:
         return f32io && a->ndim >= 1;
+    case SDRT_OP_LEAKY_RELU:
+        return f32io && cpu_is_contiguous(a) && cpu_is_contiguous(y);
+    case SDRT_OP_PRELU:
+        return f32io && cpu_weight_dtype(b) && a->ndim >= 2 && cpu_is_contiguous(a) && cpu_is_contiguous(y);
+    case SDRT_OP_PIXEL_SHUFFLE:
+    case SDRT_OP_PIXEL_UNSHUFFLE:
+    case SDRT_OP_UPSAMPLE_NEAREST:
+        return f32io && a->ndim == 4 && op->iparams[0] >= 1 && cpu_is_contiguous(a) && cpu_is_contiguous(y);
     default: /* GELU, GELU_TANH, QUICK_GELU, SILU, GEGLU, SCALE */
         return f32io;
     }

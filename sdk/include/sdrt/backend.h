@@ -84,6 +84,15 @@ extern "C" {
  *               Matches diffusers get_timestep_embedding.
  *  COPY         dst = src0 element by element in logical order: contiguous
  *               copies, permutes (strided src), and dtype conversion.
+ *  Appended for the super-resolution networks (src0 and dst contiguous):
+ *  LEAKY_RELU   dst = src0 >= 0 ? src0 : src0 * fparams[0] (0 -> 0.01).
+ *  PRELU        dst[n,c,..] = src0 >= 0 ? src0 : src0 * src1[c]; src1 holds
+ *               C or 1 slopes (F32/F16/BF16). src0 has >= 2 dims.
+ *  PIXEL_SHUFFLE   [N,C*r*r,H,W] -> [N,C,H*r,W*r], r = iparams[0]:
+ *               dst[n,c,h*r+i,w*r+j] = src0[n,c*r*r+i*r+j,h,w] (torch).
+ *  PIXEL_UNSHUFFLE [N,C,H*r,W*r] -> [N,C*r*r,H,W], its inverse.
+ *  UPSAMPLE_NEAREST [N,C,H,W] -> [N,C,H*r,W*r], r = iparams[0] >= 1
+ *               (torch interpolate mode="nearest" with an integer factor).
  */
 #define SDRT_OP_LIST(X) \
     X(MATMUL)           \
@@ -103,7 +112,12 @@ extern "C" {
     X(CONCAT)           \
     X(UPSAMPLE2X)       \
     X(TIMESTEP_EMB)     \
-    X(COPY)
+    X(COPY)             \
+    X(LEAKY_RELU)       \
+    X(PRELU)            \
+    X(PIXEL_SHUFFLE)    \
+    X(PIXEL_UNSHUFFLE)  \
+    X(UPSAMPLE_NEAREST)
 
 typedef enum sdrt_op_kind {
 #define SDRT_OP_ENUM_(name) SDRT_OP_##name,

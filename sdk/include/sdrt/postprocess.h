@@ -149,6 +149,20 @@ typedef struct sdrt_postprocess_iface {
     sdrt_error *(*decode_tensor)(void *self, sdrt_model *m, sdrt_device *dev, const sdrt_tensor *latents,
                                  const sdrt_vae_options *opt, sdrt_job *job, float **rgb_out, int *height,
                                  int *width);
+    /* Appended (check SDRT_HAS_MEMBER before calling). Upscales one image
+     * rgb [h,w,3] in [0,1] (borrowed for the call) with the upscaler model
+     * `model_id`, found as postprocess.upscale finds it (the plugin's
+     * upscaler_roots, the model roots' ESRGAN/, RealESRGAN/,
+     * upscale_models/, upscalers/ folders, or a path inside the model
+     * roots), on the default compute device in 192-pixel tiles with
+     * blended 16-pixel overlaps. Returns *out [*oh,*ow,3], the raw network
+     * output (not clamped), owned by the caller (the free member). Worker
+     * thread of `job` (progress stage "upscale", cancellation; may be NULL).
+     * Statuses: NOT_FOUND (no such model), INVALID_ARGUMENT (unknown
+     * architecture, malformed file, result over 8192 px a side or 64
+     * Mpixel), CANCELLED, RESOURCE_EXHAUSTED. */
+    sdrt_error *(*upscale)(void *self, const char *model_id, const float *rgb, int h, int w, sdrt_job *job,
+                           float **out, int *oh, int *ow);
 } sdrt_postprocess_iface;
 
 #ifdef __cplusplus

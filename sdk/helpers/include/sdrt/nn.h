@@ -143,6 +143,13 @@ sdrt_tensor *sdrt_nn_mul(sdrt_nn *nn, const sdrt_tensor *a, const sdrt_tensor *b
 sdrt_tensor *sdrt_nn_scale(sdrt_nn *nn, const sdrt_tensor *x, float scale, float bias);
 sdrt_tensor *sdrt_nn_concat(sdrt_nn *nn, const sdrt_tensor *a, const sdrt_tensor *b, int dim);
 sdrt_tensor *sdrt_nn_upsample2x(sdrt_nn *nn, const sdrt_tensor *x);
+/* The super-resolution ops (backend.h; x contiguous). slope != 0; slopes
+ * holds C or 1 values; r >= 1. */
+sdrt_tensor *sdrt_nn_leaky_relu(sdrt_nn *nn, const sdrt_tensor *x, float slope);
+sdrt_tensor *sdrt_nn_prelu(sdrt_nn *nn, const sdrt_tensor *x, const sdrt_tensor *slopes);
+sdrt_tensor *sdrt_nn_pixel_shuffle(sdrt_nn *nn, const sdrt_tensor *x, int r);
+sdrt_tensor *sdrt_nn_pixel_unshuffle(sdrt_nn *nn, const sdrt_tensor *x, int r);
+sdrt_tensor *sdrt_nn_upsample_nearest(sdrt_nn *nn, const sdrt_tensor *x, int r);
 sdrt_tensor *sdrt_nn_timestep_embedding(sdrt_nn *nn, const sdrt_tensor *t, int dim, int flip_sin_to_cos,
                                         float downscale_freq_shift);
 /* Contiguous copy in logical order, converting to `dtype`. */
