@@ -34,8 +34,10 @@ char *run_resolved_request_json(const run_ctx *c) {
     cJSON_DeleteItemFromObjectCaseSensitive(o, "model_name");
     if (c->m && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "model_id")))
         set_item(o, "model_id", cJSON_CreateString(c->r.model_id));
-    set_item(o, "width", cJSON_CreateNumber(c->r.width));
-    set_item(o, "height", cJSON_CreateNumber(c->r.height));
+    /* After a hires fix the size is the first pass's, as A1111 writes it
+     * (the hires entries in infotext_extra give the target). */
+    set_item(o, "width", cJSON_CreateNumber(c->first_w ? c->first_w : c->r.width));
+    set_item(o, "height", cJSON_CreateNumber(c->first_h ? c->first_h : c->r.height));
     set_item(o, "num_inference_steps", cJSON_CreateNumber(c->r.steps));
     set_item(o, "guidance_scale", cJSON_CreateNumber(c->r.guidance_scale));
     set_item(o, "batch_size", cJSON_CreateNumber(c->r.batch_size));

@@ -205,6 +205,8 @@ sdrt_error *run_hires(run_ctx *c) {
     /* The second pass: img2img at the target size. */
     free(c->latents);
     c->latents = NULL;
+    c->first_w = c->r.width;
+    c->first_h = c->r.height;
     c->r.width = nlw * 8;
     c->r.height = nlh * 8;
     c->lh = nlh;

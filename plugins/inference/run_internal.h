@@ -79,6 +79,8 @@ typedef struct run_ctx {
     float *hires_input;       /* [batch, C, h, w] upscaled latents before noise */
     uint8_t *hires_image;     /* image upscalers: [batch, hires_h, hires_w, 3] */
     int hires_w, hires_h;
+    /* The first pass's size (0 without hires): A1111's "Size" in the PNG. */
+    int first_w, first_h;
     /* The request with "infotext_extra" (A1111's hires entries) added, for
      * the PNG parameters; NULL = data_json as is. */
     char *params_json;

@@ -3,6 +3,8 @@
  * zip64 aware) since torch's writer is its only producer we accept. */
 #include "pickle.h"
 
+#include "sdrt/file.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -745,9 +747,14 @@ int pt_parse(const void *buf, size_t len, pt_file **out, char *err, size_t errle
 }
 
 int pt_open(const char *path, pt_file **out, char *err, size_t errlen) {
+    return pt_open_scoped(path, NULL, NULL, out, err, errlen);
+}
+
+int pt_open_scoped(const char *path, const char *field, const sdrt_file_scope *scope, pt_file **out, char *err,
+                   size_t errlen) {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return fail(err, errlen, "%s: cannot open", path);
+    FILE *fp = sdrt_file_fopen(path, field, scope, NULL, err, errlen);
+    if (!fp) return -1;
     uint8_t *buf = NULL;
     long sz = -1;
     if (fseek(fp, 0, SEEK_END) == 0) sz = ftell(fp);

@@ -48,6 +48,11 @@ typedef struct pt_file {
  * (pt_close), or -1 with err naming the file and the reason (a refused
  * global, an unknown opcode and its offset, a storage out of bounds, ...). */
 int pt_open(const char *path, pt_file **out, char *err, size_t errlen);
+/* pt_open through sdrt_file_open (sdrt/file.h): `field` names the path in
+ * messages; `scope` confines it to the roots (NULL: file type checks only).
+ * A FIFO, device or a real path outside the roots fails without reading. */
+int pt_open_scoped(const char *path, const char *field, const sdrt_file_scope *scope, pt_file **out, char *err,
+                   size_t errlen);
 /* The same over borrowed memory (fuzzing, tests): `buf` must outlive *out,
  * since contiguous tensors point into it. */
 int pt_parse(const void *buf, size_t len, pt_file **out, char *err, size_t errlen);

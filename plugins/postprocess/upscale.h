@@ -42,7 +42,7 @@ typedef struct up_model {
  * spandrel does. Returns 0, or -1 with err naming the file and, for an
  * unknown architecture, the key sets that did not match. *out is owned by
  * the caller (up_model_close). */
-int up_model_open(const char *path, up_model **out, char *err, size_t errlen);
+int up_model_open(const char *path, const sdrt_file_scope *scope, up_model **out, char *err, size_t errlen);
 void up_model_close(up_model *m);
 /* "ESRGAN x4 (Real-ESRGAN keys, 64nf 23nb)"-style description. */
 void up_model_describe(const up_model *m, char *buf, size_t len);

@@ -158,7 +158,8 @@ static char *png_parameters(pp_plugin *p, const char *source) {
     char *abs = p->api->resolve_path(p->host, "output", source, &e);
     if (e) p->api->error_free(e);
     if (!abs) return NULL;
-    FILE *f = fopen(abs, "rb");
+    sdrt_file_scope scope = {.api = p->api, .host = p->host, .kind = "output"};
+    FILE *f = sdrt_file_fopen(abs, "image", &scope, NULL, NULL, 0);
     p->api->free(abs);
     if (!f) return NULL;
     char *out = NULL;
@@ -266,7 +267,19 @@ static sdrt_error *run_model(pp_plugin *p, const up_req *r, sdrt_job *job, const
     if (e) return e;
     up_model *m = NULL;
     char err[1200];
-    if (up_model_open(path, &m, err, sizeof err)) {
+    /* The file (and every symlink on its way) must stay inside the model
+     * roots or the deployment's upscaler_roots. */
+    cJSON *cfg = p->config_json ? cJSON_Parse(p->config_json) : NULL;
+    const cJSON *ur = cJSON_GetObjectItemCaseSensitive(cfg, "upscaler_roots");
+    char *extra[16];
+    size_t n_extra = 0;
+    for (const cJSON *d = cJSON_IsArray(ur) ? ur->child : ur; d && n_extra < 16; d = cJSON_IsArray(ur) ? d->next : NULL)
+        if (cJSON_IsString(d)) extra[n_extra++] = d->valuestring;
+    sdrt_file_scope scope = {.api = p->api, .host = p->host, .kind = "model", .extra_roots = extra,
+                             .n_extra_roots = n_extra};
+    int bad = up_model_open(path, &scope, &m, err, sizeof err);
+    cJSON_Delete(cfg);
+    if (bad) {
         free(path);
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "upscaler: %s", err);
     }

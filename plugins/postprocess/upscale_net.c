@@ -202,14 +202,14 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-int up_model_open(const char *path, up_model **out, char *err, size_t errlen) {
+int up_model_open(const char *path, const sdrt_file_scope *scope, up_model **out, char *err, size_t errlen) {
     *out = NULL;
     up_model *m = calloc(1, sizeof *m);
     if (!m) return up_fail(err, errlen, "out of memory");
     char e2[600];
     int rc;
-    if (ends_with(path, ".safetensors")) rc = st_open(path, &m->st, e2, sizeof e2);
-    else if (ends_with(path, ".pth") || ends_with(path, ".pt")) rc = pt_open(path, &m->pt, e2, sizeof e2);
+    if (ends_with(path, ".safetensors")) rc = st_open_scoped(path, "upscaler", scope, &m->st, e2, sizeof e2) == SDRT_OK ? 0 : -1;
+    else if (ends_with(path, ".pth") || ends_with(path, ".pt")) rc = pt_open_scoped(path, "upscaler", scope, &m->pt, e2, sizeof e2);
     else {
         free(m);
         return up_fail(err, errlen, "%s: not a .safetensors, .pth or .pt file", path);

@@ -102,7 +102,7 @@ void test_pt_refusals(void) {
     CHECK(pt_open(data_path("evil.pt"), &f, err, sizeof err) == -1 && f == NULL, "evil.pt accepted");
     CHECK(strstr(err, "refused global 'posix.system'") || strstr(err, "refused global 'nt.system'"), "%s", err);
     CHECK(pt_open(data_path("legacy.pt"), &f, err, sizeof err) == -1 && strstr(err, "legacy torch.save format"), "%s", err);
-    CHECK(pt_open(data_path("missing.pt"), &f, err, sizeof err) == -1 && strstr(err, "missing.pt: cannot open"), "%s", err);
+    CHECK(pt_open(data_path("missing.pt"), &f, err, sizeof err) == -1 && strstr(err, "missing.pt") && strstr(err, "cannot open"), "%s", err);
     CHECK(pt_parse("hello world, not a zip at all", 29, &f, err, sizeof err) == -1 && strstr(err, "not a zip"), "%s", err);
 }
 

@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     sdrt_device *dev = reg->iface->device_get(reg, 0);
     up_model *m = NULL;
     char err[1200];
-    if (up_model_open(argv[1], &m, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+    if (up_model_open(argv[1], NULL, &m, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
     char desc[200];
     up_model_describe(m, desc, sizeof desc);
     size_t n = (size_t)size * size * 3, on = n * (size_t)m->scale * m->scale;

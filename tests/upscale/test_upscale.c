@@ -58,7 +58,7 @@ static const char *data(const char *name) {
 static float *input_f32(int *h, int *w) {
     pp_image im;
     char err[512];
-    if (pp_image_read_file(data("input.png"), &im, err, sizeof err) != SDRT_OK) {
+    if (pp_image_read_file(data("input.png"), NULL, &im, err, sizeof err) != SDRT_OK) {
         fprintf(stderr, "# %s\n", err);
         return NULL;
     }
@@ -83,7 +83,7 @@ static void check_model(const char *file, const char *ref, int scale, const char
     REQUIRE(setup() == 0, "CPU backend");
     up_model *m = NULL;
     char err[1024];
-    REQUIRE(up_model_open(data(file), &m, err, sizeof err) == 0, "%s", err);
+    REQUIRE(up_model_open(data(file), NULL, &m, err, sizeof err) == 0, "%s", err);
     char desc[160];
     up_model_describe(m, desc, sizeof desc);
     printf("# %s: %s\n", file, desc);
@@ -134,7 +134,7 @@ static void test_compact_x2(void) { check_model("compact_x2.safetensors", "compa
 static void test_resize_vs_pillow(void) {
     pp_image in;
     char err[512];
-    REQUIRE(pp_image_read_file(data("input.png"), &in, err, sizeof err) == SDRT_OK, "%s", err);
+    REQUIRE(pp_image_read_file(data("input.png"), NULL, &in, err, sizeof err) == SDRT_OK, "%s", err);
     static const char *const names[] = {"nearest", "bicubic", "lanczos"};
     int sizes[3][2] = {{in.w * 4, in.h * 4}, {40, 29}, {9, 7}};
     int checked = 0;
@@ -143,7 +143,7 @@ static void test_resize_vs_pillow(void) {
             char name[64];
             snprintf(name, sizeof name, "pil_%s_%dx%d.png", names[f], sizes[s][0], sizes[s][1]);
             pp_image ref;
-            REQUIRE(pp_image_read_file(data(name), &ref, err, sizeof err) == SDRT_OK, "%s", err);
+            REQUIRE(pp_image_read_file(data(name), NULL, &ref, err, sizeof err) == SDRT_OK, "%s", err);
             uint8_t *out = malloc((size_t)ref.w * ref.h * 3);
             REQUIRE(sdrt_resample_u8(in.rgb, in.w, in.h, 3, NULL, (sdrt_resample_filter)f, out, ref.w, ref.h) == 0, "resize");
             size_t diff = 0;
@@ -167,13 +167,13 @@ static void test_refusals(void) {
     up_model *m = NULL;
     char err[1024];
     const char *sd = test_path("SDRT_SOURCE_DIR", "tests/model/data/pt/state_dict.pt");
-    CHECK(up_model_open(sd, &m, err, sizeof err) == -1 && m == NULL, "accepted a non-upscaler");
+    CHECK(up_model_open(sd, NULL, &m, err, sizeof err) == -1 && m == NULL, "accepted a non-upscaler");
     CHECK(strstr(err, "unknown upscaler architecture") && strstr(err, "ESRGAN {model.0.weight") &&
               strstr(err, "SRVGGNetCompact {body.0.weight, body.1.weight}"),
           "%s", err);
     const char *evil = test_path("SDRT_SOURCE_DIR", "tests/model/data/pt/evil.pt");
-    CHECK(up_model_open(evil, &m, err, sizeof err) == -1 && strstr(err, "refused global"), "%s", err);
-    CHECK(up_model_open(data("input.png"), &m, err, sizeof err) == -1 && strstr(err, "not a .safetensors, .pth or .pt"),
+    CHECK(up_model_open(evil, NULL, &m, err, sizeof err) == -1 && strstr(err, "refused global"), "%s", err);
+    CHECK(up_model_open(data("input.png"), NULL, &m, err, sizeof err) == -1 && strstr(err, "not a .safetensors, .pth or .pt"),
           "%s", err);
 }
 
@@ -228,7 +228,7 @@ static void test_message(void) {
     printf("# message, 16/4 tiles: relative L2 to spandrel's untiled output %.3g\n", tl);
     CHECK(tl <= 2e-2, "tiled message output vs spandrel %.3g", tl);
     pp_image png;
-    REQUIRE(pp_image_read_file(cJSON_GetArrayItem(imgs, 0)->valuestring, &png, err, sizeof err) == SDRT_OK, "%s", err);
+    REQUIRE(pp_image_read_file(cJSON_GetArrayItem(imgs, 0)->valuestring, NULL, &png, err, sizeof err) == SDRT_OK, "%s", err);
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) bad += png.rgb[i] != pp_to_u8(got[i]);
     CHECK(bad == 0, "PNG is not the quantised npy (%zu bytes)", bad);
@@ -239,7 +239,7 @@ static void test_message(void) {
     /* A source PNG's A1111 parameters are kept, the extras text added. */
     {
         pp_image src_img;
-        REQUIRE(pp_image_read_file(data("input.png"), &src_img, err, sizeof err) == SDRT_OK, "%s", err);
+        REQUIRE(pp_image_read_file(data("input.png"), NULL, &src_img, err, sizeof err) == SDRT_OK, "%s", err);
         char ppath[4400];
         snprintf(ppath, sizeof ppath, "%s/with-params.png", tmp);
         FILE *fp = fopen(ppath, "wb");
@@ -267,8 +267,8 @@ static void test_message(void) {
     e = call("{\"image\":\"in.png\",\"upscaler\":\"lanczos\",\"scale\":4,\"output\":{\"dir\":\"up\"}}", &res);
     REQUIRE(!e, "%s", e ? e->message : "");
     pp_image a, b;
-    REQUIRE(pp_image_read_file(cJSON_GetArrayItem(cJSON_GetObjectItem(res, "images"), 0)->valuestring, &a, err, sizeof err) == SDRT_OK, "%s", err);
-    REQUIRE(pp_image_read_file(data("pil_lanczos_68x52.png"), &b, err, sizeof err) == SDRT_OK, "%s", err);
+    REQUIRE(pp_image_read_file(cJSON_GetArrayItem(cJSON_GetObjectItem(res, "images"), 0)->valuestring, NULL, &a, err, sizeof err) == SDRT_OK, "%s", err);
+    REQUIRE(pp_image_read_file(data("pil_lanczos_68x52.png"), NULL, &b, err, sizeof err) == SDRT_OK, "%s", err);
     CHECK(a.w == b.w && a.h == b.h && memcmp(a.rgb, b.rgb, (size_t)a.w * a.h * 3) == 0, "lanczos message != Pillow");
     free(a.rgb);
     free(b.rgb);
