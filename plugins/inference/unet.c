@@ -1,6 +1,7 @@
-/* plugins/inference/unet.c - UNet2DConditionModel.forward: time (and SDXL
- * text_time) embeddings, the down path collecting skip connections, the mid
- * block, the up path consuming them, and the output head. */
+/* plugins/inference/unet.c - UNet2DConditionModel.forward over the SDK block
+ * library: time (and SDXL text_time) embeddings, the down blocks collecting
+ * skip connections, the mid block, the up blocks consuming them, and the
+ * output head. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@ typedef struct fwd_state {
     sdrt_tensor *temb_act;       /* silu(time embedding) */
     sdrt_tensor *skips[MAX_SKIPS];
     int nskips;
-    sdrt_tensor *h;              /* current activation; never also a skip */
+    sdrt_tensor *h;              /* current activation; may also be the top skip */
 } fwd_state;
 
 static sdrt_status input_error(char *err, size_t errlen, const char *what) {
@@ -45,16 +46,6 @@ static sdrt_status check_inputs(const unet_config *cfg, const unet_inputs *in, c
     return SDRT_OK;
 }
 
-/* linear_2(silu(linear_1(x))): TimestepEmbedding. */
-static sdrt_tensor *mlp(sdrt_nn *nn, const unet_linear *l1, const unet_linear *l2, const sdrt_tensor *x) {
-    sdrt_tensor *a = unet_linear_fwd(nn, l1, x);
-    sdrt_tensor *s = sdrt_nn_silu(nn, a);
-    sdrt_nn_drop(nn, a);
-    sdrt_tensor *b = unet_linear_fwd(nn, l2, s);
-    sdrt_nn_drop(nn, s);
-    return b;
-}
-
 /* SDXL: add_embedding(cat(text_embeds, sinusoid(time_ids) as [B, k*dim])),
  * k = 6 time ids for the base model, 5 for the refiner (aesthetic score):
  * whatever projection_class_embeddings_input_dim leaves after text_embeds. */
@@ -71,7 +62,7 @@ static sdrt_tensor *text_time_embedding(fwd_state *f, const unet_inputs *in) {
     sdrt_tensor ev = sdrt_nn_view_reshape(e, 2, shape);
     sdrt_tensor *cat = sdrt_nn_concat(f->nn, in->text_embeds, &ev, 1);
     sdrt_nn_drop(f->nn, e);
-    sdrt_tensor *aug = mlp(f->nn, &f->u->add1, &f->u->add2, cat);
+    sdrt_tensor *aug = sdrt_blk_temb_fwd(f->nn, &f->u->add, cat);
     sdrt_nn_drop(f->nn, cat);
     return aug;
 }
@@ -83,7 +74,7 @@ static sdrt_tensor *time_embedding(fwd_state *f, const unet_inputs *in) {
     sdrt_tensor *t = sdrt_nn_from_host(f->nn, SDRT_DTYPE_F32, 1, &b, in->timesteps);
     sdrt_tensor *p = sdrt_nn_timestep_embedding(f->nn, t, cfg->block_out[0], cfg->flip_sin_to_cos, cfg->freq_shift);
     sdrt_nn_drop(f->nn, t);
-    sdrt_tensor *emb = mlp(f->nn, &f->u->time1, &f->u->time2, p);
+    sdrt_tensor *emb = sdrt_blk_temb_fwd(f->nn, &f->u->time, p);
     sdrt_nn_drop(f->nn, p);
     if (cfg->text_time) {
         sdrt_tensor *aug = text_time_embedding(f, in);
@@ -97,86 +88,54 @@ static sdrt_tensor *time_embedding(fwd_state *f, const unet_inputs *in) {
     return act;
 }
 
-/* Replaces f->h with next (dropping the old one unless it is a skip).
- * Returns 0 once the context failed or was cancelled. */
-static int advance(fwd_state *f, sdrt_tensor *next) {
-    int h_is_skip = f->nskips > 0 && f->skips[f->nskips - 1] == f->h;
-    if (!h_is_skip) sdrt_nn_drop(f->nn, f->h);
-    f->h = next;
-    return next != NULL && sdrt_nn_status(f->nn, NULL) == SDRT_OK;
+static int ok(fwd_state *f) {
+    return f->h != NULL && sdrt_nn_status(f->nn, NULL) == SDRT_OK;
 }
 
-static void push_skip(fwd_state *f) {
-    f->skips[f->nskips++] = f->h;
-}
-
-static sdrt_tensor *pop_skip(fwd_state *f) {
-    return f->skips[--f->nskips];
-}
-
-static int resnet_attn(fwd_state *f, const unet_block *blk, int j) {
-    if (!advance(f, unet_resnet_fwd(f->nn, &blk->resnets[j], f->h, f->temb_act))) return 0;
-    if (!blk->attns) return 1;
-    return advance(f, unet_transformer_fwd(f->nn, &blk->attns[j], f->h, f->context));
-}
-
+/* The down blocks push every output as a skip; f->h ends as the last. */
 static int down_path(fwd_state *f) {
     const unet_config *cfg = &f->u->cfg;
-    push_skip(f);
+    f->skips[f->nskips++] = f->h;
     for (int i = 0; i < cfg->nblocks; i++) {
-        const unet_block *blk = &f->u->down[i];
-        for (int j = 0; j < blk->nlayers; j++) {
-            if (!resnet_attn(f, blk, j)) return 0;
-            push_skip(f);
-        }
-        if (!blk->has_sampler) continue;
-        if (!advance(f, unet_conv_fwd(f->nn, &blk->sampler, f->h))) return 0;
-        push_skip(f);
+        f->h = sdrt_blk_down_fwd(f->nn, &f->u->down[i], f->h, f->temb_act, f->context, f->skips, &f->nskips);
+        if (!ok(f)) return 0;
     }
     return 1;
 }
 
+/* f->h is the top skip here: the mid block borrows it. */
 static int mid_block(fwd_state *f) {
-    const unet *u = f->u;
-    if (!u->cfg.has_mid) return 1;
-    return advance(f, unet_resnet_fwd(f->nn, &u->mid_res[0], f->h, f->temb_act)) &&
-           advance(f, unet_transformer_fwd(f->nn, &u->mid_attn, f->h, f->context)) &&
-           advance(f, unet_resnet_fwd(f->nn, &u->mid_res[1], f->h, f->temb_act));
+    if (!f->u->cfg.has_mid) return 1;
+    f->h = sdrt_blk_mid_fwd(f->nn, &f->u->mid, f->h, f->temb_act, f->context);
+    return ok(f);
 }
 
 static int up_path(fwd_state *f) {
     const unet_config *cfg = &f->u->cfg;
     for (int i = 0; i < cfg->nblocks; i++) {
-        const unet_block *blk = &f->u->up[i];
-        for (int j = 0; j < blk->nlayers; j++) {
-            sdrt_tensor *skip = pop_skip(f);
-            sdrt_tensor *cat = sdrt_nn_concat(f->nn, f->h, skip, 1);
-            if (f->h != skip) sdrt_nn_drop(f->nn, f->h);
-            sdrt_nn_drop(f->nn, skip);
-            f->h = cat;
-            if (!cat || !resnet_attn(f, blk, j)) return 0;
-        }
-        if (!blk->has_sampler) continue;
-        /* The next skip fixes the size (it differs from 2x for odd sizes). */
-        const sdrt_tensor *next = f->skips[f->nskips - 1];
-        if (!advance(f, unet_upsample_fwd(f->nn, &blk->sampler, f->h, next->shape[2], next->shape[3]))) return 0;
+        const sdrt_blk_stage *blk = &f->u->up[i];
+        /* The skip after this block's fixes the upsampled size (it differs
+         * from 2x for odd sizes). */
+        int next = f->nskips - blk->nlayers - 1;
+        int64_t oh = next >= 0 ? f->skips[next]->shape[2] : 0, ow = next >= 0 ? f->skips[next]->shape[3] : 0;
+        f->h = sdrt_blk_up_fwd(f->nn, blk, f->h, f->temb_act, f->context, f->skips, &f->nskips, oh, ow);
+        if (!ok(f)) return 0;
     }
     return 1;
 }
 
 static sdrt_tensor *output_head(fwd_state *f) {
     const unet *u = f->u;
-    sdrt_tensor *n = sdrt_nn_group_norm(f->nn, f->h, sdrt_nn_weight(f->nn, u->norm_out.g),
-                                        sdrt_nn_weight(f->nn, u->norm_out.b), u->norm_out.groups, u->norm_out.eps, 1);
-    sdrt_tensor *out = unet_conv_fwd(f->nn, &u->conv_out, n);
+    sdrt_tensor *n = sdrt_blk_norm_fwd(f->nn, &u->norm_out, f->h, 1);
+    sdrt_tensor *out = sdrt_blk_conv_fwd(f->nn, &u->conv_out, n);
     sdrt_nn_drop(f->nn, n);
     return out;
 }
 
 static sdrt_tensor *input_conv(fwd_state *f, const sdrt_tensor *sample) {
-    if (!f->u->cfg.center_input_sample) return unet_conv_fwd(f->nn, &f->u->conv_in, sample);
+    if (!f->u->cfg.center_input_sample) return sdrt_blk_conv_fwd(f->nn, &f->u->conv_in, sample);
     sdrt_tensor *c = sdrt_nn_scale(f->nn, sample, 2.0f, -1.0f);
-    sdrt_tensor *h = unet_conv_fwd(f->nn, &f->u->conv_in, c);
+    sdrt_tensor *h = sdrt_blk_conv_fwd(f->nn, &f->u->conv_in, c);
     sdrt_nn_drop(f->nn, c);
     return h;
 }
@@ -185,7 +144,7 @@ static void release_all(fwd_state *f) {
     int h_is_skip = 0;
     for (int i = 0; i < f->nskips; i++) h_is_skip |= f->skips[i] == f->h;
     if (!h_is_skip) sdrt_nn_drop(f->nn, f->h);
-    while (f->nskips > 0) sdrt_nn_drop(f->nn, pop_skip(f));
+    while (f->nskips > 0) sdrt_nn_drop(f->nn, f->skips[--f->nskips]);
     sdrt_nn_drop(f->nn, f->temb_act);
     f->h = f->temb_act = NULL;
 }

@@ -1,4 +1,4 @@
-/* vae.h - AutoencoderKL (diffusers) over sdrt_nn: internal to the postprocess
+/* vae.h - AutoencoderKL (diffusers) over the SDK block library: internal to the postprocess
  * plugin. Weights are looked up by diffusers names inside the "vae"
  * component ("decoder.conv_in.weight"), through a callback so that tests can
  * feed weights from any store. */
@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "sdrt/nn.h"
+#include "sdrt/nn_blocks.h"
 
 #define VAE_MAX_BLOCKS 8
 
@@ -34,16 +35,18 @@ int vae_config_parse(const char *json, vae_config *cfg, char *err, size_t errlen
 /* Returns the weight `name` (diffusers naming inside the VAE) or NULL. */
 typedef const sdrt_tensor *(*vae_weight_fn)(void *ctx, const char *name);
 
+/* The bound blocks of the Encoder or the Decoder (sdrt/nn_blocks.h). */
+typedef struct vae_coder {
+    int bound;
+    sdrt_blk_conv quant;        /* quant_conv / post_quant_conv; w NULL when unused */
+    sdrt_blk_conv conv_in, conv_out;
+    sdrt_blk_stage blocks[VAE_MAX_BLOCKS];
+    sdrt_blk_mid mid;
+    sdrt_blk_norm norm_out;
+} vae_coder;
+
 /* One run of the network: the compute context, the weights, and the first
  * failure (sticky: once status != OK every function returns NULL/-1). */
-/* A 1-D parameter converted to f32 (see vae_net.params). */
-typedef struct vae_f32_param {
-    struct vae_f32_param *next;
-    const sdrt_tensor *src;   /* the stored tensor it was made from */
-    sdrt_tensor t;            /* f32 view of data */
-    float data[];
-} vae_f32_param;
-
 typedef struct vae_net {
     const vae_config *cfg;
     sdrt_nn *nn;
@@ -51,15 +54,15 @@ typedef struct vae_net {
     void *weight_ctx;
     sdrt_status status;
     char message[320];
-    /* Biases and norm parameters of f16/bf16 checkpoints as f32: the
-     * element-wise ops take f32 there (the matrices stay as stored).
-     * Made on first use, freed by vae_net_release. */
-    vae_f32_param *params;
+    /* Encoder and decoder blocks, bound from the weights on first use;
+     * their converted parameters live in `mem` until vae_net_release. */
+    vae_coder enc, dec;
+    sdrt_blk_mem *mem;
 } vae_net;
 
 void vae_net_init(vae_net *v, const vae_config *cfg, sdrt_nn *nn, vae_weight_fn weight, void *ctx);
-/* Frees what the net made (the f32 parameters); after sdrt_nn_free of its
- * context, which may still reference them. */
+/* Frees what the net made (the bound blocks and their f32 parameters);
+ * after sdrt_nn_free of its context, which may still reference them. */
 void vae_net_release(vae_net *v);
 
 /* Decoder on unscaled latents z [N,C,h,w] (already divided by the scaling
