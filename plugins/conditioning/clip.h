@@ -37,6 +37,11 @@ typedef struct clip_run {
      * position), projected by text_projection when `project`. */
     float *pooled_out;   /* [batch, hidden or projection_dim], or NULL */
     int project;
+    /* Optional: rows for ids past the token table (textual-inversion
+     * embeddings): id extra_base + k takes extra_rows[k], [n_extra, hidden]. */
+    const float *extra_rows;
+    int64_t n_extra;
+    int32_t extra_base;
 } clip_run;
 
 /* Runs the encoder. Returns SDRT_OK, or a status with err naming the tensor

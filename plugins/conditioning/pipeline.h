@@ -8,6 +8,7 @@
 
 #include "bpe.h"
 #include "clip.h"
+#include "embeddings.h"
 #include "prompt.h"
 
 /* Read access to one model (borrowed for the calls). */
@@ -30,6 +31,8 @@ typedef struct cond_source {
      * per-request weight override (sdrt_cond_params.prepare_weights) can be
      * built from them. SDRT_OK, or a status with err. */
     sdrt_status (*prepare)(void *ctx, const prompt_parsed *parsed, char *err, size_t errlen);
+    /* Textual-inversion embeddings the prompts may name, or NULL (none). */
+    const emb_set *embeddings;
 } cond_source;
 
 typedef struct cond_encoder {
