@@ -46,6 +46,8 @@ typedef struct host_cli_overrides {
     int n_output_roots;
     const char **plugin_paths;   /* --plugin-path */
     int n_plugin_paths;
+    const char **embedding_roots; /* --embedding-root */
+    int n_embedding_roots;
 } host_cli_overrides;
 
 /* Loads the config: --config, else $SDRT_CONFIG, else the default.json next

@@ -28,7 +28,7 @@ static int push(const char ***list, int *n, const char *v) {
 
 int cli_take_host_option(host_cli_overrides *ov, int argc, char **argv, int *i) {
     const char *a = argv[*i];
-    static const char *const opts[] = {"--config", "--set", "--model-root", "--output-root", "--plugin-path", NULL};
+    static const char *const opts[] = {"--config", "--set", "--model-root", "--output-root", "--plugin-path", "--embedding-root", NULL};
     int which = -1;
     for (int k = 0; opts[k]; k++)
         if (strcmp(a, opts[k]) == 0) which = k;
@@ -43,7 +43,8 @@ int cli_take_host_option(host_cli_overrides *ov, int argc, char **argv, int *i) 
     case 1: return push(&ov->sets, &ov->n_sets, v);
     case 2: return push(&ov->model_roots, &ov->n_model_roots, v);
     case 3: return push(&ov->output_roots, &ov->n_output_roots, v);
-    default: return push(&ov->plugin_paths, &ov->n_plugin_paths, v);
+    case 4: return push(&ov->plugin_paths, &ov->n_plugin_paths, v);
+    default: return push(&ov->embedding_roots, &ov->n_embedding_roots, v);
     }
 }
 
@@ -52,6 +53,7 @@ void cli_overrides_free(host_cli_overrides *ov) {
     free(ov->model_roots);
     free(ov->output_roots);
     free(ov->plugin_paths);
+    free(ov->embedding_roots);
 }
 
 static void usage(FILE *f) {
@@ -67,6 +69,7 @@ static void usage(FILE *f) {
             "  version           print versions\n"
             "host options (serve, generate, plugins):\n"
             "  --config FILE  --set key=value  --model-root DIR  --output-root DIR  --plugin-path DIR\n"
+            "                 --embedding-root DIR\n"
             "  (SDRT_CONFIG=FILE also selects the config)\n");
 }
 

@@ -1,10 +1,15 @@
 /* plugin.c - the conditioning plugin: descriptor, the sdrt.cond/1
- * interface, and the conditioning.tokenize / conditioning.encode messages.
+ * interface, and the conditioning.tokenize / conditioning.encode /
+ * conditioning.embeddings messages.
  *
  * Config (all optional): {"tokenizer_dir": "...", "tokenizer_2_dir": "...",
- * "threads": n, "cache": n}. The tokenizer folders serve models without
- * tokenizer files (single-file checkpoints). Prepared tokenizers are kept per
- * model id (LRU of `cache` entries, default 4). */
+ * "threads": n, "cache": n, "embedding_roots": [...]}. The tokenizer folders
+ * serve models without tokenizer files (single-file checkpoints). Prepared
+ * tokenizers are kept per model id (LRU of `cache` entries, default 4).
+ * Textual-inversion embeddings are read once at start from the plugin's
+ * embedding_roots and the host's (config key embedding_roots,
+ * --embedding-root); the set is immutable afterwards, so encodes share it
+ * without a lock. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
@@ -44,6 +49,7 @@ typedef struct cond_plugin {
     cache_slot cache[COND_CACHE_MAX];
     uint64_t tick;
     retired *retired_list;
+    emb_set *emb;            /* textual-inversion embeddings, never NULL after init */
     sdrt_cond_iface iface;
 } cond_plugin;
 
@@ -185,7 +191,8 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
                                const sdrt_cond_params *prm, sdrt_job *job, result_box *box) {
     model_ref ref = {mi, m, prm, p->api};
     char *index = read_model_index(mi->id(m));
-    cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}, ref_prepare};
+    cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}, ref_prepare,
+                       p->emb};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
@@ -303,6 +310,27 @@ static char *to_result(cond_plugin *p, cJSON *obj) {
     return out;
 }
 
+static int tokenize_emb(void *ctx, bpe_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n) {
+    return emb_encode(ctx, t, text, len, ids, n);
+}
+
+/* {"embeddings": [{"name", "path", "vectors", "widths": [D] or [D_l, D_g]}]} */
+static sdrt_error *handle_embeddings(cond_plugin *p, char **result) {
+    cJSON *out = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(out, "embeddings");
+    for (size_t i = 0; list && i < p->emb->n; i++) {
+        const emb_entry *e = &p->emb->v[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(list, o);
+        cJSON_AddStringToObject(o, "name", e->name);
+        cJSON_AddStringToObject(o, "path", e->path);
+        cJSON_AddNumberToObject(o, "vectors", e->nvec);
+        cJSON *w = cJSON_AddArrayToObject(o, "widths");
+        for (int k = 0; k < e->ntables; k++) cJSON_AddItemToArray(w, cJSON_CreateNumber(e->width[k]));
+    }
+    *result = to_result(p, out);
+    return *result ? NULL : fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+}
+
 static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *job, char **result) {
     sdrt_error *e = check_string(p, data, "model_id", 1);
     if (!e) e = check_string(p, data, "text", 1);
@@ -311,15 +339,21 @@ static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *
     sdrt_model *m;
     if ((e = open_model(p, str_field(data, "model_id"), job, &mi, &m))) return e;
     model_ref ref = {mi, m, NULL, p->api};
-    cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}, NULL};
+    cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}, NULL, p->emb};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
     cJSON *out = st == SDRT_OK ? cJSON_CreateObject() : NULL;
     for (int i = 0; out && i < cm->n; i++) {
         prompt_chunks c;
-        if (prompt_chunk_plain(cm->enc[i].tok, str_field(data, "text"), &c)) {
-            st = SDRT_RESOURCE_EXHAUSTED;
+        emb_use u;
+        emb_use_init(&u, p->emb, i, cm->n, cm->enc[i].cfg.hidden, cm->enc[i].component,
+                     (int32_t)bpe_vocab_size(cm->enc[i].tok));
+        int r = prompt_chunk_plain_with(cm->enc[i].tok, str_field(data, "text"), tokenize_emb, &u, &c);
+        if (r == -2) snprintf(err, sizeof err, "text: %s", u.err);
+        emb_use_free(&u);
+        if (r) {
+            st = r == -2 ? SDRT_INVALID_ARGUMENT : SDRT_RESOURCE_EXHAUSTED;
             break;
         }
         cJSON_AddItemToObject(out, i ? "input_ids_2" : "input_ids", ids_json(&c));
@@ -452,12 +486,46 @@ static sdrt_error *plugin_handle(void *instance, const sdrt_request *req, char *
     sdrt_error *e;
     if (strcmp(req->type, "conditioning.tokenize") == 0) e = handle_tokenize(p, data, req->job, result);
     else if (strcmp(req->type, "conditioning.encode") == 0) e = handle_encode(p, data, req->job, result);
+    else if (strcmp(req->type, "conditioning.embeddings") == 0) e = handle_embeddings(p, result);
     else e = p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "%s: not served by the conditioning plugin", req->type);
     cJSON_Delete(data);
     return e;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------- */
+
+static void emb_skipped(void *ctx, const char *path, const char *why) {
+    cond_plugin *p = ctx;
+    (void)path; /* `why` names it */
+    if (p->api->log) p->api->log(p->host, SDRT_LOG_WARN, "embedding skipped: %s", why);
+}
+
+static int add_roots(const cJSON *v, const char ***roots, size_t *n) {
+    for (const cJSON *r = cJSON_IsArray(v) ? v->child : v; r; r = cJSON_IsArray(v) ? r->next : NULL) {
+        if (!cJSON_IsString(r)) return -1;
+        const char **g = realloc(*roots, (*n + 1) * sizeof *g);
+        if (!g) return -1;
+        *roots = g;
+        g[(*n)++] = r->valuestring;
+    }
+    return 0;
+}
+
+/* The plugin's own embedding_roots, then the host's. */
+static sdrt_error *load_embeddings(cond_plugin *p, const cJSON *own) {
+    cJSON *settings = p->api->settings_json ? cJSON_Parse(p->api->settings_json(p->host)) : NULL;
+    const char **roots = NULL;
+    size_t n = 0;
+    sdrt_error *e = NULL;
+    if (add_roots(own, &roots, &n))
+        e = fail(p, SDRT_INVALID_ARGUMENT, "conditioning config: embedding_roots must be a folder or a list of folders");
+    else if (add_roots(cJSON_GetObjectItemCaseSensitive(settings, "embedding_roots"), &roots, &n) ||
+             emb_scan(roots, n, emb_skipped, p, &p->emb))
+        e = fail(p, SDRT_RESOURCE_EXHAUSTED, "conditioning: out of memory while reading embeddings");
+    free(roots);
+    cJSON_Delete(settings);
+    return e;
+}
 
 static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
     cJSON *cfg = cJSON_Parse(config_json ? config_json : "{}");
@@ -475,8 +543,9 @@ static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(cfg, "cache");
     p->cache_size = cJSON_IsNumber(c) && c->valueint > 0 ? c->valueint : 4;
     if (p->cache_size > COND_CACHE_MAX) p->cache_size = COND_CACHE_MAX;
+    sdrt_error *e = load_embeddings(p, cJSON_GetObjectItemCaseSensitive(cfg, "embedding_roots"));
     cJSON_Delete(cfg);
-    return NULL;
+    return e;
 }
 
 static void plugin_shutdown(void *instance) {
@@ -494,6 +563,7 @@ static void plugin_shutdown(void *instance) {
     }
     free(p->tok_dir[0]);
     free(p->tok_dir[1]);
+    emb_set_free(p->emb);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -522,7 +592,8 @@ static const void *plugin_get_interface(void *instance, const char *id) {
     return p && id && strcmp(id, SDRT_COND_IFACE_ID) == 0 ? &p->iface : NULL;
 }
 
-static const char *const message_types[] = {"conditioning.tokenize", "conditioning.encode", NULL};
+static const char *const message_types[] = {"conditioning.tokenize", "conditioning.encode",
+                                            "conditioning.embeddings", NULL};
 
 static const sdrt_plugin_vtable vtable = {
     SDRT_STRUCT_SIZE(sdrt_plugin_vtable, get_interface), plugin_init, plugin_shutdown, plugin_handle,
