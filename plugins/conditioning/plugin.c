@@ -350,7 +350,7 @@ static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *
         emb_use_init(&u, p->emb, i, cm->n, cm->enc[i].cfg.hidden, cm->enc[i].component,
                      (int32_t)bpe_vocab_size(cm->enc[i].tok));
         int r = prompt_chunk_plain_with(cm->enc[i].tok, str_field(data, "text"), tokenize_emb, &u, &c);
-        if (r == -2) snprintf(err, sizeof err, "text: %s", u.err);
+        if (r == -2) snprintf(err, sizeof err, "text: %.480s", u.err);
         emb_use_free(&u);
         if (r) {
             st = r == -2 ? SDRT_INVALID_ARGUMENT : SDRT_RESOURCE_EXHAUSTED;
