@@ -12,6 +12,11 @@ on the tiny reference pipelines (../shared/reference), float32 CPU:
   data/emb/bad/wide16.safetensors      {"emb_params": [1, 16]} (width mismatch)
   data/emb/<case>.<what>.npy           ids / prompt_embeds / negative_prompt_embeds
                                        (/ pooled for SDXL) from diffusers
+  data/emb/t2i_negemb.latents.npy      txt2img on tiny-sd15, prompt "a red fox in
+                                       the snow", negative "tinyemb3, blurry", 64x64,
+                                       8 steps, guidance 7.5, EulerDiscreteScheduler,
+                                       torch.Generator('cpu').manual_seed(42): the
+                                       final latents (tests/inference)
 
 Each embedding is registered in diffusers under its file name (the token
 sdrt uses for A1111 names). Usage (torch, diffusers, transformers, safetensors
@@ -22,7 +27,7 @@ import os
 
 import numpy as np
 import torch
-from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 from safetensors.torch import load_file, save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,6 +73,13 @@ with torch.no_grad():
         npy(case + ".neg_ids", ids(pipe.tokenizer, pipe.maybe_convert_prompt(n, pipe.tokenizer)))
         npy(case + ".prompt_embeds", pe)
         npy(case + ".negative_prompt_embeds", ne)
+
+    torch.set_num_threads(1)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    lat = pipe("a red fox in the snow", negative_prompt="tinyemb3, blurry", height=64, width=64,
+               num_inference_steps=8, guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(42),
+               output_type="latent").images
+    npy("t2i_negemb.latents", lat)
 
     xl = StableDiffusionXLPipeline.from_pretrained(os.path.join(REF, "tiny-sdxl", "diffusers"))
     sd = load_file(os.path.join(OUT, "sdxl", "xlemb2.safetensors"))
