@@ -337,6 +337,7 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_output(&c, req);
     req_image(&c, req);
     req_lora(&c, req);
+    if (c.status == SDRT_OK) c.status = infer_cn_reqs_parse(root, &req->controlnet, err, errlen);
     cJSON_Delete(root);
     if (c.status != SDRT_OK) infer_request_free(req);
     return c.status;
@@ -355,5 +356,6 @@ void infer_request_free(infer_request *req) {
     free(req->mask_image);
     for (size_t i = 0; i < req->n_loras; i++) free((char *)req->loras[i].model_id);
     free(req->loras);
+    infer_cn_reqs_free(&req->controlnet);
     memset(req, 0, sizeof *req);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "controlnet_req.h"
 #include "sdrt/lora.h"
 #include "sdrt/status.h"
 
@@ -61,6 +62,7 @@ typedef struct infer_request {
     sdrt_lora_adapter *loras;
     size_t n_loras;
     int lora_enabled;
+    infer_cn_reqs controlnet;    /* "controlnet" entries and guess_mode */
 } infer_request;
 
 /* Parses the `data` JSON of inference.run (borrowed). On success returns
