@@ -53,14 +53,18 @@ static sdrt_status entry(const cJSON *o, size_t i, infer_cn_req *r, char *err, s
     if (st == SDRT_OK && pre && !cJSON_IsNull(pre)) {
         if (!cJSON_IsString(pre)) {
             st = bad(err, errlen, i, "preprocess", "must be a string");
+        } else if (strcmp(pre->valuestring, "canny") == 0) {
+            r->canny = 1;
         } else if (strcmp(pre->valuestring, "none") != 0) {
             snprintf(err, errlen,
-                     "controlnet[%zu].preprocess: \"%.64s\" is not available in this build (only \"none\": pass an "
-                     "image that is already preprocessed)",
+                     "controlnet[%zu].preprocess: \"%.64s\" needs a detector model sdrt does not run (\"canny\" and "
+                     "\"none\" are available: pass an image that is already preprocessed)",
                      i, pre->valuestring);
             st = SDRT_UNSUPPORTED;
         }
     }
+    if (st == SDRT_OK) st = number(o, i, "low_threshold", 100.0, 0.0, 100000.0, &r->low, err, errlen);
+    if (st == SDRT_OK) st = number(o, i, "high_threshold", 200.0, 0.0, 100000.0, &r->high, err, errlen);
     return st;
 }
 

@@ -11,6 +11,7 @@
 
 #include "image_prep.h"
 #include "run_internal.h"
+#include "sdrt/canny.h"
 
 typedef struct cn_src {
     const sdrt_model_iface *model;
@@ -57,6 +58,19 @@ static sdrt_error *read_image(run_ctx *c, size_t i, float **out) {
     snprintf(field, sizeof field, "controlnet[%zu].image", i);
     sdrt_error *e = run_read_u8(c, field, c->r.controlnet.v[i].image, &src, &w, &h);
     if (e) return e;
+    if (c->r.controlnet.v[i].canny) {
+        /* cv2.Canny on the image as given, repeated on 3 channels, then
+         * resized like any control image (diffusers' canny example). */
+        size_t npx0 = (size_t)w * (size_t)h;
+        uint8_t *edges = malloc(npx0);
+        if (!edges || sdrt_canny(src, w, h, 3, c->r.controlnet.v[i].low, c->r.controlnet.v[i].high, edges) != 0) {
+            free(edges);
+            free(src);
+            return c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "%s: out of memory for canny", field);
+        }
+        for (size_t p = 0; p < npx0; p++) src[p * 3] = src[p * 3 + 1] = src[p * 3 + 2] = edges[p];
+        free(edges);
+    }
     int W = c->r.width, H = c->r.height;
     size_t npx = (size_t)W * (size_t)H;
     dst = malloc(npx * 3);

@@ -115,6 +115,35 @@ static void test_controlnet_changes_output(void) {
     cJSON_Delete(res.data);
 }
 
+/* "preprocess": "canny" on ctrl_a.png gives the latents of the same request
+ * with cv2.Canny's map of it (tests/canny/gen_canny.py) and "none". */
+static void test_canny_preprocess(void) {
+    REQUIRE(ifx_start(), "plugins did not load");
+    float *lat[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        cJSON *r = request("t2i_euler");
+        REQUIRE(r, "case missing");
+        cJSON *cn = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "controlnet"), 0);
+        if (k == 0) {
+            cJSON_AddStringToObject(cn, "preprocess", "canny");
+        } else {
+            cJSON_DeleteItemFromObjectCaseSensitive(cn, "image");
+            cJSON_AddStringToObject(cn, "image", test_path("SDRT_SOURCE_DIR", "tests/canny/data/ctrl_a_canny.png"));
+        }
+        ifx_result res = call(r);
+        cJSON_Delete(r);
+        CHECK(res.status == SDRT_OK, "canny case %d: %s", k, res.message);
+        const char *p = ifx_json_string_at(res.data, "latents", 0);
+        lat[k] = p ? ifx_load_npy(p, &n[k]) : NULL;
+        cJSON_Delete(res.data);
+    }
+    CHECK(lat[0] && lat[1] && n[0] == n[1] && test_max_abs(lat[0], lat[1], n[0]) == 0,
+          "canny in sdrt and cv2's map give different latents");
+    free(lat[0]);
+    free(lat[1]);
+}
+
 static void expect_error(const char *id, const char *edit_key, const char *edit_json, sdrt_status want,
                          const char *needle) {
     cJSON *r = request(id);
@@ -165,6 +194,7 @@ const test_entry TESTS[] = {
     {"inpaint", test_inpaint},
     {"xl_t2i_euler", test_xl_t2i_euler},
     {"controlnet_changes_output", test_controlnet_changes_output},
+    {"canny_preprocess", test_canny_preprocess},
     {"errors", test_errors},
     {"shutdown", test_shutdown},
     {0},
