@@ -1,6 +1,6 @@
 /* plugin.c - the conditioning plugin: descriptor, the sdrt.cond/1
  * interface, and the conditioning.tokenize / conditioning.encode /
- * conditioning.embeddings messages.
+ * conditioning.embeddings / conditioning.preprocess messages.
  *
  * Config (all optional): {"tokenizer_dir": "...", "tokenizer_2_dir": "...",
  * "threads": n, "cache": n, "embedding_roots": [...]}. The tokenizer folders
@@ -24,7 +24,9 @@
 #include "sdrt/model.h"
 #include "sdrt/nn.h"
 #include "sdrt/npy.h"
+#include "sdrt/canny.h"
 #include "sdrt/plugin.h"
+#include "sdrt/postprocess.h"
 
 #define COND_CACHE_MAX 16
 
@@ -331,6 +333,84 @@ static sdrt_error *handle_embeddings(cond_plugin *p, char **result) {
     return *result ? NULL : fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
 }
 
+/* conditioning.preprocess {image, preprocess "canny"|"none", low_threshold,
+ * high_threshold, output{dir}}: the control map a ControlNet would see (at
+ * the image's own size; inference.run resizes it afterwards), written as a
+ * PNG through sdrt.postprocess/1. */
+static sdrt_error *handle_preprocess(cond_plugin *p, const cJSON *data, char **result) {
+    sdrt_error *e = check_string(p, data, "image", 1);
+    if (!e) e = check_string(p, data, "preprocess", 1);
+    if (e) return e;
+    const char *kind = str_field(data, "preprocess");
+    if (strcmp(kind, "canny") != 0 && strcmp(kind, "none") != 0)
+        return p->api->error_new(SDRT_UNSUPPORTED, NULL,
+                                 "preprocess: \"%.64s\" needs a detector model sdrt does not run (available: "
+                                 "\"canny\", \"none\")",
+                                 kind);
+    double th[2] = {100, 200};
+    const char *names[2] = {"low_threshold", "high_threshold"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, names[i]);
+        if (!v || cJSON_IsNull(v)) continue;
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 100000)
+            return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s: must be a number in [0, 100000]", names[i]);
+        th[i] = v->valuedouble;
+    }
+    const char *dir = str_field(cJSON_GetObjectItemCaseSensitive(data, "output"), "dir");
+    if (!dir) return fail(p, SDRT_INVALID_ARGUMENT, "output.dir: required (the PNG is written there)");
+    sdrt_error *ae = NULL;
+    const sdrt_postprocess_iface *post = p->api->acquire(p->host, SDRT_POSTPROCESS_IFACE_ID, &ae);
+    if (!post) return ae ? ae : fail(p, SDRT_UNAVAILABLE, "conditioning.preprocess: needs the postprocess plugin");
+    float *rgb = NULL;
+    int h = 0, w = 0;
+    e = post->read_image(post->self, str_field(data, "image"), &rgb, &h, &w);
+    if (e) {
+        sdrt_error *f = p->api->error_new(e->code, NULL, "image: %s", e->message);
+        p->api->error_free(e);
+        e = f;
+    }
+    size_t npx = (size_t)w * (size_t)h;
+    uint8_t *u8 = !e ? malloc(npx * 3) : NULL, *edges = !e ? malloc(npx) : NULL;
+    float *outf = !e ? malloc(npx * 3 * sizeof *outf) : NULL;
+    if (!e && (!u8 || !edges || !outf)) e = fail(p, SDRT_RESOURCE_EXHAUSTED, "conditioning.preprocess: out of memory");
+    if (!e) {
+        /* the 8-bit values read_image divided by 255 */
+        for (size_t i = 0; i < npx * 3; i++) {
+            float v = rgb[i] * 255.0f + 0.5f;
+            u8[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        if (strcmp(kind, "canny") == 0) {
+            if (sdrt_canny(u8, w, h, 3, th[0], th[1], edges) != 0)
+                e = fail(p, SDRT_RESOURCE_EXHAUSTED, "canny: out of memory");
+            for (size_t i = 0; !e && i < npx; i++) outf[i * 3] = outf[i * 3 + 1] = outf[i * 3 + 2] = edges[i] / 255.0f;
+        } else {
+            for (size_t i = 0; i < npx * 3; i++) outf[i] = u8[i] / 255.0f;
+        }
+    }
+    char *path = NULL;
+    if (!e && (e = post->write_png(post->self, outf, h, w, dir, kind, NULL, NULL, &path))) {
+        sdrt_error *f = p->api->error_new(e->code, NULL, "output.dir: %s", e->message);
+        p->api->error_free(e);
+        e = f;
+    }
+    if (!e) {
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "image", path);
+        cJSON_AddNumberToObject(out, "width", w);
+        cJSON_AddNumberToObject(out, "height", h);
+        cJSON_AddStringToObject(out, "preprocess", kind);
+        *result = to_result(p, out);
+        if (!*result) e = fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    post->free(post->self, path);
+    post->free(post->self, rgb);
+    free(u8);
+    free(edges);
+    free(outf);
+    p->api->release(p->host, SDRT_POSTPROCESS_IFACE_ID);
+    return e;
+}
+
 static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *job, char **result) {
     sdrt_error *e = check_string(p, data, "model_id", 1);
     if (!e) e = check_string(p, data, "text", 1);
@@ -487,6 +567,7 @@ static sdrt_error *plugin_handle(void *instance, const sdrt_request *req, char *
     if (strcmp(req->type, "conditioning.tokenize") == 0) e = handle_tokenize(p, data, req->job, result);
     else if (strcmp(req->type, "conditioning.encode") == 0) e = handle_encode(p, data, req->job, result);
     else if (strcmp(req->type, "conditioning.embeddings") == 0) e = handle_embeddings(p, result);
+    else if (strcmp(req->type, "conditioning.preprocess") == 0) e = handle_preprocess(p, data, result);
     else e = p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "%s: not served by the conditioning plugin", req->type);
     cJSON_Delete(data);
     return e;
@@ -593,7 +674,7 @@ static const void *plugin_get_interface(void *instance, const char *id) {
 }
 
 static const char *const message_types[] = {"conditioning.tokenize", "conditioning.encode",
-                                            "conditioning.embeddings", NULL};
+                                            "conditioning.embeddings", "conditioning.preprocess", NULL};
 
 static const sdrt_plugin_vtable vtable = {
     SDRT_STRUCT_SIZE(sdrt_plugin_vtable, get_interface), plugin_init, plugin_shutdown, plugin_handle,
