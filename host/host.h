@@ -231,6 +231,9 @@ void proto_request_free(proto_request *req);
 /* Maps legacy type names and request shapes to canonical ones, in place.
  * Appends human warnings for renamed fields to `warnings` (may be NULL). */
 void legacy_normalise(proto_request *req, cJSON *root);
+/* C# Conditioning.ControlNet / A1111 alwayson_scripts.controlnet.args ->
+ * "controlnet" (legacy_controlnet.c), in place. */
+void legacy_map_controlnet(cJSON *d);
 char *proto_format_success(job_proto proto, const char *request_id, const cJSON *rpc_id,
                            const char *result_json, const cJSON *warnings, double exec_time);
 /* Same with the result as a cJSON object, which it takes ownership of (the
