@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "controlnet.h"
 #include "fixture.h"
@@ -140,6 +141,91 @@ static void run_model(const char *model) {
     fx_weights_close(files.unet);
 }
 
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* docs/PERFORMANCE.md: one denoising step's UNet call and ControlNet call
+ * (CFG batch 2) at a latent size; median of 3. Paths: the ControlNet's
+ * weights (own layers, or all), the UNet's weights, both configs. */
+static void time_size(const char *what, int lat, int ctx_dim, const char *cn_w, const char *u_w, const char *cn_cfg,
+                      const char *u_cfg) {
+    two_files files;
+    char err[512] = "";
+    files.own = fx_weights_open(cn_w, 0);
+    files.unet = fx_weights_open(u_w, 0);
+    char *cfg = fx_read_text(cn_cfg), *ucfg = fx_read_text(u_cfg);
+    controlnet *cn = NULL;
+    unet *u = NULL;
+    if (controlnet_new(cfg, lookup, &files, &cn, err, sizeof err) == SDRT_OK &&
+        unet_new(ucfg, fx_weights_get, files.unet, &u, err, sizeof err) == SDRT_OK) {
+        sdrt_nn *nn = sdrt_nn_new(fx_cpu_device(), "{\"threads\":2}", NULL, NULL);
+        int64_t ss[4] = {2, 4, lat, lat}, cs[4] = {2, 3, 8 * lat, 8 * lat}, xs[3] = {2, 77, ctx_dim};
+        size_t nc = (size_t)(2 * 3 * 64 * lat * lat);
+        float *buf = calloc(nc, sizeof *buf);
+        for (size_t i = 0; i < nc; i++) buf[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
+        sdrt_tensor *sample = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 4, ss, buf);
+        sdrt_tensor *cond = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 4, cs, buf);
+        sdrt_tensor *ctx = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 3, xs, buf);
+        float ts[2] = {500, 500};
+        unet_inputs in = {.sample = sample, .timesteps = ts, .context = ctx};
+        double tu[3], tc[3];
+        for (int it = 0; it < 3; it++) {
+            sdrt_tensor *down[64], *mid = NULL, *out = NULL;
+            double a = now_ms();
+            controlnet_forward(cn, nn, &in, cond, 1.0f, 0, down, &mid, err, sizeof err);
+            if (mid) sdrt_nn_to_host_f32(nn, mid, buf); /* waits for the work */
+            double b = now_ms();
+            unet_forward(u, nn, &in, &out, err, sizeof err);
+            if (out) sdrt_nn_to_host_f32(nn, out, buf);
+            double c = now_ms();
+            tc[it] = b - a;
+            tu[it] = c - b;
+            for (int i = 0; i < controlnet_n_down(cn); i++) sdrt_nn_drop(nn, down[i]);
+            sdrt_nn_drop(nn, mid);
+            sdrt_nn_drop(nn, out);
+        }
+        for (int i = 0; i < 3; i++)
+            for (int j = i + 1; j < 3; j++) {
+                if (tu[j] < tu[i]) { double t = tu[i]; tu[i] = tu[j]; tu[j] = t; }
+                if (tc[j] < tc[i]) { double t = tc[i]; tc[i] = tc[j]; tc[j] = t; }
+            }
+        printf("# %s %dx%d px, batch 2: UNet %.1f ms, ControlNet %.1f ms per step (median of 3)\n", what, 8 * lat,
+               8 * lat, tu[1], tc[1]);
+        free(buf);
+        sdrt_nn_free(nn);
+    }
+    CHECK(cn && u, "timing setup: %s", err);
+    controlnet_free(cn);
+    unet_free(u);
+    free(cfg);
+    free(ucfg);
+    fx_weights_close(files.own);
+    fx_weights_close(files.unet);
+}
+
+/* SDRT_CN_TIMING_512: also tiny at 512x512; SDRT_CN_FULL=DIR: DIR/unet and
+ * DIR/controlnet (config.json + diffusion_pytorch_model.safetensors,
+ * full-size random weights) at 512x512. */
+static void test_timing(void) {
+    char a[4][600];
+    snprintf(a[0], sizeof a[0], "%s", test_path("SDRT_SOURCE_DIR", "tests/unet/data/controlnet/tiny-sd15/controlnet_own.safetensors"));
+    snprintf(a[1], sizeof a[1], "%s", test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/unet/diffusion_pytorch_model.safetensors"));
+    snprintf(a[2], sizeof a[2], "%s", test_path("SDRT_SOURCE_DIR", "tests/unet/data/controlnet/tiny-sd15/config.json"));
+    snprintf(a[3], sizeof a[3], "%s", test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/unet/config.json"));
+    time_size("tiny-sd15", 8, 32, a[0], a[1], a[2], a[3]);
+    if (getenv("SDRT_CN_TIMING_512")) time_size("tiny-sd15", 64, 32, a[0], a[1], a[2], a[3]);
+    const char *full = getenv("SDRT_CN_FULL");
+    if (!full || !*full) return;
+    snprintf(a[0], sizeof a[0], "%s/controlnet/diffusion_pytorch_model.safetensors", full);
+    snprintf(a[1], sizeof a[1], "%s/unet/diffusion_pytorch_model.safetensors", full);
+    snprintf(a[2], sizeof a[2], "%s/controlnet/config.json", full);
+    snprintf(a[3], sizeof a[3], "%s/unet/config.json", full);
+    time_size("full-size SD1.5 (f16 weights)", 64, 768, a[0], a[1], a[2], a[3]);
+}
+
 static void test_sd15(void) { run_model("tiny-sd15"); }
 static void test_sdxl(void) { run_model("tiny-sdxl"); }
 
@@ -159,5 +245,6 @@ const test_entry TESTS[] = {
     {"sd15", test_sd15},
     {"sdxl", test_sdxl},
     {"config_errors", test_config_errors},
+    {"timing", test_timing},
     {0},
 };
