@@ -99,7 +99,8 @@ static sdrt_tensor *time_embedding(fwd_state *f, const unet_inputs *in) {
     return act;
 }
 
-static int ok(fwd_state *f) {
+/* f->h exists and the context has not failed. */
+static int alive(fwd_state *f) {
     return f->h != NULL && sdrt_nn_status(f->nn, NULL) == SDRT_OK;
 }
 
@@ -109,7 +110,7 @@ static int down_path(fwd_state *f) {
     f->skips[f->nskips++] = f->h;
     for (int i = 0; i < cfg->nblocks; i++) {
         f->h = sdrt_blk_down_fwd(f->nn, &f->u->down[i], f->h, f->temb_act, f->context, f->skips, &f->nskips);
-        if (!ok(f)) return 0;
+        if (!alive(f)) return 0;
     }
     return 1;
 }
@@ -118,7 +119,7 @@ static int down_path(fwd_state *f) {
 static int mid_block(fwd_state *f) {
     if (!f->u->cfg.has_mid) return 1;
     f->h = sdrt_blk_mid_fwd(f->nn, &f->u->mid, f->h, f->temb_act, f->context);
-    return ok(f);
+    return alive(f);
 }
 
 /* ControlNet: each skip += its residual, mid output += the mid residual
@@ -141,12 +142,12 @@ static int up_path(fwd_state *f) {
     const unet_config *cfg = &f->u->cfg;
     for (int i = 0; i < cfg->nblocks; i++) {
         const sdrt_blk_stage *blk = &f->u->up[i];
-        /* The skip after this block's fixes the upsampled size (it differs
-         * from 2x for odd sizes). */
+        /* The skip the next block pops first fixes the upsampled size (it
+         * differs from 2x for odd sizes). */
         int next = f->nskips - blk->nlayers - 1;
         int64_t oh = next >= 0 ? f->skips[next]->shape[2] : 0, ow = next >= 0 ? f->skips[next]->shape[3] : 0;
         f->h = sdrt_blk_up_fwd(f->nn, blk, f->h, f->temb_act, f->context, f->skips, &f->nskips, oh, ow);
-        if (!ok(f)) return 0;
+        if (!alive(f)) return 0;
     }
     return 1;
 }

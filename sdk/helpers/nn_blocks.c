@@ -584,10 +584,13 @@ int sdrt_blk_stage_alloc(sdrt_blk_loader *L, sdrt_blk_stage *s, int nlayers, int
     return L->status == SDRT_OK;
 }
 
-/* resnet j, then its transformer when the stage has them. */
-static sdrt_tensor *stage_layer(sdrt_nn *nn, const sdrt_blk_stage *s, int j, const sdrt_tensor *h,
-                                const sdrt_tensor *temb_act, const sdrt_tensor *context) {
+/* resnet j, then its transformer when the stage has them. `consume`: h is
+ * dropped as soon as the resnet has read it (before the transformer runs,
+ * so the concatenated input of an up block is not alive beside it). */
+static sdrt_tensor *stage_layer(sdrt_nn *nn, const sdrt_blk_stage *s, int j, sdrt_tensor *h,
+                                const sdrt_tensor *temb_act, const sdrt_tensor *context, int consume) {
     sdrt_tensor *r = sdrt_blk_resnet_fwd(nn, &s->resnets[j], h, temb_act);
+    if (consume) sdrt_nn_drop(nn, h);
     if (!s->attns || !r) return r;
     sdrt_tensor *a = sdrt_blk_transformer_fwd(nn, &s->attns[j], r, context);
     sdrt_nn_drop(nn, r);
@@ -599,9 +602,7 @@ sdrt_tensor *sdrt_blk_down_fwd(sdrt_nn *nn, const sdrt_blk_stage *s, sdrt_tensor
                                int *noutputs) {
     sdrt_tensor *h = x;
     for (int j = 0; j < s->nlayers && h; j++) {
-        sdrt_tensor *next = stage_layer(nn, s, j, h, temb_act, context);
-        if (!outputs) sdrt_nn_drop(nn, h);
-        h = next;
+        h = stage_layer(nn, s, j, h, temb_act, context, !outputs);
         if (h && outputs) outputs[(*noutputs)++] = h;
     }
     if (s->has_sampler && h) {
@@ -626,9 +627,7 @@ sdrt_tensor *sdrt_blk_up_fwd(sdrt_nn *nn, const sdrt_blk_stage *s, sdrt_tensor *
             h = cat;
             if (!h) break;
         }
-        sdrt_tensor *next = stage_layer(nn, s, j, h, temb_act, context);
-        sdrt_nn_drop(nn, h);
-        h = next;
+        h = stage_layer(nn, s, j, h, temb_act, context, 1);
     }
     if (s->has_sampler && h) {
         sdrt_tensor *next = sdrt_blk_upsample_fwd(nn, &s->sampler, h, out_h, out_w);
