@@ -135,7 +135,7 @@ static int add_residuals(fwd_state *f, const unet_inputs *in) {
     sdrt_tensor *h = sdrt_nn_add(f->nn, f->h, in->mid_residual);
     sdrt_nn_drop(f->nn, f->h);
     f->h = h;
-    return ok(f);
+    return alive(f);
 }
 
 static int up_path(fwd_state *f) {

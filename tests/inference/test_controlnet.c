@@ -144,6 +144,42 @@ static void test_canny_preprocess(void) {
     free(lat[1]);
 }
 
+/* Single files: the folder's weights as one diffusers-named .safetensors and
+ * as the original control_model.* layout (gen_controlnet_single.py, checked
+ * by diffusers' from_single_file) give the folder's golden latents: the
+ * derived config and the name mapping are right. */
+static void test_single_files(void) {
+    REQUIRE(ifx_start(), "plugins did not load");
+    const char *files[2] = {"tests/inference/data/controlnet/cn-sd15/diffusion_pytorch_model.safetensors",
+                            "tests/inference/data/controlnet/cn-sd15-original.safetensors"};
+    float *want = NULL;
+    size_t n_want = 0;
+    want = ifx_load_npy(test_path("SDRT_SOURCE_DIR", "tests/inference/data/controlnet/t2i_euler.latents.npy"), &n_want);
+    for (int k = 0; k < 2; k++) {
+        cJSON *r = request("t2i_euler");
+        REQUIRE(r, "case missing");
+        cJSON *cn = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "controlnet"), 0);
+        cJSON_DeleteItemFromObjectCaseSensitive(cn, "model_id");
+        cJSON_AddStringToObject(cn, "model_id", test_path("SDRT_SOURCE_DIR", files[k]));
+        ifx_result res = call(r);
+        cJSON_Delete(r);
+        CHECK(res.status == SDRT_OK, "%s: %s", files[k], res.message);
+        const char *p = ifx_json_string_at(res.data, "latents", 0);
+        size_t n = 0;
+        float *got = p ? ifx_load_npy(p, &n) : NULL;
+        if (got && want && n == n_want) {
+            double e = test_rel_l2(got, want, n);
+            printf("# single file %s: final latents rel L2 %.3g\n", files[k], e);
+            CHECK(e <= LATENT_TOL, "%s: rel L2 %.3g", files[k], e);
+        } else {
+            CHECK(0, "%s: latents missing", files[k]);
+        }
+        free(got);
+        cJSON_Delete(res.data);
+    }
+    free(want);
+}
+
 static void expect_error(const char *id, const char *edit_key, const char *edit_json, sdrt_status want,
                          const char *needle) {
     cJSON *r = request(id);
@@ -195,6 +231,7 @@ const test_entry TESTS[] = {
     {"xl_t2i_euler", test_xl_t2i_euler},
     {"controlnet_changes_output", test_controlnet_changes_output},
     {"canny_preprocess", test_canny_preprocess},
+    {"single_files", test_single_files},
     {"errors", test_errors},
     {"shutdown", test_shutdown},
     {0},
