@@ -21,6 +21,9 @@ void test_st_header_length(void);
 void test_st_valid(void);
 void test_st_open_file(void);
 void test_st_index(void);
+void test_pt_against_torch(void);
+void test_pt_refusals(void);
+void test_pt_corruptions(void);
 void test_map_tiny_sd15(void);
 void test_map_tiny_sdxl(void);
 void test_config_tiny(void);
@@ -265,6 +268,9 @@ const test_entry TESTS[] = {
     {"st_valid", test_st_valid},
     {"st_open_file", test_st_open_file},
     {"st_index", test_st_index},
+    {"pt_against_torch", test_pt_against_torch},
+    {"pt_refusals", test_pt_refusals},
+    {"pt_corruptions", test_pt_corruptions},
     {"map_tiny_sd15", test_map_tiny_sd15},
     {"map_tiny_sdxl", test_map_tiny_sdxl},
     {"config_tiny", test_config_tiny},
