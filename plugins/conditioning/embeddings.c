@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cond_err.h"
+#include "pickle.h"
 #include "safetensors.h"
 #include "sdrt/half.h"
 
@@ -71,22 +72,24 @@ int emb_load_file(const char *path, emb_entry *e, char *err, size_t errlen) {
         emb_entry_free(e);
         return -1;
     }
-    if (!ends_with(path, ".safetensors")) {
-        cond_set_err(err, errlen,
-                     "embedding '%s': only .safetensors embeddings are read (.pt/.bin need the restricted pickle "
-                     "reader, not linked into this build)",
-                     path);
-        emb_entry_free(e);
-        return -1;
-    }
+    /* .safetensors, or a torch.save pickle (.pt/.bin) read by the
+     * restricted unpickler: any global but tensors and storages is refused
+     * and nothing in the file runs. */
     st_file *f = NULL;
+    pt_file *pf = NULL;
     char sub[384];
-    if (st_open(path, &f, sub, sizeof sub)) {
+    int is_st = ends_with(path, ".safetensors");
+    if (is_st ? st_open(path, &f, sub, sizeof sub) : pt_open(path, &pf, sub, sizeof sub)) {
         cond_set_err(err, errlen, "embedding '%s': %s", path, sub);
         emb_entry_free(e);
         return -1;
     }
-    const st_tensor *l = st_find(f, "clip_l"), *g = st_find(f, "clip_g"), *a = st_find(f, "emb_params");
+    const st_tensor *tensors = is_st ? f->tensors : pf->tensors;
+    size_t n_tensors = is_st ? f->n_tensors : pf->n_tensors;
+#define FIND(name) (is_st ? st_find(f, name) : pt_find(pf, name))
+    const st_tensor *l = FIND("clip_l"), *g = FIND("clip_g"), *a = FIND("emb_params");
+    if (!a) a = FIND("string_to_param.*"); /* A1111 .pt: {"string_to_param": {"*": [n, D]}} */
+#undef FIND
     int rc;
     if (l || g) {
         if (!l || !g) {
@@ -98,16 +101,17 @@ int emb_load_file(const char *path, emb_entry *e, char *err, size_t errlen) {
         }
     } else if (a) {
         rc = take_table(e, 0, a, err, errlen);
-    } else if (f->n_tensors == 1) {
-        rc = take_table(e, 0, &f->tensors[0], err, errlen); /* diffusers learned_embeds: {"<token>": [D]} */
+    } else if (n_tensors == 1) {
+        rc = take_table(e, 0, &tensors[0], err, errlen); /* diffusers learned_embeds: {"<token>": [D]} */
     } else {
         cond_set_err(err, errlen,
-                     "embedding '%s': no emb_params, clip_l/clip_g or single tensor (%zu tensors) - not a "
-                     "textual-inversion embedding",
-                     path, f->n_tensors);
+                     "embedding '%s': no emb_params, string_to_param, clip_l/clip_g or single tensor (%zu tensors) - "
+                     "not a textual-inversion embedding",
+                     path, n_tensors);
         rc = -1;
     }
-    st_close(f);
+    if (f) st_close(f);
+    if (pf) pt_close(pf);
     if (rc) emb_entry_free(e);
     return rc;
 }
@@ -118,6 +122,7 @@ void emb_entry_free(emb_entry *e) {
     free(e->path);
     free(e->vec[0]);
     free(e->vec[1]);
+    free(e->error);
     memset(e, 0, sizeof *e);
 }
 
@@ -152,8 +157,20 @@ static void scan_dir(scan *s, const char *dir, int depth) {
                 s->cap = cap;
             }
             char err[512];
-            if (emb_load_file(p, &s->v[s->n], err, sizeof err) == 0) s->n++;
-            else if (s->skipped) s->skipped(s->ctx, p, err);
+            if (emb_load_file(p, &s->v[s->n], err, sizeof err) == 0) {
+                s->n++;
+            } else {
+                /* Kept by name with its reason: a prompt that uses it fails
+                 * with that reason instead of reading the name as words. */
+                emb_entry *b = &s->v[s->n];
+                memset(b, 0, sizeof *b);
+                b->path = strdup(p);
+                b->name = stem_of(p);
+                b->error = strdup(err);
+                if (b->path && b->name && b->error) s->n++;
+                else emb_entry_free(b);
+                if (s->skipped) s->skipped(s->ctx, p, err);
+            }
         }
         free(p);
     }
@@ -231,6 +248,10 @@ void emb_use_free(emb_use *u) {
 static int32_t id_of(emb_use *u, const emb_entry *e) {
     for (size_t i = 0; i < u->nused; i++)
         if (u->used[i] == e) return u->first_id[i];
+    if (e->error) {
+        snprintf(u->err, sizeof u->err, "embedding '%s' cannot be used: %s", e->name, e->error);
+        return -2;
+    }
     int k = 0;
     if (e->ntables == 2) {
         if (u->n_encoders != 2) {

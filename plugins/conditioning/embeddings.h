@@ -3,10 +3,11 @@
  *
  * Files (.safetensors): A1111 {"emb_params": [n, D]}, SDXL {"clip_l":
  * [n, 768], "clip_g": [n, 1280]}, and diffusers learned_embeds (one tensor
- * [D] or [n, D] under any name, usually the token). An embedding is named by
- * its file name without extension, as A1111 does. (.pt/.bin files need the
- * restricted pickle reader and are refused with an error saying so until it
- * is linked.)
+ * [D] or [n, D] under any name, usually the token); .pt/.bin torch.save
+ * files (A1111 {"string_to_param": {"*": [n, D]}}, diffusers
+ * learned_embeds.bin) through the model plugin's restricted unpickler
+ * (pickle.h: no code runs, any other global refuses the file). An embedding
+ * is named by its file name without extension, as A1111 does.
  *
  * Use: while a prompt piece is tokenized, every occurrence of a known name
  * (or of "embedding:name", ComfyUI's spelling) that stands as a word of its
@@ -33,6 +34,7 @@ typedef struct emb_entry {
     int ntables;       /* 1: one table for every encoder; 2: clip_l + clip_g */
     int width[2];      /* D of each table */
     float *vec[2];     /* [nvec, width] f32 */
+    char *error;       /* non-NULL: the file could not be read (why); nvec 0 */
 } emb_entry;
 
 typedef struct emb_set {
@@ -46,9 +48,10 @@ int emb_load_file(const char *path, emb_entry *e, char *err, size_t errlen);
 void emb_entry_free(emb_entry *e);
 
 /* Every embedding file directly inside or below the folders `roots` (n of
- * them; a missing folder is skipped). Files that fail to load are skipped
- * and reported through `skipped` (may be NULL; called with the path and the
- * reason). The first file of a name wins. Returns 0 with *out (free with
+ * them; a missing folder is skipped). Files that fail to load are reported
+ * through `skipped` (may be NULL; called with the path and the reason) and
+ * kept as entries with `error` set, so that a prompt naming one fails with
+ * the reason. The first file of a name wins. Returns 0 with *out (free with
  * emb_set_free), or -1 out of memory. */
 int emb_scan(const char *const *roots, size_t n, void (*skipped)(void *ctx, const char *path, const char *why),
              void *ctx, emb_set **out);

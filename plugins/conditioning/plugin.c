@@ -325,6 +325,10 @@ static sdrt_error *handle_embeddings(cond_plugin *p, char **result) {
         cJSON_AddItemToArray(list, o);
         cJSON_AddStringToObject(o, "name", e->name);
         cJSON_AddStringToObject(o, "path", e->path);
+        if (e->error) {
+            cJSON_AddStringToObject(o, "error", e->error);
+            continue;
+        }
         cJSON_AddNumberToObject(o, "vectors", e->nvec);
         cJSON *w = cJSON_AddArrayToObject(o, "widths");
         for (int k = 0; k < e->ntables; k++) cJSON_AddItemToArray(w, cJSON_CreateNumber(e->width[k]));

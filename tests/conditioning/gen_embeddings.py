@@ -97,3 +97,36 @@ with torch.no_grad():
     npy("sdxl_multi.pooled_prompt_embeds", pp)
     npy("sdxl_multi.negative_pooled_prompt_embeds", npp)
 print("wrote", OUT)
+
+# ---- pickled embeddings (.pt A1111 string_to_param, diffusers learned_embeds.bin)
+# and a .pt carrying another pickle global (must be refused, never run). Their
+# references: diffusers load_textual_inversion on the same files.
+import os as _os  # noqa: E402
+
+PT = _os.path.join(OUT, "pt")
+BADPT = _os.path.join(OUT, "badpt")
+_os.makedirs(PT, exist_ok=True)
+_os.makedirs(BADPT, exist_ok=True)
+torch.manual_seed(99)
+torch.save({"string_to_token": {"*": 265}, "string_to_param": {"*": torch.randn(2, 32) * 0.5}, "name": "ptemb",
+            "step": 500, "sd_checkpoint": None, "sd_checkpoint_name": None}, _os.path.join(PT, "ptemb.pt"))
+torch.save({"diffbin": torch.randn(32) * 0.5}, _os.path.join(PT, "diffbin.bin"))
+
+
+class Evil:
+    def __reduce__(self):
+        return (_os.system, ("echo pwned",))
+
+
+torch.save({"string_to_param": {"*": torch.zeros(1, 32)}, "x": Evil()}, _os.path.join(BADPT, "evil.pt"))
+with torch.no_grad():
+    pipe = StableDiffusionPipeline.from_pretrained(_os.path.join(REF, "tiny-sd15", "diffusers"),
+                                                   safety_checker=None, requires_safety_checker=False)
+    pipe.load_textual_inversion(_os.path.join(PT, "ptemb.pt"), token="ptemb")
+    pipe.load_textual_inversion(_os.path.join(PT, "diffbin.bin"))
+    p, n = "a ptemb fox on a diffbin table", "ptemb"
+    pe, ne = pipe.encode_prompt(p, "cpu", 1, True, n)
+    npy("sd15_pt.ids", ids(pipe.tokenizer, pipe.maybe_convert_prompt(p, pipe.tokenizer)))
+    npy("sd15_pt.prompt_embeds", pe)
+    npy("sd15_pt.negative_prompt_embeds", ne)
+print("wrote pickled embeddings")

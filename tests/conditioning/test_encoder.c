@@ -382,6 +382,53 @@ static void test_embeddings_sdxl(void) {
     sdrt_nn_free(nn);
 }
 
+/* torch.save files through the restricted unpickler: A1111 .pt
+ * (string_to_param, 2 vectors) and diffusers learned_embeds.bin, against
+ * diffusers load_textual_inversion on the same files. */
+static void test_embeddings_pickled(void) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    emb_set *set = emb_dir(EMB_DIR "pt");
+    if (set && fixture_open(&f, "tiny-sd15/diffusers") == 0) {
+        CHECK(set->n == 2 && !set->v[0].error && !set->v[1].error, "2 readable .pt/.bin embeddings");
+        f.src.embeddings = set;
+        cond_output o;
+        char err[512];
+        sdrt_status st = cond_encode(f.cm, &f.src, nn, "a ptemb fox on a diffbin table", "ptemb", 0, 1, &o, err,
+                                     sizeof err);
+        CHECK(st == SDRT_OK, "encode: %s", err);
+        if (st == SDRT_OK) {
+            compare_in("SDRT_SOURCE_DIR", "sd15_pt prompt_embeds", o.embeds, 77 * 32, EMB_DIR "sd15_pt.prompt_embeds.npy");
+            compare_in("SDRT_SOURCE_DIR", "sd15_pt negative_prompt_embeds", o.neg_embeds, 77 * 32,
+                       EMB_DIR "sd15_pt.negative_prompt_embeds.npy");
+            cond_output_free(&o);
+        }
+        fixture_close(&f);
+    }
+    emb_set_free(set);
+    /* A .pt with another pickle global (os.system): refused while reading,
+     * kept by name, and a prompt that names it fails naming the file and the
+     * global; a prompt without it is served. */
+    set = emb_dir(EMB_DIR "badpt");
+    if (set && fixture_open(&f, "tiny-sd15/diffusers") == 0) {
+        CHECK(set->n == 1 && set->v[0].error && strstr(set->v[0].error, "evil.pt"), "evil.pt kept with its error");
+        if (set->n == 1 && set->v[0].error) printf("# evil.pt: %s\n", set->v[0].error);
+        f.src.embeddings = set;
+        cond_output o;
+        char err[512] = "";
+        sdrt_status st = cond_encode(f.cm, &f.src, nn, "a cat", "evil, blurry", 0, 1, &o, err, sizeof err);
+        CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, "evil.pt") && strstr(err, "system"),
+              "evil embedding: %d %s", st, err);
+        st = cond_encode(f.cm, &f.src, nn, "a cat", "blurry", 0, 1, &o, err, sizeof err);
+        CHECK(st == SDRT_OK, "request without it: %s", err);
+        if (st == SDRT_OK) cond_output_free(&o);
+        fixture_close(&f);
+    }
+    emb_set_free(set);
+    sdrt_nn_free(nn);
+}
+
 static void test_embedding_errors(void) {
     sdrt_nn *nn = new_nn();
     REQUIRE(nn, "no compute context");
@@ -436,6 +483,7 @@ const test_entry TESTS[] = {
     {"weighting_and_chunks", test_weighting_and_chunks},
     {"embeddings_sd15", test_embeddings_sd15},
     {"embeddings_sdxl", test_embeddings_sdxl},
+    {"embeddings_pickled", test_embeddings_pickled},
     {"embedding_errors", test_embedding_errors},
     {0},
 };
