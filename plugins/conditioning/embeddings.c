@@ -282,6 +282,12 @@ static int32_t id_of(emb_use *u, const emb_entry *e) {
     return first[u->nused++];
 }
 
+int emb_group_at(const emb_use *u, int32_t id) {
+    for (size_t i = 0; u && i < u->nused; i++)
+        if (u->first_id[i] == id) return u->used[i]->nvec;
+    return 0;
+}
+
 static int word_char(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
 }

@@ -84,4 +84,7 @@ void emb_use_free(emb_use *u);
  * embedding does not fit this encoder (u->err names the file and widths). */
 int emb_encode(emb_use *u, bpe_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n);
 
+/* n when `id` is the first id of an embedding of n tokens in u, else 0. */
+int emb_group_at(const emb_use *u, int32_t id);
+
 #endif

@@ -202,6 +202,10 @@ static int emb_tokenize(void *ctx, bpe_tokenizer *t, const char *text, size_t le
     return emb_encode(ctx, t, text, len, ids, n);
 }
 
+static int emb_group(void *ctx, int32_t id) {
+    return emb_group_at(ctx, id);
+}
+
 static int count_tokens(emb_use *u, bpe_tokenizer *t, const char *text, size_t *n) {
     int32_t *ids;
     int r = emb_encode(u, t, text, strlen(text), &ids, n);
@@ -222,7 +226,7 @@ static int tokenize_side(const cond_model *m, const cond_source *src, const prom
     s->weighted = !plain;
     for (int ei = 0; r == 0 && ei < m->n; ei++) {
         r = plain ? prompt_chunk_plain_with(m->enc[ei].tok, p->stripped, emb_tokenize, &s->emb[ei], &s->chunks[ei])
-                  : prompt_chunk_with(m->enc[ei].tok, p, 20, emb_tokenize, &s->emb[ei], &s->chunks[ei]);
+                  : prompt_chunk_with(m->enc[ei].tok, p, 20, emb_tokenize, emb_group, &s->emb[ei], &s->chunks[ei]);
     }
     for (int ei = 0; r == -2 && ei < m->n; ei++)
         if (s->emb[ei].err[0]) {

@@ -403,11 +403,11 @@ static int plain_tokenize(void *ctx, bpe_tokenizer *t, const char *text, size_t 
 }
 
 int prompt_chunk(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtrack, prompt_chunks *out) {
-    return prompt_chunk_with(t, p, comma_backtrack, plain_tokenize, NULL, out);
+    return prompt_chunk_with(t, p, comma_backtrack, plain_tokenize, NULL, NULL, out);
 }
 
 int prompt_chunk_with(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtrack, prompt_tokenize_fn tok,
-                      void *tok_ctx, prompt_chunks *out) {
+                      prompt_group_fn group, void *tok_ctx, prompt_chunks *out) {
     memset(out, 0, sizeof *out);
     out->len = bpe_max_length(t);
     chunker *c = calloc(1, sizeof *c);
@@ -423,7 +423,11 @@ int prompt_chunk_with(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtr
         int32_t *ids;
         size_t n;
         if ((r = tok(tok_ctx, t, pc->text, strlen(pc->text), &ids, &n))) break;
-        for (size_t k = 0; k < n && !r; k++) r = add_token(c, ids[k], (float)pc->weight, comma_backtrack);
+        for (size_t k = 0; k < n && !r; k++) {
+            int g = group ? group(tok_ctx, ids[k]) : 0;
+            if (g > 0 && c->cur_n > 0 && c->cur_n + (size_t)g > (size_t)c->body) r = emit_chunk(c);
+            r = r ? r : add_token(c, ids[k], (float)pc->weight, comma_backtrack);
+        }
         free(ids);
     }
     if (!r && (c->cur_n || out->nchunks == 0)) r = emit_chunk(c);

@@ -60,8 +60,13 @@ int prompt_chunk_plain(bpe_tokenizer *t, const char *text, prompt_chunks *out);
  * embeddings use it to put their tokens in). */
 typedef int (*prompt_tokenize_fn)(void *ctx, bpe_tokenizer *t, const char *text, size_t len, int32_t **ids,
                                   size_t *n);
+/* `group` (may be NULL) returns n > 0 when `id` starts an embedding of n
+ * tokens: as A1111's tokenize_line, such a group that does not fit in the
+ * current chunk starts the next one (it is never split, unless longer than
+ * a chunk). */
+typedef int (*prompt_group_fn)(void *ctx, int32_t id);
 int prompt_chunk_with(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtrack, prompt_tokenize_fn tok,
-                      void *tok_ctx, prompt_chunks *out);
+                      prompt_group_fn group, void *tok_ctx, prompt_chunks *out);
 int prompt_chunk_plain_with(bpe_tokenizer *t, const char *text, prompt_tokenize_fn tok, void *tok_ctx,
                             prompt_chunks *out);
 /* Appends `extra` chunks of the empty prompt (for equal cond/uncond length). */

@@ -358,6 +358,30 @@ static void test_embeddings_sd15(void) {
         if (s1 == SDRT_OK) cond_output_free(&a);
         if (s2 == SDRT_OK) cond_output_free(&b);
         if (s3 == SDRT_OK) cond_output_free(&c);
+        /* A1111: an embedding that does not fit in the chunk starts the next
+         * one: 74 x "cat" then the 3 vectors of tinyemb3. */
+        {
+            char longp[1024] = "";
+            for (int i = 0; i < 74; i++) strcat(longp, "cat ");
+            strcat(longp, "tinyemb3");
+            emb_use u;
+            emb_use_init(&u, set, 0, 1, 32, "text_encoder", (int32_t)bpe_vocab_size(f.cm->enc[0].tok));
+            prompt_parsed pp;
+            prompt_chunks ch;
+            REQUIRE(prompt_parse(longp, &pp, err, sizeof err) == 0, "parse");
+            int r = prompt_chunk_with(f.cm->enc[0].tok, &pp, 20, (prompt_tokenize_fn)emb_encode,
+                                      (prompt_group_fn)emb_group_at, &u, &ch);
+            CHECK(r == 0 && ch.nchunks == 2, "long prompt: %d, %zu chunks", r, ch.nchunks);
+            if (r == 0 && ch.nchunks == 2) {
+                int32_t base = (int32_t)bpe_vocab_size(f.cm->enc[0].tok);
+                CHECK(ch.ids[75] == bpe_eos(f.cm->enc[0].tok) && ch.ids[74] < base, "chunk 0 ends before the embedding");
+                CHECK(ch.ids[77 + 1] == base && ch.ids[77 + 2] == base + 1 && ch.ids[77 + 3] == base + 2,
+                      "the embedding opens chunk 1");
+            }
+            if (r == 0) prompt_chunks_free(&ch);
+            prompt_free(&pp);
+            emb_use_free(&u);
+        }
         /* a name inside another word is not an embedding */
         s1 = cond_encode(f.cm, &f.src, nn, "xtinyemb1 cat", NULL, 0, 0, &a, err, sizeof err);
         CHECK(s1 == SDRT_OK, "encode: %s", err);
