@@ -266,6 +266,7 @@ static int config_build(host_config *cfg, const host_cli_overrides *ov, char *er
         replace_strings(cfg->root, "model_roots", ov->model_roots, ov->n_model_roots);
         replace_strings(cfg->root, "output_roots", ov->output_roots, ov->n_output_roots);
         append_strings(cfg->root, "plugin_paths", ov->plugin_paths, ov->n_plugin_paths);
+        append_strings(cfg->root, "embedding_roots", ov->embedding_roots, ov->n_embedding_roots);
     }
     cfg->schemas_dir = find_schemas_dir(cfg->root);
     if (validate_config(cfg, err, errlen) != 0) return -1;

@@ -49,6 +49,8 @@ typedef struct host_cli_overrides {
     int n_output_roots;
     const char **plugin_paths;   /* --plugin-path */
     int n_plugin_paths;
+    const char **embedding_roots; /* --embedding-root */
+    int n_embedding_roots;
 } host_cli_overrides;
 
 /* Loads the config: --config, else $SDRT_CONFIG, else the default.json next
@@ -307,6 +309,9 @@ void proto_request_free(proto_request *req);
 /* Maps legacy type names and request shapes to canonical ones, in place.
  * Appends human warnings for renamed fields to `warnings` (may be NULL). */
 void legacy_normalise(proto_request *req, cJSON *root);
+/* C# Conditioning.ControlNet / A1111 alwayson_scripts.controlnet.args ->
+ * "controlnet" (legacy_controlnet.c), in place. */
+void legacy_map_controlnet(cJSON *d);
 /* Rewrites the older top-level shapes (versioned envelope, C# {Id,Type,Data},
  * workers {worker_type,method,parameters}, old processing names) into the
  * seed envelope, in place (legacy_shapes.c). *reply_extra: members (JSON

@@ -166,6 +166,7 @@ void legacy_normalise(proto_request *req, cJSON *root) {
     }
     cJSON *d = req->data;
     if (strcmp(req->type, "inference.run") == 0) {
+        legacy_map_controlnet(d); /* before map_enhanced_sdxl drops Conditioning */
         if (get(d, "Model") || get(d, "Conditioning") || get(d, "Hyperparameters") || get(d, "Scheduler"))
             map_enhanced_sdxl(d);
         if (get(d, "model_name") || get(d, "hyperparameters") || get(d, "dimensions")) map_nested_request(d);

@@ -29,7 +29,7 @@ static int push(const char ***list, int *n, const char *v) {
 
 int cli_take_host_option(host_cli_overrides *ov, int argc, char **argv, int *i) {
     const char *a = argv[*i];
-    static const char *const opts[] = {"--config", "--set", "--model-root", "--output-root", "--plugin-path", NULL};
+    static const char *const opts[] = {"--config", "--set", "--model-root", "--output-root", "--plugin-path", "--embedding-root", NULL};
     int which = -1;
     for (int k = 0; opts[k]; k++)
         if (strcmp(a, opts[k]) == 0) which = k;
@@ -44,7 +44,8 @@ int cli_take_host_option(host_cli_overrides *ov, int argc, char **argv, int *i) 
     case 1: return push(&ov->sets, &ov->n_sets, v);
     case 2: return push(&ov->model_roots, &ov->n_model_roots, v);
     case 3: return push(&ov->output_roots, &ov->n_output_roots, v);
-    default: return push(&ov->plugin_paths, &ov->n_plugin_paths, v);
+    case 4: return push(&ov->plugin_paths, &ov->n_plugin_paths, v);
+    default: return push(&ov->embedding_roots, &ov->n_embedding_roots, v);
     }
 }
 
@@ -53,6 +54,7 @@ void cli_overrides_free(host_cli_overrides *ov) {
     free(ov->model_roots);
     free(ov->output_roots);
     free(ov->plugin_paths);
+    free(ov->embedding_roots);
 }
 
 static void usage(FILE *f) {
@@ -70,6 +72,7 @@ static void usage(FILE *f) {
             "sdrt <command> --help tells more about each.\n"
             "host options (serve, generate, convert, plugins):\n"
             "  --config FILE  --set key=value  --model-root DIR  --output-root DIR  --plugin-path DIR\n"
+            "                 --embedding-root DIR\n"
             "  (SDRT_CONFIG=FILE also selects the config)\n");
 }
 

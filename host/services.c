@@ -306,6 +306,8 @@ void services_configure(const host_config *cfg) {
     cJSON_AddBoolToObject(s, "allow_any_path", cfg->allow_any_path);
     const cJSON *hf = cJSON_GetObjectItemCaseSensitive(cfg->root, "hf_cache");
     cJSON_AddItemToObject(s, "hf_cache", hf ? cJSON_Duplicate(hf, 1) : cJSON_CreateArray());
+    const cJSON *emb = cJSON_GetObjectItemCaseSensitive(cfg->root, "embedding_roots");
+    cJSON_AddItemToObject(s, "embedding_roots", emb ? cJSON_Duplicate(emb, 1) : cJSON_CreateArray());
     const cJSON *threads = cJSON_GetObjectItemCaseSensitive(cfg->root, "threads");
     cJSON_AddNumberToObject(s, "threads", cJSON_IsNumber(threads) ? threads->valuedouble : 0);
     free(g_settings_json);

@@ -21,7 +21,7 @@ for h in sdk/include/sdrt/*.h sdk/helpers/include/sdrt/*.h; do
   $CC $CFLAGS -c "$out/hdr.c" -o "$out/hdr.o"
 done
 # Static helpers that have no POSIX dependency (weight_store.c: pthreads, winpthreads on Windows).
-for f in sdk/helpers/rng.c sdk/helpers/npy.c sdk/helpers/nn.c sdk/helpers/nn_blocks.c sdk/helpers/weight_store.c sdk/helpers/file.c sdk/helpers/resample.c; do
+for f in sdk/helpers/rng.c sdk/helpers/npy.c sdk/helpers/nn.c sdk/helpers/nn_blocks.c sdk/helpers/weight_store.c sdk/helpers/file.c sdk/helpers/resample.c sdk/helpers/canny.c; do
   [ -f "$f" ] && $CC $CFLAGS -c "$f" -o "$out/$(basename "$f" .c).o"
 done
 # cJSON's header is plain C: the system one serves unless a mingw cJSON is given.

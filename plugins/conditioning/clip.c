@@ -165,13 +165,18 @@ static sdrt_tensor *embed(enc *e, const clip_run *run) {
     }
     for (int64_t i = 0; i < n; i++) {
         int32_t id = run->ids[i];
+        int64_t p = i % run->len;
+        if (run->extra_rows && id >= run->extra_base && id - (int64_t)run->extra_base < run->n_extra) {
+            const float *row = run->extra_rows + (id - (int64_t)run->extra_base) * d;
+            for (int64_t k = 0; k < d; k++) x[i * d + k] = row[k] + host_at(pos, p, k);
+            continue;
+        }
         if (id < 0 || id >= tok->shape[0]) {
             free(x);
             fail(e, SDRT_INVALID_ARGUMENT, "text encoder: token id %d outside the vocabulary of %lld", id,
                  (long long)tok->shape[0]);
             return NULL;
         }
-        int64_t p = i % run->len;
         for (int64_t k = 0; k < d; k++) x[i * d + k] = host_at(tok, id, k) + host_at(pos, p, k);
     }
     int64_t shape[3] = {run->batch, run->len, d};

@@ -44,6 +44,11 @@ typedef struct clip_run {
      * output of the FIRST sequence only, [1, hidden or projection_dim]. */
     sdrt_tensor **hidden_dev;
     sdrt_tensor **pooled_dev;
+    /* Optional: rows for ids past the token table (textual-inversion
+     * embeddings): id extra_base + k takes extra_rows[k], [n_extra, hidden]. */
+    const float *extra_rows;
+    int64_t n_extra;
+    int32_t extra_base;
 } clip_run;
 
 /* Runs the encoder. Returns SDRT_OK, or a status with err naming the tensor

@@ -131,6 +131,7 @@ typedef struct side {
     sdrt_nn *nn;
     sdrt_tensor *hidden_dev[2]; /* [nchunks, len, D_e] */
     sdrt_tensor *pooled_dev;    /* [1, P] */
+    emb_use emb[2];            /* textual-inversion tokens per encoder */
 } side;
 
 /* Which hidden state diffusers returns, and whether final LN applies. */
@@ -169,7 +170,8 @@ static sdrt_status run_encoder(const cond_model *m, const cond_source *src, sdrt
         return SDRT_RESOURCE_EXHAUSTED;
     }
     weight_ctx wc = {src, e->component};
-    clip_run run = {c->ids, (int)c->nchunks, c->len, 0, 0, s->hidden[ei], pooled, e->has_projection, NULL, NULL};
+    clip_run run = {c->ids, (int)c->nchunks, c->len, 0, 0, s->hidden[ei], pooled, e->has_projection, NULL, NULL,
+                    s->emb[ei].rows, s->emb[ei].n_rows, s->emb[ei].base};
     hidden_choice(m, e, clip_skip, &run.hidden_index, &run.final_ln);
     char sub[384];
     sdrt_status st = clip_encode(nn, &e->cfg, weight_lookup, &wc, &run, sub, sizeof sub);
@@ -284,25 +286,42 @@ static int apply_weights_dev(const cond_model *m, side *s) {
 
 /* ---- tokenizing both sides ----------------------------------------------- */
 
-static int count_tokens(bpe_tokenizer *t, const char *text, size_t *n) {
-    int32_t *ids;
-    if (bpe_encode(t, text, strlen(text), &ids, n)) return -1;
-    free(ids);
-    return 0;
+static int emb_tokenize(void *ctx, bpe_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n) {
+    return emb_encode(ctx, t, text, len, ids, n);
 }
 
-/* Chunks `p` for every encoder: the diffusers framing when plain. */
-static int tokenize_side(const cond_model *m, const prompt_parsed *p, side *s) {
+static int emb_group(void *ctx, int32_t id) {
+    return emb_group_at(ctx, id);
+}
+
+static int count_tokens(emb_use *u, bpe_tokenizer *t, const char *text, size_t *n) {
+    int32_t *ids;
+    int r = emb_encode(u, t, text, strlen(text), &ids, n);
+    if (r == 0) free(ids);
+    return r;
+}
+
+/* Chunks `p` for every encoder: the diffusers framing when plain. Returns 0,
+ * -1 out of memory, or -2 with err (an embedding that does not fit). */
+static int tokenize_side(const cond_model *m, const cond_source *src, const prompt_parsed *p, side *s, char *err,
+                         size_t errlen) {
+    for (int ei = 0; ei < m->n; ei++)
+        emb_use_init(&s->emb[ei], src->embeddings, ei, m->n, m->enc[ei].cfg.hidden, m->enc[ei].component,
+                     (int32_t)bpe_vocab_size(m->enc[ei].tok));
     size_t n = 0;
-    int plain = prompt_is_plain(p) && count_tokens(m->enc[0].tok, p->stripped, &n) == 0 &&
-                n <= (size_t)bpe_max_length(m->enc[0].tok) - 2;
+    int r = prompt_is_plain(p) ? count_tokens(&s->emb[0], m->enc[0].tok, p->stripped, &n) : 0;
+    int plain = r == 0 && prompt_is_plain(p) && n <= (size_t)bpe_max_length(m->enc[0].tok) - 2;
     s->weighted = !plain;
-    for (int ei = 0; ei < m->n; ei++) {
-        int r = plain ? prompt_chunk_plain(m->enc[ei].tok, p->stripped, &s->chunks[ei])
-                      : prompt_chunk(m->enc[ei].tok, p, 20, &s->chunks[ei]);
-        if (r) return -1;
+    for (int ei = 0; r == 0 && ei < m->n; ei++) {
+        r = plain ? prompt_chunk_plain_with(m->enc[ei].tok, p->stripped, emb_tokenize, &s->emb[ei], &s->chunks[ei])
+                  : prompt_chunk_with(m->enc[ei].tok, p, 20, emb_tokenize, emb_group, &s->emb[ei], &s->chunks[ei]);
     }
-    return 0;
+    for (int ei = 0; r == -2 && ei < m->n; ei++)
+        if (s->emb[ei].err[0]) {
+            cond_set_err(err, errlen, "%s", s->emb[ei].err);
+            break;
+        }
+    return r;
 }
 
 static size_t max_chunks(const cond_model *m, const side *s) {
@@ -334,6 +353,7 @@ static void side_free(side *s) {
         prompt_chunks_free(&s->chunks[i]);
         free(s->hidden[i]);
         if (s->nn) sdrt_nn_drop(s->nn, s->hidden_dev[i]);
+        emb_use_free(&s->emb[i]);
     }
     free(s->pooled);
     if (s->nn) sdrt_nn_drop(s->nn, s->pooled_dev);
@@ -484,8 +504,13 @@ sdrt_status cond_encode_ex(const cond_model *m, const cond_source *src, sdrt_nn 
     if (src->prepare && (st = src->prepare(src->ctx, &out->parsed, err, errlen)) != SDRT_OK) goto done;
     neg.zeros = !do_cfg || (m->force_zeros && !negative); /* diffusers: only negative_prompt=None */
     st = SDRT_RESOURCE_EXHAUSTED;
-    if (tokenize_side(m, &out->parsed, &pos) || (!neg.zeros && tokenize_side(m, &np, &neg)) ||
-        equalize(m, &pos, &neg, &chunks)) {
+    int tr = tokenize_side(m, src, &out->parsed, &pos, err, errlen);
+    if (tr == 0 && !neg.zeros) tr = tokenize_side(m, src, &np, &neg, err, errlen);
+    if (tr == -2) {
+        st = SDRT_INVALID_ARGUMENT;
+        goto done;
+    }
+    if (tr || equalize(m, &pos, &neg, &chunks)) {
         cond_set_err(err, errlen, "conditioning: out of memory while tokenizing");
         goto done;
     }

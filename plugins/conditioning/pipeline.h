@@ -8,6 +8,7 @@
 
 #include "bpe.h"
 #include "clip.h"
+#include "embeddings.h"
 #include "prompt.h"
 
 /* Read access to one model (borrowed for the calls). */
@@ -38,6 +39,8 @@ typedef struct cond_source {
      * 77 more cross-attention tokens in every UNet step). 0 = the default,
      * COND_DEFAULT_MAX_CHUNKS. */
     int max_chunks;
+    /* Textual-inversion embeddings the prompts may name, or NULL (none). */
+    const emb_set *embeddings;
 } cond_source;
 
 #define COND_DEFAULT_MAX_CHUNKS 32

@@ -1,13 +1,18 @@
 /* plugin.c - the conditioning plugin: descriptor, the sdrt.cond/1
- * interface, and the conditioning.tokenize / conditioning.encode messages.
+ * interface, and the conditioning.tokenize / conditioning.encode /
+ * conditioning.embeddings / conditioning.preprocess messages.
  *
  * Config (all optional): {"tokenizer_dir": "...", "tokenizer_2_dir": "...",
- * "threads": n, "cache": n, "max_prompt_chunks": n}. The tokenizer folders serve models without
+ * "threads": n, "cache": n, "max_prompt_chunks": n,
+ * "embedding_roots": [...]}. The tokenizer folders serve models without
  * tokenizer files (single-file checkpoints); by default they are the CLIP
  * BPE tokenizer installed beside this plugin
  * (sdrt_conditioning.data/tokenizer and tokenizer_2, the SD1.x and SDXL pad
  * styles). Prepared tokenizers are kept per model id (LRU of `cache`
- * entries, default 4). */
+ * entries, default 4). Textual-inversion embeddings are read once at start
+ * from the plugin's embedding_roots and the host's (config key
+ * embedding_roots, --embedding-root); the set is immutable afterwards, so
+ * encodes share it without a lock. */
 #if !defined(_WIN32)
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
@@ -27,7 +32,9 @@
 #include "sdrt/model.h"
 #include "sdrt/nn.h"
 #include "sdrt/npy.h"
+#include "sdrt/canny.h"
 #include "sdrt/plugin.h"
+#include "sdrt/postprocess.h"
 
 #define COND_CACHE_MAX 16
 
@@ -54,6 +61,7 @@ typedef struct cond_plugin {
     cache_slot cache[COND_CACHE_MAX];
     uint64_t tick;
     retired *retired_list;
+    emb_set *emb;            /* textual-inversion embeddings, never NULL after init */
     sdrt_cond_iface iface;
 } cond_plugin;
 
@@ -212,7 +220,7 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
     model_ref ref = {mi, m, prm, p->api, NULL};
     char *index = read_model_index(p, mi->id(m));
     cond_source src = {&ref, ref_config, ref_tensor, ref_file, index, {p->tok_dir[0], p->tok_dir[1]}, ref_prepare,
-                       &p->scope, p->max_chunks};
+                       &p->scope, p->max_chunks, p->emb};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
@@ -351,6 +359,109 @@ static char *to_result(cond_plugin *p, cJSON *obj) {
     return out;
 }
 
+static int tokenize_emb(void *ctx, bpe_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n) {
+    return emb_encode(ctx, t, text, len, ids, n);
+}
+
+/* {"embeddings": [{"name", "path", "vectors", "widths": [D] or [D_l, D_g]}]} */
+static sdrt_error *handle_embeddings(cond_plugin *p, char **result) {
+    cJSON *out = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(out, "embeddings");
+    for (size_t i = 0; list && i < p->emb->n; i++) {
+        const emb_entry *e = &p->emb->v[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(list, o);
+        cJSON_AddStringToObject(o, "name", e->name);
+        cJSON_AddStringToObject(o, "path", e->path);
+        if (e->error) {
+            cJSON_AddStringToObject(o, "error", e->error);
+            continue;
+        }
+        cJSON_AddNumberToObject(o, "vectors", e->nvec);
+        cJSON *w = cJSON_AddArrayToObject(o, "widths");
+        for (int k = 0; k < e->ntables; k++) cJSON_AddItemToArray(w, cJSON_CreateNumber(e->width[k]));
+    }
+    *result = to_result(p, out);
+    return *result ? NULL : fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+/* conditioning.preprocess {image, preprocess "canny"|"none", low_threshold,
+ * high_threshold, output{dir}}: the control map a ControlNet would see (at
+ * the image's own size; inference.run resizes it afterwards), written as a
+ * PNG through sdrt.postprocess/1. */
+static sdrt_error *handle_preprocess(cond_plugin *p, const cJSON *data, char **result) {
+    sdrt_error *e = check_string(p, data, "image", 1);
+    if (!e) e = check_string(p, data, "preprocess", 1);
+    if (e) return e;
+    const char *kind = str_field(data, "preprocess");
+    if (strcmp(kind, "canny") != 0 && strcmp(kind, "none") != 0)
+        return p->api->error_new(SDRT_UNSUPPORTED, NULL,
+                                 "preprocess: \"%.64s\" needs a detector model sdrt does not run (available: "
+                                 "\"canny\", \"none\")",
+                                 kind);
+    double th[2] = {100, 200};
+    const char *names[2] = {"low_threshold", "high_threshold"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, names[i]);
+        if (!v || cJSON_IsNull(v)) continue;
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 100000)
+            return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s: must be a number in [0, 100000]", names[i]);
+        th[i] = v->valuedouble;
+    }
+    const char *dir = str_field(cJSON_GetObjectItemCaseSensitive(data, "output"), "dir");
+    if (!dir) return fail(p, SDRT_INVALID_ARGUMENT, "output.dir: required (the PNG is written there)");
+    sdrt_error *ae = NULL;
+    const sdrt_postprocess_iface *post = p->api->acquire(p->host, SDRT_POSTPROCESS_IFACE_ID, &ae);
+    if (!post) return ae ? ae : fail(p, SDRT_UNAVAILABLE, "conditioning.preprocess: needs the postprocess plugin");
+    float *rgb = NULL;
+    int h = 0, w = 0;
+    e = post->read_image(post->self, str_field(data, "image"), &rgb, &h, &w);
+    if (e) {
+        sdrt_error *f = p->api->error_new(e->code, NULL, "image: %s", e->message);
+        p->api->error_free(e);
+        e = f;
+    }
+    size_t npx = (size_t)w * (size_t)h;
+    uint8_t *u8 = !e ? malloc(npx * 3) : NULL, *edges = !e ? malloc(npx) : NULL;
+    float *outf = !e ? malloc(npx * 3 * sizeof *outf) : NULL;
+    if (!e && (!u8 || !edges || !outf)) e = fail(p, SDRT_RESOURCE_EXHAUSTED, "conditioning.preprocess: out of memory");
+    if (!e) {
+        /* the 8-bit values read_image divided by 255 */
+        for (size_t i = 0; i < npx * 3; i++) {
+            float v = rgb[i] * 255.0f + 0.5f;
+            u8[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        if (strcmp(kind, "canny") == 0) {
+            if (sdrt_canny(u8, w, h, 3, th[0], th[1], edges) != 0)
+                e = fail(p, SDRT_RESOURCE_EXHAUSTED, "canny: out of memory");
+            for (size_t i = 0; !e && i < npx; i++) outf[i * 3] = outf[i * 3 + 1] = outf[i * 3 + 2] = edges[i] / 255.0f;
+        } else {
+            for (size_t i = 0; i < npx * 3; i++) outf[i] = u8[i] / 255.0f;
+        }
+    }
+    char *path = NULL;
+    if (!e && (e = post->write_png(post->self, outf, h, w, dir, kind, NULL, NULL, &path))) {
+        sdrt_error *f = p->api->error_new(e->code, NULL, "output.dir: %s", e->message);
+        p->api->error_free(e);
+        e = f;
+    }
+    if (!e) {
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "image", path);
+        cJSON_AddNumberToObject(out, "width", w);
+        cJSON_AddNumberToObject(out, "height", h);
+        cJSON_AddStringToObject(out, "preprocess", kind);
+        *result = to_result(p, out);
+        if (!*result) e = fail(p, SDRT_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    post->free(post->self, path);
+    post->free(post->self, rgb);
+    free(u8);
+    free(edges);
+    free(outf);
+    p->api->release(p->host, SDRT_POSTPROCESS_IFACE_ID);
+    return e;
+}
+
 static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *job, char **result) {
     sdrt_error *e = check_string(p, data, "model_id", 1);
     if (!e) e = check_string(p, data, "text", 1);
@@ -372,7 +483,7 @@ static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *
     if ((e = open_model(p, str_field(data, "model_id"), job, &mi, &m))) return e;
     model_ref ref = {mi, m, NULL, p->api, NULL};
     cond_source src = {&ref, ref_config, ref_tensor, ref_file, NULL, {p->tok_dir[0], p->tok_dir[1]}, NULL,
-                       &p->scope, p->max_chunks};
+                       &p->scope, p->max_chunks, p->emb};
     char err[512] = "";
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
@@ -387,8 +498,14 @@ static sdrt_error *handle_tokenize(cond_plugin *p, const cJSON *data, sdrt_job *
     for (int i = 0; out && i < cm->n; i++) {
         if (want >= 0 && i != want) continue;
         prompt_chunks c;
-        if (prompt_chunk_plain(cm->enc[i].tok, str_field(data, "text"), &c)) {
-            st = SDRT_RESOURCE_EXHAUSTED;
+        emb_use u;
+        emb_use_init(&u, p->emb, i, cm->n, cm->enc[i].cfg.hidden, cm->enc[i].component,
+                     (int32_t)bpe_vocab_size(cm->enc[i].tok));
+        int r = prompt_chunk_plain_with(cm->enc[i].tok, str_field(data, "text"), tokenize_emb, &u, &c);
+        if (r == -2) snprintf(err, sizeof err, "text: %.480s", u.err);
+        emb_use_free(&u);
+        if (r) {
+            st = r == -2 ? SDRT_INVALID_ARGUMENT : SDRT_RESOURCE_EXHAUSTED;
             break;
         }
         cJSON_AddItemToObject(out, i ? "input_ids_2" : "input_ids", ids_json(&c));
@@ -526,6 +643,8 @@ static sdrt_error *plugin_handle(void *instance, const sdrt_request *req, char *
     sdrt_error *e;
     if (strcmp(req->type, "conditioning.tokenize") == 0) e = handle_tokenize(p, data, req->job, result);
     else if (strcmp(req->type, "conditioning.encode") == 0) e = handle_encode(p, data, req->job, result);
+    else if (strcmp(req->type, "conditioning.embeddings") == 0) e = handle_embeddings(p, result);
+    else if (strcmp(req->type, "conditioning.preprocess") == 0) e = handle_preprocess(p, data, result);
     else e = p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "%s: not served by the conditioning plugin", req->type);
     cJSON_Delete(data);
     return e;
@@ -554,6 +673,39 @@ static char *bundled_tokenizer_dir(int second) {
     return stat(vocab, &sb) == 0 && S_ISREG(sb.st_mode) ? strdup(dir) : NULL;
 }
 
+static void emb_skipped(void *ctx, const char *path, const char *why) {
+    cond_plugin *p = ctx;
+    (void)path; /* `why` names it */
+    if (p->api->log) p->api->log(p->host, SDRT_LOG_WARN, "embedding skipped: %s", why);
+}
+
+static int add_roots(const cJSON *v, const char ***roots, size_t *n) {
+    for (const cJSON *r = cJSON_IsArray(v) ? v->child : v; r; r = cJSON_IsArray(v) ? r->next : NULL) {
+        if (!cJSON_IsString(r)) return -1;
+        const char **g = realloc(*roots, (*n + 1) * sizeof *g);
+        if (!g) return -1;
+        *roots = g;
+        g[(*n)++] = r->valuestring;
+    }
+    return 0;
+}
+
+/* The plugin's own embedding_roots, then the host's. */
+static sdrt_error *load_embeddings(cond_plugin *p, const cJSON *own) {
+    cJSON *settings = p->api->settings_json ? cJSON_Parse(p->api->settings_json(p->host)) : NULL;
+    const char **roots = NULL;
+    size_t n = 0;
+    sdrt_error *e = NULL;
+    if (add_roots(own, &roots, &n))
+        e = fail(p, SDRT_INVALID_ARGUMENT, "conditioning config: embedding_roots must be a folder or a list of folders");
+    else if (add_roots(cJSON_GetObjectItemCaseSensitive(settings, "embedding_roots"), &roots, &n) ||
+             emb_scan(roots, n, emb_skipped, p, &p->emb))
+        e = fail(p, SDRT_RESOURCE_EXHAUSTED, "conditioning: out of memory while reading embeddings");
+    free(roots);
+    cJSON_Delete(settings);
+    return e;
+}
+
 static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
     cJSON *cfg = cJSON_Parse(config_json ? config_json : "{}");
     if (!cJSON_IsObject(cfg)) {
@@ -577,8 +729,9 @@ static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(cfg, "cache");
     p->cache_size = cJSON_IsNumber(c) && c->valueint > 0 ? c->valueint : 4;
     if (p->cache_size > COND_CACHE_MAX) p->cache_size = COND_CACHE_MAX;
+    sdrt_error *e = load_embeddings(p, cJSON_GetObjectItemCaseSensitive(cfg, "embedding_roots"));
     cJSON_Delete(cfg);
-    return NULL;
+    return e;
 }
 
 static void plugin_shutdown(void *instance) {
@@ -596,6 +749,7 @@ static void plugin_shutdown(void *instance) {
     }
     free(p->tok_dir[0]);
     free(p->tok_dir[1]);
+    emb_set_free(p->emb);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -625,7 +779,8 @@ static const void *plugin_get_interface(void *instance, const char *id) {
     return p && id && strcmp(id, SDRT_COND_IFACE_ID) == 0 ? &p->iface : NULL;
 }
 
-static const char *const message_types[] = {"conditioning.tokenize", "conditioning.encode", NULL};
+static const char *const message_types[] = {"conditioning.tokenize", "conditioning.encode",
+                                            "conditioning.embeddings", "conditioning.preprocess", NULL};
 
 static const sdrt_plugin_vtable vtable = {
     SDRT_STRUCT_SIZE(sdrt_plugin_vtable, get_interface), plugin_init, plugin_shutdown, plugin_handle,

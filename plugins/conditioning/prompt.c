@@ -401,7 +401,17 @@ static int add_token(chunker *c, int32_t id, float w, int comma_backtrack) {
     return 0;
 }
 
+static int plain_tokenize(void *ctx, bpe_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n) {
+    (void)ctx;
+    return bpe_encode(t, text, len, ids, n);
+}
+
 int prompt_chunk(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtrack, prompt_chunks *out) {
+    return prompt_chunk_with(t, p, comma_backtrack, plain_tokenize, NULL, NULL, out);
+}
+
+int prompt_chunk_with(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtrack, prompt_tokenize_fn tok,
+                      prompt_group_fn group, void *tok_ctx, prompt_chunks *out) {
     memset(out, 0, sizeof *out);
     out->len = bpe_max_length(t);
     chunker *c = calloc(1, sizeof *c);
@@ -416,8 +426,12 @@ int prompt_chunk(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtrack, 
         if (pc->is_break) { r = emit_chunk(c); continue; }
         int32_t *ids;
         size_t n;
-        if (bpe_encode(t, pc->text, strlen(pc->text), &ids, &n)) { r = -1; break; }
-        for (size_t k = 0; k < n && !r; k++) r = add_token(c, ids[k], (float)pc->weight, comma_backtrack);
+        if ((r = tok(tok_ctx, t, pc->text, strlen(pc->text), &ids, &n))) break;
+        for (size_t k = 0; k < n && !r; k++) {
+            int g = group ? group(tok_ctx, ids[k]) : 0;
+            if (g > 0 && c->cur_n > 0 && c->cur_n + (size_t)g > (size_t)c->body) r = emit_chunk(c);
+            r = r ? r : add_token(c, ids[k], (float)pc->weight, comma_backtrack);
+        }
         free(ids);
     }
     if (!r && (c->cur_n || out->nchunks == 0)) r = emit_chunk(c);
@@ -427,11 +441,17 @@ int prompt_chunk(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtrack, 
 }
 
 int prompt_chunk_plain(bpe_tokenizer *t, const char *text, prompt_chunks *out) {
+    return prompt_chunk_plain_with(t, text, plain_tokenize, NULL, out);
+}
+
+int prompt_chunk_plain_with(bpe_tokenizer *t, const char *text, prompt_tokenize_fn tok, void *tok_ctx,
+                            prompt_chunks *out) {
     memset(out, 0, sizeof *out);
     out->len = bpe_max_length(t);
     int32_t *ids;
     size_t n;
-    if (bpe_encode(t, text, strlen(text), &ids, &n)) return -1;
+    int r = tok(tok_ctx, t, text, strlen(text), &ids, &n);
+    if (r) return r;
     out->ids = malloc((size_t)out->len * sizeof *out->ids);
     out->weights = malloc((size_t)out->len * sizeof *out->weights);
     if (!out->ids || !out->weights) { free(ids); prompt_chunks_free(out); return -1; }

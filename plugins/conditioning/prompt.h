@@ -57,6 +57,20 @@ typedef struct prompt_chunks {
 int prompt_chunk(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtrack, prompt_chunks *out);
 /* The diffusers framing of one text: a single chunk, truncated, weights 1. */
 int prompt_chunk_plain(bpe_tokenizer *t, const char *text, prompt_chunks *out);
+/* The same with the text of each piece tokenized by `tok` (0, -1 out of
+ * memory, or another negative code, passed on as the result; the
+ * embeddings use it to put their tokens in). */
+typedef int (*prompt_tokenize_fn)(void *ctx, bpe_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                                  size_t *n);
+/* `group` (may be NULL) returns n > 0 when `id` starts an embedding of n
+ * tokens: as A1111's tokenize_line, such a group that does not fit in the
+ * current chunk starts the next one (it is never split, unless longer than
+ * a chunk). */
+typedef int (*prompt_group_fn)(void *ctx, int32_t id);
+int prompt_chunk_with(bpe_tokenizer *t, const prompt_parsed *p, int comma_backtrack, prompt_tokenize_fn tok,
+                      prompt_group_fn group, void *tok_ctx, prompt_chunks *out);
+int prompt_chunk_plain_with(bpe_tokenizer *t, const char *text, prompt_tokenize_fn tok, void *tok_ctx,
+                            prompt_chunks *out);
 /* Appends `extra` chunks of the empty prompt (for equal cond/uncond length). */
 int prompt_chunks_pad(bpe_tokenizer *t, prompt_chunks *c, size_t extra);
 void prompt_chunks_free(prompt_chunks *c);

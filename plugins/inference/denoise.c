@@ -11,6 +11,9 @@
 
 #include "denoise.h"
 
+#include "controlnet_run.h"
+#include "unet_internal.h"
+
 typedef struct loop_bufs {
     const sdrt_tensor *context, *pooled; /* device: the caller's or uploaded once */
     sdrt_tensor *own_context, *own_pooled; /* the uploads (dropped at the end), or NULL */
@@ -20,6 +23,7 @@ typedef struct loop_bufs {
     float *timesteps;             /* [rows] */
     float *scaled;                /* [batch, c, h, w] (9-channel UNets only) */
     float *blend;                 /* [batch, c, h, w] (4-channel inpainting only) */
+    uint32_t step, nsteps;      /* index in the run and run length (ControlNet windows) */
 } loop_bufs;
 
 void infer_guidance(const float *pred, float g, float *out, size_t n) {
@@ -98,8 +102,18 @@ static sdrt_status predict_rows(const infer_loop *L, loop_bufs *b, int r0, int k
     unet_inputs in = {.sample = sample, .timesteps = b->timesteps + r0, .context = &ctx,
                       .text_embeds = b->pooled ? &pooled : NULL,
                       .time_ids = c->time_ids ? c->time_ids + (size_t)r0 * (size_t)n_ids : NULL};
-    sdrt_tensor *out = NULL;
-    sdrt_status st = sample ? unet_forward(L->u, L->nn, &in, &out, err, errlen) : SDRT_OK;
+    sdrt_tensor *out = NULL, *cn_down[UNET_MAX_SKIPS], *cn_mid = NULL;
+    int cn_n = 0, n_uncond = c->cfg ? (c->batch - r0 < 0 ? 0 : c->batch - r0 < k ? c->batch - r0 : k) : 0;
+    sdrt_status st = L->controlnets ? infer_cn_residuals(L->controlnets, L->nn, &in, b->model_in + (size_t)r0 * in_row,
+                                                         in_row, L->channels, k, n_uncond, b->step, b->nsteps,
+                                                         cn_down, &cn_n, &cn_mid, err, errlen)
+                                    : SDRT_OK;
+    in.down_residuals = cn_n ? cn_down : NULL;
+    in.n_down_residuals = cn_n;
+    in.mid_residual = cn_n ? cn_mid : NULL;
+    if (st == SDRT_OK && sample) st = unet_forward(L->u, L->nn, &in, &out, err, errlen);
+    for (int i = 0; i < cn_n; i++) sdrt_nn_drop(L->nn, cn_down[i]);
+    sdrt_nn_drop(L->nn, cn_mid);
     sdrt_nn_drop(L->nn, sample);
     sdrt_status gst = sdrt_nn_graph_end(L->nn);
     if (st == SDRT_OK && gst != SDRT_OK) {
@@ -184,6 +198,8 @@ static sdrt_status one_step(const infer_loop *L, loop_bufs *b, uint32_t i, uint3
     const sdrt_scheduler_iface *S = L->sched;
     sdrt_status st = scale_input(L, b, i, latents, n, err, errlen);
     if (st != SDRT_OK) return st;
+    b->step = i - L->begin;
+    b->nsteps = end - L->begin;
     st = predict(L, b, S->timesteps(L->state)[i], err, errlen);
     if (st != SDRT_OK) return st;
     const float *eps = b->pred;

@@ -59,6 +59,8 @@ typedef struct infer_loop {
      * result equals the unsplit run (each row's UNet output does not
      * depend on the other rows of its call). */
     int max_rows;
+    /* ControlNets of the base pass (controlnet_run.h), or NULL. */
+    const struct infer_cn_set *controlnets;
     /* Called after every step with (done, total); may be NULL. */
     void (*on_step)(void *cb, int done, int total);
     /* Polled before every step; non-zero stops with SDRT_CANCELLED. */

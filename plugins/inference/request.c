@@ -402,6 +402,7 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     const cJSON *dev = req_item(&c, "device", NULL);
     req->device = req_string(&c, dev && !cJSON_IsNull(dev) ? dev : NULL, "device", NULL);
     if (c.status == SDRT_OK) c.status = infer_hires_parse(root, &req->hires, err, errlen);
+    if (c.status == SDRT_OK) c.status = infer_cn_reqs_parse(root, &req->controlnet, err, errlen);
     cJSON_Delete(root);
     if (c.status != SDRT_OK) infer_request_free(req);
     return c.status;
@@ -424,5 +425,6 @@ void infer_request_free(infer_request *req) {
     for (size_t i = 0; i < req->n_loras; i++) free((char *)req->loras[i].model_id);
     free(req->loras);
     infer_hires_free(&req->hires);
+    infer_cn_reqs_free(&req->controlnet);
     memset(req, 0, sizeof *req);
 }

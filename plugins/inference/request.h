@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "hires.h"
+#include "controlnet_req.h"
 #include "sdrt/lora.h"
 #include "sdrt/status.h"
 
@@ -68,6 +69,7 @@ typedef struct infer_request {
     int lora_enabled;
 
     infer_hires hires;           /* the hires fix (hires.h); enabled 0 = none */
+    infer_cn_reqs controlnet;    /* "controlnet" entries and guess_mode */
 } infer_request;
 
 /* Parses the `data` JSON of inference.run (borrowed). On success returns

@@ -376,6 +376,7 @@ sdrt_error *run_denoise(run_ctx *c) {
                        .extra_channels = c->extra ? 1 + c->channels : 0, .extra = c->extra,
                        .blend_mask = blend ? c->mask_latents : NULL, .blend_image = blend ? c->image_latents : NULL,
                        .blend_noise = blend ? c->noise : NULL, .max_rows = c->sub_batch * rows_per_image,
+                       .controlnets = c->cns.n && !c->refining ? &c->cns : NULL,
                        .on_step = report_step, .cancelled = loop_cancelled, .cb = c};
     char err[512];
     c->loop_start = now_s();
@@ -469,6 +470,7 @@ static void run_release(run_ctx *c) {
     sdrt_nn_free(c->nn);
     if (c->state) c->sched->destroy(c->state);
     unet_free(c->u);
+    run_controlnets_free(c);
     run_lora_free(c); /* after the UNet and nn that may hold its tensors; before the model closes */
     run_cond_free(c);
     if (c->m) c->model->close(c->model->self, c->m);
@@ -485,7 +487,7 @@ static void run_release(run_ctx *c) {
 static sdrt_error *run_stages(run_ctx *c) {
     sdrt_error *(*const stages[])(run_ctx *) = {
         run_acquire, run_check_device, run_read_images, run_open_model, run_open_vae, run_scheduler, run_conditioning,
-        run_base_unet, run_latents, run_denoise, run_hires, run_refiner, run_outputs,
+        run_base_unet, run_controlnets, run_latents, run_denoise, run_hires, run_refiner, run_outputs,
     };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
         if (c->api->is_cancelled(c->job))

@@ -72,7 +72,7 @@ static sdrt_error *read_handover(run_ctx *c) {
 }
 
 /* An image through sdrt.postprocess/1 as 8-bit RGB (what PIL would hold). */
-static sdrt_error *read_u8(run_ctx *c, const char *field, const char *source, uint8_t **out, int *w, int *h) {
+sdrt_error *run_read_u8(run_ctx *c, const char *field, const char *source, uint8_t **out, int *w, int *h) {
     float *rgb = NULL;
     sdrt_error *e = c->post->read_image(c->post->self, source, &rgb, h, w);
     if (e) return run_field_error(c, e, field);
@@ -97,7 +97,7 @@ static sdrt_error *target_size(run_ctx *c, int w, int h) {
  * user's mask, per channel like PIL on an RGB image). */
 static sdrt_error *read_mask(run_ctx *c, int iw, int ih, uint8_t **rgb) {
     int w = 0, h = 0;
-    sdrt_error *e = read_u8(c, "mask_image", c->r.mask_image, rgb, &w, &h);
+    sdrt_error *e = run_read_u8(c, "mask_image", c->r.mask_image, rgb, &w, &h);
     if (e) return e;
     if (w != iw || h != ih)
         return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "mask_image: %dx%d differs from the init_image's %dx%d", w,
@@ -156,7 +156,7 @@ sdrt_error *run_read_images(run_ctx *c) {
     }
     uint8_t *img = NULL;
     int w = 0, h = 0;
-    sdrt_error *e = read_u8(c, "init_image", c->r.init_image, &img, &w, &h);
+    sdrt_error *e = run_read_u8(c, "init_image", c->r.init_image, &img, &w, &h);
     if (!e) e = target_size(c, w, h);
     if (!e) e = prepare_images(c, &img, w, h);
     free(img);

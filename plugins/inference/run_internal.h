@@ -3,6 +3,7 @@
 #ifndef SDRT_INFERENCE_RUN_INTERNAL_H
 #define SDRT_INFERENCE_RUN_INTERNAL_H
 
+#include "controlnet_run.h"
 #include "denoise.h"
 #include "request.h"
 #include "response.h"
@@ -84,6 +85,10 @@ typedef struct run_ctx {
     /* The request with "infotext_extra" (A1111's hires entries) added, for
      * the PNG parameters; NULL = data_json as is. */
     char *params_json;
+    /* ControlNets (run_controlnet.c): built nets with their images, and
+     * the models they read (open until the run ends). */
+    infer_cn_set cns;
+    sdrt_model *cn_models[INFER_MAX_CONTROLNETS];
 } run_ctx;
 
 /* run.c: stages the refiner pass repeats on its own model. */
@@ -110,6 +115,14 @@ sdrt_error *run_init_latents(run_ctx *c);
  * image; *out (malloc'd) is [batch, h0, w0, 3] and *h, *w its size. */
 sdrt_error *run_overlay(run_ctx *c, const float *decoded, float **out, int *h, int *w);
 void run_image_free(run_ctx *c);
+/* An image (path under the roots or data: URI) as [h, w, 3] 8-bit
+ * (malloc'd); errors name `field`. */
+sdrt_error *run_read_u8(run_ctx *c, const char *field, const char *source, uint8_t **out, int *w, int *h);
+/* run_controlnet.c: opens and builds the request's ControlNets for the
+ * base model (after its UNet config is known) and reads their images at
+ * the generation size; run_controlnets_free releases them. */
+sdrt_error *run_controlnets(run_ctx *c);
+void run_controlnets_free(run_ctx *c);
 /* Takes `e` and returns it as "<field>: <message>". */
 sdrt_error *run_field_error(run_ctx *c, sdrt_error *e, const char *field);
 

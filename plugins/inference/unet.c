@@ -7,7 +7,7 @@
 
 #include "unet_internal.h"
 
-#define MAX_SKIPS (1 + UNET_MAX_BLOCKS * (UNET_MAX_BLOCKS + 1))
+#define MAX_SKIPS UNET_MAX_SKIPS
 
 typedef struct fwd_state {
     const unet *u;
@@ -24,7 +24,13 @@ static sdrt_status input_error(char *err, size_t errlen, const char *what) {
     return SDRT_INVALID_ARGUMENT;
 }
 
-static sdrt_status check_inputs(const unet_config *cfg, const unet_inputs *in, char *err, size_t errlen) {
+int unet_n_skips(const unet_config *cfg) {
+    int n = 1;
+    for (int i = 0; i < cfg->nblocks; i++) n += cfg->layers_down[i] + (i != cfg->nblocks - 1);
+    return n;
+}
+
+sdrt_status unet_check_inputs(const unet_config *cfg, const unet_inputs *in, char *err, size_t errlen) {
     const sdrt_tensor *s = in->sample, *c = in->context;
     if (!s || s->ndim != 4 || s->shape[1] != cfg->in_channels)
         return input_error(err, errlen, "sample must be [B, in_channels, h, w]");
@@ -35,6 +41,11 @@ static sdrt_status check_inputs(const unet_config *cfg, const unet_inputs *in, c
         if ((cfg->down_attn[i] || cfg->up_attn[cfg->nblocks - 1 - i]) && c->shape[2] != cfg->cross_dim[i])
             return input_error(err, errlen, "encoder_hidden_states width differs from cross_attention_dim");
     }
+    if ((in->down_residuals || in->mid_residual) &&
+        (!in->down_residuals || !in->mid_residual || !cfg->has_mid || in->n_down_residuals < 1))
+        return input_error(err, errlen, "ControlNet residuals need every down residual, the mid residual and a mid block");
+    if (in->down_residuals && in->n_down_residuals != unet_n_skips(cfg))
+        return input_error(err, errlen, "the ControlNet's down residuals differ in number from the UNet's skips");
     if (!cfg->text_time) return SDRT_OK;
     const sdrt_tensor *te = in->text_embeds;
     if (!te || !in->time_ids || te->ndim != 2 || te->shape[0] != s->shape[0])
@@ -111,6 +122,22 @@ static int mid_block(fwd_state *f) {
     return alive(f);
 }
 
+/* ControlNet: each skip += its residual, mid output += the mid residual
+ * (diffusers adds them after the mid block ran on the unmodified sample). */
+static int add_residuals(fwd_state *f, const unet_inputs *in) {
+    if (!in->down_residuals) return 1;
+    for (int i = 0; i < f->nskips; i++) {
+        sdrt_tensor *s = sdrt_nn_add(f->nn, f->skips[i], in->down_residuals[i]);
+        if (!s) return 0;
+        sdrt_nn_drop(f->nn, f->skips[i]);
+        f->skips[i] = s;
+    }
+    sdrt_tensor *h = sdrt_nn_add(f->nn, f->h, in->mid_residual);
+    sdrt_nn_drop(f->nn, f->h);
+    f->h = h;
+    return alive(f);
+}
+
 static int up_path(fwd_state *f) {
     const unet_config *cfg = &f->u->cfg;
     for (int i = 0; i < cfg->nblocks; i++) {
@@ -150,6 +177,25 @@ static void release_all(fwd_state *f) {
     f->h = f->temb_act = NULL;
 }
 
+sdrt_tensor *unet_time_act(const unet *u, sdrt_nn *nn, const unet_inputs *in) {
+    fwd_state f = {.u = u, .nn = nn, .context = in->context};
+    return time_embedding(&f, in);
+}
+
+int unet_encoder_fwd(const unet *u, sdrt_nn *nn, sdrt_tensor *h, const sdrt_tensor *temb_act,
+                     const sdrt_tensor *context, sdrt_tensor **skips, int *nskips, sdrt_tensor **mid) {
+    /* temb_act is only read: fwd_state's field is non-const for release_all. */
+    fwd_state f = {.u = u, .nn = nn, .context = context, .h = h, .temb_act = (sdrt_tensor *)temb_act};
+    *mid = NULL;
+    int r = down_path(&f);
+    memcpy(skips, f.skips, (size_t)f.nskips * sizeof *skips);
+    *nskips = f.nskips;
+    if (!r) return 0;
+    if (!u->cfg.has_mid) return 1;
+    *mid = sdrt_blk_mid_fwd(nn, &u->mid, f.h, temb_act, context);
+    return *mid && sdrt_nn_status(nn, NULL) == SDRT_OK;
+}
+
 static sdrt_status nn_failure(sdrt_nn *nn, char *err, size_t errlen) {
     const char *msg = NULL;
     sdrt_status st = sdrt_nn_status(nn, &msg);
@@ -161,12 +207,12 @@ static sdrt_status nn_failure(sdrt_nn *nn, char *err, size_t errlen) {
 sdrt_status unet_forward(const unet *u, sdrt_nn *nn, const unet_inputs *in, sdrt_tensor **out, char *err,
                          size_t errlen) {
     *out = NULL;
-    sdrt_status st = check_inputs(&u->cfg, in, err, errlen);
+    sdrt_status st = unet_check_inputs(&u->cfg, in, err, errlen);
     if (st != SDRT_OK) return st;
     fwd_state f = {.u = u, .nn = nn, .context = in->context};
     f.temb_act = time_embedding(&f, in);
     f.h = f.temb_act ? input_conv(&f, in->sample) : NULL;
-    int ok = f.h && down_path(&f) && mid_block(&f) && up_path(&f);
+    int ok = f.h && down_path(&f) && mid_block(&f) && add_residuals(&f, in) && up_path(&f);
     sdrt_tensor *result = ok ? output_head(&f) : NULL;
     release_all(&f);
     if (!result || sdrt_nn_status(nn, NULL) != SDRT_OK) {

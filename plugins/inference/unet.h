@@ -75,6 +75,8 @@ sdrt_status unet_new(const char *config_json, unet_weight_fn get, void *ctx, une
 void unet_free(unet *u);
 
 const unet_config *unet_get_config(const unet *u);
+/* Skip connections of the model (what unet_inputs.n_down_residuals must be). */
+int unet_n_skips_of(const unet *u);
 
 /* Inputs of one evaluation. Tensors live on the nn context's device. */
 typedef struct unet_inputs {
@@ -85,6 +87,12 @@ typedef struct unet_inputs {
     /* SDXL host [B, k]; k = (projection_class_embeddings_input_dim - P) /
      * addition_time_embed_dim: 6 for the base model, 5 for the refiner. */
     const float *time_ids;
+    /* Optional ControlNet residuals (summed over the ControlNets, scaled):
+     * one per skip connection in down order (conv_in output, then every
+     * down layer and sampler output), and the mid block's. NULL: none. */
+    sdrt_tensor *const *down_residuals;
+    int n_down_residuals;
+    const sdrt_tensor *mid_residual;
 } unet_inputs;
 
 /* Runs the model once. On success stores the noise prediction

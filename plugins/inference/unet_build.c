@@ -74,14 +74,20 @@ static void b_up(sdrt_blk_loader *L, unet *u, int i) {
     blk->sampler = sdrt_blk_bind_conv(L, p, cout, cout, 3, 1, 1);
 }
 
-static void b_all(sdrt_blk_loader *L, unet *u) {
+void unet_bind_encoder(sdrt_blk_loader *L, unet *u) {
     const unet_config *cfg = &u->cfg;
-    int kin = cfg->conv_in_kernel, kout = cfg->conv_out_kernel;
+    int kin = cfg->conv_in_kernel;
     u->conv_in = sdrt_blk_bind_conv(L, "conv_in", cfg->block_out[0], cfg->in_channels, kin, 1, (kin - 1) / 2);
     sdrt_blk_bind_temb(L, "time_embedding", &u->time, cfg->block_out[0], cfg->time_embed_dim);
     if (cfg->text_time) sdrt_blk_bind_temb(L, "add_embedding", &u->add, cfg->add_embed_in, cfg->time_embed_dim);
     for (int i = 0; i < cfg->nblocks; i++) b_down(L, u, i, i == 0 ? cfg->block_out[0] : cfg->block_out[i - 1]);
     if (cfg->has_mid) b_mid(L, u);
+}
+
+static void b_all(sdrt_blk_loader *L, unet *u) {
+    const unet_config *cfg = &u->cfg;
+    int kout = cfg->conv_out_kernel;
+    unet_bind_encoder(L, u);
     for (int i = 0; i < cfg->nblocks; i++) b_up(L, u, i);
     u->norm_out = sdrt_blk_bind_norm(L, "conv_norm_out", cfg->block_out[0], cfg->norm_groups, cfg->norm_eps);
     u->conv_out = sdrt_blk_bind_conv(L, "conv_out", cfg->out_channels, cfg->block_out[0], kout, 1, (kout - 1) / 2);
@@ -120,4 +126,8 @@ void unet_free(unet *u) {
 
 const unet_config *unet_get_config(const unet *u) {
     return &u->cfg;
+}
+
+int unet_n_skips_of(const unet *u) {
+    return unet_n_skips(&u->cfg);
 }

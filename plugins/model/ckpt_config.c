@@ -69,15 +69,17 @@ static void unet_addition(struct sdrt_model *m, cJSON *o) {
     int in = (int)l1->shape[1];
     /* base: 6 time ids (sizes, crop, target); refiner: 5 (aesthetic score). */
     int ids = strcmp(m->arch, "sdxl-refiner") == 0 ? 5 : 6;
+    /* No text encoder in the file (a ControlNet): SDXL's 256-wide time ids. */
+    int pooled = pooled_dim(m) ? pooled_dim(m) : in - ids * 256;
     cJSON_AddStringToObject(o, "addition_embed_type", "text_time");
-    cJSON_AddNumberToObject(o, "addition_time_embed_dim", (in - pooled_dim(m)) / ids);
+    cJSON_AddNumberToObject(o, "addition_time_embed_dim", (in - pooled) / ids);
     cJSON_AddNumberToObject(o, "projection_class_embeddings_input_dim", in);
 }
 
 char *ckpt_config_unet(struct sdrt_model *m) {
     const sdrt_tensor *cin = store_tensor(m, "unet", "conv_in.weight");
     const sdrt_tensor *cout = store_tensor(m, "unet", "conv_out.weight");
-    if (!cin || !cout) return NULL;
+    if (!cin) return NULL; /* conv_out: absent in a ControlNet's encoder half */
     int levels = 0, ch[MAX_LEVELS], depth[MAX_LEVELS], heads[MAX_LEVELS], cross = 0, linear = 0;
     const char *down[MAX_LEVELS], *up[MAX_LEVELS];
     while (levels < MAX_LEVELS && T(m, "unet", "down_blocks.%d.resnets.%d.conv2.weight", levels, 0)) {
@@ -116,7 +118,7 @@ char *ckpt_config_unet(struct sdrt_model *m) {
                                                      ? "UNetMidBlock2DCrossAttn" : "UNetMidBlock2D");
     cJSON_AddNumberToObject(o, "norm_eps", 1e-5);
     cJSON_AddNumberToObject(o, "norm_num_groups", 32);
-    cJSON_AddNumberToObject(o, "out_channels", (double)cout->shape[0]);
+    cJSON_AddNumberToObject(o, "out_channels", cout ? (double)cout->shape[0] : 4.0);
     int sample = !strcmp(m->arch, "sd2") ? 96 : !strncmp(m->arch, "sdxl", 4) ? 128 : 64;
     cJSON_AddNumberToObject(o, "sample_size", sample);
     if (uniform) cJSON_AddNumberToObject(o, "transformer_layers_per_block", depth[0]);

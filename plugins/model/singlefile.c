@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controlnet_file.h"
 #include "ckpt_map.h"
 #include "store.h"
 
@@ -132,6 +133,8 @@ sdrt_status singlefile_load(struct sdrt_model *m, const char *path, char *err, s
     m->files[m->n_files++] = f;
     m->bytes = f->map_len;
     m->source = "single_file";
+    int cn_kind = controlnet_file_sniff(f);
+    if (cn_kind) return controlnet_file_load(m, f, cn_kind, err, errlen);
     const char **names = malloc((f->n_tensors ? f->n_tensors : 1) * sizeof *names);
     if (!names) return SDRT_RESOURCE_EXHAUSTED;
     for (size_t i = 0; i < f->n_tensors; i++) names[i] = f->tensors[i].name;

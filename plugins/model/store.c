@@ -429,28 +429,39 @@ static sdrt_status load_diffusers(struct sdrt_model *m, const char *root, char *
     return st;
 }
 
-/* A standalone AutoencoderKL folder (config.json + weights), e.g. a VAE
- * that overrides a pipeline's (inference.run model_id.vae): one "vae"
- * component, arch "vae". */
-static int is_vae_folder(const struct sdrt_model *m, const char *path) {
+/* A standalone model folder (config.json + weights) of one class: an
+ * AutoencoderKL that overrides a pipeline's VAE (inference.run
+ * model_id.vae: one "vae" component, arch "vae"), or a ControlNetModel (one
+ * "controlnet" component; arch "controlnet-sdxl" when its config has the
+ * SDXL text_time embedding, else "controlnet-sd1"). 0 when neither. */
+static int standalone_kind(const struct sdrt_model *m, const char *path, const char **arch) {
     char *cfg = join(path, "config.json");
     char *text = cfg && is_file(cfg) ? read_text(m, cfg) : NULL;
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(j, "_class_name");
-    int r = cJSON_IsString(cls) && strcmp(cls->valuestring, "AutoencoderKL") == 0;
+    const cJSON *add = cJSON_GetObjectItemCaseSensitive(j, "addition_embed_type");
+    int r = 0;
+    if (cJSON_IsString(cls) && strcmp(cls->valuestring, "AutoencoderKL") == 0) {
+        r = 1;
+        *arch = "vae";
+    } else if (cJSON_IsString(cls) && strcmp(cls->valuestring, "ControlNetModel") == 0) {
+        r = 2;
+        *arch = cJSON_IsString(add) && strcmp(add->valuestring, "text_time") == 0 ? "controlnet-sdxl" : "controlnet-sd1";
+    }
     cJSON_Delete(j);
     free(text);
     free(cfg);
     return r;
 }
 
-static sdrt_status load_vae_folder(struct sdrt_model *m, const char *path, char *err, size_t errlen) {
-    store_component *c = store_component_add(m, "vae");
+static sdrt_status load_standalone_folder(struct sdrt_model *m, const char *path, int kind, const char *arch,
+                                          char *err, size_t errlen) {
+    store_component *c = store_component_add(m, kind == 1 ? "vae" : "controlnet");
     if (!c || !(c->dir = strdup(path))) return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "out of memory");
     char *cfg = join(path, "config.json");
     c->config_json = cfg ? read_text(m, cfg) : NULL;
     free(cfg);
-    m->arch = "vae";
+    m->arch = arch;
     m->source = "diffusers";
     return load_component_weights(m, c, err, errlen);
 }
@@ -504,13 +515,16 @@ sdrt_status store_load_scoped(const char *path, const sdrt_file_scope *scope, st
         return fail(err, errlen, SDRT_RESOURCE_EXHAUSTED, "out of memory");
     }
     if (base) path = base;
+    int kind = 0;
+    const char *arch = NULL;
     char *idx = join(path, "model_index.json");
     if (is_dir(path) && idx && is_file(idx)) st = load_diffusers(m, path, err, errlen);
     else if (is_file(path) && has_suffix(path, ".safetensors")) st = singlefile_load(m, path, err, errlen);
     else if (is_file(path) && (has_suffix(path, ".gguf") || gguf_is_gguf(path))) st = gguf_load(m, path, err, errlen);
     else if (is_file(path) && (has_suffix(path, ".ckpt") || has_suffix(path, ".pt") || has_suffix(path, ".bin")))
         st = fail(err, errlen, SDRT_UNSUPPORTED, "%s: pickle checkpoints are not loaded (unsafe); convert to .safetensors", path);
-    else if (is_dir(path) && is_vae_folder(m, path)) st = load_vae_folder(m, path, err, errlen);
+    else if (is_dir(path) && (kind = standalone_kind(m, path, &arch)) != 0)
+        st = load_standalone_folder(m, path, kind, arch, err, errlen);
     else if (is_dir(path))
         st = fail(err, errlen, SDRT_INVALID_ARGUMENT, "%s: folder has no model_index.json (not a diffusers model)", path);
     else st = not_a_model(m, path, err, errlen);

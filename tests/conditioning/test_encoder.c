@@ -110,7 +110,7 @@ static int fixture_open(fixture *f, const char *rel) {
     char idx[1024];
     snprintf(idx, sizeof idx, "%s/model_index.json", dir);
     f->index = slurp(idx);
-    f->src = (cond_source){f->store, src_config, src_tensor, src_file, f->index, {NULL, NULL}, NULL, NULL, 0};
+    f->src = (cond_source){f->store, src_config, src_tensor, src_file, f->index, {NULL, NULL}, NULL, NULL, 0, NULL};
     sdrt_status st = cond_model_load(&f->src, &f->cm, err, sizeof err);
     if (st != SDRT_OK) {
         test_fail_(__FILE__, __LINE__, "cond_model_load: %s", err);
@@ -125,12 +125,12 @@ static void fixture_close(fixture *f) {
     free(f->index);
 }
 
-static void compare(const char *what, const float *got, size_t n, const char *ref_rel) {
+static void compare_in(const char *env, const char *what, const float *got, size_t n, const char *ref_rel) {
     float *want = NULL;
     int64_t shape[8];
     int nd = 0;
     char err[256];
-    if (sdrt_npy_read_f32(test_path("SDRT_REFERENCE", ref_rel), &want, shape, &nd, err, sizeof err)) {
+    if (sdrt_npy_read_f32(test_path(env, ref_rel), &want, shape, &nd, err, sizeof err)) {
         test_fail_(__FILE__, __LINE__, "%s", err);
         return;
     }
@@ -143,6 +143,10 @@ static void compare(const char *what, const float *got, size_t n, const char *re
         CHECK(rel <= 1e-4, "%s: relative L2 %.3g > 1e-4", what, rel);
     }
     free(want);
+}
+
+static void compare(const char *what, const float *got, size_t n, const char *ref_rel) {
+    compare_in("SDRT_REFERENCE", what, got, n, ref_rel);
 }
 
 static sdrt_nn *new_nn(void) {
@@ -362,11 +366,256 @@ static void test_device_outputs(void) {
     check_device_outputs("tiny-sd15/diffusers", longp, "blurry", 1e-5);
 }
 
+/* ---- textual-inversion embeddings vs diffusers load_textual_inversion ------
+ * References: tests/conditioning/gen_embeddings.py (data/emb). */
+
+#define EMB_DIR "tests/conditioning/data/emb/"
+
+static emb_set *emb_dir(const char *sub) {
+    const char *root = test_path("SDRT_SOURCE_DIR", sub);
+    emb_set *s = NULL;
+    CHECK(emb_scan(&root, 1, NULL, NULL, &s) == 0 && s, "emb_scan %s", root);
+    return s;
+}
+
+/* Ids as diffusers gives them: the same vocabulary ids, and new ids at the
+ * same places (diffusers numbers new tokens in load order, sdrt in order of
+ * use; the numbers differ, the positions and counts must not). */
+static void compare_ids(const char *what, const int32_t *got, const char *rel) {
+    float *want = NULL;
+    int64_t shape[8];
+    int nd = 0;
+    char err[256];
+    REQUIRE(sdrt_npy_read_f32(test_path("SDRT_SOURCE_DIR", rel), &want, shape, &nd, err, sizeof err) == 0, "%s", err);
+    int bad = 0, extra = 0;
+    for (int i = 0; i < 77; i++) {
+        int w = (int)want[i];
+        if (w >= 49408) extra++;
+        if (w >= 49408 ? got[i] < 49408 : got[i] != w) bad++;
+    }
+    printf("# %s: %d of 77 ids differ (%d embedding tokens)\n", what, bad, extra);
+    CHECK(bad == 0 && extra > 0, "%s: %d ids differ from diffusers", what, bad);
+    free(want);
+}
+
+static void emb_case(fixture *f, sdrt_nn *nn, const char *c, const char *prompt, const char *neg) {
+    cond_output o;
+    char err[512], rel[256], what[128];
+    sdrt_status st = cond_encode(f->cm, &f->src, nn, prompt, neg, 0, 1, &o, err, sizeof err);
+    REQUIRE(st == SDRT_OK, "%s: encode: %s", c, err);
+    size_t n = (size_t)(o.seq * o.dim);
+    snprintf(rel, sizeof rel, EMB_DIR "%s.prompt_embeds.npy", c);
+    snprintf(what, sizeof what, "%s prompt_embeds", c);
+    compare_in("SDRT_SOURCE_DIR", what, o.embeds, n, rel);
+    snprintf(rel, sizeof rel, EMB_DIR "%s.negative_prompt_embeds.npy", c);
+    snprintf(what, sizeof what, "%s negative_prompt_embeds", c);
+    compare_in("SDRT_SOURCE_DIR", what, o.neg_embeds, n, rel);
+    if (o.pooled) {
+        snprintf(rel, sizeof rel, EMB_DIR "%s.pooled_prompt_embeds.npy", c);
+        compare_in("SDRT_SOURCE_DIR", "pooled", o.pooled, (size_t)o.pooled_dim, rel);
+        snprintf(rel, sizeof rel, EMB_DIR "%s.negative_pooled_prompt_embeds.npy", c);
+        compare_in("SDRT_SOURCE_DIR", "negative pooled", o.neg_pooled, (size_t)o.pooled_dim, rel);
+    }
+    cond_output_free(&o);
+    /* The ids: through the same tokenization the encode used. */
+    for (int ei = 0; ei < f->cm->n; ei++) {
+        emb_use u;
+        emb_use_init(&u, f->src.embeddings, ei, f->cm->n, f->cm->enc[ei].cfg.hidden, "enc",
+                     (int32_t)bpe_vocab_size(f->cm->enc[ei].tok));
+        prompt_parsed pp;
+        prompt_chunks ch;
+        REQUIRE(prompt_parse(prompt, &pp, err, sizeof err) == 0, "parse");
+        int r = prompt_chunk_plain_with(f->cm->enc[ei].tok, pp.stripped, (prompt_tokenize_fn)emb_encode, &u, &ch);
+        CHECK(r == 0, "tokenize %d", r);
+        if (r == 0) {
+            snprintf(rel, sizeof rel, EMB_DIR "%s.ids%s.npy", c, ei ? "_2" : "");
+            snprintf(what, sizeof what, "%s ids (encoder %d)", c, ei);
+            compare_ids(what, ch.ids, rel);
+            prompt_chunks_free(&ch);
+        }
+        prompt_free(&pp);
+        emb_use_free(&u);
+    }
+}
+
+static void test_embeddings_sd15(void) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    emb_set *set = emb_dir(EMB_DIR "sd15");
+    if (set && fixture_open(&f, "tiny-sd15/diffusers") == 0) {
+        CHECK(set->n == 3, "3 embeddings found, got %zu", set->n);
+        f.src.embeddings = set;
+        emb_case(&f, nn, "sd15_single", "a photo of tinyemb1 in the snow", "blurry");
+        emb_case(&f, nn, "sd15_multi", "a red fox, tinyemb3, snow", "tinyemb1 blurry");
+        /* diffusers learned_embeds: named by the file here, by its key in diffusers */
+        emb_case(&f, nn, "sd15_diffusers", "a difftok on a table", "low quality");
+        /* ComfyUI spelling and A1111 weighting reach the same vectors */
+        cond_output a, b, c;
+        char err[512];
+        sdrt_status s1 = cond_encode(f.cm, &f.src, nn, "a tinyemb3 cat", NULL, 0, 0, &a, err, sizeof err);
+        sdrt_status s2 = cond_encode(f.cm, &f.src, nn, "a embedding:tinyemb3 cat", NULL, 0, 0, &b, err, sizeof err);
+        sdrt_status s3 = cond_encode(f.cm, &f.src, nn, "a (tinyemb3:1.3) cat", NULL, 0, 0, &c, err, sizeof err);
+        CHECK(s1 == SDRT_OK && s2 == SDRT_OK && s3 == SDRT_OK, "encode: %s", err);
+        if (s1 == SDRT_OK && s2 == SDRT_OK && s3 == SDRT_OK) {
+            CHECK(test_max_abs(a.embeds, b.embeds, 77 * 32) == 0, "embedding:name differs from name");
+            CHECK(test_max_abs(a.embeds, c.embeds, 77 * 32) > 1e-3, "(name:1.3) had no effect");
+        }
+        if (s1 == SDRT_OK) cond_output_free(&a);
+        if (s2 == SDRT_OK) cond_output_free(&b);
+        if (s3 == SDRT_OK) cond_output_free(&c);
+        /* A1111: an embedding that does not fit in the chunk starts the next
+         * one: 74 x "cat" then the 3 vectors of tinyemb3. */
+        {
+            char longp[1024] = "";
+            for (int i = 0; i < 74; i++) strcat(longp, "cat ");
+            strcat(longp, "tinyemb3");
+            emb_use u;
+            emb_use_init(&u, set, 0, 1, 32, "text_encoder", (int32_t)bpe_vocab_size(f.cm->enc[0].tok));
+            prompt_parsed pp;
+            prompt_chunks ch;
+            REQUIRE(prompt_parse(longp, &pp, err, sizeof err) == 0, "parse");
+            int r = prompt_chunk_with(f.cm->enc[0].tok, &pp, 20, (prompt_tokenize_fn)emb_encode,
+                                      (prompt_group_fn)emb_group_at, &u, &ch);
+            CHECK(r == 0 && ch.nchunks == 2, "long prompt: %d, %zu chunks", r, ch.nchunks);
+            if (r == 0 && ch.nchunks == 2) {
+                int32_t base = (int32_t)bpe_vocab_size(f.cm->enc[0].tok);
+                CHECK(ch.ids[75] == bpe_eos(f.cm->enc[0].tok) && ch.ids[74] < base, "chunk 0 ends before the embedding");
+                CHECK(ch.ids[77 + 1] == base && ch.ids[77 + 2] == base + 1 && ch.ids[77 + 3] == base + 2,
+                      "the embedding opens chunk 1");
+            }
+            if (r == 0) prompt_chunks_free(&ch);
+            prompt_free(&pp);
+            emb_use_free(&u);
+        }
+        /* a name inside another word is not an embedding */
+        s1 = cond_encode(f.cm, &f.src, nn, "xtinyemb1 cat", NULL, 0, 0, &a, err, sizeof err);
+        CHECK(s1 == SDRT_OK, "encode: %s", err);
+        if (s1 == SDRT_OK) cond_output_free(&a);
+        fixture_close(&f);
+    }
+    emb_set_free(set);
+    sdrt_nn_free(nn);
+}
+
+static void test_embeddings_sdxl(void) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    emb_set *set = emb_dir(EMB_DIR "sdxl");
+    if (set && fixture_open(&f, "tiny-sdxl/diffusers") == 0) {
+        f.src.embeddings = set;
+        emb_case(&f, nn, "sdxl_multi", "a red fox xlemb2 in the snow", "xlemb2, blurry");
+        fixture_close(&f);
+    }
+    emb_set_free(set);
+    sdrt_nn_free(nn);
+}
+
+/* torch.save files through the restricted unpickler: A1111 .pt
+ * (string_to_param, 2 vectors) and diffusers learned_embeds.bin, against
+ * diffusers load_textual_inversion on the same files. */
+static void test_embeddings_pickled(void) {
+    fixture f;
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    emb_set *set = emb_dir(EMB_DIR "pt");
+    if (set && fixture_open(&f, "tiny-sd15/diffusers") == 0) {
+        CHECK(set->n == 2 && !set->v[0].error && !set->v[1].error, "2 readable .pt/.bin embeddings");
+        f.src.embeddings = set;
+        cond_output o;
+        char err[512];
+        sdrt_status st = cond_encode(f.cm, &f.src, nn, "a ptemb fox on a diffbin table", "ptemb", 0, 1, &o, err,
+                                     sizeof err);
+        CHECK(st == SDRT_OK, "encode: %s", err);
+        if (st == SDRT_OK) {
+            compare_in("SDRT_SOURCE_DIR", "sd15_pt prompt_embeds", o.embeds, 77 * 32, EMB_DIR "sd15_pt.prompt_embeds.npy");
+            compare_in("SDRT_SOURCE_DIR", "sd15_pt negative_prompt_embeds", o.neg_embeds, 77 * 32,
+                       EMB_DIR "sd15_pt.negative_prompt_embeds.npy");
+            cond_output_free(&o);
+        }
+        fixture_close(&f);
+    }
+    emb_set_free(set);
+    /* A .pt with another pickle global (os.system): refused while reading,
+     * kept by name, and a prompt that names it fails naming the file and the
+     * global; a prompt without it is served. */
+    set = emb_dir(EMB_DIR "badpt");
+    if (set && fixture_open(&f, "tiny-sd15/diffusers") == 0) {
+        CHECK(set->n == 1 && set->v[0].error && strstr(set->v[0].error, "evil.pt"), "evil.pt kept with its error");
+        if (set->n == 1 && set->v[0].error) printf("# evil.pt: %s\n", set->v[0].error);
+        f.src.embeddings = set;
+        cond_output o;
+        char err[512] = "";
+        sdrt_status st = cond_encode(f.cm, &f.src, nn, "a cat", "evil, blurry", 0, 1, &o, err, sizeof err);
+        CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, "evil.pt") && strstr(err, "system"),
+              "evil embedding: %d %s", st, err);
+        st = cond_encode(f.cm, &f.src, nn, "a cat", "blurry", 0, 1, &o, err, sizeof err);
+        CHECK(st == SDRT_OK, "request without it: %s", err);
+        if (st == SDRT_OK) cond_output_free(&o);
+        fixture_close(&f);
+    }
+    emb_set_free(set);
+    sdrt_nn_free(nn);
+}
+
+static void test_embedding_errors(void) {
+    sdrt_nn *nn = new_nn();
+    REQUIRE(nn, "no compute context");
+    fixture f;
+    emb_set *bad = emb_dir(EMB_DIR "bad"), *xl = emb_dir(EMB_DIR "sdxl"), *sd = emb_dir(EMB_DIR "sd15");
+    if (bad && xl && sd && fixture_open(&f, "tiny-sd15/diffusers") == 0) {
+        cond_output o;
+        char err[512] = "";
+        f.src.embeddings = bad;
+        sdrt_status st = cond_encode(f.cm, &f.src, nn, "a cat", "wide16", 0, 1, &o, err, sizeof err);
+        printf("# width mismatch: %s\n", err);
+        CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, "wide16.safetensors") && strstr(err, "width 16") &&
+                  strstr(err, "width 32"),
+              "width mismatch: %d %s", st, err);
+        /* unused, it costs nothing */
+        st = cond_encode(f.cm, &f.src, nn, "a cat", NULL, 0, 1, &o, err, sizeof err);
+        CHECK(st == SDRT_OK, "unused bad embedding failed the request: %s", err);
+        if (st == SDRT_OK) cond_output_free(&o);
+        f.src.embeddings = xl;
+        st = cond_encode(f.cm, &f.src, nn, "xlemb2 cat", NULL, 0, 1, &o, err, sizeof err);
+        printf("# sdxl embedding on sd15: %s\n", err);
+        CHECK(st == SDRT_INVALID_ARGUMENT && strstr(err, "xlemb2.safetensors") && strstr(err, "SDXL"),
+              "sdxl embedding on sd15: %d %s", st, err);
+        fixture_close(&f);
+    }
+    if (sd && fixture_open(&f, "tiny-sdxl/diffusers") == 0) {
+        cond_output o;
+        char err[512] = "";
+        f.src.embeddings = sd;
+        sdrt_status st = cond_encode(f.cm, &f.src, nn, "tinyemb1 cat", NULL, 0, 1, &o, err, sizeof err);
+        printf("# sd15 embedding on sdxl: %s\n", err);
+        /* widths agree in the tiny models (32), so the one-table file is used
+         * for both encoders only when widths match; the real models differ */
+        if (st == SDRT_OK) cond_output_free(&o);
+        fixture_close(&f);
+    }
+    /* file-level errors name the file */
+    emb_entry e;
+    char err[512];
+    CHECK(emb_load_file(test_path("SDRT_SOURCE_DIR", "tests/conditioning/test_encoder.c"), &e, err, sizeof err) != 0 &&
+              strstr(err, "test_encoder.c"),
+          "non-embedding accepted: %s", err);
+    emb_set_free(bad);
+    emb_set_free(xl);
+    emb_set_free(sd);
+    sdrt_nn_free(nn);
+}
+
 const test_entry TESTS[] = {
     {"device_outputs", test_device_outputs},
     {"prompt_chunk_limit", test_prompt_chunk_limit},
     {"sd15_parity", test_sd15_parity},
     {"sdxl_parity", test_sdxl_parity},
     {"weighting_and_chunks", test_weighting_and_chunks},
+    {"embeddings_sd15", test_embeddings_sd15},
+    {"embeddings_sdxl", test_embeddings_sdxl},
+    {"embeddings_pickled", test_embeddings_pickled},
+    {"embedding_errors", test_embedding_errors},
     {0},
 };

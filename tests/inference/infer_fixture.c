@@ -24,8 +24,11 @@ int ifx_start(void) {
     const char *configs[] = {getenv("SDRT_TEST_DEVICE_CONFIG"), NULL, NULL, cond_config, NULL, lora_config, NULL};
     if (g_started >= 0) return g_started;
     snprintf(g_out, sizeof g_out, "%s", test_tmpdir());
-    snprintf(cond_config, sizeof cond_config, "{\"tokenizer_dir\":\"%s\",\"tokenizer_2_dir\":\"%s\"}",
-             test_path("SDRT_REFERENCE", "tokenizer"), test_path("SDRT_REFERENCE", "tokenizer_2"));
+    /* Textual-inversion embeddings of tests/conditioning (SD1.x width). */
+    snprintf(cond_config, sizeof cond_config,
+             "{\"tokenizer_dir\":\"%s\",\"tokenizer_2_dir\":\"%s\",\"embedding_roots\":[\"%s\"]}",
+             test_path("SDRT_REFERENCE", "tokenizer"), test_path("SDRT_REFERENCE", "tokenizer_2"),
+             test_path("SDRT_SOURCE_DIR", "tests/conditioning/data/emb/sd15"));
     /* Prompt tags name LoRAs by file name: tests/lora/data is a LoRA folder
      * under the fake host's model root "/". */
     snprintf(lora_config, sizeof lora_config, "{\"subdirs\":[\"%s\"]}",

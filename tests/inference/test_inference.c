@@ -107,6 +107,34 @@ static void check_reference_case(const char *model, const char *name, const char
     check_case_layout(model, "diffusers", name, cls, overrides);
 }
 
+/* A negative textual-inversion embedding (multi-vector) end to end:
+ * diffusers with load_textual_inversion, tests/conditioning/gen_embeddings.py. */
+static void test_sd15_negative_embedding(void) {
+    REQUIRE(ifx_start(), "plugins did not load (see stderr)");
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"negative_prompt\":\"tinyemb3, blurry\","
+             "\"width\":64,\"height\":64,\"num_inference_steps\":8,\"guidance_scale\":7.5,\"seed\":42,"
+             "\"scheduler\":\"EulerDiscreteScheduler\",\"output\":{\"dir\":\"%s\",\"save_latents\":true}}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), ifx_out_dir());
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    REQUIRE(r.status == SDRT_OK, "status %d: %s", r.status, r.message);
+    const char *lat = ifx_json_string_at(r.data, "latents", 0);
+    size_t n_got = 0, n_want = 0;
+    float *got = lat ? ifx_load_npy(lat, &n_got) : NULL;
+    float *want = ifx_load_npy(test_path("SDRT_SOURCE_DIR", "tests/conditioning/data/emb/t2i_negemb.latents.npy"), &n_want);
+    CHECK(got && want && n_got == n_want, "latents missing or wrong size (%zu vs %zu)", n_got, n_want);
+    if (got && want && n_got == n_want) {
+        double e = test_rel_l2(got, want, n_want);
+        printf("# negative embedding txt2img: final latents rel L2 %.3g\n", e);
+        CHECK(e <= LATENT_TOL, "negative embedding: rel L2 %.3g > %.0e", e, LATENT_TOL);
+    }
+    free(got);
+    free(want);
+    cJSON_Delete(r.data);
+}
+
 static void test_sd15_single_file(void) {
     check_case_layout("tiny-sd15", "tiny-sd15.safetensors", "euler", "EulerDiscreteScheduler", "{}");
 }
@@ -551,6 +579,7 @@ const test_entry TESTS[] = {
     {"sdxl_euler_a", test_sdxl_euler_a},
     {"sdxl_dpmpp_2m_karras", test_sdxl_dpmpp_2m_karras},
     {"sdxl_ddim", test_sdxl_ddim},
+    {"sd15_negative_embedding", test_sd15_negative_embedding},
     {"sd15_single_file", test_sd15_single_file},
     {"sdxl_single_file", test_sdxl_single_file},
     {"sd15_f16_checkpoint", test_sd15_f16_checkpoint},
