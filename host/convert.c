@@ -20,7 +20,8 @@ typedef struct conv_state {
     char *line;
 } conv_state;
 
-static void conv_sink(void *ctx, const char *line) {
+static void conv_sink(void *ctx, const char *line, int slot) {
+    (void)slot; /* no request ledger in a one-shot conversion */
     conv_state *s = ctx;
     cJSON *o = cJSON_Parse(line);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");

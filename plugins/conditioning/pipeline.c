@@ -152,7 +152,8 @@ static sdrt_status run_encoder(const cond_model *m, const cond_source *src, sdrt
     if (s->nn) {
         weight_ctx wc = {src, e->component};
         clip_run run = {c->ids, (int)c->nchunks, c->len, 0, 0, NULL, NULL, e->has_projection,
-                        &s->hidden_dev[ei], want_pooled ? &s->pooled_dev : NULL};
+                        &s->hidden_dev[ei], want_pooled ? &s->pooled_dev : NULL,
+                        s->emb[ei].rows, s->emb[ei].n_rows, s->emb[ei].base};
         hidden_choice(m, e, clip_skip, &run.hidden_index, &run.final_ln);
         char sub[384];
         sdrt_status st = clip_encode(nn, &e->cfg, weight_lookup, &wc, &run, sub, sizeof sub);

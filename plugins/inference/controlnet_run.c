@@ -54,17 +54,23 @@ static sdrt_tensor *accumulate(sdrt_nn *nn, sdrt_tensor *acc, sdrt_tensor *x) {
     return s;
 }
 
-/* Zeroes the first n rows of t (guess mode: the unconditional half). */
+/* Zeroes the first n rows of t (guess mode: the unconditional half) on the
+ * device: t * mask with mask [rows,1,...] = 0 for the first n rows, 1 after
+ * (exact: x*1 = x, x*0 = 0), so the residuals never leave the device and
+ * the call stays one recorded graph. */
 static sdrt_tensor *zero_rows(sdrt_nn *nn, sdrt_tensor *t, int n) {
     if (!t || n <= 0) return t;
-    int64_t total = sdrt_nn_numel(t), per = total / t->shape[0];
-    float *buf = malloc((size_t)total * sizeof *buf);
+    int64_t rows = t->shape[0], shape[SDRT_MAX_DIMS];
+    for (int d = 0; d < t->ndim; d++) shape[d] = d == 0 ? rows : 1;
+    float *m = malloc((size_t)rows * sizeof *m);
     sdrt_tensor *z = NULL;
-    if (buf && sdrt_nn_to_host_f32(nn, t, buf) == SDRT_OK) {
-        memset(buf, 0, (size_t)(per * n) * sizeof *buf);
-        z = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, t->ndim, t->shape, buf);
+    if (m) {
+        for (int64_t r = 0; r < rows; r++) m[r] = r < n ? 0.0f : 1.0f;
+        sdrt_tensor *mask = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, t->ndim, shape, m);
+        z = mask ? sdrt_nn_mul(nn, t, mask) : NULL;
+        sdrt_nn_drop(nn, mask);
     }
-    free(buf);
+    free(m);
     sdrt_nn_drop(nn, t);
     return z;
 }
