@@ -203,7 +203,7 @@ int emb_scan(const char *const *roots, size_t n, void (*skipped)(void *ctx, cons
             s.v[kept++] = s.v[i];
         }
     }
-    qsort(s.v, kept, sizeof *s.v, by_name);
+    if (kept) qsort(s.v, kept, sizeof *s.v, by_name); /* s.v is NULL when none was found */
     set->v = s.v;
     set->n = kept;
     *out = set;
