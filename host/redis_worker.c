@@ -75,6 +75,7 @@ static const char FINAL_SCRIPT[] =
     "  if ARGV[7] == '1' then redis.call('EXPIRE', KEYS[2], ARGV[2]) end\n"
     "end\n"
     "redis.call('XACK', KEYS[3], ARGV[6], ARGV[1])\n"
+    "redis.call('XDEL', KEYS[3], ARGV[1])\n"
     "if first then return 1 else return 0 end\n";
 
 static int stop_now(void) { return os_stop_requested(); }
@@ -222,8 +223,12 @@ static int key_exists(rconn *rc, const char *a, const char *b) {
     return yes;
 }
 
+/* Acknowledged entries leave the stream, so that its length is the backlog
+ * and MAXLEN bounds only that. */
 static void ack(rconn *rc, const char *entry) {
     redisReply *r = rconn_cmd(rc, "XACK %s %s %s", g_o.k_requests, POOL_GROUP, entry);
+    if (r) freeReplyObject(r);
+    r = rconn_cmd(rc, "XDEL %s %s", g_o.k_requests, entry);
     if (r) freeReplyObject(r);
 }
 
