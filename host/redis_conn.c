@@ -201,7 +201,7 @@ typedef redisReply *(*issue_fn)(redisContext *c, void *arg);
 
 static redisReply *with_retry(rconn *rc, issue_fn issue, void *arg) {
     double backoff = 0.05;
-    int logged = 0;
+    int logged = 0, lost = 0;
     for (;;) {
         if (rc->should_stop && rc->should_stop()) return NULL;
         if (!rc->c && rconn_connect(rc) != 0) {
@@ -213,10 +213,14 @@ static redisReply *with_retry(rconn *rc, issue_fn issue, void *arg) {
         redisReply *r = issue(rc->c, arg);
         if (r && !transient(r)) {
             if (logged) log_msg("redis", SDRT_LOG_INFO, "%s: reconnected", rconn_describe(rc));
+            if (lost) rc->reconnects++;
             return r;
         }
         if (r) freeReplyObject(r);
-        else rconn_close(rc); /* I/O error or timeout: the context is unusable */
+        else {
+            rconn_close(rc); /* I/O error or timeout: the context is unusable */
+            lost = 1;
+        }
         sleep_s(backoff);
         backoff = backoff * 2 > 2 ? 2 : backoff * 2;
     }

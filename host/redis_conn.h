@@ -24,6 +24,8 @@ typedef struct rconn {
     redisContext *c;    /* NULL while disconnected */
     void *ssl;          /* redisSSLContext *, when TLS is built in */
     int (*should_stop)(void); /* ends the reconnect loop (NULL: never) */
+    unsigned long reconnects; /* connections made after a lost one: a reply
+                                 may have been lost with it */
 } rconn;
 
 /* Parses redis://[user[:password]@]host[:port][/db] or rediss://... into

@@ -45,6 +45,8 @@ typedef struct inflight {
     char *key;          /* pool_request_key */
     char *reply_to;
     char entry[64];     /* stream entry id */
+    char dup[4][64];    /* more entries of the same request taken meanwhile */
+    int n_dup;
     struct inflight *next;
 } inflight;
 
@@ -206,6 +208,16 @@ static void pool_sink(void *ctx, const char *line, int slot) {
     }
     if (is_final) {
         write_final(f->entry, f->key, f->reply_to, line);
+        for (int i = 0; i < f->n_dup; i++) {
+            const char *argv[] = {"XACK", g_o.k_requests, POOL_GROUP, f->dup[i]};
+            pthread_mutex_lock(&g_wr_lock);
+            redisReply *r = rconn_argv(&g_wr, 4, argv, NULL);
+            if (r) freeReplyObject(r);
+            const char *dv[] = {"XDEL", g_o.k_requests, f->dup[i]};
+            r = rconn_argv(&g_wr, 3, dv, NULL);
+            pthread_mutex_unlock(&g_wr_lock);
+            if (r) freeReplyObject(r);
+        }
         if (f == t_current) t_current = NULL;
         inflight_free(f);
     } else {
@@ -304,6 +316,18 @@ static void handle_entry(const char *entry, const char *line, size_t len, const 
     if (key_exists(&g_rd, "final:", key)) {
         log_msg("worker", SDRT_LOG_INFO, "entry %s: a final was already written for it; acknowledged", entry);
         ack(&g_rd, entry);
+        free(key);
+        free(request_id);
+        return;
+    }
+    /* The same request twice (a client's XADD repeated after a lost reply):
+     * the running one answers for both. */
+    pthread_mutex_lock(&g_lock);
+    inflight *same = find_locked(key, 0);
+    if (same && same->n_dup < 4) snprintf(same->dup[same->n_dup++], 64, "%s", entry);
+    pthread_mutex_unlock(&g_lock);
+    if (same) {
+        log_msg("worker", SDRT_LOG_INFO, "entry %s repeats a request running here; answered with it", entry);
         free(key);
         free(request_id);
         return;
@@ -627,7 +651,15 @@ static int worker_process(host_cli_overrides *ov) {
     char cursor[64] = "0";
     int own_done = 0;
     double next_hb = 0, next_scan = 0, next_inventory = 0;
+    unsigned long seen_reconnects = 0;
     while (!os_stop_requested()) {
+        if (g_rd.reconnects != seen_reconnects) {
+            /* A read whose reply was lost left entries pending on this
+             * consumer that it never saw: replay its own pending ones. */
+            seen_reconnects = g_rd.reconnects;
+            own_done = 0;
+            snprintf(cursor, sizeof cursor, "0");
+        }
         jobs_tick();
         double now = host_now();
         if (now >= next_inventory) {

@@ -13,6 +13,7 @@ import json, os, random, shutil, signal, socket, subprocess, sys, tempfile, thre
 SDRT, PLUGINS = sys.argv[1], sys.argv[2]
 ONLY = sys.argv[3:]
 FAILS = []
+WORKERS = []  # stopped when their scenario ends, failed or not
 
 
 def check(cond, what):
@@ -63,8 +64,14 @@ class Redis:
         return "redis://127.0.0.1:%d" % self.port
 
     def close(self):
+        for w in WORKERS:
+            w.stop()
+        WORKERS.clear()
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("SDRT_POOL_KEEP"):
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def plugin_args(*names):
@@ -81,8 +88,11 @@ class Worker:
                                       "--heartbeat", "0.2", "--set", "log_level=\"info\""] + list(extra) +
                                      plugin_args(*plugins), stdout=self.log, stderr=subprocess.STDOUT)
         self.name = name
+        WORKERS.append(self)
 
     def stop(self, sig=signal.SIGTERM):
+        if self.log.closed:
+            return
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -117,7 +127,11 @@ class Client:
 
     def finish(self, timeout=30):
         self.proc.stdin.close()
-        rc = self.proc.wait(timeout=timeout)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = "timeout"
         self.t.join(timeout=5)
         return rc
 
