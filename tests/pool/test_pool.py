@@ -287,7 +287,8 @@ def scenario_crash():
         check(rc == 0, "crash: submit exit %s" % rc)
         finals = c.finals()
         b = finals.get("boom", [])
-        check(len(b) == 1 and b[0].get("success") is False and "dead-lettered" in json.dumps(b[0]),
+        check(len(b) == 1 and b[0].get("success") is False and b[0].get("error_code") == "INTERNAL" and
+              b[0]["error"].startswith("dead-lettered") and b[0]["error_data"]["dead_letter"]["deliveries"] == 3,
               "crash: boom finals %s" % b)
         if b:
             print("crash: boom answered:", json.dumps(b[0].get("error"))[:300], flush=True)
@@ -349,7 +350,7 @@ def scenario_cancel():
         check(b.finish() == 0, "cancel: canceller exit")
         check(a.finish(timeout=10) == 0, "cancel: submit exit")
         f = a.finals().get("long1", [])
-        check(len(f) == 1 and f[0].get("success") is False and f[0]["error"]["code"] == "CANCELLED",
+        check(len(f) == 1 and f[0].get("success") is False and f[0].get("error_code") == "CANCELLED",
               "cancel: long1 finals %s" % f)
         if "long1" in a.times:
             dt = a.times["long1"] - t0
