@@ -69,9 +69,11 @@ static double g_started;
 
 /* Marker, reply and acknowledgement in one step: the first final for a
  * request is written and its entry acknowledged; a later one (a
- * redelivery that ran anyway) only acknowledges. Returns 1 / 0. */
+ * redelivery that ran anyway) only acknowledges. The marker holds the
+ * final line itself, so that a request repeating an answered request_id
+ * gets that answer again. Returns 1 / 0. */
 static const char FINAL_SCRIPT[] =
-    "local first = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])\n"
+    "local first = redis.call('SET', KEYS[1], ARGV[5], 'NX', 'EX', ARGV[2])\n"
     "if first then\n"
     "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'rid', ARGV[4], 'final', '1', 'line', ARGV[5])\n"
     "  if ARGV[7] == '1' then redis.call('EXPIRE', KEYS[2], ARGV[2]) end\n"
@@ -160,6 +162,19 @@ static void write_event(const char *key, const char *reply_to, const char *line)
     const char *argv[] = {"XADD", reply_to, "MAXLEN", "~", maxlen, "*", "rid", key ? key : "", "final", "0", "line", line};
     pthread_mutex_lock(&g_wr_lock);
     redisReply *r = rconn_argv(&g_wr, 12, argv, NULL);
+    pthread_mutex_unlock(&g_wr_lock);
+    if (r) freeReplyObject(r);
+}
+
+/* A stored final written again (handle_entry). */
+static void write_event_final(const char *key, const char *reply_to, const char *line, size_t len) {
+    char maxlen[24];
+    snprintf(maxlen, sizeof maxlen, "%ld", g_o.maxlen);
+    const char *argv[] = {"XADD", reply_to, "MAXLEN", "~", maxlen, "*", "rid", key, "final", "1", "line", line};
+    size_t lens[12];
+    for (int i = 0; i < 12; i++) lens[i] = i == 11 ? len : strlen(argv[i]);
+    pthread_mutex_lock(&g_wr_lock);
+    redisReply *r = rconn_argv(&g_wr, 12, argv, lens);
     pthread_mutex_unlock(&g_wr_lock);
     if (r) freeReplyObject(r);
 }
@@ -313,13 +328,23 @@ static void handle_entry(const char *entry, const char *line, size_t len, const 
         key = malloc(strlen(entry) + 3);
         sprintf(key, "x:%s", entry);
     }
-    if (key_exists(&g_rd, "final:", key)) {
-        log_msg("worker", SDRT_LOG_INFO, "entry %s: a final was already written for it; acknowledged", entry);
+    char mk[700];
+    pool_key(&g_o, mk, sizeof mk, "final:", key);
+    redisReply *done = rconn_cmd(&g_rd, "GET %s", mk);
+    if (done && done->type == REDIS_REPLY_STRING) {
+        /* Answered already. A redelivery: its final is in its reply stream.
+         * A first delivery (the request sent again with the same id, or a
+         * client's XADD repeated after a lost reply): the stored answer. */
+        log_msg("worker", SDRT_LOG_INFO, "entry %s: its request was answered already; %s", entry,
+                deliveries > 1 ? "acknowledged" : "the stored answer sent again");
+        if (deliveries == 1) write_event_final(key, reply_to, done->str, done->len);
+        freeReplyObject(done);
         ack(&g_rd, entry);
         free(key);
         free(request_id);
         return;
     }
+    if (done) freeReplyObject(done);
     /* The same request twice (a client's XADD repeated after a lost reply):
      * the running one answers for both. */
     pthread_mutex_lock(&g_lock);

@@ -220,6 +220,14 @@ def scenario_load():
                     ev = [e for e in clients[c].lines if e.get("type") == "event" and e.get("request_id") == rid]
                     check(len(ev) == want, "load: %s got %d progress events, asked %d" % (rid, len(ev), want))
         check(pending(r, "load") == 0, "load: %d entries left pending" % pending(r, "load"))
+        # A request_id answered already: the stored answer, not a second run.
+        again = Client(r, "load")
+        rid = next(k for k, v in expect[0].items() if v[0] == "echo")
+        again.send({"type": "echo.run", "request_id": rid, "data": {"different": True}})
+        check(again.finish() == 0, "load: repeat client exit")
+        rep = again.finals().get(rid, [])
+        check(len(rep) == 1 and rep[0] == clients[0].finals()[rid][0],
+              "load: repeated %s got %s, first answer %s" % (rid, rep, clients[0].finals()[rid]))
         st = subprocess.run([SDRT, "pool", "status", "--redis", r.url(), "--pool", "load"], capture_output=True,
                             text=True).stdout
         check("3 live worker(s)" in st and all("worker w%d:" % i in st for i in range(3)),
