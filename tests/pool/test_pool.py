@@ -32,7 +32,8 @@ def free_port():
 
 
 class Redis:
-    def __init__(self, aof=False):
+    def __init__(self, aof=False, conf=""):
+        self.conf = conf
         self.dir = tempfile.mkdtemp(prefix="sdrt-pool-")
         self.port = free_port()
         self.aof = aof
@@ -40,12 +41,18 @@ class Redis:
         self.start()
 
     def start(self):
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+        args = ["redis-server"]
+        if self.conf:  # ACL lines need a config file
+            path = os.path.join(self.dir, "redis.conf")
+            with open(path, "w") as f:
+                f.write(self.conf)
+            args.append(path)
+        args += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                 "--save", "", "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
         args += ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]
         self.proc = subprocess.Popen(args)
         for _ in range(200):
-            if self.cli("PING").strip() == "PONG":
+            if self.cli("PING").strip() in ("PONG", "NOAUTH Authentication required.") or "NOAUTH" in self.cli("PING"):
                 return
             time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
@@ -82,11 +89,12 @@ def plugin_args(*names):
 
 
 class Worker:
-    def __init__(self, redis, name, pool, extra=(), plugins=("echo",)):
+    def __init__(self, redis, name, pool, extra=(), plugins=("echo",), env=None):
         self.log = open(os.path.join(redis.dir, "worker-%s.log" % name), "w")
         self.proc = subprocess.Popen([SDRT, "worker", "--redis", redis.url(), "--pool", pool, "--consumer", name,
                                       "--heartbeat", "0.2", "--set", "log_level=\"info\""] + list(extra) +
-                                     plugin_args(*plugins), stdout=self.log, stderr=subprocess.STDOUT)
+                                     plugin_args(*plugins), stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env)
         self.name = name
         WORKERS.append(self)
 
@@ -106,9 +114,9 @@ class Worker:
 class Client:
     """One `sdrt submit`; lines written with send(), output collected."""
 
-    def __init__(self, redis, pool):
+    def __init__(self, redis, pool, env=None):
         self.proc = subprocess.Popen([SDRT, "submit", "--redis", redis.url(), "--pool", pool], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True, env=env)
         self.lines = []
         self.times = {}
         self.t = threading.Thread(target=self._read, daemon=True)
@@ -372,11 +380,34 @@ def scenario_cancel():
         r.close()
 
 
+def scenario_auth():
+    """An ACL user with a password from the environment; never logged."""
+    pw = "pw-%x" % random.getrandbits(64)
+    r = Redis(conf="user default off\nuser sdrtpool on >%s ~* &* +@all\n" % pw)
+    try:
+        env = dict(os.environ, SDRT_REDIS_USER="sdrtpool", SDRT_REDIS_PASSWORD=pw)
+        w = Worker(r, "a1", "auth", env=env)
+        c = Client(r, "auth", env=env)
+        c.send({"type": "host.health", "request_id": "h1"})
+        check(c.finish(timeout=20) == 0, "auth: submit exit")
+        f = c.finals().get("h1", [])
+        check(len(f) == 1 and f[0].get("success") is True, "auth: h1 finals %s" % f)
+        bad = dict(os.environ, SDRT_REDIS_USER="sdrtpool", SDRT_REDIS_PASSWORD=pw + "x")
+        st = subprocess.run([SDRT, "pool", "status", "--redis", r.url(), "--pool", "auth"], capture_output=True,
+                            text=True, env=bad, timeout=20)
+        check(st.returncode == 1 and "authentication refused" in st.stderr, "auth: a wrong password: %s" % st.stderr)
+        w.stop()
+        log = open(os.path.join(r.dir, "worker-a1.log")).read() + st.stderr + st.stdout
+        check(pw not in log, "auth: the password appears in a log")
+    finally:
+        r.close()
+
+
 def main():
     if not shutil.which("redis-server") or not shutil.which("redis-cli"):
         print("SKIP: redis-server/redis-cli not installed (scripts/setup.sh installs redis-server)")
         return 77
-    scenarios = [scenario_load, scenario_kill, scenario_crash, scenario_restart, scenario_cancel]
+    scenarios = [scenario_load, scenario_kill, scenario_crash, scenario_restart, scenario_cancel, scenario_auth]
     for s in scenarios:
         if ONLY and s.__name__.split("_", 1)[1] not in ONLY:
             continue
