@@ -82,7 +82,11 @@ static const char FINAL_SCRIPT[] =
     "redis.call('XDEL', KEYS[3], ARGV[1])\n"
     "if first then return 1 else return 0 end\n";
 
+/* Reads stop at a stop request; writes (finals of jobs finishing in the
+ * shutdown grace) only once the grace is over. */
+static double g_give_up_at;
 static int stop_now(void) { return os_stop_requested(); }
+static int stop_writing(void) { return g_give_up_at > 0 && host_now() > g_give_up_at; }
 
 static double wall_ms(void) {
     struct timeval tv;
@@ -666,7 +670,7 @@ static int worker_process(host_cli_overrides *ov) {
     rconn_clone(&g_rd, &g_o.rc);
     rconn_clone(&g_wr, &g_o.rc);
     g_rd.should_stop = stop_now;
-    g_wr.should_stop = stop_now;
+    g_wr.should_stop = stop_writing;
     ensure_group();
     pthread_t ctl;
     if (pthread_create(&ctl, NULL, control_thread, NULL) == 0) pthread_detach(ctl);
@@ -729,15 +733,16 @@ static int worker_process(host_cli_overrides *ov) {
      * does not stays pending and is claimed by another worker. */
     log_msg("worker", SDRT_LOG_INFO, "%s stopping: %d request(s) in flight", g_me, n_inflight());
     atomic_store(&g_h.shutting_down, 1);
+    g_give_up_at = host_now() + g_h.cfg.shutdown_grace_s + g_h.cfg.cancel_grace_s + 1;
     jobs_wait_idle(host_now() + g_h.cfg.shutdown_grace_s);
-    g_rd.should_stop = NULL;
     char k[300];
     pool_key(&g_o, k, sizeof k, "worker:", g_me);
-    if (n_inflight() == 0) {
-        /* Gone for good: its name leaves the pool at once. */
-        redisReply *r = rconn_cmd(&g_rd, "DEL %s", k);
+    if (n_inflight() == 0 && g_rd.c) {
+        /* Gone for good: its name leaves the pool at once (one try: Redis
+         * may be down, and the heartbeat expires anyway). */
+        redisReply *r = redisCommand(g_rd.c, "DEL %s", k);
         if (r) freeReplyObject(r);
-        r = rconn_cmd(&g_rd, "SREM %s %s", g_o.k_workers, g_me);
+        r = g_rd.c->err ? NULL : redisCommand(g_rd.c, "SREM %s %s", g_o.k_workers, g_me);
         if (r) freeReplyObject(r);
     }
     jobs_cancel_all(3);
