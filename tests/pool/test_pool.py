@@ -327,7 +327,7 @@ def scenario_restart():
         time.sleep(0.3)
         c = Client(r, "rs")
         for i in range(60):
-            c.send({"type": "echo.slow", "request_id": "a%d" % i, "data": {"seconds": 0.02}})
+            c.send({"type": "echo.slow", "request_id": "a%d" % i, "data": {"seconds": 0.05}})
         time.sleep(0.2)
         r.stop()
         # requests written while Redis is down wait in submit and go out on reconnect
