@@ -26,15 +26,16 @@ int cmd_pool(int argc, char **argv) {
     pool_opts_init(&o);
     for (int i = 3; i < argc; i++) {
         int r = pool_take_option(&o, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r == 0) {
-            fprintf(stderr, "sdrt pool status: unknown option '%s'\n", argv[i]);
+        if (r == 0) fprintf(stderr, "sdrt pool status: unknown option '%s'\n", argv[i]);
+        if (r <= 0) {
+            rconn_free(&o.rc);
             return 2;
         }
     }
     if (pool_opts_finish(&o, "pool status") != 0) return 2;
     rconn rc;
     rconn_clone(&rc, &o.rc);
+    rconn_free(&o.rc);
     if (rconn_connect(&rc) != 0) {
         fprintf(stderr, "sdrt pool status: cannot reach Redis at %s\n", rconn_describe(&rc));
         rconn_free(&rc);

@@ -252,9 +252,9 @@ int cmd_submit(int argc, char **argv) {
     pool_opts_init(&g_o);
     for (int i = 2; i < argc; i++) {
         int r = pool_take_option(&g_o, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r == 0) {
-            fprintf(stderr, "sdrt submit: unknown option '%s'\n", argv[i]);
+        if (r == 0) fprintf(stderr, "sdrt submit: unknown option '%s'\n", argv[i]);
+        if (r <= 0) {
+            rconn_free(&g_o.rc);
             return 2;
         }
     }
@@ -294,5 +294,6 @@ int cmd_submit(int argc, char **argv) {
     pthread_mutex_unlock(&g_lock);
     pthread_join(th, NULL);
     rconn_free(&rc);
+    rconn_free(&g_o.rc);
     return 0;
 }

@@ -761,24 +761,33 @@ static void on_stop(int sig) {
 }
 #endif
 
+static int run_worker(host_cli_overrides *ov);
+
 int cmd_worker(int argc, char **argv) {
     host_cli_overrides ov = {0};
     pool_opts_init(&g_o);
-    for (int i = 2; i < argc; i++) {
+    int rc = 0;
+    for (int i = 2; i < argc && rc == 0; i++) {
         int r = pool_take_option(&g_o, argc, argv, &i);
         if (r == 0) r = cli_take_host_option(&ov, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r == 0) {
-            fprintf(stderr, "sdrt worker: unknown option '%s'\n", argv[i]);
-            return 2;
-        }
+        if (r == 0) fprintf(stderr, "sdrt worker: unknown option '%s'\n", argv[i]);
+        if (r <= 0) rc = 2;
     }
-    if (pool_opts_finish(&g_o, "worker") != 0) return 2;
+    if (rc == 0 && pool_opts_finish(&g_o, "worker") != 0) rc = 2;
+    if (rc == 0) rc = run_worker(&ov);
+    cli_overrides_free(&ov);
+    rconn_free(&g_o.rc);
+    return rc;
+}
+
+/* The process the user started: forks the working process, and a new one
+ * after each crash. */
+static int run_worker(host_cli_overrides *ov) {
     gethostname(g_hostname, sizeof g_hostname - 1);
     if (g_o.consumer) snprintf(g_me, sizeof g_me, "%s", g_o.consumer);
     else snprintf(g_me, sizeof g_me, "%s-%d", g_hostname, (int)getpid());
 #ifdef _WIN32
-    return worker_process(&ov);
+    return worker_process(ov);
 #else
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -800,7 +809,7 @@ int cmd_worker(int argc, char **argv) {
 #endif
             signal(SIGTERM, SIG_DFL);
             signal(SIGINT, SIG_DFL);
-            _exit(worker_process(&ov));
+            _exit(worker_process(ov));
         }
         g_child = pid;
         int status = 0;
