@@ -2,7 +2,8 @@
  * from a Redis stream (docs/scale-out.md).
  *
  * The process the user starts stays small: it forks the working process and
- * starts a new one when that dies of a signal (a plugin crashed), like the
+ * starts a new one when that dies (a signal, a sanitizer report: a plugin
+ * crashed), like the
  * supervisor of `sdrt serve`, but it answers nothing itself: entries the dead
  * process held are still pending in the consumer group, and the new process
  * (same consumer name) runs them again. A redelivered entry runs alone on
@@ -661,8 +662,12 @@ static void *control_thread(void *arg) {
     }
 }
 
+/* The working process's exit status when it could not start (a bad config,
+ * no threads): the parent gives up instead of starting it again. */
+#define WORKER_START_FAILED 3
+
 static int worker_process(host_cli_overrides *ov) {
-    if (host_init(&g_h, ov, 0) != 0) return 1;
+    if (host_init(&g_h, ov, 0) != 0) return WORKER_START_FAILED;
     g_h.sink.line = pool_sink;
     g_h.sink.ctx = NULL;
     os_catch_stop_requests();
@@ -816,13 +821,19 @@ static int run_worker(host_cli_overrides *ov) {
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
         g_child = 0;
-        if (g_stop || WIFEXITED(status)) return WIFEXITED(status) ? WEXITSTATUS(status) : 0;
-        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        if (g_stop) return 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_START_FAILED) return 1;
+        /* A signal, or an exit it did not choose (a sanitizer's report, a
+         * plugin calling exit): start again. */
+        char how[48];
+        if (WIFSIGNALED(status)) snprintf(how, sizeof how, "signal %d", WTERMSIG(status));
+        else snprintf(how, sizeof how, "exit status %d", WEXITSTATUS(status));
         if (wall_ms() - t0 > 30e3) backoff = 0.2;
         log_msg("worker", SDRT_LOG_WARN,
-                "the working process died (signal %d); starting a new one in %.1f s (its entries stay pending and "
+                "the working process died (%s); starting a new one in %.1f s (its entries stay pending and "
                 "run again)",
-                sig, backoff);
+                how, backoff);
         sleep_ms((long)(backoff * 1e3));
         backoff = backoff * 2 > 5 ? 5 : backoff * 2;
     }
