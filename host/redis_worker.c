@@ -87,7 +87,13 @@ static const char FINAL_SCRIPT[] =
  * shutdown grace) only once the grace is over. */
 static double g_give_up_at;
 static int stop_now(void) { return os_stop_requested(); }
-static int stop_writing(void) { return g_give_up_at > 0 && host_now() > g_give_up_at; }
+static _Thread_local int t_is_main;
+static int stop_writing(void) {
+    if (!os_stop_requested()) return 0;
+    /* The main thread's heartbeat must not hold a stopping worker while
+     * Redis is down; job threads may write until the grace is over. */
+    return t_is_main || (g_give_up_at > 0 && host_now() > g_give_up_at);
+}
 
 static double wall_ms(void) {
     struct timeval tv;
@@ -671,6 +677,7 @@ static int worker_process(host_cli_overrides *ov) {
     g_h.sink.line = pool_sink;
     g_h.sink.ctx = NULL;
     os_catch_stop_requests();
+    t_is_main = 1;
     g_started = wall_ms();
     rconn_clone(&g_rd, &g_o.rc);
     rconn_clone(&g_wr, &g_o.rc);

@@ -323,7 +323,9 @@ def scenario_restart():
     """Redis stopped and restarted (AOF on) mid-run: nothing lost."""
     r = Redis(aof=True)
     try:
-        ws = [Worker(r, n, "rs") for n in ("r1", "r2")]
+        ws = [Worker(r, n, "rs", ["--visibility-timeout", "1", "--set", "shutdown_grace_s=1",
+                          "--set", "cancel_grace_s=0.5"])
+              for n in ("r1", "r2", "r3")]
         time.sleep(0.3)
         c = Client(r, "rs")
         for i in range(60):
@@ -333,7 +335,12 @@ def scenario_restart():
         # requests written while Redis is down wait in submit and go out on reconnect
         for i in range(60):
             c.send({"type": "echo.run", "request_id": "b%d" % i, "data": {"i": i}})
-        time.sleep(1.0)
+        # a worker stopped while Redis is down still stops (its entries go to the others)
+        t = time.monotonic()
+        ws[2].stop()
+        check(time.monotonic() - t < 8 and ws[2].proc.returncode == 0,
+              "restart: SIGTERM with Redis down took %.1f s, exit %s" % (time.monotonic() - t, ws[2].proc.returncode))
+        time.sleep(0.3)
         r.start()
         for i in range(60):
             c.send({"type": "echo.run", "request_id": "c%d" % i, "data": {"i": i}})
