@@ -9,6 +9,12 @@
 #include "host.h"
 #include "ledger.h"
 #include "os.h"
+#ifdef SDRT_HAVE_HIREDIS
+#include "redis_pool.h"
+int cmd_worker(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_pool(int argc, char **argv);
+#endif
 
 static FILE *g_stdout;
 
@@ -69,6 +75,12 @@ static void usage(FILE *f) {
             "                    check a plugin shared object against the ABI contract; --data gives\n"
             "                    a message an input that runs long, for the cancel-while-running check\n"
             "  version           print versions\n"
+            "  worker --redis URL [--pool NAME] [--consumer NAME]\n"
+            "                    serve requests from a Redis pool (docs/scale-out.md)\n"
+            "  submit --redis URL [--pool NAME]\n"
+            "                    the stdio protocol in front of a pool\n"
+            "  pool status --redis URL [--pool NAME]\n"
+            "                    the pool's workers and streams\n"
             "sdrt <command> --help tells more about each.\n"
             "host options (serve, generate, convert, plugins):\n"
             "  --config FILE  --set key=value  --model-root DIR  --output-root DIR  --plugin-path DIR\n"
@@ -126,6 +138,26 @@ static int command_help(const char *cmd) {
         fprintf(out, "usage: sdrt validate-plugin PATH [--data TYPE=JSON]...\n"
                      "Checks a plugin shared object against the ABI contract in a child process.\n"
                      "  --data TYPE=JSON   an input for TYPE that runs long, for the cancel-while-running check\n");
+#ifdef SDRT_HAVE_HIREDIS
+    else if (strcmp(cmd, "worker") == 0)
+        fprintf(out, "usage: sdrt worker --redis URL [--pool NAME] [--consumer NAME] [options] [host options]\n"
+                     "Joins the pool's consumer group and runs its requests like serve (docs/scale-out.md).\n"
+                     "  --consumer NAME           consumer name (default host-pid); reuse it to take over the\n"
+                     "                            pending entries of a worker that died\n"
+                     "  --visibility-timeout S    claim entries idle this long on a worker whose heartbeat\n"
+                     "                            expired (default 30)\n"
+                     "  --max-deliveries N        dead-letter an entry delivered more often (default 3)\n"
+                     "  --heartbeat S             heartbeat period (default 1; expires after 3 periods)\n%s%s",
+                POOL_OPTIONS_HELP, HOST_OPTIONS);
+    else if (strcmp(cmd, "submit") == 0)
+        fprintf(out, "usage: sdrt submit --redis URL [--pool NAME]\n"
+                     "Reads request lines on stdin, sends them to the pool and prints their events and final\n"
+                     "responses on stdout, like serve; exits once every request sent has its final response.\n%s",
+                POOL_OPTIONS_HELP);
+    else if (strcmp(cmd, "pool") == 0)
+        fprintf(out, "usage: sdrt pool status --redis URL [--pool NAME]\nPrints the pool's workers and streams.\n%s",
+                POOL_OPTIONS_HELP);
+#endif
     else if (strcmp(cmd, "version") == 0)
         fprintf(out, "usage: sdrt version\nPrints the host version and the plugin ABI version.\n");
     else
@@ -248,6 +280,16 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "plugins") == 0) return cmd_plugins(argc, argv);
     if (strcmp(cmd, "validate-plugin") == 0) return cmd_validate_plugin(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
+    if (strcmp(cmd, "worker") == 0 || strcmp(cmd, "submit") == 0 || strcmp(cmd, "pool") == 0) {
+#ifdef SDRT_HAVE_HIREDIS
+        if (strcmp(cmd, "worker") == 0) return cmd_worker(argc, argv);
+        if (strcmp(cmd, "submit") == 0) return cmd_submit(argc, argv);
+        return cmd_pool(argc, argv);
+#else
+        fprintf(stderr, "sdrt %s: this sdrt was built without hiredis (the Redis pool commands)\n", cmd);
+        return 2;
+#endif
+    }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(cli_stdout());
         fflush(cli_stdout());

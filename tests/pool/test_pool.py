@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""tests/pool/test_pool.py - `sdrt worker` / `sdrt submit` / `sdrt pool status`
+against a real Redis (docs/scale-out.md). Each scenario starts its own
+redis-server on a free loopback port in a temporary folder and stops it.
+Exits 77 (skipped) when redis-server or redis-cli is not installed.
+
+usage: test_pool.py SDRT PLUGIN_DIR [scenario...]
+  SDRT        the sdrt executable
+  PLUGIN_DIR  the test plugins folder (echo/ and crashy/ inside)
+"""
+import json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+
+SDRT, PLUGINS = sys.argv[1], sys.argv[2]
+ONLY = sys.argv[3:]
+FAILS = []
+WORKERS = []  # stopped when their scenario ends, failed or not
+
+
+def check(cond, what):
+    if not cond:
+        FAILS.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Redis:
+    def __init__(self, aof=False, conf=""):
+        self.conf = conf
+        self.dir = tempfile.mkdtemp(prefix="sdrt-pool-")
+        self.port = free_port()
+        self.aof = aof
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = ["redis-server"]
+        if self.conf:  # ACL lines need a config file
+            path = os.path.join(self.dir, "redis.conf")
+            with open(path, "w") as f:
+                f.write(self.conf)
+            args.append(path)
+        args += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+                "--save", "", "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
+        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]
+        self.proc = subprocess.Popen(args)
+        for _ in range(200):
+            if self.cli("PING").strip() in ("PONG", "NOAUTH Authentication required.") or "NOAUTH" in self.cli("PING"):
+                return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)  # a clean shutdown: the AOF is complete
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args), capture_output=True, text=True)
+        return r.stdout
+
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def close(self):
+        for w in WORKERS:
+            w.stop()
+        WORKERS.clear()
+        self.stop()
+        if os.environ.get("SDRT_POOL_KEEP"):
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def plugin_args(*names):
+    a = []
+    for n in names:
+        a += ["--plugin-path", os.path.join(PLUGINS, n)]
+    return a
+
+
+class Worker:
+    def __init__(self, redis, name, pool, extra=(), plugins=("echo",), env=None):
+        self.log = open(os.path.join(redis.dir, "worker-%s.log" % name), "w")
+        self.proc = subprocess.Popen([SDRT, "worker", "--redis", redis.url(), "--pool", pool, "--consumer", name,
+                                      "--heartbeat", "0.2", "--set", "log_level=\"info\""] + list(extra) +
+                                     plugin_args(*plugins), stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env)
+        self.name = name
+        WORKERS.append(self)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.log.closed:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Client:
+    """One `sdrt submit`; lines written with send(), output collected."""
+
+    def __init__(self, redis, pool, env=None):
+        self.proc = subprocess.Popen([SDRT, "submit", "--redis", redis.url(), "--pool", pool], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        self.lines = []
+        self.times = {}
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            o = json.loads(line)
+            self.lines.append(o)
+            if o.get("type") != "event":
+                self.times[o.get("request_id")] = time.monotonic()
+
+    def send(self, obj):
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout=30):
+        self.proc.stdin.close()
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = "timeout"
+        self.t.join(timeout=5)
+        return rc
+
+    def finals(self):
+        f = {}
+        for o in self.lines:
+            if o.get("type") != "event":
+                f.setdefault(o.get("request_id"), []).append(o)
+        return f
+
+
+def wait_for(cond, timeout, step=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+def pending(redis, pool):
+    out = redis.cli("XPENDING", "sdrt:{%s}:requests" % pool, "workers").split("\n")
+    return int(out[0]) if out and out[0].strip().lstrip("-").isdigit() else -1
+
+
+def consumer_of(redis, pool, rid):
+    """The consumer holding the pending entry whose line names rid."""
+    raw = subprocess.run(["redis-cli", "-p", str(redis.port), "--json", "XPENDING", "sdrt:{%s}:requests" % pool,
+                          "workers", "-", "+", "100"], capture_output=True, text=True).stdout
+    try:
+        entries = json.loads(raw)
+    except ValueError:
+        return None, None
+    for e in entries:
+        rng = subprocess.run(["redis-cli", "-p", str(redis.port), "--json", "XRANGE", "sdrt:{%s}:requests" % pool,
+                              e[0], e[0]], capture_output=True, text=True).stdout
+        if rid in rng:
+            return e[1], e[0]
+    return None, None
+
+
+def scenario_load():
+    """3 workers, 300 requests from 2 clients: one final each, none pending."""
+    r = Redis()
+    try:
+        ws = [Worker(r, "w%d" % i, "load") for i in range(3)]
+        clients = [Client(r, "load"), Client(r, "load")]
+        expect = [{}, {}]
+        rnd = random.Random()
+        t0 = time.monotonic()
+        for i in range(150):
+            for c in range(2):
+                rid = "c%d-%d" % (c, i)
+                kind = rnd.choice(["health", "echo", "echo", "progress"])
+                if kind == "health":
+                    req = {"type": "host.health", "request_id": rid}
+                    expect[c][rid] = ("health", None)
+                elif kind == "echo":
+                    data = {"v": rnd.randint(-10**9, 10**9), "s": "%x" % rnd.getrandbits(64)}
+                    req = {"type": "echo.run", "request_id": rid, "data": data}
+                    expect[c][rid] = ("echo", data)
+                else:
+                    n = rnd.randint(1, 4)
+                    req = {"type": "echo.progress", "request_id": rid, "data": {"n": n}}
+                    expect[c][rid] = ("progress", n)
+                clients[c].send(req)
+        rcs = [c.finish() for c in clients]
+        dt = time.monotonic() - t0
+        print("load: 300 requests through 3 workers in %.2f s (%.0f requests/s)" % (dt, 300 / dt), flush=True)
+        check(rcs == [0, 0], "load: submit exit status %s" % rcs)
+        for c in range(2):
+            finals = clients[c].finals()
+            check(set(finals) == set(expect[c]), "load: client %d got finals for %d of %d requests" %
+                  (c, len(set(finals) & set(expect[c])), len(expect[c])))
+            for rid, (kind, want) in expect[c].items():
+                got = finals.get(rid, [])
+                if not check(len(got) == 1, "load: %s got %d finals" % (rid, len(got))):
+                    continue
+                o = got[0]
+                check(o.get("success") is True, "load: %s failed: %s" % (rid, o))
+                if kind == "echo":
+                    check(o.get("data") == want, "load: %s echoed %s, sent %s" % (rid, o.get("data"), want))
+                elif kind == "health":
+                    check(o["data"].get("status") == "ok", "load: %s health %s" % (rid, o["data"]))
+                else:
+                    ev = [e for e in clients[c].lines if e.get("type") == "event" and e.get("request_id") == rid]
+                    check(len(ev) == want, "load: %s got %d progress events, asked %d" % (rid, len(ev), want))
+        check(pending(r, "load") == 0, "load: %d entries left pending" % pending(r, "load"))
+        # A request_id answered already: the stored answer, not a second run.
+        again = Client(r, "load")
+        rid = next(k for k, v in expect[0].items() if v[0] == "echo")
+        again.send({"type": "echo.run", "request_id": rid, "data": {"different": True}})
+        check(again.finish() == 0, "load: repeat client exit")
+        rep = again.finals().get(rid, [])
+        check(len(rep) == 1 and rep[0] == clients[0].finals()[rid][0],
+              "load: repeated %s got %s, first answer %s" % (rid, rep, clients[0].finals()[rid]))
+        st = subprocess.run([SDRT, "pool", "status", "--redis", r.url(), "--pool", "load"], capture_output=True,
+                            text=True).stdout
+        check("3 live worker(s)" in st and all("worker w%d:" % i in st for i in range(3)),
+              "pool status lists the 3 workers:\n" + st)
+        for w in ws:
+            w.stop()
+    finally:
+        r.close()
+
+
+def scenario_kill():
+    """A worker SIGKILLed mid-job: another worker finishes the job."""
+    r = Redis()
+    try:
+        opts = ["--visibility-timeout", "0.5"]
+        ws = {n: Worker(r, n, "kill", opts) for n in ("k1", "k2")}
+        time.sleep(0.3)
+        c = Client(r, "kill")
+        c.send({"type": "echo.slow", "request_id": "slow1", "data": {"seconds": 1.0}})
+        for i in range(20):
+            c.send({"type": "echo.run", "request_id": "e%d" % i, "data": {"i": i}})
+        holder = [None, None]
+
+        def running():
+            holder[0], holder[1] = consumer_of(r, "kill", "slow1")
+            return holder[0] is not None
+        check(wait_for(running, 5), "kill: slow1 never ran")
+        time.sleep(0.3)
+        killed = holder[0]
+        t_kill = time.time()
+        ws[killed].proc.send_signal(signal.SIGKILL)
+        ws[killed].proc.wait()
+        rc = c.finish(timeout=30)
+        check(rc == 0, "kill: submit exit %s" % rc)
+        finals = c.finals()
+        check(len(finals.get("slow1", [])) == 1 and finals["slow1"][0].get("success") is True,
+              "kill: slow1 finals %s" % finals.get("slow1"))
+        check(all(len(finals.get("e%d" % i, [])) == 1 for i in range(20)), "kill: an echo.run lacks its one final")
+        att = r.cli("LRANGE", "sdrt:{kill}:attempts:%s" % holder[1], "0", "-1").strip().split("\n")
+        check(len(att) == 2 and att[0].startswith(killed) and not att[1].startswith(killed),
+              "kill: attempts %s (killed %s)" % (att, killed))
+        if len(att) == 2:
+            t_restart = float(att[1].split(" took it at ")[1].split(" ms")[0]) / 1e3
+            print("kill: job restarted on another worker %.2f s after SIGKILL (visibility timeout 0.5 s, "
+                  "heartbeat 0.2 s, expiry 1 s)" % (t_restart - t_kill), flush=True)
+        check(pending(r, "kill") == 0, "kill: entries left pending")
+        for w in ws.values():
+            w.stop()
+    finally:
+        r.close()
+
+
+def scenario_crash():
+    """A request that crashes its worker every time is dead-lettered."""
+    r = Redis()
+    try:
+        opts = ["--max-deliveries", "2", "--visibility-timeout", "0.5"]
+        ws = [Worker(r, n, "crash", opts, plugins=("echo", "crashy")) for n in ("x1", "x2")]
+        time.sleep(0.3)
+        c = Client(r, "crash")
+        c.send({"type": "crashy.segv", "request_id": "boom", "data": {}})
+        for i in range(30):
+            c.send({"type": "echo.run", "request_id": "ok%d" % i, "data": {"i": i}})
+        rc = c.finish(timeout=40)
+        check(rc == 0, "crash: submit exit %s" % rc)
+        finals = c.finals()
+        b = finals.get("boom", [])
+        check(len(b) == 1 and b[0].get("success") is False and b[0].get("error_code") == "INTERNAL" and
+              b[0]["error"].startswith("dead-lettered") and b[0]["error_data"]["dead_letter"]["deliveries"] == 3,
+              "crash: boom finals %s" % b)
+        if b:
+            print("crash: boom answered:", json.dumps(b[0].get("error"))[:300], flush=True)
+        check(all(len(finals.get("ok%d" % i, [])) == 1 and finals["ok%d" % i][0].get("data") == {"i": i}
+                  for i in range(30)), "crash: the other requests were not all answered once")
+        dead = r.cli("XRANGE", "sdrt:{crash}:dead", "-", "+")
+        check(dead.count("crashy.segv") == 1 and "max_deliveries 2" in dead, "crash: dead stream:\n" + dead)
+        check(pending(r, "crash") == 0, "crash: entries left pending")
+        for w in ws:
+            w.stop()
+    finally:
+        r.close()
+
+
+def scenario_restart():
+    """Redis stopped and restarted (AOF on) mid-run: nothing lost."""
+    r = Redis(aof=True)
+    try:
+        ws = [Worker(r, n, "rs", ["--visibility-timeout", "1", "--set", "shutdown_grace_s=1",
+                          "--set", "cancel_grace_s=0.5"])
+              for n in ("r1", "r2", "r3")]
+        time.sleep(0.3)
+        c = Client(r, "rs")
+        for i in range(60):
+            c.send({"type": "echo.slow", "request_id": "a%d" % i, "data": {"seconds": 0.05}})
+        time.sleep(0.2)
+        r.stop()
+        # requests written while Redis is down wait in submit and go out on reconnect
+        for i in range(60):
+            c.send({"type": "echo.run", "request_id": "b%d" % i, "data": {"i": i}})
+        # a worker stopped while Redis is down still stops (its entries go to the others)
+        t = time.monotonic()
+        ws[2].stop()
+        check(time.monotonic() - t < 8 and ws[2].proc.returncode == 0,
+              "restart: SIGTERM with Redis down took %.1f s, exit %s" % (time.monotonic() - t, ws[2].proc.returncode))
+        time.sleep(0.3)
+        r.start()
+        for i in range(60):
+            c.send({"type": "echo.run", "request_id": "c%d" % i, "data": {"i": i}})
+        rc = c.finish(timeout=40)
+        check(rc == 0, "restart: submit exit %s" % rc)
+        finals = c.finals()
+        want = ["a%d" % i for i in range(60)] + ["b%d" % i for i in range(60)] + ["c%d" % i for i in range(60)]
+        bad = [k for k in want if len(finals.get(k, [])) != 1 or finals[k][0].get("success") is not True]
+        check(not bad, "restart: %d requests without exactly one successful final: %s" % (len(bad), bad[:10]))
+        check(pending(r, "rs") == 0, "restart: entries left pending")
+        for w in ws:
+            w.stop()
+    finally:
+        r.close()
+
+
+def scenario_cancel():
+    """host.cancel from another client reaches the worker running the job."""
+    r = Redis()
+    try:
+        ws = [Worker(r, n, "cx") for n in ("q1", "q2")]
+        time.sleep(0.3)
+        a = Client(r, "cx")
+        a.send({"type": "echo.slow", "request_id": "long1", "data": {"seconds": 20}})
+        check(wait_for(lambda: consumer_of(r, "cx", "long1")[0] is not None, 5), "cancel: long1 never ran")
+        time.sleep(0.2)
+        b = Client(r, "cx")
+        t0 = time.monotonic()
+        b.send({"type": "host.cancel", "request_id": "k1", "data": {"request_id": "long1"}})
+        check(b.finish() == 0, "cancel: canceller exit")
+        check(a.finish(timeout=10) == 0, "cancel: submit exit")
+        f = a.finals().get("long1", [])
+        check(len(f) == 1 and f[0].get("success") is False and f[0].get("error_code") == "CANCELLED",
+              "cancel: long1 finals %s" % f)
+        if "long1" in a.times:
+            dt = a.times["long1"] - t0
+            check(dt < 3, "cancel: took %.2f s" % dt)
+            print("cancel: long1 answered CANCELLED %.3f s after host.cancel" % dt, flush=True)
+        kb = b.finals().get("k1", [])
+        check(len(kb) == 1 and kb[0].get("success") is True, "cancel: host.cancel answer %s" % kb)
+        for w in ws:
+            w.stop()
+    finally:
+        r.close()
+
+
+def scenario_auth():
+    """An ACL user with a password from the environment; never logged."""
+    pw = "pw-%x" % random.getrandbits(64)
+    r = Redis(conf="user default off\nuser sdrtpool on >%s ~* &* +@all\n" % pw)
+    try:
+        env = dict(os.environ, SDRT_REDIS_USER="sdrtpool", SDRT_REDIS_PASSWORD=pw)
+        w = Worker(r, "a1", "auth", env=env)
+        c = Client(r, "auth", env=env)
+        c.send({"type": "host.health", "request_id": "h1"})
+        check(c.finish(timeout=20) == 0, "auth: submit exit")
+        f = c.finals().get("h1", [])
+        check(len(f) == 1 and f[0].get("success") is True, "auth: h1 finals %s" % f)
+        bad = dict(os.environ, SDRT_REDIS_USER="sdrtpool", SDRT_REDIS_PASSWORD=pw + "x")
+        st = subprocess.run([SDRT, "pool", "status", "--redis", r.url(), "--pool", "auth"], capture_output=True,
+                            text=True, env=bad, timeout=20)
+        check(st.returncode == 1 and "authentication refused" in st.stderr, "auth: a wrong password: %s" % st.stderr)
+        w.stop()
+        log = open(os.path.join(r.dir, "worker-a1.log")).read() + st.stderr + st.stdout
+        check(pw not in log, "auth: the password appears in a log")
+    finally:
+        r.close()
+
+
+def main():
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        print("SKIP: redis-server/redis-cli not installed (scripts/setup.sh installs redis-server)")
+        return 77
+    scenarios = [scenario_load, scenario_kill, scenario_crash, scenario_restart, scenario_cancel, scenario_auth]
+    for s in scenarios:
+        if ONLY and s.__name__.split("_", 1)[1] not in ONLY:
+            continue
+        t = time.monotonic()
+        print("==", s.__name__, flush=True)
+        s()
+        print("== %s: %.1f s" % (s.__name__, time.monotonic() - t), flush=True)
+    print("FAILED: %d check(s)" % len(FAILS) if FAILS else "all pool checks passed")
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
