@@ -132,7 +132,7 @@ static void *reader(void *arg) {
 /* Answers a line here (errors of the line itself, job control). */
 static void answer_error(const proto_request *req, sdrt_status code, const char *msg) {
     sdrt_error *e = error_new(code, NULL, "%s", msg);
-    char *line = proto_format_error(req->proto, req->request_id, req->rpc_id, e);
+    char *line = proto_format_error(req->proto, req->request_id, req->rpc_id, e, NULL, NULL);
     if (line) print_line(line);
     free(line);
     error_free(e);

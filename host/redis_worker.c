@@ -311,7 +311,7 @@ static void dead_letter(const char *entry, const char *line, size_t len, const c
     char *data_json = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     sdrt_error *err = error_new(SDRT_INTERNAL, data_json, "dead-lettered: %s", reason);
-    char *answer = proto_format_error(req.proto, req.request_id, req.rpc_id, err);
+    char *answer = proto_format_error(req.proto, req.request_id, req.rpc_id, err, NULL, NULL);
     write_final(entry, key, reply_to, answer);
     free(answer);
     error_free(err);
@@ -399,7 +399,7 @@ static void handle_entry(const char *entry, const char *line, size_t len, const 
         sdrt_status st = proto_parse(line, len, &req, perr, sizeof perr);
         if (st == SDRT_OK) {
             sdrt_error *e = error_new(SDRT_INVALID_REQUEST, NULL, "request_id: required for requests through a pool");
-            char *answer = proto_format_error(req.proto, NULL, req.rpc_id, e);
+            char *answer = proto_format_error(req.proto, NULL, req.rpc_id, e, NULL, NULL);
             t_current = f;
             pool_sink(NULL, answer, -1);
             t_current = NULL;

@@ -225,7 +225,8 @@ def scenario_load():
                 elif kind == "health":
                     check(o["data"].get("status") == "ok", "load: %s health %s" % (rid, o["data"]))
                 else:
-                    ev = [e for e in clients[c].lines if e.get("type") == "event" and e.get("request_id") == rid]
+                    ev = [e for e in clients[c].lines if e.get("type") == "event" and e.get("event_name") == "progress"
+                          and e.get("request_id") == rid and e.get("data", {}).get("stage") != "initialization"]
                     check(len(ev) == want, "load: %s got %d progress events, asked %d" % (rid, len(ev), want))
         check(pending(r, "load") == 0, "load: %d entries left pending" % pending(r, "load"))
         # A request_id answered already: the stored answer, not a second run.
