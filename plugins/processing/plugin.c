@@ -83,13 +83,17 @@ static void event(plugin *pl, sdrt_job *job, const char *name, cJSON *data) {
     free(s);
 }
 
-static void session_event(plugin *pl, sdrt_job *job, const session *s, const char *status, const char *previous) {
+static void session_event_id(plugin *pl, sdrt_job *job, const char *id, const char *status, const char *previous) {
     cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "session_id", s->id);
+    cJSON_AddStringToObject(d, "session_id", id);
     cJSON_AddStringToObject(d, "status", status);
     if (previous) cJSON_AddStringToObject(d, "previous", previous);
     else cJSON_AddNullToObject(d, "previous");
     event(pl, job, "session_status", d);
+}
+
+static void session_event(plugin *pl, sdrt_job *job, const session *s, const char *status, const char *previous) {
+    session_event_id(pl, job, s->id, status, previous);
 }
 
 static void set_str(char **dst, const char *v) {
@@ -232,7 +236,6 @@ static sdrt_error *run_session(plugin *pl, sdrt_job *job, session *s, const int 
                            .message = sid};
         api->progress(job, &p);
     }
-    cJSON_Delete(steps);
     pthread_mutex_lock(&pl->st.lock);
     s->t_end = now_s();
     int cancelled = err && (err->code == SDRT_CANCELLED || s->cancel || api->is_cancelled(job));
@@ -244,9 +247,14 @@ static sdrt_error *run_session(plugin *pl, sdrt_job *job, session *s, const int 
     }
     set_str(&s->request_id, NULL);
     const char *final = pstate_name(s->state);
+    /* `failed` points into `steps`; the session may be trimmed (or deleted)
+     * once the lock is released: keep its id for the event. */
+    cJSON_Delete(steps);
+    char *sid_copy = strdup(s->id);
     store_sessions_trim(&pl->st);
     pthread_mutex_unlock(&pl->st.lock);
-    if (!cancelled) session_event(pl, job, s, final, "running");
+    if (!cancelled && sid_copy) session_event_id(pl, job, sid_copy, final, "running");
+    free(sid_copy);
     return err;
 }
 
