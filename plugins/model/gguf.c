@@ -233,14 +233,14 @@ static int check_layout(cursor *c, gguf_file *f, size_t data_start) {
     gguf_tensor **order = malloc(f->n_tensors * sizeof *order);
     if (!order) return fail(c, "out of memory");
     for (size_t i = 0; i < f->n_tensors; i++) order[i] = &f->tensors[i];
-    qsort(order, f->n_tensors, sizeof *order, by_offset);
+    if (f->n_tensors) qsort(order, f->n_tensors, sizeof *order, by_offset);
     int rc = 0;
     for (size_t i = 1; i < f->n_tensors && !rc; i++)
         if (order[i - 1]->offset + order[i - 1]->bytes > order[i]->offset)
             rc = fail(c, "tensors '%s' and '%s' overlap", order[i - 1]->name, order[i]->name);
     free(order);
     if (rc) return rc;
-    qsort(f->tensors, f->n_tensors, sizeof *f->tensors, by_name);
+    if (f->n_tensors) qsort(f->tensors, f->n_tensors, sizeof *f->tensors, by_name);
     for (size_t i = 1; i < f->n_tensors; i++)
         if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0) return fail(c, "tensor '%s' appears twice", f->tensors[i].name);
     return 0;

@@ -716,7 +716,7 @@ static int parse(const uint8_t *b, size_t len, const char *path, pt_file **out, 
     name[0] = 0;
     if (run(&m, &top) != 0 || flatten(&m, f, &o, top, name, 0, 0) != 0) goto done;
     if (o.n == 0 && top->k != PV_DICT) { fail(e2, sizeof e2, "the pickle holds no dict of tensors"); goto done; }
-    qsort(o.t, o.n, sizeof *o.t, cmp_tensor);
+    if (o.n) qsort(o.t, o.n, sizeof *o.t, cmp_tensor); /* o.t is NULL for an empty dict */
     for (size_t i = 1; i < o.n; i++)
         if (strcmp(o.t[i - 1].name, o.t[i].name) == 0) { fail(e2, sizeof e2, "tensor name '%s' occurs twice", o.t[i].name); goto done; }
     f->tensors = o.t;

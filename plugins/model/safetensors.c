@@ -159,7 +159,7 @@ static int cmp_by_name(const void *a, const void *b) {
 
 /* Zero-byte tensors occupy nothing and cannot overlap. */
 static int check_overlaps(st_file *f, char *err, size_t errlen) {
-    qsort(f->tensors, f->n_tensors, sizeof *f->tensors, cmp_by_offset);
+    if (f->n_tensors) qsort(f->tensors, f->n_tensors, sizeof *f->tensors, cmp_by_offset);
     const st_tensor *prev = NULL;
     for (size_t i = 0; i < f->n_tensors; i++) {
         const st_tensor *t = &f->tensors[i];
@@ -174,7 +174,7 @@ static int check_overlaps(st_file *f, char *err, size_t errlen) {
 }
 
 static int check_unique(st_file *f, char *err, size_t errlen) {
-    qsort(f->tensors, f->n_tensors, sizeof *f->tensors, cmp_by_name);
+    if (f->n_tensors) qsort(f->tensors, f->n_tensors, sizeof *f->tensors, cmp_by_name);
     for (size_t i = 1; i < f->n_tensors; i++)
         if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0)
             return st_fail(err, errlen, f->path, "tensor '%s' appears twice in the header", f->tensors[i].name);
