@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "host.h"
+#include "os.h"
 
 static cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 
@@ -252,9 +253,8 @@ char *legacy_reply_line(const char *line, const char *reply_extra) {
     size_t n = strlen(line);
     if (!reply_extra || n < 2 || line[n - 1] != '}') return NULL;
     char ts[40];
-    time_t now = time(NULL);
     struct tm tm;
-    gmtime_r(&now, &tm);
+    if (os_utc_now(&tm) != 0) memset(&tm, 0, sizeof tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     size_t cap = n + strlen(reply_extra) + 64;
     char *out = malloc(cap);

@@ -11,6 +11,7 @@
 #define SDRT_HOST_OS_H
 
 #include <stddef.h>
+#include <time.h>
 #include <stdio.h>
 
 /* ---- time and memory ---- */
@@ -19,6 +20,8 @@
 double os_monotonic_s(void);
 /* The process's resident memory in KiB (working set on Windows); 0 if unknown. */
 long os_resident_kb(void);
+/* Now as UTC calendar time (gmtime_r / gmtime_s). Returns 0, or -1. Any thread. */
+int os_utc_now(struct tm *out);
 /* "<system> <machine>", e.g. "Linux x86_64" or "Windows x86_64", into buf.
  * 0, or -1 when the system does not say. */
 int os_platform(char *buf, size_t n);

@@ -251,4 +251,10 @@ void os_child_main(FILE *out, const char *crash_prefix, os_child_fn fn, void *ar
     fflush(out);
     _exit(result > 127 ? 127 : result);
 }
+
+int os_utc_now(struct tm *out) {
+    time_t now = time(NULL);
+    return gmtime_r(&now, out) ? 0 : -1;
+}
+
 #endif

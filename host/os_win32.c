@@ -8,6 +8,8 @@
 #endif
 #include "os.h"
 
+#include <time.h>
+
 #include <fcntl.h>
 #include <io.h>
 #include <stdlib.h>
@@ -427,4 +429,10 @@ void os_run_in_child(FILE *out, const char *crash_prefix, os_child_fn fn, void *
     CloseHandle(proc);
     classify(code, r);
 }
+
+int os_utc_now(struct tm *out) {
+    time_t now = time(NULL);
+    return gmtime_s(out, &now) == 0 ? 0 : -1;
+}
+
 #endif

@@ -36,12 +36,15 @@ fi
 [ -f "$out/include/cjson/cJSON.h" ] || { echo "cross-windows: no cJSON header (install libcjson-dev)" >&2; exit 1; }
 HOST_CFLAGS="$CFLAGS -I$out/include -Ihost"
 
-# Every host source (os_posix.c compiles to nothing here: it is #ifndef _WIN32).
+# Every host source (os_posix.c compiles to nothing here: it is #ifndef _WIN32)
+# but the Redis pool (redis_*.c): it needs hiredis, which has no mingw build
+# here, and sdrt.exe is built without it (sdrt worker says so).
 mkdir -p "$out/host"
-for f in host/*.c; do
+host_srcs=$(ls host/*.c | grep -v '^host/redis_')
+for f in $host_srcs; do
   $CC $HOST_CFLAGS -c "$f" -o "$out/host/$(basename "$f" .c).o"
 done
-n_host=$(ls host/*.c | wc -l)
+n_host=$(echo "$host_srcs" | wc -l)
 host_objs=$(ls "$out"/host/*.o | grep -v '/os_posix\.o$')
 HOST_LIBS="-lpsapi -lpthread"
 if [ -n "$cjson_dir" ]; then
