@@ -77,6 +77,16 @@ static void note_rss(sdrt_job *job, long kb) {
     }
 }
 
+/* Raises the job's peak device allocation to `bytes` (< 0: no device
+ * reports one). */
+static void note_dev(sdrt_job *job, int64_t bytes) {
+    if (bytes < 0) return;
+    int64_t cur = atomic_load(&job->peak_dev_bytes);
+    while (bytes > cur && !atomic_compare_exchange_weak(&job->peak_dev_bytes, &cur, bytes)) {
+    }
+    atomic_store(&job->dev_seen, 1);
+}
+
 /* The state word a final answer moves the job to. */
 static const char *final_status(const sdrt_error *err) {
     if (!err) return "completed";
@@ -87,11 +97,14 @@ int job_respond(sdrt_job *job, const char *result_json, const sdrt_error *err) {
     if (atomic_exchange(&job->responded, 1)) return 0;
     double now = host_now();
     note_rss(job, sample_rss());
+    note_dev(job, registry_device_allocated_bytes());
     long peak = atomic_load(&job->peak_rss_kb);
     proto_metrics m = {
         .processing_s = now - job->t_submit,
         .execution_s = job->t_start > 0 ? now - job->t_start : 0,
         .peak_rss_mb = peak > 0 ? (double)peak / 1024.0 : -1,
+        .device_mb = (double)atomic_load(&job->peak_dev_bytes) / (1024.0 * 1024.0),
+        .device_known = atomic_load(&job->dev_seen),
     };
     /* The last event before the final line says how the job ended. */
     events_status_final(job, final_status(err), atomic_load(&job->state) == JOB_QUEUED ? "queued" : "running");
@@ -191,6 +204,7 @@ static sdrt_error *cancel_error(const sdrt_job *job) {
 static void run_job(sdrt_job *job) {
     job->t_start = host_now();
     note_rss(job, sample_rss());
+    note_dev(job, registry_device_allocated_bytes());
     atomic_store(&job->state, JOB_RUNNING);
     events_status(job, "running", "queued");
     /* The first stage of every job, before the plugin reports its own
@@ -310,10 +324,14 @@ void jobs_tick(void) {
     int n = 0;
     /* Peak memory of running jobs, sampled at the watchdog's 10 ms tick. */
     long rss = g_table ? sample_rss() : 0;
+    int64_t dev = g_table ? registry_device_allocated_bytes() : -1;
     pthread_mutex_lock(&g_lock);
     for (sdrt_job *j = g_table; j && n < 64; j = j->next) {
         if (atomic_load(&j->responded)) continue;
-        if (atomic_load(&j->state) == JOB_RUNNING) note_rss(j, rss);
+        if (atomic_load(&j->state) == JOB_RUNNING) {
+            note_rss(j, rss);
+            note_dev(j, dev);
+        }
         bound_pause(j, now);
         if (j->deadline > 0 && now >= j->deadline && !atomic_load(&j->cancelled)) {
             atomic_store(&j->cancelled, 2);

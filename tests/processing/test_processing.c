@@ -241,8 +241,83 @@ static void test_quality_preset_tiny_sd15(void) {
     if (system(cmd) != 0) printf("# could not remove %s\n", out_dir);
 }
 
+/* metrics.device_memory_mb on the strict test device (memory the host
+ * cannot touch, counted by the device): non-null on a final response of an
+ * inference.run, at least the UNet's weights (the device holds them, in
+ * float32 or float16: half the file is a floor) and at most the device's
+ * configured memory; null on a CPU-only host. */
+static void test_device_memory_metrics(void) {
+    const char *ref = test_path("SDRT_REFERENCE", "");
+    const char *strict = getenv("SDRT_TEST_BACKEND_MODULE");
+    struct stat st, unet;
+    char unet_path[4096];
+    snprintf(unet_path, sizeof unet_path, "%s/tiny-sd15/diffusers/unet/diffusion_pytorch_model.safetensors", ref);
+    if (stat(ref, &st) != 0 || stat(unet_path, &unet) != 0 || !strict || !*strict) {
+        printf("# skipped: no reference data at %s or no strict backend (SDRT_TEST_BACKEND_MODULE)\n", ref);
+        return;
+    }
+    const double device_mib = 512;
+    char plugins[4096], device[8192], out_dir[] = "/tmp/sdrt-devmem-XXXXXX";
+    REQUIRE(mkdtemp(out_dir), "mkdtemp");
+    snprintf(plugins, sizeof plugins, "plugin_paths=[\"%s\"]", test_path("SDRT_BUILD_DIR", "lib/sdrt/plugins"));
+    snprintf(device, sizeof device,
+             "plugins.device.config={\"device\":\"strict:0\",\"extra_backends\":[\"%s\"],"
+             "\"backends\":{\"strict\":{\"threads\":2,\"memory_bytes\":%.0f}}}",
+             strict, device_mib * 1024 * 1024);
+    srand((unsigned)getpid() * 13u);
+    char line[1024];
+    snprintf(line, sizeof line,
+             "{\"type\":\"inference.run\",\"request_id\":\"dm\",\"data\":{\"model_id\":\"tiny-sd15/diffusers\","
+             "\"prompt\":\"a red fox\",\"width\":64,\"height\":64,\"num_inference_steps\":3,\"seed\":%d}}",
+             rand() % 100000);
+    for (int with_device = 1; with_device >= 0; with_device--) {
+        const char *args_dev[] = {"serve", "--set", plugins, "--set", device, "--model-root", ref,
+                                  "--output-root", out_dir, NULL};
+        const char *args_cpu[] = {"serve", "--set", plugins, "--model-root", ref, "--output-root", out_dir, NULL};
+        host_proc h;
+        REQUIRE(host_start(&h, with_device ? args_dev : args_cpu) == 0, "cannot start sdrt");
+        REQUIRE(host_send(&h, line) == 0, "send");
+        cJSON *r = final_of(&h, "dm", 300);
+        REQUIRE(r, "no answer; stderr:\n%s", host_stderr(&h));
+        char *text = cJSON_PrintUnformatted(r);
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "success")), "inference failed: %s", text);
+        const cJSON *dm = at(r, "metrics", "device_memory_mb", NULL);
+        if (with_device) {
+            double floor_mib = (double)unet.st_size / 2 / (1024.0 * 1024.0);
+            CHECK(cJSON_IsNumber(dm) && dm->valuedouble >= floor_mib && dm->valuedouble <= device_mib,
+                  "device_memory_mb %s: expected %.2f..%.0f MiB (half the UNet file .. the device)",
+                  dm ? cJSON_PrintUnformatted(dm) : "absent", floor_mib, device_mib);
+            printf("# strict device: device_memory_mb %.1f (UNet file %.2f MiB), memory_usage_mb %s\n",
+                   cJSON_IsNumber(dm) ? dm->valuedouble : -1, (double)unet.st_size / 1048576.0,
+                   cJSON_PrintUnformatted(at(r, "metrics", "memory_usage_mb", NULL)));
+            /* host.* answers carry the current figure: the model stays
+             * cached on the device, so it is non-null and not above the
+             * request's peak. */
+            REQUIRE(host_send(&h, "{\"type\":\"host.health\",\"request_id\":\"hh\"}") == 0, "send");
+            cJSON *hh = final_of(&h, "hh", 30);
+            const cJSON *now = at(hh, "metrics", "device_memory_mb", NULL);
+            CHECK(cJSON_IsNumber(now) && cJSON_IsNumber(dm) && now->valuedouble > 0 &&
+                      now->valuedouble <= dm->valuedouble + 0.05,
+                  "host.health device_memory_mb %s after a peak of %s", now ? cJSON_PrintUnformatted(now) : "absent",
+                  dm ? cJSON_PrintUnformatted(dm) : "absent");
+            cJSON_Delete(hh);
+        } else {
+            CHECK(cJSON_IsNull(dm), "CPU only: device_memory_mb %s, expected null",
+                  dm ? cJSON_PrintUnformatted(dm) : "absent");
+        }
+        free(text);
+        cJSON_Delete(r);
+        host_finish(&h, 30);
+        host_free(&h);
+    }
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out_dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", out_dir);
+}
+
 const test_entry TESTS[] = {
     {"hires_fix_tiny_sd15", test_hires_fix_tiny_sd15},
     {"quality_preset_tiny_sd15", test_quality_preset_tiny_sd15},
+    {"device_memory_metrics", test_device_memory_metrics},
     {NULL, NULL},
 };
