@@ -17,6 +17,9 @@ const char POOL_OPTIONS_HELP[] =
     "                            from the config's \"pool\" section and $SDRT_REDIS_USER, $SDRT_REDIS_PASSWORD,\n"
     "                            $SDRT_REDIS_CA, $SDRT_REDIS_CERT, $SDRT_REDIS_KEY (docs/scale-out.md)\n"
     "  --pool NAME               pool name (default \"default\")\n"
+    "  --config FILE, --set pool.KEY=VALUE\n"
+    "                            the config's \"pool\" section: redis, user, password, tls_ca_file,\n"
+    "                            tls_cert_file, tls_key_file, tls_server_name, tls_verify_server_name\n"
     "  --maxlen N                approximate bound of every stream (default 100000 entries)\n"
     "  --final-ttl S             life of final markers and reply streams (default 86400 s)\n";
 
