@@ -10,7 +10,7 @@ usage: test_pool.py SDRT PLUGIN_DIR [scenario...]
 Environment: SDRT_REFERENCE (the tiny reference models) and SDRT_BUILD_DIR
 (lib/sdrt/plugins inside: the real plugins) for the `inference` scenario.
 """
-import json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import json, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
 SDRT, PLUGINS = sys.argv[1], sys.argv[2]
 ONLY = sys.argv[3:]
@@ -403,8 +403,8 @@ def scenario_stopdown():
         ws = [Worker(r, n, "sd", ["--visibility-timeout", "1"]) for n in ("s1", "s2")]
         time.sleep(0.3)
         c = Client(r, "sd")
-        for i in range(4):
-            c.send({"type": "echo.slow", "request_id": "s%d" % i, "data": {"seconds": 1.5}})
+        for i in range(3):
+            c.send({"type": "echo.slow", "request_id": "s%d" % i, "data": {"seconds": 1.0}})
         check(wait_for(lambda: consumer_of(r, "sd", "s0")[0] is not None, 5), "stopdown: s0 never ran")
         time.sleep(0.3)
         r.stop()
@@ -423,12 +423,16 @@ def scenario_stopdown():
               "stopdown: exits took %s s, statuses %s" % (times, [w.proc.returncode for w in ws]))
         for w in ws:
             w.stop()
+        logs = "".join(open(os.path.join(r.dir, "worker-%s.log" % n)).read() for n in ("s1", "s2"))
+        inflight = [int(x) for x in re.findall(r"unreachable: the (\d+) request\(s\) in flight are cancelled", logs)]
+        check(len(inflight) == 2 and sum(inflight) >= 1,
+              "stopdown: the workers did not stop with jobs in flight and Redis unreachable: %s" % inflight)
         r.start()
         w3 = Worker(r, "s3", "sd", ["--visibility-timeout", "1"])
         rc = c.finish(timeout=60)
         check(rc == 0, "stopdown: submit exit %s" % rc)
         finals = c.finals()
-        bad = [k for k in ("s%d" % i for i in range(4)) if len(finals.get(k, [])) != 1
+        bad = [k for k in ("s%d" % i for i in range(3)) if len(finals.get(k, [])) != 1
                or finals[k][0].get("success") is not True]
         check(not bad, "stopdown: requests without one successful final: %s" % bad)
         w3.stop()
