@@ -141,7 +141,7 @@ struct sdrt_host *services_host_new(host_plugin *p);
 void services_host_free(struct sdrt_host *h);
 /* Registry: the plugin that published `id`, or NULL. */
 int registry_holders(const host_plugin *p);
-/* The bytes sdrt holds on non-CPU devices now, as the device plugin's
+/* The bytes sdrt holds on devices (other than the CPU family's) now, as the device plugin's
  * published sdrt.backend/1 interface reports them (device_allocated_bytes),
  * read under the registry lock so the provider cannot go meanwhile; -1
  * when no device reports one. Any thread; cheap (the watchdog samples it). */

@@ -76,13 +76,15 @@ static int64_t iface_device_allocated(void *self) {
     if (pthread_mutex_trylock(&p->probe_lock) != 0) return atomic_load(&p->last_allocated);
     int64_t sum = -1;
     for (int i = 0; i < p->inv.backends.count; i++) {
+        /* Every family but the CPU one, whose buffers are the process's own
+         * memory (memory_usage_mb); a Vulkan device on the CPU (lavapipe)
+         * counts: its buffers are Vulkan memory objects. */
         sdrt_backend_reg *reg = p->inv.backends.items[i].reg;
-        size_t n = reg ? reg->iface->device_count(reg) : 0;
+        if (!reg || strcmp(p->inv.backends.items[i].family, "cpu") == 0) continue;
+        size_t n = reg->iface->device_count(reg);
         for (size_t k = 0; k < n; k++) {
             sdrt_device *d = reg->iface->device_get(reg, k);
-            if (!d || d->iface->type(d) == SDRT_DEVICE_CPU ||
-                !SDRT_IFACE_HAS_(d->iface, sdrt_device_iface, allocated_bytes))
-                continue;
+            if (!d || !SDRT_IFACE_HAS_(d->iface, sdrt_device_iface, allocated_bytes)) continue;
             sum = (sum < 0 ? 0 : sum) + (int64_t)d->iface->allocated_bytes(d);
         }
     }

@@ -363,9 +363,10 @@ typedef struct sdrt_backend_iface {
     sdrt_device *(*default_device)(void *self);
     /* --- appended later (check SDRT_IFACE_HAS_(iface, sdrt_backend_iface,
      * device_allocated_bytes)) --- */
-    /* The bytes held on the loaded families' non-CPU devices (the sum of
-     * their allocated_bytes), without probing or loading anything; -1 when
-     * no such device reports one. Any thread, cheap. */
+    /* The bytes held on the devices of the loaded families other than the
+     * CPU family (the sum of their allocated_bytes), without probing or
+     * loading anything; -1 when no such device reports one. Any thread,
+     * cheap. */
     int64_t (*device_allocated_bytes)(void *self);
 } sdrt_backend_iface;
 
