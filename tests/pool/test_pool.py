@@ -492,7 +492,11 @@ def scenario_tls():
             sent["a%d" % i] = data
             c.send({"type": "echo.run", "request_id": "a%d" % i, "data": data})
         c.send({"type": "echo.progress", "request_id": "p1", "data": {"n": 3}})
-        check(wait_for(lambda: len(c.finals()) >= 21, 20), "tls: the first 21 requests were not all answered")
+        # ~3 MB each way: many TLS records, partial writes on both sides of the pump.
+        big = {"blob": "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(3 * 1024 * 1024))}
+        sent["big"] = big
+        c.send({"type": "echo.run", "request_id": "big", "data": big})
+        check(wait_for(lambda: len(c.finals()) >= 22, 30), "tls: the first 22 requests were not all answered")
         r.stop()  # through TLS too: reconnect with backoff, nothing lost
         for i in range(20):
             data = {"v": rnd.randint(0, 10**9)}
