@@ -227,9 +227,19 @@ static void pool_sink(void *ctx, const char *line, int slot) {
     if (f && is_final) unlink_locked(f);
     pthread_mutex_unlock(&g_lock);
     if (!f) {
-        if (!key || strncmp(key, "e:\001", 3) != 0)
-            log_msg("worker", SDRT_LOG_WARN, "an answer for no entry of this worker went to %s", g_o.k_results);
-        if (!key || strncmp(key, "e:\001", 3) != 0) write_event(key, g_o.k_results, line);
+        /* A request no entry carried: a plugin's request of its own
+         * (sdrt_host_api.start, e.g. processing.execute "wait": false).
+         * Its lines go to the pool's results stream, its final marked as
+         * one; one log line per request (at its final), not one per event.
+         * The heartbeat's own requests ("e:\001...") go nowhere. */
+        int internal = key && strncmp(key, "e:\001", 3) == 0;
+        if (!internal && is_final) {
+            log_msg("worker", SDRT_LOG_INFO, "the answers of %s (no entry of this worker) went to %s",
+                    key ? key + 2 : "a request without an id", g_o.k_results);
+            write_event_final(key ? key : "", g_o.k_results, line, strlen(line));
+        } else if (!internal) {
+            write_event(key, g_o.k_results, line);
+        }
         free(key);
         return;
     }
