@@ -549,8 +549,9 @@ def scenario_tls():
                              'pool.tls_server_name="redis.example"'], capture_output=True, text=True, env=env,
                             timeout=20)
         check(st.returncode == 1 and "mismatch" in st.stderr, "tls: a wrong server name: %s" % st.stderr)
-        # Name checking off: the chain alone is checked.
-        st = subprocess.run([SDRT, "pool", "status", "--redis", url, "--pool", "tls", "--set",
+        # Name checking off: the chain alone is checked (and the URL from
+        # the config's pool.redis).
+        st = subprocess.run([SDRT, "pool", "status", "--set", 'pool.redis="%s"' % url, "--pool", "tls", "--set",
                              'pool.tls_server_name="redis.example"', "--set", "pool.tls_verify_server_name=false"],
                             capture_output=True, text=True, env=env, timeout=20)
         check(st.returncode == 0 and "2 live worker(s)" in st.stdout, "tls: pool status: %s %s" % (st.stdout, st.stderr))
