@@ -624,6 +624,24 @@ def scenario_auth():
         check("reconnected" in log, "auth: no reconnect logged after the Redis restart")
     finally:
         r.close()
+    # requirepass (the default user, a password only): from the URL for the
+    # worker, from the environment for the client.
+    pw2 = "rp-%x" % random.getrandbits(64)
+    r = Redis(extra=["--requirepass", pw2], cli_auth=["-a", pw2])
+    try:
+        w = Worker(r, "rp", "rp", url="redis://:%s@127.0.0.1:%d" % (pw2, r.port))
+        c = Client(r, "rp", env=dict(os.environ, SDRT_REDIS_PASSWORD=pw2))
+        for i in range(3):
+            c.send({"type": "echo.run", "request_id": "q%d" % i, "data": {"i": i}})
+        check(c.finish(timeout=20) == 0, "auth: requirepass submit exit")
+        f = c.finals()
+        check(all(len(f.get("q%d" % i, [])) == 1 and f["q%d" % i][0].get("data") == {"i": i} for i in range(3)),
+              "auth: requirepass finals %s" % f)
+        w.stop()
+        log = open(os.path.join(r.dir, "worker-rp.log")).read() + "".join(json.dumps(o) for o in c.lines)
+        check(pw2 not in log, "auth: the requirepass password appears in a log or an answer")
+    finally:
+        r.close()
 
 
 def scenario_inference():
