@@ -141,6 +141,9 @@ int pool_opts_finish(pool_opts *o, const char *cmd, const host_cli_overrides *ov
         return -1;
     }
     o->have_url = 1;
+    /* Read once: the password is not handed on to the processes this one
+     * starts (the worker's plugins and their helpers). */
+    unsetenv("SDRT_REDIS_PASSWORD");
     snprintf(o->prefix, sizeof o->prefix, "sdrt:{%s}:", o->pool);
     pool_key(o, o->k_requests, sizeof o->k_requests, "requests", NULL);
     pool_key(o, o->k_results, sizeof o->k_results, "results", NULL);
