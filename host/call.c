@@ -157,7 +157,9 @@ sdrt_error *call_detached(sdrt_job *parent, const char *type, const char *data_j
     job->warnings = cJSON_CreateArray();
     job->events = root->events;
     job->sink = root->sink;
-    sdrt_status st = jobs_submit(job);
+    /* Queued once the caller's request has answered: that answer names this
+     * one, so a client sees it before any line of this request. */
+    sdrt_status st = jobs_submit_after(root, job);
     if (st == SDRT_OK) return NULL;
     atomic_store(&job->refs, 1);
     job_release(job);

@@ -208,6 +208,9 @@ struct sdrt_job {
     atomic_int dev_seen;       /* ... valid once a device reported one */
     char *reply_extra;         /* proto_request.reply_extra, owned */
     struct sdrt_job *parent;   /* an inner request (sdrt_host_api.call): the job it runs for */
+    struct sdrt_job *held;     /* requests it started (sdrt_host_api.start), queued once it has
+                                  answered (so its answer, which names them, comes first);
+                                  linked by `next`, newest first; guarded by the jobs lock */
 };
 
 double host_now(void);         /* seconds since start, monotonic */
@@ -217,6 +220,11 @@ void jobs_stop(void);
 /* Takes ownership of job. Returns SDRT_OK, SDRT_BUSY (queue full) or
  * SDRT_ALREADY_EXISTS (duplicate in-flight request_id) without taking it. */
 sdrt_status jobs_submit(struct sdrt_job *job);
+/* The same for a request a plugin starts while `parent` (a queued job, the
+ * root of the caller) runs: checked now (SDRT_ALREADY_EXISTS, SDRT_BUSY,
+ * without taking it) and queued when `parent` has written its final
+ * response, at once if it has already. Takes ownership on SDRT_OK. */
+sdrt_status jobs_submit_after(struct sdrt_job *parent, struct sdrt_job *job);
 /* host.cancel: SDRT_OK or SDRT_NOT_FOUND. */
 sdrt_status jobs_cancel(const char *request_id);
 /* host.cancel {"when":"after_image"}: the job stops at its next item
