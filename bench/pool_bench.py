@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """bench/pool_bench.py - the pool's overhead against stdio (docs/PERFORMANCE.md).
 
-usage: bench/pool_bench.py SDRT [N]
+usage: bench/pool_bench.py SDRT [N] [tls]
 Starts its own redis-server on a loopback port. Measures, for host.health:
   - round trip, one request at a time (median, p99), `sdrt serve` vs
     `sdrt submit` -> Redis -> 1 `sdrt worker`;
   - requests/s with N requests written at once: serve, and the pool with
-    1 and 3 workers."""
+    1 and 3 workers.
+With `tls`: the pool over redis:// against rediss:// (one Redis serving
+both ports, a throwaway CA from the openssl command), 1 worker each,
+alternated twice: round trip and requests/s."""
 import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 SDRT = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
+TLS = len(sys.argv) > 3 and sys.argv[3] == "tls"
 
 
 def free_port():
@@ -49,7 +53,57 @@ def throughput(cmd, n, tag):
     return n / dt
 
 
+def tls_compare():
+    d = tempfile.mkdtemp()
+    def ossl(*a):
+        subprocess.run(["openssl"] + list(a), cwd=d, check=True, capture_output=True)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
+         "-subj", "/CN=bench ca")
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "s.key", "-out", "s.csr", "-subj", "/CN=bench")
+    ossl("x509", "-req", "-in", "s.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "s.crt",
+         "-days", "1", "-extfile", "san.ext")
+    port, tport = free_port(), free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--tls-port", str(tport), "--bind", "127.0.0.1",
+                              "--dir", d, "--save", "", "--appendonly", "no", "--tls-cert-file",
+                              os.path.join(d, "s.crt"), "--tls-key-file", os.path.join(d, "s.key"),
+                              "--tls-ca-cert-file", os.path.join(d, "ca.crt"), "--tls-auth-clients", "no"],
+                             stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    env = dict(os.environ, SDRT_REDIS_CA=os.path.join(d, "ca.crt"))
+    urls = {"plain": "redis://127.0.0.1:%d" % port, "tls": "rediss://127.0.0.1:%d" % tport}
+    workers = []
+    try:
+        for name, url in urls.items():
+            workers.append(subprocess.Popen([SDRT, "worker", "--redis", url, "--pool", name], env=env,
+                                            stderr=subprocess.DEVNULL))
+        time.sleep(0.5)
+        for rnd in range(2):
+            for name, url in urls.items():
+                submit = [SDRT, "submit", "--redis", url, "--pool", name]
+                old = os.environ.copy()
+                os.environ.update(env)
+                try:
+                    m, p99 = round_trips(submit, tag="%s%d-" % (name, rnd))
+                    tp = throughput(submit, N, "t%s%d-" % (name, rnd))
+                finally:
+                    os.environ.clear()
+                    os.environ.update(old)
+                print("run %d %-5s: round trip median %.3f ms, p99 %.3f ms; %d pipelined: %.0f requests/s"
+                      % (rnd + 1, name, m, p99, N, tp), flush=True)
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+            w.wait()
+        redis.terminate()
+        redis.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
+    if TLS:
+        return tls_compare()
     d = tempfile.mkdtemp()
     port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d, "--save", "",

@@ -115,3 +115,55 @@ sdrt_error *call_internal(sdrt_job *parent, const char *type, const char *data_j
     if (!err && !*result_json) *result_json = dup_result("{}");
     return err;
 }
+
+sdrt_error *call_detached(sdrt_job *parent, const char *type, const char *data_json, const char *request_id) {
+    host_ctx *h = g_host;
+    if (!h || !type) return error_new(SDRT_INVALID_ARGUMENT, NULL, "start: no type");
+    if (!request_id || !*request_id) return error_new(SDRT_INVALID_ARGUMENT, NULL, "start: '%s' needs a request_id", type);
+    if (!parent) return error_new(SDRT_INVALID_ARGUMENT, NULL, "start: '%s' needs the caller's job", type);
+    if (builtin_is(type) || strncmp(type, "host.", 5) == 0)
+        return error_new(SDRT_UNSUPPORTED, NULL, "type: '%s' cannot be started as a request of its own", type);
+    cJSON *data = data_json ? cJSON_Parse(data_json) : cJSON_CreateObject();
+    if (!cJSON_IsObject(data)) {
+        cJSON_Delete(data);
+        return error_new(SDRT_INVALID_ARGUMENT, NULL, "%s: data is not a JSON object", type);
+    }
+    int domain_known = 0;
+    host_plugin *p = loader_find(&h->plugins, type, &domain_known);
+    sdrt_error *e = p ? server_validate(h, type, data) : error_new(SDRT_UNKNOWN_TYPE, NULL, "type: no plugin serves '%s'", type);
+    if (!e && atomic_load(&h->shutting_down))
+        e = error_new(SDRT_UNAVAILABLE, NULL, "%s: the host is shutting down and accepts no new work", type);
+    if (e) {
+        cJSON_Delete(data);
+        return e;
+    }
+    /* As server.c's submit makes a client's job, answered to the client of
+     * the caller's outermost request. */
+    sdrt_job *root = job_root(parent);
+    sdrt_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        cJSON_Delete(data);
+        return error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "start: out of memory");
+    }
+    job->request_id = strdup(request_id);
+    job->rpc_id = root->proto == PROTO_JSONRPC ? cJSON_CreateString(request_id) : NULL;
+    job->type = strdup(type);
+    job->data_json = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    job->slot = -1; /* not in the crash ledger: its client did not send it */
+    job->proto = root->proto;
+    job->priority = root->priority;
+    job->plugin = p;
+    job->warnings = cJSON_CreateArray();
+    job->events = root->events;
+    job->sink = root->sink;
+    /* Queued once the caller's request has answered: that answer names this
+     * one, so a client sees it before any line of this request. */
+    sdrt_status st = jobs_submit_after(root, job);
+    if (st == SDRT_OK) return NULL;
+    atomic_store(&job->refs, 1);
+    job_release(job);
+    if (st == SDRT_BUSY)
+        return error_new(SDRT_BUSY, NULL, "queue full (queue_limit %d requests waiting): retry later", h->cfg.queue_limit);
+    return error_new(SDRT_ALREADY_EXISTS, NULL, "request_id: '%s' is already in flight", request_id);
+}

@@ -242,8 +242,9 @@ static int check_roots(host_config *cfg, const host_cli_overrides *ov, const cha
     return 0;
 }
 
-/* Fills cfg; on -1 the caller frees the partial result with config_free. */
-static int config_build(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {
+/* Fills cfg; on -1 the caller frees the partial result with config_free.
+ * `roots`: whether the configured roots must exist (not for pool clients). */
+static int config_build(host_config *cfg, const host_cli_overrides *ov, int roots, char *err, size_t errlen) {
     const char *path = ov && ov->config_path ? ov->config_path : getenv("SDRT_CONFIG");
     if (!path || !*path) path = default_config_path();
     char *text = path ? host_read_file(path) : strdup("{}");
@@ -271,6 +272,7 @@ static int config_build(host_config *cfg, const host_cli_overrides *ov, char *er
     cfg->schemas_dir = find_schemas_dir(cfg->root);
     if (validate_config(cfg, err, errlen) != 0) return -1;
     if (apply_fields(cfg, err, errlen) != 0) return -1;
+    if (!roots) return 0;
     if (check_roots(cfg, ov, "model_roots", cfg->model_roots, &cfg->n_model_roots, ov ? ov->n_model_roots : 0, err,
                     errlen) != 0)
         return -1;
@@ -280,8 +282,15 @@ static int config_build(host_config *cfg, const host_cli_overrides *ov, char *er
 
 int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
-    if (config_build(cfg, ov, err, errlen) == 0) return 0;
+    if (config_build(cfg, ov, 1, err, errlen) == 0) return 0;
     config_free(cfg); /* every exit path, so a refused config leaks nothing */
+    return -1;
+}
+
+int config_load_settings(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen) {
+    memset(cfg, 0, sizeof *cfg);
+    if (config_build(cfg, ov, 0, err, errlen) == 0) return 0;
+    config_free(cfg);
     return -1;
 }
 

@@ -59,6 +59,10 @@ typedef struct host_cli_overrides {
  * schema and the reference) and the problem in err; on -1 nothing is left
  * to free. */
 int config_load(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen);
+/* The same without requiring the configured roots to exist: for the pool
+ * clients (sdrt submit, sdrt pool status), which read only the "pool"
+ * section of a config that may name a worker machine's folders. */
+int config_load_settings(host_config *cfg, const host_cli_overrides *ov, char *err, size_t errlen);
 void config_free(host_config *cfg);
 /* A whole (text) file, NUL-terminated and malloc'd; NULL if it cannot be
  * opened or read. Any thread. */
@@ -137,6 +141,11 @@ struct sdrt_host *services_host_new(host_plugin *p);
 void services_host_free(struct sdrt_host *h);
 /* Registry: the plugin that published `id`, or NULL. */
 int registry_holders(const host_plugin *p);
+/* The bytes sdrt holds on devices (other than the CPU family's) now, as the device plugin's
+ * published sdrt.backend/1 interface reports them (device_allocated_bytes),
+ * read under the registry lock so the provider cannot go meanwhile; -1
+ * when no device reports one. Any thread; cheap (the watchdog samples it). */
+int64_t registry_device_allocated_bytes(void);
 void registry_drop_plugin(const host_plugin *p);
 
 /* ---- paths (paths.c) ---------------------------------------------------- */
@@ -195,8 +204,13 @@ struct sdrt_job {
     int abandoned;             /* answered while its plugin ignored cancel */
     int events;                /* 0: only the final line is written (request "events": false) */
     atomic_long peak_rss_kb;   /* highest resident size seen while it ran (watchdog samples) */
+    _Atomic int64_t peak_dev_bytes; /* highest device allocation seen while it ran; */
+    atomic_int dev_seen;       /* ... valid once a device reported one */
     char *reply_extra;         /* proto_request.reply_extra, owned */
     struct sdrt_job *parent;   /* an inner request (sdrt_host_api.call): the job it runs for */
+    struct sdrt_job *held;     /* requests it started (sdrt_host_api.start), queued once it has
+                                  answered (so its answer, which names them, comes first);
+                                  linked by `next`, newest first; guarded by the jobs lock */
 };
 
 double host_now(void);         /* seconds since start, monotonic */
@@ -206,6 +220,11 @@ void jobs_stop(void);
 /* Takes ownership of job. Returns SDRT_OK, SDRT_BUSY (queue full) or
  * SDRT_ALREADY_EXISTS (duplicate in-flight request_id) without taking it. */
 sdrt_status jobs_submit(struct sdrt_job *job);
+/* The same for a request a plugin starts while `parent` (a queued job, the
+ * root of the caller) runs: checked now (SDRT_ALREADY_EXISTS, SDRT_BUSY,
+ * without taking it) and queued when `parent` has written its final
+ * response, at once if it has already. Takes ownership on SDRT_OK. */
+sdrt_status jobs_submit_after(struct sdrt_job *parent, struct sdrt_job *job);
 /* host.cancel: SDRT_OK or SDRT_NOT_FOUND. */
 sdrt_status jobs_cancel(const char *request_id);
 /* host.cancel {"when":"after_image"}: the job stops at its next item
@@ -240,6 +259,8 @@ int jobs_is_live(const char *request_id);
 struct sdrt_job *job_root(struct sdrt_job *job);
 /* sdrt_host_api.call (call.c). */
 sdrt_error *call_internal(struct sdrt_job *job, const char *type, const char *data_json, char **result_json);
+/* sdrt_host_api.start (call.c). */
+sdrt_error *call_detached(struct sdrt_job *job, const char *type, const char *data_json, const char *request_id);
 
 /* Writes one event line of the job, unless it asked for no events or was
  * answered already. Any thread. */
@@ -330,6 +351,8 @@ typedef struct proto_metrics {
     double execution_s;        /* running time (0 for a job answered before it ran) */
     double peak_rss_mb;        /* peak resident memory of the host process while the
                                   request ran; < 0 = unknown */
+    double device_mb;          /* peak bytes held on non-CPU devices while it ran (MiB) */
+    int device_known;          /* 0: no device reports its memory (device_memory_mb null) */
 } proto_metrics;
 
 /* `m` NULL: `metrics` holds the execution time 0 only (host.* answers). */

@@ -77,21 +77,36 @@ static void note_rss(sdrt_job *job, long kb) {
     }
 }
 
+/* Raises the job's peak device allocation to `bytes` (< 0: no device
+ * reports one). */
+static void note_dev(sdrt_job *job, int64_t bytes) {
+    if (bytes < 0) return;
+    int64_t cur = atomic_load(&job->peak_dev_bytes);
+    while (bytes > cur && !atomic_compare_exchange_weak(&job->peak_dev_bytes, &cur, bytes)) {
+    }
+    atomic_store(&job->dev_seen, 1);
+}
+
 /* The state word a final answer moves the job to. */
 static const char *final_status(const sdrt_error *err) {
     if (!err) return "completed";
     return err->code == SDRT_CANCELLED ? "cancelled" : "failed";
 }
 
+static void release_held(sdrt_job *held);
+
 int job_respond(sdrt_job *job, const char *result_json, const sdrt_error *err) {
     if (atomic_exchange(&job->responded, 1)) return 0;
     double now = host_now();
     note_rss(job, sample_rss());
+    note_dev(job, registry_device_allocated_bytes());
     long peak = atomic_load(&job->peak_rss_kb);
     proto_metrics m = {
         .processing_s = now - job->t_submit,
         .execution_s = job->t_start > 0 ? now - job->t_start : 0,
         .peak_rss_mb = peak > 0 ? (double)peak / 1024.0 : -1,
+        .device_mb = (double)atomic_load(&job->peak_dev_bytes) / (1024.0 * 1024.0),
+        .device_known = atomic_load(&job->dev_seen),
     };
     /* The last event before the final line says how the job ended. */
     events_status_final(job, final_status(err), atomic_load(&job->state) == JOB_QUEUED ? "queued" : "running");
@@ -108,6 +123,14 @@ int job_respond(sdrt_job *job, const char *result_json, const sdrt_error *err) {
     }
     if (line && job->sink && job->sink->line) job->sink->line(job->sink->ctx, line, job->slot);
     free(line);
+    /* The requests it started go out after its answer, which names them
+     * (before the in-flight count drops: a shutdown waiting for idle must
+     * not slip between). */
+    pthread_mutex_lock(&g_lock);
+    sdrt_job *held = job->held;
+    job->held = NULL;
+    pthread_mutex_unlock(&g_lock);
+    release_held(held);
     pthread_mutex_lock(&g_lock);
     g_in_flight--;
     pthread_cond_broadcast(&g_idle);
@@ -191,6 +214,7 @@ static sdrt_error *cancel_error(const sdrt_job *job) {
 static void run_job(sdrt_job *job) {
     job->t_start = host_now();
     note_rss(job, sample_rss());
+    note_dev(job, registry_device_allocated_bytes());
     atomic_store(&job->state, JOB_RUNNING);
     events_status(job, "running", "queued");
     /* The first stage of every job, before the plugin reports its own
@@ -310,10 +334,14 @@ void jobs_tick(void) {
     int n = 0;
     /* Peak memory of running jobs, sampled at the watchdog's 10 ms tick. */
     long rss = g_table ? sample_rss() : 0;
+    int64_t dev = g_table ? registry_device_allocated_bytes() : -1;
     pthread_mutex_lock(&g_lock);
     for (sdrt_job *j = g_table; j && n < 64; j = j->next) {
         if (atomic_load(&j->responded)) continue;
-        if (atomic_load(&j->state) == JOB_RUNNING) note_rss(j, rss);
+        if (atomic_load(&j->state) == JOB_RUNNING) {
+            note_rss(j, rss);
+            note_dev(j, dev);
+        }
         bound_pause(j, now);
         if (j->deadline > 0 && now >= j->deadline && !atomic_load(&j->cancelled)) {
             atomic_store(&j->cancelled, 2);
@@ -456,6 +484,54 @@ sdrt_status jobs_submit(sdrt_job *job) {
     pthread_cond_signal(&g_work);
     pthread_mutex_unlock(&g_lock);
     return SDRT_OK;
+}
+
+sdrt_status jobs_submit_after(sdrt_job *parent, sdrt_job *job) {
+    pthread_mutex_lock(&g_lock);
+    if (atomic_load(&parent->responded)) { /* answered already (abandoned by the watchdog) */
+        pthread_mutex_unlock(&g_lock);
+        return jobs_submit(job);
+    }
+    int dup = job->request_id && table_find_live(job->request_id) != NULL;
+    for (sdrt_job *h = parent->held; h && !dup; h = h->next)
+        dup = job->request_id && h->request_id && strcmp(h->request_id, job->request_id) == 0;
+    sdrt_status st = dup ? SDRT_ALREADY_EXISTS : g_queued >= g_cfg->queue_limit ? SDRT_BUSY : SDRT_OK;
+    if (st == SDRT_OK) {
+        job->next = parent->held;
+        parent->held = job;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return st;
+}
+
+/* Queues the held requests in the order they were started; one the queue
+ * no longer takes (full since, or its id sent meanwhile) is answered here
+ * under its id. */
+static void release_held(sdrt_job *held) {
+    sdrt_job *order = NULL;
+    while (held) { /* newest first -> oldest first */
+        sdrt_job *n = held->next;
+        held->next = order;
+        order = held;
+        held = n;
+    }
+    while (order) {
+        sdrt_job *j = order;
+        order = j->next;
+        j->next = NULL;
+        sdrt_status st = jobs_submit(j);
+        if (st == SDRT_OK) continue;
+        sdrt_error *e = st == SDRT_BUSY ? error_new(SDRT_BUSY, NULL, "queue full (queue_limit %d requests waiting): "
+                                                                     "retry later", g_cfg->queue_limit)
+                                        : error_new(SDRT_ALREADY_EXISTS, NULL, "request_id: '%s' is already in flight",
+                                                    j->request_id);
+        char *line = proto_format_error(j->proto, j->request_id, j->rpc_id, e, NULL, NULL);
+        if (line && j->sink && j->sink->line) j->sink->line(j->sink->ctx, line, -1);
+        free(line);
+        error_free(e);
+        atomic_store(&j->refs, 1);
+        job_release(j);
+    }
 }
 
 int jobs_is_live(const char *request_id) {

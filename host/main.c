@@ -150,12 +150,14 @@ static int command_help(const char *cmd) {
                      "  --heartbeat S             heartbeat period (default 1; expires after 3 periods)\n%s%s",
                 POOL_OPTIONS_HELP, HOST_OPTIONS);
     else if (strcmp(cmd, "submit") == 0)
-        fprintf(out, "usage: sdrt submit --redis URL [--pool NAME]\n"
+        fprintf(out, "usage: sdrt submit --redis URL [--pool NAME] [--config FILE] [--set pool.KEY=VALUE]\n"
                      "Reads request lines on stdin, sends them to the pool and prints their events and final\n"
-                     "responses on stdout, like serve; exits once every request sent has its final response.\n%s",
+                     "responses on stdout, like serve; exits once every request sent has its final response\n"
+                     "(status 1 when Redis refuses its password or certificate).\n%s",
                 POOL_OPTIONS_HELP);
     else if (strcmp(cmd, "pool") == 0)
-        fprintf(out, "usage: sdrt pool status --redis URL [--pool NAME]\nPrints the pool's workers and streams.\n%s",
+        fprintf(out, "usage: sdrt pool status --redis URL [--pool NAME] [--config FILE] [--set pool.KEY=VALUE]\n"
+                     "Prints the pool's workers and streams.\n%s",
                 POOL_OPTIONS_HELP);
 #endif
     else if (strcmp(cmd, "version") == 0)

@@ -502,7 +502,7 @@ static void tb_num(text_buf *b, double v, int decimals) {
 }
 
 static void tb_metrics(text_buf *b, const proto_metrics *m) {
-    proto_metrics none = {0, 0, -1};
+    proto_metrics none = {0, 0, -1, 0, 0};
     if (!m) m = &none;
     tb_puts(b, "{\"processing_time_ms\":");
     tb_num(b, m->processing_s * 1e3, 3);
@@ -510,6 +510,9 @@ static void tb_metrics(text_buf *b, const proto_metrics *m) {
     tb_num(b, m->execution_s * 1e3, 3);
     tb_puts(b, ",\"memory_usage_mb\":");
     if (m->peak_rss_mb >= 0) tb_num(b, m->peak_rss_mb, 1);
+    else tb_puts(b, "null");
+    tb_puts(b, ",\"device_memory_mb\":");
+    if (m->device_known) tb_num(b, m->device_mb, 1);
     else tb_puts(b, "null");
     tb_puts(b, ",\"gpu_utilization\":null}");
 }

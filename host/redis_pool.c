@@ -1,5 +1,7 @@
 /* host/redis_pool.c - see redis_pool.h. */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +12,14 @@
 
 const char POOL_OPTIONS_HELP[] =
     "pool options:\n"
-    "  --redis URL               redis://[user[:password]@]host[:port][/db] or rediss:// (TLS);\n"
-    "                            $SDRT_REDIS_USER / $SDRT_REDIS_PASSWORD override the URL's credentials\n"
+    "  --redis URL               redis://[user[:password]@]host[:port][/db] or rediss:// (TLS)\n"
+    "                            (default: the config's pool.redis); credentials and TLS files also\n"
+    "                            from the config's \"pool\" section and $SDRT_REDIS_USER, $SDRT_REDIS_PASSWORD,\n"
+    "                            $SDRT_REDIS_CA, $SDRT_REDIS_CERT, $SDRT_REDIS_KEY (docs/scale-out.md)\n"
     "  --pool NAME               pool name (default \"default\")\n"
+    "  --config FILE, --set pool.KEY=VALUE\n"
+    "                            the config's \"pool\" section: redis, user, password, tls_ca_file,\n"
+    "                            tls_cert_file, tls_key_file, tls_server_name, tls_verify_server_name\n"
     "  --maxlen N                approximate bound of every stream (default 100000 entries)\n"
     "  --final-ttl S             life of final markers and reply streams (default 86400 s)\n";
 
@@ -53,12 +60,19 @@ int pool_take_option(pool_opts *o, int argc, char **argv, int *i) {
     switch (which) {
     case 0: {
         char err[256];
-        if (o->have_url) rconn_free(&o->rc);
-        if (rconn_parse(&o->rc, v, err, sizeof err) != 0) {
+        rconn probe;
+        if (rconn_parse(&probe, v, err, sizeof err) != 0) {
             fprintf(stderr, "sdrt: %s\n", err);
             return -1;
         }
-        o->have_url = 1;
+        rconn_free(&probe);
+        free(o->url);
+        o->url = strdup(v);
+        /* The password leaves the visible command line (ps shows argv). */
+        char *scheme = strstr(argv[*i], "://"), *at = scheme ? strrchr(scheme, '@') : NULL;
+        char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+        if (at && !colon) colon = scheme + 2; /* redis://password@host */
+        for (char *c = colon ? colon + 1 : NULL; c && c < at; c++) *c = '*';
         return 1;
     }
     case 1:
@@ -97,11 +111,39 @@ void pool_key(const pool_opts *o, char *out, size_t n, const char *a, const char
     snprintf(out, n, "%s%s%s", o->prefix, a, b ? b : "");
 }
 
-int pool_opts_finish(pool_opts *o, const char *cmd) {
-    if (!o->have_url) {
-        fprintf(stderr, "sdrt %s: --redis URL is required\n", cmd);
+int pool_opts_finish(pool_opts *o, const char *cmd, const host_cli_overrides *ov) {
+    /* A write to a connection whose peer is gone (Redis restarted; the TLS
+     * pump's socketpair closed) must fail with EPIPE and be retried, not end
+     * the process: SIGPIPE is blocked here, before any thread starts, so
+     * every thread inherits it. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    host_config cfg;
+    char err[1024];
+    if (config_load_settings(&cfg, ov, err, sizeof err) != 0) {
+        fprintf(stderr, "sdrt %s: %s\n", cmd, err);
         return -1;
     }
+    const cJSON *pool = cJSON_GetObjectItemCaseSensitive(cfg.root, "pool");
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(pool, "redis");
+    const char *u = o->url ? o->url : cJSON_GetStringValue(url);
+    int rc = -1;
+    if (!u) snprintf(err, sizeof err, "--redis URL is required (or the config's pool.redis)");
+    else if (rconn_parse(&o->rc, u, err, sizeof err) == 0) {
+        if (rconn_settings(&o->rc, pool, err, sizeof err) == 0) rc = 0;
+        else rconn_free(&o->rc);
+    }
+    config_free(&cfg);
+    if (rc != 0) {
+        fprintf(stderr, "sdrt %s: %s\n", cmd, err);
+        return -1;
+    }
+    o->have_url = 1;
+    /* Read once: the password is not handed on to the processes this one
+     * starts (the worker's plugins and their helpers). */
+    unsetenv("SDRT_REDIS_PASSWORD");
     snprintf(o->prefix, sizeof o->prefix, "sdrt:{%s}:", o->pool);
     pool_key(o, o->k_requests, sizeof o->k_requests, "requests", NULL);
     pool_key(o, o->k_results, sizeof o->k_results, "results", NULL);
@@ -109,6 +151,13 @@ int pool_opts_finish(pool_opts *o, const char *cmd) {
     pool_key(o, o->k_control, sizeof o->k_control, "control", NULL);
     pool_key(o, o->k_workers, sizeof o->k_workers, "workers", NULL);
     return 0;
+}
+
+void pool_opts_free(pool_opts *o) {
+    if (o->have_url) rconn_free(&o->rc);
+    o->have_url = 0;
+    free(o->url);
+    o->url = NULL;
 }
 
 static char *key_of(char tag, const char *text) {

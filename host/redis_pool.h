@@ -16,13 +16,15 @@
 #ifndef SDRT_HOST_REDIS_POOL_H
 #define SDRT_HOST_REDIS_POOL_H
 
+#include "host.h"
 #include "redis_conn.h"
 
 #define POOL_GROUP "workers"
 
 typedef struct pool_opts {
-    rconn rc;
-    int have_url;
+    rconn rc;                 /* filled by pool_opts_finish */
+    int have_url;             /* rc is filled (pool_opts_finish succeeded) */
+    char *url;                /* --redis (a copy: the password is blanked in argv) */
     const char *pool;         /* --pool, default "default" */
     const char *consumer;     /* --consumer, default host-pid */
     long maxlen;              /* --maxlen: MAXLEN ~ of every stream */
@@ -36,10 +38,17 @@ typedef struct pool_opts {
 
 /* Sets the defaults (also applied from $SDRT_POOL_* where documented). */
 void pool_opts_init(pool_opts *o);
-/* Takes a pool option at argv[*i]: 1 taken, 0 not one, -1 bad (printed). */
+/* Takes a pool option at argv[*i]: 1 taken, 0 not one, -1 bad (printed).
+ * A password in --redis is overwritten in argv (the process list shows
+ * the command line). */
 int pool_take_option(pool_opts *o, int argc, char **argv, int *i);
-/* Checks that --redis was given and fills the key names. 0 or -1 (printed). */
-int pool_opts_finish(pool_opts *o, const char *cmd);
+/* Reads the config's "pool" section (--config / --set / $SDRT_CONFIG, as
+ * in `ov`, which may be NULL), takes the URL (--redis, else pool.redis)
+ * with its credentials and TLS settings (rconn_settings), and fills the
+ * key names. 0 or -1 (printed). */
+int pool_opts_finish(pool_opts *o, const char *cmd, const host_cli_overrides *ov);
+/* Frees what pool_take_option and pool_opts_finish made. */
+void pool_opts_free(pool_opts *o);
 /* "sdrt:{P}:<a><b>" into out. */
 void pool_key(const pool_opts *o, char *out, size_t n, const char *a, const char *b);
 /* The key that matches a request to its answers: "e:<request_id>" for the

@@ -24,20 +24,25 @@ int cmd_pool(int argc, char **argv) {
     }
     pool_opts o;
     pool_opts_init(&o);
-    for (int i = 3; i < argc; i++) {
+    host_cli_overrides ov = {0};
+    int bad = 0;
+    for (int i = 3; i < argc && !bad; i++) {
         int r = pool_take_option(&o, argc, argv, &i);
+        if (r == 0) r = cli_take_host_option(&ov, argc, argv, &i);
         if (r == 0) fprintf(stderr, "sdrt pool status: unknown option '%s'\n", argv[i]);
-        if (r <= 0) {
-            rconn_free(&o.rc);
-            return 2;
-        }
+        if (r <= 0) bad = 1;
     }
-    if (pool_opts_finish(&o, "pool status") != 0) return 2;
+    if (bad || pool_opts_finish(&o, "pool status", &ov) != 0) {
+        pool_opts_free(&o);
+        cli_overrides_free(&ov);
+        return 2;
+    }
+    cli_overrides_free(&ov);
     rconn rc;
     rconn_clone(&rc, &o.rc);
-    rconn_free(&o.rc);
+    pool_opts_free(&o);
     if (rconn_connect(&rc) != 0) {
-        fprintf(stderr, "sdrt pool status: cannot reach Redis at %s\n", rconn_describe(&rc));
+        fprintf(stderr, "sdrt pool status: cannot use Redis at %s: %s\n", rconn_describe(&rc), rc.last_error);
         rconn_free(&rc);
         return 1;
     }

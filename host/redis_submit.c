@@ -10,6 +10,7 @@
  * the reply stream and prints. Each has its own connection; both reconnect
  * with backoff and resume where they were (the reader from its last id). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,8 +78,11 @@ static void print_line(const char *line) {
     pthread_mutex_lock(&g_out_lock);
     fputs(line, out);
     fputc('\n', out);
-    fflush(out);
+    int gone = fflush(out) != 0 && errno == EPIPE;
     pthread_mutex_unlock(&g_out_lock);
+    /* SIGPIPE is blocked in the pool commands: a reader that went away is
+     * seen here, and ends this client as the signal would have. */
+    if (gone) _exit(1);
 }
 
 /* Follows the reply stream from the start; a final whose request is not
@@ -250,15 +254,20 @@ static int send_line(rconn *rc, const char *line, size_t len) {
 
 int cmd_submit(int argc, char **argv) {
     pool_opts_init(&g_o);
-    for (int i = 2; i < argc; i++) {
+    host_cli_overrides ov = {0};
+    int bad = 0;
+    for (int i = 2; i < argc && !bad; i++) {
         int r = pool_take_option(&g_o, argc, argv, &i);
+        if (r == 0) r = cli_take_host_option(&ov, argc, argv, &i);
         if (r == 0) fprintf(stderr, "sdrt submit: unknown option '%s'\n", argv[i]);
-        if (r <= 0) {
-            rconn_free(&g_o.rc);
-            return 2;
-        }
+        if (r <= 0) bad = 1;
     }
-    if (pool_opts_finish(&g_o, "submit") != 0) return 2;
+    if (bad || pool_opts_finish(&g_o, "submit", &ov) != 0) {
+        pool_opts_free(&g_o);
+        cli_overrides_free(&ov);
+        return 2;
+    }
+    cli_overrides_free(&ov);
     char host[128] = "";
     gethostname(host, sizeof host - 1);
     struct timeval tv;
@@ -268,6 +277,16 @@ int cmd_submit(int argc, char **argv) {
     pool_key(&g_o, g_reply, sizeof g_reply, "reply:", client);
     rconn rc;
     rconn_clone(&rc, &g_o.rc);
+    /* A refused password or certificate is an error of this client's
+     * settings: said once and the client ends, instead of waiting for a
+     * Redis that will never accept it. An unreachable Redis is waited for
+     * (the requests go out once it is back). */
+    if (rconn_connect(&rc) != 0 && rc.permanent) {
+        fprintf(stderr, "sdrt submit: cannot use Redis at %s: %s\n", rconn_describe(&rc), rc.last_error);
+        rconn_free(&rc);
+        pool_opts_free(&g_o);
+        return 1;
+    }
     pthread_t th;
     if (pthread_create(&th, NULL, reader, NULL) != 0) return 1;
     size_t cap = 1 << 16, len = 0;
@@ -294,6 +313,6 @@ int cmd_submit(int argc, char **argv) {
     pthread_mutex_unlock(&g_lock);
     pthread_join(th, NULL);
     rconn_free(&rc);
-    rconn_free(&g_o.rc);
+    pool_opts_free(&g_o);
     return 0;
 }

@@ -23,6 +23,7 @@
  *    resume by request_id). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,8 +56,8 @@ static pool_opts g_o;
 static char g_me[160];                 /* consumer name */
 static char g_hostname[128];
 static host_ctx g_h;
-static rconn g_rd;                     /* main thread */
-static rconn g_wr;                     /* sink and heartbeats, under g_wr_lock */
+static rconn g_rd;                     /* main thread: reads, claims, heartbeats */
+static rconn g_wr;                     /* the sink (job threads), under g_wr_lock */
 static pthread_mutex_t g_wr_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER; /* g_inflight, g_hb_* */
 static inflight *g_inflight;
@@ -83,16 +84,16 @@ static const char FINAL_SCRIPT[] =
     "redis.call('XDEL', KEYS[3], ARGV[1])\n"
     "if first then return 1 else return 0 end\n";
 
-/* Reads stop at a stop request; writes (finals of jobs finishing in the
- * shutdown grace) only once the grace is over. */
-static double g_give_up_at;
-static int stop_now(void) { return os_stop_requested(); }
-static _Thread_local int t_is_main;
-static int stop_writing(void) {
+/* After a stop request, a Redis command that fails gives up at once
+ * instead of retrying: the worker is leaving, and an entry whose final it
+ * cannot write stays pending and runs on another worker. Every thread's
+ * connection uses this, so no thread holds the write lock (or the stop)
+ * in a retry loop while Redis is down. */
+static atomic_int g_failed_after_stop; /* a command failed after the stop request */
+static int stop_now(void) {
     if (!os_stop_requested()) return 0;
-    /* The main thread's heartbeat must not hold a stopping worker while
-     * Redis is down; job threads may write until the grace is over. */
-    return t_is_main || (g_give_up_at > 0 && host_now() > g_give_up_at);
+    atomic_store(&g_failed_after_stop, 1);
+    return 1;
 }
 
 static double wall_ms(void) {
@@ -226,9 +227,19 @@ static void pool_sink(void *ctx, const char *line, int slot) {
     if (f && is_final) unlink_locked(f);
     pthread_mutex_unlock(&g_lock);
     if (!f) {
-        if (!key || strncmp(key, "e:\001", 3) != 0)
-            log_msg("worker", SDRT_LOG_WARN, "an answer for no entry of this worker went to %s", g_o.k_results);
-        if (!key || strncmp(key, "e:\001", 3) != 0) write_event(key, g_o.k_results, line);
+        /* A request no entry carried: a plugin's request of its own
+         * (sdrt_host_api.start, e.g. processing.execute "wait": false).
+         * Its lines go to the pool's results stream, its final marked as
+         * one; one log line per request (at its final), not one per event.
+         * The heartbeat's own requests ("e:\001...") go nowhere. */
+        int internal = key && strncmp(key, "e:\001", 3) == 0;
+        if (!internal && is_final) {
+            log_msg("worker", SDRT_LOG_INFO, "the answers of %s (no entry of this worker) went to %s",
+                    key ? key + 2 : "a request without an id", g_o.k_results);
+            write_event_final(key ? key : "", g_o.k_results, line, strlen(line));
+        } else if (!internal) {
+            write_event(key, g_o.k_results, line);
+        }
         free(key);
         return;
     }
@@ -597,12 +608,11 @@ static void heartbeat(void) {
                         "devices",     devices, "models", models, "plugins", plugins_json ? plugins_json : "[]",
                         "queue_depth", q,  "in_flight", n,     "last_seen_ms", ms,      "started_ms", up,
                         "pool",        g_o.pool};
-    pthread_mutex_lock(&g_wr_lock);
-    redisReply *r = rconn_argv(&g_wr, 24, hv, NULL);
+    redisReply *r = rconn_argv(&g_rd, 24, hv, NULL);
     if (r) freeReplyObject(r);
-    r = rconn_cmd(&g_wr, "PEXPIRE %s %s", k, ttl);
+    r = rconn_cmd(&g_rd, "PEXPIRE %s %s", k, ttl);
     if (r) freeReplyObject(r);
-    r = rconn_cmd(&g_wr, "SADD %s %s", g_o.k_workers, g_me);
+    r = rconn_cmd(&g_rd, "SADD %s %s", g_o.k_workers, g_me);
     if (r) freeReplyObject(r);
     if (ids_n > 0) {
         int a = 0;
@@ -613,10 +623,9 @@ static void heartbeat(void) {
         argv[a++] = "0";
         for (int i = 0; i < ids_n; i++) argv[a++] = ids[i];
         argv[a++] = "JUSTID"; /* JUSTID: the delivery count stays */
-        r = rconn_argv(&g_wr, a, argv, NULL);
+        r = rconn_argv(&g_rd, a, argv, NULL);
         if (r) freeReplyObject(r);
     }
-    pthread_mutex_unlock(&g_wr_lock);
     free(argv);
     free(ids);
     free(devices);
@@ -672,17 +681,52 @@ static void *control_thread(void *arg) {
  * no threads): the parent gives up instead of starting it again. */
 #define WORKER_START_FAILED 3
 
+/* Waits until no job is in flight or `until` (host clock) passes, and
+ * gives up early once a Redis command failed after the stop request: the
+ * finals of what still runs could not be written anyway. Returns the jobs
+ * still in flight. */
+static int wait_jobs(double until) {
+    for (;;) {
+        double step = host_now() + 0.05;
+        int n = jobs_wait_idle(step < until ? step : until);
+        if (n == 0 || host_now() >= until || atomic_load(&g_failed_after_stop)) return n;
+    }
+}
+
+/* One PING with a 1 s bound (a stopping worker must not wait for a silent
+ * network); the main connection is closed when it fails. */
+static int redis_reachable(void) {
+    if (!g_rd.c) return 0; /* its last command failed */
+    struct timeval tv = {1, 0};
+    redisSetTimeout(g_rd.c, tv);
+    redisReply *r = redisCommand(g_rd.c, "PING");
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (r) freeReplyObject(r);
+    if (!ok) rconn_close(&g_rd);
+    return ok;
+}
+
 static int worker_process(host_cli_overrides *ov) {
+    rconn_clone(&g_rd, &g_o.rc);
+    rconn_clone(&g_wr, &g_o.rc);
+    /* A password or certificate Redis refuses is a configuration error:
+     * said once, and the worker does not start (nor restart). A Redis that
+     * is not up yet is waited for. */
+    if (rconn_connect(&g_rd) != 0) {
+        if (g_rd.permanent) {
+            log_msg("worker", SDRT_LOG_ERROR, "cannot use Redis at %s: %s", rconn_describe(&g_rd), g_rd.last_error);
+            return WORKER_START_FAILED;
+        }
+        log_msg("worker", SDRT_LOG_WARN, "Redis at %s: %s; waiting for it", rconn_describe(&g_rd), g_rd.last_error);
+        snprintf(g_rd.logged_error, sizeof g_rd.logged_error, "%s", g_rd.last_error);
+    }
     if (host_init(&g_h, ov, 0) != 0) return WORKER_START_FAILED;
     g_h.sink.line = pool_sink;
     g_h.sink.ctx = NULL;
     os_catch_stop_requests();
-    t_is_main = 1;
     g_started = wall_ms();
-    rconn_clone(&g_rd, &g_o.rc);
-    rconn_clone(&g_wr, &g_o.rc);
     g_rd.should_stop = stop_now;
-    g_wr.should_stop = stop_writing;
+    g_wr.should_stop = stop_now;
     ensure_group();
     pthread_t ctl;
     if (pthread_create(&ctl, NULL, control_thread, NULL) == 0) pthread_detach(ctl);
@@ -742,23 +786,42 @@ static int worker_process(host_cli_overrides *ov) {
         if (r) freeReplyObject(r);
     }
     /* Stop: take nothing more; what runs may finish within the grace, what
-     * does not stays pending and is claimed by another worker. */
+     * does not stays pending and is claimed by another worker. With Redis
+     * unreachable there is no grace: no final could be written, so the
+     * jobs are cancelled at once and the worker leaves within about 1 s. */
     log_msg("worker", SDRT_LOG_INFO, "%s stopping: %d request(s) in flight", g_me, n_inflight());
     atomic_store(&g_h.shutting_down, 1);
-    g_give_up_at = host_now() + g_h.cfg.shutdown_grace_s + g_h.cfg.cancel_grace_s + 1;
-    jobs_wait_idle(host_now() + g_h.cfg.shutdown_grace_s);
-    char k[300];
-    pool_key(&g_o, k, sizeof k, "worker:", g_me);
-    if (n_inflight() == 0 && g_rd.c) {
-        /* Gone for good: its name leaves the pool at once (one try: Redis
-         * may be down, and the heartbeat expires anyway). */
+    int up = redis_reachable();
+    if (!up) {
+        atomic_store(&g_failed_after_stop, 1);
+        log_msg("worker", SDRT_LOG_WARN,
+                "Redis at %s is unreachable: the %d request(s) in flight are cancelled; their entries stay pending "
+                "and run on another worker",
+                rconn_describe(&g_rd), n_inflight());
+    }
+    int left = up ? wait_jobs(host_now() + g_h.cfg.shutdown_grace_s) : jobs_in_flight();
+    if (left == 0 && n_inflight() == 0 && g_rd.c && !atomic_load(&g_failed_after_stop)) {
+        /* Gone for good: its name leaves the pool at once (one try each,
+         * bounded by the 1 s timeout set above; the heartbeat expires anyway). */
+        char k[300];
+        pool_key(&g_o, k, sizeof k, "worker:", g_me);
         redisReply *r = redisCommand(g_rd.c, "DEL %s", k);
         if (r) freeReplyObject(r);
         r = g_rd.c->err ? NULL : redisCommand(g_rd.c, "SREM %s %s", g_o.k_workers, g_me);
         if (r) freeReplyObject(r);
     }
     jobs_cancel_all(3);
-    jobs_wait_idle(host_now() + g_h.cfg.cancel_grace_s + 0.5);
+    double grace = g_h.cfg.cancel_grace_s + 0.5;
+    if (atomic_load(&g_failed_after_stop) && grace > 1) grace = 1;
+    left = jobs_wait_idle(host_now() + grace);
+    if (left > 0) {
+        /* Plugins still inside a step that ignores cancel: unloading them
+         * under their threads is unsafe, and nothing they produce could be
+         * delivered. Their entries stay pending. */
+        log_msg("worker", SDRT_LOG_WARN, "%d job(s) did not end within %.1f s of their cancel; leaving without them",
+                left, grace);
+        _exit(0);
+    }
     host_fini(&g_h);
     rconn_free(&g_rd);
     _exit(0); /* the control thread blocks in a read: no orderly join */
@@ -785,10 +848,10 @@ int cmd_worker(int argc, char **argv) {
         if (r == 0) fprintf(stderr, "sdrt worker: unknown option '%s'\n", argv[i]);
         if (r <= 0) rc = 2;
     }
-    if (rc == 0 && pool_opts_finish(&g_o, "worker") != 0) rc = 2;
+    if (rc == 0 && pool_opts_finish(&g_o, "worker", &ov) != 0) rc = 2;
     if (rc == 0) rc = run_worker(&ov);
     cli_overrides_free(&ov);
-    rconn_free(&g_o.rc);
+    pool_opts_free(&g_o);
     return rc;
 }
 

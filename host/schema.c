@@ -1045,6 +1045,7 @@ typedef struct vctx {
     size_t pathlen;
     int depth;
     int broken; /* the schema, not the instance, is at fault */
+    int secret; /* the instance's schema says "writeOnly": its value is never echoed */
     verr *e;
 } vctx;
 
@@ -1129,7 +1130,7 @@ static int v_type(vctx *c, const cJSON *t, const cJSON *inst) {
     if (ok) return 0;
     char want[128], got[64] = "";
     types_text(t, want, sizeof want);
-    if (cJSON_IsNumber(inst)) fmt_value(inst, got, sizeof got);
+    if (cJSON_IsNumber(inst) && !c->secret) fmt_value(inst, got, sizeof got);
     vfail(c, "expected %s, got %s%s%s", want, type_name(inst), *got ? " " : "", got);
     c->e->type_only = 1;
     c->e->rank = 0;
@@ -1439,7 +1440,12 @@ static int v_ref(vctx *c, const schema_doc *doc, const cJSON *ref, const cJSON *
 static int v_keywords(vctx *c, const schema_doc *doc, const cJSON *schema, const cJSON *inst) {
     const cJSON *k;
     if ((k = kw(schema, "$ref")) && v_ref(c, doc, k, inst)) return 1;
-    if ((k = kw(schema, "type")) && v_type(c, k, inst)) return 1;
+    /* writeOnly (a password): messages name the field, never its value. */
+    int secret = c->secret;
+    c->secret = cJSON_IsTrue(kw(schema, "writeOnly"));
+    int bad = (k = kw(schema, "type")) && v_type(c, k, inst);
+    c->secret = secret;
+    if (bad) return 1;
     if ((k = kw(schema, "const")) && v_const(c, k, inst)) return 1;
     if ((k = kw(schema, "enum")) && cJSON_IsArray(k) && v_enum(c, k, inst)) return 1;
     if (cJSON_IsNumber(inst) && v_number(c, schema, inst)) return 1;

@@ -65,7 +65,9 @@ static void respond_result(host_ctx *h, const proto_request *req, cJSON *result,
     char *line;
     /* Answered on the dispatch thread at once: no queue wait, no run. */
     long rss = jobs_resident_kb_recent();
-    proto_metrics m = {0, 0, rss > 0 ? (double)rss / 1024.0 : -1};
+    int64_t dev = registry_device_allocated_bytes();
+    proto_metrics m = {0, 0, rss > 0 ? (double)rss / 1024.0 : -1, dev >= 0 ? (double)dev / (1024.0 * 1024.0) : 0,
+                       dev >= 0};
     if (err) {
         cJSON_Delete(result);
         line = proto_format_error(req->proto, req->request_id, req->rpc_id, err, req->warnings, &m);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "sdrt/backend.h"
 #include "os.h"
 
 struct sdrt_host {
@@ -194,6 +195,16 @@ static void api_release(sdrt_host *host, const char *id) {
     pthread_mutex_unlock(&g_reg_lock);
 }
 
+int64_t registry_device_allocated_bytes(void) {
+    int64_t v = -1;
+    pthread_mutex_lock(&g_reg_lock);
+    reg_entry *e = registry_find(SDRT_BACKEND_IFACE_ID);
+    const sdrt_backend_iface *b = e ? e->iface : NULL;
+    if (b && SDRT_IFACE_HAS_(b, sdrt_backend_iface, device_allocated_bytes)) v = b->device_allocated_bytes(b->self);
+    pthread_mutex_unlock(&g_reg_lock);
+    return v;
+}
+
 int registry_holders(const host_plugin *p) {
     int n = 0;
     pthread_mutex_lock(&g_reg_lock);
@@ -242,7 +253,7 @@ static char *api_resolve_path(sdrt_host *host, const char *kind, const char *pat
 }
 
 static const sdrt_host_api g_api = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, call),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_host_api, start),
     .abi_major = SDRT_ABI_MAJOR,
     .abi_minor = SDRT_ABI_MINOR,
     .log = api_log,
@@ -264,6 +275,7 @@ static const sdrt_host_api g_api = {
     .settings_json = api_settings_json,
     .resolve_path = api_resolve_path,
     .call = call_internal,
+    .start = call_detached,
 };
 
 const sdrt_host_api *services_api(void) { return &g_api; }

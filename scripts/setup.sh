@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config libcjson-dev libpng-dev libjpeg-dev libwebp-dev
       libopenblas-dev clang libclang-rt-14-dev libvulkan-dev mesa-vulkan-drivers glslc mingw-w64
-      libhiredis-dev redis-server python3)
+      libhiredis-dev libssl-dev openssl redis-server python3)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -39,6 +39,7 @@ typedef struct dev_plugin {
     char helper[4096];           /* sdrt-gpu-probe beside this module, "" when unknown */
     pthread_mutex_t probe_lock;  /* serialises the one lazy GPU probe */
     atomic_int probed;           /* set once inv holds the GPU probes; inv is read-only from then on */
+    _Atomic int64_t last_allocated; /* iface_device_allocated's last sum */
     int vk_deferred;             /* the Vulkan module exists but waits for the probe */
     char vk_module[4200];
 } dev_plugin;
@@ -67,12 +68,38 @@ static sdrt_device *iface_default_device(void *self) {
     return p->default_device;
 }
 
+/* For every request's metrics (the host samples it every 10 ms while jobs
+ * run): never probes, and while the one lazy probe runs (it holds the
+ * lock for a while) the last figure is given instead of waiting. */
+static int64_t iface_device_allocated(void *self) {
+    dev_plugin *p = self;
+    if (pthread_mutex_trylock(&p->probe_lock) != 0) return atomic_load(&p->last_allocated);
+    int64_t sum = -1;
+    for (int i = 0; i < p->inv.backends.count; i++) {
+        /* Every family but the CPU one, whose buffers are the process's own
+         * memory (memory_usage_mb); a Vulkan device on the CPU (lavapipe)
+         * counts: its buffers are Vulkan memory objects. */
+        sdrt_backend_reg *reg = p->inv.backends.items[i].reg;
+        if (!reg || strcmp(p->inv.backends.items[i].family, "cpu") == 0) continue;
+        size_t n = reg->iface->device_count(reg);
+        for (size_t k = 0; k < n; k++) {
+            sdrt_device *d = reg->iface->device_get(reg, k);
+            if (!d || !SDRT_IFACE_HAS_(d->iface, sdrt_device_iface, allocated_bytes)) continue;
+            sum = (sum < 0 ? 0 : sum) + (int64_t)d->iface->allocated_bytes(d);
+        }
+    }
+    pthread_mutex_unlock(&p->probe_lock);
+    atomic_store(&p->last_allocated, sum);
+    return sum;
+}
+
 static void init_iface(dev_plugin *p) {
-    p->iface.struct_size = SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device);
+    p->iface.struct_size = SDRT_STRUCT_SIZE(sdrt_backend_iface, device_allocated_bytes);
     p->iface.self = p;
     p->iface.reg_count = iface_reg_count;
     p->iface.reg_get = iface_reg_get;
     p->iface.default_device = iface_default_device;
+    p->iface.device_allocated_bytes = iface_device_allocated;
 }
 
 /* --- init / shutdown ------------------------------------------------------ */
@@ -154,6 +181,7 @@ static sdrt_error *dev_init(const sdrt_host_api *api, sdrt_host *host, const cha
     if (gpuprobe_helper_beside(self, p->helper, sizeof p->helper) != 0) p->helper[0] = 0;
     pthread_mutex_init(&p->probe_lock, NULL);
     atomic_init(&p->probed, 0);
+    atomic_init(&p->last_allocated, -1);
     cpuprobe_run(&p->inv.cpu);
     p->vk_deferred = !vulkan_named(&p->cfg) && devbackends_module_path(p->cfg.backends_dir, "vulkan", p->vk_module,
                                                                         sizeof p->vk_module) == 0;

@@ -285,15 +285,89 @@ static sdrt_error *with_session(plugin *pl, sdrt_error *err, const char *sid) {
     return e;
 }
 
+/* The follow-up request of an execute with "wait": false (started by it
+ * through sdrt_host_api.start under the session's run id): runs the
+ * queued session and answers as a waiting execute would. */
+static sdrt_error *run_queued(plugin *pl, const sdrt_request *req, const char *id, char **result) {
+    pthread_mutex_lock(&pl->st.lock);
+    session *s = store_session_find(&pl->st, id);
+    if (!s) {
+        pthread_mutex_unlock(&pl->st.lock);
+        return pl->api->error_new(SDRT_NOT_FOUND, NULL, "session_id: no session '%s'", id);
+    }
+    if (s->state != PS_QUEUED || !s->request_id || !req->request_id || strcmp(s->request_id, req->request_id) != 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "session_id: session '%s' is %s; processing.execute with a session_id only runs a queued session "
+                 "as the request that processing.execute with \"wait\": false started for it (%s)",
+                 id, pstate_name(s->state), s->request_id ? s->request_id : "none");
+        pthread_mutex_unlock(&pl->st.lock);
+        return pl->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "%s", msg);
+    }
+    pthread_mutex_unlock(&pl->st.lock);
+    int seq[WF_MAX_STEPS];
+    for (int k = 0; k < WF_MAX_STEPS; k++) seq[k] = k;
+    sdrt_error *err = run_session(pl, req->job, s, seq, req->request_id);
+    if (err) return with_session(pl, err, id);
+    *result = session_result(pl, id);
+    return NULL;
+}
+
+/* "wait": false: the session runs as a request of its own, `run_id`,
+ * whose events and final response go to this client; this request
+ * answers at once with the session id and that request id. */
+static sdrt_error *start_detached(plugin *pl, const sdrt_request *req, const char *sid, char **result) {
+    const sdrt_host_api *api = pl->api;
+    char run_id[256];
+    snprintf(run_id, sizeof run_id, "%s/%s", req->request_id ? req->request_id : "processing", sid);
+    pthread_mutex_lock(&pl->st.lock);
+    session *s = store_session_find(&pl->st, sid);
+    if (s) set_str(&s->request_id, run_id); /* cancel/pause reach the run, queued or running */
+    int total = s ? s->total : 0;
+    pthread_mutex_unlock(&pl->st.lock);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "session_id", sid);
+    char *text = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    sdrt_error *err = api->start(req->job, "processing.execute", text, run_id);
+    free(text);
+    if (err) {
+        pthread_mutex_lock(&pl->st.lock);
+        s = store_session_find(&pl->st, sid);
+        if (s) {
+            s->state = PS_FAILED;
+            set_str(&s->error, err->message);
+            set_str(&s->error_code, sdrt_status_name(err->code));
+            set_str(&s->request_id, NULL);
+        }
+        pthread_mutex_unlock(&pl->st.lock);
+        return with_session(pl, err, sid);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "session_id", sid);
+    cJSON_AddStringToObject(o, "status", "queued");
+    cJSON_AddStringToObject(o, "run_request_id", run_id);
+    cJSON_AddNumberToObject(o, "total_steps", total);
+    *result = to_host(api, o);
+    return NULL;
+}
+
 static sdrt_error *h_execute(plugin *pl, const sdrt_request *req, const cJSON *d, char **result) {
     const sdrt_host_api *api = pl->api;
     const cJSON *wait = cJSON_GetObjectItemCaseSensitive(d, "wait");
     if (wait && !cJSON_IsBool(wait)) return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "wait: expected a boolean");
-    if (cJSON_IsFalse(wait))
+    const char *run_sid = str_field(d, "session_id");
+    if (run_sid) {
+        if (cJSON_GetObjectItemCaseSensitive(d, "workflow_id") || cJSON_GetObjectItemCaseSensitive(d, "workflow") ||
+            cJSON_GetObjectItemCaseSensitive(d, "stages") || wait)
+            return api->error_new(SDRT_INVALID_ARGUMENT, NULL,
+                                  "session_id: runs a session created by \"wait\": false; give it alone");
+        return run_queued(pl, req, run_sid, result);
+    }
+    int detach = cJSON_IsFalse(wait);
+    if (detach && !SDRT_HAS_MEMBER(api, sdrt_host_api, start))
         return api->error_new(SDRT_UNSUPPORTED, NULL,
-                              "wait: false is not supported: processing.execute answers when the run ends; its "
-                              "session_id comes first in a session_status event, and processing.session, "
-                              "processing.control work from other requests meanwhile");
+                              "wait: false needs a host with sdrt_host_api.start (a request of its own for the run)");
     char *wid = NULL;
     sdrt_error *err = NULL;
     cJSON *steps = steps_of(pl, req->job, d, &wid, &err);
@@ -329,6 +403,7 @@ static sdrt_error *h_execute(plugin *pl, const sdrt_request *req, const cJSON *d
     s->steps = sorted;
     pthread_mutex_unlock(&pl->st.lock);
     session_event(pl, req->job, s, "queued", NULL);
+    if (detach) return start_detached(pl, req, sid, result);
     int seq[WF_MAX_STEPS];
     for (int k = 0; k < WF_MAX_STEPS; k++) seq[k] = k;
     err = run_session(pl, req->job, s, seq, req->request_id);

@@ -534,6 +534,25 @@ static void conf_graph(const char *family, sdrt_device *dev, size_t di) {
     CHECK(rel < 1e-5, "%s:%zu graph: rel L2 %.3g against the CPU op by op", family, di, rel);
 }
 
+/* allocated_bytes (what the host reports as metrics.device_memory_mb):
+ * grows by at least what is allocated, by not much more (alignment), and
+ * returns to where it was once that is freed. */
+static void conf_allocated(const char *family, sdrt_device *dev, size_t di) {
+    if (!SDRT_IFACE_HAS_(dev->iface, sdrt_device_iface, allocated_bytes)) return;
+    size_t sz = (size_t)(1 + rand() % 64) * 65536 + (size_t)(rand() % 4096);
+    uint64_t before = dev->iface->allocated_bytes(dev);
+    sdrt_buffer *b = sdrt_buffer_alloc(dev->iface->buffer_type(dev), sz);
+    REQUIRE(b, "%s:%zu: alloc of %zu bytes failed", family, di, sz);
+    uint64_t during = dev->iface->allocated_bytes(dev);
+    sdrt_buffer_free(b);
+    uint64_t after = dev->iface->allocated_bytes(dev);
+    CHECK(during >= before + sz && during <= before + 2 * sz + 65536,
+          "%s:%zu: allocated_bytes %llu -> %llu for a %zu-byte buffer", family, di, (unsigned long long)before,
+          (unsigned long long)during, sz);
+    CHECK(after == before, "%s:%zu: allocated_bytes %llu after the free, %llu before the alloc", family, di,
+          (unsigned long long)after, (unsigned long long)before);
+}
+
 static void test_buffers_and_graphs(void) {
     devbackends *f = conf_families();
     REQUIRE(conf_cpu(), "no cpu family");
@@ -543,6 +562,7 @@ static void test_buffers_and_graphs(void) {
         sdrt_backend_reg *reg = f->items[i].reg;
         for (size_t d = 0; d < reg->iface->device_count(reg); d++) {
             conf_buffers(fam, reg->iface->device_get(reg, d), d);
+            conf_allocated(fam, reg->iface->device_get(reg, d), d);
             conf_graph(fam, reg->iface->device_get(reg, d), d);
         }
     }

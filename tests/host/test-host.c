@@ -500,7 +500,9 @@ static void test_response_text_round_trip(void) {
         cJSON *expect_result = cJSON_Duplicate(result, 1);
         double t = (double)(rand() % 10000000) / 1e6;
         double rss = rand() % 3 ? (double)(rand() % 100000) / 10.0 : -1;
-        proto_metrics m = {t + (double)(rand() % 1000) / 1e3, t, rss};
+        int dev_known = rand() % 2;
+        double dev = (double)(rand() % 100000) / 10.0;
+        proto_metrics m = {t + (double)(rand() % 1000) / 1e3, t, rss, dev, dev_known};
         char *line = proto_format_result(PROTO_ENVELOPE, rand() % 5 ? id : NULL, NULL, result, warnings, &m);
         cJSON *o = cJSON_Parse(line);
         REQUIRE(o, "not JSON: %s", line);
@@ -521,6 +523,9 @@ static void test_response_text_round_trip(void) {
         CHECK(cJSON_IsNumber(xt) && fabs(xt->valuedouble - t * 1e3) < 1e-3, "execution_time_ms: %s", line);
         CHECK(rss < 0 ? cJSON_IsNull(mu) : cJSON_IsNumber(mu) && fabs(mu->valuedouble - rss) < 0.051,
               "memory_usage_mb: %s for %f", line, rss);
+        const cJSON *dm = cJSON_GetObjectItemCaseSensitive(mj, "device_memory_mb");
+        CHECK(!dev_known ? cJSON_IsNull(dm) : cJSON_IsNumber(dm) && fabs(dm->valuedouble - dev) < 0.051,
+              "device_memory_mb: %s for %f (known %d)", line, dev, dev_known);
         CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(mj, "gpu_utilization")), "gpu_utilization: %s", line);
         cJSON_Delete(o);
         cJSON_Delete(expect_result);

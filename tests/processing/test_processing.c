@@ -241,8 +241,170 @@ static void test_quality_preset_tiny_sd15(void) {
     if (system(cmd) != 0) printf("# could not remove %s\n", out_dir);
 }
 
+/* processing.execute with "wait": false on the tiny SD1.5 model: the
+ * answer (session_id, run_request_id) comes before any line of the run,
+ * the run's final response holds the generated image, and the session
+ * (processing.session) holds the same result; the image equals the one
+ * inference.run makes alone with the same data. */
+static void test_nowait_tiny_sd15(void) {
+    const char *ref = test_path("SDRT_REFERENCE", "");
+    struct stat st;
+    if (stat(ref, &st) != 0) {
+        printf("# skipped: no reference data at %s\n", ref);
+        return;
+    }
+    char plugins[4096], out_dir[] = "/tmp/sdrt-nowait-XXXXXX";
+    REQUIRE(mkdtemp(out_dir), "mkdtemp");
+    snprintf(plugins, sizeof plugins, "plugin_paths=[\"%s\"]", test_path("SDRT_BUILD_DIR", "lib/sdrt/plugins"));
+    const char *args[] = {"serve", "--set", plugins, "--model-root", ref, "--output-root", out_dir, NULL};
+    host_proc h;
+    REQUIRE(host_start(&h, args) == 0, "cannot start sdrt");
+    srand((unsigned)getpid() * 31u);
+    int seed = rand() % 100000;
+    char gen[512], line[2048];
+    snprintf(gen, sizeof gen,
+             "\"model_id\":\"tiny-sd15/diffusers\",\"prompt\":\"a lighthouse at dusk\",\"width\":64,\"height\":64,"
+             "\"num_inference_steps\":3,\"seed\":%d",
+             seed);
+    snprintf(line, sizeof line,
+             "{\"type\":\"processing.execute\",\"request_id\":\"nw\",\"data\":{\"wait\":false,\"workflow_id\":\"txt2img\","
+             "\"inputs\":{%s}}}",
+             gen);
+    REQUIRE(host_send(&h, line) == 0, "send");
+    cJSON *a = final_of(&h, "nw", 60);
+    REQUIRE(a, "no answer to the execute; stderr:\n%s", host_stderr(&h));
+    const char *run = cJSON_GetStringValue(at(a, "data", "run_request_id", NULL));
+    const char *sid = cJSON_GetStringValue(at(a, "data", "session_id", NULL));
+    REQUIRE(run && sid, "execute answer without run_request_id/session_id: %s", cJSON_PrintUnformatted(a));
+    CHECK(strcmp(cJSON_GetStringValue(at(a, "data", "status", NULL)), "queued") == 0, "status not queued");
+    cJSON *r = final_of(&h, run, 300);
+    REQUIRE(r, "no final response of the run %s; stderr:\n%s", run, host_stderr(&h));
+    /* Order: no line of the run before the execute's answer. */
+    char needle[300];
+    snprintf(needle, sizeof needle, "\"request_id\":\"%s\"", run);
+    int first_run = -1, answer = -1;
+    for (int i = 0; i < h.n_lines; i++) {
+        if (first_run < 0 && strstr(h.lines[i], needle)) first_run = i;
+        if (answer < 0 && strstr(h.lines[i], "\"request_id\":\"nw\"") && strstr(h.lines[i], "\"type\":\"response\""))
+            answer = i;
+    }
+    CHECK(answer >= 0 && first_run > answer, "the run's first line (%d) came before the execute's answer (%d)",
+          first_run, answer);
+    const cJSON *img =
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(at(r, "data", "results", "generate"), "images"), 0);
+    REQUIRE(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "success")) && cJSON_IsString(img),
+            "run failed: %s", cJSON_PrintUnformatted(r));
+    /* The session holds the same result. */
+    snprintf(line, sizeof line, "{\"type\":\"processing.session\",\"request_id\":\"ps\",\"data\":{\"session_id\":\"%s\"}}",
+             sid);
+    REQUIRE(host_send(&h, line) == 0, "send");
+    cJSON *ps = final_of(&h, "ps", 30);
+    const cJSON *simg =
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(at(ps, "data", "results", "generate"), "images"), 0);
+    CHECK(ps && strcmp(cJSON_GetStringValue(at(ps, "data", "status", NULL)), "completed") == 0 &&
+              cJSON_IsString(simg) && strcmp(simg->valuestring, img->valuestring) == 0,
+          "session %s does not hold the run's result", ps ? cJSON_PrintUnformatted(ps) : "(none)");
+    /* Independent: the same generation alone. */
+    snprintf(line, sizeof line, "{\"type\":\"inference.run\",\"request_id\":\"alone\",\"data\":{%s}}", gen);
+    REQUIRE(host_send(&h, line) == 0, "send");
+    cJSON *al = final_of(&h, "alone", 300);
+    const cJSON *aimg = cJSON_GetArrayItem(at(al, "data", "images", NULL), 0);
+    REQUIRE(cJSON_IsString(aimg), "inference alone failed");
+    long n1 = 0, n2 = 0;
+    unsigned char *b1 = png_idat(img->valuestring, &n1), *b2 = png_idat(aimg->valuestring, &n2);
+    CHECK(b1 && b2 && n1 > 0 && n1 == n2 && memcmp(b1, b2, (size_t)n1) == 0,
+          "the session's image differs from the same inference.run alone");
+    free(b1);
+    free(b2);
+    cJSON_Delete(a);
+    cJSON_Delete(r);
+    cJSON_Delete(ps);
+    cJSON_Delete(al);
+    host_finish(&h, 30);
+    host_free(&h);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out_dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", out_dir);
+}
+
+/* metrics.device_memory_mb on the strict test device (memory the host
+ * cannot touch, counted by the device): non-null on a final response of an
+ * inference.run, at least the UNet's weights (the device holds them, in
+ * float32 or float16: half the file is a floor) and at most the device's
+ * configured memory; null on a CPU-only host. */
+static void test_device_memory_metrics(void) {
+    const char *ref = test_path("SDRT_REFERENCE", "");
+    const char *strict = getenv("SDRT_TEST_BACKEND_MODULE");
+    struct stat st, unet;
+    char unet_path[4096];
+    snprintf(unet_path, sizeof unet_path, "%s/tiny-sd15/diffusers/unet/diffusion_pytorch_model.safetensors", ref);
+    if (stat(ref, &st) != 0 || stat(unet_path, &unet) != 0 || !strict || !*strict) {
+        printf("# skipped: no reference data at %s or no strict backend (SDRT_TEST_BACKEND_MODULE)\n", ref);
+        return;
+    }
+    const double device_mib = 512;
+    char plugins[4096], device[8192], out_dir[] = "/tmp/sdrt-devmem-XXXXXX";
+    REQUIRE(mkdtemp(out_dir), "mkdtemp");
+    snprintf(plugins, sizeof plugins, "plugin_paths=[\"%s\"]", test_path("SDRT_BUILD_DIR", "lib/sdrt/plugins"));
+    snprintf(device, sizeof device,
+             "plugins.device.config={\"device\":\"strict:0\",\"extra_backends\":[\"%s\"],"
+             "\"backends\":{\"strict\":{\"threads\":2,\"memory_bytes\":%.0f}}}",
+             strict, device_mib * 1024 * 1024);
+    srand((unsigned)getpid() * 13u);
+    char line[1024];
+    snprintf(line, sizeof line,
+             "{\"type\":\"inference.run\",\"request_id\":\"dm\",\"data\":{\"model_id\":\"tiny-sd15/diffusers\","
+             "\"prompt\":\"a red fox\",\"width\":64,\"height\":64,\"num_inference_steps\":3,\"seed\":%d}}",
+             rand() % 100000);
+    for (int with_device = 1; with_device >= 0; with_device--) {
+        const char *args_dev[] = {"serve", "--set", plugins, "--set", device, "--model-root", ref,
+                                  "--output-root", out_dir, NULL};
+        const char *args_cpu[] = {"serve", "--set", plugins, "--model-root", ref, "--output-root", out_dir, NULL};
+        host_proc h;
+        REQUIRE(host_start(&h, with_device ? args_dev : args_cpu) == 0, "cannot start sdrt");
+        REQUIRE(host_send(&h, line) == 0, "send");
+        cJSON *r = final_of(&h, "dm", 300);
+        REQUIRE(r, "no answer; stderr:\n%s", host_stderr(&h));
+        char *text = cJSON_PrintUnformatted(r);
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "success")), "inference failed: %s", text);
+        const cJSON *dm = at(r, "metrics", "device_memory_mb", NULL);
+        if (with_device) {
+            double floor_mib = (double)unet.st_size / 2 / (1024.0 * 1024.0);
+            CHECK(cJSON_IsNumber(dm) && dm->valuedouble >= floor_mib && dm->valuedouble <= device_mib,
+                  "device_memory_mb %s: expected %.2f..%.0f MiB (half the UNet file .. the device)",
+                  dm ? cJSON_PrintUnformatted(dm) : "absent", floor_mib, device_mib);
+            printf("# strict device: device_memory_mb %.1f (UNet file %.2f MiB), memory_usage_mb %s\n",
+                   cJSON_IsNumber(dm) ? dm->valuedouble : -1, (double)unet.st_size / 1048576.0,
+                   cJSON_PrintUnformatted(at(r, "metrics", "memory_usage_mb", NULL)));
+            /* host.* answers carry the current figure: the model stays
+             * cached on the device, so it is non-null and not above the
+             * request's peak. */
+            REQUIRE(host_send(&h, "{\"type\":\"host.health\",\"request_id\":\"hh\"}") == 0, "send");
+            cJSON *hh = final_of(&h, "hh", 30);
+            const cJSON *now = at(hh, "metrics", "device_memory_mb", NULL);
+            CHECK(cJSON_IsNumber(now) && cJSON_IsNumber(dm) && now->valuedouble > 0 &&
+                      now->valuedouble <= dm->valuedouble + 0.05,
+                  "host.health device_memory_mb %s after a peak of %s", now ? cJSON_PrintUnformatted(now) : "absent",
+                  dm ? cJSON_PrintUnformatted(dm) : "absent");
+            cJSON_Delete(hh);
+        } else {
+            CHECK(cJSON_IsNull(dm), "CPU only: device_memory_mb %s, expected null",
+                  dm ? cJSON_PrintUnformatted(dm) : "absent");
+        }
+        free(text);
+        cJSON_Delete(r);
+        host_finish(&h, 30);
+        host_free(&h);
+    }
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out_dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", out_dir);
+}
+
 const test_entry TESTS[] = {
     {"hires_fix_tiny_sd15", test_hires_fix_tiny_sd15},
     {"quality_preset_tiny_sd15", test_quality_preset_tiny_sd15},
+    {"nowait_tiny_sd15", test_nowait_tiny_sd15},
+    {"device_memory_metrics", test_device_memory_metrics},
     {NULL, NULL},
 };

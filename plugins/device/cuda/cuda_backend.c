@@ -366,8 +366,14 @@ static sdrt_status cuda_dev_reset(sdrt_device *dev) {
     return SDRT_OK;
 }
 
+/* The pool's bytes in use (changed under d->lock; a racy read of one word
+ * is what a metric needs). */
+static uint64_t cuda_dev_allocated(sdrt_device *dev) {
+    return (uint64_t)__atomic_load_n(&cuda_dev(dev)->pool.in_use, __ATOMIC_RELAXED);
+}
+
 static const sdrt_device_iface g_cuda_device_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, reset),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, allocated_bytes),
     .name = cuda_dev_name,
     .description = cuda_dev_description,
     .type = cuda_dev_type,
@@ -378,6 +384,7 @@ static const sdrt_device_iface g_cuda_device_iface = {
     .info_json = cuda_dev_info_json,
     .host_buffer_type = cuda_dev_host_buffer_type,
     .reset = cuda_dev_reset,
+    .allocated_bytes = cuda_dev_allocated,
 };
 
 /* ---- family -------------------------------------------------------------------------- */

@@ -215,8 +215,12 @@ static sdrt_status vk_dev_reset(sdrt_device *sd) {
     return SDRT_OK;
 }
 
+/* The suballocator's count (changed under its lock; a racy read of one
+ * word is what a metric needs). */
+static uint64_t vk_dev_allocated(sdrt_device *sd) { return __atomic_load_n(&dev_of(sd)->used, __ATOMIC_RELAXED); }
+
 const sdrt_device_iface vk_device_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, reset),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, allocated_bytes),
     .name = vk_dev_name,
     .description = vk_dev_description,
     .type = vk_dev_type,
@@ -227,4 +231,5 @@ const sdrt_device_iface vk_device_iface = {
     .info_json = vk_dev_info_json,
     .host_buffer_type = NULL,
     .reset = vk_dev_reset,
+    .allocated_bytes = vk_dev_allocated,
 };

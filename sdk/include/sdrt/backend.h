@@ -305,6 +305,13 @@ typedef struct sdrt_device_iface {
      * every buffer and stream of the device is invalid afterwards. Returns
      * SDRT_OK or SDRT_UNAVAILABLE. Absent: faults are not recoverable. */
     sdrt_status (*reset)(sdrt_device *dev);
+    /* --- appended after ABI 1.1 shipped (check SDRT_IFACE_HAS_(iface,
+     * sdrt_device_iface, allocated_bytes)) --- */
+    /* Bytes this process holds in the device's buffers now (what the
+     * family allocated, not what the driver reports for every process).
+     * Cheap, any thread, no synchronisation with the device: the host
+     * samples it for every request's metrics. Absent: not reported. */
+    uint64_t (*allocated_bytes)(sdrt_device *dev);
 } sdrt_device_iface;
 
 struct sdrt_device {
@@ -354,6 +361,13 @@ typedef struct sdrt_backend_iface {
      * plugin's config: "cpu", "cuda:0", "vulkan:0", "auto"); never NULL
      * (falls back to the CPU). */
     sdrt_device *(*default_device)(void *self);
+    /* --- appended later (check SDRT_IFACE_HAS_(iface, sdrt_backend_iface,
+     * device_allocated_bytes)) --- */
+    /* The bytes held on the devices of the loaded families other than the
+     * CPU family (the sum of their allocated_bytes), without probing or
+     * loading anything; -1 when no such device reports one. Any thread,
+     * cheap. */
+    int64_t (*device_allocated_bytes)(void *self);
 } sdrt_backend_iface;
 
 /* ------------------------------------------------------------------------ */

@@ -239,6 +239,31 @@ typedef struct sdrt_host_api {
      * thread; may nest (the callee may call again). Lifetime: the inner
      * request lives for the duration of the call only. */
     sdrt_error *(*call)(sdrt_job *job, const char *type, const char *data_json, char **result_json);
+
+    /* --- appended after `call` shipped (check SDRT_HAS_MEMBER(api,
+     * sdrt_host_api, start) before calling) --- */
+    /* A request of its own: queues the message `type` with `data_json` (a
+     * JSON object text; NULL = "{}") under `request_id` as if the client of
+     * `job` had sent it, and returns at once. It is queued when `job`'s
+     * request has written its final response (so that answer, which may
+     * name it, reaches the client before any line of it) and runs like
+     * any request (queue limit, priority of `job`'s request, no deadline)
+     * and its events and its one final response go to that client under
+     * `request_id`; host.cancel / host.pause / host.resume name it by that
+     * id. Lets a plugin answer now and go on working (processing.execute
+     * with "wait": false).
+     * - Routing and checks as for `call` (plugin messages only).
+     * - Returns NULL once accepted (checked now, queued as said above),
+     *   else the error a client would get: UNKNOWN_TYPE, INVALID_ARGUMENT
+     *   (schema, missing id), BUSY (queue full), ALREADY_EXISTS
+     *   (request_id in flight), UNAVAILABLE (the host is shutting down),
+     *   UNSUPPORTED (host.* types). Should the queue fill up between the
+     *   check and the caller's answer, the request is answered BUSY under
+     *   `request_id`. Until then host.cancel does not find it.
+     * Ownership: every argument is borrowed. Thread: a worker thread inside
+     * `handle` (job is the caller's, required). The new request outlives
+     * the caller's. */
+    sdrt_error *(*start)(sdrt_job *job, const char *type, const char *data_json, const char *request_id);
 } sdrt_host_api;
 
 /* ------------------------------------------------------------------------ */

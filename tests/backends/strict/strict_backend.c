@@ -50,6 +50,8 @@ static void strict_memory(sdrt_device *dev, size_t *free_bytes, size_t *total_by
     if (total_bytes) *total_bytes = total;
 }
 
+static uint64_t strict_allocated(sdrt_device *dev) { return atomic_load(&g_strict.live); }
+
 static sdrt_buffer_type *strict_buffer_type(sdrt_device *dev) { return &g_strict_bt; }
 
 static sdrt_stream *strict_dev_stream_new(sdrt_device *dev, const char *params_json) {
@@ -84,7 +86,7 @@ static const char *strict_info_json(sdrt_device *dev) {
 static sdrt_buffer_type *strict_host_buffer_type(sdrt_device *dev) { return &g_strict_host_bt; }
 
 static const sdrt_device_iface g_strict_device_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, host_buffer_type),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, allocated_bytes),
     .name = strict_name,
     .description = strict_description,
     .type = strict_type,
@@ -94,6 +96,7 @@ static const sdrt_device_iface g_strict_device_iface = {
     .supports_op = strict_supports_op,
     .info_json = strict_info_json,
     .host_buffer_type = strict_host_buffer_type,
+    .allocated_bytes = strict_allocated,
 };
 
 /* ---- family ---------------------------------------------------------------------- */
