@@ -447,15 +447,16 @@ static sdrt_error *run_outputs(run_ctx *c) {
         c->post->free(c->post->self, decoded);
         return e;
     }
-    const float *rgb = overlaid ? overlaid : decoded;
-    sdrt_progress pp = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 1.0,
-                        .stage = "postprocessing", .message = "writing images"};
-    c->api->progress(c->job, &pp);
-    char *params = NULL, *resolved = run_resolved_request_json(c);
-    sdrt_error *pe = c->post->format_parameters(c->post->self, resolved ? resolved : c->data_json, c->seed, &params);
-    if (pe) c->api->error_free(pe); /* metadata is optional: the image is not */
+    float *rgb = overlaid ? overlaid : decoded;
     c->outs = calloc((size_t)c->r.batch_size, sizeof *c->outs);
     e = c->outs ? NULL : c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
+    if (!e) e = run_safety(c, rgb, h, w);
+    sdrt_progress pp = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 1.0,
+                        .stage = "postprocessing", .message = "writing images"};
+    if (!e) c->api->progress(c->job, &pp);
+    char *params = NULL, *resolved = e ? NULL : run_resolved_request_json(c);
+    sdrt_error *pe = e ? NULL : c->post->format_parameters(c->post->self, resolved ? resolved : c->data_json, c->seed, &params);
+    if (pe) c->api->error_free(pe); /* metadata is optional: the image is not */
     for (int i = 0; !e && i < c->r.batch_size; i++) e = save_image(c, i, rgb, h, w, params, resolved);
     free(resolved);
     c->post->free(c->post->self, params);

@@ -146,6 +146,11 @@ sdrt_error *run_check_finite(run_ctx *c, const float *data, size_t n, const char
 /* run_refiner.c: the SDXL refiner pass on the base's latents. */
 sdrt_error *run_refiner(run_ctx *c);
 
+/* run_safety.c: the safety checker on the decoded images rgb
+ * [batch_size, h, w, 3] (zeroed in place when flagged and the action is
+ * "black"); sets c->outs[i].safety_checked / nsfw. Needs c->outs. */
+sdrt_error *run_safety(run_ctx *c, float *rgb, int h, int w);
+
 /* run_cond.c: prompt embeddings through sdrt.cond/1 into cond_rows; the
  * base pass also builds c->lora_set from the request's adapters and the
  * prompt's <lora:name:w> tags (the refiner gets no LoRA, as diffusers). */
