@@ -6,7 +6,7 @@ into tests/postprocess/data/safety/:
   tiny-sd15-safety/      a diffusers pipeline folder: the tiny SD1.5 reference
                          model's components (symlinks into ../shared/reference)
                          plus safety_checker/ (a small random-weight
-                         StableDiffusionSafetyChecker: CLIP ViT hidden 32,
+                         StableDiffusionSafetyChecker: CLIP ViT hidden 16,
                          2 layers, 4 heads, 224^2 images in 14^2 patches,
                          projection 16) and feature_extractor/
                          (preprocessor_config.json as SD1.5 ships it)
@@ -83,7 +83,7 @@ if not args.keep_images:
 names = sorted(f for f in os.listdir(img_dir) if f.endswith(".png"))
 
 # ---- model ----------------------------------------------------------------------
-vision = dict(hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2, image_size=224,
+vision = dict(hidden_size=16, intermediate_size=32, num_attention_heads=4, num_hidden_layers=2, image_size=224,
               patch_size=14, hidden_act="quick_gelu", layer_norm_eps=1e-5, num_channels=3)
 config = CLIPConfig(vision_config=vision, text_config=dict(hidden_size=32, intermediate_size=64,
                     num_attention_heads=4, num_hidden_layers=2, projection_dim=16), projection_dim=16)
