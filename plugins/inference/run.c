@@ -487,7 +487,8 @@ static void run_release(run_ctx *c) {
 
 static sdrt_error *run_stages(run_ctx *c) {
     sdrt_error *(*const stages[])(run_ctx *) = {
-        run_acquire, run_check_device, run_read_images, run_open_model, run_open_vae, run_scheduler, run_conditioning,
+        run_acquire, run_check_device, run_read_images, run_open_model, run_safety_preflight, run_open_vae,
+        run_scheduler, run_conditioning,
         run_base_unet, run_controlnets, run_latents, run_denoise, run_hires, run_refiner, run_outputs,
     };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {

@@ -51,30 +51,32 @@ static void warn_flagged(run_ctx *c, const int *flags, int n, int black) {
     c->api->warn(c->job, msg);
 }
 
-sdrt_error *run_safety(run_ctx *c, float *rgb, int h, int w) {
-    int asked = c->r.safety_checker > 0, on = c->r.safety_checker >= 0 ? c->r.safety_checker : c->p->safety_default;
-    if (!on) return NULL;
-    int black = c->r.safety_black >= 0 ? c->r.safety_black : !c->p->safety_flag_default;
+/* Whether the checker runs for this request: the request's field, else the config. */
+static int wanted(const run_ctx *c) {
+    return c->r.safety_checker >= 0 ? c->r.safety_checker : c->p->safety_default;
+}
+
+/* The postprocess call, on the base pipeline (after a refiner pass c->m is
+ * the refiner). batch 0: the preflight. A model without a checker is an
+ * error when the request asked (named), a warning and *skip when only the
+ * config did. */
+static sdrt_error *check(run_ctx *c, float *rgb, int n, int h, int w, int black, int *flags, int *skip) {
     const sdrt_postprocess_iface *pp = c->post;
     if (!SDRT_HAS_MEMBER(pp, sdrt_postprocess_iface, safety_check) || !pp->safety_check)
         return c->api->error_new(SDRT_UNAVAILABLE, NULL, "safety_checker: the postprocess plugin has no safety checker");
-    /* After a refiner pass c->m is the refiner; the checker is the base pipeline's. */
     sdrt_model *m = c->m, *base = NULL;
     sdrt_error *e = NULL;
     if (c->refining && (e = c->model->open(c->model->self, c->r.model_id, c->job, &base))) return e;
     if (base) m = base;
-    int n = c->r.batch_size;
-    int *flags = calloc((size_t)n, sizeof *flags);
-    if (!flags) e = c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
-    else e = pp->safety_check(pp->self, m, rgb, n, h, w, black, c->job, flags, NULL);
+    e = pp->safety_check(pp->self, m, rgb, n, h, w, black, c->job, flags, NULL);
     if (base) c->model->close(c->model->self, base);
-    if (e && e->code == SDRT_NOT_FOUND && !asked) {
+    if (e && e->code == SDRT_NOT_FOUND && c->r.safety_checker < 0) {
         /* On by config, and this model has no checker: say so, do not fail. */
         char msg[600];
         snprintf(msg, sizeof msg, "%s; images not checked", e->message);
         c->api->warn(c->job, msg);
         c->api->error_free(e);
-        free(flags);
+        *skip = 1;
         return NULL;
     }
     if (e && e->code == SDRT_NOT_FOUND) {
@@ -83,11 +85,26 @@ sdrt_error *run_safety(run_ctx *c, float *rgb, int h, int w) {
         c->api->error_free(e);
         e = named;
     }
-    for (int i = 0; !e && i < n; i++) {
+    return e;
+}
+
+sdrt_error *run_safety_preflight(run_ctx *c) {
+    if (!wanted(c)) return NULL;
+    return check(c, NULL, 0, 0, 0, 0, NULL, &c->safety_skip);
+}
+
+sdrt_error *run_safety(run_ctx *c, float *rgb, int h, int w) {
+    if (!wanted(c) || c->safety_skip) return NULL;
+    int black = c->r.safety_black >= 0 ? c->r.safety_black : !c->p->safety_flag_default;
+    int n = c->r.batch_size, skip = 0;
+    int *flags = calloc((size_t)n, sizeof *flags);
+    sdrt_error *e = flags ? check(c, rgb, n, h, w, black, flags, &skip)
+                          : c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
+    for (int i = 0; !e && !skip && i < n; i++) {
         c->outs[i].safety_checked = 1;
         c->outs[i].nsfw = flags[i];
     }
-    if (!e) warn_flagged(c, flags, n, black);
+    if (!e && !skip) warn_flagged(c, flags, n, black);
     free(flags);
     return e;
 }

@@ -138,7 +138,7 @@ sdrt_error *pp_safety_check(void *self, sdrt_model *model, float *rgb, int batch
                             sdrt_job *job, int *nsfw, char **details_json) {
     pp_plugin *p = self;
     if (details_json) *details_json = NULL;
-    if (!model || !rgb || !nsfw || batch < 1 || h < 1 || w < 1)
+    if (!model || (batch != 0 && (!rgb || !nsfw || batch < 1 || h < 1 || w < 1)))
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "safety_checker: model, images and nsfw are required");
     const sdrt_model_iface *mi = NULL;
     sdrt_error *e = pp_model(p, &mi);
@@ -146,6 +146,10 @@ sdrt_error *pp_safety_check(void *self, sdrt_model *model, float *rgb, int batch
     const sc_model *m = NULL;
     int owned = 0;
     if ((e = checker(p, mi->id(model), &m, &owned))) return e;
+    if (batch == 0) { /* the preflight: the checker opened and checked */
+        if (owned) sc_model_close((sc_model *)m);
+        return NULL;
+    }
     size_t px = (size_t)h * w * 3;
     uint8_t *u8 = malloc((size_t)batch * px);
     const uint8_t **rows = calloc((size_t)batch, sizeof *rows);

@@ -24,7 +24,7 @@ static char g_data[4096];
 static const char *req(const char *model, const char *extra) {
     snprintf(g_data, sizeof g_data,
              "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"num_inference_steps\":6,\"guidance_scale\":7.5,"
-             "\"seed\":1234,\"scheduler\":\"EulerDiscreteScheduler\",\"width\":64,\"height\":48,"
+             "\"seed\":1234,\"scheduler\":\"EulerDiscreteScheduler\",\"width\":64,\"height\":64,"
              "\"output\":{\"dir\":\"%s\"}%s}",
              model, ifx_out_dir(), extra);
     return g_data;
@@ -82,7 +82,7 @@ static void test_end_to_end(void) {
     CHECK(flag_of(plain.data) == -1, "no checker asked: no nsfw_content_detected");
     int n0 = 0, n1 = 0, n2 = 0;
     float *px0 = pixels(ifx_json_string_at(plain.data, "images", 0), &n0);
-    REQUIRE(px0 && n0 == 64 * 48 * 3, "plain image");
+    REQUIRE(px0 && n0 == 64 * 64 * 3, "plain image");
 
     ifx_result flag = ifx_call("inference.run", req(fixture(), ",\"safety_checker\":true,\"safety_action\":\"flag\""), &job);
     REQUIRE(flag.status == SDRT_OK, "flag: %s", flag.message);
@@ -92,7 +92,7 @@ static void test_end_to_end(void) {
     CHECK(flag_of(flag.data) == 1, "the checker's own concept of this image did not trip (%d)", flag_of(flag.data));
     const cJSON *info = cJSON_GetArrayItem(cJSON_GetObjectItem(flag.data, "images_info"), 0);
     CHECK(cJSON_IsTrue(cJSON_GetObjectItem(info, "nsfw_content_detected")), "images_info[0].nsfw_content_detected");
-    printf("# tiny-sd15 64x48 6 steps: processing_time %.3f s without, %.3f s with the checker\n",
+    printf("# tiny-sd15 64x64 6 steps: processing_time %.3f s without, %.3f s with the checker\n",
            cJSON_GetObjectItem(plain.data, "processing_time")->valuedouble,
            cJSON_GetObjectItem(flag.data, "processing_time")->valuedouble);
 

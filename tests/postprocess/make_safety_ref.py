@@ -34,7 +34,7 @@ checker's forward is diffusers' StableDiffusionSafetyChecker.forward.
 
 Needs torch, diffusers, transformers, safetensors, pillow, numpy (PyPI).
 Run: python3 tests/postprocess/make_safety_ref.py [--trip images/t2i.png]"""
-import argparse, json, os, shutil
+import argparse, json, os, shutil, sys
 import numpy as np
 import torch
 from PIL import Image
@@ -51,6 +51,17 @@ ap.add_argument("--keep-images", action="store_true", help="reuse images/*.png i
 args = ap.parse_args()
 out = args.out
 MARGIN = 0.003
+
+
+def retry(why):
+    """Draws again (new weights, new images but --trip's) by running this
+    script anew: some random checkers map the images too close together."""
+    tries = int(os.environ.get("SAFETY_REF_TRIES", "0")) + 1
+    print(f"{why}: drawing again (try {tries + 1})", flush=True)
+    if tries >= 20:
+        sys.exit("no separating checker in 20 draws")
+    os.environ["SAFETY_REF_TRIES"] = str(tries)
+    os.execv(sys.executable, [sys.executable] + sys.argv)
 seed = int.from_bytes(os.urandom(4), "little")
 torch.manual_seed(seed)
 rng = np.random.default_rng(seed)
@@ -79,7 +90,7 @@ if not args.keep_images:
     Image.fromarray(grad(20, 64)).save(os.path.join(img_dir, "tall_20x64.png"))
     Image.fromarray(blocks(250, 230, 3)).save(os.path.join(img_dir, "blocks_250x230.png"))
     Image.fromarray(grad(33, 33)[:, :, 0]).save(os.path.join(img_dir, "gray_33.png"))  # mode L
-    Image.fromarray(grad(64, 48)).save(os.path.join(img_dir, "grad_64x48.png"))  # t2i.png's size
+    Image.fromarray(grad(64, 64)).save(os.path.join(img_dir, "grad_64x64.png"))  # t2i.png's size
 names = sorted(f for f in os.listdir(img_dir) if f.endswith(".png"))
 
 # ---- model ----------------------------------------------------------------------
@@ -206,7 +217,8 @@ with torch.no_grad():
     def delta(k_target, embeds):
         c = cos(emb[k_target], embeds)
         d = min(0.05, (c - 0.01) / 2)
-        assert d >= 0.0045, f"{k_target}: its direction's cosine {c:.4f} is too small to separate it; rerun"
+        if d < 0.0045:
+            retry(f"{k_target}: its direction's cosine {c:.4f} is too small to separate it")
         return c - d
     sw[0] = delta(A, se[0])                      # A: special score +delta
     cw[0] = delta(B, ce[0])                      # B: concept score +delta

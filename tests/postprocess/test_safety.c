@@ -317,10 +317,10 @@ static void test_iface(void) {
     mi.struct_size = SDRT_STRUCT_SIZE(sdrt_model_iface, id);
     mi.id = fm_id;
     fake_host_provide(SDRT_MODEL_IFACE_ID, &mi);
-    /* One batch of two 64x48 images: the txt2img output the checker was
+    /* One batch of two 64x64 images: the txt2img output the checker was
      * made to flag, and a clean gradient. */
-    const char *names[2] = {"t2i.png", "grad_64x48.png"};
-    int want[2], w = 64, h = 48;
+    const char *names[2] = {"t2i.png", "grad_64x64.png"};
+    int want[2], w = 64, h = 64;
     float *rgb = malloc((size_t)2 * w * h * 3 * sizeof *rgb);
     for (int i = 0; i < 2; i++) {
         const cJSON *r = cJSON_GetObjectItem(ref_images(), names[i]);

@@ -173,8 +173,10 @@ typedef struct sdrt_postprocess_iface {
      * set to 0 in rgb, in place (diffusers' black image); else rgb is left
      * as it is. details_json (may be NULL) receives a JSON array, per image
      * {nsfw_content_detected, special_care, concept_scores, special_scores,
-     * bad_concepts}, owned by the caller (the free member). The checker is
-     * opened on first use and kept while the plugin runs. Worker thread of
+     * bad_concepts}, owned by the caller (the free member). batch 0 only
+     * opens and checks the checker (rgb, nsfw may be NULL), so a caller can
+     * fail before generating. The checker is opened on first use and kept
+     * while the plugin runs. Worker thread of
      * `job` (progress stage "safety_check", cancellation; may be NULL).
      * Statuses: NOT_FOUND (the model has no safety_checker/ folder),
      * INVALID_ARGUMENT (the folder is broken: a missing or malformed file, a
