@@ -128,6 +128,45 @@ static void test_preprocess(void) {
     sc_model_close(m);
 }
 
+/* Both preprocessor_config.json layouts give the same settings; an exact
+ * resize without crop; defaults for an empty file (transformers'). */
+static int prep_eq(const sc_prep *a, const sc_prep *b) {
+    return a->do_resize == b->do_resize && a->shortest_edge == b->shortest_edge && a->size_h == b->size_h &&
+           a->size_w == b->size_w && a->filter == b->filter && a->do_center_crop == b->do_center_crop &&
+           a->crop_h == b->crop_h && a->crop_w == b->crop_w && a->do_rescale == b->do_rescale &&
+           a->rescale_factor == b->rescale_factor && a->do_normalize == b->do_normalize &&
+           !memcmp(a->mean, b->mean, sizeof a->mean) && !memcmp(a->std, b->std, sizeof a->std);
+}
+
+static void test_prep_layouts(void) {
+    sc_prep a, b, c;
+    char err[300];
+    REQUIRE(sc_prep_parse("{\"size\": 224, \"crop_size\": 224, \"resample\": 3, \"do_center_crop\": true}", &a, err,
+                          sizeof err) == 0, "%s", err);
+    REQUIRE(sc_prep_parse("{\"size\": {\"shortest_edge\": 224}, \"crop_size\": {\"height\": 224, \"width\": 224}, "
+                          "\"rescale_factor\": 0.00392156862745098, \"image_mean\": [0.48145466, 0.4578275, 0.40821073]}",
+                          &b, err, sizeof err) == 0, "%s", err);
+    REQUIRE(sc_prep_parse("{}", &c, err, sizeof err) == 0, "%s", err);
+    CHECK(prep_eq(&a, &b) && prep_eq(&a, &c), "layouts differ");
+    CHECK(a.shortest_edge == 224 && a.crop_h == 224 && a.filter == SDRT_RESAMPLE_BICUBIC && a.std[2] == 0.27577711f,
+          "defaults");
+    REQUIRE(sc_prep_parse("{\"size\": {\"height\": 8, \"width\": 6}, \"do_center_crop\": false, \"do_normalize\": false}",
+                          &a, err, sizeof err) == 0, "%s", err);
+    int oh, ow;
+    sc_prep_out_size(&a, &oh, &ow);
+    CHECK(oh == 8 && ow == 6, "exact size %dx%d", ow, oh);
+    /* A 6x8 image at its own size: no resize, x / 255 only. */
+    uint8_t px[8 * 6 * 3];
+    float out[3 * 8 * 6];
+    for (int i = 0; i < 8 * 6 * 3; i++) px[i] = (uint8_t)(i * 5);
+    REQUIRE(sc_prep_run(&a, px, 6, 8, out, err, sizeof err) == 0, "%s", err);
+    CHECK(out[0] == (float)(0 * (1.0 / 255)) && out[1] == (float)(15 * (1.0 / 255)) && out[48] == (float)(5 * (1.0 / 255)),
+          "planar x/255: %g %g %g", out[0], out[1], out[48]);
+    CHECK(sc_prep_parse("{\"size\": 100, \"crop_size\": 224}", &a, err, sizeof err) == -1 && strstr(err, "crop_size"),
+          "%s", err);
+    CHECK(sc_prep_parse("{\"image_std\": [1, 0, 1]}", &a, err, sizeof err) == -1 && strstr(err, "image_std"), "%s", err);
+}
+
 /* ---- the network and the concept logic ---- */
 
 static void test_parity(void) {
@@ -483,6 +522,7 @@ static void test_bad_input(void) {
 }
 
 const test_entry TESTS[] = {
+    {"prep_layouts", test_prep_layouts},
     {"preprocess", test_preprocess},
     {"parity", test_parity},
     {"concepts_by_hand", test_concepts_by_hand},
