@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """tests/postprocess/make_safety_ref.py - reference data for the safety checker
-(tests/postprocess/test_safety.c, tests/protocol/transcripts/17-safety.txt),
+(tests/postprocess/test_safety.c, tests/inference/test_safety_run.c,
+tests/protocol/transcripts/17-safety.txt),
 into tests/postprocess/data/safety/:
 
   tiny-sd15-safety/      a diffusers pipeline folder: the tiny SD1.5 reference
@@ -25,15 +26,18 @@ The concept and special-care embeddings and thresholds are chosen from the
 images' own embeddings so that some images trip the checker, one only
 through the +0.01 special-care adjustment, and the others do not, each with
 a margin of at least MARGIN from diffusers' flag boundary (score rounded to
-3 decimals > 0). The image named in --trip (the transcript's txt2img output,
-written by sdrt) is made to trip a concept of its own.
+3 decimals > 0). The image named in --trip (images/t2i.png: the txt2img
+output of tests/inference/test_safety_run.c's request, 64x64, seed 1234,
+written by sdrt; regenerate it first if that request's image changes) is
+made to trip a concept of its own. When a random checker maps the images too
+close together to separate them, the script draws again by itself.
 
 Preprocessing is transformers' CLIPImageProcessorPil (PIL bicubic, as the
 CLIPImageProcessor of transformers 4 and the SD pipelines did); the
 checker's forward is diffusers' StableDiffusionSafetyChecker.forward.
 
 Needs torch, diffusers, transformers, safetensors, pillow, numpy (PyPI).
-Run: python3 tests/postprocess/make_safety_ref.py [--trip images/t2i.png]"""
+Run: python3 tests/postprocess/make_safety_ref.py --trip images/t2i.png"""
 import argparse, json, os, shutil, sys
 import numpy as np
 import torch
