@@ -383,6 +383,18 @@ static void req_image(req_ctx *c, infer_request *r) {
         req_fail(c, r->mask_blur > 0 ? "mask_blur" : "padding_mask_crop", "needs mask_image", 0);
 }
 
+/* safety_checker (bool) and safety_action ("black" | "flag"). */
+static void req_safety(req_ctx *c, infer_request *r) {
+    const cJSON *sc = req_item(c, "safety_checker", NULL);
+    r->safety_checker = sc ? req_bool(c, sc, "safety_checker", 0) : -1;
+    const cJSON *a = req_item(c, "safety_action", NULL);
+    r->safety_black = -1;
+    if (!a) return;
+    if (!cJSON_IsString(a) || (strcmp(a->valuestring, "black") && strcmp(a->valuestring, "flag")))
+        req_fail(c, "safety_action", "must be \"black\" (flagged images are replaced by black ones) or \"flag\"", 0);
+    else r->safety_black = strcmp(a->valuestring, "black") == 0;
+}
+
 sdrt_status infer_request_parse(const char *data_json, infer_request *req, char *err, size_t errlen) {
     memset(req, 0, sizeof *req);
     cJSON *root = cJSON_Parse(data_json ? data_json : "");
@@ -399,6 +411,7 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_image(&c, req);
     req_lora(&c, req);
     req_not_implemented(&c, req);
+    req_safety(&c, req);
     const cJSON *dev = req_item(&c, "device", NULL);
     req->device = req_string(&c, dev && !cJSON_IsNull(dev) ? dev : NULL, "device", NULL);
     if (c.status == SDRT_OK) c.status = infer_hires_parse(root, &req->hires, err, errlen);

@@ -68,6 +68,11 @@ typedef struct infer_request {
     size_t n_loras;
     int lora_enabled;
 
+    /* "safety_checker": -1 absent (the plugin config decides), 0, 1;
+     * "safety_action": -1 absent, 1 "black" (flagged images zeroed), 0 "flag". */
+    int safety_checker;
+    int safety_black;
+
     infer_hires hires;           /* the hires fix (hires.h); enabled 0 = none */
     infer_cn_reqs controlnet;    /* "controlnet" entries and guess_mode */
 } infer_request;

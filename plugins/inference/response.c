@@ -47,6 +47,7 @@ static cJSON *image_info(const infer_output *o, uint64_t seed, int width, int he
     cJSON_AddNumberToObject(info, "width", width);
     cJSON_AddNumberToObject(info, "height", height);
     if (o->latents_path) cJSON_AddStringToObject(info, "latents", o->latents_path);
+    if (o->safety_checked) cJSON_AddBoolToObject(info, "nsfw_content_detected", o->nsfw);
     return info;
 }
 
@@ -85,6 +86,10 @@ char *infer_response_json(const sdrt_host_api *api, const infer_output *outs, in
     cJSON_AddNumberToObject(root, "width", width);
     cJSON_AddNumberToObject(root, "height", height);
     if (latents) cJSON_AddItemToObject(root, "latents", latents);
+    if (n > 0 && outs[0].safety_checked) {
+        cJSON *flags = cJSON_AddArrayToObject(root, "nsfw_content_detected");
+        for (int i = 0; i < n; i++) cJSON_AddItemToArray(flags, cJSON_CreateBool(outs[i].nsfw));
+    }
     if (sub_batch > 0 && sub_batch < n) add_split(root, n, sub_batch);
     cJSON *metrics = cJSON_AddObjectToObject(root, "metrics");
     cJSON_AddNumberToObject(metrics, "weight_bytes_uploaded", (double)weight_bytes_uploaded);

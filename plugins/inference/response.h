@@ -12,6 +12,8 @@
 typedef struct infer_output {
     char *image_path;    /* absolute PNG path */
     char *latents_path;  /* .npy beside it, or NULL */
+    int safety_checked;  /* the safety checker ran on it */
+    int nsfw;            /* its verdict (has_nsfw_concept) */
 } infer_output;
 
 /* Writes latents [1, c, h, w] as float32 .npy next to `png_path`
@@ -21,7 +23,8 @@ int infer_write_latents(const char *png_path, const float *latents, int c, int h
                         char *err, size_t errlen);
 
 /* The response data object: {images, processing_time, seed, images_info:
- * [{path, seed, width, height}], latents (when any), batch_split (images
+ * [{path, seed, width, height, nsfw_content_detected?}], latents (when any),
+ * nsfw_content_detected (per image, when the safety checker ran), batch_split (images
  * per UNet call, when sub_batch > 0 split the n images), metrics:
  * {weight_bytes_uploaded: weight bytes copied to a device for this request
  * by any plugin; 0 on host-memory devices and once weights are resident}}.

@@ -447,15 +447,16 @@ static sdrt_error *run_outputs(run_ctx *c) {
         c->post->free(c->post->self, decoded);
         return e;
     }
-    const float *rgb = overlaid ? overlaid : decoded;
-    sdrt_progress pp = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 1.0,
-                        .stage = "postprocessing", .message = "writing images"};
-    c->api->progress(c->job, &pp);
-    char *params = NULL, *resolved = run_resolved_request_json(c);
-    sdrt_error *pe = c->post->format_parameters(c->post->self, resolved ? resolved : c->data_json, c->seed, &params);
-    if (pe) c->api->error_free(pe); /* metadata is optional: the image is not */
+    float *rgb = overlaid ? overlaid : decoded;
     c->outs = calloc((size_t)c->r.batch_size, sizeof *c->outs);
     e = c->outs ? NULL : c->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
+    if (!e) e = run_safety(c, rgb, h, w);
+    sdrt_progress pp = {.struct_size = SDRT_STRUCT_SIZE(sdrt_progress, message), .progress = 1.0,
+                        .stage = "postprocessing", .message = "writing images"};
+    if (!e) c->api->progress(c->job, &pp);
+    char *params = NULL, *resolved = e ? NULL : run_resolved_request_json(c);
+    sdrt_error *pe = e ? NULL : c->post->format_parameters(c->post->self, resolved ? resolved : c->data_json, c->seed, &params);
+    if (pe) c->api->error_free(pe); /* metadata is optional: the image is not */
     for (int i = 0; !e && i < c->r.batch_size; i++) e = save_image(c, i, rgb, h, w, params, resolved);
     free(resolved);
     c->post->free(c->post->self, params);
@@ -486,7 +487,8 @@ static void run_release(run_ctx *c) {
 
 static sdrt_error *run_stages(run_ctx *c) {
     sdrt_error *(*const stages[])(run_ctx *) = {
-        run_acquire, run_check_device, run_read_images, run_open_model, run_open_vae, run_scheduler, run_conditioning,
+        run_acquire, run_check_device, run_read_images, run_open_model, run_safety_preflight, run_open_vae,
+        run_scheduler, run_conditioning,
         run_base_unet, run_controlnets, run_latents, run_denoise, run_hires, run_refiner, run_outputs,
     };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {

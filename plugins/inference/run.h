@@ -16,7 +16,17 @@ typedef struct infer_plugin {
      * NULL = the backend's default. Owned. */
     char *stream_params;
     infer_limits limits; /* work one request may ask for (work_limits.h) */
+    /* Config "safety_checker" / "safety_action": what a request that does
+     * not say gets (run_safety.c). Zero (a zeroed struct too): off, and
+     * "black" as diffusers. */
+    int safety_default;
+    int safety_flag_default; /* 1: "flag" */
 } infer_plugin;
+
+/* Reads "safety_checker" (boolean) and "safety_action" ("black" | "flag")
+ * from the plugin config (borrowed; NULL = none) into p. SDRT_OK, or
+ * INVALID_ARGUMENT naming the key. */
+sdrt_status infer_safety_config(const char *config_json, infer_plugin *p, char *err, size_t errlen);
 
 /* Worker thread. Runs one inference.run request (`req` borrowed). On
  * success returns NULL and sets *result_json (allocated with api->alloc) to

@@ -57,6 +57,7 @@ typedef struct run_ctx {
     size_t n_latents;
     float *latents;
     infer_output *outs;
+    int safety_skip;          /* checker on by config only, and the model has none */
     uint32_t begin, end;      /* timestep indices to run; end 0 = all */
     int sub_batch;            /* images per UNet call (< batch_size: split) */
 
@@ -145,6 +146,14 @@ sdrt_error *run_check_finite(run_ctx *c, const float *data, size_t n, const char
 
 /* run_refiner.c: the SDXL refiner pass on the base's latents. */
 sdrt_error *run_refiner(run_ctx *c);
+
+/* run_safety.c: the safety checker on the decoded images rgb
+ * [batch_size, h, w, 3] (zeroed in place when flagged and the action is
+ * "black"); sets c->outs[i].safety_checked / nsfw. Needs c->outs. The
+ * preflight (a stage right after the model opens) opens and checks the
+ * checker, so a missing or broken one fails before any step. */
+sdrt_error *run_safety(run_ctx *c, float *rgb, int h, int w);
+sdrt_error *run_safety_preflight(run_ctx *c);
 
 /* run_cond.c: prompt embeddings through sdrt.cond/1 into cond_rows; the
  * base pass also builds c->lora_set from the request's adapters and the

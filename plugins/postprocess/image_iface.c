@@ -104,7 +104,7 @@ sdrt_error *pp_preview_png(void *self, const float *latents, int c, int h, int w
     return rc ? p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "preview: %s", err) : NULL;
 }
 
-static sdrt_error *read_source(pp_plugin *p, const char *source, pp_image *img) {
+sdrt_error *pp_image_read_source(pp_plugin *p, const char *source, pp_image *img) {
     char err[512];
     sdrt_status st;
     if (strncmp(source, "data:", 5) == 0) {
@@ -126,7 +126,7 @@ sdrt_error *pp_read_image(void *self, const char *source, float **rgb, int *h, i
     if (!source || !rgb || !h || !w)
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "image: source and outputs are required");
     pp_image img;
-    sdrt_error *e = read_source(p, source, &img);
+    sdrt_error *e = pp_image_read_source(p, source, &img);
     if (e) return e;
     size_t n = (size_t)img.w * img.h * 3;
     float *out = malloc(n * sizeof *out);

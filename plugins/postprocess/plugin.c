@@ -6,7 +6,7 @@
 #include "pp.h"
 
 static const sdrt_postprocess_iface iface_template = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_postprocess_iface, upscale),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_postprocess_iface, safety_check),
     .decode = pp_decode,
     .encode = pp_encode,
     .write_png = pp_write_png,
@@ -16,6 +16,7 @@ static const sdrt_postprocess_iface iface_template = {
     .free = pp_free,
     .decode_tensor = pp_decode_tensor,
     .upscale = pp_upscale,
+    .safety_check = pp_safety_check,
 };
 
 static sdrt_error *pp_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {
@@ -48,6 +49,7 @@ static void pp_shutdown(void *instance) {
     if (!p) return;
     if (p->backend) p->api->release(p->host, SDRT_BACKEND_IFACE_ID);
     if (p->model) p->api->release(p->host, SDRT_MODEL_IFACE_ID);
+    pp_safety_free_cache(p);
     pthread_mutex_destroy(&p->lock);
     free(p->config_json);
     free(p);
@@ -58,6 +60,7 @@ static sdrt_error *pp_handle(void *instance, const sdrt_request *req, char **res
     *result_json = NULL;
     if (strcmp(req->type, "postprocess.decode") == 0) return pp_handle_decode(p, req, result_json);
     if (strcmp(req->type, "postprocess.upscale") == 0) return pp_handle_upscale(p, req, result_json);
+    if (strcmp(req->type, "postprocess.safety_check") == 0) return pp_handle_safety_check(p, req, result_json);
     return p->api->error_new(SDRT_UNKNOWN_TYPE, NULL, "postprocess: unknown message type %s", req->type);
 }
 
@@ -75,7 +78,8 @@ static const sdrt_plugin_vtable vtable = {
     .get_interface = pp_get_interface,
 };
 
-static const char *const message_types[] = {"postprocess.decode", "postprocess.upscale", NULL};
+static const char *const message_types[] = {"postprocess.decode", "postprocess.upscale", "postprocess.safety_check",
+                                            NULL};
 
 static const sdrt_plugin_desc desc = {
     .struct_size = SDRT_STRUCT_SIZE(sdrt_plugin_desc, vtable),
@@ -84,7 +88,7 @@ static const sdrt_plugin_desc desc = {
     .id = "org.sdrt.postprocess",
     .version = "0.1.0",
     .domain = "postprocess",
-    .description = "VAE decode/encode, PNG output with metadata, previews, image input, upscaling",
+    .description = "VAE decode/encode, PNG output with metadata, previews, image input, upscaling, safety checker",
     .message_types = message_types,
     .vtable = &vtable,
 };

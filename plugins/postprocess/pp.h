@@ -69,6 +69,9 @@ void pp_preview_rgb8(const float *latents, int h, int w, const float (*factors)[
 char *pp_format_parameters(const char *request_json, uint64_t seed, char *err, size_t errlen);
 
 /* ---- plugin state (plugin.c) ---- */
+#define PP_SAFETY_CACHE 8 /* safety checkers kept open (safety_msg.c) */
+struct sc_model;
+
 typedef struct pp_plugin {
     const sdrt_host_api *api;
     sdrt_host *host;
@@ -79,12 +82,20 @@ typedef struct pp_plugin {
     const sdrt_model_iface *model;
     sdrt_postprocess_iface iface;
     char *config_json; /* the plugin's config (upscaler_roots), or NULL */
+    /* Safety checkers opened so far, by pipeline folder (guarded by lock;
+     * immutable once listed, closed at shutdown). */
+    struct sc_model *safety[PP_SAFETY_CACHE];
+    int n_safety;
 } pp_plugin;
 
 /* Takes the error of resolve_path (may be NULL) for `path` and returns it
  * as "<field>: <message>", so a refusal names the request field (the
  * host's message names only the kind of root). */
 sdrt_error *pp_field_error(pp_plugin *p, sdrt_error *e, const char *field, const char *path);
+
+/* Reads an image named by a request field: a path under the output roots
+ * or a data: URI, as 8-bit RGB (img->rgb malloc'd). Errors name "image". */
+sdrt_error *pp_image_read_source(pp_plugin *p, const char *source, pp_image *img);
 
 /* Acquire the backend / model interfaces on first use. NULL or an error. */
 sdrt_error *pp_backend(pp_plugin *p, const sdrt_backend_iface **out);
@@ -114,6 +125,12 @@ sdrt_error *pp_upscale(void *self, const char *model_id, const float *rgb, int h
 sdrt_error *pp_handle_decode(pp_plugin *p, const sdrt_request *req, char **result_json);
 /* The postprocess.upscale message (upscale_msg.c). */
 sdrt_error *pp_handle_upscale(pp_plugin *p, const sdrt_request *req, char **result_json);
+/* The safety checker (safety_msg.c): the sdrt.postprocess/1 member, the
+ * postprocess.safety_check message, and closing the cached checkers. */
+sdrt_error *pp_safety_check(void *self, sdrt_model *m, float *rgb, int batch, int h, int w, int black_out,
+                            sdrt_job *job, int *nsfw, char **details_json);
+sdrt_error *pp_handle_safety_check(pp_plugin *p, const sdrt_request *req, char **result_json);
+void pp_safety_free_cache(pp_plugin *p);
 /* Checks the plugin config's upscaler_roots (a path or array of paths). */
 sdrt_error *pp_upscale_check_config(const sdrt_host_api *api, const char *config_json);
 

@@ -175,7 +175,8 @@ static void *plain_alloc(size_t n) {
 /* The response shape, and 64-bit seeds kept exact (as strings). */
 static void test_response(void) {
     sdrt_host_api api = {.struct_size = sizeof api, .alloc = plain_alloc};
-    infer_output outs[2] = {{"/o/a.png", "/o/a.latents.npy"}, {"/o/b.png", "/o/b.latents.npy"}};
+    infer_output outs[2] = {{.image_path = "/o/a.png", .latents_path = "/o/a.latents.npy"},
+                            {.image_path = "/o/b.png", .latents_path = "/o/b.latents.npy"}};
     char *text = infer_response_json(&api, outs, 2, 42, 512, 768, 1.5, 0, 12345);
     cJSON *r = cJSON_Parse(text);
     const cJSON *info = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "images_info"), 1);
@@ -194,6 +195,19 @@ static void test_response(void) {
     r = cJSON_Parse(text);
     CHECK(seed_is(r, "18446744073709551615", 0), "64-bit seed: %s", text);
     CHECK(!cJSON_GetObjectItemCaseSensitive(r, "latents"), "no latents without save_latents");
+    CHECK(!cJSON_GetObjectItemCaseSensitive(r, "nsfw_content_detected"), "no flags without the safety checker");
+    cJSON_Delete(r);
+    free(text);
+    /* The safety checker's verdicts: per image and in images_info. */
+    outs[0].safety_checked = outs[1].safety_checked = 1;
+    outs[1].nsfw = 1;
+    text = infer_response_json(&api, outs, 2, 7, 512, 512, 1.0, 0, 0);
+    r = cJSON_Parse(text);
+    const cJSON *flags = cJSON_GetObjectItemCaseSensitive(r, "nsfw_content_detected");
+    CHECK(cJSON_GetArraySize(flags) == 2 && cJSON_IsFalse(cJSON_GetArrayItem(flags, 0)) &&
+              cJSON_IsTrue(cJSON_GetArrayItem(flags, 1)), "nsfw_content_detected: %s", text);
+    info = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "images_info"), 1);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "nsfw_content_detected")), "images_info[1]: %s", text);
     cJSON_Delete(r);
     free(text);
 }

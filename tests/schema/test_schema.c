@@ -46,7 +46,8 @@ static void test_message_map(void) {
         "host.health", "host.info", "host.plugins", "host.jobs", "host.cancel", "host.shutdown",
         "host.pause", "host.resume", "device.list", "device.info", "device.memory", "model.load",
         "model.unload", "model.list", "model.scan", "model.info", "model.convert", "scheduler.list", "scheduler.sigmas",
-        "conditioning.tokenize", "conditioning.encode", "inference.run", "postprocess.decode", "postprocess.upscale", NULL};
+        "conditioning.tokenize", "conditioning.encode", "inference.run", "postprocess.decode", "postprocess.upscale",
+        "postprocess.safety_check", NULL};
     schema_set *s = load_real();
     REQUIRE(s, "schemas did not load");
     for (int i = 0; types[i]; i++) {

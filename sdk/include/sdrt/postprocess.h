@@ -163,6 +163,28 @@ typedef struct sdrt_postprocess_iface {
      * Mpixel), CANCELLED, RESOURCE_EXHAUSTED. */
     sdrt_error *(*upscale)(void *self, const char *model_id, const float *rgb, int h, int w, sdrt_job *job,
                            float **out, int *oh, int *ow);
+    /* Appended (check SDRT_HAS_MEMBER before calling). diffusers'
+     * StableDiffusionSafetyChecker of model `m` (borrowed; its folder's
+     * safety_checker/ and feature_extractor/preprocessor_config.json) on
+     * images rgb [batch,h,w,3] in [0,1], each quantised to 8 bits as the
+     * written PNG is (diffusers' numpy_to_pil) before the CLIP
+     * preprocessing. nsfw [batch] (caller-allocated) receives
+     * has_nsfw_concept per image. With black_out non-zero, flagged images are
+     * set to 0 in rgb, in place (diffusers' black image); else rgb is left
+     * as it is. details_json (may be NULL) receives a JSON array, per image
+     * {nsfw_content_detected, special_care, concept_scores, special_scores,
+     * bad_concepts}, owned by the caller (the free member). batch 0 only
+     * opens and checks the checker (rgb, nsfw may be NULL), so a caller can
+     * fail before generating. The checker is opened on first use and kept
+     * while the plugin runs. Worker thread of
+     * `job` (progress stage "safety_check", cancellation; may be NULL).
+     * Statuses: NOT_FOUND (the model has no safety_checker/ folder),
+     * INVALID_ARGUMENT (the folder is broken: a missing or malformed file, a
+     * weight whose shape disagrees with its config; the file named),
+     * UNSUPPORTED (pickle weights only), PERMISSION_DENIED (a file outside
+     * the model roots), CANCELLED, RESOURCE_EXHAUSTED, INTERNAL. */
+    sdrt_error *(*safety_check)(void *self, sdrt_model *m, float *rgb, int batch, int h, int w, int black_out,
+                                sdrt_job *job, int *nsfw, char **details_json);
 } sdrt_postprocess_iface;
 
 #ifdef __cplusplus
