@@ -6,6 +6,17 @@
 // invocation owns output columns t, t+64, ... (D, Dv <= 512, checked by
 // the host). Tensors are 4-D [B,H,L,D], right-aligned into dims 2..5.
 // Extras: 0 Lq, 1 Lk, 2 D, 3 Dv, 4 causal, 5 scale bits.
+//
+// ATTN_SUBGROUP (attention_sg, picked by vk_pipeline.c when the device has
+// subgroup arithmetic and a power-of-two subgroup size of 8..64): the
+// softmax step runs on all 64 invocations instead of 8 - each subgroup owns
+// 8 / (64 / size) query rows, each lane 64 / size scores of a row, the row's
+// max and sum combined with subgroupMax / subgroupAdd - and the rows'
+// running max and sum stay in those lanes' registers, not shared memory.
+#ifdef ATTN_SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #include "common.glsl"
 layout(local_size_x = 64) in;
 
@@ -36,7 +47,15 @@ void main() {
         uint r = i / D, d = i % D;
         Qs[r][d] = q0 + r < Lq ? ld(0u, qdt, uint(qo + int(q0 + r) * qs + int(d) * qd)) * scale : 0.0;
     }
+#ifdef ATTN_SUBGROUP
+    // rows sr0 .. sr0 + rps - 1; lane takes scores lane, lane + size, ...
+    uint sgs = gl_SubgroupSize, lane = gl_SubgroupInvocationID;
+    uint rps = BR / gl_NumSubgroups, sr0 = gl_SubgroupID * rps;
+    float m_run[BR], l_run[BR];
+    [[unroll]] for (uint q = 0u; q < BR; q++) { m_run[q] = -1e30; l_run[q] = 0.0; }
+#else
     if (t < BR) { mrow[t] = -1e30; lrow[t] = 0.0; }
+#endif
     float O[BR][DMAX / 64u];
     [[unroll]] for (uint r = 0u; r < BR; r++)
         [[unroll]] for (uint c = 0u; c < DMAX / 64u; c++) O[r][c] = 0.0;
@@ -61,6 +80,23 @@ void main() {
         }
         barrier();
         // 2. online softmax update per row
+#ifdef ATTN_SUBGROUP
+        for (uint q = 0u; q < rps; q++) {
+            uint r = sr0 + q;
+            float mx = m_run[q];
+            for (uint j = lane; j < BC; j += sgs) mx = max(mx, S[r][j]);
+            mx = subgroupMax(mx);
+            float cf = exp(m_run[q] - mx), sum = 0.0;
+            for (uint j = lane; j < BC; j += sgs) {
+                float pj = S[r][j] <= -1e29 ? 0.0 : exp(S[r][j] - mx);
+                S[r][j] = pj;
+                sum += pj;
+            }
+            l_run[q] = l_run[q] * cf + subgroupAdd(sum);
+            m_run[q] = mx;
+            if (lane == 0u) corr[r] = cf;
+        }
+#else
         if (t < BR) {
             float mx = mrow[t];
             for (uint j = 0u; j < BC; j++) mx = max(mx, S[t][j]);
@@ -74,6 +110,7 @@ void main() {
             mrow[t] = mx;
             corr[t] = cf;
         }
+#endif
         barrier();
         // 3. O = O * corr + P V for this invocation's columns
         uint jn = min(BC, Lk - k0);
@@ -90,6 +127,11 @@ void main() {
         }
         barrier();
     }
+#ifdef ATTN_SUBGROUP
+    if (lane == 0u)
+        for (uint q = 0u; q < rps; q++) lrow[sr0 + q] = l_run[q];
+    barrier();
+#endif
     [[unroll]] for (uint c = 0u; c < DMAX / 64u; c++) {
         uint dv = t + 64u * c;
         if (dv >= Dv) break;

@@ -7,14 +7,33 @@
 // invocation reads its operands straight from the buffers. The including shader defines loadA(m,k), loadB(k,n),
 // storeC(m,n,v) and sets g_M, g_N, g_K, g_a_kfast, g_b_kfast (which operand
 // index runs along memory, to coalesce the tile loads).
+//
+// GEMM_SUBGROUP (the *_sg kernels, picked by vk_pipeline.c from the
+// device's VkPhysicalDeviceSubgroupProperties: shuffle support, a power-of-
+// two size in 4..64) shares the A operand through subgroup shuffles: the
+// invocations of one subgroup are numbered in subgroup order (gl_SubgroupID,
+// gl_SubgroupInvocationID), so each aligned group of C = min(size, 16)
+// lanes has the same ty and needs the same four A rows at every k. Each
+// lane loads A at its own k (C consecutive k per group: one load where
+// there were C) and the group reads the others' values with
+// subgroupShuffle. The tiled variant thereby stages only B in shared memory
+// (half the shared traffic and the A staging gone); the direct one loads A
+// once per C steps of k instead of at every step.
 layout(local_size_x = 256) in;
+
+#ifdef GEMM_SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 
 #define BM 64u
 #define BN 64u
 #define BK 16u
 
 #ifndef GEMM_DIRECT
+#ifndef GEMM_SUBGROUP
 shared float As[BK][BM + 1u];
+#endif
 shared float Bs[BK][BN + 1u];
 #endif
 
@@ -25,23 +44,17 @@ float loadA(uint m, uint k);
 float loadB(uint k, uint n);
 void storeC(uint m, uint n, float v);
 
-#ifdef GEMM_DIRECT
-void gemm(uint m0, uint n0) {
-    // out-of-range rows/cols are clamped for the loads and skipped on store
-    uint t = gl_LocalInvocationID.x;
-    uint tx = t % 16u, ty = t / 16u;
-    float acc[4][4];
-    [[unroll]] for (uint i = 0u; i < 4u; i++)
-        [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
-    uint ms[4], ns[4];
-    [[unroll]] for (uint i = 0u; i < 4u; i++) { ms[i] = min(m0 + ty + 16u * i, g_M - 1u); ns[i] = min(n0 + tx + 16u * i, g_N - 1u); }
-    for (uint k = 0u; k < g_K; k++) {
-        float a[4], b[4];
-        [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = loadA(ms[i], k);
-        [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = loadB(k, ns[j]);
-        [[unroll]] for (uint i = 0u; i < 4u; i++)
-            [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
-    }
+// This invocation's index in the tile: subgroup order for the subgroup
+// variants (so lane groups map to rows whatever the driver's numbering).
+uint gemm_tid() {
+#ifdef GEMM_SUBGROUP
+    return gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID;
+#else
+    return gl_LocalInvocationID.x;
+#endif
+}
+
+void gemm_store(uint m0, uint n0, uint tx, uint ty, float acc[4][4]) {
     [[unroll]] for (uint i = 0u; i < 4u; i++) {
         uint gm = m0 + ty + 16u * i;
         if (gm >= g_M) continue;
@@ -51,20 +64,68 @@ void gemm(uint m0, uint n0) {
         }
     }
 }
-#else
+
+#ifdef GEMM_DIRECT
 void gemm(uint m0, uint n0) {
-    uint t = gl_LocalInvocationID.x;
+    // out-of-range rows/cols are clamped for the loads and skipped on store
+    uint t = gemm_tid();
     uint tx = t % 16u, ty = t / 16u;
     float acc[4][4];
     [[unroll]] for (uint i = 0u; i < 4u; i++)
         [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
+    uint ms[4], ns[4];
+    [[unroll]] for (uint i = 0u; i < 4u; i++) { ms[i] = min(m0 + ty + 16u * i, g_M - 1u); ns[i] = min(n0 + tx + 16u * i, g_N - 1u); }
+#ifdef GEMM_SUBGROUP
+    uint C = min(gl_SubgroupSize, 16u);
+    uint lane = gl_SubgroupInvocationID, kl = lane & (C - 1u), g0 = lane - kl;
+    for (uint k0 = 0u; k0 < g_K; k0 += C) {
+        float ar[4];
+        uint ka = min(k0 + kl, g_K - 1u);
+        [[unroll]] for (uint i = 0u; i < 4u; i++) ar[i] = loadA(ms[i], ka);
+        uint kn = min(C, g_K - k0); // the same in every lane: shuffles stay in uniform control flow
+        for (uint kk = 0u; kk < kn; kk++) {
+            float a[4], b[4];
+            [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = subgroupShuffle(ar[i], g0 + kk);
+            [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = loadB(k0 + kk, ns[j]);
+            [[unroll]] for (uint i = 0u; i < 4u; i++)
+                [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+    }
+#else
+    for (uint k = 0u; k < g_K; k++) {
+        float a[4], b[4];
+        [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = loadA(ms[i], k);
+        [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = loadB(k, ns[j]);
+        [[unroll]] for (uint i = 0u; i < 4u; i++)
+            [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+    }
+#endif
+    gemm_store(m0, n0, tx, ty, acc);
+}
+#else
+void gemm(uint m0, uint n0) {
+    uint t = gemm_tid();
+    uint tx = t % 16u, ty = t / 16u;
+    float acc[4][4];
+    [[unroll]] for (uint i = 0u; i < 4u; i++)
+        [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
+#ifdef GEMM_SUBGROUP
+    uint C = min(gl_SubgroupSize, 16u);
+    uint lane = gl_SubgroupInvocationID, kl = lane & (C - 1u), g0 = lane - kl;
+    uint ms[4];
+    [[unroll]] for (uint i = 0u; i < 4u; i++) ms[i] = m0 + ty + 16u * i;
+#endif
     for (uint k0 = 0u; k0 < g_K; k0 += BK) {
         [[unroll]] for (uint l = 0u; l < 4u; l++) {
             uint idx = t + 256u * l;
-            uint kk, mm;
+            uint kk, gk;
+#ifndef GEMM_SUBGROUP
+            uint mm;
             if (g_a_kfast) { kk = idx % BK; mm = idx / BK; } else { mm = idx % BM; kk = idx / BM; }
-            uint gm = m0 + mm, gk = k0 + kk;
+            uint gm = m0 + mm;
+            gk = k0 + kk;
             As[kk][mm] = (gm < g_M && gk < g_K) ? loadA(gm, gk) : 0.0;
+#endif
             uint nn;
             if (g_b_kfast) { kk = idx % BK; nn = idx / BK; } else { nn = idx % BN; kk = idx / BN; }
             uint gn = n0 + nn;
@@ -72,6 +133,21 @@ void gemm(uint m0, uint n0) {
             Bs[kk][nn] = (gn < g_N && gk < g_K) ? loadB(gk, gn) : 0.0;
         }
         barrier();
+#ifdef GEMM_SUBGROUP
+        // A for k0 .. k0+15 in C-wide steps: lane kl holds k = k0 + c + kl
+        [[unroll]] for (uint c = 0u; c < BK; c += C) {
+            float ar[4];
+            uint ka = k0 + c + kl;
+            [[unroll]] for (uint i = 0u; i < 4u; i++) ar[i] = (ms[i] < g_M && ka < g_K) ? loadA(ms[i], ka) : 0.0;
+            for (uint kk = 0u; kk < C; kk++) {
+                float a[4], b[4];
+                [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = subgroupShuffle(ar[i], g0 + kk);
+                [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = Bs[c + kk][tx + 16u * j];
+                [[unroll]] for (uint i = 0u; i < 4u; i++)
+                    [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+            }
+        }
+#else
         [[unroll]] for (uint kk = 0u; kk < BK; kk++) {
             float a[4], b[4];
             [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = As[kk][ty + 16u * i];
@@ -79,15 +155,9 @@ void gemm(uint m0, uint n0) {
             [[unroll]] for (uint i = 0u; i < 4u; i++)
                 [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
         }
+#endif
         barrier();
     }
-    [[unroll]] for (uint i = 0u; i < 4u; i++) {
-        uint gm = m0 + ty + 16u * i;
-        if (gm >= g_M) continue;
-        [[unroll]] for (uint j = 0u; j < 4u; j++) {
-            uint gn = n0 + tx + 16u * j;
-            if (gn < g_N) storeC(gm, gn, acc[i][j]);
-        }
-    }
+    gemm_store(m0, n0, tx, ty, acc);
 }
 #endif
