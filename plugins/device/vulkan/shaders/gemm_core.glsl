@@ -19,6 +19,13 @@
 // subgroupShuffle. The tiled variant thereby stages only B in shared memory
 // (half the shared traffic and the A staging gone); the direct one loads A
 // once per C steps of k instead of at every step.
+//
+// GEMM_PREP (defined by conv2d.comp): in the direct variants the including
+// shader splits its address arithmetic - prep_col(j, n) once per output
+// column, prep_k(k) once per step of k - and loads with loadA_k(m) and
+// loadB_kj(j), so the divisions that turn k into (channel, kernel row,
+// kernel column) and n into (output row, column) run once, not per load
+// (on CPU-type devices vector integer division is scalarised: it dominated).
 layout(local_size_x = 256) in;
 
 #ifdef GEMM_SUBGROUP
@@ -43,6 +50,12 @@ bool g_a_kfast, g_b_kfast;
 float loadA(uint m, uint k);
 float loadB(uint k, uint n);
 void storeC(uint m, uint n, float v);
+#ifdef GEMM_PREP
+void prep_col(uint j, uint n);
+void prep_k(uint k);
+float loadA_k(uint m);
+float loadB_kj(uint j);
+#endif
 
 // This invocation's index in the tile: subgroup order for the subgroup
 // variants (so lane groups map to rows whatever the driver's numbering).
@@ -75,18 +88,30 @@ void gemm(uint m0, uint n0) {
         [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
     uint ms[4], ns[4];
     [[unroll]] for (uint i = 0u; i < 4u; i++) { ms[i] = min(m0 + ty + 16u * i, g_M - 1u); ns[i] = min(n0 + tx + 16u * i, g_N - 1u); }
+#ifdef GEMM_PREP
+    [[unroll]] for (uint j = 0u; j < 4u; j++) prep_col(j, ns[j]);
+#define GEMM_LOAD_A(i, k) loadA_k(ms[i])
+#define GEMM_LOAD_B(j, k) loadB_kj(j)
+#define GEMM_PREP_K(k) prep_k(k)
+#else
+#define GEMM_LOAD_A(i, k) loadA(ms[i], k)
+#define GEMM_LOAD_B(j, k) loadB(k, ns[j])
+#define GEMM_PREP_K(k)
+#endif
 #ifdef GEMM_SUBGROUP
     uint C = min(gl_SubgroupSize, 16u);
     uint lane = gl_SubgroupInvocationID, kl = lane & (C - 1u), g0 = lane - kl;
     for (uint k0 = 0u; k0 < g_K; k0 += C) {
         float ar[4];
         uint ka = min(k0 + kl, g_K - 1u);
-        [[unroll]] for (uint i = 0u; i < 4u; i++) ar[i] = loadA(ms[i], ka);
+        GEMM_PREP_K(ka);
+        [[unroll]] for (uint i = 0u; i < 4u; i++) ar[i] = GEMM_LOAD_A(i, ka);
         uint kn = min(C, g_K - k0); // the same in every lane: shuffles stay in uniform control flow
         for (uint kk = 0u; kk < kn; kk++) {
             float a[4], b[4];
             [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = subgroupShuffle(ar[i], g0 + kk);
-            [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = loadB(k0 + kk, ns[j]);
+            GEMM_PREP_K(k0 + kk);
+            [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = GEMM_LOAD_B(j, k0 + kk);
             [[unroll]] for (uint i = 0u; i < 4u; i++)
                 [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
         }
@@ -94,8 +119,9 @@ void gemm(uint m0, uint n0) {
 #else
     for (uint k = 0u; k < g_K; k++) {
         float a[4], b[4];
-        [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = loadA(ms[i], k);
-        [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = loadB(k, ns[j]);
+        GEMM_PREP_K(k);
+        [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = GEMM_LOAD_A(i, k);
+        [[unroll]] for (uint j = 0u; j < 4u; j++) b[j] = GEMM_LOAD_B(j, k);
         [[unroll]] for (uint i = 0u; i < 4u; i++)
             [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
     }
