@@ -28,7 +28,7 @@ int vk_sg_gemm_ok(const vk_caps *c, char *why, size_t whylen) {
 
 int vk_sg_attn_ok(const vk_caps *c, char *why, size_t whylen) {
     return vk_sg_common(c, VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT,
-                        "subgroup arithmetic operations", 8, why, whylen);
+                        "subgroup arithmetic operations", 4, why, whylen);
 }
 
 int vk_select(const vk_caps *c, int gemm, int subgroups, vk_choice *out, char *why, size_t whylen) {

@@ -44,7 +44,8 @@ typedef struct vk_choice {
 int vk_sg_gemm_ok(const vk_caps *c, char *why, size_t whylen);
 
 /* The same for the subgroup attention (basic + arithmetic operations, a
- * power-of-two size 8..64: each subgroup owns whole query rows of the 8). */
+ * power-of-two size 4..64 like the GEMM's, so both switch together; the
+ * kernel itself takes any size). */
 int vk_sg_attn_ok(const vk_caps *c, char *why, size_t whylen);
 
 /* Resolves the config (gemm: VK_GEMM_*, subgroups: VK_SG_*) against `c`.

@@ -8,11 +8,13 @@
 // Extras: 0 Lq, 1 Lk, 2 D, 3 Dv, 4 causal, 5 scale bits.
 //
 // ATTN_SUBGROUP (attention_sg, picked by vk_pipeline.c when the device has
-// subgroup arithmetic and a power-of-two subgroup size of 8..64): the
-// softmax step runs on all 64 invocations instead of 8 - each subgroup owns
-// 8 / (64 / size) query rows, each lane 64 / size scores of a row, the row's
-// max and sum combined with subgroupMax / subgroupAdd - and the rows'
-// running max and sum stay in those lanes' registers, not shared memory.
+// subgroup arithmetic): the softmax step runs on all 64 invocations
+// instead of 8 - subgroup g owns query rows g, g + (number of subgroups),
+// ..., each lane the scores lane, lane + size, ... of a row, the row's max
+// and sum combined with subgroupMax / subgroupAdd - and the rows' running
+// max and sum stay in those lanes' registers, not shared memory. Written
+// for any subgroup size (drivers may compile another size than the one
+// they report).
 #ifdef ATTN_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -48,10 +50,8 @@ void main() {
         Qs[r][d] = q0 + r < Lq ? ld(0u, qdt, uint(qo + int(q0 + r) * qs + int(d) * qd)) * scale : 0.0;
     }
 #ifdef ATTN_SUBGROUP
-    // rows sr0 .. sr0 + rps - 1; lane takes scores lane, lane + size, ...
-    uint sgs = gl_SubgroupSize, lane = gl_SubgroupInvocationID;
-    uint rps = BR / gl_NumSubgroups, sr0 = gl_SubgroupID * rps;
-    float m_run[BR], l_run[BR];
+    uint sgs = gl_SubgroupSize, lane = gl_SubgroupInvocationID, nsg = gl_NumSubgroups;
+    float m_run[BR], l_run[BR]; // [q]: row gl_SubgroupID + q * nsg
     [[unroll]] for (uint q = 0u; q < BR; q++) { m_run[q] = -1e30; l_run[q] = 0.0; }
 #else
     if (t < BR) { mrow[t] = -1e30; lrow[t] = 0.0; }
@@ -81,8 +81,7 @@ void main() {
         barrier();
         // 2. online softmax update per row
 #ifdef ATTN_SUBGROUP
-        for (uint q = 0u; q < rps; q++) {
-            uint r = sr0 + q;
+        for (uint r = gl_SubgroupID, q = 0u; r < BR; r += nsg, q++) {
             float mx = m_run[q];
             for (uint j = lane; j < BC; j += sgs) mx = max(mx, S[r][j]);
             mx = subgroupMax(mx);
@@ -129,7 +128,7 @@ void main() {
     }
 #ifdef ATTN_SUBGROUP
     if (lane == 0u)
-        for (uint q = 0u; q < rps; q++) lrow[sr0 + q] = l_run[q];
+        for (uint r = gl_SubgroupID, q = 0u; r < BR; r += nsg, q++) lrow[r] = l_run[q];
     barrier();
 #endif
     [[unroll]] for (uint c = 0u; c < DMAX / 64u; c++) {
