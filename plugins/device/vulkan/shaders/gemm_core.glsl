@@ -20,12 +20,14 @@
 // (half the shared traffic and the A staging gone); the direct one loads A
 // once per C steps of k instead of at every step.
 //
-// GEMM_PREP (defined by conv2d.comp): in the direct variants the including
-// shader splits its address arithmetic - prep_col(j, n) once per output
-// column, prep_k(k) once per step of k - and loads with loadA_k(m) and
-// loadB_kj(j), so the divisions that turn k into (channel, kernel row,
-// kernel column) and n into (output row, column) run once, not per load
-// (on CPU-type devices vector integer division is scalarised: it dominated).
+// GEMM_PREP (defined by conv2d.comp): the including shader splits its
+// address arithmetic - prep_col(j, n) once per output column, prep_k(k)
+// once per step of k - and loads with loadA_k(m) and loadB_kj(j), so the
+// divisions that turn k into (channel, kernel row, kernel column) and n
+// into (output row, column) run once per column / step, not per load (on
+// CPU-type devices vector integer division is scalarised: it dominated).
+// The tiled variants then stage B with each invocation on one column
+// (g_b_kfast must be false) and A, when g_a_kfast, at one k per tile.
 layout(local_size_x = 256) in;
 
 #ifdef GEMM_SUBGROUP
@@ -141,7 +143,33 @@ void gemm(uint m0, uint n0) {
     uint ms[4];
     [[unroll]] for (uint i = 0u; i < 4u; i++) ms[i] = m0 + ty + 16u * i;
 #endif
+#ifdef GEMM_PREP
+    // B staging: this invocation's column is t % BN at every step
+    uint bn = t % BN;
+    bool bok = n0 + bn < g_N;
+    prep_col(0u, min(n0 + bn, g_N - 1u));
+#endif
     for (uint k0 = 0u; k0 < g_K; k0 += BK) {
+#ifdef GEMM_PREP
+#ifndef GEMM_SUBGROUP
+        uint ka0 = k0 + t % BK; // the k of every A element this invocation stages when g_a_kfast
+        if (g_a_kfast && ka0 < g_K) prep_k(ka0);
+        [[unroll]] for (uint l = 0u; l < 4u; l++) {
+            uint idx = t + 256u * l, kk, mm;
+            if (g_a_kfast) { kk = idx % BK; mm = idx / BK; } else { mm = idx % BM; kk = idx / BM; }
+            uint gm = m0 + mm, gk = k0 + kk;
+            bool ok = gm < g_M && gk < g_K;
+            if (ok && !g_a_kfast) prep_k(gk);
+            As[kk][mm] = ok ? loadA_k(gm) : 0.0;
+        }
+#endif
+        [[unroll]] for (uint l = 0u; l < 4u; l++) {
+            uint kk = t / BN + (256u / BN) * l, gk = k0 + kk;
+            bool ok = bok && gk < g_K;
+            if (ok) prep_k(gk);
+            Bs[kk][bn] = ok ? loadB_kj(0u) : 0.0;
+        }
+#else
         [[unroll]] for (uint l = 0u; l < 4u; l++) {
             uint idx = t + 256u * l;
             uint kk, gk;
@@ -158,13 +186,19 @@ void gemm(uint m0, uint n0) {
             gk = k0 + kk;
             Bs[kk][nn] = (gn < g_N && gk < g_K) ? loadB(gk, gn) : 0.0;
         }
+#endif
         barrier();
 #ifdef GEMM_SUBGROUP
         // A for k0 .. k0+15 in C-wide steps: lane kl holds k = k0 + c + kl
         [[unroll]] for (uint c = 0u; c < BK; c += C) {
             float ar[4];
             uint ka = k0 + c + kl;
+#ifdef GEMM_PREP
+            if (ka < g_K) prep_k(ka);
+            [[unroll]] for (uint i = 0u; i < 4u; i++) ar[i] = (ms[i] < g_M && ka < g_K) ? loadA_k(ms[i]) : 0.0;
+#else
             [[unroll]] for (uint i = 0u; i < 4u; i++) ar[i] = (ms[i] < g_M && ka < g_K) ? loadA(ms[i], ka) : 0.0;
+#endif
             for (uint kk = 0u; kk < C; kk++) {
                 float a[4], b[4];
                 [[unroll]] for (uint i = 0u; i < 4u; i++) a[i] = subgroupShuffle(ar[i], g0 + kk);
