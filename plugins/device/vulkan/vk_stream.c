@@ -305,7 +305,8 @@ static VkDescriptorSet vk_dset(vk_stream *s) {
     return set;
 }
 
-/* Remembers that the slot being recorded binds `block` (by serial). */
+/* Remembers that the slot being recorded binds `block` (by serial). No
+ * lock: an operand's allocation keeps its block alive. */
 static int vk_replay_note_block(vk_stream *s, uint32_t block) {
     vk_replay *r = s->rslot;
     vk_block *b = s->d->blocks[block];
@@ -434,19 +435,21 @@ static int vk_graph_resident(vk_stream *s, const sdrt_graph *g) {
 }
 
 /* The slot recorded for `key` whose blocks are all still the ones it
- * bound, else NULL (a stale slot is emptied). */
+ * bound, else NULL (a stale slot is emptied). Under the device lock: a
+ * block the slot remembers may have lost its last allocation and be
+ * destroyed by another thread meanwhile. */
 static vk_replay *vk_replay_find(vk_stream *s, uint64_t key) {
+    vk_device *d = s->d;
     for (int i = 0; i < VK_REPLAY_SLOTS; i++) {
         vk_replay *r = &s->replay[i];
         if (r->key != key) continue;
-        for (int j = 0; j < r->nblocks; j++) {
-            vk_block *b = s->d->blocks[r->blocks[j].block];
-            if (!b || b->serial != r->blocks[j].serial) {
-                r->key = 0;
-                return NULL;
-            }
+        pthread_mutex_lock(&d->lock);
+        for (int j = 0; j < r->nblocks && r->key; j++) {
+            vk_block *b = d->blocks[r->blocks[j].block];
+            if (!b || b->serial != r->blocks[j].serial) r->key = 0;
         }
-        return r;
+        pthread_mutex_unlock(&d->lock);
+        return r->key ? r : NULL;
     }
     return NULL;
 }
