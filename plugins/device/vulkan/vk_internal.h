@@ -108,7 +108,7 @@ typedef struct vk_device {
     vk_stream *streams;       /* live streams, for reset */
     sdrt_device sd;
     sdrt_buffer_type bt;
-    char info[2048];
+    char info[4096];         /* info_json text: cache path (1200) + heaps (768) + the rest */
 } vk_device;
 
 struct vk_family {
