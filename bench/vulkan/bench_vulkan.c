@@ -3,7 +3,12 @@
  * from SD1.5 (64x64 latent at 512x512, 32x32 at 256x256). Operands live in device buffers;
  * each timing is one graph submission + synchronize, best of the runs
  * after a warm-up. Usage: bench-vulkan [runs [name filter [cpu: 0 = skip]]]
- * (GFLOP/s, 2 flops/MAC) */
+ * (GFLOP/s, 2 flops/MAC). Then a graph of many tiny element-wise ops,
+ * submitted with and without a replay_key: ms in graph_compute (recording,
+ * the host cost the replay saves) and ms to completion. SDRT_BENCH_VK_MODULE
+ * names another build's sdrt_backend_vulkan to time (before/after in one
+ * run); the family's own switches (SDRT_VULKAN_GEMM, SDRT_VULKAN_SUBGROUPS)
+ * apply as usual. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <stdio.h>
@@ -75,6 +80,43 @@ static double time_op(sdrt_device *d, sdrt_op *op, int runs) {
     return best;
 }
 
+/* A chain of NOPS element-wise ops over [4, 256] ping-ponging between two
+ * buffers (tiny, so the per-dispatch costs show), submitted as one graph
+ * with replay_key 0 (recorded every time) and with a key (recorded once,
+ * then resubmitted): best ms spent in graph_compute, and to completion. */
+static void graph_rows(sdrt_device *d, int runs) {
+    enum { NOPS = 256 };
+    int64_t sh[2] = {4, 256};
+    bt a = mk(d, SDRT_DTYPE_F32, 2, sh), b = mk(d, SDRT_DTYPE_F32, 2, sh);
+    static sdrt_op ops[NOPS];
+    for (int i = 0; i < NOPS; i++)
+        ops[i] = (sdrt_op){.struct_size = sizeof(sdrt_op), .kind = i % 2 ? SDRT_OP_SILU : SDRT_OP_SCALE,
+                           .src = {i % 2 ? &b.t : &a.t}, .dst = i % 2 ? &a.t : &b.t, .fparams = {0.5f, 0.1f}};
+    for (int keyed = 0; keyed < 2; keyed++) {
+        sdrt_stream *s = d->iface->stream_new(d, NULL);
+        sdrt_graph g = {.struct_size = sizeof g, .n_ops = NOPS, .ops = ops, .replay_key = keyed ? 0x9e : 0};
+        double best = 1e30, best_enq = 1e30;
+        for (int r = 0; r <= runs + 2; r++) {
+            double t0 = now();
+            if (sdrt_stream_graph_compute(s, &g) != SDRT_OK) {
+                best = -1;
+                break;
+            }
+            double t1 = now();
+            sdrt_stream_synchronize(s);
+            double t = now() - t0;
+            if (r > 0 && t < best) best = t;
+            if (r > 0 && t1 - t0 < best_enq) best_enq = t1 - t0;
+        }
+        sdrt_stream_free(s);
+        printf("%-40s enqueue %8.3f ms, total %8.2f ms\n",
+               keyed ? "graph 256 ew ops 4x256, replay_key" : "graph 256 ew ops 4x256, no key", best_enq * 1e3,
+               best * 1e3);
+    }
+    sdrt_buffer_free(a.b);
+    sdrt_buffer_free(b.b);
+}
+
 typedef struct shape {
     const char *name;
     sdrt_op_kind kind;
@@ -88,7 +130,8 @@ typedef struct shape {
 
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 3;
-    sdrt_device *vk = load(SDRT_VK_MODULE, "{}"), *cpu = load(SDRT_CPU_MODULE, "{}");
+    const char *vkmod = getenv("SDRT_BENCH_VK_MODULE");
+    sdrt_device *vk = load(vkmod && *vkmod ? vkmod : SDRT_VK_MODULE, "{}"), *cpu = load(SDRT_CPU_MODULE, "{}");
     if (!vk || !cpu) {
         fprintf(stderr, "bench-vulkan: %s family has no device\n", vk ? "cpu" : "vulkan");
         return 1;
@@ -132,8 +175,9 @@ int main(int argc, char **argv) {
             for (int j = 0; j < 3; j++) sdrt_buffer_free(src[j].b);
             sdrt_buffer_free(dst.b);
         }
-        printf("%-52s %12.1f %12.1f\n", s->name, gf[0], gf[1]);
+        printf("%-52s %12.2f %12.1f\n", s->name, gf[0], gf[1]);
         fflush(stdout);
     }
+    if (argc <= 2 || strstr("graph", argv[2])) graph_rows(vk, runs);
     return 0;
 }

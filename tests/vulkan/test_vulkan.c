@@ -309,6 +309,92 @@ static void test_async_order(void) {
     sdrt_buffer_free(tc.buf);
 }
 
+/* The device's graph counters from info_json ("command_buffers"). */
+static void cb_counts(unsigned long long *recorded, unsigned long long *replayed) {
+    const char *info = g_vk->iface->info_json(g_vk);
+    const char *p = strstr(info, "\"command_buffers\":{\"recorded\":");
+    *recorded = *replayed = ~0ull;
+    if (p) sscanf(p, "\"command_buffers\":{\"recorded\":%llu,\"replayed\":%llu", recorded, replayed);
+}
+
+/* replay_key: a graph seen again with its key is resubmitted, not recorded
+ * again (the device's counters say which), and computes on the new call's
+ * inputs - including an op enqueued just before it on the stream; after
+ * the arena is freed and allocated again (the same addresses in a new
+ * VkBuffer) the key's recording is stale and is made anew. Against a host
+ * reference: z = silu(x W^T + b). */
+static void test_replay(void) {
+    if (!setup()) return;
+    enum { R = 37, D = 64, O = 48, SEG = 16384 };
+    srand((unsigned)test_seed());
+    sdrt_buffer_type *bt = g_vk->iface->buffer_type(g_vk);
+    sdrt_stream *s = g_vk->iface->stream_new(g_vk, NULL);
+    REQUIRE(s, "stream_new");
+    sdrt_buffer *arena = NULL;
+    void *first_base = NULL;
+    const uint64_t key = 0x7e57;
+    unsigned long long rec0, rep0, rec, rep;
+    cb_counts(&rec0, &rep0);
+    REQUIRE(rec0 != ~0ull, "info_json lacks command_buffers: %s", g_vk->iface->info_json(g_vk));
+    for (int call = 0; call < 4; call++) {
+        if (call == 0 || call == 2) {
+            sdrt_buffer_free(arena); /* the only allocation: its block goes too */
+            arena = sdrt_buffer_alloc(bt, 5 * SEG);
+            REQUIRE(arena, "arena");
+        }
+        char *base = arena->iface->base(arena);
+        if (call == 0) first_base = base;
+        if (call == 2) printf("# arena again at %s address\n", (void *)base == first_base ? "the same" : "another");
+        int64_t shp[5][2] = {{R, D}, {O, D}, {O, 1}, {R, O}, {R, O}};
+        int nd[5] = {2, 2, 1, 2, 2};
+        sdrt_tensor t[5];
+        for (int i = 0; i < 5; i++) {
+            t[i] = (sdrt_tensor){.struct_size = sizeof(sdrt_tensor), .dtype = SDRT_DTYPE_F32, .ndim = nd[i],
+                                 .data = base + i * SEG, .buffer = arena};
+            for (int d = 0; d < SDRT_MAX_DIMS; d++) t[i].shape[d] = 1;
+            t[i].shape[0] = shp[i][0];
+            if (nd[i] == 2) t[i].shape[1] = shp[i][1], t[i].strides[0] = shp[i][1], t[i].strides[1] = 1;
+            else t[i].strides[0] = 1;
+        }
+        float *x = rnd(R * D, -1, 1), *w = rnd(O * D, -0.3f, 0.3f), *b = rnd(O, -0.5f, 0.5f);
+        float z[R * O], want[R * O];
+        CHECK(sdrt_stream_write_async(s, arena, t[0].data, x, sizeof(float) * R * D) == SDRT_OK, "write x");
+        CHECK(sdrt_stream_write_async(s, arena, t[1].data, w, sizeof(float) * O * D) == SDRT_OK, "write w");
+        CHECK(sdrt_stream_write_async(s, arena, t[2].data, b, sizeof(float) * O) == SDRT_OK, "write b");
+        int doubled = call % 2 == 1; /* x *= 2 on the stream right before the graph */
+        if (doubled) {
+            sdrt_op sc = {.struct_size = sizeof sc, .kind = SDRT_OP_SCALE, .src = {&t[0]}, .dst = &t[0],
+                          .fparams = {2.0f, 0.0f}};
+            CHECK(sdrt_stream_compute(s, &sc) == SDRT_OK, "scale before the graph");
+        }
+        sdrt_op ops[2] = {{.struct_size = sizeof(sdrt_op), .kind = SDRT_OP_MATMUL, .src = {&t[0], &t[1], &t[2]},
+                           .dst = &t[3], .iparams = {1}},
+                          {.struct_size = sizeof(sdrt_op), .kind = SDRT_OP_SILU, .src = {&t[3]}, .dst = &t[4]}};
+        sdrt_graph g = {.struct_size = sizeof g, .n_ops = 2, .ops = ops, .replay_key = key};
+        CHECK(sdrt_stream_graph_compute(s, &g) == SDRT_OK, "call %d: graph_compute", call);
+        CHECK(sdrt_stream_read_async(s, arena, z, t[4].data, sizeof z) == SDRT_OK, "read z");
+        sdrt_stream_synchronize(s);
+        for (int r = 0; r < R; r++)
+            for (int o = 0; o < O; o++) {
+                double acc = b[o];
+                for (int d = 0; d < D; d++) acc += (double)x[r * D + d] * (doubled ? 2.0 : 1.0) * w[o * D + d];
+                want[r * O + o] = (float)(acc / (1.0 + exp(-acc)));
+            }
+        double rel = test_rel_l2(z, want, R * O);
+        CHECK(rel < 1e-5, "call %d: rel L2 %.3g against the host reference", call, rel);
+        cb_counts(&rec, &rep);
+        /* calls 0 and 2 record (the second because the arena's block is new), 1 and 3 replay */
+        unsigned long long want_rec = rec0 + (call >= 2 ? 2 : 1), want_rep = rep0 + (call >= 3 ? 2 : call >= 1 ? 1 : 0);
+        CHECK(rec == want_rec && rep == want_rep, "call %d: recorded %llu replayed %llu, want %llu and %llu", call,
+              rec - rec0, rep - rep0, want_rec - rec0, want_rep - rep0);
+        free(x);
+        free(w);
+        free(b);
+    }
+    sdrt_stream_free(s);
+    sdrt_buffer_free(arena);
+}
+
 /* The next response line for `rid` from the host's stdout (events and
  * other lines skipped); malloc'd, or NULL at EOF. */
 static char *response_for(FILE *out, const char *rid) {
@@ -373,6 +459,7 @@ static void test_request_oom(void) {
 const test_entry TESTS[] = {
     {"request_oom", test_request_oom},
     {"async_order", test_async_order},
+    {"replay", test_replay},
     {"sd_shapes", test_sd_shapes},
     {"out_of_memory", test_out_of_memory},
     {"reset_and_pipeline_cache", test_reset_and_pipeline_cache},

@@ -53,7 +53,7 @@ int vk_device_init(vk_device *d, char *why, size_t whylen) {
     snprintf(d->desc, sizeof d->desc, "%s", d->props.deviceName);
     d->has_budget = vk_has_ext(d, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME) && f->fn.vkGetPhysicalDeviceMemoryProperties2;
     d->has_feedback = f->api13 && d->props.apiVersion >= VK_API_VERSION_1_3;
-    d->cpu_like = f->gemm == 2 || (f->gemm == 0 && d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU);
+    if (vk_pipeline_select(d, why, whylen) != 0) return -1;
     uint32_t nq = 0;
     f->fn.vkGetPhysicalDeviceQueueFamilyProperties(d->phys, &nq, NULL);
     VkQueueFamilyProperties qp[32];
@@ -188,12 +188,17 @@ static const char *vk_dev_info_json(sdrt_device *sd) {
              "{\"api_version\":\"%u.%u.%u\",\"driver_version\":%u,\"vendor_id\":%u,\"device_id\":%u,"
              "\"memory_budget_ext\":%s,\"heaps\":[%s],\"allocated_bytes\":%llu,\"memory_limit\":%llu,"
              "\"block_bytes\":%llu,\"max_buffer_bytes\":%llu,\"max_shared_memory\":%u,\"gemm\":\"%s\","
+             "\"subgroups\":{\"size\":%u,\"operations\":%u,\"gemm\":%s,\"attention\":%s},"
+             "\"command_buffers\":{\"recorded\":%llu,\"replayed\":%llu},"
              "\"pipeline_cache\":{\"path\":\"%s\",\"loaded_bytes\":%zu,\"hits\":%u,\"compiled\":%u}}",
              VK_API_VERSION_MAJOR(av), VK_API_VERSION_MINOR(av), VK_API_VERSION_PATCH(av), d->props.driverVersion,
              d->props.vendorID, d->props.deviceID, d->has_budget ? "true" : "false", heaps,
              (unsigned long long)d->used, (unsigned long long)d->limit, (unsigned long long)d->block_size,
              (unsigned long long)d->max_alloc, d->props.limits.maxComputeSharedMemorySize,
-             d->cpu_like ? "direct" : "tiled", d->cache_path,
+             d->cpu_like ? "direct" : "tiled", d->caps.sg_size, d->caps.sg_ops,
+             d->choice.sg_gemm ? "true" : "false", d->choice.sg_attn ? "true" : "false",
+             (unsigned long long)__atomic_load_n(&d->cb_recorded, __ATOMIC_RELAXED),
+             (unsigned long long)__atomic_load_n(&d->cb_replayed, __ATOMIC_RELAXED), d->cache_path,
              d->cache_loaded, d->cache_hits, d->cache_misses);
     pthread_mutex_unlock(&d->lock);
     return d->info;

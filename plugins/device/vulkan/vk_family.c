@@ -12,6 +12,11 @@
  *                 CPU-type devices), "tiled" or "direct"; the environment
  *                 variable SDRT_VULKAN_GEMM overrides it (tests run the
  *                 GPU path on lavapipe that way)
+ *   subgroups     "auto" (the subgroup variants of the GEMM and attention
+ *                 kernels wherever the device's subgroup properties allow
+ *                 them, vk_select.h), "on" (forced: a device that cannot run
+ *                 them fails to initialise, naming what it lacks) or "off";
+ *                 the environment variable SDRT_VULKAN_SUBGROUPS overrides it
  */
 #define _POSIX_C_SOURCE 200809L
 #include "vk_internal.h"
@@ -44,6 +49,11 @@ void vk_log(vk_family *f, sdrt_log_level lvl, const char *fmt, ...) {
 
 static int vk_parse_fields(vk_family *f, const char *json, char *why, size_t whylen);
 
+/* "auto" / "on" / "off" -> VK_SG_*, -1 for anything else. */
+static int vk_sg_mode(const char *v) {
+    return strcmp(v, "auto") == 0 ? VK_SG_AUTO : strcmp(v, "on") == 0 ? VK_SG_ON : strcmp(v, "off") == 0 ? VK_SG_OFF : -1;
+}
+
 /* Returns 0, -1 on a bad config, 1 when the config disables the family. */
 static int vk_parse_config(vk_family *f, const char *json, char *why, size_t whylen) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -52,10 +62,18 @@ static int vk_parse_config(vk_family *f, const char *json, char *why, size_t why
     else f->cache_dir[0] = 0;
     f->limit = 0;
     f->gemm = 0;
+    f->subgroups = VK_SG_AUTO;
     const char *env = getenv("SDRT_VULKAN_GEMM");
     int env_gemm = !env ? -1 : strcmp(env, "tiled") == 0 ? 1 : strcmp(env, "direct") == 0 ? 2 : 0;
+    const char *esg = getenv("SDRT_VULKAN_SUBGROUPS");
+    int env_sg = !esg || !*esg ? -1 : vk_sg_mode(esg);
     int rc = vk_parse_fields(f, json, why, whylen);
     if (env_gemm >= 0) f->gemm = env_gemm;
+    if (esg && *esg && env_sg < 0) {
+        snprintf(why, whylen, "SDRT_VULKAN_SUBGROUPS: expected \"auto\", \"on\" or \"off\", not \"%s\"", esg);
+        return -1;
+    }
+    if (env_sg >= 0) f->subgroups = env_sg;
     return rc;
 }
 
@@ -79,6 +97,13 @@ static int vk_parse_fields(vk_family *f, const char *json, char *why, size_t why
         return -1;
     }
     if (gemm) f->gemm = gemm->valuestring[0] == 't' ? 1 : gemm->valuestring[0] == 'd' ? 2 : 0;
+    const cJSON *sg = cJSON_GetObjectItemCaseSensitive(root, "subgroups");
+    if (sg && (!cJSON_IsString(sg) || vk_sg_mode(sg->valuestring) < 0)) {
+        snprintf(why, whylen, "subgroups: expected \"auto\", \"on\" or \"off\"");
+        cJSON_Delete(root);
+        return -1;
+    }
+    if (sg) f->subgroups = vk_sg_mode(sg->valuestring);
     int rc = 0;
     if (en && !cJSON_IsBool(en)) {
         snprintf(why, whylen, "enabled: expected true or false");
@@ -204,11 +229,13 @@ static int vk_open_devices(vk_family *f, char *why, size_t whylen) {
             continue;
         }
         ok++;
-        vk_log(f, SDRT_LOG_INFO, "vulkan:%u: %s (%s), block %llu MiB, gemm %s, pipeline cache %s", i, d->desc,
+        vk_log(f, SDRT_LOG_INFO, "vulkan:%u: %s (%s), block %llu MiB, gemm %s%s, attention%s, pipeline cache %s", i,
+               d->desc,
                d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU ? "discrete" :
                d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ? "integrated" :
                d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? "cpu" : "other",
                (unsigned long long)(d->block_size >> 20), d->cpu_like ? "direct" : "tiled",
+               d->choice.sg_gemm ? "+subgroups" : "", d->choice.sg_attn ? "+subgroups" : "",
                d->cache_path[0] ? d->cache_path : "off");
     }
     free(pd);

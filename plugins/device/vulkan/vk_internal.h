@@ -16,6 +16,7 @@
 
 #include "sdrt/backend.h"
 #include "vk_loader.h"
+#include "vk_select.h"
 
 #define VK_ADDR_TAG (1ull << 63)
 #define VK_ADDR_BLOCK_SHIFT 40
@@ -27,9 +28,11 @@
 #define VK_MAX_BLOCKS 4096
 #define VK_PARAM_WORDS 128   /* words per dispatch in the parameter buffer */
 
-/* Kernels, one pipeline each. */
-#define VK_KERNEL_LIST(X) \
-    X(ew) X(row) X(groupnorm) X(timestep) X(matmul) X(conv2d) X(attention) X(matmul_direct) X(conv2d_direct)
+/* Kernels, one pipeline each (the *_sg variants use subgroup operations;
+ * vk_pipeline_gemm / vk_pipeline_attention pick a device's variant). */
+#define VK_KERNEL_LIST(X)                                                                          \
+    X(ew) X(row) X(groupnorm) X(timestep) X(matmul) X(conv2d) X(attention) X(matmul_direct)         \
+    X(conv2d_direct) X(matmul_sg) X(conv2d_sg) X(matmul_direct_sg) X(conv2d_direct_sg) X(attention_sg)
 typedef enum vk_kernel {
 #define VK_KERNEL_ENUM_(n) VK_K_##n,
     VK_KERNEL_LIST(VK_KERNEL_ENUM_)
@@ -52,6 +55,7 @@ typedef struct vk_block {
     int nfree, capfree;
     uint64_t used;
     int dedicated;   /* one allocation larger than the block size: freed with it */
+    uint64_t serial; /* unique per device: tells a remade block at the same index apart */
 } vk_block;
 
 typedef struct vk_family vk_family;
@@ -68,6 +72,8 @@ typedef struct vk_device {
     int has_budget;          /* VK_EXT_memory_budget */
     int has_feedback;        /* pipeline creation feedback (1.3 / EXT) */
     int cpu_like;            /* *_direct GEMM kernels (CPU-type devices such as lavapipe) */
+    vk_caps caps;            /* subgroup properties, device type (vk_pipeline_select) */
+    vk_choice choice;        /* the kernel variants this device runs */
     uint32_t qfamily;
     /* everything below is (re)made by vk_device_init and torn down by
      * vk_device_fini; `generation` counts inits so stale buffers/streams
@@ -81,6 +87,8 @@ typedef struct vk_device {
     vk_block *blocks[VK_MAX_BLOCKS];
     uint32_t mem_type_local, mem_type_host; /* memory type indices */
     uint64_t block_size, max_alloc, used, limit;
+    uint64_t block_serial;   /* the last vk_block.serial handed out */
+    uint64_t cb_recorded, cb_replayed; /* graphs with a replay_key: recorded, resubmitted */
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipelineCache cache;
@@ -100,7 +108,7 @@ typedef struct vk_device {
     vk_stream *streams;       /* live streams, for reset */
     sdrt_device sd;
     sdrt_buffer_type bt;
-    char info[2048];
+    char info[4096];         /* info_json text: cache path (1200) + heaps (768) + the rest */
 } vk_device;
 
 struct vk_family {
@@ -113,7 +121,8 @@ struct vk_family {
     char cache_dir[1024];
     uint64_t limit;           /* config memory_limit, 0 = none */
     int api13;
-    int gemm;                 /* 0 auto, 1 tiled, 2 direct (config "gemm") */
+    int gemm;                 /* VK_GEMM_* (config "gemm", env SDRT_VULKAN_GEMM) */
+    int subgroups;            /* VK_SG_* (config "subgroups", env SDRT_VULKAN_SUBGROUPS) */
 };
 
 /* A buffer's private state: a range of one block. */
@@ -130,21 +139,47 @@ typedef struct vk_span {
     uint64_t lo, hi;
 } vk_span;
 
+/* One command buffer and what its dispatches point at: parameter words in
+ * host-visible chunks and descriptor sets from pools. */
+typedef struct vk_cmdrec {
+    VkCommandPool pool;
+    VkCommandBuffer cb;
+    struct vk_pchunk { VkBuffer buf; VkDeviceMemory mem; uint32_t *map; uint32_t used, cap; } *pchunks;
+    int npchunks, pchunk;
+    VkDescriptorPool *dpools;
+    int ndpools, dpool, dsets_in_pool;
+} vk_cmdrec;
+
+/* A graph recorded once and submitted again while its replay_key comes
+ * back (sdrt_graph.replay_key), kept with the blocks it binds so a block
+ * freed and made again (same address, another VkBuffer) forces a new
+ * recording. */
+#define VK_REPLAY_SLOTS 4
+typedef struct vk_replay {
+    uint64_t key;    /* 0 = empty */
+    uint64_t stamp;  /* last use, for eviction */
+    vk_cmdrec rec;
+    struct vk_replay_block { uint32_t block; uint64_t serial; } *blocks;
+    int nblocks, capblocks;
+} vk_replay;
+
 struct vk_stream {
     vk_device *d;
     uint32_t generation;
     vk_stream *next;
-    VkCommandPool pool;
-    VkCommandBuffer cb;
     VkFence fence;
-    int recording, in_flight;
+    int recording, in_flight;  /* `main` is being recorded / a submission is pending */
     pthread_t owner;           /* the thread that last enqueued work */
     uint64_t submitted, completed; /* submission counters for events */
-    /* parameter buffers: host-visible chunks, reset after each wait */
-    struct { VkBuffer buf; VkDeviceMemory mem; uint32_t *map; uint32_t used, cap; } *pchunks;
-    int npchunks, pchunk;
-    VkDescriptorPool *dpools;
-    int ndpools, dpool, dsets_in_pool;
+    /* the per-submission recording: its parameter chunks and descriptor
+     * pools are reset after each wait */
+    vk_cmdrec main;
+    /* where dispatches are recorded: &main, or &rslot->rec while a graph
+     * with a replay_key is recorded into its slot */
+    vk_cmdrec *cur;
+    vk_replay *rslot;
+    vk_replay replay[VK_REPLAY_SLOTS];
+    uint64_t replay_clock;
     /* temporary device copies of host operands, freed after the wait */
     sdrt_buffer **temps;
     int ntemps, captemps;
@@ -194,6 +229,14 @@ void vk_transfer_fini(vk_device *d);
 extern const sdrt_buffer_iface vk_buffer_iface;
 
 /* ---- vk_pipeline.c ---- */
+/* Reads the device's subgroup properties and picks its kernel variants
+ * (d->caps, d->choice, d->cpu_like) from the family config; -1 with why
+ * when the config forces a variant the device cannot run. */
+int vk_pipeline_select(vk_device *d, char *why, size_t whylen);
+/* The GEMM kernel of MATMUL (conv = 0) or CONV2D (conv = 1) on d. */
+vk_kernel vk_pipeline_gemm(const vk_device *d, int conv);
+/* The ATTENTION kernel on d. */
+vk_kernel vk_pipeline_attention(const vk_device *d);
 int vk_pipeline_init(vk_device *d);
 void vk_pipeline_fini(vk_device *d);
 /* The pipeline of kernel k, created on first use; VK_NULL_HANDLE on failure. */

@@ -127,6 +127,7 @@ static int vk_block_new(vk_device *d, uint64_t size, uint32_t *out) {
         return -1;
     }
     b->size = size;
+    b->serial = ++d->block_serial;
     b->dedicated = size > d->block_size;
     b->free = malloc(16 * sizeof *b->free);
     if (!b->free) {

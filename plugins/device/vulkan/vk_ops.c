@@ -388,7 +388,7 @@ static sdrt_status vk_op_matmul(vk_stream *s, const sdrt_op *op, const vk_ref *r
         vb.ne[5] = N;
     }
     vk_dispatch ds;
-    vk_dispatch_init(&ds, s->d->cpu_like ? VK_K_matmul_direct : VK_K_matmul, op);
+    vk_dispatch_init(&ds, vk_pipeline_gemm(s->d, 0), op);
     vk_put(&ds, 0, &r[0], &va);
     vk_put(&ds, 1, &r[1], &vb);
     if (bias) {
@@ -433,7 +433,7 @@ static sdrt_status vk_op_conv2d(vk_stream *s, const sdrt_op *op, const vk_ref *r
     if (bias && vk_numel(bias) != o) return SDRT_INVALID_ARGUMENT;
     if (n * g > 65535) return SDRT_UNSUPPORTED;
     vk_dispatch ds;
-    vk_dispatch_init(&ds, s->d->cpu_like ? VK_K_conv2d_direct : VK_K_conv2d, op);
+    vk_dispatch_init(&ds, vk_pipeline_gemm(s->d, 1), op);
     vk_view v;
     vk_view_of(x, &v);
     vk_put(&ds, 0, &r[0], &v);
@@ -476,7 +476,7 @@ static sdrt_status vk_op_attention(vk_stream *s, const sdrt_op *op, const vk_ref
     if (Lk == 0) return SDRT_INVALID_ARGUMENT;
     if (D > VK_ATTN_DMAX || Dv > VK_ATTN_DMAX || B > 65535 || H > 65535) return SDRT_UNSUPPORTED;
     vk_dispatch ds;
-    vk_dispatch_init(&ds, VK_K_attention, op);
+    vk_dispatch_init(&ds, vk_pipeline_attention(s->d), op);
     const sdrt_tensor *ts[3] = {q, k, v};
     vk_view vw;
     for (int i = 0; i < 3; i++) {

@@ -1,7 +1,9 @@
-/* vk_pipeline.c - compute pipelines from the embedded SPIR-V, made on first
- * use, through a VkPipelineCache kept on disk (cache_dir/vulkan-<vendor>-
- * <device>-<driver>-<cache uuid>.bin), so a second start reuses what the
- * driver compiled. Creation feedback (Vulkan 1.3) counts cache hits. */
+/* vk_pipeline.c - which kernel variant each device runs (from its subgroup
+ * properties and the config, vk_select.h), and the compute pipelines from
+ * the embedded SPIR-V, made on first use, through a VkPipelineCache kept
+ * on disk (cache_dir/vulkan-<vendor>-<device>-<driver>-<cache uuid>.bin),
+ * so a second start reuses what the driver compiled. Creation feedback
+ * (Vulkan 1.3) counts cache hits. */
 #define _POSIX_C_SOURCE 200809L
 #include "vk_internal.h"
 
@@ -10,6 +12,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+int vk_pipeline_select(vk_device *d, char *why, size_t whylen) {
+    vk_family *f = d->fam;
+    vk_caps c = {.cpu_type = d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU};
+    if (f->fn.vkGetPhysicalDeviceProperties2 && d->props.apiVersion >= VK_API_VERSION_1_1) {
+        VkPhysicalDeviceSubgroupProperties sp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+        VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sp};
+        f->fn.vkGetPhysicalDeviceProperties2(d->phys, &p2);
+        c.sg_size = sp.subgroupSize;
+        c.sg_ops = sp.supportedOperations;
+        c.sg_stages = sp.supportedStages;
+    }
+    d->caps = c;
+    if (vk_select(&c, f->gemm, f->subgroups, &d->choice, why, whylen) != 0) return -1;
+    d->cpu_like = d->choice.direct;
+    return 0;
+}
+
+vk_kernel vk_pipeline_gemm(const vk_device *d, int conv) {
+    static const vk_kernel k[2][2][2] = { /* [conv][direct][subgroup] */
+        {{VK_K_matmul, VK_K_matmul_sg}, {VK_K_matmul_direct, VK_K_matmul_direct_sg}},
+        {{VK_K_conv2d, VK_K_conv2d_sg}, {VK_K_conv2d_direct, VK_K_conv2d_direct_sg}}};
+    return k[conv != 0][d->choice.direct != 0][d->choice.sg_gemm != 0];
+}
+
+vk_kernel vk_pipeline_attention(const vk_device *d) { return d->choice.sg_attn ? VK_K_attention_sg : VK_K_attention; }
 
 static void vk_mkdirs(const char *path) {
     char tmp[1024];
