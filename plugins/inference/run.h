@@ -8,6 +8,7 @@
 
 #include "work_limits.h"
 #include "sdrt/plugin.h"
+#include "sdrt/precision.h"
 
 typedef struct infer_plugin {
     const sdrt_host_api *api;
@@ -16,6 +17,9 @@ typedef struct infer_plugin {
      * NULL = the backend's default. Owned. */
     char *stream_params;
     infer_limits limits; /* work one request may ask for (work_limits.h) */
+    /* "precision" of a request that names none: the plugin config's, else
+     * the host's top-level key; AUTO (0) when neither. */
+    sdrt_precision precision;
 } infer_plugin;
 
 /* Worker thread. Runs one inference.run request (`req` borrowed). On

@@ -75,15 +75,17 @@ static float *run_case(const char *model, const char *path, const char *name, co
     snprintf(rel, sizeof rel, "%s/t2i/%s_64x64.latents.npy", model, name);
     size_t n_got = 0, n_want = 0;
     float *got = lat ? ifx_load_npy(lat, &n_got) : NULL, *want = ifx_load_npy(test_path("SDRT_REFERENCE", rel), &n_want);
-    if (got && want && n_got == n_want) {
-        double e = test_rel_l2(got, want, n_want);
-        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
-        printf("# %s %s: final latents rel L2 %.3g, processing_time %.3f s\n", path, name, e,
-               cJSON_IsNumber(pt) ? pt->valuedouble : -1.0);
-        CHECK(e <= tol, "%s %s: rel L2 %.3g > %.0e", path, name, e, tol);
+    /* The key names model, case and layout (the base name of `path`). */
+    const char *base = strrchr(path, '/');
+    char key[512];
+    snprintf(key, sizeof key, "t2i-%s-%s-%s", model, name, base ? base + 1 : path);
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
+    double e = ifx_check_latents(key, got, n_got, want, n_want, tol);
+    printf("# %s %s: final latents rel L2 %.3g, processing_time %.3f s\n", path, name, e,
+           cJSON_IsNumber(pt) ? pt->valuedouble : -1.0);
+    if (got && n_got == n_want) {
         *n_out = n_got;
     } else {
-        CHECK(0, "%s %s: latents missing or wrong size (%zu vs %zu)", path, name, n_got, n_want);
         free(got);
         got = NULL;
     }
@@ -555,6 +557,52 @@ static void test_nan_weights_fail(void) {
     cJSON_Delete(r.data);
 }
 
+/* "precision": a value outside the list is INVALID_ARGUMENT naming the
+ * field; a value the device cannot run is UNSUPPORTED naming the field and
+ * the device, before any model loads (Vulkan: "int8"; the strict test
+ * family predates the key and runs only "auto"). On the CPU (whose other
+ * modes come and go with its kernels) "f32" runs. */
+static void test_precision_field(void) {
+    REQUIRE(ifx_start(), "plugins did not load");
+    const char *cfg = getenv("SDRT_TEST_DEVICE_CONFIG");
+    const char *dev = !cfg ? "cpu:0" : strstr(cfg, "vulkan:") ? "vulkan:0" : strstr(cfg, "strict:") ? "strict:0" : NULL;
+    const char *model = test_path("SDRT_REFERENCE", "tiny-sd15/diffusers");
+    char data[4096];
+    static const char *const bad[] = {"\"fp16\"", "\"F16\"", "16", "\"\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(data, sizeof data, "{\"model_id\":\"%s\",\"prompt\":\"x\",\"precision\":%s,\"output\":{\"dir\":\"%s\"}}",
+                 model, bad[i], ifx_out_dir());
+        struct sdrt_job job = {0};
+        ifx_result r = ifx_call("inference.run", data, &job);
+        CHECK(r.status == SDRT_INVALID_ARGUMENT && strncmp(r.message, "precision:", 10) == 0,
+              "precision %s: status %d: %s", bad[i], r.status, r.message);
+        cJSON_Delete(r.data);
+    }
+    const char *refused = dev && !strcmp(dev, "vulkan:0") ? "int8" : dev && !strcmp(dev, "strict:0") ? "f16" : NULL;
+    if (refused) {
+        snprintf(data, sizeof data,
+                 "{\"model_id\":\"%s\",\"prompt\":\"x\",\"width\":64,\"height\":64,\"num_inference_steps\":2,"
+                 "\"precision\":\"%s\",\"output\":{\"dir\":\"%s\"}}", model, refused, ifx_out_dir());
+        struct sdrt_job job = {0};
+        ifx_result r = ifx_call("inference.run", data, &job);
+        printf("# precision %s on %s: %s\n", refused, dev, r.message);
+        CHECK(r.status == SDRT_UNSUPPORTED && strncmp(r.message, "precision:", 10) == 0 && strstr(r.message, refused) &&
+                  strstr(r.message, dev),
+              "precision %s on %s: status %d: %s", refused, dev, r.status, r.message);
+        CHECK(job.last_step == 0, "ran %d steps", job.last_step);
+        cJSON_Delete(r.data);
+    }
+    if (dev && !strcmp(dev, "cpu:0")) {
+        snprintf(data, sizeof data,
+                 "{\"model_id\":\"%s\",\"prompt\":\"x\",\"width\":64,\"height\":64,\"num_inference_steps\":1,"
+                 "\"precision\":\"f32\",\"output\":{\"dir\":\"%s\"}}", model, ifx_out_dir());
+        struct sdrt_job job = {0};
+        ifx_result r = ifx_call("inference.run", data, &job);
+        CHECK(r.status == SDRT_OK, "precision f32 on the CPU: status %d: %s", r.status, r.message);
+        cJSON_Delete(r.data);
+    }
+}
+
 /* A schedule with beta_start > beta_end is refused before any step. */
 static void test_decreasing_betas_refused(void) {
     REQUIRE(ifx_start(), "plugins did not load");
@@ -596,6 +644,7 @@ const test_entry TESTS[] = {
     {"metadata_is_what_ran", test_metadata_is_what_ran},
     {"nan_weights_fail", test_nan_weights_fail},
     {"decreasing_betas_refused", test_decreasing_betas_refused},
+    {"precision_field", test_precision_field},
     {"shutdown", test_shutdown},
     {0},
 };

@@ -12,6 +12,8 @@
  *                 CPU-type devices), "tiled" or "direct"; the environment
  *                 variable SDRT_VULKAN_GEMM overrides it (tests run the
  *                 GPU path on lavapipe that way)
+ *   precision     what a stream's "precision": "auto" means: "f16"
+ *                 (default), "f32" or "bf16" (vk_precision.c)
  */
 #define _POSIX_C_SOURCE 200809L
 #include "vk_internal.h"
@@ -52,6 +54,7 @@ static int vk_parse_config(vk_family *f, const char *json, char *why, size_t why
     else f->cache_dir[0] = 0;
     f->limit = 0;
     f->gemm = 0;
+    f->precision = SDRT_PRECISION_F16;
     const char *env = getenv("SDRT_VULKAN_GEMM");
     int env_gemm = !env ? -1 : strcmp(env, "tiled") == 0 ? 1 : strcmp(env, "direct") == 0 ? 2 : 0;
     int rc = vk_parse_fields(f, json, why, whylen);
@@ -79,7 +82,7 @@ static int vk_parse_fields(vk_family *f, const char *json, char *why, size_t why
         return -1;
     }
     if (gemm) f->gemm = gemm->valuestring[0] == 't' ? 1 : gemm->valuestring[0] == 'd' ? 2 : 0;
-    int rc = 0;
+    int rc = vk_precision_config(f, root, why, whylen);
     if (en && !cJSON_IsBool(en)) {
         snprintf(why, whylen, "enabled: expected true or false");
         rc = -1;
