@@ -184,17 +184,20 @@ static const sdrt_buffer_iface g_vbuf_iface = {
     .free = nn_vbuf_free, .base = nn_vbuf_base, .write = nn_vbuf_rw, .read = nn_vbuf_rw,
 };
 
-/* A family without stream_open predates the "precision" key and would
- * ignore it: a params text naming one is refused rather than run in
- * whatever the family does. Returns 1 and the value (for the message:
- * the text after "precision":", up to the next quote) when it names one. */
-static int nn_params_name_precision(const char *params_json, char *value, size_t n) {
+/* A family without stream_open predates the "precision" key and ignores
+ * it: it computes as every family did before, f32 activations and
+ * accumulation with weights as stored, which is what "auto" and "f32"
+ * ask of it (a force_upcast VAE asks "f32" everywhere). Any other value
+ * is refused rather than run as something else. Returns 1 and the value
+ * (for the message: the text after "precision":", up to the next quote)
+ * when the params name such a value. */
+static int nn_params_need_precision(const char *params_json, char *value, size_t n) {
     const char *k = params_json ? strstr(params_json, "\"precision\"") : NULL;
     if (!k) return 0;
     const char *v = strchr(k + 11, '"');
     const char *end = v ? strchr(v + 1, '"') : NULL;
     snprintf(value, n, "%.*s", end ? (int)(end - v - 1) : 1, end ? v + 1 : "?");
-    return 1;
+    return strcmp(value, "auto") != 0 && strcmp(value, "f32") != 0;
 }
 
 sdrt_status sdrt_nn_create(sdrt_device *dev, const char *params_json, int (*is_cancelled)(sdrt_job *job),
@@ -208,11 +211,11 @@ sdrt_status sdrt_nn_create(sdrt_device *dev, const char *params_json, int (*is_c
     const char *dev_name = dev->iface->name ? dev->iface->name(dev) : "the device";
     char asked[32];
     if (!SDRT_IFACE_HAS_(dev->iface, sdrt_device_iface, stream_open) &&
-        nn_params_name_precision(params_json, asked, sizeof asked)) {
+        nn_params_need_precision(params_json, asked, sizeof asked)) {
         if (msg && msg_size)
             snprintf(msg, msg_size,
                      "precision: \"%s\" is not supported on %s (its backend family selects no precision: it runs "
-                     "\"auto\" only)",
+                     "\"auto\" and \"f32\")",
                      asked, dev_name);
         return SDRT_UNSUPPORTED;
     }

@@ -567,7 +567,7 @@ static void test_nan_weights_fail(void) {
 /* "precision": a value outside the list is INVALID_ARGUMENT naming the
  * field; a value the device cannot run is UNSUPPORTED naming the field and
  * the device, before any model loads (Vulkan: "int8"; the strict test
- * family predates the key and runs only "auto"). On the CPU (whose other
+ * family predates the key and runs "auto" and "f32"). On the CPU (whose other
  * modes come and go with its kernels) "f32" runs. */
 static void test_precision_field(void) {
     REQUIRE(ifx_start(), "plugins did not load");

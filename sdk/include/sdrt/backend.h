@@ -328,8 +328,9 @@ typedef struct sdrt_device_iface {
      * SDRT_UNSUPPORTED (a value this device cannot do, e.g. "precision":
      * "int8": the message names the key and the device),
      * SDRT_RESOURCE_EXHAUSTED, SDRT_UNAVAILABLE (a lost device). Any
-     * thread. Absent: stream_new, which predates "precision" (sdrt_nn_create
-     * then refuses params naming one: the family would ignore it). */
+     * thread. Absent: stream_new, which predates "precision" and ignores
+     * it (sdrt_nn_create then lets "auto" and "f32" through, the f32
+     * compute every family did before, and refuses other values). */
     sdrt_status (*stream_open)(sdrt_device *dev, const char *params_json, sdrt_stream **out, char *msg,
                                size_t msg_size);
 } sdrt_device_iface;

@@ -55,8 +55,9 @@ sdrt_nn *sdrt_nn_new(sdrt_device *dev, const char *params_json,
  * INVALID_ARGUMENT, UNSUPPORTED - e.g. a "precision" the device cannot do,
  * the message naming it and the device -, RESOURCE_EXHAUSTED, UNAVAILABLE)
  * with *out NULL and a message in msg (msg_size bytes; may be NULL). A
- * family without stream_open gets UNSUPPORTED for params naming a
- * "precision" (it would ignore it). Any thread. */
+ * family without stream_open (it predates "precision") runs "auto" and
+ * "f32" as it always computed (f32 activations, weights as stored) and
+ * gets UNSUPPORTED for any other value. Any thread. */
 sdrt_status sdrt_nn_create(sdrt_device *dev, const char *params_json, int (*is_cancelled)(sdrt_job *job),
                            sdrt_job *job, sdrt_nn **out, char *msg, size_t msg_size);
 void sdrt_nn_free(sdrt_nn *nn);
