@@ -38,7 +38,9 @@ fi
 say "nvcc: $(nvcc --version 2>/dev/null | tail -1 || echo 'not found')"
 
 build() {
-  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSDRT_CUDA=ON > "$RES/build.log" 2>&1 &&
+  # SDRT_GPU_CMAKE_ARGS: extra configure flags from gpu_checks.sh (the
+  # unpacked Debian prefix, SDRT_VULKAN=ON, the carried reference data)
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSDRT_CUDA=ON ${SDRT_GPU_CMAKE_ARGS:-} > "$RES/build.log" 2>&1 &&
     cmake --build "$BUILD" -j"$JOBS" >> "$RES/build.log" 2>&1
 }
 step "build (SDRT_CUDA=ON)" build
@@ -77,8 +79,16 @@ cat "$RES/bench-mixed.jsonl" "$RES/bench-f32.jsonl" >> "$SUMMARY" 2>/dev/null
 # Without a CUDA device the device plugin falls back to the CPU, so the run
 # would prove nothing about cuda:0: skipped then.
 if [ $have_gpu = 1 ]; then
-  step "tiny pipelines on cuda:0 (inference, img2img, batch)" run_ctest pipelines \
-    '^(inference|inference-img2img|inference-batch)$' 'SDRT_TEST_DEVICE_CONFIG={"device":"cuda:0"}'
+  if [ -n "${SDRT_GPU_PIPELINE_CASES:-}" ]; then
+    # only the carried models (gpu_checks.sh carries tiny-sd15 alone)
+    pipelines() { (cd "$BUILD" && SDRT_TEST_DEVICE_CONFIG='{"device":"cuda:0"}' SDRT_REFERENCE="$SDRT_REFERENCE" \
+      SDRT_BUILD_DIR="$BUILD" SDRT_SOURCE_DIR="$ROOT" timeout 400 ./tests/test-inference $SDRT_GPU_PIPELINE_CASES) \
+      > "$RES/ctest-pipelines.log" 2>&1; }
+    step "tiny pipelines on cuda:0 ($SDRT_GPU_PIPELINE_CASES)" pipelines
+  else
+    step "tiny pipelines on cuda:0 (inference, img2img, batch)" run_ctest pipelines \
+      '^(inference|inference-img2img|inference-batch)$' 'SDRT_TEST_DEVICE_CONFIG={"device":"cuda:0"}'
+  fi
 else
   say "SKIP  tiny pipelines on cuda:0: no CUDA device (the device plugin would fall back to the CPU)"
 fi

@@ -408,10 +408,13 @@ int up_model_run(const up_model *m, sdrt_nn *nn, const float *in, int h, int w, 
         y = compact_forward(m, nn, x);
     }
     sdrt_nn_drop(nn, x);
+    /* the context's message names the failing op or allocation (and the
+     * device): asked even when y is NULL, which is how a failure shows */
     const char *msg = NULL;
-    if (!y || sdrt_nn_status(nn, &msg) != SDRT_OK) {
+    sdrt_status st = sdrt_nn_status(nn, &msg);
+    if (!y || st != SDRT_OK) {
         sdrt_nn_drop(nn, y);
-        return up_fail(err, errlen, "upscale: %s", msg ? msg : "network failed");
+        return up_fail(err, errlen, "upscale: %s", msg && msg[0] ? msg : "network failed");
     }
     int64_t oh = y->shape[2], ow = y->shape[3], s = m->scale;
     float *host = malloc((size_t)(3 * oh * ow) * sizeof *host);

@@ -406,41 +406,52 @@ static void cases_layout(conf_list *l) {
         c->dst = conf_t(SDRT_DTYPE_F32, 4, d);
         conf_layout(c, layout);
     }
-    /* The super-resolution ops: contiguous operands only (backend.h). */
-    for (int v = 0; v < 4; v++) {
+    /* The super-resolution ops. backend.h asks only contiguous operands
+     * (all the CPU family takes): v 0-3; v 4-7 add the strided layouts
+     * (permuted src, padded rows, permuted dst), which a family may claim
+     * and then runs against the naive reference. */
+    for (int v = 0; v < 8; v++) {
+        int layout = v < 4 ? LAYOUT_CONTIG : v % LAYOUT_COUNT;
+        if (v >= 4 && layout == LAYOUT_CONTIG) layout = LAYOUT_PAD;
+        const char *ln = k_layout[layout];
         int64_t s[4] = {conf_rand_int(1, 2), conf_rand_int(1, 9), conf_rand_int(1, 13), conf_rand_int(1, 13)};
-        conf_case *c = conf_add(l, SDRT_OP_LEAKY_RELU, "leaky_relu %lldx%lldx%lldx%lld slope=%s", (long long)s[0],
-                                (long long)s[1], (long long)s[2], (long long)s[3], v & 1 ? "0.2" : "default");
+        conf_case *c = conf_add(l, SDRT_OP_LEAKY_RELU, "leaky_relu %lldx%lldx%lldx%lld slope=%s %s", (long long)s[0],
+                                (long long)s[1], (long long)s[2], (long long)s[3], v & 1 ? "0.2" : "default", ln);
         c->src[0] = conf_t(SDRT_DTYPE_F32, 4, s);
         c->dst = conf_t(SDRT_DTYPE_F32, 4, s);
         c->fp[0] = v & 1 ? 0.2f : 0.0f;
+        conf_layout(c, layout);
         static const sdrt_dtype wd[4] = {SDRT_DTYPE_F32, SDRT_DTYPE_F16, SDRT_DTYPE_BF16, SDRT_DTYPE_F32};
-        int64_t ws[1] = {v == 3 ? 1 : s[1]};
-        c = conf_add(l, SDRT_OP_PRELU, "prelu %lldx%lldx%lldx%lld slopes %lld", (long long)s[0], (long long)s[1],
-                     (long long)s[2], (long long)s[3], (long long)ws[0]);
+        int64_t ws[1] = {v % 4 == 3 ? 1 : s[1]};
+        c = conf_add(l, SDRT_OP_PRELU, "prelu %lldx%lldx%lldx%lld slopes %lld %s %s", (long long)s[0], (long long)s[1],
+                     (long long)s[2], (long long)s[3], (long long)ws[0], dt_name(wd[v % 4]), ln);
         c->src[0] = conf_t(SDRT_DTYPE_F32, 4, s);
-        c->src[1] = conf_t(wd[v], 1, ws);
+        c->src[1] = conf_t(wd[v % 4], 1, ws);
         c->dst = conf_t(SDRT_DTYPE_F32, 4, s);
+        conf_layout(c, layout);
         int r = conf_rand_int(1, 4);
         int64_t ch = conf_rand_int(1, 4), h = conf_rand_int(1, 9), w = conf_rand_int(1, 9);
         int64_t lo[4] = {s[0], ch * r * r, h, w}, hi[4] = {s[0], ch, h * r, w * r};
-        c = conf_add(l, SDRT_OP_PIXEL_SHUFFLE, "pixel_shuffle r%d %lldx%lldx%lldx%lld", r, (long long)lo[0],
-                     (long long)lo[1], (long long)lo[2], (long long)lo[3]);
+        c = conf_add(l, SDRT_OP_PIXEL_SHUFFLE, "pixel_shuffle r%d %lldx%lldx%lldx%lld %s", r, (long long)lo[0],
+                     (long long)lo[1], (long long)lo[2], (long long)lo[3], ln);
         c->src[0] = conf_t(SDRT_DTYPE_F32, 4, lo);
         c->dst = conf_t(SDRT_DTYPE_F32, 4, hi);
         c->ip[0] = r;
+        conf_layout(c, layout);
         int64_t full[4] = {s[0], ch, h * r, w * r}, packed[4] = {s[0], ch * r * r, h, w};
-        c = conf_add(l, SDRT_OP_PIXEL_UNSHUFFLE, "pixel_unshuffle r%d %lldx%lldx%lldx%lld", r, (long long)full[0],
-                     (long long)full[1], (long long)full[2], (long long)full[3]);
+        c = conf_add(l, SDRT_OP_PIXEL_UNSHUFFLE, "pixel_unshuffle r%d %lldx%lldx%lldx%lld %s", r, (long long)full[0],
+                     (long long)full[1], (long long)full[2], (long long)full[3], ln);
         c->src[0] = conf_t(SDRT_DTYPE_F32, 4, full);
         c->dst = conf_t(SDRT_DTYPE_F32, 4, packed);
         c->ip[0] = r;
+        conf_layout(c, layout);
         int64_t up[4] = {s[0], s[1], s[2] * r, s[3] * r};
-        c = conf_add(l, SDRT_OP_UPSAMPLE_NEAREST, "upsample_nearest r%d %lldx%lldx%lldx%lld", r, (long long)s[0],
-                     (long long)s[1], (long long)s[2], (long long)s[3]);
+        c = conf_add(l, SDRT_OP_UPSAMPLE_NEAREST, "upsample_nearest r%d %lldx%lldx%lldx%lld %s", r, (long long)s[0],
+                     (long long)s[1], (long long)s[2], (long long)s[3], ln);
         c->src[0] = conf_t(SDRT_DTYPE_F32, 4, s);
         c->dst = conf_t(SDRT_DTYPE_F32, 4, up);
         c->ip[0] = r;
+        conf_layout(c, layout);
     }
     for (int v = 0; v < 6; v++) {
         int64_t n = conf_rand_int(1, 4), dim = v == 5 ? 2 * conf_rand_int(4, 100) + 1 : 2 * conf_rand_int(4, 160);
@@ -577,6 +588,25 @@ static void cases_large(conf_list *l) {
         c->dst = conf_t(SDRT_DTYPE_F32, 4, xs);
         c->ip[0] = 32;
         c->ip[1] = 1;
+    }
+    /* The SRVGGNet tail at a realistic width: 64-channel PReLU, the x4
+     * pixel shuffle of 48 channels, the nearest x4 base. */
+    {
+        int64_t h = conf_rand_int(24, 48), w = conf_rand_int(24, 48);
+        int64_t xs[4] = {1, 64, h, w}, ps[1] = {64}, ls[4] = {1, 48, h, w}, hs[4] = {1, 3, 4 * h, 4 * w};
+        int64_t is[4] = {1, 3, h, w};
+        conf_case *c = conf_add(l, SDRT_OP_PRELU, "prelu large 64x%lldx%lld slopes f32", (long long)h, (long long)w);
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, xs);
+        c->src[1] = conf_t(SDRT_DTYPE_F32, 1, ps);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, xs);
+        c = conf_add(l, SDRT_OP_PIXEL_SHUFFLE, "pixel_shuffle large r4 48x%lldx%lld", (long long)h, (long long)w);
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, ls);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, hs);
+        c->ip[0] = 4;
+        c = conf_add(l, SDRT_OP_UPSAMPLE_NEAREST, "upsample_nearest large r4 3x%lldx%lld", (long long)h, (long long)w);
+        c->src[0] = conf_t(SDRT_DTYPE_F32, 4, is);
+        c->dst = conf_t(SDRT_DTYPE_F32, 4, hs);
+        c->ip[0] = 4;
     }
     {
         int64_t xs[2] = {77, 1280}, ps[1] = {1280};

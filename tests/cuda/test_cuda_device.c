@@ -276,7 +276,19 @@ static void test_elementwise_ops(void) {
     memcpy(ts.c.data, steps, sizeof steps);
     ts.gb->iface->write(ts.gb, ts.g.data, steps, sizeof steps);
     run_case(dev, &(opcase){"TIMESTEP_EMB", SDRT_OP_TIMESTEP_EMB, {&ts}, &te, .ip = {321, 1}, .fp = {1.0f}, .tol = 2e-4});
-    twin *all[] = {&x, &y, &b, &b2, &b16, &gbf, &xt, &gx, &gy, &g, &be, &nx, &ny, &ng, &nb, &uy, &cy, &h16, &hb, &ts, &te};
+    /* The super-resolution ops (contiguous: what the CPU family takes). */
+    run_case(dev, &(opcase){"LEAKY_RELU default slope", SDRT_OP_LEAKY_RELU, {&nx}, &ny, .tol = 0});
+    run_case(dev, &(opcase){"LEAKY_RELU 0.2", SDRT_OP_LEAKY_RELU, {&nx}, &ny, .fp = {0.2f}, .tol = 0});
+    run_case(dev, &(opcase){"PRELU 64 slopes", SDRT_OP_PRELU, {&nx, &ng}, &ny, .tol = 0});
+    twin p1 = twin_new(dev, SDRT_DTYPE_BF16, 1, S(1), 1);
+    run_case(dev, &(opcase){"PRELU one bf16 slope", SDRT_OP_PRELU, {&nx, &p1}, &ny, .tol = 0});
+    twin sy = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, 16, 18, 22), 0), usy = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, 256, 9, 11), 0);
+    run_case(dev, &(opcase){"PIXEL_SHUFFLE r2", SDRT_OP_PIXEL_SHUFFLE, {&nx}, &sy, .ip = {2}, .tol = 0});
+    run_case(dev, &(opcase){"PIXEL_UNSHUFFLE r2", SDRT_OP_PIXEL_UNSHUFFLE, {&uy}, &usy, .ip = {2}, .tol = 0});
+    twin ny3 = twin_new(dev, SDRT_DTYPE_F32, 4, S(2, 64, 27, 33), 0);
+    run_case(dev, &(opcase){"UPSAMPLE_NEAREST r3", SDRT_OP_UPSAMPLE_NEAREST, {&nx}, &ny3, .ip = {3}, .tol = 0});
+    twin *all[] = {&x,  &y,  &b,  &b2, &b16, &gbf, &xt, &gx, &gy, &g,   &be,  &nx,
+                   &ny, &ng, &nb, &uy, &cy,  &h16, &hb, &ts, &te, &p1,  &sy,  &usy, &ny3};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) twin_free(all[i]);
 }
 

@@ -8,7 +8,9 @@
  * host loop (sum over k of a_at * b_at, then store), and the results are
  * compared with the op computed straight from its definition: convolution
  * with stride, padding, dilation, groups, permuted input and F16/BF16
- * weights; batched broadcast MATMUL; strided copies. What this does not
+ * weights; batched broadcast MATMUL; strided copies; the layout ops'
+ * 6-D views (PIXEL_SHUFFLE, PIXEL_UNSHUFFLE, UPSAMPLE_NEAREST, UPSAMPLE2X:
+ * layout_view.h, shared with the Vulkan family). What this does not
  * check is the tiling, shared memory and synchronisation of the kernels
  * themselves (that needs a device: cuda-device). */
 #include <math.h>
@@ -18,6 +20,7 @@
 
 #include "cuda_blas.h"
 #include "cuda_gemm_prob.cuh"
+#include "layout_view.h"
 
 extern "C" {
 #include "harness.h"
@@ -203,6 +206,79 @@ static void test_iter_offsets(void) {
     CHECK(flat.nd == 1 && flat.shape[0] == 720, "contiguous: %d dims", flat.nd);
 }
 
+/* The layout ops as cuda_op_layout launches them: layout_view.h's 6-D view
+ * through cu_iter_make / cu_offsets, run on the host, against each op's
+ * definition in sdrt/backend.h (torch's pixel_shuffle, pixel_unshuffle and
+ * interpolate(mode="nearest")), with contiguous and permuted operands. */
+static void test_layout_views(void) {
+    srand((unsigned)test_seed());
+    static const sdrt_op_kind kinds[4] = {SDRT_OP_PIXEL_SHUFFLE, SDRT_OP_PIXEL_UNSHUFFLE, SDRT_OP_UPSAMPLE_NEAREST,
+                                          SDRT_OP_UPSAMPLE2X};
+    static float X[8192], Y[8192];
+    for (int it = 0; it < 80; it++) {
+        sdrt_op_kind kind = kinds[it % 4];
+        int64_t r = kind == SDRT_OP_UPSAMPLE2X ? 2 : 1 + rand() % 3;
+        int64_t n = 1 + rand() % 2, c = 1 + rand() % 3, h = 1 + rand() % 5, w = 1 + rand() % 5;
+        /* lo: the low-resolution side's shape, hi: the high-resolution side's */
+        int64_t lo[4] = {n, kind == SDRT_OP_PIXEL_SHUFFLE || kind == SDRT_OP_PIXEL_UNSHUFFLE ? c * r * r : c, h, w};
+        int64_t hi[4] = {n, c, h * r, w * r};
+        const int64_t *xsh = kind == SDRT_OP_PIXEL_UNSHUFFLE ? hi : lo, *ysh = kind == SDRT_OP_PIXEL_UNSHUFFLE ? lo : hi;
+        static const int orders[3][4] = {{0, 1, 2, 3}, {0, 2, 3, 1}, {3, 1, 0, 2}};
+        sdrt_tensor x = ix_tensor(SDRT_DTYPE_F32, 4, xsh, orders[rand() % 3], X);
+        sdrt_tensor y = ix_tensor(SDRT_DTYPE_F32, 4, ysh, orders[rand() % 3], Y);
+        int64_t nx = xsh[0] * xsh[1] * xsh[2] * xsh[3], ny = ysh[0] * ysh[1] * ysh[2] * ysh[3];
+        REQUIRE(nx <= 8192 && ny <= 8192, "case too large");
+        for (int64_t i = 0; i < nx; i++) X[i] = (float)i;
+        for (int64_t i = 0; i < ny; i++) Y[i] = -1.0f;
+        sdrt_op op;
+        memset(&op, 0, sizeof op);
+        op.struct_size = sizeof op;
+        op.kind = kind;
+        op.src[0] = &x;
+        op.dst = &y;
+        op.iparams[0] = kind == SDRT_OP_UPSAMPLE2X ? 0 : (int32_t)r;
+        devview v;
+        REQUIRE(devview_layout(&op, &v) == 0, "kind %d r%lld: view refused", (int)kind, (long long)r);
+        const int64_t *st[2] = {v.xs, v.ys};
+        cu_iter iter = cu_iter_make(6, v.ne, 2, st);
+        for (int64_t i = 0; i < ny; i++) {
+            int64_t off[2];
+            cu_offsets<2>(iter, i, off);
+            Y[off[1]] = X[off[0]];
+        }
+        /* Every dst element from its definition: walk the high-resolution side. */
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t ch = 0; ch < c; ch++)
+                for (int64_t hh = 0; hh < h * r; hh++)
+                    for (int64_t ww = 0; ww < w * r; ww++) {
+                        int64_t lc = lo[1] == c ? ch : ch * r * r + (hh % r) * r + ww % r;
+                        const sdrt_tensor *ht = kind == SDRT_OP_PIXEL_UNSHUFFLE ? &x : &y;
+                        const sdrt_tensor *lt = kind == SDRT_OP_PIXEL_UNSHUFFLE ? &y : &x;
+                        int64_t hoff = b * ht->strides[0] + ch * ht->strides[1] + hh * ht->strides[2] + ww * ht->strides[3];
+                        int64_t loff = b * lt->strides[0] + lc * lt->strides[1] + (hh / r) * lt->strides[2] +
+                                       (ww / r) * lt->strides[3];
+                        float got = kind == SDRT_OP_PIXEL_UNSHUFFLE ? Y[loff] : Y[hoff];
+                        float want = kind == SDRT_OP_PIXEL_UNSHUFFLE ? X[hoff] : X[loff];
+                        REQUIRE(got == want, "kind %d r%lld at n%lld c%lld h%lld w%lld: %g, want %g", (int)kind,
+                                (long long)r, (long long)b, (long long)ch, (long long)hh, (long long)ww, got, want);
+                    }
+    }
+    /* Shapes that do not fit the op are refused (the launcher answers INVALID_ARGUMENT). */
+    int64_t xs[4] = {1, 6, 2, 2}, ys[4] = {1, 1, 4, 4};
+    int plain[4] = {0, 1, 2, 3};
+    sdrt_tensor x = ix_tensor(SDRT_DTYPE_F32, 4, xs, plain, X), y = ix_tensor(SDRT_DTYPE_F32, 4, ys, plain, Y);
+    sdrt_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = SDRT_OP_PIXEL_SHUFFLE;
+    op.src[0] = &x;
+    op.dst = &y;
+    op.iparams[0] = 2;
+    devview v;
+    CHECK(devview_layout(&op, &v) == -1, "6 channels are not C*2*2");
+    op.iparams[0] = 0;
+    CHECK(devview_layout(&op, &v) == -1, "factor 0 accepted");
+}
+
 /* cuBLAS opens at run time (the module does not link it): the soname and
  * the five entry points resolve where the toolkit is installed. Creating a
  * handle needs a driver, so that part runs in cuda-device only. */
@@ -219,5 +295,6 @@ extern "C" const test_entry TESTS[] = {
     {"conv_index", test_conv_index},
     {"matmul_index", test_matmul_index},
     {"iter_offsets", test_iter_offsets},
+    {"layout_views", test_layout_views},
     {0, 0},
 };

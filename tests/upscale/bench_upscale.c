@@ -3,8 +3,9 @@
  *
  * Runs MODEL (.pth/.safetensors, e.g. full-size random RealESRGAN_x4plus
  * weights from tests/upscale/bench_upscale.py) on a random SIZE x SIZE image
- * on the CPU backend, tiled when TILE > 0, and prints the wall time and the
- * process's peak RSS. tests/upscale/bench_upscale.py runs spandrel on the
+ * on device 0 of the backend family SDRT_BENCH_BACKEND ("cpu" when unset;
+ * "vulkan" for vulkan:0), tiled when TILE > 0, and prints the wall time and
+ * the process's peak RSS. tests/upscale/bench_upscale.py runs spandrel on the
  * same file and size for the side-by-side numbers in docs/PERFORMANCE.md. */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -25,12 +26,14 @@ int main(int argc, char **argv) {
     if (argc < 3) return fprintf(stderr, "usage: %s MODEL SIZE [TILE [OVERLAP]]\n", argv[0]), 2;
     int size = atoi(argv[2]), tile = argc > 3 ? atoi(argv[3]) : 0, overlap = argc > 4 ? atoi(argv[4]) : 16;
     char so[4096];
-    const char *build = getenv("SDRT_BUILD_DIR");
-    snprintf(so, sizeof so, "%s/lib/sdrt/backends/sdrt_backend_cpu.so", build ? build : ".");
+    const char *build = getenv("SDRT_BUILD_DIR"), *family = getenv("SDRT_BENCH_BACKEND");
+    if (!family || !*family) family = "cpu";
+    snprintf(so, sizeof so, "%s/lib/sdrt/backends/sdrt_backend_%s.so", build ? build : ".", family);
     void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
     sdrt_backend_entry_fn entry = lib ? (sdrt_backend_entry_fn)dlsym(lib, SDRT_BACKEND_ENTRY_SYMBOL) : NULL;
     sdrt_backend_reg *reg = entry ? entry(fake_host_api(), "{}") : NULL;
-    if (!reg) return fprintf(stderr, "cannot load %s (set SDRT_BUILD_DIR)\n", so), 1;
+    if (!reg || reg->iface->device_count(reg) < 1)
+        return fprintf(stderr, "cannot load %s or it has no device (set SDRT_BUILD_DIR)\n", so), 1;
     sdrt_device *dev = reg->iface->device_get(reg, 0);
     up_model *m = NULL;
     char err[1200];
@@ -48,8 +51,8 @@ int main(int argc, char **argv) {
     double dt = now() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("%s: %dx%d -> %dx%d, tile %d/%d: %.2f s, peak RSS %.0f MiB\n", desc, size, size, size * m->scale,
-           size * m->scale, tile, overlap, dt, ru.ru_maxrss / 1024.0);
+    printf("%s on %s: %dx%d -> %dx%d, tile %d/%d: %.2f s, peak RSS %.0f MiB\n", desc, dev->iface->name(dev), size, size,
+           size * m->scale, size * m->scale, tile, overlap, dt, ru.ru_maxrss / 1024.0);
     sdrt_nn_free(nn);
     up_model_close(m);
     free(in);

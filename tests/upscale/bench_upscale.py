@@ -2,8 +2,10 @@
 """tests/upscale/bench_upscale.py - the PyTorch side of the upscaler numbers
 in docs/PERFORMANCE.md. `make OUT.pth` writes full-size random weights in
 RealESRGAN_x4plus's layout (RRDBNet 64nf 23nb, params_ema, Real-ESRGAN key
-names); `run MODEL SIZE` times spandrel's model on a random SIZE^2 image on
-the CPU (torch threads = os.cpu_count()) and prints peak RSS."""
+names); `make-compact OUT.pth` in realesr-general-x4v3's (SRVGGNetCompact
+64nf 32 convs, PReLU, x4, params); `run MODEL SIZE` times spandrel's model
+on a random SIZE^2 image on the CPU (torch threads = os.cpu_count()) and
+prints peak RSS."""
 import os, resource, sys, time
 import torch
 import spandrel
@@ -25,6 +27,11 @@ if sys.argv[1] == "make":
             i = int(k.split(".")[1])
             new[{3: "conv_up1", 6: "conv_up2", 8: "conv_hr", 10: "conv_last"}[i] + "." + kind] = v
     torch.save({"params_ema": new}, sys.argv[2])
+    print("wrote", sys.argv[2])
+elif sys.argv[1] == "make-compact":
+    from spandrel.architectures.Compact import Compact
+    m = Compact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, upscale=4, act_type="prelu")
+    torch.save({"params": {k: v.contiguous() for k, v in m.state_dict().items()}}, sys.argv[2])
     print("wrote", sys.argv[2])
 else:
     path, size = sys.argv[2], int(sys.argv[3])

@@ -41,14 +41,15 @@ typedef struct cuda_exec {
 
 /* ---- op launchers: validate shapes, enqueue, return a status -------------
  * Operands are device (or pinned host) addresses; nothing synchronises. */
-sdrt_status cuda_op_elementwise(const cuda_exec *ex, const sdrt_op *op); /* activations, SCALE, ADD, MUL */
+sdrt_status cuda_op_elementwise(const cuda_exec *ex, const sdrt_op *op); /* activations, SCALE, ADD, MUL, PRELU */
 sdrt_status cuda_op_geglu(const cuda_exec *ex, const sdrt_op *op);
 sdrt_status cuda_op_group_norm(const cuda_exec *ex, const sdrt_op *op);
 sdrt_status cuda_op_layer_norm(const cuda_exec *ex, const sdrt_op *op);
 sdrt_status cuda_op_softmax(const cuda_exec *ex, const sdrt_op *op);
 sdrt_status cuda_op_copy(const cuda_exec *ex, const sdrt_op *op);
 sdrt_status cuda_op_concat(const cuda_exec *ex, const sdrt_op *op);
-sdrt_status cuda_op_upsample2x(const cuda_exec *ex, const sdrt_op *op);
+/* UPSAMPLE2X, UPSAMPLE_NEAREST, PIXEL_SHUFFLE, PIXEL_UNSHUFFLE */
+sdrt_status cuda_op_layout(const cuda_exec *ex, const sdrt_op *op);
 sdrt_status cuda_op_timestep_emb(const cuda_exec *ex, const sdrt_op *op);
 sdrt_status cuda_op_matmul(const cuda_exec *ex, const sdrt_op *op);
 sdrt_status cuda_op_conv2d(const cuda_exec *ex, const sdrt_op *op);

@@ -1,12 +1,16 @@
 /* cuda_ops.cu - the memory-bound ops: element-wise (activations, SCALE,
- * ADD/MUL with broadcast), GEGLU, GROUP_NORM (+SiLU), LAYER_NORM, SOFTMAX,
- * COPY/CONCAT (strides, dtype conversion), UPSAMPLE2X and TIMESTEP_EMB.
+ * LEAKY_RELU, ADD/MUL with broadcast, PRELU as a channel broadcast), GEGLU,
+ * GROUP_NORM (+SiLU), LAYER_NORM, SOFTMAX, COPY/CONCAT (strides, dtype
+ * conversion), the layout ops UPSAMPLE2X, UPSAMPLE_NEAREST, PIXEL_SHUFFLE
+ * and PIXEL_UNSHUFFLE (copies over the 6-D views of ../layout_view.h, the
+ * Vulkan family's indexing), and TIMESTEP_EMB.
  * Every kernel takes any strides; dims are coalesced on the host so the
  * contiguous case is a flat loop. Statistics accumulate in double where a
  * group holds up to ~10^5 values (group norm), as the CPU backend does. */
 #include <math.h>
 
 #include "cuda_common.cuh"
+#include "../layout_view.h"
 
 #define CU_THREADS 256
 
@@ -23,6 +27,7 @@ __device__ __forceinline__ float cu_act(int kind, float x, float a, float b) {
     }
     case SDRT_OP_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));
     case SDRT_OP_SILU: return x / (1.0f + expf(-x));
+    case SDRT_OP_LEAKY_RELU: return x >= 0.0f ? x : x * a; /* a = the slope */
     default: return x * a + b; /* SCALE */
     }
 }
@@ -35,13 +40,17 @@ __global__ void cu_unary_kernel(cu_iter it, int64_t n, const float *x, float *y,
     }
 }
 
-__global__ void cu_binary_kernel(cu_iter it, int64_t n, const float *a, const void *b, int bdt, float *y, int mul,
+enum { CU_BIN_ADD, CU_BIN_MUL, CU_BIN_PRELU };
+
+/* y = a (+ alpha *|*) b, or PRELU's a >= 0 ? a : a * b; b broadcast
+ * through stride-0 dims of the iterator. */
+__global__ void cu_binary_kernel(cu_iter it, int64_t n, const float *a, const void *b, int bdt, float *y, int mode,
                                  float alpha) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t off[3];
         cu_offsets<3>(it, i, off);
-        float bv = cu_load(b, bdt, off[1]);
-        y[off[2]] = mul ? a[off[0]] * bv : a[off[0]] + alpha * bv;
+        float av = a[off[0]], bv = cu_load(b, bdt, off[1]);
+        y[off[2]] = mode == CU_BIN_MUL ? av * bv : mode == CU_BIN_PRELU ? (av >= 0.0f ? av : av * bv) : av + alpha * bv;
     }
 }
 
@@ -49,6 +58,21 @@ extern "C" sdrt_status cuda_op_elementwise(const cuda_exec *ex, const sdrt_op *o
     const sdrt_tensor *x = op->src[0], *y = op->dst;
     if (!cu_same_shape(x, y)) return SDRT_INVALID_ARGUMENT;
     int64_t n = cu_numel(x);
+    if (op->kind == SDRT_OP_PRELU) {
+        /* the slopes (C of them, or one) step along dim 1, stride 0 elsewhere;
+         * cuda_supports_op takes them 1-D or contiguous */
+        const sdrt_tensor *w = op->src[1];
+        int64_t nw = cu_numel(w);
+        if (x->ndim < 2 || (nw != 1 && nw != x->shape[1])) return SDRT_INVALID_ARGUMENT;
+        int64_t wst[SDRT_MAX_DIMS] = {0};
+        wst[1] = nw == 1 ? 0 : w->ndim == 1 ? w->strides[0] : 1;
+        if (n == 0) return SDRT_OK;
+        const int64_t *st[3] = {x->strides, wst, y->strides};
+        cu_iter it = cu_iter_make(x->ndim, x->shape, 3, st);
+        cu_binary_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, ex->stream>>>(
+            it, n, (const float *)x->data, w->data, w->dtype, (float *)y->data, CU_BIN_PRELU, 1.0f);
+        return SDRT_OK;
+    }
     if (op->kind == SDRT_OP_ADD || op->kind == SDRT_OP_MUL) {
         const sdrt_tensor *b = op->src[1];
         if (!b || b->ndim > x->ndim) return SDRT_INVALID_ARGUMENT;
@@ -63,14 +87,17 @@ extern "C" sdrt_status cuda_op_elementwise(const cuda_exec *ex, const sdrt_op *o
         cu_iter it = cu_iter_make(x->ndim, x->shape, 3, st);
         float alpha = op->fparams[0] != 0.0f ? op->fparams[0] : 1.0f;
         cu_binary_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, ex->stream>>>(
-            it, n, (const float *)x->data, b->data, b->dtype, (float *)y->data, op->kind == SDRT_OP_MUL, alpha);
+            it, n, (const float *)x->data, b->data, b->dtype, (float *)y->data,
+            op->kind == SDRT_OP_MUL ? CU_BIN_MUL : CU_BIN_ADD, alpha);
         return SDRT_OK;
     }
     if (n == 0) return SDRT_OK;
     const int64_t *st[2] = {x->strides, y->strides};
     cu_iter it = cu_iter_make(x->ndim, x->shape, 2, st);
+    float a = op->fparams[0];
+    if (op->kind == SDRT_OP_LEAKY_RELU && a == 0.0f) a = 0.01f; /* backend.h: 0 -> 0.01 */
     cu_unary_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, ex->stream>>>(
-        it, n, (const float *)x->data, (float *)y->data, op->kind, op->fparams[0], op->fparams[1]);
+        it, n, (const float *)x->data, (float *)y->data, op->kind, a, op->fparams[1]);
     return SDRT_OK;
 }
 
@@ -327,36 +354,18 @@ extern "C" sdrt_status cuda_op_concat(const cuda_exec *ex, const sdrt_op *op) {
     return st != SDRT_OK ? st : cu_copy_tensor(ex, b, &yb);
 }
 
-/* ---- UPSAMPLE2X: each output pixel reads its source pixel ------------------- */
+/* ---- UPSAMPLE2X, UPSAMPLE_NEAREST, PIXEL_SHUFFLE, PIXEL_UNSHUFFLE ------------
+ * One F32 copy over the op's 6-D view: each thread writes one dst element. */
 
-struct cu_up {
-    const float *x;
-    float *y;
-    int64_t c, h2, w2;
-    int64_t xs[4], ys[4];
-};
-
-__global__ void cu_upsample_kernel(cu_up u, int64_t n) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t ox = i % u.w2, oy = (i / u.w2) % u.h2, ch = (i / (u.w2 * u.h2)) % u.c, img = i / (u.w2 * u.h2 * u.c);
-        u.y[img * u.ys[0] + ch * u.ys[1] + oy * u.ys[2] + ox * u.ys[3]] =
-            u.x[img * u.xs[0] + ch * u.xs[1] + (oy >> 1) * u.xs[2] + (ox >> 1) * u.xs[3]];
-    }
-}
-
-extern "C" sdrt_status cuda_op_upsample2x(const cuda_exec *ex, const sdrt_op *op) {
-    const sdrt_tensor *x = op->src[0], *y = op->dst;
-    if (x->ndim != 4 || y->ndim != 4 || y->shape[0] != x->shape[0] || y->shape[1] != x->shape[1] ||
-        y->shape[2] != 2 * x->shape[2] || y->shape[3] != 2 * x->shape[3])
-        return SDRT_INVALID_ARGUMENT;
-    int64_t n = cu_numel(y);
+extern "C" sdrt_status cuda_op_layout(const cuda_exec *ex, const sdrt_op *op) {
+    devview v;
+    if (devview_layout(op, &v) != 0) return SDRT_INVALID_ARGUMENT;
+    int64_t n = cu_numel(op->dst);
     if (n == 0) return SDRT_OK;
-    cu_up u;
-    u.x = (const float *)x->data;
-    u.y = (float *)y->data;
-    u.c = y->shape[1], u.h2 = y->shape[2], u.w2 = y->shape[3];
-    for (int d = 0; d < 4; d++) u.xs[d] = x->strides[d], u.ys[d] = y->strides[d];
-    cu_upsample_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, ex->stream>>>(u, n);
+    const int64_t *st[2] = {v.xs, v.ys};
+    cu_iter it = cu_iter_make(6, v.ne, 2, st);
+    cu_copy_kernel<<<cu_blocks(n, CU_THREADS), CU_THREADS, 0, ex->stream>>>(it, n, op->src[0]->data, SDRT_DTYPE_F32,
+                                                                            op->dst->data, SDRT_DTYPE_F32);
     return SDRT_OK;
 }
 

@@ -50,9 +50,14 @@ static const cuda_op_fn g_cuda_ops[SDRT_OP_COUNT_] = {
     [SDRT_OP_MUL] = cuda_op_elementwise,
     [SDRT_OP_SCALE] = cuda_op_elementwise,
     [SDRT_OP_CONCAT] = cuda_op_concat,
-    [SDRT_OP_UPSAMPLE2X] = cuda_op_upsample2x,
+    [SDRT_OP_UPSAMPLE2X] = cuda_op_layout,
     [SDRT_OP_TIMESTEP_EMB] = cuda_op_timestep_emb,
     [SDRT_OP_COPY] = cuda_op_copy,
+    [SDRT_OP_LEAKY_RELU] = cuda_op_elementwise,
+    [SDRT_OP_PRELU] = cuda_op_elementwise,
+    [SDRT_OP_PIXEL_SHUFFLE] = cuda_op_layout,
+    [SDRT_OP_PIXEL_UNSHUFFLE] = cuda_op_layout,
+    [SDRT_OP_UPSAMPLE_NEAREST] = cuda_op_layout,
 };
 
 static cuda_stream_ctx *cuda_sc(sdrt_stream *s) { return s->context; }

@@ -29,6 +29,16 @@ static int cu_reachable(const sdrt_tensor *t, const sdrt_buffer_type *vram, cons
 }
 
 static int cu_is(const sdrt_tensor *t, sdrt_dtype dt) { return t && t->dtype == dt; }
+
+/* Elements one after another in logical order. */
+static int cu_contiguous_c(const sdrt_tensor *t) {
+    int64_t expect = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->strides[d] != expect) return 0;
+        expect *= t->shape[d];
+    }
+    return 1;
+}
 static int cu_weight(const sdrt_tensor *t) { return t && cuda_dtype_size(t->dtype) != 0; }
 /* Biases, norm scales and shifts: F32, F16 or BF16 (read as F32). */
 static int cu_opt_param(const sdrt_tensor *t) { return !t || cuda_dtype_size(t->dtype) != 0; }
@@ -62,6 +72,12 @@ int cuda_supports_op(const sdrt_op *op, const sdrt_buffer_type *vram, const sdrt
         return cuda_dtype_size(a->dtype) && cuda_dtype_size(y->dtype);
     case SDRT_OP_UPSAMPLE2X:
         return f32io && a->ndim == 4;
+    case SDRT_OP_UPSAMPLE_NEAREST:
+    case SDRT_OP_PIXEL_SHUFFLE:
+    case SDRT_OP_PIXEL_UNSHUFFLE: /* any strides: a copy over layout_view.h's view */
+        return f32io && a->ndim == 4 && op->iparams[0] >= 1;
+    case SDRT_OP_PRELU: /* slopes F32/F16/BF16, 1-D (any stride) or contiguous */
+        return f32io && cu_weight(b) && a->ndim >= 2 && (b->ndim == 1 || cu_contiguous_c(b));
     case SDRT_OP_TIMESTEP_EMB:
         return f32io && a->ndim == 1;
     case SDRT_OP_SOFTMAX:
@@ -72,8 +88,9 @@ int cuda_supports_op(const sdrt_op *op, const sdrt_buffer_type *vram, const sdrt
     case SDRT_OP_SILU:
     case SDRT_OP_GEGLU:
     case SDRT_OP_SCALE:
+    case SDRT_OP_LEAKY_RELU:
         return f32io;
-    default: /* ops appended after this family was written have no kernel here */
+    default: /* every kind of the op set has its case above */
         return 0;
     }
 }

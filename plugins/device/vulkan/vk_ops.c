@@ -1,9 +1,12 @@
 /* vk_ops.c - turns each op of the op set into kernel dispatches: operand
  * views right-aligned to 6-D with their strides, broadcast as stride 0,
- * PyTorch's transposed weight as swapped strides, CONCAT as two copies and
- * UPSAMPLE2X as one copy over a 6-D view. Operands in host memory (or
- * another device's) are copied into a temporary device buffer first. */
+ * PyTorch's transposed weight as swapped strides, CONCAT as two copies,
+ * PRELU as a channel-broadcast element-wise op, and UPSAMPLE2X,
+ * UPSAMPLE_NEAREST, PIXEL_SHUFFLE and PIXEL_UNSHUFFLE as one copy over a
+ * 6-D view (layout_view.h). Operands in host memory (or another device's)
+ * are copied into a temporary device buffer first. */
 #include "vk_internal.h"
+#include "layout_view.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -23,7 +26,11 @@ typedef struct vk_ref {
     uint32_t esize;
 } vk_ref;
 
-enum { EW_COPY, EW_GELU, EW_GELU_TANH, EW_QUICK_GELU, EW_SILU, EW_SCALE, EW_ADD, EW_MUL, EW_GEGLU };
+/* ew.comp's modes (M_*), in its order. */
+enum {
+    EW_COPY, EW_GELU, EW_GELU_TANH, EW_QUICK_GELU, EW_SILU, EW_SCALE, EW_ADD, EW_MUL, EW_GEGLU, EW_LEAKY_RELU,
+    EW_PRELU
+};
 
 static uint32_t vk_esize(sdrt_dtype dt) {
     return dt == SDRT_DTYPE_F32 ? 4 : (dt == SDRT_DTYPE_F16 || dt == SDRT_DTYPE_BF16) ? 2 : 0;
@@ -135,7 +142,9 @@ static void vk_groups_1d(vk_dispatch *ds, uint64_t n) {
 
 /* ---- element-wise ------------------------------------------------------------- */
 
-static sdrt_status vk_ew(vk_stream *s, const sdrt_op *op, int mode, const vk_ref *a, const vk_view *va,
+/* One ew dispatch over vy's elements; k is the mode's scalar (ADD's alpha on
+ * src1, LEAKY_RELU's slope), defaults already applied by the caller. */
+static sdrt_status vk_ew(vk_stream *s, const sdrt_op *op, int mode, float k, const vk_ref *a, const vk_view *va,
                          const vk_ref *b, const vk_view *vb, const vk_ref *y, const vk_view *vy) {
     vk_dispatch ds;
     vk_dispatch_init(&ds, VK_K_ew, op);
@@ -147,7 +156,7 @@ static sdrt_status vk_ew(vk_stream *s, const sdrt_op *op, int mode, const vk_ref
     vk_put(&ds, 4, y, vy);
     ds.words[96] = (uint32_t)mode;
     ds.words[97] = (uint32_t)n;
-    vk_xf(&ds, 2, op->fparams[0] != 0.0f ? op->fparams[0] : 1.0f);
+    vk_xf(&ds, 2, k);
     vk_groups_1d(&ds, (n + 255) / 256);
     return vk_stream_dispatch(s, &ds);
 }
@@ -165,11 +174,12 @@ static sdrt_status vk_op_unary(vk_stream *s, const sdrt_op *op, const vk_ref *a,
     static const int modes[SDRT_OP_COUNT_] = {[SDRT_OP_COPY] = EW_COPY, [SDRT_OP_GELU] = EW_GELU,
                                               [SDRT_OP_GELU_TANH] = EW_GELU_TANH,
                                               [SDRT_OP_QUICK_GELU] = EW_QUICK_GELU, [SDRT_OP_SILU] = EW_SILU,
-                                              [SDRT_OP_SCALE] = EW_SCALE};
+                                              [SDRT_OP_SCALE] = EW_SCALE, [SDRT_OP_LEAKY_RELU] = EW_LEAKY_RELU};
+    float k = op->kind == SDRT_OP_LEAKY_RELU ? (op->fparams[0] != 0.0f ? op->fparams[0] : 0.01f) : 1.0f;
     vk_view va, vy;
     vk_view_of(x, &va);
     vk_view_of(t, &vy);
-    return vk_ew(s, op, modes[op->kind], a, &va, NULL, NULL, y, &vy);
+    return vk_ew(s, op, modes[op->kind], k, a, &va, NULL, NULL, y, &vy);
 }
 
 static sdrt_status vk_op_binary(vk_stream *s, const sdrt_op *op, const vk_ref *a, const vk_ref *b, const vk_ref *y) {
@@ -185,7 +195,24 @@ static sdrt_status vk_op_binary(vk_stream *s, const sdrt_op *op, const vk_ref *a
         vb.ne[d] = vy.ne[d];
         vb.nb[d] = 0;
     }
-    return vk_ew(s, op, op->kind == SDRT_OP_ADD ? EW_ADD : EW_MUL, a, &va, b, &vb, y, &vy);
+    return vk_ew(s, op, op->kind == SDRT_OP_ADD ? EW_ADD : EW_MUL, op->fparams[0] != 0.0f ? op->fparams[0] : 1.0f, a,
+                 &va, b, &vb, y, &vy);
+}
+
+/* dst = x >= 0 ? x : x * slope[c]: the slopes (C of them, or 1) walked along
+ * dim 1 of x and broadcast (stride 0) over every other dim. */
+static sdrt_status vk_op_prelu(vk_stream *s, const sdrt_op *op, const vk_ref *a, const vk_ref *b, const vk_ref *y) {
+    const sdrt_tensor *x = op->src[0], *w = op->src[1], *t = op->dst;
+    int64_t nw = vk_numel(w);
+    if (!vk_same_shape(x, t) || x->ndim < 2 || (nw != 1 && nw != x->shape[1])) return SDRT_INVALID_ARGUMENT;
+    vk_view va, vb, vy;
+    vk_view_of(x, &va);
+    vk_view_of(t, &vy);
+    vb = vy;
+    for (int d = 0; d < 6; d++) vb.nb[d] = 0;
+    /* vk_supports_op takes 1-D slopes or contiguous ones: one element step */
+    vb.nb[6 - x->ndim + 1] = nw == 1 ? 0 : w->ndim == 1 ? w->strides[0] : 1;
+    return vk_ew(s, op, EW_PRELU, 1.0f, a, &va, b, &vb, y, &vy);
 }
 
 static sdrt_status vk_op_geglu(vk_stream *s, const sdrt_op *op, const vk_ref *a, const vk_ref *y) {
@@ -200,7 +227,7 @@ static sdrt_status vk_op_geglu(vk_stream *s, const sdrt_op *op, const vk_ref *a,
     va.ne[5] = vy.ne[5];
     vk_ref g = *a;
     g.off += (uint64_t)(vy.ne[5] * va.nb[5]) * a->esize;
-    return vk_ew(s, op, EW_GEGLU, a, &va, &g, &va, y, &vy);
+    return vk_ew(s, op, EW_GEGLU, 1.0f, a, &va, &g, &va, y, &vy);
 }
 
 static sdrt_status vk_op_concat(vk_stream *s, const sdrt_op *op, const vk_ref *a, const vk_ref *b, const vk_ref *y) {
@@ -222,24 +249,23 @@ static sdrt_status vk_op_concat(vk_stream *s, const sdrt_op *op, const vk_ref *a
     yb.ne[d6] = vb.ne[d6];
     vk_ref y2 = *y;
     y2.off += (uint64_t)(va.ne[d6] * ya.nb[d6]) * y->esize;
-    sdrt_op cp = *op;
-    memset(cp.fparams, 0, sizeof cp.fparams);
-    sdrt_status st = vk_ew(s, &cp, EW_COPY, a, &va, NULL, NULL, y, &ya);
-    return st != SDRT_OK ? st : vk_ew(s, &cp, EW_COPY, b, &vb, NULL, NULL, &y2, &yb);
+    sdrt_status st = vk_ew(s, op, EW_COPY, 1.0f, a, &va, NULL, NULL, y, &ya);
+    return st != SDRT_OK ? st : vk_ew(s, op, EW_COPY, 1.0f, b, &vb, NULL, NULL, &y2, &yb);
 }
 
-/* [N,C,H,W] -> [N,C,2H,2W]: dst viewed as [N,C,H,2,W,2], src with the two
- * duplicate axes at stride 0. */
-static sdrt_status vk_op_upsample(vk_stream *s, const sdrt_op *op, const vk_ref *a, const vk_ref *y) {
-    const sdrt_tensor *x = op->src[0], *t = op->dst;
-    if (x->ndim != 4 || t->ndim != 4 || t->shape[0] != x->shape[0] || t->shape[1] != x->shape[1] ||
-        t->shape[2] != 2 * x->shape[2] || t->shape[3] != 2 * x->shape[3])
-        return SDRT_INVALID_ARGUMENT;
-    vk_view vx = {{x->shape[0], x->shape[1], x->shape[2], 2, x->shape[3], 2},
-                  {x->strides[0], x->strides[1], x->strides[2], 0, x->strides[3], 0}};
-    vk_view vy = {{x->shape[0], x->shape[1], x->shape[2], 2, x->shape[3], 2},
-                  {t->strides[0], t->strides[1], 2 * t->strides[2], t->strides[2], 2 * t->strides[3], t->strides[3]}};
-    return vk_ew(s, op, EW_COPY, a, &vx, NULL, NULL, y, &vy);
+/* UPSAMPLE2X, UPSAMPLE_NEAREST, PIXEL_SHUFFLE, PIXEL_UNSHUFFLE: one COPY
+ * over the op's 6-D view (layout_view.h); vk_supports_op checked that the
+ * view's strides fit the descriptor's 32-bit words. */
+static sdrt_status vk_op_layout(vk_stream *s, const sdrt_op *op, const vk_ref *a, const vk_ref *y) {
+    devview lv;
+    if (devview_layout(op, &lv) != 0) return SDRT_INVALID_ARGUMENT;
+    vk_view vx, vy;
+    for (int d = 0; d < 6; d++) {
+        vx.ne[d] = vy.ne[d] = lv.ne[d];
+        vx.nb[d] = lv.xs[d];
+        vy.nb[d] = lv.ys[d];
+    }
+    return vk_ew(s, op, EW_COPY, 1.0f, a, &vx, NULL, NULL, y, &vy);
 }
 
 /* ---- reductions ------------------------------------------------------------------ */
@@ -495,7 +521,11 @@ sdrt_status vk_op_record(vk_stream *s, const sdrt_op *op) {
     case SDRT_OP_ADD:
     case SDRT_OP_MUL: return vk_op_binary(s, op, &r[0], &r[1], &r[4]);
     case SDRT_OP_CONCAT: return vk_op_concat(s, op, &r[0], &r[1], &r[4]);
-    case SDRT_OP_UPSAMPLE2X: return vk_op_upsample(s, op, &r[0], &r[4]);
+    case SDRT_OP_PRELU: return vk_op_prelu(s, op, &r[0], &r[1], &r[4]);
+    case SDRT_OP_UPSAMPLE2X:
+    case SDRT_OP_UPSAMPLE_NEAREST:
+    case SDRT_OP_PIXEL_SHUFFLE:
+    case SDRT_OP_PIXEL_UNSHUFFLE: return vk_op_layout(s, op, &r[0], &r[4]);
     case SDRT_OP_TIMESTEP_EMB: return vk_op_timestep(s, op, r);
     default: return vk_op_unary(s, op, &r[0], &r[4]);
     }

@@ -5,6 +5,7 @@
  * dtype (the kernels widen through one load path); activations are F32;
  * the destination must be this device's memory. */
 #include "vk_internal.h"
+#include "layout_view.h"
 
 static int vk_float(const sdrt_tensor *t) {
     return t->dtype == SDRT_DTYPE_F32 || t->dtype == SDRT_DTYPE_F16 || t->dtype == SDRT_DTYPE_BF16;
@@ -44,6 +45,29 @@ static int vk_grid_ok(const sdrt_op *op) {
     return 1;
 }
 
+/* A tensor whose elements lie one after another in logical order. */
+static int vk_contiguous(const sdrt_tensor *t) {
+    int64_t expect = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->strides[d] != expect) return 0;
+        expect *= t->shape[d];
+    }
+    return 1;
+}
+
+/* The layout ops' 6-D view multiplies strides by the factor (r*r for the
+ * channel dim of a shuffle): each must still fit a 32-bit descriptor word.
+ * Shapes that do not match the op are claimed: vk_op_record answers
+ * INVALID_ARGUMENT for them. */
+static int vk_layout_ok(const sdrt_op *op) {
+    if (op->src[0]->ndim != 4 || (op->kind != SDRT_OP_UPSAMPLE2X && op->iparams[0] < 1)) return 0;
+    devview v;
+    if (devview_layout(op, &v) != 0) return 1;
+    for (int d = 0; d < 6; d++)
+        if (v.ne[d] > INT32_MAX || v.xs[d] > INT32_MAX || v.ys[d] > INT32_MAX) return 0;
+    return 1;
+}
+
 int vk_supports_op(const vk_device *d, const sdrt_op *op) {
     if (!op || (unsigned)op->kind >= SDRT_OP_COUNT_ || !op->src[0] || !op->dst) return 0;
     for (int i = 0; i < SDRT_OP_MAX_SRC; i++)
@@ -71,7 +95,12 @@ int vk_supports_op(const vk_device *d, const sdrt_op *op) {
     case SDRT_OP_COPY:
         return 1;
     case SDRT_OP_UPSAMPLE2X:
-        return f32io && a->ndim == 4;
+    case SDRT_OP_UPSAMPLE_NEAREST:
+    case SDRT_OP_PIXEL_SHUFFLE:
+    case SDRT_OP_PIXEL_UNSHUFFLE:
+        return f32io && vk_layout_ok(op);
+    case SDRT_OP_PRELU: /* slopes F32/F16/BF16: 1-D (any stride) or contiguous */
+        return f32io && b && a->ndim >= 2 && (b->ndim == 1 || vk_contiguous(b));
     case SDRT_OP_TIMESTEP_EMB:
         return f32io && a->ndim == 1;
     case SDRT_OP_SOFTMAX:
@@ -82,8 +111,9 @@ int vk_supports_op(const vk_device *d, const sdrt_op *op) {
     case SDRT_OP_SILU:
     case SDRT_OP_GEGLU:
     case SDRT_OP_SCALE:
+    case SDRT_OP_LEAKY_RELU:
         return f32io;
-    default: /* ops appended after this family was written have no kernel here */
+    default: /* every kind of the op set has its case above */
         return 0;
     }
 }
