@@ -4,7 +4,9 @@
  *
  * Config (all optional): {"tokenizer_dir": "...", "tokenizer_2_dir": "...",
  * "threads": n, "cache": n, "max_prompt_chunks": n,
- * "embedding_roots": [...]}. The tokenizer folders serve models without
+ * "embedding_roots": [...], "precision": "auto"|"f32"|...}. "precision" is
+ * that of encodes that name none (else the host's top-level key). The
+ * tokenizer folders serve models without
  * tokenizer files (single-file checkpoints); by default they are the CLIP
  * BPE tokenizer installed beside this plugin
  * (sdrt_conditioning.data/tokenizer and tokenizer_2, the SD1.x and SDXL pad
@@ -57,7 +59,7 @@ typedef struct cond_plugin {
     sdrt_file_scope scope; /* model files: inside the model roots */
     int max_chunks;        /* max_prompt_chunks */
     int threads;
-    sdrt_precision precision; /* of an encode naming none: the host's top-level "precision" */
+    sdrt_precision precision; /* of an encode naming none: config, else the host's top-level key */
     int cache_size;
     pthread_mutex_t lock;
     cache_slot cache[COND_CACHE_MAX];
