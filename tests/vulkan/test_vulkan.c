@@ -397,10 +397,11 @@ static void test_request_oom(void) {
 }
 
 /* The top-level `device` key selects the device (`sdrt serve --set
- * device=vulkan:0`, as the plugin-level key does), and a request's
- * precision reaches the Vulkan family: "int8" answers UNSUPPORTED naming
- * the field and vulkan:0, a value outside the list INVALID_ARGUMENT naming
- * the field, "f32" and "f16" generate. */
+ * device=vulkan:0`, as the plugin-level key does, which wins when both are
+ * given), and a request's precision reaches the Vulkan family: "int8"
+ * answers UNSUPPORTED naming the field and vulkan:0, a value outside the
+ * list INVALID_ARGUMENT naming the field, "f32" and "f16" generate; the
+ * top-level `precision` is the default of requests naming none. */
 static void test_serve_device_and_precision(void) {
     if (!setup()) return;
     const char *ref = getenv("SDRT_REFERENCE");
@@ -434,6 +435,24 @@ static void test_serve_device_and_precision(void) {
         CHECK(resp[i] && strstr(resp[i], "\"success\":true"), "precision %s: %s", prec[i],
               resp[i] ? resp[i] : "(no response)");
     for (int i = 0; i < 5; i++) free(resp[i]);
+
+    /* Both device keys: the plugin's wins. The top-level precision is the
+     * default of a request naming none. */
+    const char *sets2[] = {"allow_any_path=true", "device=cpu", "plugins.device.config.device=vulkan:0",
+                           "precision=int8"};
+    const char *rids2[] = {"list", "default"};
+    snprintf(lines[1], sizeof lines[1],
+             "{\"type\":\"inference.run\",\"request_id\":\"default\",\"data\":{\"model_id\":\"%s\",\"prompt\":\"a fox\","
+             "\"width\":64,\"height\":64,\"num_inference_steps\":1,\"output\":{\"dir\":\"%s\"}}}",
+             model, outdir);
+    char *resp2[2] = {NULL};
+    serve_exchange(sets2, 4, lp, rids2, resp2, 2);
+    CHECK(resp2[0] && strstr(resp2[0], "\"default_device\":\"vulkan:0\""), "the plugin's device key wins: %s",
+          resp2[0] ? resp2[0] : "(no response)");
+    CHECK(resp2[1] && strstr(resp2[1], "\"error_code\":\"UNSUPPORTED\"") && strstr(resp2[1], "precision") &&
+              strstr(resp2[1], "int8") && strstr(resp2[1], "vulkan:0"),
+          "top-level precision int8 as the default: %s", resp2[1] ? resp2[1] : "(no response)");
+    for (int i = 0; i < 2; i++) free(resp2[i]);
 }
 
 /* stream_open reads "precision": int8 is refused (UNSUPPORTED, naming the
