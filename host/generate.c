@@ -96,6 +96,7 @@ static int parse_gen_args(gen_args *a, int argc, char **argv) {
         {"--steps", "-s", "num_inference_steps", 1}, {"--cfg", "-c", "guidance_scale", 1},
         {"--sampler", "--scheduler", "scheduler", 0}, {"--seed", "-S", "seed", 1},
         {"--batch", "-b", "batch_size", 1},      {"--clip-skip", NULL, "clip_skip", 1},
+        {"--precision", NULL, "precision", 0},
         {NULL, NULL, NULL, 0},
     };
     a->data = cJSON_CreateObject();

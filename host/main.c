@@ -119,6 +119,7 @@ static int command_help(const char *cmd) {
                      "  -S, --seed N               seed (-1 draws one)\n"
                      "  -b, --batch N              images per prompt\n"
                      "  --clip-skip N              CLIP layers to skip\n"
+                     "  --precision P              auto, f32, f16, bf16 or int8 (docs/devices.md, Precision)\n"
                      "  -o, --output DIR           output folder (default: outputs)\n%s",
                 HOST_OPTIONS);
     else if (strcmp(cmd, "convert") == 0)

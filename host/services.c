@@ -322,6 +322,13 @@ void services_configure(const host_config *cfg) {
     cJSON_AddItemToObject(s, "embedding_roots", emb ? cJSON_Duplicate(emb, 1) : cJSON_CreateArray());
     const cJSON *threads = cJSON_GetObjectItemCaseSensitive(cfg->root, "threads");
     cJSON_AddNumberToObject(s, "threads", cJSON_IsNumber(threads) ? threads->valuedouble : 0);
+    /* Top-level defaults plugins read when their own config has none:
+     * "device" (the device plugin), "precision" (the computing plugins). */
+    static const char *const passed[] = {"device", "precision"};
+    for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg->root, passed[i]);
+        if (cJSON_IsString(v)) cJSON_AddStringToObject(s, passed[i], v->valuestring);
+    }
     free(g_settings_json);
     g_settings_json = cJSON_PrintUnformatted(s);
     cJSON_Delete(s);

@@ -4,7 +4,9 @@
  *
  * Config (all optional): {"tokenizer_dir": "...", "tokenizer_2_dir": "...",
  * "threads": n, "cache": n, "max_prompt_chunks": n,
- * "embedding_roots": [...]}. The tokenizer folders serve models without
+ * "embedding_roots": [...], "precision": "auto"|"f32"|...}. "precision" is
+ * that of encodes that name none (else the host's top-level key). The
+ * tokenizer folders serve models without
  * tokenizer files (single-file checkpoints); by default they are the CLIP
  * BPE tokenizer installed beside this plugin
  * (sdrt_conditioning.data/tokenizer and tokenizer_2, the SD1.x and SDXL pad
@@ -35,6 +37,7 @@
 #include "sdrt/canny.h"
 #include "sdrt/plugin.h"
 #include "sdrt/postprocess.h"
+#include "sdrt/precision.h"
 
 #define COND_CACHE_MAX 16
 
@@ -56,6 +59,7 @@ typedef struct cond_plugin {
     sdrt_file_scope scope; /* model files: inside the model roots */
     int max_chunks;        /* max_prompt_chunks */
     int threads;
+    sdrt_precision precision; /* of an encode naming none: config, else the host's top-level key */
     int cache_size;
     pthread_mutex_t lock;
     cache_slot cache[COND_CACHE_MAX];
@@ -198,16 +202,37 @@ static sdrt_device *wanted_device(const sdrt_cond_params *prm) {
     return SDRT_HAS_MEMBER(prm, sdrt_cond_params, device) ? prm->device : NULL;
 }
 
-/* A context on `dev`, or on the backend's default device when NULL. */
-static sdrt_nn *open_nn(cond_plugin *p, sdrt_device *want, sdrt_job *job, sdrt_error **err) {
+/* The precision of an encode: the caller's (sdrt_cond_params.precision,
+ * e.g. the inference.run request's), else the plugin's default. */
+static sdrt_status encode_precision(const cond_plugin *p, const sdrt_cond_params *prm, sdrt_precision *out, char *err,
+                                    size_t errlen) {
+    const char *v = SDRT_HAS_MEMBER(prm, sdrt_cond_params, precision) ? prm->precision : NULL;
+    *out = p->precision;
+    return v ? sdrt_precision_parse(v, "precision", out, err, errlen) : SDRT_OK;
+}
+
+/* A context on `dev` (the backend's default device when NULL) in the
+ * encode's precision; a precision the device refuses is its error
+ * (UNSUPPORTED naming `precision` and the device). */
+static sdrt_nn *open_nn(cond_plugin *p, sdrt_device *want, const sdrt_cond_params *prm, sdrt_job *job,
+                        sdrt_error **err) {
+    char msg[400] = "", params[96];
+    sdrt_precision prec;
+    sdrt_status st = encode_precision(p, prm, &prec, msg, sizeof msg);
+    if (st != SDRT_OK) {
+        *err = p->api->error_new(st, NULL, "%s", msg);
+        return NULL;
+    }
     const sdrt_backend_iface *bi = want ? NULL : p->api->acquire(p->host, SDRT_BACKEND_IFACE_ID, err);
     if (!want && !bi) return NULL;
     sdrt_device *dev = want ? want : bi->default_device(bi->self);
-    char params[64];
-    snprintf(params, sizeof params, "{\"threads\":%d}", p->threads);
-    sdrt_nn *nn = dev ? sdrt_nn_new(dev, p->threads > 0 ? params : NULL, p->api->is_cancelled, job) : NULL;
+    sdrt_stream_params_format(params, sizeof params, p->threads, prec);
+    sdrt_nn *nn = NULL;
+    st = dev ? sdrt_nn_create(dev, params, p->api->is_cancelled, job, &nn, msg, sizeof msg) : SDRT_UNAVAILABLE;
     if (bi) p->api->release(p->host, SDRT_BACKEND_IFACE_ID);
-    if (!nn) *err = fail(p, SDRT_UNAVAILABLE, "conditioning: no compute device could be opened");
+    if (st == SDRT_UNSUPPORTED || st == SDRT_INVALID_ARGUMENT) *err = p->api->error_new(st, NULL, "%s", msg);
+    else if (!nn) *err = p->api->error_new(SDRT_UNAVAILABLE, NULL, "conditioning: no compute device could be opened%s%s",
+                                           msg[0] ? ": " : "", msg);
     return nn;
 }
 
@@ -225,7 +250,7 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
     const cond_model *cm = NULL;
     sdrt_status st = cache_get(p, mi->id(m), &src, &cm, err, sizeof err);
     sdrt_error *e = NULL;
-    sdrt_nn *nn = st == SDRT_OK ? open_nn(p, wanted_device(prm), job, &e) : NULL;
+    sdrt_nn *nn = st == SDRT_OK ? open_nn(p, wanted_device(prm), prm, job, &e) : NULL;
     /* The model's resident copies (shared with every request); weights of
      * the caller's hooks (LoRA merges) outside it are private uploads. */
     if (nn) sdrt_nn_add_weight_store(nn, sdrt_model_weights(mi, m));
@@ -606,6 +631,18 @@ static sdrt_error *encode_params(cond_plugin *p, const cJSON *data, sdrt_cond_pa
         return fail(p, SDRT_INVALID_ARGUMENT, "output: must be an object");
     const cJSON *dir = cJSON_GetObjectItemCaseSensitive(o, "dir");
     if (dir && !cJSON_IsString(dir)) return fail(p, SDRT_INVALID_ARGUMENT, "output.dir: must be a string");
+    /* "precision": checked here (a bad value is INVALID_ARGUMENT before the
+     * model loads); whether the device runs it is the stream's answer. */
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(data, "precision");
+    if (pr && !cJSON_IsNull(pr)) {
+        char msg[200];
+        sdrt_precision v;
+        if (!cJSON_IsString(pr))
+            return fail(p, SDRT_INVALID_ARGUMENT, "precision: must be a string: " SDRT_PRECISION_CHOICES);
+        if (sdrt_precision_parse(pr->valuestring, "precision", &v, msg, sizeof msg) != SDRT_OK)
+            return fail(p, SDRT_INVALID_ARGUMENT, msg);
+        prm->precision = pr->valuestring;
+    }
     return NULL;
 }
 
@@ -706,6 +743,21 @@ static sdrt_error *load_embeddings(cond_plugin *p, const cJSON *own) {
     return e;
 }
 
+/* The precision of encodes that name none: the plugin config's "precision",
+ * else the host's top-level one (settings), else "auto". */
+static sdrt_error *default_precision(cond_plugin *p, const cJSON *own) {
+    cJSON *settings = p->api->settings_json ? cJSON_Parse(p->api->settings_json(p->host)) : NULL;
+    const cJSON *v = own ? own : cJSON_GetObjectItemCaseSensitive(settings, "precision");
+    char msg[200];
+    sdrt_error *e = NULL;
+    p->precision = SDRT_PRECISION_AUTO;
+    if (v && (!cJSON_IsString(v) ||
+              sdrt_precision_parse(v->valuestring, "precision", &p->precision, msg, sizeof msg) != SDRT_OK))
+        e = fail(p, SDRT_INVALID_ARGUMENT, "conditioning config: precision: must be one of " SDRT_PRECISION_CHOICES);
+    cJSON_Delete(settings);
+    return e;
+}
+
 static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
     cJSON *cfg = cJSON_Parse(config_json ? config_json : "{}");
     if (!cJSON_IsObject(cfg)) {
@@ -726,6 +778,11 @@ static sdrt_error *parse_config(cond_plugin *p, const char *config_json) {
     p->max_chunks = mc ? mc->valueint : COND_DEFAULT_MAX_CHUNKS;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(cfg, "threads");
     p->threads = cJSON_IsNumber(t) && t->valueint > 0 ? t->valueint : 0;
+    sdrt_error *pe = default_precision(p, cJSON_GetObjectItemCaseSensitive(cfg, "precision"));
+    if (pe) {
+        cJSON_Delete(cfg);
+        return pe;
+    }
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(cfg, "cache");
     p->cache_size = cJSON_IsNumber(c) && c->valueint > 0 ? c->valueint : 4;
     if (p->cache_size > COND_CACHE_MAX) p->cache_size = COND_CACHE_MAX;

@@ -90,6 +90,7 @@ static int parse_fields(devcfg *cfg, const cJSON *root, char *err, size_t errlen
 int devcfg_parse(devcfg *cfg, const char *json, const char *self_dir, char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->device, sizeof cfg->device, "auto");
+    cfg->device_source = "default";
     snprintf(cfg->backends_dir, sizeof cfg->backends_dir, "%s/../backends", self_dir ? self_dir : ".");
     if (!json || !*json) return 0;
     cJSON *root = cJSON_Parse(json);
@@ -99,9 +100,27 @@ int devcfg_parse(devcfg *cfg, const char *json, const char *self_dir, char *err,
         return -1;
     }
     int rc = parse_fields(cfg, root, err, errlen);
+    if (rc == 0 && cJSON_GetObjectItemCaseSensitive(root, "device")) cfg->device_source = "config";
     cJSON_Delete(root);
     if (rc != 0) devcfg_free(cfg);
     return rc;
+}
+
+int devcfg_host_device(devcfg *cfg, const char *host_device, char *err, size_t errlen) {
+    if (!host_device) return 0;
+    snprintf(cfg->host_device, sizeof cfg->host_device, "%s", host_device);
+    if (!valid_device(cfg, host_device)) {
+        snprintf(err, errlen,
+                 "device (top-level): '%s' is not \"auto\", \"cpu\", \"cuda:N\", \"vulkan:N\", \"privateuseone:N\" "
+                 "or <extra family>:N",
+                 host_device);
+        return -1;
+    }
+    if (strcmp(cfg->device_source, "config") != 0) {
+        snprintf(cfg->device, sizeof cfg->device, "%s", host_device);
+        cfg->device_source = "host";
+    }
+    return 0;
 }
 
 char *devcfg_family_json(const devcfg *cfg, const char *name) {

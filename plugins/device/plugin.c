@@ -166,18 +166,40 @@ static void publish(dev_plugin *p) {
     p->published = 1;
 }
 
+/* The host config's top-level "device" (settings), into buf; NULL when none. */
+static const char *host_device(const sdrt_host_api *api, sdrt_host *host, char *buf, size_t n) {
+    const char *settings = SDRT_HAS_MEMBER(api, sdrt_host_api, settings_json) && api->settings_json
+                               ? api->settings_json(host) : NULL;
+    cJSON *root = settings ? cJSON_Parse(settings) : NULL;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "device");
+    const char *out = NULL;
+    if (cJSON_IsString(d)) {
+        snprintf(buf, n, "%s", d->valuestring);
+        out = buf;
+    }
+    cJSON_Delete(root);
+    return out;
+}
+
 static sdrt_error *dev_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {
-    char self_dir[4096] = ".", err[512] = "";
+    char self_dir[4096] = ".", err[512] = "", hdev[64];
     const void *self = (const void *)(uintptr_t)&dev_init;
     devlib_dir_of(self, self_dir, sizeof self_dir);
     dev_plugin *p = calloc(1, sizeof *p);
     if (!p) return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "device plugin: out of memory");
     p->api = api;
     p->host = host;
-    if (devcfg_parse(&p->cfg, config_json, self_dir, err, sizeof err) != 0) {
+    if (devcfg_parse(&p->cfg, config_json, self_dir, err, sizeof err) != 0 ||
+        devcfg_host_device(&p->cfg, host_device(api, host, hdev, sizeof hdev), err, sizeof err) != 0) {
+        devcfg_free(&p->cfg);
         free(p);
         return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "device config: %s", err);
     }
+    if (p->cfg.host_device[0] && strcmp(p->cfg.device_source, "config") == 0 &&
+        strcmp(p->cfg.host_device, p->cfg.device) != 0)
+        api->log(host, SDRT_LOG_WARN,
+                 "device: plugins.device.config.device '%s' overrides the top-level device '%s' (the plugin's key wins)",
+                 p->cfg.device, p->cfg.host_device);
     if (gpuprobe_helper_beside(self, p->helper, sizeof p->helper) != 0) p->helper[0] = 0;
     pthread_mutex_init(&p->probe_lock, NULL);
     atomic_init(&p->probed, 0);

@@ -30,8 +30,7 @@ static int parse_id(const char *s, char *fam, size_t famlen, size_t *index) {
     return 0;
 }
 
-/* The id ("cpu:0") of dev, into out. */
-static void device_id(const sdrt_backend_iface *b, const sdrt_device *dev, char *out, size_t n) {
+void run_device_id(const sdrt_backend_iface *b, const sdrt_device *dev, char *out, size_t n) {
     snprintf(out, n, "?");
     for (size_t r = 0; r < b->reg_count(b->self); r++) {
         sdrt_backend_reg *reg = b->reg_get(b->self, r);
@@ -71,7 +70,7 @@ sdrt_error *run_check_device(run_ctx *c) {
     sdrt_device *def = b->default_device(b->self);
     if (found != def) {
         char used[64], msg[256];
-        device_id(b, def, used, sizeof used);
+        run_device_id(b, def, used, sizeof used);
         snprintf(msg, sizeof msg,
                  "device: '%s' exists but requests run on the deployment's device %s (the device plugin's "
                  "\"device\" setting); this request ran there",

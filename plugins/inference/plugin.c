@@ -27,6 +27,28 @@ static char *stream_params_from(const char *config_json, const char *settings_js
     return NULL;
 }
 
+/* "precision" from the plugin's config, else the host's top-level key
+ * (settings); AUTO when neither. INVALID_ARGUMENT for a bad value. */
+static sdrt_status precision_from(const char *config_json, const char *settings_json, sdrt_precision *out, char *err,
+                                  size_t errlen) {
+    const char *sources[2] = {config_json, settings_json};
+    *out = SDRT_PRECISION_AUTO;
+    sdrt_status st = SDRT_OK;
+    for (int i = 0; i < 2 && st == SDRT_OK; i++) {
+        cJSON *root = sources[i] ? cJSON_Parse(sources[i]) : NULL;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "precision");
+        if (v && !cJSON_IsString(v)) {
+            snprintf(err, errlen, "precision: must be a string: " SDRT_PRECISION_CHOICES);
+            st = SDRT_INVALID_ARGUMENT;
+        } else if (v) {
+            st = sdrt_precision_parse(v->valuestring, "precision", out, err, errlen);
+            i = 2; /* the plugin's own wins */
+        }
+        cJSON_Delete(root);
+    }
+    return st;
+}
+
 static sdrt_error *infer_init(const sdrt_host_api *api, sdrt_host *host, const char *config_json, void **instance) {
     infer_plugin *p = calloc(1, sizeof *p);
     if (!p) return api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "inference: out of memory");
@@ -37,7 +59,8 @@ static sdrt_error *infer_init(const sdrt_host_api *api, sdrt_host *host, const c
     p->stream_params = stream_params_from(config_json, settings);
     char err[256];
     if (infer_limits_parse(config_json, &p->limits, err, sizeof err) != SDRT_OK ||
-        infer_safety_config(config_json, p, err, sizeof err) != SDRT_OK) {
+        infer_safety_config(config_json, p, err, sizeof err) != SDRT_OK ||
+        precision_from(config_json, settings, &p->precision, err, sizeof err) != SDRT_OK) {
         free(p->stream_params);
         free(p);
         return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s", err);

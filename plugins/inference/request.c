@@ -395,6 +395,22 @@ static void req_safety(req_ctx *c, infer_request *r) {
     else r->safety_black = strcmp(a->valuestring, "black") == 0;
 }
 
+/* "precision": one of sdrt/precision.h's names (whether the device runs
+ * it is the backend's answer, at stream creation). */
+static void req_precision(req_ctx *c, infer_request *r) {
+    const cJSON *it = req_item(c, "precision", NULL);
+    if (!it || c->status != SDRT_OK) return;
+    if (!cJSON_IsString(it)) {
+        req_fail(c, "precision", "must be a string: " SDRT_PRECISION_CHOICES, 0);
+        return;
+    }
+    if (sdrt_precision_parse(it->valuestring, "precision", &r->precision, c->err, c->errlen) != SDRT_OK) {
+        c->status = SDRT_INVALID_ARGUMENT;
+        return;
+    }
+    r->precision_given = 1;
+}
+
 sdrt_status infer_request_parse(const char *data_json, infer_request *req, char *err, size_t errlen) {
     memset(req, 0, sizeof *req);
     cJSON *root = cJSON_Parse(data_json ? data_json : "");
@@ -414,6 +430,7 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_safety(&c, req);
     const cJSON *dev = req_item(&c, "device", NULL);
     req->device = req_string(&c, dev && !cJSON_IsNull(dev) ? dev : NULL, "device", NULL);
+    req_precision(&c, req);
     if (c.status == SDRT_OK) c.status = infer_hires_parse(root, &req->hires, err, errlen);
     if (c.status == SDRT_OK) c.status = infer_cn_reqs_parse(root, &req->controlnet, err, errlen);
     cJSON_Delete(root);

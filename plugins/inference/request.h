@@ -13,6 +13,7 @@
 #include "hires.h"
 #include "controlnet_req.h"
 #include "sdrt/lora.h"
+#include "sdrt/precision.h"
 #include "sdrt/status.h"
 
 #define INFER_MAX_SIZE 8192
@@ -42,6 +43,10 @@ typedef struct infer_request {
     char *output_prefix;         /* file name prefix; NULL = "sdrt-<seed>" */
     int save_latents;
     char *device;                /* "auto", "<backend>[:<index>]"; NULL = the deployment's */
+    /* "precision" (sdrt/precision.h); precision_given 0 = absent: the
+     * plugin's default (config, else the host's top-level key). */
+    sdrt_precision precision;
+    int precision_given;
 
     /* Model suite: model_id {base, refiner, vae}; NULL = none. */
     char *refiner_id;

@@ -347,11 +347,41 @@ static void report_split(run_ctx *c) {
     c->api->warn(c->job, msg);
 }
 
+/* The plugin's stream params ({"threads":n} or NULL) with the run's
+ * "precision" added (none for "auto"): malloc'd, or NULL for none. */
+static char *stream_params(const run_ctx *c) {
+    if (c->precision == SDRT_PRECISION_AUTO) return c->p->stream_params ? strdup(c->p->stream_params) : NULL;
+    cJSON *o = c->p->stream_params ? cJSON_Parse(c->p->stream_params) : NULL;
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        o = cJSON_CreateObject();
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "precision");
+    cJSON_AddStringToObject(o, "precision", sdrt_precision_name(c->precision));
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
 sdrt_error *run_open_nn(run_ctx *c) {
     if (c->nn) return NULL;
     sdrt_device *dev = c->backend->default_device(c->backend->self);
-    c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
-    if (!c->nn) return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device");
+    if (!dev) return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no default compute device");
+    char *params = stream_params(c), msg[400];
+    sdrt_status st = sdrt_nn_create(dev, params, c->api->is_cancelled, c->job, &c->nn, msg, sizeof msg);
+    free(params);
+    /* A precision the device cannot run (UNSUPPORTED) or a malformed
+     * params value: the backend's message names the field; the device id
+     * is added where the family's device name is not it. */
+    if (st == SDRT_UNSUPPORTED || st == SDRT_INVALID_ARGUMENT) {
+        char id[64];
+        run_device_id(c->backend, dev, id, sizeof id);
+        return c->api->error_new(st, NULL, "%s%s%s%s", msg, strstr(msg, id) ? "" : " (device ", strstr(msg, id) ? "" : id,
+                                 strstr(msg, id) ? "" : ")");
+    }
+    if (st != SDRT_OK)
+        return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device: %s",
+                                 msg);
     c->dev = dev;
     return NULL;
 }
@@ -416,8 +446,8 @@ static sdrt_error *decode_latents(run_ctx *c, float **decoded, int *h, int *w) {
     sdrt_model *vm = c->vae_m ? c->vae_m : c->m;
     const sdrt_postprocess_iface *pp = c->post;
     if (!c->nn || !SDRT_HAS_MEMBER(pp, sdrt_postprocess_iface, decode_tensor) || !pp->decode_tensor)
-        return pp->decode(pp->self, vm, c->latents, c->r.batch_size, c->channels, c->lh, c->lw, NULL, c->job, decoded,
-                          h, w);
+        return pp->decode(pp->self, vm, c->latents, c->r.batch_size, c->channels, c->lh, c->lw, &c->vae_opt, c->job,
+                          decoded, h, w);
     int64_t shape[4] = {c->r.batch_size, c->channels, c->lh, c->lw};
     sdrt_tensor *lat = sdrt_nn_from_host(c->nn, SDRT_DTYPE_F32, 4, shape, c->latents);
     if (!lat || sdrt_nn_synchronize(c->nn) != SDRT_OK) {
@@ -427,7 +457,7 @@ static sdrt_error *decode_latents(run_ctx *c, float **decoded, int *h, int *w) {
         return c->api->error_new(st != SDRT_OK ? st : SDRT_RESOURCE_EXHAUSTED, NULL, "decode: uploading the latents: %s",
                                  msg && *msg ? msg : "failed");
     }
-    sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, NULL, c->job, decoded, h, w);
+    sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, &c->vae_opt, c->job, decoded, h, w);
     sdrt_nn_drop(c->nn, lat);
     return e;
 }
@@ -487,8 +517,10 @@ static void run_release(run_ctx *c) {
 
 static sdrt_error *run_stages(run_ctx *c) {
     sdrt_error *(*const stages[])(run_ctx *) = {
-        run_acquire, run_check_device, run_read_images, run_open_model, run_safety_preflight, run_open_vae,
-        run_scheduler, run_conditioning,
+        /* the stream first: a precision the device cannot run fails
+         * before any model is read */
+        run_acquire, run_check_device, run_open_nn, run_read_images, run_open_model, run_safety_preflight,
+        run_open_vae, run_scheduler, run_conditioning,
         run_base_unet, run_controlnets, run_latents, run_denoise, run_hires, run_refiner, run_outputs,
     };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
@@ -506,6 +538,12 @@ sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **res
     *result_json = NULL;
     sdrt_status st = infer_request_parse(req->data_json, &c.r, err, sizeof err);
     if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
+    /* One precision for every stream of the run: the UNet's here, the text
+     * encoders' (sdrt_cond_params.precision) and the VAE's (vae_opt; a
+     * force_upcast VAE runs f32 whatever it says). */
+    c.precision = c.r.precision_given ? c.r.precision : p->precision;
+    sdrt_vae_options_init(&c.vae_opt);
+    c.vae_opt.precision = c.precision == SDRT_PRECISION_AUTO ? NULL : sdrt_precision_name(c.precision);
     /* Before anything loads: the fields alone bound the work (work_limits.h). */
     st = infer_limits_check(&p->limits, &c.r, err, sizeof err);
     if (st != SDRT_OK) {

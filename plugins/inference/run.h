@@ -8,6 +8,7 @@
 
 #include "work_limits.h"
 #include "sdrt/plugin.h"
+#include "sdrt/precision.h"
 
 typedef struct infer_plugin {
     const sdrt_host_api *api;
@@ -21,6 +22,9 @@ typedef struct infer_plugin {
      * "black" as diffusers. */
     int safety_default;
     int safety_flag_default; /* 1: "flag" */
+    /* "precision" of a request that names none: the plugin config's, else
+     * the host's top-level key; AUTO (0) when neither. */
+    sdrt_precision precision;
 } infer_plugin;
 
 /* Reads "safety_checker" (boolean) and "safety_action" ("black" | "flag")

@@ -23,6 +23,10 @@ typedef struct run_ctx {
     sdrt_job *job;
     const char *data_json;    /* the request's data, borrowed */
     infer_request r;
+    /* The run's precision (request, else the plugin's default) and the VAE
+     * options carrying it to postprocess. */
+    sdrt_precision precision;
+    sdrt_vae_options vae_opt;
     double t0, loop_start;
 
     /* Interfaces (acquired, released at the end). */
@@ -131,6 +135,9 @@ sdrt_error *run_field_error(run_ctx *c, sdrt_error *e, const char *field);
  * (NOT_FOUND / INVALID_ARGUMENT naming it; a warning when it is not the
  * deployment's device, where every request runs). */
 sdrt_error *run_check_device(run_ctx *c);
+/* The id ("cpu:0", "vulkan:1") of dev among b's families, into out ("?"
+ * when b does not list it). */
+void run_device_id(const sdrt_backend_iface *b, const sdrt_device *dev, char *out, size_t n);
 
 /* resolved.c: what actually ran, for the image metadata. */
 /* The request's data with every default resolved (model defaults for size
@@ -161,8 +168,10 @@ sdrt_error *run_safety_preflight(run_ctx *c);
 sdrt_error *run_conditioning(run_ctx *c);
 /* Forgets cond_rows: its device tensors belong to c->nn and go with it. */
 void run_cond_free(run_ctx *c);
-/* run.c: makes c->nn (and c->dev) on the backend's default device unless
- * made; FAILED_PRECONDITION when no stream can be opened there. */
+/* run.c: makes c->nn (and c->dev) on the backend's default device in the
+ * run's precision unless made; UNSUPPORTED / INVALID_ARGUMENT naming
+ * `precision` and the device when the device refuses it,
+ * FAILED_PRECONDITION when no stream can be opened there. */
 sdrt_error *run_open_nn(run_ctx *c);
 
 /* preview.c: `preview` events (every r.preview_every steps and at the last

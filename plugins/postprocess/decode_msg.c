@@ -1,5 +1,6 @@
 /* decode_msg.c - the postprocess.decode message:
- *   {model_id, latents: "<path>.npy", output: {dir, prefix}, tiling: "auto"|"on"|"off"}
+ *   {model_id, latents: "<path>.npy", output: {dir, prefix}, tiling: "auto"|"on"|"off",
+ *    precision: "auto"|"f32"|"f16"|"bf16"|"int8"}
  *   -> {images: [paths], width, height}
  * Decodes saved latents (inference.run with output.save_latents) into PNGs. */
 #include <cjson/cJSON.h>
@@ -15,6 +16,7 @@ typedef struct decode_req {
     const char *dir;
     const char *prefix;
     int tiling;
+    const char *precision; /* NULL = the plugin's default */
 } decode_req;
 
 static sdrt_error *bad(pp_plugin *p, const char *field, const char *why) {
@@ -57,6 +59,15 @@ static sdrt_error *parse(pp_plugin *p, const cJSON *d, decode_req *r) {
     f = cJSON_GetObjectItemCaseSensitive(out, "prefix");
     if (f && !cJSON_IsString(f)) return bad(p, "output.prefix", "must be a string");
     r->prefix = f ? f->valuestring : "decode";
+    f = cJSON_GetObjectItemCaseSensitive(d, "precision");
+    if (f && !cJSON_IsNull(f)) {
+        char msg[200];
+        sdrt_precision v;
+        if (!cJSON_IsString(f)) return bad(p, "precision", "must be a string: " SDRT_PRECISION_CHOICES);
+        if (sdrt_precision_parse(f->valuestring, "precision", &v, msg, sizeof msg) != SDRT_OK)
+            return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s", msg);
+        r->precision = f->valuestring;
+    }
     return parse_tiling(p, cJSON_GetObjectItemCaseSensitive(d, "tiling"), &r->tiling);
 }
 
@@ -126,6 +137,7 @@ static sdrt_error *decode_with_model(pp_plugin *p, const decode_req *r, const sd
     sdrt_vae_options opt;
     sdrt_vae_options_init(&opt);
     opt.tiling = r->tiling;
+    opt.precision = r->precision;
     float *rgb = NULL;
     int h = 0, w = 0, n = (int)shape[0];
     e = pp_decode(p, m, lat, n, (int)shape[1], (int)shape[2], (int)shape[3], &opt, req->job, &rgb, &h, &w);

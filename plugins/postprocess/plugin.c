@@ -33,7 +33,8 @@ static sdrt_error *pp_init(const sdrt_host_api *api, sdrt_host *host, const char
     pthread_mutex_init(&p->lock, NULL);
     p->iface = iface_template;
     p->iface.self = p;
-    sdrt_error *e = api->publish(host, SDRT_POSTPROCESS_IFACE_ID, &p->iface);
+    sdrt_error *e = pp_default_precision(p, config_json);
+    if (!e) e = api->publish(host, SDRT_POSTPROCESS_IFACE_ID, &p->iface);
     if (e) {
         pthread_mutex_destroy(&p->lock);
         free(p->config_json);

@@ -14,6 +14,7 @@
 #include "sdrt/model.h"
 #include "sdrt/plugin.h"
 #include "sdrt/postprocess.h"
+#include "sdrt/precision.h"
 
 /* ---- image limits ---- */
 #define PP_IMAGE_MAX_SIDE 8192
@@ -86,7 +87,14 @@ typedef struct pp_plugin {
      * immutable once listed, closed at shutdown). */
     struct sc_model *safety[PP_SAFETY_CACHE];
     int n_safety;
+    /* VAE calls naming no precision: the config's "precision", else the
+     * host's top-level key, else AUTO (pp_default_precision). */
+    sdrt_precision precision;
 } pp_plugin;
+
+/* Sets p->precision from the plugin config (borrowed JSON text, may be
+ * NULL) and the host settings; INVALID_ARGUMENT for a bad value. */
+sdrt_error *pp_default_precision(pp_plugin *p, const char *config_json);
 
 /* Takes the error of resolve_path (may be NULL) for `path` and returns it
  * as "<field>: <message>", so a refusal names the request field (the

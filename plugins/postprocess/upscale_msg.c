@@ -1,6 +1,6 @@
 /* upscale_msg.c - the postprocess.upscale message:
  *   {image, upscaler: "lanczos"|"bicubic"|"nearest"|<model id> (or model_id),
- *    scale, tile, tile_overlap, output: {dir, prefix, save_npy}}
+ *    scale, tile, tile_overlap, precision, output: {dir, prefix, save_npy}}
  *   -> {images: [path], width, height, scale, upscaler, tiles, npy?}
  * Models are found by id under the configured upscaler_roots, the model
  * roots' ESRGAN/, RealESRGAN/, upscale_models/ and upscalers/ folders, or as
@@ -30,6 +30,7 @@ typedef struct up_req {
     int tile, overlap;
     const char *dir, *prefix;
     int save_npy;
+    sdrt_precision precision; /* the network's stream precision */
 } up_req;
 
 static sdrt_error *bad(pp_plugin *p, const char *field, const char *fmt, const char *arg) {
@@ -49,6 +50,14 @@ static sdrt_error *get_int(pp_plugin *p, const cJSON *d, const char *key, int lo
 
 static sdrt_error *parse(pp_plugin *p, const cJSON *d, up_req *r) {
     memset(r, 0, sizeof *r);
+    r->precision = p->precision;
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(d, "precision");
+    if (pr && !cJSON_IsNull(pr)) {
+        char msg[200];
+        if (!cJSON_IsString(pr)) return bad(p, "precision", "must be a string: " SDRT_PRECISION_CHOICES, NULL);
+        if (sdrt_precision_parse(pr->valuestring, "precision", &r->precision, msg, sizeof msg) != SDRT_OK)
+            return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s", msg);
+    }
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(d, "image");
     if (!cJSON_IsString(f) || !f->valuestring[0]) return bad(p, "image", "required string (a path or data: URI)", NULL);
     r->image = f->valuestring;
@@ -297,8 +306,17 @@ static sdrt_error *run_model(pp_plugin *p, const up_req *r, sdrt_job *job, const
     const sdrt_backend_iface *bi = NULL;
     if (!e) e = pp_backend(p, &bi);
     sdrt_nn *nn = NULL;
-    if (!e && !(nn = sdrt_nn_new(bi->default_device(bi->self), NULL, p->api->is_cancelled, job)))
-        e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "upscale: cannot create a compute context");
+    if (!e) {
+        /* The request's precision; the device's refusal is the error
+         * (UNSUPPORTED naming `precision` and the device). */
+        char params[64], msg[400];
+        sdrt_stream_params_format(params, sizeof params, 0, r->precision);
+        sdrt_status st = sdrt_nn_create(bi->default_device(bi->self), params, p->api->is_cancelled, job, &nn, msg,
+                                        sizeof msg);
+        if (st == SDRT_UNSUPPORTED || st == SDRT_INVALID_ARGUMENT) e = p->api->error_new(st, NULL, "%s", msg);
+        else if (st != SDRT_OK)
+            e = p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "upscale: cannot create a compute context: %s", msg);
+    }
     if (!e) {
         *scale = m->scale;
         *out = malloc((size_t)h * m->scale * w * m->scale * 3 * sizeof **out);
@@ -323,7 +341,8 @@ sdrt_error *pp_upscale(void *self, const char *model_id, const float *rgb, int h
     if (out) *out = NULL;
     if (!model_id || !model_id[0] || !rgb || !out || !oh || !ow || h < 1 || w < 1)
         return p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "upscale: model_id, image and outputs are required");
-    up_req r = {.upscaler = model_id, .filter = -1, .tile = UP_DEFAULT_TILE, .overlap = UP_DEFAULT_OVERLAP};
+    up_req r = {.upscaler = model_id, .filter = -1, .tile = UP_DEFAULT_TILE, .overlap = UP_DEFAULT_OVERLAP,
+                .precision = p->precision};
     int scale = 0, tiles = 0;
     char desc[200];
     sdrt_error *e = run_model(p, &r, job, rgb, h, w, out, &scale, desc, sizeof desc, &tiles);

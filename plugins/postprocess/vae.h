@@ -23,7 +23,8 @@ typedef struct vae_config {
     int norm_groups;
     float scaling_factor;
     float shift_factor;   /* 0 when the config has none (null) */
-    int force_upcast;     /* informational: sdrt always runs the VAE in f32 */
+    int force_upcast;     /* diffusers' flag (default true): the VAE's streams run
+                           * in "precision" f32 whatever the request asks */
     int use_quant_conv;
     int use_post_quant_conv;
 } vae_config;

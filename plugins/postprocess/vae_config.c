@@ -90,6 +90,7 @@ int vae_config_parse(const char *json, vae_config *cfg, char *err, size_t errlen
     cfg->scaling_factor = 0.18215f;
     cfg->use_quant_conv = 1;
     cfg->use_post_quant_conv = 1;
+    cfg->force_upcast = 1; /* AutoencoderKL's default */
     if (!json) {
         snprintf(err, errlen, "vae config: missing");
         return -1;

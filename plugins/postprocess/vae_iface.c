@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "pp.h"
 #include "vae.h"
 
@@ -28,7 +30,51 @@ typedef struct vae_call {
     weight_ctx wc;
     sdrt_device *dev;
     sdrt_job *job;
+    char params[96]; /* stream params: the call's precision (vae_precision) */
 } vae_call;
+
+sdrt_error *pp_default_precision(pp_plugin *p, const char *config_json) {
+    const char *settings = SDRT_HAS_MEMBER(p->api, sdrt_host_api, settings_json) && p->api->settings_json
+                               ? p->api->settings_json(p->host) : NULL;
+    cJSON *own = config_json ? cJSON_Parse(config_json) : NULL, *host = settings ? cJSON_Parse(settings) : NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(own, "precision");
+    if (!v) v = cJSON_GetObjectItemCaseSensitive(host, "precision");
+    char msg[200];
+    sdrt_error *e = NULL;
+    p->precision = SDRT_PRECISION_AUTO;
+    if (v && (!cJSON_IsString(v) ||
+              sdrt_precision_parse(v->valuestring, "precision", &p->precision, msg, sizeof msg) != SDRT_OK))
+        e = p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "postprocess config: precision: must be one of "
+                              SDRT_PRECISION_CHOICES);
+    cJSON_Delete(own);
+    cJSON_Delete(host);
+    return e;
+}
+
+/* The stream params of a VAE call into c->params: the call's precision
+ * (opt, else the plugin's default), but "f32" when the VAE's config says
+ * force_upcast, as diffusers upcasts such a VAE whatever the pipeline's
+ * dtype (no overflow to NaN or black images in f16). */
+static sdrt_error *vae_precision(vae_call *c, const sdrt_vae_options *opt) {
+    sdrt_precision prec = c->p->precision;
+    const char *v = opt && SDRT_HAS_MEMBER(opt, sdrt_vae_options, precision) ? opt->precision : NULL;
+    char msg[200];
+    if (v && sdrt_precision_parse(v, "precision", &prec, msg, sizeof msg) != SDRT_OK)
+        return c->p->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s", msg);
+    if (c->cfg.force_upcast) prec = SDRT_PRECISION_F32;
+    sdrt_stream_params_format(c->params, sizeof c->params, 0, prec);
+    return NULL;
+}
+
+/* A compute context for the call (c->params); the device's refusal of
+ * the precision is the error (UNSUPPORTED naming it and the device). */
+static sdrt_error *vae_nn(vae_call *c, sdrt_nn **out) {
+    char msg[400];
+    sdrt_status st = sdrt_nn_create(c->dev, c->params, c->p->api->is_cancelled, c->job, out, msg, sizeof msg);
+    if (st == SDRT_OK) return NULL;
+    if (st == SDRT_UNSUPPORTED || st == SDRT_INVALID_ARGUMENT) return c->p->api->error_new(st, NULL, "%s", msg);
+    return c->p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "vae: cannot create a compute context: %s", msg);
+}
 
 static sdrt_error *begin(pp_plugin *p, sdrt_model *m, sdrt_job *job, vae_call *c) {
     memset(c, 0, sizeof *c);
@@ -102,8 +148,9 @@ static sdrt_error *net_error(const vae_call *c, const vae_net *v) {
 /* Runs decode or encode of `in` into `out` on a fresh nn context. */
 static sdrt_error *run(vae_call *c, const vae_tiling *t, int encode, const float *in, int n, int h, int w,
                        float *out) {
-    sdrt_nn *nn = sdrt_nn_new(c->dev, NULL, c->p->api->is_cancelled, c->job);
-    if (!nn) return c->p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "vae: cannot create a compute context");
+    sdrt_nn *nn = NULL;
+    sdrt_error *ne = vae_nn(c, &nn);
+    if (ne) return ne;
     sdrt_nn_add_weight_store(nn, sdrt_model_weights(c->wc.mi, c->wc.m)); /* resident, shared */
     vae_net v;
     vae_net_init(&v, &c->cfg, nn, model_weight, &c->wc);
@@ -128,6 +175,7 @@ static sdrt_error *begin_decode(pp_plugin *p, sdrt_model *m, sdrt_device *dev, s
                                 const sdrt_vae_options *opt, int batch, int c, int h, int w, vae_call *call,
                                 vae_tiling *t) {
     sdrt_error *e = begin(p, m, job, call);
+    if (!e) e = vae_precision(call, opt);
     if (e) return e;
     if (dev) call->dev = dev;
     if (c != call->cfg.latent_channels)
@@ -178,8 +226,9 @@ sdrt_error *pp_decode(void *self, sdrt_model *m, const float *latents, int batch
 
 /* Untiled decode of the device tensor `lat` on call->dev into raw. */
 static sdrt_error *run_device(vae_call *c, const sdrt_tensor *lat, float *raw) {
-    sdrt_nn *nn = sdrt_nn_new(c->dev, NULL, c->p->api->is_cancelled, c->job);
-    if (!nn) return c->p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "vae: cannot create a compute context");
+    sdrt_nn *nn = NULL;
+    sdrt_error *ne = vae_nn(c, &nn);
+    if (ne) return ne;
     sdrt_nn_add_weight_store(nn, sdrt_model_weights(c->wc.mi, c->wc.m)); /* resident, shared */
     vae_net v;
     vae_net_init(&v, &c->cfg, nn, model_weight, &c->wc);
@@ -256,6 +305,7 @@ sdrt_error *pp_encode(void *self, sdrt_model *m, const float *rgb, int batch, in
                                  "image: %dx%d must be multiples of 8 in [8, 8192] (batch %d)", width, height, batch);
     vae_call call;
     sdrt_error *e = begin(p, m, job, &call);
+    if (!e) e = vae_precision(&call, opt);
     if (e) return e;
     vae_tiling t;
     if ((e = plan_tiling(&call, opt, batch, height / 8, width / 8, &t))) return e;

@@ -11,6 +11,8 @@
  */
 #include "sdrt/nn.h"
 
+#include "sdrt/quant.h"
+
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -182,18 +184,55 @@ static const sdrt_buffer_iface g_vbuf_iface = {
     .free = nn_vbuf_free, .base = nn_vbuf_base, .write = nn_vbuf_rw, .read = nn_vbuf_rw,
 };
 
-sdrt_nn *sdrt_nn_new(sdrt_device *dev, const char *params_json, int (*is_cancelled)(sdrt_job *job),
-                     sdrt_job *job) {
-    if (!dev || !dev->iface || !dev->iface->buffer_type || !dev->iface->stream_new) return NULL;
+/* A family without stream_open predates the "precision" key and ignores
+ * it: it computes as every family did before, f32 activations and
+ * accumulation with weights as stored, which is what "auto" and "f32"
+ * ask of it (a force_upcast VAE asks "f32" everywhere). Any other value
+ * is refused rather than run as something else. Returns 1 and the value
+ * (for the message: the text after "precision":", up to the next quote)
+ * when the params name such a value. */
+static int nn_params_need_precision(const char *params_json, char *value, size_t n) {
+    const char *k = params_json ? strstr(params_json, "\"precision\"") : NULL;
+    if (!k) return 0;
+    const char *v = strchr(k + 11, '"');
+    const char *end = v ? strchr(v + 1, '"') : NULL;
+    snprintf(value, n, "%.*s", end ? (int)(end - v - 1) : 1, end ? v + 1 : "?");
+    return strcmp(value, "auto") != 0 && strcmp(value, "f32") != 0;
+}
+
+sdrt_status sdrt_nn_create(sdrt_device *dev, const char *params_json, int (*is_cancelled)(sdrt_job *job),
+                           sdrt_job *job, sdrt_nn **out, char *msg, size_t msg_size) {
+    *out = NULL;
+    if (msg && msg_size) msg[0] = 0;
+    if (!dev || !dev->iface || !dev->iface->buffer_type || !dev->iface->stream_new) {
+        if (msg && msg_size) snprintf(msg, msg_size, "no compute device");
+        return SDRT_INVALID_ARGUMENT;
+    }
+    const char *dev_name = dev->iface->name ? dev->iface->name(dev) : "the device";
+    char asked[32];
+    if (!SDRT_IFACE_HAS_(dev->iface, sdrt_device_iface, stream_open) &&
+        nn_params_need_precision(params_json, asked, sizeof asked)) {
+        if (msg && msg_size)
+            snprintf(msg, msg_size,
+                     "precision: \"%s\" is not supported on %s (its backend family selects no precision: it runs "
+                     "\"auto\" and \"f32\")",
+                     asked, dev_name);
+        return SDRT_UNSUPPORTED;
+    }
     sdrt_nn *nn = calloc(1, sizeof *nn);
-    if (!nn) return NULL;
+    if (!nn) {
+        if (msg && msg_size) snprintf(msg, msg_size, "out of host memory");
+        return SDRT_RESOURCE_EXHAUSTED;
+    }
     nn->dev = dev;
     nn->bt = dev->iface->buffer_type(dev);
-    nn->stream = dev->iface->stream_new(dev, params_json);
-    if (!nn->bt || !nn->stream) {
+    sdrt_status st = sdrt_device_stream_open(dev, params_json, &nn->stream, msg, msg_size);
+    if (st == SDRT_OK && (!nn->bt || !nn->stream)) st = SDRT_RESOURCE_EXHAUSTED;
+    if (st != SDRT_OK) {
+        if (msg && msg_size && !msg[0]) snprintf(msg, msg_size, "cannot open a compute stream on %s", dev_name);
         sdrt_stream_free(nn->stream);
         free(nn);
-        return NULL;
+        return st;
     }
     nn->is_host = nn->bt->iface->is_host ? nn->bt->iface->is_host(nn->bt) : 0;
     nn->is_cancelled = is_cancelled;
@@ -201,6 +240,14 @@ sdrt_nn *sdrt_nn_new(sdrt_device *dev, const char *params_json, int (*is_cancell
     nn->vbuf.iface = &g_vbuf_iface;
     nn->vbuf.type = nn->bt;
     nn->next_key = 1;
+    *out = nn;
+    return SDRT_OK;
+}
+
+sdrt_nn *sdrt_nn_new(sdrt_device *dev, const char *params_json, int (*is_cancelled)(sdrt_job *job),
+                     sdrt_job *job) {
+    sdrt_nn *nn = NULL;
+    sdrt_nn_create(dev, params_json, is_cancelled, job, &nn, NULL, 0);
     return nn;
 }
 
@@ -485,6 +532,48 @@ void sdrt_nn_host_gather(const sdrt_tensor *t, void *out_) {
     }
 }
 
+/* Elements per conversion chunk: bounds the float32 scratch. */
+#define NN_CONVERT_CHUNK 65536
+
+static int nn_float_dtype(sdrt_dtype dt) {
+    return dt == SDRT_DTYPE_F32 || dt == SDRT_DTYPE_F16 || dt == SDRT_DTYPE_BF16;
+}
+
+int sdrt_nn_host_convert(const sdrt_tensor *t, sdrt_dtype dtype, void *out) {
+    if (dtype == t->dtype) {
+        sdrt_nn_host_gather(t, out);
+        return 0;
+    }
+    if (!nn_float_dtype(t->dtype) || !nn_float_dtype(dtype)) return -1;
+    int64_t n = sdrt_nn_numel(t);
+    size_t es_in = nn_dtype_size(t->dtype), es_out = nn_dtype_size(dtype);
+    void *gathered = NULL;
+    const char *src = t->data;
+    if (!sdrt_nn_is_contiguous(t)) {
+        if (!(gathered = malloc((size_t)n * es_in + 1))) return -1;
+        sdrt_nn_host_gather(t, gathered);
+        src = gathered;
+    }
+    float *f = malloc(sizeof(float) * (size_t)(n < NN_CONVERT_CHUNK ? n + 1 : NN_CONVERT_CHUNK));
+    int rc = f ? 0 : -1;
+    for (int64_t i = 0; rc == 0 && i < n; i += NN_CONVERT_CHUNK) {
+        int64_t k = n - i < NN_CONVERT_CHUNK ? n - i : NN_CONVERT_CHUNK;
+        rc = sdrt_dequant_row(t->dtype, src + (size_t)i * es_in, f, k);
+        if (rc == 0) rc = sdrt_quant_row(dtype, f, (char *)out + (size_t)i * es_out, k);
+    }
+    free(f);
+    free(gathered);
+    return rc;
+}
+
+/* The dtype this context's stream wants a parameter stored as on the
+ * device; only plain float dtypes convert (quantized weights stay). */
+static sdrt_dtype nn_weight_dtype(sdrt_nn *nn, sdrt_dtype stored) {
+    if (!nn_float_dtype(stored)) return stored;
+    sdrt_dtype want = sdrt_stream_weight_dtype(nn->stream, stored);
+    return nn_float_dtype(want) ? want : stored;
+}
+
 int sdrt_nn_add_weight_store(sdrt_nn *nn, sdrt_weight_store *ws) {
     if (!nn || !ws || !ws->iface) return -1;
     for (int i = 0; i < nn->n_stores; i++)
@@ -533,31 +622,40 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
     memcpy(e->shape, host_weight->shape, sizeof e->shape);
     memcpy(e->strides, host_weight->strides, sizeof e->strides);
     size_t bytes = (size_t)sdrt_nn_numel(host_weight) * nn_dtype_size(host_weight->dtype);
+    /* The form the stream's precision asks for (F32 -> F16 in an f16
+     * stream, F16 -> F32 in an f32 one): converted at upload, and kept
+     * apart from copies in other forms by the store. */
+    sdrt_dtype want = nn_weight_dtype(nn, host_weight->dtype);
+    size_t dev_bytes = (size_t)sdrt_nn_numel(host_weight) * nn_dtype_size(want);
     int si = nn_store_for(nn, host_weight, bytes);
+    sdrt_weight_store *ws = si >= 0 ? nn->stores[si] : NULL;
     const sdrt_tensor *res = NULL;
     uint64_t up = 0;
-    sdrt_status st = si >= 0 ? nn->stores[si]->iface->acquire(nn->stores[si], nn->dev, host_weight, nn->job, &res, &up)
-                             : SDRT_RESOURCE_EXHAUSTED;
+    sdrt_status st = SDRT_RESOURCE_EXHAUSTED;
+    if (ws && want == host_weight->dtype)
+        st = ws->iface->acquire(ws, nn->dev, host_weight, nn->job, &res, &up);
+    else if (ws && SDRT_IFACE_HAS_(ws->iface, sdrt_weight_store_iface, acquire_as))
+        st = ws->iface->acquire_as(ws, nn->dev, host_weight, want, nn->job, &res, &up);
     if (st == SDRT_OK) {
         nn->uploaded += up;
         /* The store's copy under this caller's shape (a reshaped view of the
          * same bytes shares the copy). */
-        nn_fill_desc(&e->desc, host_weight->dtype, host_weight->ndim, host_weight->shape);
+        nn_fill_desc(&e->desc, want, host_weight->ndim, host_weight->shape);
         e->desc.data = res->data;
         e->desc.buffer = res->buffer;
         e->operand = &e->desc;
     } else {
         /* Not resident: a copy private to this context, counted as uploaded
-         * (a strided view, e.g. a transposed weight, gathered on the host). */
+         * (a strided view, e.g. a transposed weight, gathered on the host;
+         * converted to the stream's form on the way). */
         sdrt_tensor *t = NULL;
-        if (sdrt_nn_is_contiguous(host_weight)) {
+        if (sdrt_nn_is_contiguous(host_weight) && want == host_weight->dtype) {
             t = nn_from_host(nn, host_weight->dtype, host_weight->ndim, host_weight->shape, host_weight->data, 1);
         } else {
-            nn_node *node = nn_new_node(nn, host_weight->dtype, host_weight->ndim, host_weight->shape, 1);
-            void *tmp = node ? malloc(bytes ? bytes : 1) : NULL;
-            if (node && tmp) {
-                sdrt_nn_host_gather(host_weight, tmp);
-                nn_write(&node->t, tmp, bytes);
+            nn_node *node = nn_new_node(nn, want, host_weight->ndim, host_weight->shape, 1);
+            void *tmp = node ? malloc(dev_bytes ? dev_bytes : 1) : NULL;
+            if (node && tmp && sdrt_nn_host_convert(host_weight, want, tmp) == 0) {
+                nn_write(&node->t, tmp, dev_bytes);
                 t = &node->t;
             } else if (node) {
                 nn_node_free(nn, node);
@@ -572,11 +670,11 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
         e->node = (nn_node *)(void *)t;
         e->node->is_weight = 1;
         e->operand = t;
-        nn->uploaded += bytes;
+        nn->uploaded += dev_bytes;
         /* Counted for the job through the covering store, else any: the
          * owner's per-job count is what a request reports. */
         sdrt_weight_store *acct = si >= 0 ? nn->stores[si] : nn->n_stores ? nn->stores[0] : NULL;
-        if (acct && acct->iface->note_upload) acct->iface->note_upload(acct, nn->job, bytes);
+        if (acct && acct->iface->note_upload) acct->iface->note_upload(acct, nn->job, dev_bytes);
     }
     if (nn_winsert(nn, e) != 0) {
         if (e->node) {

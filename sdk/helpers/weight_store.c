@@ -15,6 +15,8 @@ typedef struct ws_copy {
     sdrt_dtype dtype;
     size_t bytes;
     uint64_t layout; /* 0 contiguous, else a hash of shape and strides */
+    sdrt_dtype form; /* the device copy's dtype (acquire_as), part of the key */
+    size_t dev_bytes; /* the device copy's size, counted against the budget */
     sdrt_buffer *buf;
     sdrt_tensor t;
 } ws_copy;
@@ -188,12 +190,14 @@ static void ws_slot_clear(ws_slot *sl) {
     sl->bytes = 0;
 }
 
-static ws_copy *ws_slot_find(const ws_slot *sl, const void *data, sdrt_dtype dt, size_t bytes, uint64_t layout) {
+static ws_copy *ws_slot_find(const ws_slot *sl, const void *data, sdrt_dtype dt, size_t bytes, uint64_t layout,
+                             sdrt_dtype form) {
     if (!sl->cap) return NULL;
     for (size_t i = ws_hash(data, dt) & (sl->cap - 1);; i = (i + 1) & (sl->cap - 1)) {
         ws_copy *c = sl->tab[i];
         if (!c) return NULL;
-        if (c->data == data && c->dtype == dt && c->bytes == bytes && c->layout == layout) return c;
+        if (c->data == data && c->dtype == dt && c->bytes == bytes && c->layout == layout && c->form == form)
+            return c;
     }
 }
 
@@ -217,7 +221,7 @@ static int ws_slot_insert(ws_slot *sl, ws_copy *c) {
     while (sl->tab[j]) j = (j + 1) & (sl->cap - 1);
     sl->tab[j] = c;
     sl->n++;
-    sl->bytes += c->bytes;
+    sl->bytes += c->dev_bytes;
     return 0;
 }
 
@@ -305,9 +309,13 @@ static void ws_note_upload(sdrt_weight_store *pub, sdrt_job *job, uint64_t bytes
     }
 }
 
-/* Under the mutex: a new device copy of `host`, room made first. */
-static sdrt_status ws_upload(ws_impl *s, ws_slot *sl, const sdrt_tensor *host, size_t bytes, ws_copy **out) {
+/* Under the mutex: a new device copy of `host` (`bytes` on the host) as
+ * `form`, room made first. */
+static sdrt_status ws_upload(ws_impl *s, ws_slot *sl, const sdrt_tensor *host, size_t host_bytes, sdrt_dtype form,
+                             ws_copy **out) {
     sdrt_device *dev = sl->dev;
+    /* What the device holds: counted, allocated and written. */
+    size_t bytes = host_bytes / ws_dtype_size(host->dtype) * ws_dtype_size(form);
     uint64_t limit = s->b ? s->b->limit : 0;
     if (limit && bytes > limit) return SDRT_RESOURCE_EXHAUSTED;
     while (limit && ws_device_bytes(s->b, dev) + bytes > limit)
@@ -324,19 +332,24 @@ static sdrt_status ws_upload(ws_impl *s, ws_slot *sl, const sdrt_tensor *host, s
     void *base = c->buf->iface->base(c->buf);
     uint64_t layout = ws_layout(host);
     char *staged = NULL;
-    if (layout && bytes && !(staged = malloc(bytes))) {
+    /* Strided views are gathered, other forms converted, on the host. */
+    if ((layout || form != host->dtype) && bytes &&
+        (!(staged = malloc(bytes)) || sdrt_nn_host_convert(host, form, staged) != 0)) {
+        free(staged);
         sdrt_buffer_free(c->buf);
         free(c);
         return SDRT_RESOURCE_EXHAUSTED;
     }
-    if (staged) sdrt_nn_host_gather(host, staged);
     if (bytes) c->buf->iface->write(c->buf, base, staged ? staged : host->data, bytes);
     free(staged);
     c->data = host->data;
     c->dtype = host->dtype;
-    c->bytes = bytes;
+    c->bytes = host_bytes;
     c->layout = layout;
+    c->form = form;
+    c->dev_bytes = bytes;
     c->t = *host;
+    c->t.dtype = form;
     c->t.struct_size = SDRT_STRUCT_SIZE(sdrt_tensor, buffer);
     for (int64_t d = c->t.ndim - 1, st = 1; d >= 0; d--) { /* the copy is contiguous */
         c->t.strides[d] = st;
@@ -353,13 +366,18 @@ static sdrt_status ws_upload(ws_impl *s, ws_slot *sl, const sdrt_tensor *host, s
     return SDRT_OK;
 }
 
-static sdrt_status ws_acquire(sdrt_weight_store *pub, sdrt_device *dev, const sdrt_tensor *host, sdrt_job *job,
-                              const sdrt_tensor **out, uint64_t *uploaded_out) {
+static int ws_float(sdrt_dtype dt) {
+    return dt == SDRT_DTYPE_F32 || dt == SDRT_DTYPE_F16 || dt == SDRT_DTYPE_BF16;
+}
+
+static sdrt_status ws_acquire_as(sdrt_weight_store *pub, sdrt_device *dev, const sdrt_tensor *host, sdrt_dtype form,
+                                 sdrt_job *job, const sdrt_tensor **out, uint64_t *uploaded_out) {
     ws_impl *s = pub->context;
     *out = NULL;
     if (uploaded_out) *uploaded_out = 0;
     size_t es = host ? ws_dtype_size(host->dtype) : 0;
     if (!dev || !host || !es) return SDRT_INVALID_ARGUMENT;
+    if (form != host->dtype && !(ws_float(form) && ws_float(host->dtype))) return SDRT_INVALID_ARGUMENT;
     size_t bytes = es;
     for (int i = 0; i < host->ndim; i++) bytes *= (size_t)host->shape[i];
     /* The host bytes a strided view spans: from its lowest to its highest
@@ -373,11 +391,11 @@ static sdrt_status ws_acquire(sdrt_weight_store *pub, sdrt_device *dev, const sd
     pthread_mutex_lock(s->mu);
     ws_slot *sl = ws_slot_get(s, dev, 1);
     sdrt_status st = sl ? SDRT_OK : SDRT_RESOURCE_EXHAUSTED;
-    ws_copy *c = sl ? ws_slot_find(sl, host->data, host->dtype, bytes, ws_layout(host)) : NULL;
+    ws_copy *c = sl ? ws_slot_find(sl, host->data, host->dtype, bytes, ws_layout(host), form) : NULL;
     uint64_t uploaded = 0;
     if (sl && !c) {
-        st = ws_upload(s, sl, host, bytes, &c);
-        if (st == SDRT_OK) uploaded = bytes;
+        st = ws_upload(s, sl, host, bytes, form, &c);
+        if (st == SDRT_OK) uploaded = c->dev_bytes;
     }
     if (c) {
         sl->last_use = s->b ? ++s->b->clock : sl->last_use + 1;
@@ -391,13 +409,20 @@ static sdrt_status ws_acquire(sdrt_weight_store *pub, sdrt_device *dev, const sd
     return st;
 }
 
+static sdrt_status ws_acquire(sdrt_weight_store *pub, sdrt_device *dev, const sdrt_tensor *host, sdrt_job *job,
+                              const sdrt_tensor **out, uint64_t *uploaded_out) {
+    if (!host) return SDRT_INVALID_ARGUMENT;
+    return ws_acquire_as(pub, dev, host, host->dtype, job, out, uploaded_out);
+}
+
 static const sdrt_weight_store_iface g_ws_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_weight_store_iface, note_upload),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_weight_store_iface, acquire_as),
     .covers = ws_covers,
     .pin = ws_pin,
     .unpin = ws_unpin,
     .acquire = ws_acquire,
     .note_upload = ws_note_upload,
+    .acquire_as = ws_acquire_as,
 };
 
 sdrt_weight_store *sdrt_weight_store_new(sdrt_weight_budget *b, sdrt_weight_store *parent) {

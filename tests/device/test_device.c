@@ -400,6 +400,29 @@ static void test_config(void) {
               strncmp(err, "extra_backends[0]:", 18) == 0, "number in extra_backends: '%s'", err);
 }
 
+/* The host's top-level "device" (sdrt serve --set device=vulkan:0): used
+ * when the plugin config names none, the plugin's own key wins, a value
+ * that is no device id is refused naming the top-level key. */
+static void test_config_host_device(void) {
+    devcfg cfg;
+    char err[256] = "";
+    REQUIRE(devcfg_parse(&cfg, "{\"threads\":2}", ".", err, sizeof err) == 0, "%s", err);
+    CHECK(devcfg_host_device(&cfg, "vulkan:0", err, sizeof err) == 0 && strcmp(cfg.device, "vulkan:0") == 0 &&
+              strcmp(cfg.device_source, "host") == 0, "top-level only: %s (%s) %s", cfg.device, cfg.device_source, err);
+    devcfg_free(&cfg);
+    REQUIRE(devcfg_parse(&cfg, "{\"device\":\"cpu\"}", ".", err, sizeof err) == 0, "%s", err);
+    CHECK(devcfg_host_device(&cfg, "vulkan:0", err, sizeof err) == 0 && strcmp(cfg.device, "cpu") == 0 &&
+              strcmp(cfg.device_source, "config") == 0 && strcmp(cfg.host_device, "vulkan:0") == 0,
+          "both: %s (%s)", cfg.device, cfg.device_source);
+    devcfg_free(&cfg);
+    REQUIRE(devcfg_parse(&cfg, NULL, ".", err, sizeof err) == 0, "%s", err);
+    CHECK(devcfg_host_device(&cfg, NULL, err, sizeof err) == 0 && strcmp(cfg.device, "auto") == 0 &&
+              strcmp(cfg.device_source, "default") == 0, "neither: %s", cfg.device);
+    CHECK(devcfg_host_device(&cfg, "gpu please", err, sizeof err) != 0 && strstr(err, "device (top-level)") &&
+              strstr(err, "gpu please"), "bad top-level device: '%s'", err);
+    devcfg_free(&cfg);
+}
+
 static void test_backend_names(void) {
     char fam[32];
     CHECK(devbackends_match("sdrt_backend_cpu.so", fam, sizeof fam) && strcmp(fam, "cpu") == 0, "cpu: %s", fam);
@@ -781,6 +804,7 @@ const test_entry TESTS[] = {
     {"gpu_probe_cuda_memory", test_gpu_probe_cuda_memory},
     {"gpu_probe_faults", test_gpu_probe_faults},
     {"config", test_config},
+    {"config_host_device", test_config_host_device},
     {"backend_names", test_backend_names},
     {"plugin_list", test_plugin_list},
     {"plugin_info_memory", test_plugin_info_memory},

@@ -49,12 +49,30 @@ void ifx_stop(void) {
     g_started = 0;
 }
 
+/* data_json with "precision": SDRT_TEST_PRECISION added when it names
+ * none (malloc'd), or NULL to use data_json as is. */
+static char *with_test_precision(const char *type, const char *data_json) {
+    const char *prec = getenv("SDRT_TEST_PRECISION");
+    if (!prec || !*prec || strcmp(type, "inference.run") != 0) return NULL;
+    cJSON *d = cJSON_Parse(data_json);
+    char *out = NULL;
+    if (cJSON_IsObject(d) && !cJSON_GetObjectItemCaseSensitive(d, "precision")) {
+        cJSON_AddStringToObject(d, "precision", prec);
+        out = cJSON_PrintUnformatted(d);
+    }
+    cJSON_Delete(d);
+    return out;
+}
+
 ifx_result ifx_call(const char *type, const char *data_json, sdrt_job *job) {
     ifx_result r = {SDRT_OK, "", NULL};
+    char *own = with_test_precision(type, data_json);
+    if (own) data_json = own;
     sdrt_request req = {.struct_size = sizeof req, .type = type, .request_id = "t", .data_json = data_json, .job = job};
     char *result = NULL;
     sdrt_error *e = strcmp(type, "inference.batch") == 0 ? infer_batch(&g_plugin, &req, &result)
                                                          : infer_run(&g_plugin, &req, &result);
+    cJSON_free(own);
     if (e) {
         r.status = e->code;
         snprintf(r.message, sizeof r.message, "%s", e->message);
@@ -87,4 +105,42 @@ const char *ifx_json_string_at(const cJSON *data, const char *field, int i) {
 int ifx_file_exists(const char *path) {
     struct stat st;
     return path && stat(path, &st) == 0 && st.st_size > 0;
+}
+
+/* <dir>/<key>.npy into out. */
+static void key_path(char *out, size_t n, const char *dir, const char *key) {
+    snprintf(out, n, "%s/%s.npy", dir, key);
+}
+
+double ifx_check_latents(const char *key, const float *got, size_t n, const float *want, size_t n_want, double tol) {
+    const char *save = getenv("SDRT_TEST_SAVE_LATENTS"), *cpu = getenv("SDRT_TEST_CPU_LATENTS");
+    char path[2048], err[256];
+    if (!got || !n) {
+        CHECK(0, "%s: no latents", key);
+        return 1.0;
+    }
+    if (save && *save) {
+        int64_t shape[1] = {(int64_t)n};
+        mkdir(save, 0755);
+        key_path(path, sizeof path, save, key);
+        CHECK(sdrt_npy_write_f32(path, got, shape, 1, err, sizeof err) == 0, "%s: %s", path, err);
+    }
+    double vs_ref = want && n_want == n ? test_rel_l2(got, want, n) : -1.0;
+    if (!cpu || !*cpu) {
+        CHECK(vs_ref >= 0, "%s: latents missing or wrong size (%zu vs %zu)", key, n, n_want);
+        if (vs_ref >= 0) CHECK(vs_ref <= tol, "%s: rel L2 %.3g > %.0e (diffusers)", key, vs_ref, tol);
+        return vs_ref < 0 ? 1.0 : vs_ref;
+    }
+    /* Against the CPU backend's latents of the same request. */
+    const char *t = getenv("SDRT_TEST_CPU_TOL");
+    double cpu_tol = t && *t ? strtod(t, NULL) : 1e-3;
+    key_path(path, sizeof path, cpu, key);
+    size_t n_cpu = 0;
+    float *ref = ifx_load_npy(path, &n_cpu);
+    CHECK(ref && n_cpu == n, "%s: CPU latents %s missing or of %zu values (want %zu)", key, path, n_cpu, n);
+    double e = ref && n_cpu == n ? test_rel_l2(got, ref, n) : 1.0;
+    printf("# %s: rel L2 %.3g against the CPU backend (bound %.0e), %.3g against diffusers\n", key, e, cpu_tol, vs_ref);
+    CHECK(e <= cpu_tol, "%s: rel L2 %.3g > %.0e against the CPU backend", key, e, cpu_tol);
+    free(ref);
+    return e;
 }

@@ -44,4 +44,18 @@ const char *ifx_json_string_at(const cJSON *data, const char *field, int i);
 /* Non-zero when `path` is a non-empty file. NULL is not. */
 int ifx_file_exists(const char *path);
 
+/* Environment of the device-parity runs (tests/inference/CMakeLists.txt):
+ *   SDRT_TEST_PRECISION     "precision" added to every inference.run that
+ *                           names none (ifx_call);
+ *   SDRT_TEST_SAVE_LATENTS  a folder: ifx_check_latents writes each case's
+ *                           latents there as <key>.npy (the CPU run);
+ *   SDRT_TEST_CPU_LATENTS   that folder: cases are checked against the
+ *                           CPU backend's latents within SDRT_TEST_CPU_TOL
+ *                           (default 1e-3) instead of diffusers'. */
+/* Checks the final latents `got` (n floats) of case `key` (unique within
+ * the test program) as the environment says: against the CPU run's, else
+ * against diffusers' `want` (n_want floats, may be NULL) within `tol`.
+ * Returns the relative L2 error it checked. */
+double ifx_check_latents(const char *key, const float *got, size_t n, const float *want, size_t n_want, double tol);
+
 #endif /* SDRT_TEST_INFER_FIXTURE_H */

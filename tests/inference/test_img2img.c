@@ -170,13 +170,8 @@ static void check_case(const char *id) {
     const char *lat = ifx_json_string_at(r.data, "latents", 0);
     size_t n_got = 0, n_want = 0;
     float *got = lat ? ifx_load_npy(lat, &n_got) : NULL, *want = ifx_load_npy(test_path("SDRT_SOURCE_DIR", rel), &n_want);
-    if (got && want && n_got == n_want) {
-        double e = test_rel_l2(got, want, n_want);
-        printf("# %s: final latents rel L2 %.3g (%d steps run)\n", id, e, job.last_steps);
-        CHECK(e <= LATENT_TOL, "%s: rel L2 %.3g > %.0e", id, e, LATENT_TOL);
-    } else {
-        CHECK(0, "%s: latents missing or wrong size (%zu vs %zu)", id, n_got, n_want);
-    }
+    double e = ifx_check_latents(id, got, n_got, want, n_want, LATENT_TOL);
+    printf("# %s: final latents rel L2 %.3g (%d steps run)\n", id, e, job.last_steps);
     if (image_name[0]) check_image(id, ifx_json_string_at(r.data, "images", 0), image_name);
     free(got);
     free(want);

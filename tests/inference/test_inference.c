@@ -14,22 +14,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "harness.h"
 #include "sdrt/half.h"
 #include "infer_fixture.h"
+#include "sdrt/postprocess.h"
 #include "strict_hook.h"
 
 #define LATENT_TOL 1e-3
 
 /* metrics.weight_bytes_uploaded: the CPU reads weights where they lie (the
- * mmap): always 0. On a device (the *-strict tests) the first request on a
- * model uploads its weights and every later one finds them resident: 0. */
-static void check_uploads(const cJSON *data, const char *model) {
-    static char seen[8][256];
+ * mmap): always 0. On a device (the *-strict and *-vulkan tests) the first
+ * request on a model in a precision uploads its weights (in that
+ * precision's form: another precision's copies are not used) and every
+ * later one finds them resident: 0. */
+static void check_uploads(const cJSON *data, const char *model_path) {
+    static char seen[8][300];
     static int n_seen;
+    const char *prec = getenv("SDRT_TEST_PRECISION");
+    char model[300];
+    snprintf(model, sizeof model, "%s [%s]", model_path, prec ? prec : "auto");
     const cJSON *up = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(data, "metrics"),
                                                        "weight_bytes_uploaded");
     REQUIRE(cJSON_IsNumber(up), "metrics.weight_bytes_uploaded missing");
@@ -75,15 +82,17 @@ static float *run_case(const char *model, const char *path, const char *name, co
     snprintf(rel, sizeof rel, "%s/t2i/%s_64x64.latents.npy", model, name);
     size_t n_got = 0, n_want = 0;
     float *got = lat ? ifx_load_npy(lat, &n_got) : NULL, *want = ifx_load_npy(test_path("SDRT_REFERENCE", rel), &n_want);
-    if (got && want && n_got == n_want) {
-        double e = test_rel_l2(got, want, n_want);
-        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
-        printf("# %s %s: final latents rel L2 %.3g, processing_time %.3f s\n", path, name, e,
-               cJSON_IsNumber(pt) ? pt->valuedouble : -1.0);
-        CHECK(e <= tol, "%s %s: rel L2 %.3g > %.0e", path, name, e, tol);
+    /* The key names model, case and layout (the base name of `path`). */
+    const char *base = strrchr(path, '/');
+    char key[512];
+    snprintf(key, sizeof key, "t2i-%s-%s-%s", model, name, base ? base + 1 : path);
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
+    double e = ifx_check_latents(key, got, n_got, want, n_want, tol);
+    printf("# %s %s: final latents rel L2 %.3g, processing_time %.3f s\n", path, name, e,
+           cJSON_IsNumber(pt) ? pt->valuedouble : -1.0);
+    if (got && n_got == n_want) {
         *n_out = n_got;
     } else {
-        CHECK(0, "%s %s: latents missing or wrong size (%zu vs %zu)", path, name, n_got, n_want);
         free(got);
         got = NULL;
     }
@@ -555,6 +564,162 @@ static void test_nan_weights_fail(void) {
     cJSON_Delete(r.data);
 }
 
+/* "precision": a value outside the list is INVALID_ARGUMENT naming the
+ * field; a value the device cannot run is UNSUPPORTED naming the field and
+ * the device, before any model loads (Vulkan: "int8"; the strict test
+ * family predates the key and runs "auto" and "f32"). On the CPU (whose other
+ * modes come and go with its kernels) "f32" runs. */
+static void test_precision_field(void) {
+    REQUIRE(ifx_start(), "plugins did not load");
+    const char *cfg = getenv("SDRT_TEST_DEVICE_CONFIG");
+    const char *dev = !cfg ? "cpu:0" : strstr(cfg, "vulkan:") ? "vulkan:0" : strstr(cfg, "strict:") ? "strict:0" : NULL;
+    const char *model = test_path("SDRT_REFERENCE", "tiny-sd15/diffusers");
+    char data[4096];
+    static const char *const bad[] = {"\"fp16\"", "\"F16\"", "16", "\"\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(data, sizeof data, "{\"model_id\":\"%s\",\"prompt\":\"x\",\"precision\":%s,\"output\":{\"dir\":\"%s\"}}",
+                 model, bad[i], ifx_out_dir());
+        struct sdrt_job job = {0};
+        ifx_result r = ifx_call("inference.run", data, &job);
+        CHECK(r.status == SDRT_INVALID_ARGUMENT && strncmp(r.message, "precision:", 10) == 0,
+              "precision %s: status %d: %s", bad[i], r.status, r.message);
+        cJSON_Delete(r.data);
+    }
+    const char *refused = dev && !strcmp(dev, "vulkan:0") ? "int8" : dev && !strcmp(dev, "strict:0") ? "f16" : NULL;
+    if (refused) {
+        snprintf(data, sizeof data,
+                 "{\"model_id\":\"%s\",\"prompt\":\"x\",\"width\":64,\"height\":64,\"num_inference_steps\":2,"
+                 "\"precision\":\"%s\",\"output\":{\"dir\":\"%s\"}}", model, refused, ifx_out_dir());
+        struct sdrt_job job = {0};
+        ifx_result r = ifx_call("inference.run", data, &job);
+        printf("# precision %s on %s: %s\n", refused, dev, r.message);
+        CHECK(r.status == SDRT_UNSUPPORTED && strncmp(r.message, "precision:", 10) == 0 && strstr(r.message, refused) &&
+                  strstr(r.message, dev),
+              "precision %s on %s: status %d: %s", refused, dev, r.status, r.message);
+        CHECK(job.last_step == 0, "ran %d steps", job.last_step);
+        cJSON_Delete(r.data);
+    }
+    if (dev && !strcmp(dev, "cpu:0")) {
+        snprintf(data, sizeof data,
+                 "{\"model_id\":\"%s\",\"prompt\":\"x\",\"width\":64,\"height\":64,\"num_inference_steps\":1,"
+                 "\"precision\":\"f32\",\"output\":{\"dir\":\"%s\"}}", model, ifx_out_dir());
+        struct sdrt_job job = {0};
+        ifx_result r = ifx_call("inference.run", data, &job);
+        CHECK(r.status == SDRT_OK, "precision f32 on the CPU: status %d: %s", r.status, r.message);
+        cJSON_Delete(r.data);
+    }
+}
+
+/* <out>/<name>: the tiny SD1.5 VAE (weights linked in place) with its
+ * config's force_upcast set to `upcast`. 0 on success. */
+static int vae_folder(const char *name, int upcast, char *dir, size_t n) {
+    snprintf(dir, n, "%s/%s", ifx_out_dir(), name);
+    char path[2400], *text = NULL;
+    FILE *f = fopen(test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/vae/config.json"), "rb");
+    if (!f || mkdir(dir, 0755) != 0) {
+        if (f) fclose(f);
+        return -1;
+    }
+    static char buf[1 << 16];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    cJSON *cfg = cJSON_Parse(buf);
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "force_upcast");
+    cJSON_AddBoolToObject(cfg, "force_upcast", upcast);
+    text = cJSON_PrintUnformatted(cfg);
+    cJSON_Delete(cfg);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    f = text ? fopen(path, "wb") : NULL;
+    int ok = f && fputs(text, f) >= 0;
+    if (f) ok &= fclose(f) == 0;
+    cJSON_free(text);
+    snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
+    ok = ok && symlink(test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/vae/diffusion_pytorch_model.safetensors"), path) == 0;
+    return ok ? 0 : -1;
+}
+
+/* Decodes `lat` [1,4,8,8] with the VAE folder `dir` in `precision`; the
+ * status, and the pixels in *rgb (postprocess-owned; NULL on failure). */
+static sdrt_status vae_decode(const sdrt_model_iface *mi, const sdrt_postprocess_iface *post, const char *dir,
+                              const float *lat, const char *precision, float **rgb, char *msg, size_t n) {
+    sdrt_model *m = NULL;
+    sdrt_error *e = mi->open(mi->self, dir, NULL, &m);
+    *rgb = NULL;
+    if (!e) {
+        sdrt_vae_options opt;
+        sdrt_vae_options_init(&opt);
+        opt.precision = precision;
+        int h = 0, w = 0;
+        e = post->decode(post->self, m, lat, 1, 4, 8, 8, &opt, NULL, rgb, &h, &w);
+        mi->close(mi->self, m);
+    }
+    sdrt_status st = e ? e->code : SDRT_OK;
+    snprintf(msg, n, "%s", e ? e->message : "");
+    if (e) ifx_plugin()->api->error_free(e);
+    return st;
+}
+
+/* diffusers' force_upcast: a VAE whose config says so decodes in f32
+ * whatever precision is asked - the same pixels as an f32 decode, bit for
+ * bit (so an f16 request on the CPU, which runs no f16, still decodes);
+ * one that says false follows the precision: on Vulkan f16 weights, pixels
+ * within half-precision rounding of the f32 decode but not equal to it;
+ * on the CPU and the strict device UNSUPPORTED naming `precision`. */
+static void test_vae_force_upcast(void) {
+    REQUIRE(ifx_start(), "plugins did not load");
+    char on[1200], off[1200], msg[512];
+    REQUIRE(vae_folder("vae-upcast-on", 1, on, sizeof on) == 0 && vae_folder("vae-upcast-off", 0, off, sizeof off) == 0,
+            "could not write the VAE folders");
+    sdrt_error *e = NULL;
+    const sdrt_host_api *api = ifx_plugin()->api;
+    const sdrt_model_iface *mi = api->acquire(ifx_plugin()->host, SDRT_MODEL_IFACE_ID, &e);
+    const sdrt_postprocess_iface *post = api->acquire(ifx_plugin()->host, SDRT_POSTPROCESS_IFACE_ID, &e);
+    REQUIRE(mi && post, "no model or postprocess interface");
+    float lat[4 * 8 * 8];
+    srand((unsigned)test_seed());
+    for (int i = 0; i < 4 * 8 * 8; i++) lat[i] = 2.0f * (float)rand() / (float)RAND_MAX - 1.0f;
+    const size_t npx = 64 * 64 * 3;
+    float *ref = NULL, *up = NULL, *f16 = NULL;
+    sdrt_status st = vae_decode(mi, post, on, lat, "f32", &ref, msg, sizeof msg);
+    CHECK(st == SDRT_OK, "f32 decode: %s", msg);
+    st = vae_decode(mi, post, on, lat, "f16", &up, msg, sizeof msg);
+    CHECK(st == SDRT_OK && ref && up && memcmp(ref, up, npx * sizeof *ref) == 0,
+          "force_upcast true, precision f16: status %d (%s), not the f32 decode's pixels", st, msg);
+    const char *cfg = getenv("SDRT_TEST_DEVICE_CONFIG");
+    st = vae_decode(mi, post, off, lat, "f16", &f16, msg, sizeof msg);
+    if (cfg && strstr(cfg, "vulkan:")) {
+        double d = st == SDRT_OK && ref ? test_rel_l2(f16, ref, npx) : 1.0;
+        printf("# force_upcast false, f16 weights: pixels rel L2 %.3g against the f32 decode\n", d);
+        CHECK(st == SDRT_OK && d > 0 && d <= 1e-2, "force_upcast false, f16: status %d (%s), rel L2 %.3g", st, msg, d);
+    } else {
+        CHECK(st == SDRT_UNSUPPORTED && strncmp(msg, "precision:", 10) == 0,
+              "force_upcast false, f16 on a device without f16: status %d (%s)", st, msg);
+    }
+    post->free(post->self, ref);
+    post->free(post->self, up);
+    post->free(post->self, f16);
+    api->release(ifx_plugin()->host, SDRT_POSTPROCESS_IFACE_ID);
+    api->release(ifx_plugin()->host, SDRT_MODEL_IFACE_ID);
+}
+
+/* bf16 weights on Vulkan (the one device that runs them): SD1.5 Euler
+ * against the CPU backend's latents, with the f16 run's bound. Runs only in
+ * the device-parity runs on vulkan:0 (inference-vulkan-f16). */
+static void test_sd15_euler_bf16(void) {
+    const char *cfg = getenv("SDRT_TEST_DEVICE_CONFIG"), *cpu = getenv("SDRT_TEST_CPU_LATENTS");
+    if (!cfg || !strstr(cfg, "vulkan:") || !cpu) {
+        printf("# skipped: runs in inference-vulkan-f16\n");
+        return;
+    }
+    char *was = getenv("SDRT_TEST_PRECISION") ? strdup(getenv("SDRT_TEST_PRECISION")) : NULL;
+    setenv("SDRT_TEST_PRECISION", "bf16", 1);
+    check_reference_case("tiny-sd15", "euler", "EulerDiscreteScheduler", "{}");
+    if (was) setenv("SDRT_TEST_PRECISION", was, 1);
+    else unsetenv("SDRT_TEST_PRECISION");
+    free(was);
+}
+
 /* A schedule with beta_start > beta_end is refused before any step. */
 static void test_decreasing_betas_refused(void) {
     REQUIRE(ifx_start(), "plugins did not load");
@@ -596,6 +761,9 @@ const test_entry TESTS[] = {
     {"metadata_is_what_ran", test_metadata_is_what_ran},
     {"nan_weights_fail", test_nan_weights_fail},
     {"decreasing_betas_refused", test_decreasing_betas_refused},
+    {"precision_field", test_precision_field},
+    {"vae_force_upcast", test_vae_force_upcast},
+    {"sd15_euler_bf16", test_sd15_euler_bf16},
     {"shutdown", test_shutdown},
     {0},
 };

@@ -1,7 +1,9 @@
 /* test_vulkan.c - the Vulkan family beyond the op conformance cases:
  * SD-sized shapes against the CPU family, out-of-memory from memory_limit
  * (RESOURCE_EXHAUSTED-shaped: alloc gives NULL, the next request runs),
- * reset, and the pipeline cache read back from disk. */
+ * reset, the pipeline cache read back from disk, the stream "precision"
+ * (weight forms, refusals, one resident copy per form) and, through
+ * `sdrt serve`, the top-level `device` key and a request's precision. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <signal.h>
@@ -16,6 +18,8 @@
 #include "harness.h"
 #include "sdrt/backend.h"
 #include "sdrt/half.h"
+#include "sdrt/nn.h"
+#include "sdrt/weight_store.h"
 
 #define LIMIT (192u << 20)
 
@@ -406,17 +410,22 @@ static char *response_for(FILE *out, const char *rid) {
     return NULL;
 }
 
-/* Through `sdrt serve` with the Vulkan family capped at 16 MB: a 512x512
- * request on the tiny SD1.5 answers RESOURCE_EXHAUSTED naming vulkan:0 and
- * the size asked, and the next (64x64) request on the same host succeeds. */
-static void test_request_oom(void) {
-    if (!setup()) return;
-    const char *build = getenv("SDRT_BUILD_DIR"), *ref = getenv("SDRT_REFERENCE");
-    REQUIRE(build && ref, "SDRT_BUILD_DIR / SDRT_REFERENCE not set (run through ctest)");
-    char sdrt[4200], model[4200], outdir[4200];
+/* Runs `sdrt serve` with the `--set` assignments `sets` (n_sets), writes
+ * each of the n request lines and collects the response to request id
+ * rids[i] into resp[i] (malloc'd, NULL when none came). */
+static void serve_exchange(const char *const *sets, int n_sets, const char *const *lines, const char *const *rids,
+                           char **resp, int n) {
+    const char *build = getenv("SDRT_BUILD_DIR");
+    REQUIRE(build, "SDRT_BUILD_DIR not set (run through ctest)");
+    char sdrt[4200];
     snprintf(sdrt, sizeof sdrt, "%s/bin/sdrt", build);
-    snprintf(model, sizeof model, "%s/tiny-sd15/diffusers", ref);
-    snprintf(outdir, sizeof outdir, "%s", test_tmpdir());
+    const char *argv[32] = {sdrt, "serve"};
+    int argc = 2;
+    for (int i = 0; i < n_sets && argc < 30; i++) {
+        argv[argc++] = "--set";
+        argv[argc++] = sets[i];
+    }
+    argv[argc] = NULL;
     int in[2], out[2];
     REQUIRE(pipe(in) == 0 && pipe(out) == 0, "pipe");
     pid_t pid = fork();
@@ -426,21 +435,14 @@ static void test_request_oom(void) {
         dup2(out[1], 1);
         close(in[1]);
         close(out[0]);
-        execl(sdrt, sdrt, "serve", "--set", "allow_any_path=true", "--set",
-              "plugins.device.config={\"device\":\"vulkan:0\",\"backends\":{\"vulkan\":{\"memory_limit\":16000000}}}",
-              (char *)NULL);
+        execv(sdrt, (char *const *)argv);
         _exit(127);
     }
     close(in[0]);
     close(out[1]);
     FILE *to = fdopen(in[1], "w"), *from = fdopen(out[0], "r");
-    const char *sizes[2] = {"512", "64"}, *rids[2] = {"big", "small"};
-    char *resp[2] = {NULL, NULL};
-    for (int i = 0; i < 2; i++) {
-        fprintf(to,
-                "{\"type\":\"inference.run\",\"request_id\":\"%s\",\"data\":{\"model_id\":\"%s\",\"prompt\":\"a fox\","
-                "\"width\":%s,\"height\":%s,\"num_inference_steps\":1,\"seed\":1,\"output\":{\"dir\":\"%s\"}}}\n",
-                rids[i], model, sizes[i], sizes[i], outdir);
+    for (int i = 0; i < n; i++) {
+        fprintf(to, "%s\n", lines[i]);
         fflush(to);
         resp[i] = response_for(from, rids[i]);
     }
@@ -448,6 +450,30 @@ static void test_request_oom(void) {
     fclose(from);
     int status = 0;
     waitpid(pid, &status, 0);
+}
+
+/* Through `sdrt serve` with the Vulkan family capped at 16 MB: a 512x512
+ * request on the tiny SD1.5 answers RESOURCE_EXHAUSTED naming vulkan:0 and
+ * the size asked, and the next (64x64) request on the same host succeeds. */
+static void test_request_oom(void) {
+    if (!setup()) return;
+    const char *ref = getenv("SDRT_REFERENCE");
+    REQUIRE(ref, "SDRT_REFERENCE not set (run through ctest)");
+    char model[4200], outdir[4200];
+    snprintf(model, sizeof model, "%s/tiny-sd15/diffusers", ref);
+    snprintf(outdir, sizeof outdir, "%s", test_tmpdir());
+    const char *sets[] = {"allow_any_path=true",
+                          "plugins.device.config={\"device\":\"vulkan:0\",\"backends\":{\"vulkan\":{\"memory_limit\":16000000}}}"};
+    const char *sizes[2] = {"512", "64"}, *rids[2] = {"big", "small"};
+    char lines[2][9000];
+    const char *lp[2] = {lines[0], lines[1]};
+    for (int i = 0; i < 2; i++)
+        snprintf(lines[i], sizeof lines[i],
+                 "{\"type\":\"inference.run\",\"request_id\":\"%s\",\"data\":{\"model_id\":\"%s\",\"prompt\":\"a fox\","
+                 "\"width\":%s,\"height\":%s,\"num_inference_steps\":1,\"seed\":1,\"output\":{\"dir\":\"%s\"}}}",
+                 rids[i], model, sizes[i], sizes[i], outdir);
+    char *resp[2] = {NULL, NULL};
+    serve_exchange(sets, 2, lp, rids, resp, 2);
     CHECK(resp[0] && strstr(resp[0], "\"error_code\":\"RESOURCE_EXHAUSTED\"") && strstr(resp[0], "vulkan:0") &&
               strstr(resp[0], "byte"),
           "the 512x512 request under a 16 MB limit: %s", resp[0] ? resp[0] : "(no response)");
@@ -456,7 +482,174 @@ static void test_request_oom(void) {
     free(resp[1]);
 }
 
+/* The top-level `device` key selects the device (`sdrt serve --set
+ * device=vulkan:0`, as the plugin-level key does, which wins when both are
+ * given), and a request's precision reaches the Vulkan family: "int8"
+ * answers UNSUPPORTED naming the field and vulkan:0, a value outside the
+ * list INVALID_ARGUMENT naming the field, "f32" and "f16" generate; the
+ * top-level `precision` is the default of requests naming none. */
+static void test_serve_device_and_precision(void) {
+    if (!setup()) return;
+    const char *ref = getenv("SDRT_REFERENCE");
+    REQUIRE(ref, "SDRT_REFERENCE not set (run through ctest)");
+    char model[4200], outdir[4200];
+    snprintf(model, sizeof model, "%s/tiny-sd15/diffusers", ref);
+    snprintf(outdir, sizeof outdir, "%s", test_tmpdir());
+    const char *sets[] = {"allow_any_path=true", "device=vulkan:0"};
+    const char *rids[] = {"list", "int8", "bad", "f32", "f16"};
+    const char *prec[] = {NULL, "\"int8\"", "\"half\"", "\"f32\"", "\"f16\""};
+    char lines[5][9000];
+    const char *lp[5];
+    snprintf(lines[0], sizeof lines[0], "{\"type\":\"device.list\",\"request_id\":\"list\",\"data\":{}}");
+    for (int i = 1; i < 5; i++)
+        snprintf(lines[i], sizeof lines[i],
+                 "{\"type\":\"inference.run\",\"request_id\":\"%s\",\"data\":{\"model_id\":\"%s\",\"prompt\":\"a fox\","
+                 "\"width\":64,\"height\":64,\"num_inference_steps\":1,\"seed\":1,\"precision\":%s,"
+                 "\"output\":{\"dir\":\"%s\"}}}",
+                 rids[i], model, prec[i], outdir);
+    for (int i = 0; i < 5; i++) lp[i] = lines[i];
+    char *resp[5] = {NULL};
+    serve_exchange(sets, 2, lp, rids, resp, 5);
+    CHECK(resp[0] && strstr(resp[0], "\"default_device\":\"vulkan:0\""), "device=vulkan:0 (top level): %s",
+          resp[0] ? resp[0] : "(no response)");
+    CHECK(resp[1] && strstr(resp[1], "\"error_code\":\"UNSUPPORTED\"") && strstr(resp[1], "precision") &&
+              strstr(resp[1], "int8") && strstr(resp[1], "vulkan:0"),
+          "precision int8 on vulkan:0: %s", resp[1] ? resp[1] : "(no response)");
+    CHECK(resp[2] && strstr(resp[2], "\"error_code\":\"INVALID_ARGUMENT\"") && strstr(resp[2], "precision"),
+          "precision \"half\": %s", resp[2] ? resp[2] : "(no response)");
+    for (int i = 3; i < 5; i++)
+        CHECK(resp[i] && strstr(resp[i], "\"success\":true"), "precision %s: %s", prec[i],
+              resp[i] ? resp[i] : "(no response)");
+    for (int i = 0; i < 5; i++) free(resp[i]);
+
+    /* Both device keys: the plugin's wins. The top-level precision is the
+     * default of a request naming none. */
+    const char *sets2[] = {"allow_any_path=true", "device=cpu", "plugins.device.config.device=vulkan:0",
+                           "precision=int8"};
+    const char *rids2[] = {"list", "default"};
+    snprintf(lines[1], sizeof lines[1],
+             "{\"type\":\"inference.run\",\"request_id\":\"default\",\"data\":{\"model_id\":\"%s\",\"prompt\":\"a fox\","
+             "\"width\":64,\"height\":64,\"num_inference_steps\":1,\"output\":{\"dir\":\"%s\"}}}",
+             model, outdir);
+    char *resp2[2] = {NULL};
+    serve_exchange(sets2, 4, lp, rids2, resp2, 2);
+    CHECK(resp2[0] && strstr(resp2[0], "\"default_device\":\"vulkan:0\""), "the plugin's device key wins: %s",
+          resp2[0] ? resp2[0] : "(no response)");
+    CHECK(resp2[1] && strstr(resp2[1], "\"error_code\":\"UNSUPPORTED\"") && strstr(resp2[1], "precision") &&
+              strstr(resp2[1], "int8") && strstr(resp2[1], "vulkan:0"),
+          "top-level precision int8 as the default: %s", resp2[1] ? resp2[1] : "(no response)");
+    for (int i = 0; i < 2; i++) free(resp2[i]);
+}
+
+/* stream_open reads "precision": int8 is refused (UNSUPPORTED, naming the
+ * field and the device), a value outside the list or of another type is
+ * INVALID_ARGUMENT, and each mode asks for its weight form. */
+static void test_stream_precision(void) {
+    if (!setup()) return;
+    char msg[512];
+    sdrt_stream *s = NULL;
+    sdrt_status st = sdrt_device_stream_open(g_vk, "{\"precision\":\"int8\"}", &s, msg, sizeof msg);
+    CHECK(st == SDRT_UNSUPPORTED && !s && strstr(msg, "precision") && strstr(msg, "int8") && strstr(msg, "vulkan:0"),
+          "int8: status %s: %s", sdrt_status_name(st), msg);
+    static const char *const bad[] = {"{\"precision\":\"fp16\"}", "{\"precision\":16}", "[1]"};
+    for (int i = 0; i < 3; i++) {
+        st = sdrt_device_stream_open(g_vk, bad[i], &s, msg, sizeof msg);
+        CHECK(st == SDRT_INVALID_ARGUMENT && !s, "%s: status %s: %s", bad[i], sdrt_status_name(st), msg);
+    }
+    static const struct {
+        const char *params;
+        sdrt_dtype from_f32, from_f16, from_bf16;
+    } modes[] = {
+        {NULL, SDRT_DTYPE_F16, SDRT_DTYPE_F16, SDRT_DTYPE_BF16}, /* auto = f16 */
+        {"{\"precision\":\"auto\",\"threads\":2}", SDRT_DTYPE_F16, SDRT_DTYPE_F16, SDRT_DTYPE_BF16},
+        {"{\"precision\":\"f16\"}", SDRT_DTYPE_F16, SDRT_DTYPE_F16, SDRT_DTYPE_BF16},
+        {"{\"precision\":\"f32\"}", SDRT_DTYPE_F32, SDRT_DTYPE_F32, SDRT_DTYPE_F32},
+        {"{\"precision\":\"bf16\"}", SDRT_DTYPE_BF16, SDRT_DTYPE_F16, SDRT_DTYPE_BF16},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        st = sdrt_device_stream_open(g_vk, modes[i].params, &s, msg, sizeof msg);
+        REQUIRE(st == SDRT_OK && s, "%s: status %s: %s", modes[i].params ? modes[i].params : "NULL", sdrt_status_name(st),
+                msg);
+        CHECK(sdrt_stream_weight_dtype(s, SDRT_DTYPE_F32) == modes[i].from_f32 &&
+                  sdrt_stream_weight_dtype(s, SDRT_DTYPE_F16) == modes[i].from_f16 &&
+                  sdrt_stream_weight_dtype(s, SDRT_DTYPE_BF16) == modes[i].from_bf16 &&
+                  sdrt_stream_weight_dtype(s, SDRT_DTYPE_Q8_0) == SDRT_DTYPE_Q8_0,
+              "%s: weight forms", modes[i].params ? modes[i].params : "NULL");
+        sdrt_stream_free(s);
+    }
+}
+
+static void count_copies(void *u, sdrt_device *dev, uint64_t bytes, size_t n_tensors) {
+    uint64_t *c = u;
+    (void)dev;
+    c[0] += bytes;
+    c[1] += n_tensors;
+}
+
+/* One linear layer y = x W^T through sdrt_nn with W (fresh random F32) in
+ * a weight store, in an f16 and an f32 context: against a double-precision
+ * product on the host, f16 weights stay within half-precision rounding
+ * and f32 ones within float rounding; the store keeps one copy per form
+ * (an f32 context never reads the f16 copy), counted at its device size,
+ * and a second f16 context finds its copy resident. */
+static void test_weight_forms(void) {
+    if (!setup()) return;
+    enum { M = 37, K = 300, N = 70 };
+    float *x = rnd(M * K, -1, 1), *w = rnd(N * K, -0.2f, 0.2f);
+    double *want = calloc(M * N, sizeof *want);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            for (int k = 0; k < K; k++) want[i * N + j] += (double)x[i * K + k] * w[j * K + k];
+    sdrt_tensor hw = {.struct_size = sizeof hw, .dtype = SDRT_DTYPE_F32, .ndim = 2, .shape = {N, K}, .strides = {K, 1},
+                      .data = w};
+    sdrt_weight_store *ws = sdrt_weight_store_new(NULL, NULL);
+    REQUIRE(ws && sdrt_weight_store_add_range(ws, w, sizeof(float) * N * K) == 0, "store");
+    static const char *const params[] = {"{\"precision\":\"f16\"}", "{\"precision\":\"f32\"}",
+                                         "{\"precision\":\"f16\"}"};
+    static const sdrt_dtype form[] = {SDRT_DTYPE_F16, SDRT_DTYPE_F32, SDRT_DTYPE_F16};
+    static const uint64_t uploaded[] = {2 * N * K, 4 * N * K, 0};
+    static const double bound[] = {2e-3, 1e-5, 2e-3};
+    float *y = malloc(sizeof(float) * M * N);
+    for (int r = 0; r < 3; r++) {
+        sdrt_nn *nn = NULL;
+        char msg[256];
+        REQUIRE(sdrt_nn_create(g_vk, params[r], NULL, NULL, &nn, msg, sizeof msg) == SDRT_OK, "%s: %s", params[r], msg);
+        sdrt_nn_add_weight_store(nn, ws);
+        int64_t xs[2] = {M, K};
+        sdrt_tensor *tx = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 2, xs, x);
+        const sdrt_tensor *tw = sdrt_nn_weight(nn, &hw);
+        CHECK(tw && tw->dtype == form[r], "%s: weight operand dtype %d, want %d", params[r], tw ? (int)tw->dtype : -1,
+              (int)form[r]);
+        sdrt_tensor *ty = sdrt_nn_linear(nn, tx, tw, NULL);
+        REQUIRE(ty && sdrt_nn_to_host_f32(nn, ty, y) == SDRT_OK, "%s: linear failed", params[r]);
+        double num = 0, den = 0;
+        for (int i = 0; i < M * N; i++) {
+            num += (y[i] - want[i]) * (y[i] - want[i]);
+            den += want[i] * want[i];
+        }
+        double e = sqrt(num / den);
+        printf("# %s: linear rel L2 %.3g against the f64 product (bound %.0e), %llu weight bytes uploaded\n",
+               params[r], e, bound[r], (unsigned long long)sdrt_nn_weight_bytes_uploaded(nn));
+        CHECK(e <= bound[r] && (form[r] == SDRT_DTYPE_F32 || e > 1e-6), "%s: rel L2 %.3g", params[r], e);
+        CHECK(sdrt_nn_weight_bytes_uploaded(nn) == uploaded[r], "%s: %llu bytes uploaded, want %llu", params[r],
+              (unsigned long long)sdrt_nn_weight_bytes_uploaded(nn), (unsigned long long)uploaded[r]);
+        sdrt_nn_free(nn);
+    }
+    uint64_t c[2] = {0, 0};
+    sdrt_weight_store_each_device(ws, count_copies, c);
+    CHECK(c[1] == 2 && c[0] == 6ull * N * K, "store: %llu copies of %llu bytes, want 2 of %llu (f16 + f32)",
+          (unsigned long long)c[1], (unsigned long long)c[0], 6ull * N * K);
+    sdrt_weight_store_free(ws);
+    free(x);
+    free(w);
+    free(want);
+    free(y);
+}
+
 const test_entry TESTS[] = {
+    {"stream_precision", test_stream_precision},
+    {"weight_forms", test_weight_forms},
+    {"serve_device_and_precision", test_serve_device_and_precision},
     {"request_oom", test_request_oom},
     {"async_order", test_async_order},
     {"replay", test_replay},

@@ -108,6 +108,11 @@ static sdrt_stream *cpu_dev_stream_new(sdrt_device *dev, const char *params_json
     return cpu_stream_new(dev, params_json, ((cpu_device_ctx *)dev->context)->default_threads);
 }
 
+static sdrt_status cpu_dev_stream_open(sdrt_device *dev, const char *params_json, sdrt_stream **out, char *msg,
+                                       size_t msg_size) {
+    return cpu_stream_open(dev, params_json, ((cpu_device_ctx *)dev->context)->default_threads, out, msg, msg_size);
+}
+
 static int cpu_dev_supports_op(sdrt_device *dev, const sdrt_op *op) { return cpu_supports_op(op); }
 
 static const char *cpu_dev_info_json(sdrt_device *dev) { return ((cpu_device_ctx *)dev->context)->info; }
@@ -116,7 +121,7 @@ static const char *cpu_dev_info_json(sdrt_device *dev) { return ((cpu_device_ctx
 static sdrt_buffer_type *cpu_dev_host_buffer_type(sdrt_device *dev) { return &g_buffer_type; }
 
 static const sdrt_device_iface g_cpu_device_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, host_buffer_type),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, stream_open),
     .host_buffer_type = cpu_dev_host_buffer_type,
     /* reset absent: nothing on a CPU can be lost and re-initialised. */
     .name = cpu_dev_name,
@@ -127,6 +132,7 @@ static const sdrt_device_iface g_cpu_device_iface = {
     .stream_new = cpu_dev_stream_new,
     .supports_op = cpu_dev_supports_op,
     .info_json = cpu_dev_info_json,
+    .stream_open = cpu_dev_stream_open,
 };
 
 /* ---- family ------------------------------------------------------------------ */

@@ -278,5 +278,10 @@ extern const sdrt_buffer_type_iface cpu_buffer_type_iface;
 int cpu_json_threads(const char *json);
 /* A new stream on dev; params_json may set "threads". NULL on failure. */
 sdrt_stream *cpu_stream_new(sdrt_device *dev, const char *params_json, int default_threads);
+/* cpu_stream_new with the reason (the device iface's stream_open):
+ * INVALID_ARGUMENT / UNSUPPORTED for a "precision" the CPU does not run,
+ * RESOURCE_EXHAUSTED, each with a message in msg (may be NULL). */
+sdrt_status cpu_stream_open(sdrt_device *dev, const char *params_json, int default_threads, sdrt_stream **out,
+                            char *msg, size_t msg_size);
 
 #endif /* SDRT_CPU_INTERNAL_H */

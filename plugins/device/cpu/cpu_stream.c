@@ -4,7 +4,10 @@
  * synchronous copies and an event is complete the moment it is recorded. */
 #include "cpu_internal.h"
 
+#include "sdrt/precision.h"
+
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,17 +130,52 @@ int cpu_json_threads(const char *json) {
     return n;
 }
 
-sdrt_stream *cpu_stream_new(sdrt_device *dev, const char *params_json, int default_threads) {
+/* "precision" of the stream params (sdrt/precision.h). The kernels compute
+ * in f32 (weights in any float dtype are widened in the GEMM packer), so
+ * "auto" and "f32" run; the other modes are refused until kernels for
+ * them exist. */
+static sdrt_status cpu_stream_precision(const char *params_json, sdrt_precision *out, char *msg, size_t msg_size) {
+    *out = SDRT_PRECISION_AUTO;
+    cJSON *root = params_json ? cJSON_Parse(params_json) : NULL;
+    const cJSON *p = root ? cJSON_GetObjectItemCaseSensitive(root, "precision") : NULL;
+    sdrt_status st = SDRT_OK;
+    if (p && !cJSON_IsString(p)) {
+        if (msg) snprintf(msg, msg_size, "precision: must be a string, one of " SDRT_PRECISION_CHOICES);
+        st = SDRT_INVALID_ARGUMENT;
+    } else if (p) {
+        st = sdrt_precision_parse(p->valuestring, NULL, out, msg, msg_size);
+    }
+    cJSON_Delete(root);
+    if (st == SDRT_OK && *out != SDRT_PRECISION_AUTO && *out != SDRT_PRECISION_F32) {
+        if (msg) sdrt_precision_refusal(msg, msg_size, *out, "cpu:0", "\"auto\" (= f32) and \"f32\"");
+        st = SDRT_UNSUPPORTED;
+    }
+    return st;
+}
+
+sdrt_status cpu_stream_open(sdrt_device *dev, const char *params_json, int default_threads, sdrt_stream **out,
+                            char *msg, size_t msg_size) {
+    *out = NULL;
+    sdrt_precision prec;
+    sdrt_status st = cpu_stream_precision(params_json, &prec, msg, msg_size);
+    if (st != SDRT_OK) return st;
     int threads = cpu_json_threads(params_json);
     if (threads <= 0) threads = default_threads;
     cpu_stream_ctx *sc = calloc(1, sizeof *sc);
-    if (!sc) return NULL;
-    if (cpu_ctx_init(&sc->ctx, threads) != 0) {
+    if (!sc || cpu_ctx_init(&sc->ctx, threads) != 0) {
         free(sc);
-        return NULL;
+        if (msg) snprintf(msg, msg_size, "cpu:0: cannot start a stream of %d threads", threads);
+        return SDRT_RESOURCE_EXHAUSTED;
     }
     sc->stream.iface = &g_cpu_stream_iface;
     sc->stream.context = sc;
     sc->stream.device = dev;
-    return &sc->stream;
+    *out = &sc->stream;
+    return SDRT_OK;
+}
+
+sdrt_stream *cpu_stream_new(sdrt_device *dev, const char *params_json, int default_threads) {
+    sdrt_stream *s = NULL;
+    cpu_stream_open(dev, params_json, default_threads, &s, NULL, 0);
+    return s;
 }

@@ -332,6 +332,11 @@ static sdrt_stream *cuda_dev_stream_new(sdrt_device *dev, const char *params_jso
     return cuda_stream_new(dev, cuda_dev(dev), params_json);
 }
 
+static sdrt_status cuda_dev_stream_open(sdrt_device *dev, const char *params_json, sdrt_stream **out, char *msg,
+                                        size_t msg_size) {
+    return cuda_stream_open(dev, cuda_dev(dev), params_json, out, msg, msg_size);
+}
+
 static int cuda_dev_supports_op(sdrt_device *dev, const sdrt_op *op) {
     return cuda_supports_op(op, &cuda_dev(dev)->vram, &cuda_dev(dev)->pinned);
 }
@@ -373,7 +378,7 @@ static uint64_t cuda_dev_allocated(sdrt_device *dev) {
 }
 
 static const sdrt_device_iface g_cuda_device_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, allocated_bytes),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, stream_open),
     .name = cuda_dev_name,
     .description = cuda_dev_description,
     .type = cuda_dev_type,
@@ -385,6 +390,7 @@ static const sdrt_device_iface g_cuda_device_iface = {
     .host_buffer_type = cuda_dev_host_buffer_type,
     .reset = cuda_dev_reset,
     .allocated_bytes = cuda_dev_allocated,
+    .stream_open = cuda_dev_stream_open,
 };
 
 /* ---- family -------------------------------------------------------------------------- */
@@ -415,7 +421,7 @@ static const sdrt_backend_reg_iface g_cuda_reg_iface = {
     .unload = cuda_reg_unload,
 };
 
-/* "precision": "f32" (default) or "mixed" from the family config; the
+/* "precision": "f32" (default; also "auto") or "f16" (= "mixed") from the family config; the
  * environment's SDRT_CUDA_PRECISION wins (tests, benchmarks). F32 is the
  * default because it meets the conformance tolerances (2e-5 relative for
  * MATMUL/CONV2D); mixed rounds activations to F16/BF16 (~1e-3) and is the
@@ -427,9 +433,10 @@ static cuda_precision cuda_config_precision(const char *config_json) {
     const cJSON *p = root ? cJSON_GetObjectItemCaseSensitive(root, "precision") : NULL;
     if (!v && cJSON_IsString(p)) v = p->valuestring;
     cuda_precision out = CUDA_PRECISION_F32;
-    if (v && strcmp(v, "mixed") == 0) out = CUDA_PRECISION_MIXED;
-    else if (v && strcmp(v, "f32") != 0)
-        cuda_log(SDRT_LOG_WARN, "cuda backend: precision \"%s\" unknown (use \"f32\" or \"mixed\"): using f32", v);
+    if (v && (strcmp(v, "mixed") == 0 || strcmp(v, "f16") == 0)) out = CUDA_PRECISION_MIXED;
+    else if (v && strcmp(v, "f32") != 0 && strcmp(v, "auto") != 0)
+        cuda_log(SDRT_LOG_WARN, "cuda backend: precision \"%s\" unknown (use \"f32\", \"f16\" or \"mixed\"): using f32",
+                 v);
     cJSON_Delete(root);
     return out;
 }

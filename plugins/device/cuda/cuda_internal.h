@@ -96,6 +96,11 @@ sdrt_buffer_type *cuda_device_pinned_type(cuda_device_ctx *d);
 
 /* Streams (cuda_stream.c). */
 sdrt_stream *cuda_stream_new(sdrt_device *dev, cuda_device_ctx *d, const char *params_json);
+/* cuda_stream_new with the reason (the device iface's stream_open): a
+ * "precision" it cannot run (UNSUPPORTED) or a malformed one
+ * (INVALID_ARGUMENT), RESOURCE_EXHAUSTED, UNAVAILABLE; message in msg. */
+sdrt_status cuda_stream_open(sdrt_device *dev, cuda_device_ctx *d, const char *params_json, sdrt_stream **out,
+                             char *msg, size_t msg_size);
 
 /* Non-zero if `buf` is a buffer of this family (VRAM or pinned). */
 int cuda_buffer_is_ours(const sdrt_buffer *buf);

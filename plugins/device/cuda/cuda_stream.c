@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include "cuda_blas.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -264,27 +265,56 @@ static const sdrt_stream_iface g_cuda_stream_iface = {
     .event_free = cuda_event_free,
 };
 
-/* {"precision":"f32"|"mixed"} overrides the device's for this stream. */
-static cuda_precision cuda_stream_precision(const char *params_json, cuda_precision dflt) {
-    if (!params_json) return dflt;
-    cJSON *root = cJSON_Parse(params_json);
+/* The stream params' "precision" (sdrt/precision.h in the SDK helpers)
+ * over the device's (config) default: absent or "auto" = the device's,
+ * "f32", "f16" (the mixed mode: F16/BF16 activations with f32
+ * accumulation; "mixed" is its older name). "bf16" and "int8" have no mode
+ * here (UNSUPPORTED); other values are INVALID_ARGUMENT. */
+static sdrt_status cuda_stream_precision(const char *params_json, const cuda_device_ctx *d, cuda_precision *out,
+                                         char *msg, size_t msg_size) {
+    *out = cuda_device_precision(d);
+    cJSON *root = params_json ? cJSON_Parse(params_json) : NULL;
     const cJSON *p = root ? cJSON_GetObjectItemCaseSensitive(root, "precision") : NULL;
-    cuda_precision out = dflt;
-    if (cJSON_IsString(p) && strcmp(p->valuestring, "f32") == 0) out = CUDA_PRECISION_F32;
-    else if (cJSON_IsString(p) && strcmp(p->valuestring, "mixed") == 0) out = CUDA_PRECISION_MIXED;
+    const char *v = cJSON_IsString(p) ? p->valuestring : NULL;
+    sdrt_status st = SDRT_OK;
+    if (p && !v) {
+        if (msg) snprintf(msg, msg_size, "precision: must be a string");
+        st = SDRT_INVALID_ARGUMENT;
+    } else if (!v || strcmp(v, "auto") == 0) {
+    } else if (strcmp(v, "f32") == 0) {
+        *out = CUDA_PRECISION_F32;
+    } else if (strcmp(v, "f16") == 0 || strcmp(v, "mixed") == 0) {
+        *out = CUDA_PRECISION_MIXED;
+    } else if (strcmp(v, "bf16") == 0 || strcmp(v, "int8") == 0) {
+        if (msg)
+            snprintf(msg, msg_size, "precision: \"%s\" is not supported on %s (it runs \"auto\", \"f32\" and \"f16\")",
+                     v, cuda_device_label(d));
+        st = SDRT_UNSUPPORTED;
+    } else {
+        if (msg)
+            snprintf(msg, msg_size, "precision: '%.64s' is not one of \"auto\", \"f32\", \"f16\", \"bf16\" or \"int8\"",
+                     v);
+        st = SDRT_INVALID_ARGUMENT;
+    }
     cJSON_Delete(root);
-    return out;
+    return st;
 }
 
-sdrt_stream *cuda_stream_new(sdrt_device *dev, cuda_device_ctx *d, const char *params_json) {
+sdrt_status cuda_stream_open(sdrt_device *dev, cuda_device_ctx *d, const char *params_json, sdrt_stream **out,
+                             char *msg, size_t msg_size) {
+    *out = NULL;
+    cuda_precision prec;
+    sdrt_status pst = cuda_stream_precision(params_json, d, &prec, msg, msg_size);
+    if (pst != SDRT_OK) return pst;
     cuda_stream_ctx *sc = calloc(1, sizeof *sc);
-    if (!sc) return NULL;
+    if (!sc) return SDRT_RESOURCE_EXHAUSTED;
     sc->d = d;
     sc->generation = cuda_device_generation(d);
     cudaSetDevice(cuda_device_ordinal(d));
     if (cuda_check(d, cudaStreamCreateWithFlags(&sc->cs, cudaStreamNonBlocking), "stream create") != SDRT_OK) {
         free(sc);
-        return NULL;
+        if (msg) snprintf(msg, msg_size, "%s: cannot create a CUDA stream", cuda_device_label(d));
+        return SDRT_UNAVAILABLE;
     }
     /* A fixed cuBLAS workspace: cuBLAS then never allocates inside a graph
      * capture. Without cuBLAS (not installed) the kernels do every MATMUL. */
@@ -298,13 +328,21 @@ sdrt_stream *cuda_stream_new(sdrt_device *dev, cuda_device_ctx *d, const char *p
         if (sc->workspace) cudaFree(sc->workspace);
         cudaStreamDestroy(sc->cs);
         free(sc);
-        return NULL;
+        if (msg) snprintf(msg, msg_size, "%s: cannot set up cuBLAS for a new stream", cuda_device_label(d));
+        return SDRT_RESOURCE_EXHAUSTED;
     }
     sc->ex = (cuda_exec){.stream = sc->cs, .cublas = sc->cublas, .workspace = sc->workspace,
                          .workspace_size = CUDA_WORKSPACE_BYTES,
-                         .precision = cuda_stream_precision(params_json, cuda_device_precision(d)),
+                         .precision = prec,
                          .sm = cuda_device_sm(d), .smem_optin = cuda_device_smem_optin(d)};
     cuda_replay_init(&sc->replay, cuda_replay_destroy_cb, NULL);
     sc->stream = (sdrt_stream){.iface = &g_cuda_stream_iface, .context = sc, .device = dev};
-    return &sc->stream;
+    *out = &sc->stream;
+    return SDRT_OK;
+}
+
+sdrt_stream *cuda_stream_new(sdrt_device *dev, cuda_device_ctx *d, const char *params_json) {
+    sdrt_stream *s = NULL;
+    cuda_stream_open(dev, d, params_json, &s, NULL, 0);
+    return s;
 }

@@ -162,8 +162,30 @@ static void vk_dev_memory(sdrt_device *sd, size_t *free_bytes, size_t *total_byt
 
 static sdrt_buffer_type *vk_dev_buffer_type(sdrt_device *sd) { return &dev_of(sd)->bt; }
 
+static sdrt_status vk_dev_stream_open(sdrt_device *sd, const char *params_json, sdrt_stream **out, char *msg,
+                                      size_t msg_size) {
+    vk_device *d = dev_of(sd);
+    sdrt_precision prec;
+    *out = NULL;
+    sdrt_status st = vk_precision_resolve(d, params_json, &prec, msg, msg_size);
+    if (st != SDRT_OK) return st;
+    if (!d->dev || d->lost) {
+        if (msg) snprintf(msg, msg_size, "%s: the device is lost (reset pending)", d->name);
+        return SDRT_UNAVAILABLE;
+    }
+    *out = vk_stream_new(d);
+    if (!*out) {
+        if (msg) snprintf(msg, msg_size, "%s: cannot create a command pool, buffer or fence for a stream", d->name);
+        return SDRT_RESOURCE_EXHAUSTED;
+    }
+    ((vk_stream *)(*out)->context)->precision = prec;
+    return SDRT_OK;
+}
+
 static sdrt_stream *vk_dev_stream_new(sdrt_device *sd, const char *params_json) {
-    return vk_stream_new(dev_of(sd));
+    sdrt_stream *s = NULL;
+    vk_dev_stream_open(sd, params_json, &s, NULL, 0);
+    return s;
 }
 
 static int vk_dev_supports_op(sdrt_device *sd, const sdrt_op *op) { return vk_supports_op(dev_of(sd), op); }
@@ -225,7 +247,7 @@ static sdrt_status vk_dev_reset(sdrt_device *sd) {
 static uint64_t vk_dev_allocated(sdrt_device *sd) { return __atomic_load_n(&dev_of(sd)->used, __ATOMIC_RELAXED); }
 
 const sdrt_device_iface vk_device_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, allocated_bytes),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_device_iface, stream_open),
     .name = vk_dev_name,
     .description = vk_dev_description,
     .type = vk_dev_type,
@@ -237,4 +259,5 @@ const sdrt_device_iface vk_device_iface = {
     .host_buffer_type = NULL,
     .reset = vk_dev_reset,
     .allocated_bytes = vk_dev_allocated,
+    .stream_open = vk_dev_stream_open,
 };

@@ -17,6 +17,8 @@
  *                 them, vk_select.h), "on" (forced: a device that cannot run
  *                 them fails to initialise, naming what it lacks) or "off";
  *                 the environment variable SDRT_VULKAN_SUBGROUPS overrides it
+ *   precision     what a stream's "precision": "auto" means: "f16"
+ *                 (default), "f32" or "bf16" (vk_precision.c)
  */
 #define _POSIX_C_SOURCE 200809L
 #include "vk_internal.h"
@@ -63,6 +65,7 @@ static int vk_parse_config(vk_family *f, const char *json, char *why, size_t why
     f->limit = 0;
     f->gemm = 0;
     f->subgroups = VK_SG_AUTO;
+    f->precision = SDRT_PRECISION_F16;
     const char *env = getenv("SDRT_VULKAN_GEMM");
     int env_gemm = !env ? -1 : strcmp(env, "tiled") == 0 ? 1 : strcmp(env, "direct") == 0 ? 2 : 0;
     const char *esg = getenv("SDRT_VULKAN_SUBGROUPS");
@@ -104,7 +107,7 @@ static int vk_parse_fields(vk_family *f, const char *json, char *why, size_t why
         return -1;
     }
     if (sg) f->subgroups = vk_sg_mode(sg->valuestring);
-    int rc = 0;
+    int rc = vk_precision_config(f, root, why, whylen);
     if (en && !cJSON_IsBool(en)) {
         snprintf(why, whylen, "enabled: expected true or false");
         rc = -1;

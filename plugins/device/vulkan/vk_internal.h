@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "sdrt/backend.h"
+#include "sdrt/precision.h"
 #include "vk_loader.h"
 #include "vk_select.h"
 
@@ -123,6 +124,7 @@ struct vk_family {
     int api13;
     int gemm;                 /* VK_GEMM_* (config "gemm", env SDRT_VULKAN_GEMM) */
     int subgroups;            /* VK_SG_* (config "subgroups", env SDRT_VULKAN_SUBGROUPS) */
+    sdrt_precision precision; /* what "auto" means (config "precision"; f16) */
 };
 
 /* A buffer's private state: a range of one block. */
@@ -189,6 +191,7 @@ struct vk_stream {
     int nstaged, capstaged;
     vk_span *writes, *reads;
     int nwrites, capwrites, nreads, capreads;
+    sdrt_precision precision;  /* resolved (never AUTO): the weights' form */
     sdrt_stream ss;
 };
 
@@ -256,6 +259,18 @@ void vk_stream_destroy_objects(vk_stream *s);
  * after the default stream's work. Streams other threads use are theirs
  * to synchronize. Call without d->lock. */
 void vk_device_flush_mine(vk_device *d);
+
+/* ---- vk_precision.c ---- */
+struct cJSON;
+/* The family config's "precision" (what "auto" means; f16 when absent).
+ * 0, or -1 with the reason in why. */
+int vk_precision_config(vk_family *f, const struct cJSON *root, char *why, size_t whylen);
+/* The precision stream params ask for on `d`, "auto" resolved: SDRT_OK,
+ * INVALID_ARGUMENT (malformed) or UNSUPPORTED ("int8"), with a message. */
+sdrt_status vk_precision_resolve(const vk_device *d, const char *params_json, sdrt_precision *out, char *msg,
+                                 size_t msg_size);
+/* The stream iface's weight_dtype: the form parameters take on the device. */
+sdrt_dtype vk_stream_weight_dtype(sdrt_stream *ss, sdrt_dtype stored);
 
 /* ---- vk_ops.c / vk_supports.c ---- */
 sdrt_status vk_op_record(vk_stream *s, const sdrt_op *op);

@@ -682,7 +682,7 @@ static void vk_s_event_wait(sdrt_stream *ss, sdrt_event *ev) { vk_event_sync((vk
 static void vk_s_event_free(sdrt_stream *ss, sdrt_event *ev) { free(ev); }
 
 static const sdrt_stream_iface g_vk_stream_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_stream_iface, event_free),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_stream_iface, weight_dtype),
     .free = vk_s_free,
     .compute = vk_s_compute,
     .synchronize = vk_s_synchronize,
@@ -694,6 +694,7 @@ static const sdrt_stream_iface g_vk_stream_iface = {
     .event_synchronize = vk_s_event_synchronize,
     .event_wait = vk_s_event_wait,
     .event_free = vk_s_event_free,
+    .weight_dtype = vk_stream_weight_dtype,
 };
 
 sdrt_stream *vk_stream_new(vk_device *d) {
@@ -702,6 +703,7 @@ sdrt_stream *vk_stream_new(vk_device *d) {
     if (!s) return NULL;
     s->d = d;
     s->generation = d->generation;
+    s->precision = d->fam->precision;
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT, .queueFamilyIndex = d->qfamily};
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};

@@ -273,6 +273,15 @@ typedef struct sdrt_stream_iface {
     void (*event_synchronize)(sdrt_stream *s, sdrt_event *ev);
     void (*event_wait)(sdrt_stream *s, sdrt_event *ev);
     void (*event_free)(sdrt_stream *s, sdrt_event *ev);
+    /* --- appended after ABI 1.1 shipped (read only inside struct_size;
+     * NULL = absent) --- */
+    /* The dtype this stream wants a parameter (a weight, bias or norm
+     * scale: the sdrt_nn_weight operands) stored in on the device when
+     * the checkpoint holds it as `stored` (F32, F16 or BF16): how the
+     * stream's precision is realised (e.g. F32 -> F16 in an f16 stream,
+     * F16 -> F32 in an f32 one). The caller converts at upload and keeps
+     * copies of different dtypes apart. Any thread. Absent: `stored`. */
+    sdrt_dtype (*weight_dtype)(sdrt_stream *s, sdrt_dtype stored);
 } sdrt_stream_iface;
 
 struct sdrt_stream {
@@ -289,7 +298,12 @@ typedef struct sdrt_device_iface {
     void (*memory)(sdrt_device *dev, size_t *free_bytes, size_t *total_bytes);
     sdrt_buffer_type *(*buffer_type)(sdrt_device *dev);
     /* New stream owned by the caller. `params_json` (borrowed, may be NULL)
-     * e.g. {"threads":4}. NULL on failure. */
+     * is a JSON object; the keys every family reads (others it ignores):
+     *   "threads": N    compute threads (host-memory families);
+     *   "precision": "auto"|"f32"|"f16"|"bf16"|"int8"   how weights are
+     *       stored and products computed (sdrt/precision.h in the helpers
+     *       lists the meanings); absent = "auto", the device's default.
+     * NULL on failure (stream_open says why). */
     sdrt_stream *(*stream_new)(sdrt_device *dev, const char *params_json);
     /* Non-zero if compute would accept `op` (its kind, dtypes, layout). */
     int (*supports_op)(sdrt_device *dev, const sdrt_op *op);
@@ -312,6 +326,20 @@ typedef struct sdrt_device_iface {
      * Cheap, any thread, no synchronisation with the device: the host
      * samples it for every request's metrics. Absent: not reported. */
     uint64_t (*allocated_bytes)(sdrt_device *dev);
+    /* --- appended after ABI 1.1 shipped (read only inside struct_size;
+     * NULL = absent) --- */
+    /* stream_new with the reason of a refusal: returns SDRT_OK and sets
+     * *out (owned by the caller), or, with *out NULL and a NUL-terminated
+     * message in msg (msg_size bytes; msg may be NULL):
+     * SDRT_INVALID_ARGUMENT (a malformed params value, named),
+     * SDRT_UNSUPPORTED (a value this device cannot do, e.g. "precision":
+     * "int8": the message names the key and the device),
+     * SDRT_RESOURCE_EXHAUSTED, SDRT_UNAVAILABLE (a lost device). Any
+     * thread. Absent: stream_new, which predates "precision" and ignores
+     * it (sdrt_nn_create then lets "auto" and "f32" through, the f32
+     * compute every family did before, and refuses other values). */
+    sdrt_status (*stream_open)(sdrt_device *dev, const char *params_json, sdrt_stream **out, char *msg,
+                               size_t msg_size);
 } sdrt_device_iface;
 
 struct sdrt_device {
@@ -489,6 +517,22 @@ static inline sdrt_buffer *sdrt_buffer_alloc(sdrt_buffer_type *bt, size_t size) 
 
 static inline void sdrt_buffer_free(sdrt_buffer *buf) {
     if (buf) buf->iface->free(buf);
+}
+
+/* The stream's wanted parameter dtype (weight_dtype), `stored` when absent. */
+static inline sdrt_dtype sdrt_stream_weight_dtype(sdrt_stream *s, sdrt_dtype stored) {
+    return SDRT_IFACE_HAS_(s->iface, sdrt_stream_iface, weight_dtype) ? s->iface->weight_dtype(s, stored) : stored;
+}
+
+/* A device's stream_open, else stream_new: NULL from it reads as
+ * RESOURCE_EXHAUSTED. */
+static inline sdrt_status sdrt_device_stream_open(sdrt_device *dev, const char *params_json, sdrt_stream **out,
+                                                  char *msg, size_t msg_size) {
+    if (msg && msg_size) msg[0] = 0;
+    if (SDRT_IFACE_HAS_(dev->iface, sdrt_device_iface, stream_open))
+        return dev->iface->stream_open(dev, params_json, out, msg, msg_size);
+    *out = dev->iface->stream_new(dev, params_json);
+    return *out ? SDRT_OK : SDRT_RESOURCE_EXHAUSTED;
 }
 
 static inline int sdrt_device_supports_op(sdrt_device *dev, const sdrt_op *op) {

@@ -81,10 +81,19 @@ typedef struct sdrt_cond_params {
      *   embeddings as tensors on it, so they never pass through host
      *   memory. NULL: the backend's default device, host arrays only. */
     sdrt_device *device;
+
+    /* --- appended (read only inside struct_size) ---
+     * precision: the stream params "precision" the encoders run in
+     *   ("auto", "f32", "f16", "bf16", "int8"; sdrt/backend.h stream_new),
+     *   e.g. the inference.run request's, so one request computes in one
+     *   precision. NULL = the conditioning plugin's default (its config,
+     *   else the host's). A value the device cannot do fails encode with
+     *   UNSUPPORTED naming `precision` and the device. Borrowed. */
+    const char *precision;
 } sdrt_cond_params;
 
 static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
-    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, device);
+    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, precision);
     p->prompt = NULL;
     p->negative_prompt = NULL;
     p->clip_skip = 0;
@@ -94,6 +103,7 @@ static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
     p->weights_ctx = NULL;
     p->weight_store = NULL;
     p->device = NULL;
+    p->precision = NULL;
 }
 
 

@@ -61,6 +61,18 @@ typedef struct sdrt_weight_store_iface {
                            const sdrt_tensor **out, uint64_t *uploaded);
     /* Counts weight bytes `job` uploaded outside the store (private copies). */
     void (*note_upload)(sdrt_weight_store *ws, sdrt_job *job, uint64_t bytes);
+    /* --- appended after ABI 1.1 shipped (read only inside struct_size;
+     * NULL = absent: callers then make a private converted copy) --- */
+    /* acquire with the device copy stored as `dtype` (F32, F16 or BF16,
+     * converted from the host's F32/F16/BF16 at upload, rounding to
+     * nearest even): the form a stream's precision asks for
+     * (sdrt_stream_weight_dtype). The dtype is part of the key: copies of
+     * one host tensor in two forms are two entries, so a stream in one
+     * precision never reads another's copies. *out has dtype `dtype`;
+     * *uploaded counts the converted bytes. dtype == host->dtype is
+     * acquire. INVALID_ARGUMENT also for a dtype pair it cannot convert. */
+    sdrt_status (*acquire_as)(sdrt_weight_store *ws, sdrt_device *dev, const sdrt_tensor *host, sdrt_dtype dtype,
+                              sdrt_job *job, const sdrt_tensor **out, uint64_t *uploaded);
 } sdrt_weight_store_iface;
 
 struct sdrt_weight_store {

@@ -48,9 +48,16 @@ typedef struct sdrt_vae_options {
     int32_t tile_overlap;    /* overlap in image pixels, multiple of 8; 0 = 128 */
     uint64_t memory_budget;  /* bytes of activations before AUTO tiles; 0 = 3/4 of
                               * the device's free memory, at most 8 GiB */
+    /* --- appended (read only inside struct_size) --- */
+    /* The stream params "precision" of the call ("auto", "f32", "f16",
+     * "bf16", "int8"; e.g. the inference.run request's); NULL = the
+     * plugin's default (its config, else the host's). A VAE whose config
+     * says force_upcast (diffusers' flag; true when absent) runs in "f32"
+     * whatever this says, as diffusers upcasts it. Borrowed. */
+    const char *precision;
 } sdrt_vae_options;
 
-#define SDRT_VAE_OPTIONS_SIZE SDRT_STRUCT_SIZE(sdrt_vae_options, memory_budget)
+#define SDRT_VAE_OPTIONS_SIZE SDRT_STRUCT_SIZE(sdrt_vae_options, precision)
 
 /* Fills defaults (all zero = documented defaults) and struct_size. */
 static inline void sdrt_vae_options_init(sdrt_vae_options *o) {
@@ -59,6 +66,7 @@ static inline void sdrt_vae_options_init(sdrt_vae_options *o) {
     o->tile_size = 0;
     o->tile_overlap = 0;
     o->memory_budget = 0;
+    o->precision = NULL;
 }
 
 typedef struct sdrt_postprocess_iface {

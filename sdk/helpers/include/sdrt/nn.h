@@ -50,6 +50,16 @@ typedef struct sdrt_nn sdrt_nn;
  * non-zero the context fails with SDRT_CANCELLED. Returns NULL on failure. */
 sdrt_nn *sdrt_nn_new(sdrt_device *dev, const char *params_json,
                      int (*is_cancelled)(sdrt_job *job), sdrt_job *job);
+/* sdrt_nn_new with the reason of a failure: returns SDRT_OK and sets *out,
+ * or the status of the device's stream_open (sdrt/backend.h:
+ * INVALID_ARGUMENT, UNSUPPORTED - e.g. a "precision" the device cannot do,
+ * the message naming it and the device -, RESOURCE_EXHAUSTED, UNAVAILABLE)
+ * with *out NULL and a message in msg (msg_size bytes; may be NULL). A
+ * family without stream_open (it predates "precision") runs "auto" and
+ * "f32" as it always computed (f32 activations, weights as stored) and
+ * gets UNSUPPORTED for any other value. Any thread. */
+sdrt_status sdrt_nn_create(sdrt_device *dev, const char *params_json, int (*is_cancelled)(sdrt_job *job),
+                           sdrt_job *job, sdrt_nn **out, char *msg, size_t msg_size);
 void sdrt_nn_free(sdrt_nn *nn);
 
 /* First failure since creation or the last sdrt_nn_clear_status, SDRT_OK if
@@ -67,8 +77,12 @@ sdrt_tensor *sdrt_nn_from_host(sdrt_nn *nn, sdrt_dtype dtype, int ndim, const in
  * resident copy of the first added weight store covering its bytes (shared
  * with every context and request using that store, pinned until
  * sdrt_nn_free), else an upload private to this context (until
- * sdrt_nn_free). Lookups are a hash map keyed by (data, dtype, shape).
- * Valid in eager and graph mode (weights are never in the arena). */
+ * sdrt_nn_free). On devices the copy is in the dtype the stream's
+ * precision asks for (sdrt_stream_weight_dtype: e.g. an F32 weight becomes
+ * F16 in an f16 stream), so the operand's dtype may differ from the host
+ * tensor's; stores keep each form apart (acquire_as). Lookups are a hash
+ * map keyed by (data, dtype, shape). Valid in eager and graph mode
+ * (weights are never in the arena). */
 const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight);
 /* Adds a weight store (borrowed; must stay valid until sdrt_nn_free, which
  * unpins it) consulted by sdrt_nn_weight, in the order added; at most 4.
@@ -117,6 +131,10 @@ int sdrt_nn_is_contiguous(const sdrt_tensor *t);
  * (numel x element size bytes, caller-owned) contiguous in logical order,
  * same dtype. Any thread. */
 void sdrt_nn_host_gather(const sdrt_tensor *t, void *out);
+/* sdrt_nn_host_gather converting to `dtype` (F32, F16 or BF16 both ways,
+ * round to nearest even) into `out` (numel x its size). Returns 0, or -1
+ * for another dtype pair or out of host memory. Any thread. */
+int sdrt_nn_host_convert(const sdrt_tensor *t, sdrt_dtype dtype, void *out);
 
 /* Ops (see backend.h for the exact semantics). Each returns a new tensor
  * owned by the context, or NULL after a failure. Optional operands may be

@@ -15,7 +15,7 @@
  * mutex (an eviction touches other stores); an upload holds it, so uploads
  * of one owner are serialised. Device copies are one buffer per weight with
  * usage SDRT_BUFFER_USAGE_WEIGHTS, in a hash map keyed by (host address,
- * dtype, bytes) per device.
+ * dtype, bytes, layout, device form: acquire_as) per device.
  */
 #ifndef SDRT_WEIGHT_STORE_H
 #define SDRT_WEIGHT_STORE_H
