@@ -39,7 +39,8 @@ static sdrt_backend_reg *fb_get(void *self, size_t i) { (void)self, (void)i; ret
 static sdrt_device *fb_default(void *self) { (void)self; return cpu_device(); }
 
 static const sdrt_backend_iface FAKE_BACKEND = {
-    SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device), NULL, fb_count, fb_get, fb_default};
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device), .reg_count = fb_count, .reg_get = fb_get,
+    .default_device = fb_default};
 
 /* What inference would keep for one request. */
 typedef struct request_loras {

@@ -90,7 +90,7 @@ int main(int argc, char **argv) {
     if (store_load(argv[1], &m, err, sizeof err) != SDRT_OK) return fprintf(stderr, "%s\n", err), 1;
     static sdrt_model_iface mi = {.struct_size = SDRT_STRUCT_SIZE(sdrt_model_iface, id), .config_json = cfg_json,
                                   .tensor = tensor, .id = model_id};
-    sdrt_backend_iface bi = {SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device), dev, NULL, NULL, default_device};
+    sdrt_backend_iface bi = {.struct_size = SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device), .self = dev, .default_device = default_device};
     fake_host_provide(SDRT_MODEL_IFACE_ID, &mi);
     fake_host_provide(SDRT_BACKEND_IFACE_ID, &bi);
     pp_plugin p = {.api = fake_host_api()};

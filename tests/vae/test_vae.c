@@ -62,8 +62,8 @@ static int setup(void) {
     sdrt_backend_reg *reg = entry ? entry(fake_host_api(), "{}") : NULL;
     if (!reg || reg->iface->device_count(reg) < 1) return fprintf(stderr, "# no CPU device\n"), -1;
     g_dev = reg->iface->device_get(reg, 0);
-    g_backend = (sdrt_backend_iface){SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device), g_dev, NULL, NULL,
-                                     fx_default_device};
+    g_backend = (sdrt_backend_iface){.struct_size = SDRT_STRUCT_SIZE(sdrt_backend_iface, default_device),
+                                     .self = g_dev, .default_device = fx_default_device};
     fake_host_provide(SDRT_BACKEND_IFACE_ID, &g_backend);
     fake_host_provide(SDRT_MODEL_IFACE_ID, &g_model_iface);
     g_plugin.api = fake_host_api();
