@@ -36,7 +36,8 @@ static sdrt_error *infer_init(const sdrt_host_api *api, sdrt_host *host, const c
                                ? api->settings_json(host) : NULL;
     p->stream_params = stream_params_from(config_json, settings);
     char err[256];
-    if (infer_limits_parse(config_json, &p->limits, err, sizeof err) != SDRT_OK) {
+    if (infer_limits_parse(config_json, &p->limits, err, sizeof err) != SDRT_OK ||
+        infer_memory_parse_config(config_json, &p->memory, err, sizeof err) != SDRT_OK) {
         free(p->stream_params);
         free(p);
         return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s", err);

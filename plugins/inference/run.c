@@ -353,7 +353,19 @@ sdrt_error *run_open_nn(run_ctx *c) {
     c->nn = dev ? sdrt_nn_new(dev, c->p->stream_params, c->api->is_cancelled, c->job) : NULL;
     if (!c->nn) return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device");
     c->dev = dev;
+    /* The UNet's (and ControlNets') weights: resident, per run (model
+     * offload), or per op (sequential). */
+    if (sdrt_nn_set_offload(c->nn, c->mem.offload) != SDRT_OK)
+        return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "offload: mode %d unknown", c->mem.offload);
     return NULL;
+}
+
+void run_vae_options(const run_ctx *c, sdrt_vae_options *o) {
+    infer_memory_vae_options(&c->mem, o);
+}
+
+void run_offload_unet(run_ctx *c) {
+    if (c->mem.offload != SDRT_OFFLOAD_NONE && c->nn) sdrt_nn_release_weights(c->nn);
 }
 
 sdrt_error *run_denoise(run_ctx *c) {
@@ -415,8 +427,11 @@ static sdrt_error *save_image(run_ctx *c, int i, const float *rgb, int h, int w,
 static sdrt_error *decode_latents(run_ctx *c, float **decoded, int *h, int *w) {
     sdrt_model *vm = c->vae_m ? c->vae_m : c->m;
     const sdrt_postprocess_iface *pp = c->post;
+    sdrt_vae_options o;
+    run_vae_options(c, &o);
+    run_offload_unet(c); /* model offload: the VAE runs alone on the device */
     if (!c->nn || !SDRT_HAS_MEMBER(pp, sdrt_postprocess_iface, decode_tensor) || !pp->decode_tensor)
-        return pp->decode(pp->self, vm, c->latents, c->r.batch_size, c->channels, c->lh, c->lw, NULL, c->job, decoded,
+        return pp->decode(pp->self, vm, c->latents, c->r.batch_size, c->channels, c->lh, c->lw, &o, c->job, decoded,
                           h, w);
     int64_t shape[4] = {c->r.batch_size, c->channels, c->lh, c->lw};
     sdrt_tensor *lat = sdrt_nn_from_host(c->nn, SDRT_DTYPE_F32, 4, shape, c->latents);
@@ -427,7 +442,7 @@ static sdrt_error *decode_latents(run_ctx *c, float **decoded, int *h, int *w) {
         return c->api->error_new(st != SDRT_OK ? st : SDRT_RESOURCE_EXHAUSTED, NULL, "decode: uploading the latents: %s",
                                  msg && *msg ? msg : "failed");
     }
-    sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, NULL, c->job, decoded, h, w);
+    sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, &o, c->job, decoded, h, w);
     sdrt_nn_drop(c->nn, lat);
     return e;
 }
@@ -504,6 +519,11 @@ sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **res
     *result_json = NULL;
     sdrt_status st = infer_request_parse(req->data_json, &c.r, err, sizeof err);
     if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
+    st = infer_memory_resolve(&p->memory, &c.r.memory, &c.mem, err, sizeof err);
+    if (st != SDRT_OK) {
+        infer_request_free(&c.r);
+        return p->api->error_new(st, NULL, "%s", err);
+    }
     /* Before anything loads: the fields alone bound the work (work_limits.h). */
     st = infer_limits_check(&p->limits, &c.r, err, sizeof err);
     if (st != SDRT_OK) {

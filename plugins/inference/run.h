@@ -6,6 +6,7 @@
 #ifndef SDRT_INFERENCE_RUN_H
 #define SDRT_INFERENCE_RUN_H
 
+#include "memory_mode.h"
 #include "work_limits.h"
 #include "sdrt/plugin.h"
 
@@ -16,6 +17,7 @@ typedef struct infer_plugin {
      * NULL = the backend's default. Owned. */
     char *stream_params;
     infer_limits limits; /* work one request may ask for (work_limits.h) */
+    infer_memory memory; /* memory modes' defaults (memory_mode.h); zero = none, auto */
 } infer_plugin;
 
 /* Worker thread. Runs one inference.run request (`req` borrowed). On

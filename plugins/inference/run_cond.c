@@ -182,6 +182,7 @@ sdrt_error *run_conditioning(run_ctx *c) {
     p.clip_skip = c->r.clip_skip;
     p.do_cfg = cfg;
     p.device = c->dev;
+    p.offload = c->mem.offload;
     /* The base pass only: the refiner gets no LoRA (run_refiner.c). */
     if (!c->refining) {
         p.prepare_weights = lora_prepare;

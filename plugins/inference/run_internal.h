@@ -89,10 +89,17 @@ typedef struct run_ctx {
      * the models they read (open until the run ends). */
     infer_cn_set cns;
     sdrt_model *cn_models[INFER_MAX_CONTROLNETS];
+    /* The memory modes this run uses: the request's over the config's. */
+    infer_memory mem;
 } run_ctx;
 
 /* run.c: stages the refiner pass repeats on its own model. */
 sdrt_error *run_scheduler(run_ctx *c);
+/* The VAE options of the run's memory modes (tiling, slicing, offload). */
+void run_vae_options(const run_ctx *c, sdrt_vae_options *o);
+/* Offloading: the weights c->nn holds (UNet, ControlNets) leave the device
+ * before another component runs. No-op without offload. */
+void run_offload_unet(run_ctx *c);
 sdrt_error *run_denoise(run_ctx *c);
 /* run_hires.c: the hires fix's second pass (no-op without hires), and the
  * save of its input next to image i with output.save_latents. */

@@ -1,7 +1,9 @@
 /* tests/plugins/fakerun.c - serves inference.run without inferring: answers
  * {"images": [the model_id as the host's resolve_path("model") gives it]},
  * so `sdrt generate` tests can check how the CLI names a model without a
- * real model or the inference plugins. */
+ * real model or the inference plugins. The memory-mode fields it received
+ * (offload, vae_slicing, vae_tiling) are echoed, so transcripts see how the
+ * host mapped the old memory switches. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,11 @@ static sdrt_error *fakerun_handle(void *instance, const sdrt_request *req, char 
         cJSON *out = cJSON_CreateObject();
         cJSON *images = cJSON_AddArrayToObject(out, "images");
         cJSON_AddItemToArray(images, cJSON_CreateString(path));
+        static const char *const echoed[] = {"offload", "vae_slicing", "vae_tiling", NULL};
+        for (int i = 0; echoed[i]; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, echoed[i]);
+            if (v) cJSON_AddItemToObject(out, echoed[i], cJSON_Duplicate(v, 1));
+        }
         char *s = cJSON_PrintUnformatted(out);
         size_t n = strlen(s) + 1;
         *result_json = g_api->alloc(n);

@@ -81,10 +81,17 @@ typedef struct sdrt_cond_params {
      *   embeddings as tensors on it, so they never pass through host
      *   memory. NULL: the backend's default device, host arrays only. */
     sdrt_device *device;
+
+    /* --- appended (read only inside struct_size; else NONE) ---
+     * offload: sdrt_offload (sdrt/model.h), where the text encoders'
+     *   weights live while they run: NONE = the model's resident copies;
+     *   MODEL / SEQUENTIAL = uploads of the encode's own, freed before
+     *   encode returns (the embeddings stay on the device). */
+    int32_t offload;
 } sdrt_cond_params;
 
 static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
-    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, device);
+    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, offload);
     p->prompt = NULL;
     p->negative_prompt = NULL;
     p->clip_skip = 0;
@@ -94,6 +101,7 @@ static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
     p->weights_ctx = NULL;
     p->weight_store = NULL;
     p->device = NULL;
+    p->offload = 0;
 }
 
 

@@ -48,9 +48,15 @@ typedef struct sdrt_vae_options {
     int32_t tile_overlap;    /* overlap in image pixels, multiple of 8; 0 = 128 */
     uint64_t memory_budget;  /* bytes of activations before AUTO tiles; 0 = 3/4 of
                               * the device's free memory, at most 8 GiB */
+    /* --- appended (read only inside struct_size; else NONE and 0) --- */
+    int32_t offload;         /* sdrt_offload (sdrt/model.h): where the VAE's weights
+                              * live while it runs; NONE = the model's resident copies */
+    int32_t slicing;         /* non-zero: one batch item at a time (diffusers'
+                              * enable_vae_slicing): activations of one image,
+                              * the same results */
 } sdrt_vae_options;
 
-#define SDRT_VAE_OPTIONS_SIZE SDRT_STRUCT_SIZE(sdrt_vae_options, memory_budget)
+#define SDRT_VAE_OPTIONS_SIZE SDRT_STRUCT_SIZE(sdrt_vae_options, slicing)
 
 /* Fills defaults (all zero = documented defaults) and struct_size. */
 static inline void sdrt_vae_options_init(sdrt_vae_options *o) {
@@ -59,6 +65,8 @@ static inline void sdrt_vae_options_init(sdrt_vae_options *o) {
     o->tile_size = 0;
     o->tile_overlap = 0;
     o->memory_budget = 0;
+    o->offload = 0;
+    o->slicing = 0;
 }
 
 typedef struct sdrt_postprocess_iface {
