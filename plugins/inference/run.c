@@ -333,7 +333,8 @@ static int plan_sub_batch(run_ctx *c, sdrt_device *dev) {
     if (!free_b) return 0;
     double per_image = unet_row_bytes(unet_get_config(c->u), c->lh, c->lw) * (c->cond_rows.cfg ? 2 : 1);
     double fit = (double)free_b / 2 / per_image;
-    return fit >= batch ? 0 : fit < 1 ? 1 : (int)fit;
+    /* One image per call is the least there is: a batch of one is never split. */
+    return fit >= batch || batch == 1 ? 0 : fit < 1 ? 1 : (int)fit;
 }
 
 /* Says in the warnings when the batch runs in several UNet calls. */

@@ -37,6 +37,8 @@ typedef struct run_out {
     float *latents; /* final latents, or NULL */
     size_t n;
     double uploaded; /* metrics.weight_bytes_uploaded */
+    double seconds;  /* processing_time */
+    double per_step; /* seconds per step after the first (the first may upload) */
     uint64_t peak;   /* strict device: the most device bytes the request added to what
                       * was allocated when it started (0 elsewhere) */
 } run_out;
@@ -92,6 +94,9 @@ static run_out run(const char *extra, int steps) {
         const cJSON *up = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r.data, "metrics"),
                                                            "weight_bytes_uploaded");
         o.uploaded = cJSON_IsNumber(up) ? up->valuedouble : -1;
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r.data, "processing_time");
+        o.seconds = cJSON_IsNumber(pt) ? pt->valuedouble : -1;
+        o.per_step = steps > 1 ? (job.t_last_step - job.t_first_step) / (steps - 1) : -1;
         o.latents = ifx_load_npy(ifx_json_string_at(r.data, "latents", 0), &o.n);
         CHECK(ifx_file_exists(ifx_json_string_at(r.data, "images", 0)), "%s: no PNG", extra);
     }
@@ -146,8 +151,8 @@ static void test_offload_modes_equal(void) {
     const char *names[] = {"none (first)", "none (second)", "model", "model (again)", "sequential", "sequential, 4 steps"};
     for (int i = 0; i < 6; i++) {
         CHECK(all[i]->status == SDRT_OK, "%s: status %d: %s", names[i], all[i]->status, all[i]->message);
-        printf("# offload %-20s weight bytes uploaded %12.0f, peak device bytes %llu\n", names[i], all[i]->uploaded,
-               (unsigned long long)all[i]->peak);
+        printf("# offload %-20s weight bytes uploaded %12.0f, peak device bytes %9llu, %.3f s, %.4f s/step\n",
+               names[i], all[i]->uploaded, (unsigned long long)all[i]->peak, all[i]->seconds, all[i]->per_step);
     }
     check_reference(&none1, "offload none");
     check_same(&none1, &none2, "none, second request");
