@@ -254,6 +254,68 @@ static void test_vae_fields(void) {
     }
 }
 
+/* A run of the reference prompt at `side` x `side` with `extra` fields. */
+static run_out run_sized(int side, const char *extra) {
+    run_out o = {0};
+    char data[4096];
+    snprintf(data, sizeof data,
+             "{\"model_id\":\"%s\",\"prompt\":\"a red fox in the snow\",\"width\":%d,\"height\":%d,"
+             "\"num_inference_steps\":2,\"seed\":3,\"output\":{\"dir\":\"%s\"},%s}",
+             test_path("SDRT_REFERENCE", "tiny-sd15/diffusers"), side, side, ifx_out_dir(), extra);
+    sdrt_strict_get_counters_fn get;
+    sdrt_strict_reset_counters_fn reset;
+    int strict = strict_hooks(&get, &reset);
+    uint64_t start = 0;
+    sdrt_strict_counters c;
+    if (strict) reset(), get(&c), start = c.live_bytes;
+    struct sdrt_job job = {0};
+    ifx_result r = ifx_call("inference.run", data, &job);
+    if (strict) get(&c), o.peak = c.peak_bytes - start;
+    o.status = r.status;
+    snprintf(o.message, sizeof o.message, "%s", r.message);
+    cJSON_Delete(r.data);
+    return o;
+}
+
+/* VAE tiling on the device makes a decode fit a budget the untiled one
+ * does not. 128x128 with sequential offload (the UNet's activations are
+ * small there): the untiled decode's activations (about 6 MB by
+ * vae_activation_bytes) exceed the 3 MiB device of
+ * inference-offload-budget-sequential-*, so "off" answers
+ * RESOURCE_EXHAUSTED and "auto" with 64 px tiles decides to tile and
+ * succeeds. Without a budget (strict device) it measures both peaks. */
+static void test_vae_tiling_budget(void) {
+    const char *least = getenv("SDRT_TEST_OFFLOAD_LEAST");
+    if (least && strcmp(least, "sequential") != 0) {
+        printf("# skipped: runs in the sequential budget and without a budget\n");
+        return;
+    }
+    REQUIRE(ifx_start(), "plugins did not load");
+    const char *tiles = "\"offload\":\"sequential\",\"vae_tiling\":\"auto\",\"vae_tile_size\":64,\"vae_tile_overlap\":16";
+    run_out off = run_sized(128, "\"offload\":\"sequential\",\"vae_tiling\":false");
+    run_out autot = run_sized(128, tiles);
+    printf("# 128x128, sequential: untiled status %d, peak %llu; auto (64 px tiles) status %d, peak %llu\n", off.status,
+           (unsigned long long)off.peak, autot.status, (unsigned long long)autot.peak);
+    CHECK(autot.status == SDRT_OK, "auto tiling: status %d: %s", autot.status, autot.message);
+    if (least) {
+        CHECK(off.status == SDRT_RESOURCE_EXHAUSTED, "untiled decode fits 3 MiB? status %d: %s", off.status,
+              off.message);
+    } else {
+        CHECK(off.status == SDRT_OK, "untiled: status %d: %s", off.status, off.message);
+        /* tiles only where the budget asks: unbudgeted, auto does not tile */
+        run_out on = run_sized(128, "\"offload\":\"sequential\",\"vae_tiling\":true,\"vae_tile_size\":64,"
+                                    "\"vae_tile_overlap\":16");
+        CHECK(on.status == SDRT_OK, "tiled: status %d: %s", on.status, on.message);
+        sdrt_strict_get_counters_fn get;
+        sdrt_strict_reset_counters_fn reset;
+        if (strict_hooks(&get, &reset)) {
+            printf("# 128x128, sequential, tiled: peak %llu\n", (unsigned long long)on.peak);
+            CHECK(on.peak < off.peak, "tiled decode peak %llu not below untiled %llu", (unsigned long long)on.peak,
+                  (unsigned long long)off.peak);
+        }
+    }
+}
+
 static void test_shutdown(void) {
     ifx_stop();
 }
@@ -262,6 +324,7 @@ const test_entry TESTS[] = {
     {"offload_modes_equal", test_offload_modes_equal},
     {"offload_budget", test_offload_budget},
     {"vae_fields", test_vae_fields},
+    {"vae_tiling_budget", test_vae_tiling_budget},
     {"shutdown", test_shutdown},
     {0},
 };
