@@ -366,7 +366,10 @@ void run_vae_options(const run_ctx *c, sdrt_vae_options *o) {
 }
 
 void run_offload_unet(run_ctx *c) {
-    if (c->mem.offload != SDRT_OFFLOAD_NONE && c->nn) sdrt_nn_release_weights(c->nn);
+    if (!c->nn) return;
+    /* In every mode the UNet's activations leave before the VAE's come. */
+    sdrt_nn_release_arena(c->nn);
+    if (c->mem.offload != SDRT_OFFLOAD_NONE) sdrt_nn_release_weights(c->nn);
 }
 
 sdrt_error *run_denoise(run_ctx *c) {

@@ -97,8 +97,9 @@ typedef struct run_ctx {
 sdrt_error *run_scheduler(run_ctx *c);
 /* The VAE options of the run's memory modes (tiling, slicing, offload). */
 void run_vae_options(const run_ctx *c, sdrt_vae_options *o);
-/* Offloading: the weights c->nn holds (UNet, ControlNets) leave the device
- * before another component runs. No-op without offload. */
+/* Before another component (VAE, upscaler) runs: the UNet's graph arena is
+ * freed, and with offload the weights c->nn holds (UNet, ControlNets)
+ * leave the device too. */
 void run_offload_unet(run_ctx *c);
 sdrt_error *run_denoise(run_ctx *c);
 /* run_hires.c: the hires fix's second pass (no-op without hires), and the

@@ -678,6 +678,18 @@ uint64_t sdrt_nn_weight_bytes_held(const sdrt_nn *nn) {
     return nn ? nn->held : 0;
 }
 
+size_t sdrt_nn_release_arena(sdrt_nn *nn) {
+    if (!nn || !nn->arena || nn->recording) return 0;
+    for (nn_node *n = nn->live; n; n = n->next)
+        if (n->in_arena) return 0;
+    sdrt_stream_synchronize(nn->stream); /* the last graph read and wrote it */
+    size_t freed = nn->arena_size;
+    sdrt_buffer_free(nn->arena);
+    nn->arena = NULL;
+    nn->arena_size = 0;
+    return freed;
+}
+
 /* Bytes of t copied to host: through its buffer when it has one. */
 static void nn_read(const sdrt_tensor *t, void *out, size_t bytes) {
     if (!bytes) return;

@@ -214,6 +214,7 @@ void test_nn_graph_outputs_survive(void) {
     sdrt_tensor *w = sdrt_nn_scale(nn, z, 0.0f, 5.0f); /* overwrites whatever arena slot */
     sdrt_nn_drop(nn, w);
     REQUIRE(sdrt_nn_graph_end(nn) == SDRT_OK, "graph 2");
+    CHECK(sdrt_nn_release_arena(nn) == 0, "the arena holds z: not released");
     REQUIRE(sdrt_nn_to_host_f32(nn, y, got) == SDRT_OK, "read y");
     int bad = 0;
     for (int i = 0; i < 64; i++) bad += got[i] != x[i] * 3.0f + 1.0f;
@@ -479,6 +480,10 @@ void test_nn_offload_modes(void) {
     sdrt_nn *held = NULL;
     out[SDRT_OFFLOAD_MODEL] = offload_chain(&fake.dev, ws, SDRT_OFFLOAD_MODEL, W, B, x, &up[1], &held);
     CHECK(fake.live_bytes >= live_resident + all, "model: private copies alive until released");
+    size_t arena_before = fake.live_bytes;
+    size_t arena = sdrt_nn_release_arena(held);
+    CHECK(arena > 0 && arena_before - fake.live_bytes == arena, "release_arena freed %zu of %zu bytes", arena,
+          arena_before - fake.live_bytes);
     size_t before = fake.live_bytes;
     sdrt_nn_release_weights(held);
     CHECK(sdrt_nn_weight_bytes_held(held) == 0 && before - fake.live_bytes == all,

@@ -104,6 +104,11 @@ sdrt_status sdrt_nn_set_offload(sdrt_nn *nn, int mode);
 void sdrt_nn_release_weights(sdrt_nn *nn);
 /* Device bytes of private weight uploads this context holds now. */
 uint64_t sdrt_nn_weight_bytes_held(const sdrt_nn *nn);
+/* Frees the graph arena when no tensor lives in it (every output of the
+ * last graph dropped), e.g. the UNet's before the VAE runs on the same
+ * device; the next graph allocates one again. Returns the bytes freed
+ * (0 when there is none, a graph is recorded, or outputs still live in it). */
+size_t sdrt_nn_release_arena(sdrt_nn *nn);
 /* Copies a tensor's elements to host memory as contiguous float32.
  * FAILED_PRECONDITION while a graph is recorded (values exist after end). */
 sdrt_status sdrt_nn_to_host_f32(sdrt_nn *nn, const sdrt_tensor *t, float *out);
