@@ -127,7 +127,7 @@ static void warn(cJSON **warnings, const char *msg) {
 /* What the switches asked for, collected before data is changed. */
 typedef struct switch_asks {
     int offload;             /* -1, 1 model, 2 sequential */
-    char offload_from[160];   /* the switch that decided it */
+    char offload_from[160]; /* the switch that decided it */
     int vae_slicing, vae_tiling;
     char slicing_from[160], tiling_from[160];
 } switch_asks;

@@ -13,7 +13,8 @@
  *  - inference-offload-budget-* (SDRT_TEST_OFFLOAD_LEAST=model|sequential,
  *    the device's memory set in the config between two modes' peaks): the
  *    modes weaker than LEAST fail with RESOURCE_EXHAUSTED, the others
- *    succeed with the same latents, within 1e-3 of diffusers. */
+ *    succeed with the same latents, within 1e-3 of diffusers; in the
+ *    sequential budget a 128x128 decode fits only tiled (vae_tiling_budget). */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
