@@ -277,10 +277,16 @@ void events_status_final(struct sdrt_job *job, const char *status, const char *p
  * 'negative_prompt'?)"). Appended to *warnings (created when NULL). */
 void fields_check_unknown(const void *schemas, const char *type, const cJSON *data, cJSON **warnings);
 /* The old device manager's memory switches (attention_slicing, vae_slicing,
- * cpu_offload, sequential_cpu_offload, at the top of data or in a memory /
- * memory_optimization / optimizations object): taken out of data, each one
- * asked for named in a warning saying why it has no effect. */
-void fields_memory_switches(cJSON *data, cJSON **warnings);
+ * vae_tiling, cpu_offload, sequential_cpu_offload, at the top of data or in
+ * a memory / memory_optimization / optimizations object), mapped onto
+ * inference.run's fields: cpu_offload -> offload "model",
+ * sequential_cpu_offload -> offload "sequential", vae_slicing / vae_tiling
+ * -> the fields of those names (real at the top of data already);
+ * attention_slicing is taken out with a warning saying why it does not
+ * apply. A field the request gives itself wins (the switch is named in a
+ * warning). For inference.run data; for inference.batch, in each item of
+ * data.requests ("data.requests[i].cpu_offload"). */
+void fields_memory_switches(const char *type, cJSON *data, cJSON **warnings);
 
 /* ---- UTF-8 and NULs in protocol text (utf8.c) --------------------------- */
 

@@ -184,7 +184,7 @@ static void submit(host_ctx *h, proto_request *req, host_plugin *p) {
 }
 
 static void route(host_ctx *h, proto_request *req) {
-    if (strncmp(req->type, "inference.", 10) == 0) fields_memory_switches(req->data, &req->warnings);
+    if (strncmp(req->type, "inference.", 10) == 0) fields_memory_switches(req->type, req->data, &req->warnings);
     fields_check_unknown(h->schemas, req->type, req->data, &req->warnings);
     if (builtin_is(req->type) || strncmp(req->type, "host.", 5) == 0) {
         if (req->request_id && jobs_is_live(req->request_id)) {

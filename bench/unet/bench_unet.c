@@ -1,7 +1,7 @@
 /* bench/unet/bench_unet.c - UNet step time on the CPU backend.
  *
  *   bench-unet UNET_DIR|CKPT.safetensors [--size WxH] [--batch N] [--iters K]
- *              [--threads T] [--f16] [--ctx L] [--mode eager|graph|both]
+ *              [--threads T] [--f16] [--ctx L] [--mode eager|graph|both|plan]
  *
  * UNET_DIR is a diffusers `unet` folder (config.json +
  * diffusion_pytorch_model.safetensors); a .safetensors file is read as a
@@ -14,7 +14,10 @@
  * --f16 converts float32 weights of 2+ dims to float16 on load, --ctx the
  * text length (77). Inputs are random; prints one line per iteration and a
  * summary with the model's FLOPs (2 x multiply-accumulates of the matmuls
- * and convolutions) and the achieved rate. */
+ * and convolutions) and the achieved rate. --mode plan records one graph
+ * and prints its memory plan without running it (the arena's allocation is
+ * refused on purpose), so the activation memory of a size too slow to run
+ * here (SDXL 1024²) is known exactly: docs/devices.md "Memory modes". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +31,7 @@
 typedef struct bench_args {
     const char *dir;
     int width, height, batch, iters, threads, f16, ctx;
-    int mode; /* 0 eager, 1 graph, 2 both */
+    int mode; /* 0 eager, 1 graph, 2 both, 3 plan only */
 } bench_args;
 
 static const sdrt_tensor *ckpt_weight(void *ctx, const char *name) {
@@ -53,7 +56,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if (strcmp(s, "--ctx") == 0 && v) a->ctx = atoi(argv[++i]);
         else if (strcmp(s, "--mode") == 0 && v) {
             i++;
-            a->mode = !strcmp(v, "eager") ? 0 : !strcmp(v, "graph") ? 1 : !strcmp(v, "both") ? 2 : -1;
+            a->mode = !strcmp(v, "eager") ? 0 : !strcmp(v, "graph") ? 1 : !strcmp(v, "both") ? 2 : !strcmp(v, "plan") ? 3 : -1;
             if (a->mode < 0) return 0;
         }
         else if (s[0] != '-' && !a->dir) a->dir = s;
@@ -70,6 +73,38 @@ static sdrt_tensor *random_tensor(sdrt_nn *nn, sdrt_rng *g, int ndim, const int6
     sdrt_tensor *t = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, ndim, shape, data);
     free(data);
     return t;
+}
+
+/* --mode plan: the CPU device with a buffer type that refuses allocations
+ * of 64 MiB and more (the arena), everything else as the CPU's. */
+static sdrt_buffer_type g_plan_bt;
+static sdrt_buffer_type_iface g_plan_bt_iface;
+static sdrt_device_iface g_plan_dev_iface;
+static sdrt_device g_plan_dev;
+static sdrt_buffer_type *g_cpu_bt;
+
+static sdrt_buffer *plan_alloc(sdrt_buffer_type *bt, size_t size) {
+    (void)bt;
+    return size >= ((size_t)64 << 20) ? NULL : g_cpu_bt->iface->alloc(g_cpu_bt, size);
+}
+
+static sdrt_buffer_type *plan_buffer_type(sdrt_device *dev) {
+    (void)dev;
+    return &g_plan_bt;
+}
+
+static sdrt_device *plan_device(sdrt_device *cpu) {
+    sdrt_buffer_type *bt = cpu->iface->buffer_type(cpu);
+    g_cpu_bt = bt;
+    g_plan_bt_iface = *bt->iface;
+    g_plan_bt_iface.alloc = plan_alloc;
+    g_plan_bt = *bt;
+    g_plan_bt.iface = &g_plan_bt_iface;
+    g_plan_dev_iface = *cpu->iface;
+    g_plan_dev_iface.buffer_type = plan_buffer_type;
+    g_plan_dev = *cpu;
+    g_plan_dev.iface = &g_plan_dev_iface;
+    return &g_plan_dev;
 }
 
 static int run(const bench_args *a) {
@@ -107,7 +142,7 @@ static int run(const bench_args *a) {
     const unet_config *c = unet_get_config(u);
     char params[64];
     snprintf(params, sizeof params, "{\"threads\":%d}", a->threads);
-    sdrt_nn *nn = sdrt_nn_new(fx_cpu_device(), params, NULL, NULL);
+    sdrt_nn *nn = sdrt_nn_new(a->mode == 3 ? plan_device(fx_cpu_device()) : fx_cpu_device(), params, NULL, NULL);
     sdrt_rng g;
     sdrt_rng_seed(&g, 0);
     int h = a->height / 8, wl = a->width / 8;
@@ -124,6 +159,25 @@ static int run(const bench_args *a) {
     unet_inputs in = {.sample = sample, .timesteps = ts, .context = ctx, .text_embeds = pooled, .time_ids = ids};
     double flops = 2.0 * unet_macs(u, a->batch, h, wl, a->ctx), best[2] = {1e30, 1e30}, total[2] = {0, 0};
     int calls[2] = {0, 0};
+#ifdef SDRT_NN_HAS_GRAPH
+    if (a->mode == 3) {
+        sdrt_tensor *out = NULL;
+        sdrt_nn_graph_begin(nn);
+        sdrt_status st = unet_forward(u, nn, &in, &out, err, sizeof err);
+        sdrt_status gst = sdrt_nn_graph_end(nn); /* refused: the arena is not allocated */
+        size_t arena = 0, peak = 0;
+        sdrt_nn_graph_stats(nn, &arena, &peak, NULL);
+        printf("unet %s %dx%d batch %d plan: arena %.1f MiB, peak live intermediates %.1f MiB (%s)\n", a->dir,
+               a->width, a->height, a->batch, arena / 1048576.0, peak / 1048576.0,
+               st != SDRT_OK ? err : gst == SDRT_RESOURCE_EXHAUSTED ? "not run" : "ran: the arena fit in 64 MiB");
+        sdrt_nn_free(nn);
+        unet_free(u);
+        if (w) fx_weights_close(w);
+        store_free(m);
+        free(cfg);
+        return st == SDRT_OK ? 0 : 1;
+    }
+#endif
     for (int it = 0; it < a->iters * (a->mode == 2 ? 2 : 1); it++) {
         int graph = a->mode == 2 ? it % 2 : a->mode;
         sdrt_tensor *out = NULL;
@@ -183,7 +237,7 @@ int main(int argc, char **argv) {
     bench_args a;
     if (!parse_args(argc, argv, &a)) {
         fprintf(stderr, "usage: bench-unet UNET_DIR|CKPT.safetensors [--size WxH] [--batch N] [--iters K] [--threads T] [--f16] "
-                        "[--ctx L] [--mode eager|graph|both]\n");
+                        "[--ctx L] [--mode eager|graph|both|plan]\n");
         return 2;
     }
     return run(&a);

@@ -254,6 +254,11 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
     /* The model's resident copies (shared with every request); weights of
      * the caller's hooks (LoRA merges) outside it are private uploads. */
     if (nn) sdrt_nn_add_weight_store(nn, sdrt_model_weights(mi, m));
+    int32_t offload = SDRT_HAS_MEMBER(prm, sdrt_cond_params, offload) ? prm->offload : SDRT_OFFLOAD_NONE;
+    if (nn && offload != SDRT_OFFLOAD_NONE && sdrt_nn_set_offload(nn, offload) != SDRT_OK) {
+        snprintf(err, sizeof err, "offload: %d is not a mode (none 0, model 1, sequential 2)", (int)offload);
+        st = SDRT_INVALID_ARGUMENT;
+    }
     ref.nn = nn;
     if (st == SDRT_OK && nn) {
         int32_t skip = SDRT_HAS_MEMBER(prm, sdrt_cond_params, clip_skip) ? prm->clip_skip : 0;
@@ -262,6 +267,9 @@ static sdrt_error *encode_with(cond_plugin *p, const sdrt_model_iface *mi, sdrt_
                             &box->out, err, sizeof err);
         /* Device results are read by the caller's stream: complete them. */
         if (st == SDRT_OK && box->out.nn) st = sdrt_nn_synchronize(nn);
+        /* Offloading: the encoders are done; their weights leave the
+         * device before the next component runs (the embeddings stay). */
+        if (offload != SDRT_OFFLOAD_NONE) sdrt_nn_release_weights(nn);
         st = st == SDRT_OK ? st : status_of(st, job, p->api);
     }
     /* The context lives as long as the device tensors it holds. */

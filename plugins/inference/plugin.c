@@ -60,7 +60,8 @@ static sdrt_error *infer_init(const sdrt_host_api *api, sdrt_host *host, const c
     char err[256];
     if (infer_limits_parse(config_json, &p->limits, err, sizeof err) != SDRT_OK ||
         infer_safety_config(config_json, p, err, sizeof err) != SDRT_OK ||
-        precision_from(config_json, settings, &p->precision, err, sizeof err) != SDRT_OK) {
+        precision_from(config_json, settings, &p->precision, err, sizeof err) != SDRT_OK ||
+        infer_memory_parse_config(config_json, &p->memory, err, sizeof err) != SDRT_OK) {
         free(p->stream_params);
         free(p);
         return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "%s", err);

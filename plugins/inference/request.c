@@ -433,6 +433,7 @@ sdrt_status infer_request_parse(const char *data_json, infer_request *req, char 
     req_precision(&c, req);
     if (c.status == SDRT_OK) c.status = infer_hires_parse(root, &req->hires, err, errlen);
     if (c.status == SDRT_OK) c.status = infer_cn_reqs_parse(root, &req->controlnet, err, errlen);
+    if (c.status == SDRT_OK) c.status = infer_memory_parse_request(root, &req->memory, err, errlen);
     cJSON_Delete(root);
     if (c.status != SDRT_OK) infer_request_free(req);
     return c.status;

@@ -12,6 +12,7 @@
 
 #include "hires.h"
 #include "controlnet_req.h"
+#include "memory_mode.h"
 #include "sdrt/lora.h"
 #include "sdrt/precision.h"
 #include "sdrt/status.h"
@@ -80,6 +81,7 @@ typedef struct infer_request {
 
     infer_hires hires;           /* the hires fix (hires.h); enabled 0 = none */
     infer_cn_reqs controlnet;    /* "controlnet" entries and guess_mode */
+    infer_memory memory;         /* offload, vae_tiling, …: -1 = the config's */
 } infer_request;
 
 /* Parses the `data` JSON of inference.run (borrowed). On success returns

@@ -333,7 +333,8 @@ static int plan_sub_batch(run_ctx *c, sdrt_device *dev) {
     if (!free_b) return 0;
     double per_image = unet_row_bytes(unet_get_config(c->u), c->lh, c->lw) * (c->cond_rows.cfg ? 2 : 1);
     double fit = (double)free_b / 2 / per_image;
-    return fit >= batch ? 0 : fit < 1 ? 1 : (int)fit;
+    /* One image per call is the least there is: a batch of one is never split. */
+    return fit >= batch || batch == 1 ? 0 : fit < 1 ? 1 : (int)fit;
 }
 
 /* Says in the warnings when the batch runs in several UNet calls. */
@@ -383,7 +384,23 @@ sdrt_error *run_open_nn(run_ctx *c) {
         return c->api->error_new(SDRT_FAILED_PRECONDITION, NULL, "inference: no compute stream on the default device: %s",
                                  msg);
     c->dev = dev;
+    /* The UNet's (and ControlNets') weights: resident, per run (model
+     * offload), or per op (sequential). */
+    if (sdrt_nn_set_offload(c->nn, c->mem.offload) != SDRT_OK)
+        return c->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "offload: mode %d unknown", c->mem.offload);
     return NULL;
+}
+
+void run_vae_options(const run_ctx *c, sdrt_vae_options *o) {
+    infer_memory_vae_options(&c->mem, o);
+    o->precision = c->precision == SDRT_PRECISION_AUTO ? NULL : sdrt_precision_name(c->precision);
+}
+
+void run_offload_unet(run_ctx *c) {
+    if (!c->nn) return;
+    /* In every mode the UNet's activations leave before the VAE's come. */
+    sdrt_nn_release_arena(c->nn);
+    if (c->mem.offload != SDRT_OFFLOAD_NONE) sdrt_nn_release_weights(c->nn);
 }
 
 sdrt_error *run_denoise(run_ctx *c) {
@@ -445,9 +462,12 @@ static sdrt_error *save_image(run_ctx *c, int i, const float *rgb, int h, int w,
 static sdrt_error *decode_latents(run_ctx *c, float **decoded, int *h, int *w) {
     sdrt_model *vm = c->vae_m ? c->vae_m : c->m;
     const sdrt_postprocess_iface *pp = c->post;
+    sdrt_vae_options o;
+    run_vae_options(c, &o);
+    run_offload_unet(c); /* model offload: the VAE runs alone on the device */
     if (!c->nn || !SDRT_HAS_MEMBER(pp, sdrt_postprocess_iface, decode_tensor) || !pp->decode_tensor)
-        return pp->decode(pp->self, vm, c->latents, c->r.batch_size, c->channels, c->lh, c->lw, &c->vae_opt, c->job,
-                          decoded, h, w);
+        return pp->decode(pp->self, vm, c->latents, c->r.batch_size, c->channels, c->lh, c->lw, &o, c->job, decoded,
+                          h, w);
     int64_t shape[4] = {c->r.batch_size, c->channels, c->lh, c->lw};
     sdrt_tensor *lat = sdrt_nn_from_host(c->nn, SDRT_DTYPE_F32, 4, shape, c->latents);
     if (!lat || sdrt_nn_synchronize(c->nn) != SDRT_OK) {
@@ -457,7 +477,8 @@ static sdrt_error *decode_latents(run_ctx *c, float **decoded, int *h, int *w) {
         return c->api->error_new(st != SDRT_OK ? st : SDRT_RESOURCE_EXHAUSTED, NULL, "decode: uploading the latents: %s",
                                  msg && *msg ? msg : "failed");
     }
-    sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, &c->vae_opt, c->job, decoded, h, w);
+    sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, &o, c->job, decoded, h, w);
+    sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, &o, c->job, decoded, h, w);
     sdrt_nn_drop(c->nn, lat);
     return e;
 }
@@ -539,11 +560,14 @@ sdrt_error *infer_run(const infer_plugin *p, const sdrt_request *req, char **res
     sdrt_status st = infer_request_parse(req->data_json, &c.r, err, sizeof err);
     if (st != SDRT_OK) return p->api->error_new(st, NULL, "%s", err);
     /* One precision for every stream of the run: the UNet's here, the text
-     * encoders' (sdrt_cond_params.precision) and the VAE's (vae_opt; a
-     * force_upcast VAE runs f32 whatever it says). */
+     * encoders' (sdrt_cond_params.precision) and the VAE's
+     * (run_vae_options; a force_upcast VAE runs f32 whatever it says). */
     c.precision = c.r.precision_given ? c.r.precision : p->precision;
-    sdrt_vae_options_init(&c.vae_opt);
-    c.vae_opt.precision = c.precision == SDRT_PRECISION_AUTO ? NULL : sdrt_precision_name(c.precision);
+    st = infer_memory_resolve(&p->memory, &c.r.memory, &c.mem, err, sizeof err);
+    if (st != SDRT_OK) {
+        infer_request_free(&c.r);
+        return p->api->error_new(st, NULL, "%s", err);
+    }
     /* Before anything loads: the fields alone bound the work (work_limits.h). */
     st = infer_limits_check(&p->limits, &c.r, err, sizeof err);
     if (st != SDRT_OK) {

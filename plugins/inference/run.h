@@ -6,6 +6,7 @@
 #ifndef SDRT_INFERENCE_RUN_H
 #define SDRT_INFERENCE_RUN_H
 
+#include "memory_mode.h"
 #include "work_limits.h"
 #include "sdrt/plugin.h"
 #include "sdrt/precision.h"
@@ -25,6 +26,7 @@ typedef struct infer_plugin {
     /* "precision" of a request that names none: the plugin config's, else
      * the host's top-level key; AUTO (0) when neither. */
     sdrt_precision precision;
+    infer_memory memory; /* memory modes' defaults (memory_mode.h); zero = none, auto */
 } infer_plugin;
 
 /* Reads "safety_checker" (boolean) and "safety_action" ("black" | "flag")

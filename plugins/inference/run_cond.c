@@ -183,6 +183,7 @@ sdrt_error *run_conditioning(run_ctx *c) {
     p.do_cfg = cfg;
     p.device = c->dev;
     p.precision = c->precision == SDRT_PRECISION_AUTO ? NULL : sdrt_precision_name(c->precision);
+    p.offload = c->mem.offload;
     /* The base pass only: the refiner gets no LoRA (run_refiner.c). */
     if (!c->refining) {
         p.prepare_weights = lora_prepare;

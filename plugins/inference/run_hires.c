@@ -81,7 +81,10 @@ static sdrt_error *image_upscale(run_ctx *c, int tw, int th, float **out) {
     int B = c->r.batch_size, dh = 0, dw = 0;
     float *rgb = NULL;
     sdrt_model *vae = c->vae_m ? c->vae_m : c->m;
-    sdrt_error *e = c->post->decode(c->post->self, vae, c->latents, B, c->channels, c->lh, c->lw, &c->vae_opt, c->job, &rgb,
+    sdrt_vae_options o;
+    run_vae_options(c, &o);
+    run_offload_unet(c); /* model offload: VAE and upscaler run alone; the second pass uploads the UNet again */
+    sdrt_error *e = c->post->decode(c->post->self, vae, c->latents, B, c->channels, c->lh, c->lw, &o, c->job, &rgb,
                                     &dh, &dw);
     if (e) return e;
     size_t in_px = (size_t)dh * dw * 3, out_px = (size_t)th * tw * 3;
@@ -114,7 +117,7 @@ static sdrt_error *image_upscale(run_ctx *c, int tw, int th, float **out) {
             /* latent_dist.sample's noise, drawn before the pass's noise (diffusers' img2img order). */
             sdrt_rng_randn(&c->rng, eps, nz);
             float *lat = NULL;
-            e = c->post->encode(c->post->self, vae, big, B, th, tw, eps, &c->vae_opt, c->job, &lat, &ch);
+            e = c->post->encode(c->post->self, vae, big, B, th, tw, eps, &o, c->job, &lat, &ch);
             if (!e && ch != c->channels)
                 e = c->api->error_new(SDRT_INVALID_ARGUMENT, NULL, "hires: the VAE gives %d channels, the unet takes %d", ch,
                                       c->channels);

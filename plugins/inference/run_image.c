@@ -231,8 +231,11 @@ static sdrt_error *encode(run_ctx *c, const uint8_t *rgb8, const uint8_t *mask, 
         if (mask) iprep_mask_image(rgb, mask, npx);
         sdrt_rng_randn(&c->rng, eps, nz);
         int ch = 0;
-        e = c->post->encode(c->post->self, c->vae_m ? c->vae_m : c->m, rgb, 1, c->r.height, c->r.width, eps,
-                            &c->vae_opt, c->job, out, &ch);
+        sdrt_vae_options o;
+        run_vae_options(c, &o);
+        run_offload_unet(c);
+        e = c->post->encode(c->post->self, c->vae_m ? c->vae_m : c->m, rgb, 1, c->r.height, c->r.width, eps, &o,
+                            c->job, out, &ch);
         if (!e && ch != c->channels)
             e = c->api->error_new(SDRT_INVALID_ARGUMENT, NULL,
                                   "model_id: the VAE gives %d latent channels, the unet takes %d", ch, c->channels);

@@ -23,10 +23,9 @@ typedef struct run_ctx {
     sdrt_job *job;
     const char *data_json;    /* the request's data, borrowed */
     infer_request r;
-    /* The run's precision (request, else the plugin's default) and the VAE
-     * options carrying it to postprocess. */
+    /* The run's precision (request, else the plugin's default); the VAE
+     * calls get it through run_vae_options. */
     sdrt_precision precision;
-    sdrt_vae_options vae_opt;
     double t0, loop_start;
 
     /* Interfaces (acquired, released at the end). */
@@ -94,10 +93,18 @@ typedef struct run_ctx {
      * the models they read (open until the run ends). */
     infer_cn_set cns;
     sdrt_model *cn_models[INFER_MAX_CONTROLNETS];
+    /* The memory modes this run uses: the request's over the config's. */
+    infer_memory mem;
 } run_ctx;
 
 /* run.c: stages the refiner pass repeats on its own model. */
 sdrt_error *run_scheduler(run_ctx *c);
+/* The VAE options of the run's memory modes (tiling, slicing, offload). */
+void run_vae_options(const run_ctx *c, sdrt_vae_options *o);
+/* Before another component (VAE, upscaler) runs: the UNet's graph arena is
+ * freed, and with offload the weights c->nn holds (UNet, ControlNets)
+ * leave the device too. */
+void run_offload_unet(run_ctx *c);
 sdrt_error *run_denoise(run_ctx *c);
 /* run_hires.c: the hires fix's second pass (no-op without hires), and the
  * save of its input next to image i with output.save_latents. */

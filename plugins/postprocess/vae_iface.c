@@ -31,6 +31,8 @@ typedef struct vae_call {
     sdrt_device *dev;
     sdrt_job *job;
     char params[96]; /* stream params: the call's precision (vae_precision) */
+    int offload; /* sdrt_offload of the options */
+    int slicing; /* one batch item at a time */
 } vae_call;
 
 sdrt_error *pp_default_precision(pp_plugin *p, const char *config_json) {
@@ -64,16 +66,6 @@ static sdrt_error *vae_precision(vae_call *c, const sdrt_vae_options *opt) {
     if (c->cfg.force_upcast) prec = SDRT_PRECISION_F32;
     sdrt_stream_params_format(c->params, sizeof c->params, 0, prec);
     return NULL;
-}
-
-/* A compute context for the call (c->params); the device's refusal of
- * the precision is the error (UNSUPPORTED naming it and the device). */
-static sdrt_error *vae_nn(vae_call *c, sdrt_nn **out) {
-    char msg[400];
-    sdrt_status st = sdrt_nn_create(c->dev, c->params, c->p->api->is_cancelled, c->job, out, msg, sizeof msg);
-    if (st == SDRT_OK) return NULL;
-    if (st == SDRT_UNSUPPORTED || st == SDRT_INVALID_ARGUMENT) return c->p->api->error_new(st, NULL, "%s", msg);
-    return c->p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "vae: cannot create a compute context: %s", msg);
 }
 
 static sdrt_error *begin(pp_plugin *p, sdrt_model *m, sdrt_job *job, vae_call *c) {
@@ -119,6 +111,8 @@ static sdrt_error *plan_tiling(vae_call *c, const sdrt_vae_options *opt, int n, 
         if (SDRT_HAS_MEMBER(opt, sdrt_vae_options, tile_size)) o.tile_size = opt->tile_size;
         if (SDRT_HAS_MEMBER(opt, sdrt_vae_options, tile_overlap)) o.tile_overlap = opt->tile_overlap;
         if (SDRT_HAS_MEMBER(opt, sdrt_vae_options, memory_budget)) o.memory_budget = opt->memory_budget;
+        if (SDRT_HAS_MEMBER(opt, sdrt_vae_options, offload)) o.offload = opt->offload;
+        if (SDRT_HAS_MEMBER(opt, sdrt_vae_options, slicing)) o.slicing = opt->slicing;
     }
     memset(t, 0, sizeof *t);
     t->tile = o.tile_size ? o.tile_size : DEFAULT_TILE;
@@ -126,6 +120,11 @@ static sdrt_error *plan_tiling(vae_call *c, const sdrt_vae_options *opt, int n, 
     const sdrt_host_api *api = c->p->api;
     if (o.tiling < 0 || o.tiling > SDRT_VAE_TILING_OFF)
         return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "tiling: %d is not 0 (auto), 1 (on) or 2 (off)", o.tiling);
+    if (o.offload < SDRT_OFFLOAD_NONE || o.offload > SDRT_OFFLOAD_SEQUENTIAL)
+        return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "offload: %d is not 0 (none), 1 (model) or 2 (sequential)",
+                              o.offload);
+    c->offload = o.offload;
+    c->slicing = o.slicing != 0;
     if (t->tile < 64 || t->tile % 8 || t->tile > 4096)
         return api->error_new(SDRT_INVALID_ARGUMENT, NULL, "tile_size: %d is not a multiple of 8 in [64, 4096]", t->tile);
     if (t->overlap < 8 || t->overlap % 8 || t->overlap * 2 > t->tile)
@@ -133,8 +132,9 @@ static sdrt_error *plan_tiling(vae_call *c, const sdrt_vae_options *opt, int n, 
                               "tile_overlap: %d is not a multiple of 8 in [8, tile_size/2=%d]", t->overlap,
                               t->tile / 2);
     uint64_t budget = o.memory_budget ? o.memory_budget : auto_budget(c->dev);
+    /* Sliced, one image's activations are live at a time. */
     t->enabled = o.tiling == SDRT_VAE_TILING_ON ||
-                 (o.tiling == SDRT_VAE_TILING_AUTO && vae_activation_bytes(&c->cfg, n, h, w) > budget);
+                 (o.tiling == SDRT_VAE_TILING_AUTO && vae_activation_bytes(&c->cfg, c->slicing ? 1 : n, h, w) > budget);
     t->on_tile = report_tile;
     t->ctx = c;
     return NULL;
@@ -145,16 +145,42 @@ static sdrt_error *net_error(const vae_call *c, const vae_net *v) {
                                 v->message[0] ? v->message : "vae: failed");
 }
 
-/* Runs decode or encode of `in` into `out` on a fresh nn context. */
+/* A context on the call's device (c->params: its precision) with the
+ * model's store and the call's offload mode. The device's refusal of the
+ * precision is the error (UNSUPPORTED naming it and the device). */
+static sdrt_error *open_nn(vae_call *c, sdrt_nn **out) {
+    char msg[400];
+    sdrt_status st = sdrt_nn_create(c->dev, c->params, c->p->api->is_cancelled, c->job, out, msg, sizeof msg);
+    if (st == SDRT_UNSUPPORTED || st == SDRT_INVALID_ARGUMENT) return c->p->api->error_new(st, NULL, "%s", msg);
+    if (st != SDRT_OK)
+        return c->p->api->error_new(SDRT_RESOURCE_EXHAUSTED, NULL, "vae: cannot create a compute context: %s", msg);
+    sdrt_nn_add_weight_store(*out, sdrt_model_weights(c->wc.mi, c->wc.m)); /* resident, shared */
+    if (sdrt_nn_set_offload(*out, c->offload) != SDRT_OK) { /* checked by plan_tiling: cannot fail */
+        sdrt_nn_free(*out);
+        *out = NULL;
+        return c->p->api->error_new(SDRT_INTERNAL_ERROR, NULL, "vae: offload mode refused");
+    }
+    return NULL;
+}
+
+/* Runs decode or encode of `in` into `out` on a fresh nn context; sliced,
+ * one batch item after the other through the same context. */
 static sdrt_error *run(vae_call *c, const vae_tiling *t, int encode, const float *in, int n, int h, int w,
                        float *out) {
     sdrt_nn *nn = NULL;
-    sdrt_error *ne = vae_nn(c, &nn);
+    sdrt_error *ne = open_nn(c, &nn);
     if (ne) return ne;
-    sdrt_nn_add_weight_store(nn, sdrt_model_weights(c->wc.mi, c->wc.m)); /* resident, shared */
     vae_net v;
     vae_net_init(&v, &c->cfg, nn, model_weight, &c->wc);
-    int rc = encode ? vae_encode_tiled(&v, t, in, n, h, w, out) : vae_decode_tiled(&v, t, in, n, h, w, out);
+    const vae_config *g = &c->cfg;
+    size_t in_per = encode ? (size_t)g->in_channels * h * w : (size_t)g->latent_channels * h * w;
+    size_t out_per = encode ? (size_t)2 * g->latent_channels * (h / 8) * (w / 8) : (size_t)g->out_channels * (8 * h) * (8 * w);
+    int items = c->slicing ? n : 1, per = c->slicing ? 1 : n, rc = 0;
+    for (int i = 0; i < items && !rc; i++) {
+        const float *x = in + (size_t)i * in_per;
+        float *y = out + (size_t)i * out_per;
+        rc = encode ? vae_encode_tiled(&v, t, x, per, h, w, y) : vae_decode_tiled(&v, t, x, per, h, w, y);
+    }
     sdrt_error *e = rc ? net_error(c, &v) : NULL;
     sdrt_nn_free(nn);
     vae_net_release(&v);
@@ -224,18 +250,29 @@ sdrt_error *pp_decode(void *self, sdrt_model *m, const float *latents, int batch
     return finish_decode(p, raw, batch, h, w, rgb_out, height, width);
 }
 
-/* Untiled decode of the device tensor `lat` on call->dev into raw. */
+/* Untiled decode of the device tensor `lat` on call->dev into raw; sliced,
+ * one batch item after the other. */
 static sdrt_error *run_device(vae_call *c, const sdrt_tensor *lat, float *raw) {
     sdrt_nn *nn = NULL;
-    sdrt_error *ne = vae_nn(c, &nn);
+    sdrt_error *ne = open_nn(c, &nn);
     if (ne) return ne;
-    sdrt_nn_add_weight_store(nn, sdrt_model_weights(c->wc.mi, c->wc.m)); /* resident, shared */
     vae_net v;
     vae_net_init(&v, &c->cfg, nn, model_weight, &c->wc);
-    sdrt_tensor *z = sdrt_nn_scale(nn, lat, 1.0f / c->cfg.scaling_factor, c->cfg.shift_factor);
-    sdrt_tensor *x = z ? vae_decode_tensor(&v, z) : NULL;
-    sdrt_nn_drop(nn, z);
-    sdrt_status st = x ? sdrt_nn_to_host_f32(nn, x, raw) : SDRT_OK;
+    int64_t n = lat->shape[0], items = c->slicing ? n : 1, per = c->slicing ? 1 : n;
+    size_t out_per = (size_t)c->cfg.out_channels * (size_t)(8 * lat->shape[2]) * (size_t)(8 * lat->shape[3]);
+    sdrt_tensor *x = NULL;
+    sdrt_status st = SDRT_OK;
+    for (int64_t i = 0; i < items && st == SDRT_OK; i++) {
+        sdrt_tensor li = sdrt_nn_view_slice(lat, 0, i * per, per);
+        sdrt_tensor *z = sdrt_nn_scale(nn, &li, 1.0f / c->cfg.scaling_factor, c->cfg.shift_factor);
+        x = z ? vae_decode_tensor(&v, z) : NULL;
+        sdrt_nn_drop(nn, z);
+        st = x ? sdrt_nn_to_host_f32(nn, x, raw + (size_t)i * out_per * (size_t)per) : SDRT_OK;
+        if (x && i + 1 < items) {
+            sdrt_nn_drop(nn, x);
+            x = NULL;
+        }
+    }
     sdrt_nn_drop(nn, x);
     const char *msg = NULL;
     sdrt_status nst = sdrt_nn_status(nn, &msg);

@@ -41,6 +41,8 @@ typedef struct nn_node {
     size_t birth, death; /* op interval [birth, death); death 0 = alive */
     size_t offset;       /* planned arena offset */
     int deferred;        /* eager node dropped while recording */
+    int held_weight;     /* a private weight upload counted in nn->held */
+    uint64_t wseq;       /* private weight: nn->ops when last asked for */
 } nn_node;
 
 /* The weight map: (host data, dtype, shape) -> operand, open addressing. */
@@ -93,6 +95,13 @@ struct sdrt_nn {
     int store_pinned[NN_MAX_STORES];
     int n_stores;
     uint64_t uploaded;
+    int offload;       /* sdrt_offload */
+    uint64_t ops;      /* ops submitted eagerly: a private weight last asked
+                        * for before the latest one is no longer needed
+                        * (SEQUENTIAL frees it) */
+    uint64_t held;     /* bytes of private weight uploads alive */
+    int passthrough;   /* SEQUENTIAL: between graph_begin and graph_end, ops
+                        * run eagerly */
     /* graph recording */
     int recording;
     sdrt_buffer vbuf; /* sentinel: t.buffer of virtual tensors */
@@ -255,6 +264,7 @@ static void nn_weight_forget(sdrt_nn *nn, nn_node *node);
 static sdrt_status nn_submit(sdrt_nn *nn, const sdrt_op *op);
 
 static void nn_node_free(sdrt_nn *nn, nn_node *node) {
+    if (node->held_weight) nn->held -= node->bytes;
     if (node->prev) node->prev->next = node->next;
     else nn->live = node->next;
     if (node->next) node->next->prev = node->prev;
@@ -343,6 +353,21 @@ static size_t nn_align(size_t n) {
     return (n + NN_ALIGN - 1) / NN_ALIGN * NN_ALIGN;
 }
 
+/* A device buffer; when the device is out of memory, the stores' copies
+ * nobody pins on it (cached weights of earlier requests) are freed and the
+ * allocation is tried once more. */
+static sdrt_buffer *nn_buffer_alloc(sdrt_nn *nn, size_t bytes) {
+    sdrt_buffer *buf = sdrt_buffer_alloc(nn->bt, bytes);
+    if (buf || nn->is_host) return buf;
+    uint64_t freed = 0;
+    for (int i = 0; i < nn->n_stores; i++) {
+        sdrt_weight_store *ws = nn->stores[i];
+        if (SDRT_HAS_MEMBER(ws->iface, sdrt_weight_store_iface, trim) && ws->iface->trim)
+            freed += ws->iface->trim(ws, nn->dev);
+    }
+    return freed ? sdrt_buffer_alloc(nn->bt, bytes) : NULL;
+}
+
 /* A new node; eager (own buffer) unless recording and !force_eager. */
 static nn_node *nn_new_node(sdrt_nn *nn, sdrt_dtype dtype, int ndim, const int64_t *shape, int force_eager) {
     if (!nn_ready(nn)) return NULL;
@@ -378,7 +403,7 @@ static nn_node *nn_new_node(sdrt_nn *nn, sdrt_dtype dtype, int ndim, const int64
         node->t.buffer = &nn->vbuf;
         nn->gnodes[nn->n_gnodes++] = node;
     } else {
-        node->buf = sdrt_buffer_alloc(nn->bt, node->bytes);
+        node->buf = nn_buffer_alloc(nn, node->bytes);
         if (!node->buf) {
             free(node);
             nn_fail(nn, SDRT_RESOURCE_EXHAUSTED, "new_tensor: %s could not allocate %zu bytes",
@@ -587,18 +612,54 @@ uint64_t sdrt_nn_weight_bytes_uploaded(const sdrt_nn *nn) {
     return nn ? nn->uploaded : 0;
 }
 
-/* The store covering `w`, pinned on this context's device; -1 if none. */
-static int nn_store_for(sdrt_nn *nn, const sdrt_tensor *w, size_t bytes) {
+/* The store covering `w`, pinned on this context's device when `pin`;
+ * -1 if none. */
+static int nn_store_for(sdrt_nn *nn, const sdrt_tensor *w, size_t bytes, int pin) {
     for (int i = 0; i < nn->n_stores; i++) {
         sdrt_weight_store *ws = nn->stores[i];
         if (!ws->iface->covers(ws, w->data, bytes)) continue;
-        if (!nn->store_pinned[i]) {
+        if (pin && !nn->store_pinned[i]) {
             ws->iface->pin(ws, nn->dev);
             nn->store_pinned[i] = 1;
         }
         return i;
     }
     return -1;
+}
+
+/* SEQUENTIAL: frees the private weights no op since the last submitted one
+ * asked for (their ops are enqueued; a buffer free completes the work that
+ * reads it first, as the backend ABI says). */
+static void nn_stream_out(sdrt_nn *nn) {
+    for (nn_node *n = nn->live, *next; n; n = next) {
+        next = n->next;
+        if (n->is_weight && n->wseq < nn->ops) nn_node_free(nn, n);
+    }
+}
+
+/* A private device copy of host weight `w` in form `want` (`dev_bytes` of
+ * it, contiguous in the copy; a strided view is gathered, another form
+ * converted, on the host), or NULL with the context failed. */
+static nn_node *nn_private_weight(sdrt_nn *nn, const sdrt_tensor *w, sdrt_dtype want, size_t dev_bytes) {
+    void *staged = NULL;
+    int direct = sdrt_nn_is_contiguous(w) && want == w->dtype;
+    if (!direct && !(staged = malloc(dev_bytes ? dev_bytes : 1))) {
+        nn_fail(nn, SDRT_RESOURCE_EXHAUSTED, "weight: out of host memory");
+        return NULL;
+    }
+    if (staged && sdrt_nn_host_convert(w, want, staged) != 0) {
+        free(staged);
+        nn_fail(nn, SDRT_INVALID_ARGUMENT, "weight: cannot convert to the stream's form");
+        return NULL;
+    }
+    nn_node *node = nn_new_node(nn, want, w->ndim, w->shape, 1);
+    if (node) {
+        nn_write(&node->t, staged ? staged : w->data, dev_bytes);
+        node->held_weight = 1;
+        nn->held += node->bytes;
+    }
+    free(staged);
+    return node;
 }
 
 const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
@@ -610,7 +671,10 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
     /* Host-memory devices read the weight where it lies (the mmap). */
     if (nn->is_host) return host_weight;
     nn_wentry *e = nn_wfind(nn, host_weight);
-    if (e) return e->operand;
+    if (e) {
+        if (e->node) e->node->wseq = nn->ops; /* needed again by the next op */
+        return e->operand;
+    }
     e = calloc(1, sizeof *e);
     if (!e) {
         nn_fail(nn, SDRT_RESOURCE_EXHAUSTED, "weight: out of host memory");
@@ -627,8 +691,9 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
      * apart from copies in other forms by the store. */
     sdrt_dtype want = nn_weight_dtype(nn, host_weight->dtype);
     size_t dev_bytes = (size_t)sdrt_nn_numel(host_weight) * nn_dtype_size(want);
-    int si = nn_store_for(nn, host_weight, bytes);
-    sdrt_weight_store *ws = si >= 0 ? nn->stores[si] : NULL;
+    int resident = nn->offload == SDRT_OFFLOAD_NONE;
+    int si = nn_store_for(nn, host_weight, bytes, resident);
+    sdrt_weight_store *ws = si >= 0 && resident ? nn->stores[si] : NULL;
     const sdrt_tensor *res = NULL;
     uint64_t up = 0;
     sdrt_status st = SDRT_RESOURCE_EXHAUSTED;
@@ -645,31 +710,19 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
         e->desc.buffer = res->buffer;
         e->operand = &e->desc;
     } else {
-        /* Not resident: a copy private to this context, counted as uploaded
-         * (a strided view, e.g. a transposed weight, gathered on the host;
-         * converted to the stream's form on the way). */
-        sdrt_tensor *t = NULL;
-        if (sdrt_nn_is_contiguous(host_weight) && want == host_weight->dtype) {
-            t = nn_from_host(nn, host_weight->dtype, host_weight->ndim, host_weight->shape, host_weight->data, 1);
-        } else {
-            nn_node *node = nn_new_node(nn, want, host_weight->ndim, host_weight->shape, 1);
-            void *tmp = node ? malloc(dev_bytes ? dev_bytes : 1) : NULL;
-            if (node && tmp && sdrt_nn_host_convert(host_weight, want, tmp) == 0) {
-                nn_write(&node->t, tmp, dev_bytes);
-                t = &node->t;
-            } else if (node) {
-                nn_node_free(nn, node);
-                nn_fail(nn, SDRT_RESOURCE_EXHAUSTED, "weight: out of host memory");
-            }
-            free(tmp);
-        }
-        if (!t) {
+        /* Not resident (an offload mode, or no room in the store): a copy
+         * private to this context in the stream's form, counted as
+         * uploaded. */
+        if (nn->offload == SDRT_OFFLOAD_SEQUENTIAL) nn_stream_out(nn);
+        nn_node *node = nn_private_weight(nn, host_weight, want, dev_bytes);
+        if (!node) {
             free(e);
             return NULL;
         }
-        e->node = (nn_node *)(void *)t;
-        e->node->is_weight = 1;
-        e->operand = t;
+        node->is_weight = 1;
+        node->wseq = nn->ops;
+        e->node = node;
+        e->operand = &node->t;
         nn->uploaded += dev_bytes;
         /* Counted for the job through the covering store, else any: the
          * owner's per-job count is what a request reports. */
@@ -686,6 +739,58 @@ const sdrt_tensor *sdrt_nn_weight(sdrt_nn *nn, const sdrt_tensor *host_weight) {
         return NULL;
     }
     return e->operand;
+}
+
+void sdrt_nn_release_weights(sdrt_nn *nn) {
+    if (!nn || nn->recording) return;
+    sdrt_stream_synchronize(nn->stream); /* the ops reading them are done */
+    for (size_t i = 0; i < nn->wcap; i++) {
+        nn_wentry *e = nn->wtab[i];
+        if (!e) continue;
+        if (e->node) {
+            e->node->is_weight = 0; /* the map is cleared here, not per node */
+            nn_node_free(nn, e->node);
+        }
+        free(e);
+        nn->wtab[i] = NULL;
+    }
+    nn->wn = 0;
+    for (int i = 0; i < nn->n_stores; i++)
+        if (nn->store_pinned[i]) {
+            nn->stores[i]->iface->unpin(nn->stores[i], nn->dev);
+            nn->store_pinned[i] = 0;
+        }
+}
+
+sdrt_status sdrt_nn_set_offload(sdrt_nn *nn, int mode) {
+    if (!nn) return SDRT_INVALID_ARGUMENT;
+    if (mode != SDRT_OFFLOAD_NONE && mode != SDRT_OFFLOAD_MODEL && mode != SDRT_OFFLOAD_SEQUENTIAL) {
+        nn_fail(nn, SDRT_INVALID_ARGUMENT, "offload: mode %d is not none (0), model (1) or sequential (2)", mode);
+        return SDRT_INVALID_ARGUMENT;
+    }
+    if (nn->recording || nn->passthrough) {
+        nn_fail(nn, SDRT_FAILED_PRECONDITION, "offload: not while a graph is recorded");
+        return SDRT_FAILED_PRECONDITION;
+    }
+    sdrt_nn_release_weights(nn);
+    nn->offload = mode;
+    return SDRT_OK;
+}
+
+uint64_t sdrt_nn_weight_bytes_held(const sdrt_nn *nn) {
+    return nn ? nn->held : 0;
+}
+
+size_t sdrt_nn_release_arena(sdrt_nn *nn) {
+    if (!nn || !nn->arena || nn->recording) return 0;
+    for (nn_node *n = nn->live; n; n = n->next)
+        if (n->in_arena) return 0;
+    sdrt_stream_synchronize(nn->stream); /* the last graph read and wrote it */
+    size_t freed = nn->arena_size;
+    sdrt_buffer_free(nn->arena);
+    nn->arena = NULL;
+    nn->arena_size = 0;
+    return freed;
 }
 
 /* Bytes of t copied to host: through its buffer when it has one. */
@@ -782,7 +887,10 @@ static const char *const g_op_names[] = {
 
 /* Runs `op` now, or records it (operands copied by value) in a graph. */
 static sdrt_status nn_submit(sdrt_nn *nn, const sdrt_op *op) {
-    if (!nn->recording) return sdrt_stream_compute(nn->stream, op);
+    if (!nn->recording) {
+        nn->ops++;
+        return sdrt_stream_compute(nn->stream, op);
+    }
     if (nn_grow((void **)&nn->recs, &nn->cap_recs, nn->n_recs + 1, sizeof *nn->recs) != 0)
         return SDRT_RESOURCE_EXHAUSTED;
     nn_rec *r = &nn->recs[nn->n_recs++];
@@ -1052,7 +1160,7 @@ static sdrt_status nn_evacuate(sdrt_nn *nn) {
     for (nn_node *n = nn->live; n; n = n->next) {
         if (!n->in_arena) continue;
         if (!synced) sdrt_stream_synchronize(nn->stream), synced = 1;
-        sdrt_buffer *buf = sdrt_buffer_alloc(nn->bt, n->bytes);
+        sdrt_buffer *buf = nn_buffer_alloc(nn, n->bytes);
         if (!buf) return SDRT_RESOURCE_EXHAUSTED;
         void *base = buf->iface->base(buf);
         sdrt_status st = sdrt_buffer_copy(buf, base, nn->arena, n->t.data, n->bytes);
@@ -1070,7 +1178,7 @@ static sdrt_status nn_evacuate(sdrt_nn *nn) {
 
 sdrt_status sdrt_nn_graph_begin(sdrt_nn *nn) {
     if (!nn_ready(nn)) return nn ? nn->status : SDRT_INVALID_ARGUMENT;
-    if (nn->recording) {
+    if (nn->recording || nn->passthrough) {
         nn_fail(nn, SDRT_FAILED_PRECONDITION, "graph_begin: a graph is already being recorded");
         return nn->status;
     }
@@ -1078,6 +1186,10 @@ sdrt_status sdrt_nn_graph_begin(sdrt_nn *nn) {
     if (st != SDRT_OK) {
         nn_fail(nn, st, "graph_begin: cannot keep the last graph's outputs (out of device memory)");
         return st;
+    }
+    if (nn->offload == SDRT_OFFLOAD_SEQUENTIAL && !nn->is_host) {
+        nn->passthrough = 1; /* weights come and go per op: run eagerly */
+        return SDRT_OK;
     }
     nn->recording = 1;
     nn->n_recs = nn->n_gnodes = nn->n_inputs = 0;
@@ -1325,6 +1437,11 @@ static void nn_replay_key(sdrt_nn *nn) {
 
 sdrt_status sdrt_nn_graph_end(sdrt_nn *nn) {
     if (!nn) return SDRT_INVALID_ARGUMENT;
+    if (nn->passthrough) {
+        nn->passthrough = 0;
+        if (nn->status == SDRT_OK) sdrt_stream_synchronize(nn->stream); /* as a graph's end waits */
+        return nn->status;
+    }
     if (!nn->recording) {
         nn_fail(nn, SDRT_FAILED_PRECONDITION, "graph_end: no graph is being recorded");
         return nn->status;
@@ -1352,7 +1469,7 @@ sdrt_status sdrt_nn_graph_end(sdrt_nn *nn) {
     if (p->arena_bytes > nn->arena_size) {
         sdrt_buffer_free(nn->arena);
         nn->arena_size = 0;
-        nn->arena = sdrt_buffer_alloc(nn->bt, p->arena_bytes);
+        nn->arena = nn_buffer_alloc(nn, p->arena_bytes);
         if (!nn->arena) {
             nn_fail(nn, SDRT_RESOURCE_EXHAUSTED, "graph: %s could not allocate a %zu-byte arena",
                     nn->dev->iface->name(nn->dev), p->arena_bytes);

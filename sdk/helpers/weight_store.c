@@ -415,14 +415,30 @@ static sdrt_status ws_acquire(sdrt_weight_store *pub, sdrt_device *dev, const sd
     return ws_acquire_as(pub, dev, host, host->dtype, job, out, uploaded_out);
 }
 
+static uint64_t ws_trim(sdrt_weight_store *pub, sdrt_device *dev) {
+    ws_impl *s = pub->context;
+    uint64_t freed = 0;
+    pthread_mutex_lock(s->mu);
+    for (ws_impl *t = s->b ? s->b->stores : s; t; t = s->b ? t->next : NULL)
+        for (int i = 0; i < t->n_slots; i++) {
+            ws_slot *sl = &t->slots[i];
+            if (sl->dev != dev || sl->pins > 0 || sl->n == 0) continue;
+            freed += sl->bytes;
+            ws_slot_clear(sl);
+        }
+    pthread_mutex_unlock(s->mu);
+    return freed;
+}
+
 static const sdrt_weight_store_iface g_ws_iface = {
-    .struct_size = SDRT_STRUCT_SIZE(sdrt_weight_store_iface, acquire_as),
+    .struct_size = SDRT_STRUCT_SIZE(sdrt_weight_store_iface, trim),
     .covers = ws_covers,
     .pin = ws_pin,
     .unpin = ws_unpin,
     .acquire = ws_acquire,
     .note_upload = ws_note_upload,
     .acquire_as = ws_acquire_as,
+    .trim = ws_trim,
 };
 
 sdrt_weight_store *sdrt_weight_store_new(sdrt_weight_budget *b, sdrt_weight_store *parent) {

@@ -32,6 +32,7 @@ void test_nn_graph_errors(void);
 void test_nn_weights_resident(void);
 void test_nn_graph_strict_matches_cpu(void);
 void test_nn_weights_views_and_ranges(void);
+void test_nn_offload_modes(void);
 
 const test_entry TESTS[] = {
     {"golden_matmul", test_golden_matmul},
@@ -58,6 +59,7 @@ const test_entry TESTS[] = {
     {"conv2d_batched", test_conv2d_batched},
     {"nn_sticky_and_cancel", test_nn_sticky_and_cancel},
     {"nn_views_and_weights", test_nn_views_and_weights},
+    {"nn_offload_modes", test_nn_offload_modes},
     {"nn_graph_matches_eager", test_nn_graph_matches_eager},
     {"nn_graph_arena_reuse", test_nn_graph_arena_reuse},
     {"nn_graph_outputs_survive", test_nn_graph_outputs_survive},

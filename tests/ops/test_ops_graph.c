@@ -214,6 +214,7 @@ void test_nn_graph_outputs_survive(void) {
     sdrt_tensor *w = sdrt_nn_scale(nn, z, 0.0f, 5.0f); /* overwrites whatever arena slot */
     sdrt_nn_drop(nn, w);
     REQUIRE(sdrt_nn_graph_end(nn) == SDRT_OK, "graph 2");
+    CHECK(sdrt_nn_release_arena(nn) == 0, "the arena holds z: not released");
     REQUIRE(sdrt_nn_to_host_f32(nn, y, got) == SDRT_OK, "read y");
     int bad = 0;
     for (int i = 0; i < 64; i++) bad += got[i] != x[i] * 3.0f + 1.0f;
@@ -409,4 +410,111 @@ void test_nn_weights_views_and_ranges(void) {
     sdrt_weight_store_free(model);
     sdrt_weight_budget_free(b);
     CHECK(fake.live_bytes == 0, "freed (%zu left)", fake.live_bytes);
+}
+
+/* ---- offload modes ----------------------------------------------------------- */
+
+enum { OFF_L = 5, OFF_D = 16 };
+
+/* A chain of OFF_L linears (weights W[k], B[k]) inside graph_begin/end, then
+ * W[0] once more (without bias); after each op checks what the context
+ * holds: SEQUENTIAL the weights of that op only, MODEL every private upload
+ * so far, NONE none (the store's copies are not the context's). */
+static float *offload_chain(sdrt_device *dev, sdrt_weight_store *ws, int mode, const float (*W)[OFF_D * OFF_D],
+                            const float (*B)[OFF_D], const float *x, uint64_t *uploaded, sdrt_nn **keep) {
+    sdrt_nn *nn = sdrt_nn_new(dev, NULL, NULL, NULL);
+    if (!nn) return NULL;
+    sdrt_nn_add_weight_store(nn, ws);
+    CHECK(sdrt_nn_set_offload(nn, mode) == SDRT_OK, "set_offload %d", mode);
+    const uint64_t wb = sizeof W[0], bb = sizeof B[0];
+    int64_t ws_shape[2] = {OFF_D, OFF_D}, bs[1] = {OFF_D}, xs[2] = {2, OFF_D};
+    sdrt_nn_graph_begin(nn);
+    CHECK(sdrt_nn_graph_recording(nn) == (mode != SDRT_OFFLOAD_SEQUENTIAL), "mode %d: recording %d", mode,
+          sdrt_nn_graph_recording(nn));
+    sdrt_tensor *y = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 2, xs, x);
+    for (int k = 0; k < OFF_L; k++) {
+        sdrt_tensor hw = ops_tensor((void *)W[k], SDRT_DTYPE_F32, 2, ws_shape);
+        sdrt_tensor hb = ops_tensor((void *)B[k], SDRT_DTYPE_F32, 1, bs);
+        sdrt_tensor *h = sdrt_nn_linear(nn, y, sdrt_nn_weight(nn, &hw), sdrt_nn_weight(nn, &hb));
+        sdrt_nn_drop(nn, y);
+        y = h;
+        uint64_t held = sdrt_nn_weight_bytes_held(nn),
+                 want = mode == SDRT_OFFLOAD_SEQUENTIAL ? wb + bb : mode == SDRT_OFFLOAD_MODEL ? (k + 1) * (wb + bb) : 0;
+        CHECK(held == want, "mode %d, op %d: %llu weight bytes held, want %llu", mode, k, (unsigned long long)held,
+              (unsigned long long)want);
+    }
+    sdrt_tensor hw0 = ops_tensor((void *)W[0], SDRT_DTYPE_F32, 2, ws_shape);
+    sdrt_tensor *z = sdrt_nn_linear(nn, y, sdrt_nn_weight(nn, &hw0), NULL);
+    sdrt_nn_drop(nn, y);
+    const char *msg = NULL;
+    CHECK(sdrt_nn_graph_end(nn) == SDRT_OK, "mode %d: %s", mode, (sdrt_nn_status(nn, &msg), msg));
+    float *out = malloc(sizeof(float) * 2 * OFF_D);
+    if (!z || sdrt_nn_to_host_f32(nn, z, out) != SDRT_OK) free(out), out = NULL;
+    sdrt_nn_drop(nn, z);
+    *uploaded = sdrt_nn_weight_bytes_uploaded(nn);
+    if (keep) *keep = nn;
+    else sdrt_nn_free(nn);
+    return out;
+}
+
+/* The three modes give the same bits; what each uploads and holds; trim
+ * frees unpinned copies, and a failed allocation trims and retries. */
+void test_nn_offload_modes(void) {
+    static float W[OFF_L][OFF_D * OFF_D], B[OFF_L][OFF_D];
+    float x[2 * OFF_D];
+    ops_rand(&W[0][0], sizeof W / sizeof(float), 0.3f);
+    ops_rand(&B[0][0], sizeof B / sizeof(float), 0.3f);
+    ops_rand(x, 2 * OFF_D, 1.0f);
+    static fake_device fake;
+    fake_device_init(&fake, ops_device());
+    sdrt_weight_budget *b = sdrt_weight_budget_new(0);
+    sdrt_weight_store *ws = sdrt_weight_store_new(b, NULL);
+    sdrt_weight_store_add_range(ws, W, sizeof W);
+    sdrt_weight_store_add_range(ws, B, sizeof B);
+    const uint64_t all = sizeof W + sizeof B;
+    uint64_t up[3];
+    float *out[3];
+    out[SDRT_OFFLOAD_NONE] = offload_chain(&fake.dev, ws, SDRT_OFFLOAD_NONE, W, B, x, &up[0], NULL);
+    CHECK(resident_bytes(ws, &fake.dev) == all, "none: the store holds every weight");
+    size_t live_resident = fake.live_bytes;
+    sdrt_nn *held = NULL;
+    out[SDRT_OFFLOAD_MODEL] = offload_chain(&fake.dev, ws, SDRT_OFFLOAD_MODEL, W, B, x, &up[1], &held);
+    CHECK(fake.live_bytes >= live_resident + all, "model: private copies alive until released");
+    size_t arena_before = fake.live_bytes;
+    size_t arena = sdrt_nn_release_arena(held);
+    CHECK(arena > 0 && arena_before - fake.live_bytes == arena, "release_arena freed %zu of %zu bytes", arena,
+          arena_before - fake.live_bytes);
+    size_t before = fake.live_bytes;
+    sdrt_nn_release_weights(held);
+    CHECK(sdrt_nn_weight_bytes_held(held) == 0 && before - fake.live_bytes == all,
+          "model: release_weights frees every private copy (%zu bytes freed, want %llu)", before - fake.live_bytes,
+          (unsigned long long)all);
+    sdrt_nn_free(held);
+    out[SDRT_OFFLOAD_SEQUENTIAL] = offload_chain(&fake.dev, ws, SDRT_OFFLOAD_SEQUENTIAL, W, B, x, &up[2], NULL);
+    REQUIRE(out[0] && out[1] && out[2], "three runs");
+    CHECK(memcmp(out[0], out[1], sizeof x) == 0, "model offload == resident, bit for bit");
+    CHECK(memcmp(out[0], out[2], sizeof x) == 0, "sequential (eager) == resident graph, bit for bit");
+    CHECK(up[0] == all && up[1] == all, "each weight uploaded once: none %llu, model %llu, want %llu",
+          (unsigned long long)up[0], (unsigned long long)up[1], (unsigned long long)all);
+    CHECK(up[2] == all + sizeof W[0], "sequential uploads W[0] again for its second use: %llu, want %llu",
+          (unsigned long long)up[2], (unsigned long long)(all + sizeof W[0]));
+    CHECK(resident_bytes(ws, &fake.dev) == all, "offloading contexts leave the store alone");
+    /* The device full of unpinned resident copies: model offload's private
+     * uploads trim them and succeed, with the same bits. */
+    fake.limit = fake.live_bytes + sizeof W[0] / 2;
+    float *again = offload_chain(&fake.dev, ws, SDRT_OFFLOAD_MODEL, W, B, x, &up[1], NULL);
+    CHECK(again && memcmp(again, out[0], sizeof x) == 0, "model offload on a full device");
+    CHECK(resident_bytes(ws, &fake.dev) == 0, "the unpinned copies were trimmed");
+    fake.limit = 0;
+    free(again);
+    /* trim directly: every unpinned set on the device, bytes returned */
+    free(offload_chain(&fake.dev, ws, SDRT_OFFLOAD_NONE, W, B, x, &up[0], NULL));
+    CHECK(ws->iface->trim(ws, &fake.dev) == all && resident_bytes(ws, &fake.dev) == 0, "trim frees the copies");
+    sdrt_nn *nn = sdrt_nn_new(&fake.dev, NULL, NULL, NULL);
+    CHECK(sdrt_nn_set_offload(nn, 7) == SDRT_INVALID_ARGUMENT, "unknown mode refused");
+    sdrt_nn_free(nn);
+    for (int i = 0; i < 3; i++) free(out[i]);
+    sdrt_weight_store_free(ws);
+    sdrt_weight_budget_free(b);
+    CHECK(fake.live_bytes == 0, "nothing left on the device (%zu)", fake.live_bytes);
 }

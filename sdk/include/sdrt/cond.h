@@ -90,10 +90,16 @@ typedef struct sdrt_cond_params {
      *   else the host's). A value the device cannot do fails encode with
      *   UNSUPPORTED naming `precision` and the device. Borrowed. */
     const char *precision;
+    /* --- appended (read only inside struct_size; else NONE) ---
+     * offload: sdrt_offload (sdrt/model.h), where the text encoders'
+     *   weights live while they run: NONE = the model's resident copies;
+     *   MODEL / SEQUENTIAL = uploads of the encode's own, freed before
+     *   encode returns (the embeddings stay on the device). */
+    int32_t offload;
 } sdrt_cond_params;
 
 static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
-    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, precision);
+    p->struct_size = SDRT_STRUCT_SIZE(sdrt_cond_params, offload);
     p->prompt = NULL;
     p->negative_prompt = NULL;
     p->clip_skip = 0;
@@ -104,6 +110,7 @@ static inline void sdrt_cond_params_init(sdrt_cond_params *p) {
     p->weight_store = NULL;
     p->device = NULL;
     p->precision = NULL;
+    p->offload = 0;
 }
 
 

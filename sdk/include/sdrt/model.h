@@ -73,12 +73,37 @@ typedef struct sdrt_weight_store_iface {
      * acquire. INVALID_ARGUMENT also for a dtype pair it cannot convert. */
     sdrt_status (*acquire_as)(sdrt_weight_store *ws, sdrt_device *dev, const sdrt_tensor *host, sdrt_dtype dtype,
                               sdrt_job *job, const sdrt_tensor **out, uint64_t *uploaded);
+    /* --- appended (read only inside struct_size; NULL = absent) ---
+     * Frees every copy set on `dev` that no one has pinned, of this store
+     * and of the stores sharing its budget (the owner's other models), and
+     * returns the bytes freed. Called when a device allocation failed
+     * (an offloading context's private weights, activations), so cached
+     * copies that are not in use make room first. */
+    uint64_t (*trim)(sdrt_weight_store *ws, sdrt_device *dev);
 } sdrt_weight_store_iface;
 
 struct sdrt_weight_store {
     const sdrt_weight_store_iface *iface;
     void *context;
 };
+
+/* Where a pipeline keeps weights on a device that is not host memory
+ * (request field and config key "offload"; docs/devices.md). On host-memory
+ * devices (the CPU) every mode reads the weights where they lie.
+ *  NONE: resident copies in the model's weight store, shared by every
+ *    request and kept (LRU under the budget): the whole model on the device.
+ *  MODEL: each component (text encoders, UNet, VAE) uploads its weights to
+ *    memory of its own compute context and frees them when it is done,
+ *    before the next component runs (diffusers' enable_model_cpu_offload):
+ *    the device holds one component's weights at a time.
+ *  SEQUENTIAL: weights are uploaded just before the op that reads them and
+ *    freed before the next op's weights are uploaded
+ *    (enable_sequential_cpu_offload): the device holds one layer's weights. */
+typedef enum sdrt_offload {
+    SDRT_OFFLOAD_NONE = 0,
+    SDRT_OFFLOAD_MODEL = 1,
+    SDRT_OFFLOAD_SEQUENTIAL = 2
+} sdrt_offload;
 
 /* A loaded model held open by one user. Opaque. */
 typedef struct sdrt_model sdrt_model;

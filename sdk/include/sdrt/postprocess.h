@@ -55,9 +55,15 @@ typedef struct sdrt_vae_options {
      * says force_upcast (diffusers' flag; true when absent) runs in "f32"
      * whatever this says, as diffusers upcasts it. Borrowed. */
     const char *precision;
+    /* --- appended (read only inside struct_size; else NONE and 0) --- */
+    int32_t offload;         /* sdrt_offload (sdrt/model.h): where the VAE's weights
+                              * live while it runs; NONE = the model's resident copies */
+    int32_t slicing;         /* non-zero: one batch item at a time (diffusers'
+                              * enable_vae_slicing): activations of one image,
+                              * the same results */
 } sdrt_vae_options;
 
-#define SDRT_VAE_OPTIONS_SIZE SDRT_STRUCT_SIZE(sdrt_vae_options, precision)
+#define SDRT_VAE_OPTIONS_SIZE SDRT_STRUCT_SIZE(sdrt_vae_options, slicing)
 
 /* Fills defaults (all zero = documented defaults) and struct_size. */
 static inline void sdrt_vae_options_init(sdrt_vae_options *o) {
@@ -67,6 +73,8 @@ static inline void sdrt_vae_options_init(sdrt_vae_options *o) {
     o->tile_overlap = 0;
     o->memory_budget = 0;
     o->precision = NULL;
+    o->offload = 0;
+    o->slicing = 0;
 }
 
 typedef struct sdrt_postprocess_iface {

@@ -91,6 +91,38 @@ int sdrt_nn_add_weight_store(sdrt_nn *nn, sdrt_weight_store *ws);
 /* Weight bytes this context copied to its device: resident copies it made
  * plus private uploads (0 on host-memory devices). */
 uint64_t sdrt_nn_weight_bytes_uploaded(const sdrt_nn *nn);
+/* How sdrt_nn_weight places weights on a device that is not host memory
+ * (sdrt_offload, sdrt/model.h; default SDRT_OFFLOAD_NONE):
+ *  NONE: the covering store's resident copy (shared, pinned until
+ *    sdrt_nn_free or sdrt_nn_release_weights), else a private upload.
+ *  MODEL: always a private upload (counted for the job through the covering
+ *    store), held until sdrt_nn_release_weights or sdrt_nn_free; stores are
+ *    never pinned.
+ *  SEQUENTIAL: a private upload, freed as soon as a later op needs a weight
+ *    that is not held: before uploading, every weight no op since the last
+ *    submitted one asked for is freed, so the device holds the weights of
+ *    one op. Ops run eagerly: graph_begin/graph_end only synchronise (a
+ *    recorded graph would need all its weights at once), with the same
+ *    kernels and results.
+ * In every mode a device allocation that fails first frees the stores'
+ * unpinned copies on the device (trim) and tries once more. Releases the
+ * weights held so far (as sdrt_nn_release_weights). INVALID_ARGUMENT for
+ * an unknown mode, FAILED_PRECONDITION while a graph is recorded. Host-memory
+ * devices ignore the mode (weights are read where they lie). */
+sdrt_status sdrt_nn_set_offload(sdrt_nn *nn, int mode);
+/* Waits for the ops submitted so far, frees every private weight upload,
+ * forgets the weight map and unpins the stores, so the next use of a weight
+ * uploads or acquires it again. Tensors (activations) are untouched. For a
+ * component that is done while its context lives on (model offload).
+ * No-op while a graph is recorded. NULL: no-op. */
+void sdrt_nn_release_weights(sdrt_nn *nn);
+/* Device bytes of private weight uploads this context holds now. */
+uint64_t sdrt_nn_weight_bytes_held(const sdrt_nn *nn);
+/* Frees the graph arena when no tensor lives in it (every output of the
+ * last graph dropped), e.g. the UNet's before the VAE runs on the same
+ * device; the next graph allocates one again. Returns the bytes freed
+ * (0 when there is none, a graph is recorded, or outputs still live in it). */
+size_t sdrt_nn_release_arena(sdrt_nn *nn);
 /* Copies a tensor's elements to host memory as contiguous float32.
  * FAILED_PRECONDITION while a graph is recorded (values exist after end). */
 sdrt_status sdrt_nn_to_host_f32(sdrt_nn *nn, const sdrt_tensor *t, float *out);

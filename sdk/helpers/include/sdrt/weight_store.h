@@ -9,7 +9,9 @@
  * the bytes of all their device copies against one limit and evicts the
  * least-recently-used unpinned (store, device) copy set when a new upload
  * would pass it or the device runs out of memory. It also counts uploaded
- * bytes per job (sdrt_weight_budget_take_job).
+ * bytes per job (sdrt_weight_budget_take_job). The iface's trim frees every
+ * unpinned copy set of the budget on one device at once (nn contexts call it
+ * when a device allocation of theirs failed).
  *
  * Threads: everything is thread-safe. The stores of a budget share its
  * mutex (an eviction touches other stores); an upload holds it, so uploads
