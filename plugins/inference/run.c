@@ -478,7 +478,6 @@ static sdrt_error *decode_latents(run_ctx *c, float **decoded, int *h, int *w) {
                                  msg && *msg ? msg : "failed");
     }
     sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, &o, c->job, decoded, h, w);
-    sdrt_error *e = pp->decode_tensor(pp->self, vm, c->dev, lat, &o, c->job, decoded, h, w);
     sdrt_nn_drop(c->nn, lat);
     return e;
 }

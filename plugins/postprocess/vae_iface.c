@@ -158,7 +158,7 @@ static sdrt_error *open_nn(vae_call *c, sdrt_nn **out) {
     if (sdrt_nn_set_offload(*out, c->offload) != SDRT_OK) { /* checked by plan_tiling: cannot fail */
         sdrt_nn_free(*out);
         *out = NULL;
-        return c->p->api->error_new(SDRT_INTERNAL_ERROR, NULL, "vae: offload mode refused");
+        return c->p->api->error_new(SDRT_INTERNAL, NULL, "vae: offload mode refused");
     }
     return NULL;
 }

@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *sid = s ? schema_for_message(s, req.type) : NULL;
         if (sid) schema_validate(s, sid, req.data, err, sizeof err);
         char *data_json = cJSON_PrintUnformatted(req.data);
-        proto_metrics m = {0.5, 0.5, -1};
+        proto_metrics m = {.processing_s = 0.5, .execution_s = 0.5, .peak_rss_mb = -1};
         line = proto_format_success(req.proto, req.request_id, req.rpc_id, data_json, NULL, &m);
         free(data_json);
     }
