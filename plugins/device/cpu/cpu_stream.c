@@ -1,12 +1,29 @@
-/* cpu_stream.c - CPU streams: synchronous, each with its own thread pool
- * and scratch memory ({"threads":N}, default the online cores). Every op
+/* cpu_stream.c - CPU streams: synchronous, each with its own thread pool,
+ * scratch memory and compute precision ({"threads":N}, default the online
+ * cores; {"precision":"int8"|"bf16"}, cpu_lowp.c). Every op
  * has finished when compute returns, so the ABI 1.1 async members are the
  * synchronous copies and an event is complete the moment it is recorded. */
 #include "cpu_internal.h"
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const sdrt_host_api *g_cpu_log_api;
+
+void cpu_log_set(const sdrt_host_api *api) { g_cpu_log_api = api; }
+
+void cpu_logf(sdrt_log_level level, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (g_cpu_log_api && g_cpu_log_api->log) g_cpu_log_api->log(NULL, level, "%s", line);
+    else fprintf(stderr, "%s\n", line);
+}
 
 typedef struct cpu_stream_ctx {
     sdrt_stream stream;
@@ -130,12 +147,19 @@ int cpu_json_threads(const char *json) {
 sdrt_stream *cpu_stream_new(sdrt_device *dev, const char *params_json, int default_threads) {
     int threads = cpu_json_threads(params_json);
     if (threads <= 0) threads = default_threads;
+    cpu_precision prec;
+    char why[256];
+    if (cpu_precision_parse(params_json, &prec, why, sizeof why) != SDRT_OK) {
+        cpu_logf(SDRT_LOG_ERROR, "cpu backend: stream refused: %s", why);
+        return NULL;
+    }
     cpu_stream_ctx *sc = calloc(1, sizeof *sc);
     if (!sc) return NULL;
     if (cpu_ctx_init(&sc->ctx, threads) != 0) {
         free(sc);
         return NULL;
     }
+    sc->ctx.precision = prec;
     sc->stream.iface = &g_cpu_stream_iface;
     sc->stream.context = sc;
     sc->stream.device = dev;
