@@ -248,7 +248,10 @@ static void bench_lowp(cpu_ctx *ctx) {
             la[i] = (lowp_arg){.ctx = ctx, .f32 = v[i].f32, .g = {ctx, c->m, c->n, c->k, a, (float *)(void *)w, cc}};
             if (v[i].lp) {
                 cpu_operand wo = {.data = w, .dtype = SDRT_DTYPE_F16, .so = c->k, .sk = 1};
+                double t0 = now_s();
                 cpu_lp_pack_weight(ctx, v[i].lp, &wo, c->n, c->k, &pw[i]);
+                if (getenv("BENCH_PACK"))
+                    printf("  pack %s: %.2f ns per weight\n", v[i].name, (now_s() - t0) * 1e9 / (double)(c->n * c->k));
                 la[i].lg = (cpu_lp_gemm_args){.m = c->m, .a = {.data = a, .dtype = SDRT_DTYPE_F32, .so = c->k, .sk = 1},
                                               .w = &pw[i], .c = cc, .ldc = c->n, .alpha = 1.0f};
             }

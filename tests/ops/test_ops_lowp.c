@@ -213,7 +213,8 @@ void test_lowp_gemm_kernels(void) {
     }
 }
 
-/* Every activation quantiser (portable, AVX2, AVX-512) equals the rule. */
+/* Every activation quantiser (portable, AVX2, AVX-512) equals the rule;
+ * the weight quantisers equal sdrt_quant_row(Q8_0). */
 void test_lowp_quantiser(void) {
     float x[32];
     int8_t q0[32], q1[32];
@@ -229,6 +230,14 @@ void test_lowp_quantiser(void) {
         for (int level = -1; level <= 2; level++) {
             float d1 = level < 0 ? cpu_lp_quant32(x, q1) : cpu_lp_quant32_level(level, x, q1);
             CHECK(d0 == d1 && memcmp(q0, q1, 32) == 0, "quantiser level %d differs from the rule (case %d)", level, r);
+        }
+        /* Weights: ggml's q8_0 (halves away from zero), byte for byte. */
+        uint8_t blk[34];
+        sdrt_quant_row(SDRT_DTYPE_Q8_0, x, blk, 32);
+        for (int level = 0; level <= 2; level++) {
+            uint16_t dh = cpu_lp_q8_0_block(level, x, q1);
+            CHECK(memcmp(&dh, blk, 2) == 0 && memcmp(q1, blk + 2, 32) == 0,
+                  "weight q8_0 level %d differs from sdrt_quant_row (case %d)", level, r);
         }
     }
 }

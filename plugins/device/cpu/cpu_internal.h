@@ -325,6 +325,9 @@ sdrt_status cpu_lp_gemm(cpu_ctx *ctx, const cpu_lp_gemm_args *g);
 float cpu_lp_quant32(const float *x, int8_t *q);
 /* The same through the SIMD quantiser of `level` (capped at this CPU's). */
 float cpu_lp_quant32_level(int level, const float *x, int8_t *q);
+/* One weight block of 32 as ggml's q8_0 (byte-identical to
+ * sdrt_quant_row): q[32], returns d as f16 bits. */
+uint16_t cpu_lp_q8_0_block(int level, const float *x, int8_t *q);
 
 /* The weight packed for kern from the stream's cache, packing it on first
  * use (key: data, dtype, so, sk, n, k, kernel). Only operands with the

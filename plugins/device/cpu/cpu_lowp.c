@@ -290,37 +290,89 @@ typedef struct lp_wpack {
     int64_t panels_per_task;
 } lp_wpack;
 
-/* Column j of the panel from one q8_0 row of kp elements (blocks of 34
- * bytes: f16 d, 32 s8). */
-static void lp_pack_w_q8row(const cpu_lp_weight *pw, const uint8_t *row, int j, uint8_t *panel) {
-    int nr = pw->kern->nr;
-    size_t ub = cpu_lp_b_unit_bytes(pw->kern);
-    for (int64_t u = 0; u < pw->units; u++) {
-        const uint8_t *blk = row + (size_t)u * 34;
-        uint8_t *unit = panel + (size_t)u * ub;
-        uint16_t dh;
-        memcpy(&dh, blk, 2);
-        float d = sdrt_f16_to_f32(dh);
-        int32_t sum = 0;
-        for (int t = 0; t < CPU_LP_K; t++) {
-            int8_t q = (int8_t)blk[2 + t];
-            unit[(size_t)(t / 4) * nr * 4 + (size_t)j * 4 + t % 4] = (uint8_t)q;
-            sum += q;
-        }
-        int32_t corr = -128 * sum;
-        memcpy(unit + (size_t)nr * CPU_LP_K + (size_t)j * 4, &d, 4);
-        memcpy(unit + (size_t)nr * (CPU_LP_K + 4) + (size_t)j * 4, &corr, 4);
-    }
+/* Block u of weight column j: 32 q in four-byte groups, d, -128 sum(q). */
+static void lp_put_q8(uint8_t *unit, int nr, int j, const int8_t *q, float d) {
+    int32_t sum = 0;
+    for (int t = 0; t < CPU_LP_K; t++) sum += q[t];
+    for (int g = 0; g < 8; g++) memcpy(unit + (size_t)g * nr * 4 + (size_t)j * 4, q + 4 * g, 4);
+    int32_t corr = -128 * sum;
+    memcpy(unit + (size_t)nr * CPU_LP_K + (size_t)j * 4, &d, 4);
+    memcpy(unit + (size_t)nr * (CPU_LP_K + 4) + (size_t)j * 4, &corr, 4);
 }
 
-static void lp_pack_w_bf16row(const cpu_lp_weight *pw, const float *x, int j, uint8_t *panel) {
-    int nr = pw->kern->nr;
-    size_t ub = cpu_lp_b_unit_bytes(pw->kern);
-    for (int64_t u = 0; u < pw->units; u++) {
-        uint16_t *unit = (uint16_t *)(void *)(panel + (size_t)u * ub);
-        for (int t = 0; t < CPU_LP_K; t++)
-            unit[(size_t)(t / 2) * nr * 2 + (size_t)j * 2 + t % 2] = sdrt_f32_to_bf16(x[u * CPU_LP_K + t]);
+/* ggml's q8_0 of one block (quantize_row_q8_0_ref: d = amax / 127,
+ * q = roundf(x / d) with halves away from zero, d stored as f16), here
+ * vectorised; byte-identical to sdrt_quant_row (tests compare them). */
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static uint16_t lp_q8_0_block_avx512(const float *x, int8_t *q) {
+    __m512 v[2] = {_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16)};
+    float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int h = 0; h < 2; h++) {
+        __m512 y = _mm512_mul_ps(v[h], _mm512_set1_ps(id));
+        /* roundf: truncate, then step away from zero when the dropped
+         * fraction (exact) is at least one half. */
+        __m512 t = _mm512_roundscale_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(y, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+        __m512 one = _mm512_castsi512_ps(_mm512_or_epi32(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
+                                                         _mm512_and_epi32(_mm512_castps_si512(y),
+                                                                          _mm512_set1_epi32((int)0x80000000u))));
+        t = _mm512_mask_add_ps(t, up, t, one);
+        _mm_storeu_si128((__m128i *)(void *)(q + 16 * h), _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(t)));
     }
+    return sdrt_f32_to_f16(d);
+}
+
+__attribute__((target("avx2,fma"))) static uint16_t lp_q8_0_block_avx2(const float *x, int8_t *q) {
+    __m256 sign = _mm256_set1_ps(-0.0f), v[4], m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_loadu_ps(x + 8 * i);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[i]));
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float amax = _mm_cvtss_f32(h);
+    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    __m256i r[4];
+    for (int i = 0; i < 4; i++) {
+        __m256 y = _mm256_mul_ps(v[i], _mm256_set1_ps(id));
+        __m256 t = _mm256_round_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        __m256 up = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(y, t)), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+        __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(y, sign));
+        r[i] = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
+    }
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)(void *)q, b);
+    return sdrt_f32_to_f16(d);
+}
+#endif
+
+uint16_t cpu_lp_q8_0_block(int level, const float *x, int8_t *q) {
+#if defined(__x86_64__)
+    const cpu_features *f = cpu_features_get();
+    if (level >= 2 && f->avx512f) return lp_q8_0_block_avx512(x, q);
+    if (level >= 1 && f->avx2 && f->fma) return lp_q8_0_block_avx2(x, q);
+#endif
+    (void)level;
+    uint8_t blk[34];
+    sdrt_quant_row(SDRT_DTYPE_Q8_0, x, blk, CPU_LP_K);
+    memcpy(q, blk + 2, CPU_LP_K);
+    uint16_t d;
+    memcpy(&d, blk, 2);
+    return d;
+}
+
+/* Weight row o as kp floats, zero-padded: dense rows through the SIMD
+ * converter, anything else through its packer. */
+static void lp_w_row(const cpu_operand *w, int64_t o, int64_t k, int64_t kp, float *x) {
+    sdrt_dtype dt = w->dtype;
+    if (w->sk == 1 && !w->pack && (dt == SDRT_DTYPE_F32 || dt == SDRT_DTYPE_F16 || dt == SDRT_DTYPE_BF16))
+        cpu_convert_row_f32(x, (const char *)w->data + (size_t)(o * w->so) * cpu_dtype_size(dt), dt, k);
+    else if (k > 1) cpu_pack(w, o, 1, 0, k, 1, x);
+    else x[0] = cpu_load_f32(w->data, dt, o * w->so);
+    memset(x + k, 0, (size_t)(kp - k) * sizeof(float));
 }
 
 static void lp_pack_w_task(void *arg, int64_t t, int thread) {
@@ -329,9 +381,10 @@ static void lp_pack_w_task(void *arg, int64_t t, int thread) {
     const cpu_operand *w = p->w;
     int nr = pw->kern->nr;
     int64_t kp = pw->units * CPU_LP_K;
+    size_t ub = cpu_lp_b_unit_bytes(pw->kern);
     float *x = cpu_ctx_local(p->ctx, CPU_SLOT_LP_STAGE, thread);
-    uint8_t *q8 = (uint8_t *)(x + kp); /* one q8_0 row: units * 34 bytes */
     int direct_q8 = w->dtype == SDRT_DTYPE_Q8_0 && w->sk == 1 && !w->pack;
+    int level = pw->kern->level;
     for (int64_t pi = t * p->panels_per_task; pi < (t + 1) * p->panels_per_task && pi < pw->panels; pi++) {
         uint8_t *panel = pw->data + (size_t)pi * pw->panel_bytes;
         memset(panel, 0, pw->panel_bytes); /* columns past n: q 0, d 0, corr 0 */
@@ -339,17 +392,31 @@ static void lp_pack_w_task(void *arg, int64_t t, int thread) {
             int64_t o = pi * nr + j;
             if (direct_q8) {
                 /* As they are: the file's own blocks (k is whole blocks). */
-                lp_pack_w_q8row(pw, (const uint8_t *)w->data + (size_t)(o * w->so / 32) * 34, j, panel);
+                const uint8_t *row = (const uint8_t *)w->data + (size_t)(o * w->so / 32) * 34;
+                for (int64_t u = 0; u < pw->units; u++) {
+                    uint16_t dh;
+                    memcpy(&dh, row + u * 34, 2);
+                    lp_put_q8(panel + (size_t)u * ub, nr, j, (const int8_t *)(row + u * 34 + 2), sdrt_f16_to_f32(dh));
+                }
                 continue;
             }
-            if (pw->k > 1) cpu_pack(w, o, 1, 0, pw->k, 1, x);
-            else x[0] = cpu_load_f32(w->data, w->dtype, o * w->so);
-            memset(x + pw->k, 0, (size_t)(kp - pw->k) * sizeof(float));
-            if (pw->kern->prec == CPU_PREC_BF16) {
-                lp_pack_w_bf16row(pw, x, j, panel);
-            } else {
-                sdrt_quant_row(SDRT_DTYPE_Q8_0, x, q8, kp);
-                lp_pack_w_q8row(pw, q8, j, panel);
+            lp_w_row(w, o, pw->k, kp, x);
+            for (int64_t u = 0; u < pw->units; u++) {
+                uint8_t *unit = panel + (size_t)u * ub;
+                if (pw->kern->prec == CPU_PREC_BF16) {
+                    uint16_t y[CPU_LP_K];
+#if defined(__x86_64__)
+                    lp_bf16_32(x + u * CPU_LP_K, y);
+#else
+                    for (int i = 0; i < CPU_LP_K; i++) y[i] = sdrt_f32_to_bf16(x[u * CPU_LP_K + i]);
+#endif
+                    for (int pr = 0; pr < CPU_LP_K / 2; pr++)
+                        memcpy(unit + (size_t)pr * nr * 4 + (size_t)j * 4, y + 2 * pr, 4);
+                } else {
+                    int8_t q[CPU_LP_K];
+                    uint16_t dh = cpu_lp_q8_0_block(level, x + u * CPU_LP_K, q);
+                    lp_put_q8(unit, nr, j, q, sdrt_f16_to_f32(dh));
+                }
             }
         }
     }
