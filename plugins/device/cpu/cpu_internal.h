@@ -57,6 +57,7 @@ typedef enum cpu_slot {
     CPU_SLOT_MISC,        /* per thread: row buffers; shared: staged bias */
     CPU_SLOT_LP_A,        /* shared: activations packed for a low-precision GEMM */
     CPU_SLOT_LP_STAGE,    /* per thread: f32 staging of low-precision packers */
+    CPU_SLOT_LP_C,        /* per thread: a low-precision task's C block (transposed C) */
     CPU_SLOT_COUNT_
 } cpu_slot;
 

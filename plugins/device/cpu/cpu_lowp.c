@@ -234,50 +234,79 @@ static void lp_pack_a_zero_row(const cpu_lp_kernel *kern, int64_t units, size_t 
     }
 }
 
-/* K per staging chunk of an A panel that is not plain f32 rows. */
-#define LP_ACHUNK 512
+/* Non-plain A operands are staged [kc][rows] by their packer for a group
+ * of panels (about LP_AGROUP rows: long runs for im2col) and K chunks of
+ * LP_ACHUNK, then transposed into rows. */
+#define LP_ACHUNK 256
+#define LP_AGROUP 64
+
+static int lp_a_group(int mr) { return LP_AGROUP / mr > 1 ? LP_AGROUP / mr : 1; }
 
 /* A plain f32 row-major A: rows quantised straight from its memory. */
 static int lp_a_direct(const cpu_operand *a) { return a->dtype == SDRT_DTYPE_F32 && a->sk == 1 && !a->pack; }
 
-static void lp_pack_a_task(void *arg, int64_t t, int thread) {
-    lp_apack *p = arg;
+static void lp_pack_a_direct(const lp_apack *p, int64_t pi, float *row) {
+    const cpu_lp_gemm_args *g = p->g;
+    int mr = p->kern->mr;
+    int64_t k = g->w->k, whole = k / CPU_LP_K;
+    uint8_t *panel = p->dst + (size_t)pi * p->units * p->unit_bytes;
+    int rows = (int)(g->m - pi * mr < mr ? g->m - pi * mr : mr);
+    for (int r = rows; r < mr; r++) lp_pack_a_zero_row(p->kern, p->units, p->unit_bytes, r, panel);
+    for (int r = 0; r < rows; r++) {
+        const float *x = (const float *)g->a.data + (pi * mr + r) * g->a.so;
+        lp_pack_a_row(p->kern, p->kern->level, x, whole, p->unit_bytes, r, panel);
+        if (whole < p->units) { /* the ragged last block, zero-padded */
+            memset(row, 0, CPU_LP_K * sizeof(float));
+            memcpy(row, x + whole * CPU_LP_K, (size_t)(k - whole * CPU_LP_K) * sizeof(float));
+            lp_pack_a_row(p->kern, p->kern->level, row, 1, p->unit_bytes, r, panel + (size_t)whole * p->unit_bytes);
+        }
+    }
+}
+
+/* Panels p0..p0+np of a non-plain A through its packer. */
+static void lp_pack_a_staged(const lp_apack *p, int64_t p0, int64_t np, float *stage, float *row) {
     const cpu_lp_gemm_args *g = p->g;
     int mr = p->kern->mr, level = p->kern->level;
-    int64_t k = g->w->k, kp = p->units * CPU_LP_K;
-    float *stage = cpu_ctx_local(p->ctx, CPU_SLOT_LP_STAGE, thread), *row = stage + LP_ACHUNK * mr;
-    for (int64_t pi = t * p->panels_per_task; pi < (t + 1) * p->panels_per_task && pi < p->panels; pi++) {
-        uint8_t *panel = p->dst + (size_t)pi * p->units * p->unit_bytes;
-        int rows = (int)(g->m - pi * mr < mr ? g->m - pi * mr : mr);
-        for (int r = rows; r < mr; r++) lp_pack_a_zero_row(p->kern, p->units, p->unit_bytes, r, panel);
-        if (lp_a_direct(&g->a)) {
-            for (int r = 0; r < rows; r++) {
-                const float *x = (const float *)g->a.data + (pi * mr + r) * g->a.so;
-                int64_t whole = k / CPU_LP_K;
-                lp_pack_a_row(p->kern, level, x, whole, p->unit_bytes, r, panel);
-                if (whole < p->units) { /* the ragged last block, zero-padded */
-                    memset(row, 0, CPU_LP_K * sizeof(float));
-                    memcpy(row, x + whole * CPU_LP_K, (size_t)(k - whole * CPU_LP_K) * sizeof(float));
-                    lp_pack_a_row(p->kern, level, row, 1, p->unit_bytes, r, panel + (size_t)whole * p->unit_bytes);
-                }
-            }
+    int64_t k = g->w->k, kp = p->units * CPU_LP_K, r0 = p0 * mr;
+    int64_t rows = g->m - r0 < np * mr ? g->m - r0 : np * mr, w = np * mr;
+    for (int64_t pi = p0; pi < p0 + np; pi++)
+        for (int r = 0; r < mr; r++)
+            if (pi * mr + r >= g->m)
+                lp_pack_a_zero_row(p->kern, p->units, p->unit_bytes, r, p->dst + (size_t)pi * p->units * p->unit_bytes);
+    for (int64_t k0 = 0; k0 < kp; k0 += LP_ACHUNK) {
+        int64_t kc = kp - k0 < LP_ACHUNK ? kp - k0 : LP_ACHUNK, kv = k - k0 < kc ? k - k0 : kc;
+        if (kv > 1) {
+            cpu_pack(&g->a, r0, rows, k0, kv, (int)w, stage);
+        } else {
+            for (int64_t r = 0; r < w; r++)
+                stage[r] = r < rows ? cpu_load_f32(g->a.data, g->a.dtype, (r0 + r) * g->a.so + k0 * g->a.sk) : 0.0f;
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t q = 0; q < kv; q++) row[q] = stage[q * w + r];
+            for (int64_t q = kv; q < kc; q++) row[q] = 0.0f;
+            int64_t pi = (r0 + r) / mr;
+            lp_pack_a_row(p->kern, level, row, kc / CPU_LP_K, p->unit_bytes, (int)((r0 + r) % mr),
+                          p->dst + (size_t)pi * p->units * p->unit_bytes + (size_t)(k0 / CPU_LP_K) * p->unit_bytes);
+        }
+    }
+}
+
+static void lp_pack_a_task(void *arg, int64_t t, int thread) {
+    lp_apack *p = arg;
+    float *stage = cpu_ctx_local(p->ctx, CPU_SLOT_LP_STAGE, thread);
+    float *row = stage + (size_t)LP_ACHUNK * lp_a_group(p->kern->mr) * p->kern->mr;
+    int64_t end = (t + 1) * p->panels_per_task < p->panels ? (t + 1) * p->panels_per_task : p->panels;
+    int direct = lp_a_direct(&p->g->a);
+    int group = lp_a_group(p->kern->mr);
+    for (int64_t pi = t * p->panels_per_task; pi < end;) {
+        if (direct) {
+            lp_pack_a_direct(p, pi, row);
+            pi++;
             continue;
         }
-        /* Any other operand (strided, im2col): its packer writes a panel
-         * [kc][mr] of a K chunk, transposed here into rows. */
-        for (int64_t k0 = 0; k0 < kp; k0 += LP_ACHUNK) {
-            int64_t kc = kp - k0 < LP_ACHUNK ? kp - k0 : LP_ACHUNK, kv = k - k0 < kc ? k - k0 : kc;
-            if (kv > 1) cpu_pack(&g->a, pi * mr, rows, k0, kv, mr, stage);
-            else if (kv == 1)
-                for (int r = 0; r < mr; r++)
-                    stage[r] = r < rows ? cpu_load_f32(g->a.data, g->a.dtype, (pi * mr + r) * g->a.so + k0 * g->a.sk) : 0.0f;
-            for (int r = 0; r < rows; r++) {
-                for (int64_t q = 0; q < kv; q++) row[q] = stage[q * mr + r];
-                for (int64_t q = kv < 0 ? 0 : kv; q < kc; q++) row[q] = 0.0f;
-                lp_pack_a_row(p->kern, level, row, kc / CPU_LP_K, p->unit_bytes, r,
-                              panel + (size_t)(k0 / CPU_LP_K) * p->unit_bytes);
-            }
-        }
+        int64_t np = end - pi < group ? end - pi : group;
+        lp_pack_a_staged(p, pi, np, stage, row);
+        pi += np;
     }
 }
 
@@ -449,6 +478,7 @@ void cpu_lp_weight_free(cpu_lp_weight *w) {
 /* ---- driver ------------------------------------------------------------------------- */
 
 typedef struct lp_job {
+    cpu_ctx *ctx;
     const cpu_lp_gemm_args *g;
     const cpu_lp_kernel *kern;
     const uint8_t *pa;
@@ -456,17 +486,15 @@ typedef struct lp_job {
     int64_t units, mblocks, nblocks, mc, nc;
 } lp_job;
 
-/* A tile sticking out of C, or of a C stored transposed (c_trans: element
- * (i, j) at c[j * ldc + i]): the kernel writes a full local tile. */
+/* A tile sticking out of C: the kernel writes a full local tile. */
 static void lp_edge(const cpu_lp_kernel *kern, int mr, int nr, int64_t units, const uint8_t *a, const uint8_t *b,
-                    float *c, int64_t ldc, int c_trans, const cpu_epilogue *e) {
+                    float *c, int64_t ldc, const cpu_epilogue *e) {
     _Alignas(64) float tile[16 * 32];
     float bn[32];
     cpu_epilogue ep = *e;
     int NR = kern->nr;
     if (e->accumulate)
-        for (int i = 0; i < mr; i++)
-            for (int jj = 0; jj < nr; jj++) tile[i * NR + jj] = c_trans ? c[jj * ldc + i] : c[i * ldc + jj];
+        for (int i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * ldc, (size_t)nr * sizeof(float));
     if (e->bias_n) {
         memset(bn, 0, sizeof bn);
         memcpy(bn, e->bias_n, (size_t)nr * sizeof(float));
@@ -474,12 +502,34 @@ static void lp_edge(const cpu_lp_kernel *kern, int mr, int nr, int64_t units, co
     }
     ep.bias_m = NULL;
     kern->fn(units, a, b, tile, NR, &ep);
-    if (c_trans) {
-        for (int jj = 0; jj < nr; jj++)
-            for (int i = 0; i < mr; i++) c[jj * ldc + i] = tile[i * NR + jj];
-        return;
-    }
     for (int i = 0; i < mr; i++) memcpy(c + i * ldc, tile + i * NR, (size_t)nr * sizeof(float));
+}
+
+/* A transposed C (c_trans): the task's block is computed into a local
+ * row-major buffer padded to whole tiles (every tile full, no edge path,
+ * no transposed read-modify-write per K slice), then added to C once,
+ * transposed, with alpha and the bias. */
+static void lp_block_trans(lp_job *j, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float *local) {
+    const cpu_lp_gemm_args *g = j->g;
+    const cpu_lp_weight *w = g->w;
+    int MR = j->kern->mr, NR = j->kern->nr;
+    int64_t ldl = cpu_round_up(j1 - j0, NR);
+    for (int64_t u0 = 0; u0 < j->units; u0 += LP_KU) {
+        int64_t uc = j->units - u0 < LP_KU ? j->units - u0 : LP_KU;
+        cpu_epilogue e = {1.0f, NULL, NULL, u0 != 0, 0};
+        for (int64_t jj = j0; jj < j1; jj += NR) {
+            const uint8_t *b = w->data + (size_t)(jj / NR) * w->panel_bytes + (size_t)u0 * j->b_unit;
+            for (int64_t ii = i0; ii < i1; ii += MR) {
+                const uint8_t *a = j->pa + (size_t)(ii / MR) * j->units * j->a_unit + (size_t)u0 * j->a_unit;
+                j->kern->fn(uc, a, b, local + (ii - i0) * ldl + (jj - j0), ldl, &e);
+            }
+        }
+    }
+    for (int64_t jj = j0; jj < j1; jj++) {
+        float bias = g->bias_n ? g->bias_n[jj] : 0.0f, *c = g->c + jj * g->ldc;
+        const float *l = local + (jj - j0);
+        for (int64_t ii = i0; ii < i1; ii++) c[ii] = l[(ii - i0) * ldl] * g->alpha + bias;
+    }
 }
 
 static void lp_block_task(void *arg, int64_t t, int thread) {
@@ -487,9 +537,14 @@ static void lp_block_task(void *arg, int64_t t, int thread) {
     const cpu_lp_gemm_args *g = j->g;
     const cpu_lp_weight *w = g->w;
     int MR = j->kern->mr, NR = j->kern->nr;
-    int64_t i0 = (t / j->nblocks) * j->mc, j0 = (t % j->nblocks) * j->nc;
+    /* Column-major task order: consecutive tasks (on every thread) share
+     * one column block of W, which then stays in L2 while A streams. */
+    int64_t i0 = (t % j->mblocks) * j->mc, j0 = (t / j->mblocks) * j->nc;
     int64_t i1 = i0 + j->mc < g->m ? i0 + j->mc : g->m, j1 = j0 + j->nc < w->n ? j0 + j->nc : w->n;
-    (void)thread;
+    if (g->c_trans) {
+        lp_block_trans(j, i0, i1, j0, j1, cpu_ctx_local(j->ctx, CPU_SLOT_LP_C, thread));
+        return;
+    }
     for (int64_t u0 = 0; u0 < j->units; u0 += LP_KU) {
         int64_t uc = j->units - u0 < LP_KU ? j->units - u0 : LP_KU;
         cpu_epilogue e = {g->alpha, NULL, NULL, u0 != 0, u0 + uc == j->units};
@@ -500,9 +555,9 @@ static void lp_block_task(void *arg, int64_t t, int thread) {
             for (int64_t ii = i0; ii < i1; ii += MR) {
                 const uint8_t *a = j->pa + (size_t)(ii / MR) * j->units * j->a_unit + (size_t)u0 * j->a_unit;
                 int mr = (int)(i1 - ii < MR ? i1 - ii : MR);
-                float *c = g->c_trans ? g->c + jj * g->ldc + ii : g->c + ii * g->ldc + jj;
-                if (mr == MR && nr == NR && !g->c_trans) j->kern->fn(uc, a, b, c, g->ldc, &e);
-                else lp_edge(j->kern, mr, nr, uc, a, b, c, g->ldc, g->c_trans, &e);
+                float *c = g->c + ii * g->ldc + jj;
+                if (mr == MR && nr == NR) j->kern->fn(uc, a, b, c, g->ldc, &e);
+                else lp_edge(j->kern, mr, nr, uc, a, b, c, g->ldc, &e);
             }
         }
     }
@@ -513,16 +568,18 @@ sdrt_status cpu_lp_gemm(cpu_ctx *ctx, const cpu_lp_gemm_args *g) {
     const cpu_lp_kernel *kern = w->kern;
     if (g->m <= 0 || w->n <= 0) return SDRT_OK;
     int MR = kern->mr, NR = kern->nr;
-    lp_job j = {.g = g, .kern = kern, .a_unit = cpu_lp_a_unit_bytes(kern), .b_unit = cpu_lp_b_unit_bytes(kern),
+    lp_job j = {.ctx = ctx, .g = g, .kern = kern, .a_unit = cpu_lp_a_unit_bytes(kern), .b_unit = cpu_lp_b_unit_bytes(kern),
                 .units = w->units};
     int64_t panels = cpu_div_up(g->m, MR);
     uint8_t *pa = cpu_ctx_shared(ctx, CPU_SLOT_LP_A, (size_t)panels * j.units * j.a_unit);
     if (!pa) return SDRT_RESOURCE_EXHAUSTED;
-    if (cpu_ctx_reserve_local(ctx, CPU_SLOT_LP_STAGE, (size_t)LP_ACHUNK * (MR + 1) * sizeof(float)) != 0)
-        return SDRT_RESOURCE_EXHAUSTED;
+    size_t stage = (size_t)LP_ACHUNK * ((size_t)lp_a_group(MR) * MR + 1) * sizeof(float);
+    if (cpu_ctx_reserve_local(ctx, CPU_SLOT_LP_STAGE, stage) != 0) return SDRT_RESOURCE_EXHAUSTED;
     lp_apack ap = {.g = g, .kern = kern, .ctx = ctx, .units = j.units, .panels = panels, .unit_bytes = j.a_unit,
                    .dst = pa};
     ap.panels_per_task = cpu_div_up(panels, 4 * ctx->threads);
+    if (!lp_a_direct(&g->a)) /* whole groups per task */
+        ap.panels_per_task = cpu_round_up(ap.panels_per_task, lp_a_group(MR));
     cpu_ctx_run(ctx, cpu_div_up(panels, ap.panels_per_task), lp_pack_a_task, &ap);
     j.pa = pa;
     /* Task grid: LP_MC x LP_NC blocks, made finer until every thread has
@@ -537,6 +594,9 @@ sdrt_status cpu_lp_gemm(cpu_ctx *ctx, const cpu_lp_gemm_args *g) {
         else if (j.mc > MR) j.mc = cpu_round_up(j.mc / 2, MR);
         else break;
     }
+    if (g->c_trans && cpu_ctx_reserve_local(ctx, CPU_SLOT_LP_C,
+                                            (size_t)(cpu_round_up(j.mc, MR) * cpu_round_up(j.nc, NR)) * sizeof(float)) != 0)
+        return SDRT_RESOURCE_EXHAUSTED;
     cpu_ctx_run(ctx, j.mblocks * j.nblocks, lp_block_task, &j);
     return SDRT_OK;
 }
