@@ -10,10 +10,13 @@
  *  - bf16: both operands rounded to nearest-even bf16, products summed.
  * Every kernel this CPU runs (AVX-512 VNNI / BF16, AVX2, portable) on fresh
  * random shapes with ragged M, N and K (K not a multiple of 32, K over one
- * slice), strided A, several weight dtypes; then the MATMUL op on int8 and
- * bf16 streams (weights packed once and cached: changing the weight's
- * memory afterwards must not change the result), activation x activation
- * products staying f32, and the "precision" parameter's refusals. */
+ * slice), strided A, several weight dtypes; the activation and weight
+ * quantisers of every SIMD level against the rule / sdrt_quant_row; then
+ * the MATMUL and CONV2D ops on int8 and bf16 streams (weights packed once
+ * and cached: changing the weight's memory afterwards must not change the
+ * result; convolutions against im2col rows built here), activation x
+ * activation products staying f32, and the "precision" parameter's
+ * refusals. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -336,8 +336,6 @@ uint16_t cpu_lp_q8_0_block(int level, const float *x, int8_t *q);
  * failure. Valid until the context is released. */
 const cpu_lp_weight *cpu_wcache_get(cpu_ctx *ctx, const cpu_lp_kernel *kern, const cpu_operand *w, int64_t n,
                                     int64_t k, sdrt_status *st);
-/* Bytes of packed weights the cache holds. */
-size_t cpu_wcache_bytes(const cpu_wcache *c);
 void cpu_wcache_free(cpu_wcache *c);
 
 /* ---- strided tensor helpers ------------------------------------------------ */

@@ -20,7 +20,7 @@ typedef struct wc_entry {
 
 struct cpu_wcache {
     wc_entry **slots; /* open addressing, power-of-two capacity */
-    size_t cap, count, bytes;
+    size_t cap, count;
 };
 
 static size_t wc_hash(const void *data, int64_t n, int64_t k, size_t cap) {
@@ -83,11 +83,8 @@ const cpu_lp_weight *cpu_wcache_get(cpu_ctx *ctx, const cpu_lp_kernel *kern, con
     }
     c->slots[h] = e;
     c->count++;
-    c->bytes += e->w.panel_bytes * (size_t)e->w.panels;
     return &e->w;
 }
-
-size_t cpu_wcache_bytes(const cpu_wcache *c) { return c ? c->bytes : 0; }
 
 void cpu_wcache_free(cpu_wcache *c) {
     if (!c) return;
