@@ -219,7 +219,7 @@ static void bench_lowp(cpu_ctx *ctx) {
         {154, 1280, 2048, "SDXL cross-attn K/V (CFG)"},
     };
     const cpu_features *f = cpu_features_get();
-    struct { const char *name; const cpu_kernel *f32; const cpu_lp_kernel *lp; } v[5];
+    struct { const char *name; const cpu_kernel *f32; const cpu_lp_kernel *lp; } v[6];
     int nv = 0;
     if (f->avx512f) v[nv++] = (__typeof__(v[0])){"f32-512", &cpu_kernel_avx512, NULL};
     if (cpu_lp_kernel_for(CPU_PREC_BF16, 2)) v[nv++] = (__typeof__(v[0])){"bf16-512", NULL, &cpu_lp_bf16_avx512};
@@ -228,10 +228,11 @@ static void bench_lowp(cpu_ctx *ctx) {
     if (f->avx2 && f->fma) {
         v[nv++] = (__typeof__(v[0])){"f32-avx2", &cpu_kernel_avx2, NULL};
         v[nv++] = (__typeof__(v[0])){"int8-avx2", NULL, &cpu_lp_int8_avx2};
+        if (f->avx_vnni) v[nv++] = (__typeof__(v[0])){"int8-avxvnni", NULL, &cpu_lp_int8_avxvnni};
     }
     printf("\nweight products C[M,N] = A[M,K] W[N,K]^T (W f16 in the file), %d threads, GOP/s (best of %d "
            "alternating rounds)\n%-28s %5s %5s %5s", g_threads, g_quick ? 2 : 5, "shape", "M", "N", "K");
-    for (int i = 0; i < nv; i++) printf(" %9s", v[i].name);
+    for (int i = 0; i < nv; i++) printf(" %12s", v[i].name);
     printf("\n");
     const gemm_case *cs = cases;
     size_t n_cases = sizeof cases / sizeof cases[0];
@@ -242,8 +243,8 @@ static void bench_lowp(cpu_ctx *ctx) {
         float *cc = rand_buf((size_t)(c->m * c->n));
         uint16_t *w = cpu_aligned_alloc((size_t)(c->n * c->k) * 2);
         for (int64_t i = 0; i < c->n * c->k; i++) w[i] = sdrt_f32_to_f16(wf[i]);
-        lowp_arg la[5];
-        cpu_lp_weight pw[5];
+        lowp_arg la[6];
+        cpu_lp_weight pw[6];
         for (int i = 0; i < nv; i++) {
             la[i] = (lowp_arg){.ctx = ctx, .f32 = v[i].f32, .g = {ctx, c->m, c->n, c->k, a, (float *)(void *)w, cc}};
             if (v[i].lp) {
@@ -256,14 +257,14 @@ static void bench_lowp(cpu_ctx *ctx) {
                                               .w = &pw[i], .c = cc, .ldc = c->n, .alpha = 1.0f};
             }
         }
-        double best[5] = {1e30, 1e30, 1e30, 1e30, 1e30}, flop = 2.0 * c->m * c->n * c->k;
+        double best[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30}, flop = 2.0 * c->m * c->n * c->k;
         for (int r = 0; r < (g_quick ? 2 : 5); r++)
             for (int i = 0; i < nv; i++) {
                 double t = best_time(run_lowp, &la[i], g_quick ? 0.05 : 0.2);
                 if (t < best[i]) best[i] = t;
             }
         printf("%-28s %5lld %5lld %5lld", c->what, (long long)c->m, (long long)c->n, (long long)c->k);
-        for (int i = 0; i < nv; i++) printf(" %9.1f", flop / best[i] * 1e-9);
+        for (int i = 0; i < nv; i++) printf(" %12.1f", flop / best[i] * 1e-9);
         printf("\n");
         fflush(stdout);
         for (int i = 0; i < nv; i++)

@@ -185,6 +185,7 @@ static int lp_kernels(const cpu_lp_kernel **out) {
     int n = 0;
     const cpu_features *f = cpu_features_get();
     if (f->avx512f && f->avx512bw && f->avx512vnni) out[n++] = &cpu_lp_int8_vnni512;
+    if (f->avx2 && f->fma && f->avx_vnni) out[n++] = &cpu_lp_int8_avxvnni;
     if (f->avx2 && f->fma) out[n++] = &cpu_lp_int8_avx2;
     out[n++] = &cpu_lp_int8_scalar;
     if (f->avx512f && f->avx512bw && f->avx512bf16) out[n++] = &cpu_lp_bf16_avx512;
@@ -192,7 +193,7 @@ static int lp_kernels(const cpu_lp_kernel **out) {
 }
 
 void test_lowp_gemm_kernels(void) {
-    const cpu_lp_kernel *kerns[4];
+    const cpu_lp_kernel *kerns[5];
     int nk = lp_kernels(kerns);
     printf("# low-precision kernels here:");
     for (int i = 0; i < nk; i++) printf(" %s", kerns[i]->name);

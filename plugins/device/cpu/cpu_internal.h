@@ -267,16 +267,19 @@ typedef struct cpu_lp_kernel {
 
 extern const cpu_lp_kernel cpu_lp_int8_vnni512; /* 6x32, AVX-512 VNNI vpdpbusd */
 extern const cpu_lp_kernel cpu_lp_int8_avx2;    /* 4x8, AVX2 vpmaddubsw + vpmaddwd */
+extern const cpu_lp_kernel cpu_lp_int8_avxvnni; /* 3x16, AVX-VNNI vpdpbusd on ymm */
 extern const cpu_lp_kernel cpu_lp_int8_scalar;  /* 4x8, portable */
 extern const cpu_lp_kernel cpu_lp_bf16_avx512;  /* 14x32, AVX-512 BF16 vdpbf16ps */
 
 size_t cpu_lp_a_unit_bytes(const cpu_lp_kernel *k);
 size_t cpu_lp_b_unit_bytes(const cpu_lp_kernel *k);
 
-/* The kernel for `prec` at SIMD level <= `level` that this CPU runs; NULL
- * when there is none (bf16 without AVX-512 BF16, F32). */
+/* The kernel for `prec` at SIMD level <= `level` that this CPU runs (at
+ * level 1 AVX-VNNI when present, else AVX2); NULL when there is none (bf16
+ * without AVX-512 BF16, F32). */
 const cpu_lp_kernel *cpu_lp_kernel_for(cpu_precision prec, int level);
-/* The same at the level of cpu_kernel_best() (SDRT_CPU_KERNEL caps it). */
+/* The same at the level of cpu_kernel_best() (SDRT_CPU_KERNEL caps it:
+ * "avx2" also excludes AVX-VNNI, "avxvnni" allows it). */
 const cpu_lp_kernel *cpu_lp_kernel_best(cpu_precision prec);
 
 /* "precision" of a stream's params JSON (NULL or absent: F32). "auto" and

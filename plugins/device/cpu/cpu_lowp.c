@@ -92,6 +92,7 @@ const cpu_lp_kernel *cpu_lp_kernel_for(cpu_precision prec, int level) {
     if (prec == CPU_PREC_INT8) {
         if (level >= 2 && f->avx512f && f->avx512bw && f->avx512vnni && cpu_lp_int8_vnni512.fn)
             return &cpu_lp_int8_vnni512;
+        if (level >= 1 && f->avx2 && f->fma && f->avx_vnni && cpu_lp_int8_avxvnni.fn) return &cpu_lp_int8_avxvnni;
         if (level >= 1 && f->avx2 && f->fma && cpu_lp_int8_avx2.fn) return &cpu_lp_int8_avx2;
         return &cpu_lp_int8_scalar;
     }
@@ -103,7 +104,11 @@ const cpu_lp_kernel *cpu_lp_kernel_for(cpu_precision prec, int level) {
 const cpu_lp_kernel *cpu_lp_kernel_best(cpu_precision prec) {
     const cpu_kernel *k = cpu_kernel_best();
     int level = k == &cpu_kernel_avx512 ? 2 : k == &cpu_kernel_avx2 ? 1 : 0;
-    return cpu_lp_kernel_for(prec, level);
+    const cpu_lp_kernel *lk = cpu_lp_kernel_for(prec, level);
+    /* SDRT_CPU_KERNEL=avx2: plain AVX2, as on a CPU without AVX-VNNI. */
+    const char *want = getenv("SDRT_CPU_KERNEL");
+    if (lk == &cpu_lp_int8_avxvnni && want && !strcmp(want, "avx2")) lk = &cpu_lp_int8_avx2;
+    return lk;
 }
 
 /* ---- quantising / rounding 32 values ------------------------------------------------ */
