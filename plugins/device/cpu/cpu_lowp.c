@@ -5,10 +5,12 @@
  * are in cpu_lowp_avx512.c, cpu_lowp_avx2.c and cpu_lowp_scalar.c.
  *
  * Driver: A is packed whole (all rows, all of K) by all threads into a
- * shared buffer, then tasks over blocks of rows x columns sweep K in
- * slices: one B micro-panel slice (NR columns x LP_KU blocks, 16-40 KB)
- * stays in L1 while the row block's A slices stream from L2, and the C
- * block stays in L2 from one slice to the next. */
+ * shared buffer, then tasks over blocks of rows x columns (column-major, so
+ * consecutive tasks share a block of W) sweep K in slices: one B
+ * micro-panel slice (NR columns x LP_KU blocks, 16-32 KB) stays in L1
+ * while the row block's A slices stream from L2, and the C block stays in
+ * L2 from one slice to the next. A transposed C (convolutions) is computed
+ * into a per-task local block and written once. */
 #include "cpu_internal.h"
 
 #include <cjson/cJSON.h>
@@ -22,7 +24,7 @@
 
 /* Blocks of 32 per K slice. */
 #define LP_KU 16
-/* Rows per task (a multiple of every MR: 6, 4, 14 -> 84) and columns. */
+/* Rows per task (a multiple of every MR: 3, 4, 6, 14 -> 84) and columns. */
 #define LP_MC 84
 #define LP_NC 256
 
