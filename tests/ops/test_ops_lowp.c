@@ -316,14 +316,16 @@ void test_lowp_matmul_stream(void) {
 
 /* CONV2D on a low-precision stream: the reference builds the im2col rows
  * (one per output pixel) and applies the mode's arithmetic to them. */
-static void check_conv_stream(cpu_precision prec) {
+/* c, kk, stride < 0: random. */
+static void check_conv_stream(cpu_precision prec, int c_fix, int kk_fix, int stride_fix) {
     const char *name = cpu_precision_name(prec);
     if (!cpu_lp_kernel_best(prec)) return;
     sdrt_stream *s = lp_stream(name);
     REQUIRE(s, "%s stream", name);
-    int64_t n = ops_rand_int(1, 2), c = ops_rand_int(1, 40), o = ops_rand_int(1, 40), h = ops_rand_int(3, 19),
-            w = ops_rand_int(3, 19);
-    int kk = ops_rand_int(0, 1) ? 3 : 1, stride = ops_rand_int(1, 2), pad = kk == 3 ? ops_rand_int(0, 1) : 0;
+    int64_t n = ops_rand_int(1, 2), c = c_fix > 0 ? c_fix : ops_rand_int(1, 40), o = ops_rand_int(1, 40),
+            h = ops_rand_int(3, 19), w = ops_rand_int(3, 19);
+    int kk = kk_fix > 0 ? kk_fix : ops_rand_int(0, 1) ? 3 : 1;
+    int stride = stride_fix > 0 ? stride_fix : ops_rand_int(1, 2), pad = kk == 3 ? ops_rand_int(0, 1) : 0;
     int64_t ho = (h + 2 * pad - kk) / stride + 1, wo = (w + 2 * pad - kk) / stride + 1, k = c * kk * kk;
     float *x = malloc(sizeof(float) * (size_t)(n * c * h * w)), *wv = malloc(sizeof(float) * (size_t)(o * k));
     float *wf = malloc(sizeof(float) * (size_t)(o * k)), *bias = malloc(sizeof(float) * (size_t)o);
@@ -367,9 +369,12 @@ static void check_conv_stream(cpu_precision prec) {
 }
 
 void test_lowp_conv_stream(void) {
-    for (int r = 0; r < 4; r++) {
-        check_conv_stream(CPU_PREC_INT8);
-        check_conv_stream(CPU_PREC_BF16);
+    for (int p = 0; p < 2; p++) {
+        cpu_precision prec = p ? CPU_PREC_BF16 : CPU_PREC_INT8;
+        check_conv_stream(prec, 1, 1, 2);   /* K = 1 through the im2col packer */
+        check_conv_stream(prec, 40, 3, 1);  /* K = 360: two staging chunks */
+        check_conv_stream(prec, 3, 3, 2);   /* K = 27: one ragged block */
+        for (int r = 0; r < 4; r++) check_conv_stream(prec, -1, -1, -1);
     }
 }
 

@@ -336,7 +336,9 @@ uint16_t cpu_lp_q8_0_block(int level, const float *x, int8_t *q);
 /* The weight packed for kern from the stream's cache, packing it on first
  * use (key: data, dtype, so, sk, n, k, kernel). Only operands with the
  * default packer (op->pack NULL) can be cached. NULL and *st set on
- * failure. Valid until the context is released. */
+ * failure; RESOURCE_EXHAUSTED (no memory for the copy, logged once) means
+ * the caller computes that product in f32 instead. Valid until the
+ * context is released. */
 const cpu_lp_weight *cpu_wcache_get(cpu_ctx *ctx, const cpu_lp_kernel *kern, const cpu_operand *w, int64_t n,
                                     int64_t k, sdrt_status *st);
 void cpu_wcache_free(cpu_wcache *c);
@@ -409,7 +411,8 @@ int cpu_json_threads(const char *json);
  * (cpu_precision_parse). NULL on failure, after logging why when the
  * precision is refused. */
 sdrt_stream *cpu_stream_new(sdrt_device *dev, const char *params_json, int default_threads);
-/* Where the family logs (set by the entry; NULL: stderr). */
+/* Where the family logs (set by the entry; NULL: warnings and errors to
+ * stderr). */
 void cpu_log_set(const sdrt_host_api *api);
 void cpu_logf(sdrt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -282,12 +282,9 @@ static void lp_pack_a_staged(const lp_apack *p, int64_t p0, int64_t np, float *s
                 lp_pack_a_zero_row(p->kern, p->units, p->unit_bytes, r, p->dst + (size_t)pi * p->units * p->unit_bytes);
     for (int64_t k0 = 0; k0 < kp; k0 += LP_ACHUNK) {
         int64_t kc = kp - k0 < LP_ACHUNK ? kp - k0 : LP_ACHUNK, kv = k - k0 < kc ? k - k0 : kc;
-        if (kv > 1) {
-            cpu_pack(&g->a, r0, rows, k0, kv, (int)w, stage);
-        } else {
-            for (int64_t r = 0; r < w; r++)
-                stage[r] = r < rows ? cpu_load_f32(g->a.data, g->a.dtype, (r0 + r) * g->a.so + k0 * g->a.sk) : 0.0f;
-        }
+        /* (Every packer takes kc == 1: custom ones, and the strided one
+         * then takes its general path.) */
+        cpu_pack(&g->a, r0, rows, k0, kv, (int)w, stage);
         for (int64_t r = 0; r < rows; r++) {
             for (int64_t q = 0; q < kv; q++) row[q] = stage[q * w + r];
             for (int64_t q = kv; q < kc; q++) row[q] = 0.0f;
@@ -406,8 +403,7 @@ static void lp_w_row(const cpu_operand *w, int64_t o, int64_t k, int64_t kp, flo
     sdrt_dtype dt = w->dtype;
     if (w->sk == 1 && !w->pack && (dt == SDRT_DTYPE_F32 || dt == SDRT_DTYPE_F16 || dt == SDRT_DTYPE_BF16))
         cpu_convert_row_f32(x, (const char *)w->data + (size_t)(o * w->so) * cpu_dtype_size(dt), dt, k);
-    else if (k > 1) cpu_pack(w, o, 1, 0, k, 1, x);
-    else x[0] = cpu_load_f32(w->data, dt, o * w->so);
+    else cpu_pack(w, o, 1, 0, k, 1, x);
     memset(x + k, 0, (size_t)(kp - k) * sizeof(float));
 }
 

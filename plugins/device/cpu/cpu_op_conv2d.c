@@ -182,7 +182,7 @@ static sdrt_status cpu_conv_lowp(cpu_ctx *ctx, const cpu_lp_kernel *lk, const cp
     *done = 0;
     if (wa->pack) return SDRT_OK; /* weights that do not flatten: f32 */
     const cpu_lp_weight *pw = cpu_wcache_get(ctx, lk, wa, og, k, &st);
-    if (!pw) return st;
+    if (!pw) return st == SDRT_RESOURCE_EXHAUSTED ? SDRT_OK : st; /* no memory for it: f32 */
     for (int64_t i = 0; i < count; i++) {
         cpu_lp_gemm_args lg = {.m = cv->ho * cv->wo, .a = b[i], .w = pw, .c = c[i], .ldc = ldc, .c_trans = 1,
                                .alpha = 1.0f, .bias_n = bias};

@@ -92,7 +92,8 @@ static sdrt_status cpu_mm_run(cpu_ctx *ctx, const sdrt_op *op, const cpu_mm *mm,
         cpu_operand w = {.data = b->data, .dtype = b->dtype, .so = mm->b_so, .sk = mm->b_sk};
         sdrt_status st;
         lw = cpu_wcache_get(ctx, lk, &w, mm->n, mm->k, &st);
-        if (!lw) return st;
+        /* No memory for the packed copy: this product runs in f32. */
+        if (!lw && st != SDRT_RESOURCE_EXHAUSTED) return st;
     }
     for (int64_t bi = 0; bi < batches; bi++) {
         int64_t ao = 0, bo = 0, co = 0, rem = bi;

@@ -22,7 +22,7 @@ void cpu_logf(sdrt_log_level level, const char *fmt, ...) {
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (g_cpu_log_api && g_cpu_log_api->log) g_cpu_log_api->log(NULL, level, "%s", line);
-    else fprintf(stderr, "%s\n", line);
+    else if (level <= SDRT_LOG_WARN) fprintf(stderr, "%s\n", line);
 }
 
 typedef struct cpu_stream_ctx {
@@ -160,6 +160,9 @@ sdrt_stream *cpu_stream_new(sdrt_device *dev, const char *params_json, int defau
         return NULL;
     }
     sc->ctx.precision = prec;
+    if (prec != CPU_PREC_F32)
+        cpu_logf(SDRT_LOG_INFO, "cpu backend: stream precision %s (kernel %s)", cpu_precision_name(prec),
+                 cpu_lp_kernel_best(prec)->name);
     sc->stream.iface = &g_cpu_stream_iface;
     sc->stream.context = sc;
     sc->stream.device = dev;

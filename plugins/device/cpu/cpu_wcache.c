@@ -21,6 +21,7 @@ typedef struct wc_entry {
 struct cpu_wcache {
     wc_entry **slots; /* open addressing, power-of-two capacity */
     size_t cap, count;
+    int warned; /* the out-of-memory fallback was logged */
 };
 
 static size_t wc_hash(const void *data, int64_t n, int64_t k, size_t cap) {
@@ -78,6 +79,9 @@ const cpu_lp_weight *cpu_wcache_get(cpu_ctx *ctx, const cpu_lp_kernel *kern, con
     *e = (wc_entry){.data = w->data, .dtype = w->dtype, .so = w->so, .sk = w->sk, .n = n, .k = k, .kern = kern};
     *st = cpu_lp_pack_weight(ctx, kern, w, n, k, &e->w);
     if (*st != SDRT_OK) {
+        if (!c->warned) cpu_logf(SDRT_LOG_WARN, "cpu backend: no memory to pack a weight for %s: it runs in f32",
+                                 cpu_precision_name(kern->prec));
+        c->warned = 1;
         free(e);
         return NULL;
     }
