@@ -1,10 +1,13 @@
 /* bench-ops - throughput of the CPU backend's compute core.
  *
- *   bench-ops [--threads N] [--quick] [--shape MxNxK] [gemm|conv|attn|peak ...]
+ *   bench-ops [--threads N] [--quick] [--shape MxNxK] [gemm|lowp|conv|attn|peak ...]
  *
  * Prints GFLOP/s of our GEMM next to OpenBLAS sgemm on Stable Diffusion
- * shapes (same process, same thread count), conv2d 3x3 throughput against
- * the machine's FMA peak, and attention time and scratch memory. Figures
+ * shapes (same process, same thread count), the f32, bf16 and int8 weight
+ * products side by side on the Linear shapes (lowp: each kernel this CPU
+ * runs, AVX-512 and AVX2, timed in alternating rounds), conv2d 3x3
+ * throughput against the machine's FMA peak, and attention time and
+ * scratch memory. Figures
  * are recorded in docs/PERFORMANCE.md. */
 #define _GNU_SOURCE
 #include <cblas.h>
@@ -175,6 +178,101 @@ static void bench_gemm(cpu_ctx *ctx) {
     }
 }
 
+/* ---- f32 vs bf16 vs int8 weight products ----------------------------------- */
+
+typedef struct lowp_arg {
+    cpu_ctx *ctx;
+    const cpu_kernel *f32; /* the f32 kernel, or NULL: the low-precision one */
+    cpu_lp_gemm_args lg;
+    gemm_arg g;
+} lowp_arg;
+
+static void run_lowp(void *p) {
+    lowp_arg *l = p;
+    if (!l->f32) {
+        cpu_lp_gemm(l->ctx, &l->lg);
+        return;
+    }
+    cpu_gemm_args a = {.m = l->g.m, .n = l->g.n, .k = l->g.k, .c = l->g.c, .ldc = l->g.n, .alpha = 1.0f,
+                       .kern = l->f32,
+                       .a = {.data = l->g.a, .dtype = SDRT_DTYPE_F32, .so = l->g.k, .sk = 1},
+                       .b = {.data = l->g.w, .dtype = SDRT_DTYPE_F16, .so = l->g.k, .sk = 1}};
+    cpu_gemm(l->ctx, &a);
+}
+
+/* Each shape: every variant once per round, rounds alternating, best of
+ * the rounds (so machine load hits all variants alike). Weights are f16
+ * (as a checkpoint stores them); the low-precision weights are packed
+ * before timing (once per stream in use), activations are quantised /
+ * rounded inside every timed call. GOP/s counts 2 M N K. */
+static void bench_lowp(cpu_ctx *ctx) {
+    static const gemm_case cases[] = {
+        {4096, 320, 320, "SD1.5 attn proj 64x64"},
+        {4096, 2560, 320, "SD1.5 GEGLU proj 64x64"},
+        {4096, 320, 1280, "SD1.5 ff down 64x64"},
+        {1024, 640, 640, "SD1.5 proj 32x32"},
+        {256, 1280, 1280, "SD1.5 proj 16x16"},
+        {154, 320, 768, "SD1.5 cross-attn K/V (CFG)"},
+        {1024, 1280, 1280, "SDXL proj 32x32"},
+        {1024, 10240, 1280, "SDXL GEGLU proj 32x32"},
+        {1024, 1280, 5120, "SDXL ff down 32x32"},
+        {154, 1280, 2048, "SDXL cross-attn K/V (CFG)"},
+    };
+    const cpu_features *f = cpu_features_get();
+    struct { const char *name; const cpu_kernel *f32; const cpu_lp_kernel *lp; } v[6];
+    int nv = 0;
+    if (f->avx512f) v[nv++] = (__typeof__(v[0])){"f32-512", &cpu_kernel_avx512, NULL};
+    if (cpu_lp_kernel_for(CPU_PREC_BF16, 2)) v[nv++] = (__typeof__(v[0])){"bf16-512", NULL, &cpu_lp_bf16_avx512};
+    if (cpu_lp_kernel_for(CPU_PREC_INT8, 2) == &cpu_lp_int8_vnni512)
+        v[nv++] = (__typeof__(v[0])){"int8-vnni", NULL, &cpu_lp_int8_vnni512};
+    if (f->avx2 && f->fma) {
+        v[nv++] = (__typeof__(v[0])){"f32-avx2", &cpu_kernel_avx2, NULL};
+        v[nv++] = (__typeof__(v[0])){"int8-avx2", NULL, &cpu_lp_int8_avx2};
+        if (f->avx_vnni) v[nv++] = (__typeof__(v[0])){"int8-avxvnni", NULL, &cpu_lp_int8_avxvnni};
+    }
+    printf("\nweight products C[M,N] = A[M,K] W[N,K]^T (W f16 in the file), %d threads, GOP/s (best of %d "
+           "alternating rounds)\n%-28s %5s %5s %5s", g_threads, g_quick ? 2 : 5, "shape", "M", "N", "K");
+    for (int i = 0; i < nv; i++) printf(" %12s", v[i].name);
+    printf("\n");
+    const gemm_case *cs = cases;
+    size_t n_cases = sizeof cases / sizeof cases[0];
+    if (g_shape.m > 0) cs = &g_shape, n_cases = 1;
+    for (size_t ci = 0; ci < n_cases; ci++) {
+        const gemm_case *c = &cs[ci];
+        float *a = rand_buf((size_t)(c->m * c->k)), *wf = rand_buf((size_t)(c->n * c->k));
+        float *cc = rand_buf((size_t)(c->m * c->n));
+        uint16_t *w = cpu_aligned_alloc((size_t)(c->n * c->k) * 2);
+        for (int64_t i = 0; i < c->n * c->k; i++) w[i] = sdrt_f32_to_f16(wf[i]);
+        lowp_arg la[6];
+        cpu_lp_weight pw[6];
+        for (int i = 0; i < nv; i++) {
+            la[i] = (lowp_arg){.ctx = ctx, .f32 = v[i].f32, .g = {ctx, c->m, c->n, c->k, a, (float *)(void *)w, cc}};
+            if (v[i].lp) {
+                cpu_operand wo = {.data = w, .dtype = SDRT_DTYPE_F16, .so = c->k, .sk = 1};
+                double t0 = now_s();
+                cpu_lp_pack_weight(ctx, v[i].lp, &wo, c->n, c->k, &pw[i]);
+                if (getenv("BENCH_PACK"))
+                    printf("  pack %s: %.2f ns per weight\n", v[i].name, (now_s() - t0) * 1e9 / (double)(c->n * c->k));
+                la[i].lg = (cpu_lp_gemm_args){.m = c->m, .a = {.data = a, .dtype = SDRT_DTYPE_F32, .so = c->k, .sk = 1},
+                                              .w = &pw[i], .c = cc, .ldc = c->n, .alpha = 1.0f};
+            }
+        }
+        double best[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30}, flop = 2.0 * c->m * c->n * c->k;
+        for (int r = 0; r < (g_quick ? 2 : 5); r++)
+            for (int i = 0; i < nv; i++) {
+                double t = best_time(run_lowp, &la[i], g_quick ? 0.05 : 0.2);
+                if (t < best[i]) best[i] = t;
+            }
+        printf("%-28s %5lld %5lld %5lld", c->what, (long long)c->m, (long long)c->n, (long long)c->k);
+        for (int i = 0; i < nv; i++) printf(" %12.1f", flop / best[i] * 1e-9);
+        printf("\n");
+        fflush(stdout);
+        for (int i = 0; i < nv; i++)
+            if (v[i].lp) cpu_lp_weight_free(&pw[i]);
+        cpu_aligned_free(a), cpu_aligned_free(wf), cpu_aligned_free(cc), cpu_aligned_free(w);
+    }
+}
+
 /* ---- ops through the stream ---------------------------------------------- */
 
 static sdrt_tensor make_tensor(float *data, int ndim, const int64_t *shape, sdrt_dtype dt) {
@@ -303,6 +401,7 @@ int main(int argc, char **argv) {
     if (!s || cpu_ctx_init(&ctx, g_threads) != 0) return 1;
     bench_peak(&ctx);
     if (want(argc, argv, first, "gemm")) bench_gemm(&ctx);
+    if (want(argc, argv, first, "lowp")) bench_lowp(&ctx);
     if (want(argc, argv, first, "conv")) bench_conv(s);
     if (want(argc, argv, first, "attn")) bench_attn(s);
     cpu_ctx_release(&ctx);

@@ -2,6 +2,7 @@
  *
  *   bench-unet UNET_DIR|CKPT.safetensors [--size WxH] [--batch N] [--iters K]
  *              [--threads T] [--f16] [--ctx L] [--mode eager|graph|both|plan]
+ *              [--precision auto|f32|bf16|int8] [--quality STEPS]
  *
  * UNET_DIR is a diffusers `unet` folder (config.json +
  * diffusion_pytorch_model.safetensors); a .safetensors file is read as a
@@ -17,7 +18,15 @@
  * and convolutions) and the achieved rate. --mode plan records one graph
  * and prints its memory plan without running it (the arena's allocation is
  * refused on purpose), so the activation memory of a size too slow to run
- * here (SDXL 1024²) is known exactly: docs/devices.md "Memory modes". */
+ * here (SDXL 1024²) is known exactly: docs/devices.md "Memory modes".
+ * --precision sets the stream's
+ * compute precision (the CPU backend's int8 / bf16 weight products; the
+ * first call then includes packing the weights once). --quality STEPS runs
+ * instead an Euler sampling loop of STEPS guided steps (CFG 7.5, sigmas of
+ * the SD scaled-linear schedule at evenly spaced timesteps, random noise
+ * and text context) once in f32 and once in --precision from the same
+ * inputs, and prints the relative L2 of the final latents and both times. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +41,8 @@ typedef struct bench_args {
     const char *dir;
     int width, height, batch, iters, threads, f16, ctx;
     int mode; /* 0 eager, 1 graph, 2 both, 3 plan only */
+    const char *precision; /* NULL: the backend's default */
+    int quality;           /* > 0: Euler steps of the quality comparison */
 } bench_args;
 
 static const sdrt_tensor *ckpt_weight(void *ctx, const char *name) {
@@ -54,6 +65,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         else if (strcmp(s, "--iters") == 0 && v) a->iters = atoi(argv[++i]);
         else if (strcmp(s, "--threads") == 0 && v) a->threads = atoi(argv[++i]);
         else if (strcmp(s, "--ctx") == 0 && v) a->ctx = atoi(argv[++i]);
+        else if (strcmp(s, "--precision") == 0 && v) a->precision = argv[++i];
+        else if (strcmp(s, "--quality") == 0 && v) a->quality = atoi(argv[++i]);
         else if (strcmp(s, "--mode") == 0 && v) {
             i++;
             a->mode = !strcmp(v, "eager") ? 0 : !strcmp(v, "graph") ? 1 : !strcmp(v, "both") ? 2 : !strcmp(v, "plan") ? 3 : -1;
@@ -107,6 +120,127 @@ static sdrt_device *plan_device(sdrt_device *cpu) {
     return &g_plan_dev;
 }
 
+/* Stream params: threads and, when given, the precision. */
+static void stream_params(const bench_args *a, const char *precision, char *out, size_t len) {
+    if (precision) snprintf(out, len, "{\"threads\":%d,\"precision\":\"%s\"}", a->threads, precision);
+    else snprintf(out, len, "{\"threads\":%d}", a->threads);
+}
+
+static long peak_rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* One Euler sampling loop with CFG on `nn`: x (host, [1, C, h, w]) is
+ * denoised in place over the given sigmas / timesteps. 0 on success. */
+static int euler_loop(unet *u, sdrt_nn *nn, const unet_inputs *proto, float *x, int64_t per, const double *sigmas,
+                      const float *tsteps, int steps, int c, int h, int w, char *err, size_t errlen) {
+    float *in = malloc(sizeof(float) * (size_t)(2 * per)), *out = malloc(sizeof(float) * (size_t)(2 * per));
+    int rc = 0;
+    for (int i = 0; i < steps && rc == 0; i++) {
+        float scale = (float)(1.0 / sqrt(sigmas[i] * sigmas[i] + 1.0));
+        for (int64_t j = 0; j < per; j++) in[j] = in[per + j] = x[j] * scale;
+        int64_t shape[4] = {2, c, h, w};
+        unet_inputs ui = *proto;
+        ui.sample = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 4, shape, in);
+        float ts[2] = {tsteps[i], tsteps[i]};
+        ui.timesteps = ts;
+        sdrt_tensor *o = NULL;
+        if (unet_forward(u, nn, &ui, &o, err, errlen) != SDRT_OK || sdrt_nn_to_host_f32(nn, o, out) != SDRT_OK) {
+            rc = -1;
+        } else {
+            /* [uncond, cond] -> guided eps; x += (sigma_next - sigma) * eps */
+            for (int64_t j = 0; j < per; j++) {
+                float eps = out[j] + 7.5f * (out[per + j] - out[j]);
+                x[j] += (float)(sigmas[i + 1] - sigmas[i]) * eps;
+            }
+        }
+        sdrt_nn_drop(nn, o);
+        sdrt_nn_drop(nn, (sdrt_tensor *)ui.sample);
+    }
+    free(in);
+    free(out);
+    return rc;
+}
+
+/* --quality: the same sampling run in f32 and in a->precision. */
+static int run_quality(const bench_args *a, unet *u) {
+    const unet_config *c = unet_get_config(u);
+    int h = a->height / 8, wl = a->width / 8, steps = a->quality;
+    int64_t per = (int64_t)c->in_channels * h * wl;
+    /* SD's scaled-linear betas; sigmas at evenly spaced timesteps, last 0. */
+    double ac = 1.0, acs[1000], sigmas[257];
+    float tsteps[256];
+    if (steps < 1 || steps > 256) return 2;
+    for (int t = 0; t < 1000; t++) {
+        double b = sqrt(0.00085) + (sqrt(0.012) - sqrt(0.00085)) * t / 999.0;
+        ac *= 1.0 - b * b;
+        acs[t] = ac;
+    }
+    for (int i = 0; i < steps; i++) {
+        int t = steps == 1 ? 999 : (int)lround(999.0 - 999.0 * i / (steps - 1));
+        tsteps[i] = (float)t;
+        sigmas[i] = sqrt((1.0 - acs[t]) / acs[t]);
+    }
+    sigmas[steps] = 0.0;
+    sdrt_rng g;
+    sdrt_rng_seed(&g, 42);
+    float *noise = malloc(sizeof(float) * (size_t)per), *x[2];
+    sdrt_rng_randn(&g, noise, (size_t)per);
+    int64_t cshape[3] = {2, a->ctx, c->cross_dim[0]};
+    int64_t pshape[2] = {2, c->add_embed_in - 6 * c->addition_time_embed_dim};
+    int64_t cn = cshape[0] * cshape[1] * cshape[2], pn = pshape[0] * pshape[1];
+    float *ctxv = malloc(sizeof(float) * (size_t)cn), *pooled = malloc(sizeof(float) * (size_t)(pn > 0 ? pn : 1));
+    sdrt_rng_randn(&g, ctxv, (size_t)cn);
+    if (c->text_time) sdrt_rng_randn(&g, pooled, (size_t)pn);
+    float ids[12];
+    for (int b = 0; b < 2; b++) {
+        float row[6] = {(float)a->height, (float)a->width, 0, 0, (float)a->height, (float)a->width};
+        memcpy(ids + 6 * b, row, sizeof row);
+    }
+    double secs[2];
+    const char *precs[2] = {"f32", a->precision ? a->precision : "f32"};
+    char err[512] = "";
+    for (int r = 0; r < 2; r++) {
+        char params[96];
+        stream_params(a, precs[r], params, sizeof params);
+        sdrt_nn *nn = sdrt_nn_new(fx_cpu_device(), params, NULL, NULL);
+        if (!nn) {
+            fprintf(stderr, "bench-unet: no stream for %s (refused precision?)\n", params);
+            return 1;
+        }
+        x[r] = malloc(sizeof(float) * (size_t)per);
+        for (int64_t j = 0; j < per; j++) x[r][j] = noise[j] * (float)sqrt(sigmas[0] * sigmas[0] + 1.0);
+        unet_inputs proto = {.context = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 3, cshape, ctxv),
+                             .text_embeds = c->text_time ? sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 2, pshape, pooled) : NULL,
+                             .time_ids = ids};
+        double t0 = now_s();
+        int rc = euler_loop(u, nn, &proto, x[r], per, sigmas, tsteps, steps, c->in_channels, h, wl, err, sizeof err);
+        secs[r] = now_s() - t0;
+        sdrt_nn_free(nn);
+        if (rc) {
+            fprintf(stderr, "bench-unet: %s\n", err);
+            return 1;
+        }
+    }
+    double num = 0, den = 0;
+    for (int64_t j = 0; j < per; j++) {
+        double d = (double)x[1][j] - x[0][j];
+        num += d * d;
+        den += (double)x[0][j] * x[0][j];
+    }
+    printf("quality %s %dx%d, %d Euler steps CFG 7.5, threads %d: final latents rel L2 %s vs f32 = %.4g "
+           "(f32 %.1f s, %s %.1f s incl. packing the weights once)\n", a->dir, a->width, a->height, steps,
+           a->threads, precs[1], sqrt(num / (den > 0 ? den : 1)), secs[0], precs[1], secs[1]);
+    free(noise), free(ctxv), free(pooled), free(x[0]), free(x[1]);
+    return 0;
+}
+
 static int run(const bench_args *a) {
 #ifndef SDRT_NN_HAS_GRAPH
     if (a->mode != 0) {
@@ -140,9 +274,21 @@ static int run(const bench_args *a) {
         return 1;
     }
     const unet_config *c = unet_get_config(u);
-    char params[64];
-    snprintf(params, sizeof params, "{\"threads\":%d}", a->threads);
+    if (a->quality > 0) {
+        int rc = run_quality(a, u);
+        unet_free(u);
+        if (w) fx_weights_close(w);
+        store_free(m);
+        free(cfg);
+        return rc;
+    }
+    char params[96];
+    stream_params(a, a->precision, params, sizeof params);
     sdrt_nn *nn = sdrt_nn_new(a->mode == 3 ? plan_device(fx_cpu_device()) : fx_cpu_device(), params, NULL, NULL);
+    if (!nn) {
+        fprintf(stderr, "bench-unet: no stream for %s (refused precision?)\n", params);
+        return 1;
+    }
     sdrt_rng g;
     sdrt_rng_seed(&g, 0);
     int h = a->height / 8, wl = a->width / 8;
@@ -221,10 +367,12 @@ static int run(const bench_args *a) {
     fflush(stdout);
     for (int g = 0; g < 2; g++) {
         if (!calls[g]) continue;
-        printf("unet %s %dx%d batch %d threads %d weights %s mode %s: best %.3f s, mean %.3f s, %.1f GFLOP/call, "
-               "%.1f GFLOP/s\n", a->dir, a->width, a->height, a->batch, a->threads, a->f16 ? "f16" : "stored",
-               g ? "graph" : "eager", best[g], total[g] / calls[g], flops * 1e-9, flops * 1e-9 / best[g]);
+        printf("unet %s %dx%d batch %d threads %d weights %s precision %s mode %s: best %.3f s, mean %.3f s, "
+               "%.1f GFLOP/call, %.1f GFLOP/s\n", a->dir, a->width, a->height, a->batch, a->threads,
+               a->f16 ? "f16" : "stored", a->precision ? a->precision : "default", g ? "graph" : "eager", best[g],
+               total[g] / calls[g], flops * 1e-9, flops * 1e-9 / best[g]);
     }
+    printf("peak RSS %.2f GiB\n", peak_rss_kb() / 1048576.0);
     sdrt_nn_free(nn);
     unet_free(u);
     if (w) fx_weights_close(w);
@@ -237,7 +385,7 @@ int main(int argc, char **argv) {
     bench_args a;
     if (!parse_args(argc, argv, &a)) {
         fprintf(stderr, "usage: bench-unet UNET_DIR|CKPT.safetensors [--size WxH] [--batch N] [--iters K] [--threads T] [--f16] "
-                        "[--ctx L] [--mode eager|graph|both|plan]\n");
+                        "[--ctx L] [--mode eager|graph|both|plan] [--precision auto|f32|bf16|int8] [--quality STEPS]\n");
         return 2;
     }
     return run(&a);

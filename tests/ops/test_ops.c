@@ -33,6 +33,11 @@ void test_nn_weights_resident(void);
 void test_nn_graph_strict_matches_cpu(void);
 void test_nn_weights_views_and_ranges(void);
 void test_nn_offload_modes(void);
+void test_lowp_gemm_kernels(void);
+void test_lowp_quantiser(void);
+void test_lowp_matmul_stream(void);
+void test_lowp_conv_stream(void);
+void test_lowp_precision_param(void);
 
 const test_entry TESTS[] = {
     {"golden_matmul", test_golden_matmul},
@@ -67,5 +72,10 @@ const test_entry TESTS[] = {
     {"nn_weights_resident", test_nn_weights_resident},
     {"nn_graph_strict_matches_cpu", test_nn_graph_strict_matches_cpu},
     {"nn_weights_views_and_ranges", test_nn_weights_views_and_ranges},
+    {"lowp_gemm_kernels", test_lowp_gemm_kernels},
+    {"lowp_quantiser", test_lowp_quantiser},
+    {"lowp_matmul_stream", test_lowp_matmul_stream},
+    {"lowp_conv_stream", test_lowp_conv_stream},
+    {"lowp_precision_param", test_lowp_precision_param},
     {0, 0},
 };

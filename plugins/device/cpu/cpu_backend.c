@@ -8,7 +8,7 @@
 
 typedef struct cpu_device_ctx {
     char description[128];
-    char info[768];
+    char info[1024];
     int cores;
     int default_threads;
 } cpu_device_ctx;
@@ -71,7 +71,7 @@ static void cpu_build_info(cpu_device_ctx *c) {
         {"sse4.2", f->sse42}, {"avx", f->avx}, {"avx2", f->avx2}, {"fma", f->fma}, {"f16c", f->f16c},
         {"avx512f", f->avx512f}, {"avx512bw", f->avx512bw}, {"avx512vl", f->avx512vl},
         {"avx512dq", f->avx512dq}, {"avx512bf16", f->avx512bf16}, {"avx512fp16", f->avx512fp16},
-        {"amx-bf16", f->amx_bf16},
+        {"amx-bf16", f->amx_bf16}, {"avx512vnni", f->avx512vnni}, {"avx-vnni", f->avx_vnni},
     };
     char list[384] = "";
     size_t used = 0;
@@ -82,10 +82,16 @@ static void cpu_build_info(cpu_device_ctx *c) {
     }
     size_t avail, total;
     cpu_ram(&avail, &total);
+    /* The stream precisions this CPU accepts and the kernel each uses. */
+    const cpu_lp_kernel *k8 = cpu_lp_kernel_best(CPU_PREC_INT8), *kb = cpu_lp_kernel_best(CPU_PREC_BF16);
+    char precisions[128];
+    snprintf(precisions, sizeof precisions, "\"auto\",\"f32\",\"int8\"%s", kb ? ",\"bf16\"" : "");
     snprintf(c->info, sizeof c->info,
              "{\"model\":\"%s\",\"cores\":%d,\"default_threads\":%d,\"features\":[%s],"
-             "\"ram_total_bytes\":%zu,\"ram_available_bytes\":%zu,\"gemm_kernel\":\"%s\"}",
-             c->description, c->cores, c->default_threads, list, total, avail, cpu_kernel_best()->name);
+             "\"ram_total_bytes\":%zu,\"ram_available_bytes\":%zu,\"gemm_kernel\":\"%s\",\"precisions\":[%s],"
+             "\"int8_kernel\":\"%s\",\"bf16_kernel\":%s%s%s}",
+             c->description, c->cores, c->default_threads, list, total, avail, cpu_kernel_best()->name, precisions,
+             k8 ? k8->name : "", kb ? "\"" : "", kb ? kb->name : "null", kb ? "\"" : "");
 }
 
 /* ---- device iface ----------------------------------------------------------- */
@@ -154,6 +160,7 @@ static const sdrt_backend_reg_iface g_cpu_reg_iface = {
  * config's "threads" (if any) sets the default stream size. */
 SDRT_EXPORT sdrt_backend_reg *sdrt_backend_entry(const sdrt_host_api *host_api, const char *config_json) {
     cpu_device_ctx *c = &g_dev_ctx;
+    cpu_log_set(host_api);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     c->cores = online > 0 ? (int)online : 1;
     c->default_threads = cpu_json_threads(config_json);

@@ -53,6 +53,8 @@ void cpu_ctx_release(cpu_ctx *ctx) {
         cpu_aligned_free(ctx->shared[s].ptr);
         ctx->shared[s] = (cpu_buf){0};
     }
+    cpu_wcache_free(ctx->wcache);
+    ctx->wcache = NULL;
 }
 
 int cpu_ctx_reserve_local(cpu_ctx *ctx, cpu_slot slot, size_t bytes) {

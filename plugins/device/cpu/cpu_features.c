@@ -34,8 +34,10 @@ static void cpu_features_detect(cpu_features *f) {
     f->avx512vl = f->avx512f && ((b >> 31) & 1);
     f->avx512fp16 = f->avx512f && ((d >> 23) & 1);
     f->amx_bf16 = (d >> 22) & 1;
+    f->avx512vnni = f->avx512f && ((c >> 11) & 1);
     __cpuid_count(7, 1, a, b, c, d);
     f->avx512bf16 = f->avx512f && ((a >> 5) & 1);
+    f->avx_vnni = f->avx && ((a >> 4) & 1);
 }
 #else
 static void cpu_features_detect(cpu_features *f) { (void)f; }

@@ -42,7 +42,8 @@ static const cpu_kernel *cpu_kernel_pick(void) {
     const cpu_features *f = cpu_features_get();
     const char *want = getenv("SDRT_CPU_KERNEL");
     int allow512 = !want || !strcmp(want, "avx512");
-    int allow2 = !want || !strcmp(want, "avx512") || !strcmp(want, "avx2");
+    /* "avxvnni": AVX2 kernels plus AVX-VNNI for int8 (cpu_lp_kernel_best). */
+    int allow2 = !want || !strcmp(want, "avx512") || !strcmp(want, "avx2") || !strcmp(want, "avxvnni");
     if (allow512 && f->avx512f && cpu_kernel_avx512.fn) return &cpu_kernel_avx512;
     if (allow2 && f->avx2 && f->fma && cpu_kernel_avx2.fn) return &cpu_kernel_avx2;
     return &cpu_kernel_scalar;

@@ -18,6 +18,7 @@
 typedef struct cpu_features {
     int sse42, avx, avx2, fma, f16c;
     int avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, avx512fp16, amx_bf16;
+    int avx512vnni, avx_vnni;
 } cpu_features;
 
 /* Detected once (cpuid + xgetbv: OS must save the registers); thread-safe. */
@@ -54,6 +55,9 @@ typedef enum cpu_slot {
     CPU_SLOT_ATTN_P,      /* per thread: packed probabilities / queries */
     CPU_SLOT_ATTN_O,      /* per thread: output accumulator */
     CPU_SLOT_MISC,        /* per thread: row buffers; shared: staged bias */
+    CPU_SLOT_LP_A,        /* shared: activations packed for a low-precision GEMM */
+    CPU_SLOT_LP_STAGE,    /* per thread: f32 staging of low-precision packers */
+    CPU_SLOT_LP_C,        /* per thread: a low-precision task's C block (transposed C) */
     CPU_SLOT_COUNT_
 } cpu_slot;
 
@@ -62,11 +66,20 @@ typedef struct cpu_buf {
     size_t size;
 } cpu_buf;
 
+/* The stream's compute precision for weight products ("precision" of the
+ * stream params; cpu_lowp.c). F32 is the default and the only one other
+ * ops use. */
+typedef enum cpu_precision { CPU_PREC_F32 = 0, CPU_PREC_BF16 = 1, CPU_PREC_INT8 = 2 } cpu_precision;
+
+typedef struct cpu_wcache cpu_wcache;
+
 typedef struct cpu_ctx {
     cpu_pool *pool;
     int threads;
     cpu_buf *local[CPU_SLOT_COUNT_]; /* [threads] each */
     cpu_buf shared[CPU_SLOT_COUNT_];
+    cpu_precision precision;
+    cpu_wcache *wcache; /* weights packed for `precision`, made on first use (NULL: none yet) */
 } cpu_ctx;
 
 int cpu_ctx_init(cpu_ctx *ctx, int threads);
@@ -212,6 +225,124 @@ void cpu_gemm_packed(const cpu_kernel *kern, int64_t m, int64_t n, int64_t kc, c
 static inline int64_t cpu_round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 static inline int64_t cpu_div_up(int64_t x, int64_t to) { return (x + to - 1) / to; }
 
+/* ---- low-precision weight products (cpu_lowp*.c, cpu_wcache.c) ----------------
+ *
+ * Opt-in per stream ("precision" in the stream params): a MATMUL whose B is
+ * a weight (a tensor with no buffer: borrowed host memory that outlives
+ * every use, per sdrt/tensor.h) runs as C = alpha * A W^T + bias with
+ *  - int8: W as ggml q8_0 (blocks of 32 along k, one scale each; Q8_0
+ *    weights copied as they are, others quantised once by sdrt_quant_row)
+ *    and each row of A quantised per call the same way (blocks of 32,
+ *    d = max|x| / 127, q = round-to-nearest-even(x / d), d kept in f32);
+ *    the 32-element integer dot products are exact, then scaled by
+ *    d_a * d_w and summed in f32;
+ *  - bf16: W and A rounded to bf16 (nearest even), products summed in f32.
+ * W is packed once per stream (the weight cache) into the kernel's panels.
+ *
+ * The unit of every kernel is a block of CPU_LP_K = 32 along k (K is
+ * zero-padded to whole blocks). Per unit, an A panel of MR rows holds
+ *   U8     [MR][32] u8 q+128,           f32 d[MR]   (VNNI: u8 x s8 products)
+ *   S8ABS  [MR][32] s8 q, [MR][32] |q|, f32 d[MR]   (AVX2: sign trick)
+ *   S8     [MR][32] s8 q,               f32 d[MR]   (portable)
+ *   BF16   [MR][32] bf16
+ * and a B (weight) panel of NR columns
+ *   int8   [8][NR][4] s8 q, f32 d[NR], i32 -128*sum(q)[NR]
+ *   bf16   [16][NR][2] bf16. */
+#define CPU_LP_K 32
+typedef enum cpu_lp_afmt { CPU_LPA_U8 = 0, CPU_LPA_S8ABS, CPU_LPA_S8, CPU_LPA_BF16 } cpu_lp_afmt;
+
+/* C[MR x NR] (row stride ldc) over `units` blocks of packed a and b, then
+ * the epilogue as for the f32 kernels. */
+typedef void (*cpu_lp_ukernel_fn)(int64_t units, const uint8_t *a, const uint8_t *b, float *c, int64_t ldc,
+                                  const cpu_epilogue *e);
+
+typedef struct cpu_lp_kernel {
+    const char *name;
+    cpu_precision prec;
+    cpu_lp_afmt afmt;
+    int mr, nr;
+    int level; /* SIMD level it needs: 2 AVX-512 (+VNNI / BF16), 1 AVX2, 0 portable */
+    cpu_lp_ukernel_fn fn;
+} cpu_lp_kernel;
+
+extern const cpu_lp_kernel cpu_lp_int8_vnni512; /* 6x32, AVX-512 VNNI vpdpbusd */
+extern const cpu_lp_kernel cpu_lp_int8_avx2;    /* 4x8, AVX2 vpmaddubsw + vpmaddwd */
+extern const cpu_lp_kernel cpu_lp_int8_avxvnni; /* 3x16, AVX-VNNI vpdpbusd on ymm */
+extern const cpu_lp_kernel cpu_lp_int8_scalar;  /* 4x8, portable */
+extern const cpu_lp_kernel cpu_lp_bf16_avx512;  /* 14x32, AVX-512 BF16 vdpbf16ps */
+
+size_t cpu_lp_a_unit_bytes(const cpu_lp_kernel *k);
+size_t cpu_lp_b_unit_bytes(const cpu_lp_kernel *k);
+
+/* The kernel for `prec` at SIMD level <= `level` that this CPU runs (at
+ * level 1 AVX-VNNI when present, else AVX2); NULL when there is none (bf16
+ * without AVX-512 BF16, F32). */
+const cpu_lp_kernel *cpu_lp_kernel_for(cpu_precision prec, int level);
+/* The same at the level of cpu_kernel_best() (SDRT_CPU_KERNEL caps it:
+ * "avx2" also excludes AVX-VNNI, "avxvnni" allows it). */
+const cpu_lp_kernel *cpu_lp_kernel_best(cpu_precision prec);
+
+/* "precision" of a stream's params JSON (NULL or absent: F32). "auto" and
+ * "f32" give F32, "int8" and "bf16" themselves. Returns SDRT_OK;
+ * SDRT_UNSUPPORTED for "f16" and for "bf16" on a CPU (or a
+ * SDRT_CPU_KERNEL level) without AVX-512 BF16; SDRT_INVALID_ARGUMENT for
+ * another value or a non-string; msg (len bytes, may be NULL) says why,
+ * naming the field. */
+sdrt_status cpu_precision_parse(const char *params_json, cpu_precision *out, char *msg, size_t len);
+const char *cpu_precision_name(cpu_precision p);
+
+/* A weight packed for one kernel: `panels` panels of NR columns, each
+ * `units` units of cpu_lp_b_unit_bytes. Owned by whoever packed it. */
+typedef struct cpu_lp_weight {
+    const cpu_lp_kernel *kern;
+    int64_t n, k, units, panels;
+    size_t panel_bytes;
+    uint8_t *data;
+} cpu_lp_weight;
+
+/* Packs w (outer = n output columns, k; any operand cpu_pack reads, of
+ * any dtype; Q8_0 rows with sk == 1 are copied, not requantised) for
+ * kern on the context's threads. SDRT_OK or RESOURCE_EXHAUSTED. */
+sdrt_status cpu_lp_pack_weight(cpu_ctx *ctx, const cpu_lp_kernel *kern, const cpu_operand *w, int64_t n, int64_t k,
+                               cpu_lp_weight *out);
+void cpu_lp_weight_free(cpu_lp_weight *w);
+
+/* C[m, w->n] (row stride ldc, unit column stride) = alpha * A W^T +
+ * bias_n, A an f32 operand of m rows and w->k columns (any strides or a
+ * custom packer such as im2col; rows are quantised / rounded per call).
+ * c_trans: C is stored transposed, element (i, j) at c[j * ldc + i] (a
+ * convolution's [channel][pixel] output). SDRT_OK or RESOURCE_EXHAUSTED. */
+typedef struct cpu_lp_gemm_args {
+    int64_t m;
+    cpu_operand a;
+    const cpu_lp_weight *w;
+    float *c;
+    int64_t ldc;
+    int c_trans;
+    float alpha;
+    const float *bias_n; /* [n] or NULL */
+} cpu_lp_gemm_args;
+sdrt_status cpu_lp_gemm(cpu_ctx *ctx, const cpu_lp_gemm_args *g);
+
+/* Quantises x[0..32) as the int8 mode does (see above): q[32], returns d.
+ * The portable reference of the SIMD quantisers; tests use it. */
+float cpu_lp_quant32(const float *x, int8_t *q);
+/* The same through the SIMD quantiser of `level` (capped at this CPU's). */
+float cpu_lp_quant32_level(int level, const float *x, int8_t *q);
+/* One weight block of 32 as ggml's q8_0 (byte-identical to
+ * sdrt_quant_row): q[32], returns d as f16 bits. */
+uint16_t cpu_lp_q8_0_block(int level, const float *x, int8_t *q);
+
+/* The weight packed for kern from the stream's cache, packing it on first
+ * use (key: data, dtype, so, sk, n, k, kernel). Only operands with the
+ * default packer (op->pack NULL) can be cached. NULL and *st set on
+ * failure; RESOURCE_EXHAUSTED (no memory for the copy, logged once) means
+ * the caller computes that product in f32 instead. Valid until the
+ * context is released. */
+const cpu_lp_weight *cpu_wcache_get(cpu_ctx *ctx, const cpu_lp_kernel *kern, const cpu_operand *w, int64_t n,
+                                    int64_t k, sdrt_status *st);
+void cpu_wcache_free(cpu_wcache *c);
+
 /* ---- strided tensor helpers ------------------------------------------------ */
 
 int64_t cpu_numel(const sdrt_tensor *t);
@@ -276,12 +407,18 @@ int cpu_supports_op(const sdrt_op *op);
 extern const sdrt_buffer_type_iface cpu_buffer_type_iface;
 /* "threads" of a JSON object text, 0 when absent or invalid. */
 int cpu_json_threads(const char *json);
-/* A new stream on dev; params_json may set "threads". NULL on failure. */
+/* A new stream on dev; params_json may set "threads" and "precision"
+ * (cpu_precision_parse). NULL on failure, after logging why when the
+ * precision is refused. */
 sdrt_stream *cpu_stream_new(sdrt_device *dev, const char *params_json, int default_threads);
 /* cpu_stream_new with the reason (the device iface's stream_open):
  * INVALID_ARGUMENT / UNSUPPORTED for a "precision" the CPU does not run,
  * RESOURCE_EXHAUSTED, each with a message in msg (may be NULL). */
 sdrt_status cpu_stream_open(sdrt_device *dev, const char *params_json, int default_threads, sdrt_stream **out,
                             char *msg, size_t msg_size);
+/* Where the family logs (set by the entry; NULL: warnings and errors to
+ * stderr). */
+void cpu_log_set(const sdrt_host_api *api);
+void cpu_logf(sdrt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif /* SDRT_CPU_INTERNAL_H */

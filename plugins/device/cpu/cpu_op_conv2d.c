@@ -1,5 +1,6 @@
 /* cpu_op_conv2d.c - CONV2D as implicit GEMM: dst[o, pixel] = W[o, (c,ky,kx)]
- * x im2col(x)[(c,ky,kx), pixel]. The im2col matrix is never stored: the B
+ * x im2col(x)[(c,ky,kx), pixel] (on int8 / bf16 streams through the
+ * low-precision GEMM, see cpu_conv_lowp). The im2col matrix is never stored: the B
  * packer reads the input directly into NR-wide panels, copying whole runs
  * of a row at a time where stride and layout allow. 1x1 stride-1 convs use
  * the input as B directly. One GEMM per group covers up to CPU_CONV_BATCH
@@ -168,6 +169,30 @@ static void cpu_conv_b_operand(const sdrt_tensor *x, const cpu_conv *cv, const f
     *b = (cpu_operand){.data = xg, .dtype = SDRT_DTYPE_F32, .pack = cpu_im2col_pack, .ctx = ic};
 }
 
+/* On an int8 / bf16 stream, a convolution whose weight is a weight (no
+ * buffer) runs as C^T[pixel, o] = im2col(x)[pixel, k] W[o, k]^T through
+ * the low-precision GEMM, the weight packed once per stream (cached),
+ * each image's im2col rows quantised / rounded per call, the output
+ * written transposed into [o][pixel]. */
+static sdrt_status cpu_conv_lowp(cpu_ctx *ctx, const cpu_lp_kernel *lk, const cpu_conv *cv, const cpu_operand *wa,
+                                 const cpu_operand *b, float *const *c, int64_t count, int64_t ldc, const float *bias,
+                                 int *done) {
+    int64_t og = cv->o / cv->groups, k = cv->c / cv->groups * cv->kh * cv->kw;
+    sdrt_status st;
+    *done = 0;
+    if (wa->pack) return SDRT_OK; /* weights that do not flatten: f32 */
+    const cpu_lp_weight *pw = cpu_wcache_get(ctx, lk, wa, og, k, &st);
+    if (!pw) return st == SDRT_RESOURCE_EXHAUSTED ? SDRT_OK : st; /* no memory for it: f32 */
+    for (int64_t i = 0; i < count; i++) {
+        cpu_lp_gemm_args lg = {.m = cv->ho * cv->wo, .a = b[i], .w = pw, .c = c[i], .ldc = ldc, .c_trans = 1,
+                               .alpha = 1.0f, .bias_n = bias};
+        st = cpu_lp_gemm(ctx, &lg);
+        if (st != SDRT_OK) return st;
+    }
+    *done = 1;
+    return SDRT_OK;
+}
+
 /* Images n0..n0+count of group g as one batched GEMM: the weights are
  * packed once per block for all of them. */
 static sdrt_status cpu_conv_images(cpu_ctx *ctx, const cpu_conv *cv, const sdrt_tensor *x, const sdrt_tensor *w,
@@ -189,6 +214,13 @@ static sdrt_status cpu_conv_images(cpu_ctx *ctx, const cpu_conv *cv, const sdrt_
     a.b = b[0];
     a.c = c[0];
     a.bias_m = bias ? bias + g * og : NULL;
+    const cpu_lp_kernel *lk =
+        ctx->precision != CPU_PREC_F32 && w->buffer == NULL ? cpu_lp_kernel_best(ctx->precision) : NULL;
+    if (lk) {
+        int done;
+        sdrt_status st = cpu_conv_lowp(ctx, lk, cv, &a.a, b, c, count, out->strides[1], a.bias_m, &done);
+        if (st != SDRT_OK || done) return st;
+    }
     return cpu_gemm(ctx, &a);
 }
 

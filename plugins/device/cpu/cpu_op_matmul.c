@@ -1,5 +1,6 @@
 /* cpu_op_matmul.c - MATMUL: batched, broadcast, optional transposed B,
- * bias and alpha, on top of cpu_gemm. When B is shared by every batch and
+ * bias and alpha, on top of cpu_gemm (or, for a weight B on an int8 / bf16
+ * stream, cpu_lp_gemm). When B is shared by every batch and
  * A's batch rows are evenly spaced (the Linear layer case), the batch is
  * folded into M so one large GEMM runs instead of many small ones. */
 #include "cpu_internal.h"
@@ -68,6 +69,16 @@ static int cpu_mm_fold_batch(cpu_mm *mm) {
     return 1;
 }
 
+/* The stream's low-precision kernel when this product takes it: B is a
+ * weight (no buffer: borrowed host memory, see cpu_internal.h) shared by
+ * every batch. Products of two activations (attention scores) stay f32. */
+static const cpu_lp_kernel *cpu_mm_lowp(cpu_ctx *ctx, const sdrt_op *op, const cpu_mm *mm) {
+    if (ctx->precision == CPU_PREC_F32 || op->src[1]->buffer != NULL) return NULL;
+    for (int d = 0; d < mm->nb; d++)
+        if (mm->b_bstride[d] != 0 && mm->batch_shape[d] != 1) return NULL;
+    return cpu_lp_kernel_best(ctx->precision);
+}
+
 static sdrt_status cpu_mm_run(cpu_ctx *ctx, const sdrt_op *op, const cpu_mm *mm, float *cbase,
                               const float *bias) {
     const sdrt_tensor *a = op->src[0], *b = op->src[1];
@@ -75,6 +86,15 @@ static sdrt_status cpu_mm_run(cpu_ctx *ctx, const sdrt_op *op, const cpu_mm *mm,
     int64_t batches = 1;
     for (int d = 0; d < mm->nb; d++) batches *= mm->batch_shape[d];
     float alpha = op->fparams[0] != 0.0f ? op->fparams[0] : 1.0f;
+    const cpu_lp_weight *lw = NULL;
+    const cpu_lp_kernel *lk = cpu_mm_lowp(ctx, op, mm);
+    if (lk) {
+        cpu_operand w = {.data = b->data, .dtype = b->dtype, .so = mm->b_so, .sk = mm->b_sk};
+        sdrt_status st;
+        lw = cpu_wcache_get(ctx, lk, &w, mm->n, mm->k, &st);
+        /* No memory for the packed copy: this product runs in f32. */
+        if (!lw && st != SDRT_RESOURCE_EXHAUSTED) return st;
+    }
     for (int64_t bi = 0; bi < batches; bi++) {
         int64_t ao = 0, bo = 0, co = 0, rem = bi;
         for (int d = mm->nb - 1; d >= 0; d--) {
@@ -83,6 +103,16 @@ static sdrt_status cpu_mm_run(cpu_ctx *ctx, const sdrt_op *op, const cpu_mm *mm,
             ao += idx * mm->a_bstride[d];
             bo += idx * mm->b_bstride[d];
             co += idx * mm->c_bstride[d];
+        }
+        if (lw) {
+            cpu_lp_gemm_args lg = {
+                .m = mm->m, .a = {.data = (const float *)a->data + ao, .dtype = SDRT_DTYPE_F32, .so = mm->a_rs,
+                                  .sk = mm->a_cs},
+                .w = lw, .c = cbase + co, .ldc = mm->c_rs, .alpha = alpha, .bias_n = bias,
+            };
+            sdrt_status st = cpu_lp_gemm(ctx, &lg);
+            if (st != SDRT_OK) return st;
+            continue;
         }
         cpu_gemm_args g = {
             .m = mm->m, .n = mm->n, .k = mm->k,

@@ -1,5 +1,6 @@
-/* cpu_stream.c - CPU streams: synchronous, each with its own thread pool
- * and scratch memory ({"threads":N}, default the online cores). Every op
+/* cpu_stream.c - CPU streams: synchronous, each with its own thread pool,
+ * scratch memory and compute precision ({"threads":N}, default the online
+ * cores; {"precision":"int8"|"bf16"}, cpu_lowp.c). Every op
  * has finished when compute returns, so the ABI 1.1 async members are the
  * synchronous copies and an event is complete the moment it is recorded. */
 #include "cpu_internal.h"
@@ -7,9 +8,24 @@
 #include "sdrt/precision.h"
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const sdrt_host_api *g_cpu_log_api;
+
+void cpu_log_set(const sdrt_host_api *api) { g_cpu_log_api = api; }
+
+void cpu_logf(sdrt_log_level level, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (g_cpu_log_api && g_cpu_log_api->log) g_cpu_log_api->log(NULL, level, "%s", line);
+    else if (level <= SDRT_LOG_WARN) fprintf(stderr, "%s\n", line);
+}
 
 typedef struct cpu_stream_ctx {
     sdrt_stream stream;
@@ -130,35 +146,19 @@ int cpu_json_threads(const char *json) {
     return n;
 }
 
-/* "precision" of the stream params (sdrt/precision.h). The kernels compute
- * in f32 (weights in any float dtype are widened in the GEMM packer), so
- * "auto" and "f32" run; the other modes are refused until kernels for
- * them exist. */
-static sdrt_status cpu_stream_precision(const char *params_json, sdrt_precision *out, char *msg, size_t msg_size) {
-    *out = SDRT_PRECISION_AUTO;
-    cJSON *root = params_json ? cJSON_Parse(params_json) : NULL;
-    const cJSON *p = root ? cJSON_GetObjectItemCaseSensitive(root, "precision") : NULL;
-    sdrt_status st = SDRT_OK;
-    if (p && !cJSON_IsString(p)) {
-        if (msg) snprintf(msg, msg_size, "precision: must be a string, one of " SDRT_PRECISION_CHOICES);
-        st = SDRT_INVALID_ARGUMENT;
-    } else if (p) {
-        st = sdrt_precision_parse(p->valuestring, NULL, out, msg, msg_size);
-    }
-    cJSON_Delete(root);
-    if (st == SDRT_OK && *out != SDRT_PRECISION_AUTO && *out != SDRT_PRECISION_F32) {
-        if (msg) sdrt_precision_refusal(msg, msg_size, *out, "cpu:0", "\"auto\" (= f32) and \"f32\"");
-        st = SDRT_UNSUPPORTED;
-    }
-    return st;
-}
-
 sdrt_status cpu_stream_open(sdrt_device *dev, const char *params_json, int default_threads, sdrt_stream **out,
                             char *msg, size_t msg_size) {
     *out = NULL;
-    sdrt_precision prec;
-    sdrt_status st = cpu_stream_precision(params_json, &prec, msg, msg_size);
-    if (st != SDRT_OK) return st;
+    /* "precision" (sdrt/precision.h): auto/f32, int8, bf16 where the CPU
+     * has AVX-512 BF16 (cpu_lowp.c); f16 is refused */
+    cpu_precision prec;
+    char why[256];
+    sdrt_status st = cpu_precision_parse(params_json, &prec, why, sizeof why);
+    if (st != SDRT_OK) {
+        cpu_logf(SDRT_LOG_WARN, "cpu backend: stream refused on cpu:0: %s", why);
+        if (msg) snprintf(msg, msg_size, "%s (on cpu:0)", why);
+        return st;
+    }
     int threads = cpu_json_threads(params_json);
     if (threads <= 0) threads = default_threads;
     cpu_stream_ctx *sc = calloc(1, sizeof *sc);
@@ -167,6 +167,10 @@ sdrt_status cpu_stream_open(sdrt_device *dev, const char *params_json, int defau
         if (msg) snprintf(msg, msg_size, "cpu:0: cannot start a stream of %d threads", threads);
         return SDRT_RESOURCE_EXHAUSTED;
     }
+    sc->ctx.precision = prec;
+    if (prec != CPU_PREC_F32)
+        cpu_logf(SDRT_LOG_INFO, "cpu backend: stream precision %s (kernel %s)", cpu_precision_name(prec),
+                 cpu_lp_kernel_best(prec)->name);
     sc->stream.iface = &g_cpu_stream_iface;
     sc->stream.context = sc;
     sc->stream.device = dev;
