@@ -100,12 +100,13 @@ void cpu_store_f32(void *base, sdrt_dtype dtype, int64_t index, float v);
 float cpu_row_max(const float *x, int64_t n);
 /* x[i] = exp(x[i] - shift) in place; returns the sum. */
 float cpu_exp_shift_sum(float *x, int64_t n, float shift);
-/* One key block of an online (flash-style) softmax stored column-wise:
- * s[rows][nr] holds scores, one query per column (s 64-byte aligned for the
- * SIMD paths). Per column: the running max m and sum l are updated, s
- * becomes exp(s - new max), and the accumulator o[orows][nr] is rescaled
- * by exp(old max - new max). Start with m = -inf, l = 0, o = 0. */
-void cpu_softmax_cols_step(float *s, int64_t rows, int nr, float *m, float *l, float *o, int64_t orows);
+/* One key block of an online (flash-style) softmax stored column-wise, in
+ * base 2 (the caller folds log2(e) into the scores): s[rows][nr] holds
+ * scores, one query per column (s 64-byte aligned for the SIMD paths). Per
+ * column: the running max m and sum l are updated, s becomes 2^(s - new
+ * max), and the accumulator o[orows][nr] is rescaled by 2^(old max - new
+ * max). Start with m = -inf, l = 0, o = 0; -inf scores give 0. */
+void cpu_softmax2_cols_step(float *s, int64_t rows, int nr, float *m, float *l, float *o, int64_t orows);
 
 /* ---- activations (cpu_vact.c) -------------------------------------------- */
 

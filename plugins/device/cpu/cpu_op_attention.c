@@ -10,7 +10,8 @@
  * packed B operand of O^T = V^T P^T, so they are never re-packed. The
  * softmax is online (running max and sum per query; the small O^T [D][NR]
  * accumulator is rescaled when the max grows), so scores live only one
- * L1-sized block at a time: extra memory O(B*H*L*D + threads*(KB+2D)*NR). */
+ * L1-sized block at a time (in base 2: log2(e) is folded into the
+ * scale, so the exponentials are plain 2^x): extra memory O(B*H*L*D + threads*(KB+2D)*NR). */
 #include "cpu_internal.h"
 
 #include <math.h>
@@ -65,7 +66,8 @@ static void cpu_attn_strip_task(void *arg, int64_t t, int thread) {
     for (int c = 0; c < NR; c++) mx[c] = -INFINITY, sum[c] = 0.0f;
     memset(ot, 0, (size_t)(a->dvp * NR) * sizeof(float));
     const float *pk = a->pk + bh * a->k_head, *pv = a->pv + bh * a->v_head;
-    cpu_epilogue es = {.alpha = a->scale, .last = 1}, eo = {.alpha = 1.0f, .accumulate = 1};
+    /* log2(e) folded into the scale: the softmax runs on 2^x, cheaper than e^x. */
+    cpu_epilogue es = {.alpha = a->scale * 1.44269504088896341f, .last = 1}, eo = {.alpha = 1.0f, .accumulate = 1};
     /* Causal: keys past the strip's last query see nothing of it. */
     int64_t lk = a->causal && i0 + cols < a->lk ? i0 + cols : a->lk;
     for (int64_t k0 = 0; k0 < lk; k0 += a->kb) {
@@ -73,7 +75,7 @@ static void cpu_attn_strip_task(void *arg, int64_t t, int thread) {
         for (int64_t r = 0; r < rows; r += MR)
             kern->fn(a->d, pk + (k0 + r) * a->d, qt, s + r * NR, NR, &es);
         if (a->causal && k0 + rows > i0) cpu_attn_mask(s, k0, rows, NR, i0, cols);
-        cpu_softmax_cols_step(s, rows, NR, mx, sum, ot, a->dvp);
+        cpu_softmax2_cols_step(s, rows, NR, mx, sum, ot, a->dvp);
         for (int64_t p = 0; p < a->dvp; p += MR)
             kern->fn(rows, pv + p * a->lk + k0 * MR, s, ot + p * NR, NR, &eo);
     }

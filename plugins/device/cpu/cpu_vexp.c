@@ -86,16 +86,16 @@ float cpu_exp_shift_sum(float *x, int64_t n, float shift) {
 /* ---- column-wise online softmax (attention) ------------------------------- */
 
 #if defined(__x86_64__)
-T512 static void cpu_softmax_cols_avx512(float *s, int64_t rows, int nr, float *m, float *l, float *o,
+T512 static void cpu_softmax2_cols_avx512(float *s, int64_t rows, int nr, float *m, float *l, float *o,
                                          int64_t orows) {
     for (int c = 0; c < nr; c += 16) {
         __m512 bm = _mm512_set1_ps(-INFINITY);
         for (int64_t r = 0; r < rows; r++) bm = _mm512_max_ps(bm, _mm512_load_ps(s + r * nr + c));
         __m512 mo = _mm512_loadu_ps(m + c), mn = _mm512_max_ps(mo, bm);
-        /* exp(-inf - finite) = 0 clears the initial (zero) accumulator. */
-        __m512 f = cpu_exp512(_mm512_sub_ps(mo, mn)), sum = _mm512_setzero_ps();
+        /* 2^(-inf - finite) = 0 clears the initial (zero) accumulator. */
+        __m512 f = cpu_exp2_neg512(_mm512_sub_ps(mo, mn)), sum = _mm512_setzero_ps();
         for (int64_t r = 0; r < rows; r++) {
-            __m512 e = cpu_exp512(_mm512_sub_ps(_mm512_load_ps(s + r * nr + c), mn));
+            __m512 e = cpu_exp2_neg512(_mm512_sub_ps(_mm512_load_ps(s + r * nr + c), mn));
             _mm512_store_ps(s + r * nr + c, e);
             sum = _mm512_add_ps(sum, e);
         }
@@ -106,15 +106,15 @@ T512 static void cpu_softmax_cols_avx512(float *s, int64_t rows, int nr, float *
     }
 }
 
-T256 static void cpu_softmax_cols_avx2(float *s, int64_t rows, int nr, float *m, float *l, float *o,
+T256 static void cpu_softmax2_cols_avx2(float *s, int64_t rows, int nr, float *m, float *l, float *o,
                                        int64_t orows) {
     for (int c = 0; c < nr; c += 8) {
         __m256 bm = _mm256_set1_ps(-INFINITY);
         for (int64_t r = 0; r < rows; r++) bm = _mm256_max_ps(bm, _mm256_load_ps(s + r * nr + c));
         __m256 mo = _mm256_loadu_ps(m + c), mn = _mm256_max_ps(mo, bm);
-        __m256 f = cpu_exp256(_mm256_sub_ps(mo, mn)), sum = _mm256_setzero_ps();
+        __m256 f = cpu_exp2_neg256(_mm256_sub_ps(mo, mn)), sum = _mm256_setzero_ps();
         for (int64_t r = 0; r < rows; r++) {
-            __m256 e = cpu_exp256(_mm256_sub_ps(_mm256_load_ps(s + r * nr + c), mn));
+            __m256 e = cpu_exp2_neg256(_mm256_sub_ps(_mm256_load_ps(s + r * nr + c), mn));
             _mm256_store_ps(s + r * nr + c, e);
             sum = _mm256_add_ps(sum, e);
         }
@@ -126,14 +126,14 @@ T256 static void cpu_softmax_cols_avx2(float *s, int64_t rows, int nr, float *m,
 }
 #endif
 
-static void cpu_softmax_cols_scalar(float *s, int64_t rows, int nr, float *m, float *l, float *o,
+static void cpu_softmax2_cols_scalar(float *s, int64_t rows, int nr, float *m, float *l, float *o,
                                     int64_t orows) {
     for (int c = 0; c < nr; c++) {
         float bm = -INFINITY;
         for (int64_t r = 0; r < rows; r++) bm = s[r * nr + c] > bm ? s[r * nr + c] : bm;
-        float mn = m[c] > bm ? m[c] : bm, f = expf(m[c] - mn), sum = 0.0f;
+        float mn = m[c] > bm ? m[c] : bm, f = exp2f(m[c] - mn), sum = 0.0f;
         for (int64_t r = 0; r < rows; r++) {
-            float e = expf(s[r * nr + c] - mn);
+            float e = exp2f(s[r * nr + c] - mn);
             s[r * nr + c] = e;
             sum += e;
         }
@@ -143,17 +143,17 @@ static void cpu_softmax_cols_scalar(float *s, int64_t rows, int nr, float *m, fl
     }
 }
 
-void cpu_softmax_cols_step(float *s, int64_t rows, int nr, float *m, float *l, float *o, int64_t orows) {
+void cpu_softmax2_cols_step(float *s, int64_t rows, int nr, float *m, float *l, float *o, int64_t orows) {
 #if defined(__x86_64__)
     const cpu_features *f = cpu_features_get();
     if (f->avx512f && nr % 16 == 0 && ((uintptr_t)s & 63) == 0) {
-        cpu_softmax_cols_avx512(s, rows, nr, m, l, o, orows);
+        cpu_softmax2_cols_avx512(s, rows, nr, m, l, o, orows);
         return;
     }
     if (f->avx2 && f->fma && nr % 8 == 0 && ((uintptr_t)s & 31) == 0) {
-        cpu_softmax_cols_avx2(s, rows, nr, m, l, o, orows);
+        cpu_softmax2_cols_avx2(s, rows, nr, m, l, o, orows);
         return;
     }
 #endif
-    cpu_softmax_cols_scalar(s, rows, nr, m, l, o, orows);
+    cpu_softmax2_cols_scalar(s, rows, nr, m, l, o, orows);
 }
