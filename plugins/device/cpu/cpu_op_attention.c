@@ -17,6 +17,12 @@
 #include <math.h>
 #include <string.h>
 
+/* Key block: a multiple of MR whose scores (kb x NR floats) take about
+ * this many floats (16 KB; 8 KB and 32 KB measured the same). */
+#ifndef CPU_ATTN_KB_FLOATS
+#define CPU_ATTN_KB_FLOATS 4096
+#endif
+
 typedef struct cpu_attn {
     const sdrt_tensor *q, *k, *v, *o;
     const cpu_kernel *kern;
@@ -114,7 +120,7 @@ sdrt_status cpu_op_attention(cpu_ctx *ctx, const sdrt_op *op) {
     int MR = a.kern->mr, NR = a.kern->nr;
     a.strips = cpu_div_up(a.lq, NR);
     /* Key block: a multiple of MR with its scores (kb x NR) in 16 KB. */
-    a.kb = (4096 / NR) / MR * MR;
+    a.kb = (CPU_ATTN_KB_FLOATS / NR) / MR * MR;
     if (a.kb < MR) a.kb = MR;
     a.k_head = cpu_round_up(a.lk, MR) * a.d;
     a.dvp = cpu_round_up(a.dv, MR);
