@@ -119,7 +119,6 @@ sdrt_status cpu_op_attention(cpu_ctx *ctx, const sdrt_op *op) {
     if (a.lk == 0) return SDRT_INVALID_ARGUMENT; /* softmax over nothing */
     int MR = a.kern->mr, NR = a.kern->nr;
     a.strips = cpu_div_up(a.lq, NR);
-    /* Key block: a multiple of MR with its scores (kb x NR) in 16 KB. */
     a.kb = (CPU_ATTN_KB_FLOATS / NR) / MR * MR;
     if (a.kb < MR) a.kb = MR;
     a.k_head = cpu_round_up(a.lk, MR) * a.d;
