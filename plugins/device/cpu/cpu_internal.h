@@ -48,11 +48,11 @@ typedef enum cpu_slot {
     CPU_SLOT_PACK_B,      /* shared: the GEMM operand packed for all threads */
     CPU_SLOT_TMP_DST,     /* shared: contiguous staging of a strided dst */
     CPU_SLOT_TMP_SRC,     /* shared: contiguous staging of a strided src */
-    CPU_SLOT_ATTN_K,      /* shared: packed K^T for all heads */
-    CPU_SLOT_ATTN_V,      /* shared: packed V for all heads */
-    CPU_SLOT_ATTN_S,      /* per thread: scores of one query block */
-    CPU_SLOT_ATTN_P,      /* per thread: packed probabilities / queries */
-    CPU_SLOT_ATTN_O,      /* per thread: output accumulator */
+    CPU_SLOT_ATTN_K,      /* shared: packed K (A panels) for all heads */
+    CPU_SLOT_ATTN_V,      /* shared: packed V^T (A panels) for all heads */
+    CPU_SLOT_ATTN_S,      /* per thread: scores of one key block */
+    CPU_SLOT_ATTN_P,      /* per thread: packed queries, softmax max/sum */
+    CPU_SLOT_ATTN_O,      /* per thread: output accumulator (O^T) */
     CPU_SLOT_MISC,        /* per thread: row buffers; shared: staged bias */
     CPU_SLOT_COUNT_
 } cpu_slot;
