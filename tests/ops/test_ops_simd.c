@@ -133,8 +133,9 @@ static void check_close_abs(const char *what, const float *got, const double *wa
 }
 
 /* Two key blocks through cpu_softmax2_cols_step against double precision:
- * nr 32 / 16 take the AVX-512 path where present, 8 the AVX2 one, 4 the
- * portable one. Masked (-inf) scores must give exactly 0. */
+ * nr 32 / 16 take the AVX-512 path where present (and the kernel level
+ * allows), 8 the AVX2 one, 4 the portable one. Masked (-inf) scores must
+ * give exactly 0. */
 static void check_softmax2_cols(int nr, int64_t rows1, int64_t rows2) {
     enum { OROWS = 5 };
     float *s1 = cpu_aligned_alloc(sizeof(float) * (size_t)(rows1 * nr));

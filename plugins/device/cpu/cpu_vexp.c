@@ -143,14 +143,18 @@ static void cpu_softmax2_cols_scalar(float *s, int64_t rows, int nr, float *m, f
     }
 }
 
+/* The SIMD level follows the chosen GEMM kernel, as the activations do:
+ * SDRT_CPU_KERNEL=avx2 runs this on AVX2 too, as on an AVX2-only CPU. */
 void cpu_softmax2_cols_step(float *s, int64_t rows, int nr, float *m, float *l, float *o, int64_t orows) {
 #if defined(__x86_64__)
     const cpu_features *f = cpu_features_get();
-    if (f->avx512f && nr % 16 == 0 && ((uintptr_t)s & 63) == 0) {
+    const cpu_kernel *k = cpu_kernel_best();
+    int level = k == &cpu_kernel_avx512 ? 2 : k == &cpu_kernel_avx2 ? 1 : 0;
+    if (level >= 2 && f->avx512f && nr % 16 == 0 && ((uintptr_t)s & 63) == 0) {
         cpu_softmax2_cols_avx512(s, rows, nr, m, l, o, orows);
         return;
     }
-    if (f->avx2 && f->fma && nr % 8 == 0 && ((uintptr_t)s & 31) == 0) {
+    if (level >= 1 && f->avx2 && f->fma && nr % 8 == 0 && ((uintptr_t)s & 31) == 0) {
         cpu_softmax2_cols_avx2(s, rows, nr, m, l, o, orows);
         return;
     }
