@@ -256,9 +256,12 @@ static long rss_kb(void) {
 }
 
 static void bench_attn(sdrt_stream *s) {
-    static const int64_t cases[][4] = {{1, 8, 4096, 40}, {1, 5, 4096, 64}, {2, 8, 4096, 40}};
+    /* SD1.5 64x64 level, SD2/SDXL-like heads, CFG batch, wider heads, the
+     * VAE mid-block (one head of 512 at 64x64 latents = 512x512 pixels). */
+    static const int64_t cases[][4] = {{1, 8, 4096, 40}, {1, 5, 4096, 64}, {2, 8, 4096, 40},
+                                       {1, 2, 4096, 160}, {1, 1, 4096, 256}, {1, 1, 4096, 512}};
     printf("\nattention self, Lq=Lk=4096, %d threads\n", g_threads);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 6; i++) {
         int64_t b = cases[i][0], h = cases[i][1], l = cases[i][2], d = cases[i][3];
         int64_t shp[4] = {b, h, l, d};
         size_t n = (size_t)(b * h * l * d);
