@@ -21,6 +21,7 @@ void test_supports_op(void);
 void test_param_dtypes(void);
 void test_pack_kcontig(void);
 void test_activation_simd(void);
+void test_softmax_cols_simd(void);
 void test_gemm_odd_shapes(void);
 void test_conv2d_batched(void);
 void test_nn_sticky_and_cancel(void);
@@ -60,6 +61,7 @@ const test_entry TESTS[] = {
     {"param_dtypes", test_param_dtypes},
     {"pack_kcontig", test_pack_kcontig},
     {"activation_simd", test_activation_simd},
+    {"softmax_cols_simd", test_softmax_cols_simd},
     {"gemm_odd_shapes", test_gemm_odd_shapes},
     {"conv2d_batched", test_conv2d_batched},
     {"nn_sticky_and_cancel", test_nn_sticky_and_cancel},

@@ -307,6 +307,12 @@ void test_attention_random(void) {
     }
     check_attention(1, 2, 77, 77, 64, 64, 1, 77);       /* CLIP causal self-attention */
     check_attention(2, 2, 300, 77, 40, 40, 0, 40);      /* cross-attention */
+    /* Both sides of the CPU family's switch from the transposed (flash)
+     * form to row strips at head dim 256, keys spanning several blocks. */
+    check_attention(1, 2, 45, 300, 256, 256, 0, 45);
+    check_attention(1, 1, 45, 300, 257, 200, 0, 45);
+    check_attention(1, 1, 60, 60, 300, 300, 1, 60);     /* causal, row strips */
+    check_attention(1, 1, 200, 330, 512, 512, 0, 30);   /* the VAE's single 512-wide head */
 }
 
 void test_attention_4096(void) {

@@ -2,7 +2,8 @@
  * references: the k-contiguous panel packers (every width the kernels use,
  * odd row counts and depths, F32/F16/BF16, rows ending exactly at the end
  * of their allocation so an over-read shows under ASan) and the vectorised
- * activations (tails included) against double-precision formulas. */
+ * activations (tails included) and the column-wise online softmax step
+ * against double-precision formulas. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,4 +120,72 @@ void test_activation_simd(void) {
     for (int64_t i = 0; i < n; i++) want[i] = (float)(a[i] * act_ref(SDRT_OP_GELU, g[i]));
     cpu_geglu_row_f32(a, g, y, n);
     ops_close("geglu row", y, want, (size_t)n, 1e-6);
+}
+
+/* ---- column-wise online softmax (attention) ----------------------------------- */
+
+static void check_close_abs(const char *what, const float *got, const double *want, size_t n, double tol) {
+    size_t bad = n;
+    for (size_t i = 0; i < n && bad == n; i++)
+        if (!(fabs((double)got[i] - want[i]) <= tol * fmax(1.0, fabs(want[i])))) bad = i;
+    CHECK(bad == n, "%s: element %zu got %.9g want %.9g", what, bad, bad < n ? got[bad] : 0.0,
+          bad < n ? want[bad] : 0.0);
+}
+
+/* Two key blocks through cpu_softmax2_cols_step against double precision:
+ * nr 32 / 16 take the AVX-512 path where present (and the kernel level
+ * allows), 8 the AVX2 one, 4 the portable one. Masked (-inf) scores must
+ * give exactly 0. */
+static void check_softmax2_cols(int nr, int64_t rows1, int64_t rows2) {
+    enum { OROWS = 5 };
+    float *s1 = cpu_aligned_alloc(sizeof(float) * (size_t)(rows1 * nr));
+    float *s2 = cpu_aligned_alloc(sizeof(float) * (size_t)(rows2 * nr));
+    float m[32], l[32], o[OROWS * 32], u[OROWS * 32];
+    double *w2 = calloc((size_t)(rows2 * nr), sizeof(double)), wm[32] = {0}, wl[32] = {0}, wo[OROWS * 32] = {0};
+    ops_rand(s1, (size_t)(rows1 * nr), 8.0f);
+    ops_rand(s2, (size_t)(rows2 * nr), 12.0f);
+    ops_rand(u, (size_t)(OROWS * nr), 1.0f);
+    for (int64_t r = 0; r < rows2; r += 3) s2[r * nr + (r % nr)] = -INFINITY;
+    for (int c = 0; c < nr; c++) {
+        double m1 = -INFINITY, l1 = 0, m2;
+        for (int64_t r = 0; r < rows1; r++) m1 = fmax(m1, s1[r * nr + c]);
+        for (int64_t r = 0; r < rows1; r++) l1 += exp2((double)s1[r * nr + c] - m1);
+        m2 = m1;
+        for (int64_t r = 0; r < rows2; r++) m2 = fmax(m2, s2[r * nr + c]);
+        double f = exp2(m1 - m2), l2 = l1 * f;
+        for (int64_t r = 0; r < rows2; r++) {
+            w2[r * nr + c] = exp2((double)s2[r * nr + c] - m2);
+            l2 += w2[r * nr + c];
+        }
+        wm[c] = m2, wl[c] = l2;
+        for (int r = 0; r < OROWS; r++) wo[r * nr + c] = u[r * nr + c] * f;
+        m[c] = -INFINITY, l[c] = 0.0f;
+    }
+    memset(o, 0, sizeof o);
+    cpu_softmax2_cols_step(s1, rows1, nr, m, l, o, OROWS);
+    for (int i = 0; i < OROWS * nr; i++) {
+        CHECK(o[i] == 0.0f, "softmax2 nr %d: first block left the accumulator at %g", nr, o[i]);
+        o[i] = u[i];
+    }
+    cpu_softmax2_cols_step(s2, rows2, nr, m, l, o, OROWS);
+    char what[64];
+    snprintf(what, sizeof what, "softmax2 nr %d rows %lld+%lld", nr, (long long)rows1, (long long)rows2);
+    check_close_abs(what, s2, w2, (size_t)(rows2 * nr), 1e-6);
+    check_close_abs(what, l, wl, (size_t)nr, 1e-6);
+    check_close_abs(what, o, wo, (size_t)(OROWS * nr), 1e-6);
+    for (int c = 0; c < nr; c++) CHECK(m[c] == (float)wm[c], "%s: max of column %d", what, c);
+    for (int64_t r = 0; r < rows2; r += 3)
+        CHECK(s2[r * nr + (r % nr)] == 0.0f, "%s: a masked score gave %g", what, s2[r * nr + (r % nr)]);
+    cpu_aligned_free(s1);
+    cpu_aligned_free(s2);
+    free(w2);
+}
+
+void test_softmax_cols_simd(void) {
+    static const int widths[] = {32, 16, 8, 4};
+    for (size_t i = 0; i < 4; i++) {
+        check_softmax2_cols(widths[i], 1, 1);
+        check_softmax2_cols(widths[i], 14, 126);
+        check_softmax2_cols(widths[i], 77, 5);
+    }
 }

@@ -49,11 +49,11 @@ typedef enum cpu_slot {
     CPU_SLOT_PACK_B,      /* shared: the GEMM operand packed for all threads */
     CPU_SLOT_TMP_DST,     /* shared: contiguous staging of a strided dst */
     CPU_SLOT_TMP_SRC,     /* shared: contiguous staging of a strided src */
-    CPU_SLOT_ATTN_K,      /* shared: packed K^T for all heads */
-    CPU_SLOT_ATTN_V,      /* shared: packed V for all heads */
-    CPU_SLOT_ATTN_S,      /* per thread: scores of one query block */
-    CPU_SLOT_ATTN_P,      /* per thread: packed probabilities / queries */
-    CPU_SLOT_ATTN_O,      /* per thread: output accumulator */
+    CPU_SLOT_ATTN_K,      /* shared: packed K (A panels) for all heads */
+    CPU_SLOT_ATTN_V,      /* shared: packed V^T (A panels) for all heads */
+    CPU_SLOT_ATTN_S,      /* per thread: scores of one key block */
+    CPU_SLOT_ATTN_P,      /* per thread: packed queries, softmax max/sum */
+    CPU_SLOT_ATTN_O,      /* per thread: output accumulator (O^T) */
     CPU_SLOT_MISC,        /* per thread: row buffers; shared: staged bias */
     CPU_SLOT_LP_A,        /* shared: activations packed for a low-precision GEMM */
     CPU_SLOT_LP_STAGE,    /* per thread: f32 staging of low-precision packers */
@@ -113,6 +113,13 @@ void cpu_store_f32(void *base, sdrt_dtype dtype, int64_t index, float v);
 float cpu_row_max(const float *x, int64_t n);
 /* x[i] = exp(x[i] - shift) in place; returns the sum. */
 float cpu_exp_shift_sum(float *x, int64_t n, float shift);
+/* One key block of an online (flash-style) softmax stored column-wise, in
+ * base 2 (the caller folds log2(e) into the scores): s[rows][nr] holds
+ * scores, one query per column (s 64-byte aligned for the SIMD paths). Per
+ * column: the running max m and sum l are updated, s becomes 2^(s - new
+ * max), and the accumulator o[orows][nr] is rescaled by 2^(old max - new
+ * max). Start with m = -inf, l = 0, o = 0; -inf scores give 0. */
+void cpu_softmax2_cols_step(float *s, int64_t rows, int nr, float *m, float *l, float *o, int64_t orows);
 
 /* ---- activations (cpu_vact.c) -------------------------------------------- */
 
