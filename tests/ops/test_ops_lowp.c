@@ -276,8 +276,8 @@ static void check_matmul_stream(cpu_precision prec) {
     int64_t as[3] = {bsz, m, k}, ws[2] = {n, k}, bs[1] = {n}, cs[3] = {bsz, m, n};
     sdrt_tensor ta = ops_tensor(a, SDRT_DTYPE_F32, 3, as), tw = ops_tensor(w, SDRT_DTYPE_F16, 2, ws);
     sdrt_tensor tb = ops_tensor(bias, SDRT_DTYPE_F32, 1, bs), tc = ops_tensor(c, SDRT_DTYPE_F32, 3, cs);
-    int32_t ip[8] = {1};
-    float fp[4] = {0};
+    int32_t ip[SDRT_OP_MAX_PARAMS] = {1};
+    float fp[SDRT_OP_MAX_PARAMS] = {0};
     CHECK(ops_run(s, SDRT_OP_MATMUL, &ta, &tw, &tb, &tc, ip, fp) == SDRT_OK, "%s matmul", name);
     ref_lowp(prec, a, wf, w, SDRT_DTYPE_F16, bsz * m, n, k, 1.0f, bias, want, bound);
     int bad = 0;
@@ -340,8 +340,8 @@ static void check_conv_stream(cpu_precision prec, int c_fix, int kk_fix, int str
     int64_t xs[4] = {n, c, h, w}, ws[4] = {o, c, kk, kk}, bs[1] = {o}, ys[4] = {n, o, ho, wo};
     sdrt_tensor tx = ops_tensor(x, SDRT_DTYPE_F32, 4, xs), tw = ops_tensor(wt, SDRT_DTYPE_F16, 4, ws);
     sdrt_tensor tb = ops_tensor(bias, SDRT_DTYPE_F32, 1, bs), ty = ops_tensor(y, SDRT_DTYPE_F32, 4, ys);
-    int32_t ip[8] = {stride, stride, pad, pad, 1, 1, 1};
-    float fp[4] = {0};
+    int32_t ip[SDRT_OP_MAX_PARAMS] = {stride, stride, pad, pad, 1, 1, 1};
+    float fp[SDRT_OP_MAX_PARAMS] = {0};
     CHECK(ops_run(s, SDRT_OP_CONV2D, &tx, &tw, &tb, &ty, ip, fp) == SDRT_OK, "%s conv", name);
     int bad = 0;
     for (int64_t img = 0; img < n && !bad; img++) {

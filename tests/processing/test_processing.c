@@ -373,9 +373,10 @@ static void test_device_memory_metrics(void) {
             CHECK(cJSON_IsNumber(dm) && dm->valuedouble >= floor_mib && dm->valuedouble <= device_mib,
                   "device_memory_mb %s: expected %.2f..%.0f MiB (half the UNet file .. the device)",
                   dm ? cJSON_PrintUnformatted(dm) : "absent", floor_mib, device_mib);
-            printf("# strict device: device_memory_mb %.1f (UNet file %.2f MiB), memory_usage_mb %s\n",
+            const cJSON *mu = at(r, "metrics", "memory_usage_mb", NULL);
+            printf("# strict device: device_memory_mb %.1f (UNet file %.2f MiB), memory_usage_mb %.1f\n",
                    cJSON_IsNumber(dm) ? dm->valuedouble : -1, (double)unet.st_size / 1048576.0,
-                   cJSON_PrintUnformatted(at(r, "metrics", "memory_usage_mb", NULL)));
+                   cJSON_IsNumber(mu) ? mu->valuedouble : -1);
             /* host.* answers carry the current figure: the model stays
              * cached on the device, so it is non-null and not above the
              * request's peak. */
