@@ -2,8 +2,9 @@
 """tests/upscale/bench_upscale.py - the PyTorch side of the upscaler numbers
 in docs/PERFORMANCE.md. `make OUT.pth` writes full-size random weights in
 RealESRGAN_x4plus's layout (RRDBNet 64nf 23nb, params_ema, Real-ESRGAN key
-names); `run MODEL SIZE` times spandrel's model on a random SIZE^2 image on
-the CPU (torch threads = os.cpu_count()) and prints peak RSS."""
+names); `run MODEL SIZE [THREADS]` times spandrel's model on a random SIZE^2 image
+on the CPU (torch.set_num_threads(THREADS), default os.cpu_count()) and
+prints peak RSS (bench/upscale/compare.sh runs it beside sdrt)."""
 import os, resource, sys, time
 import torch
 import spandrel
@@ -28,6 +29,7 @@ if sys.argv[1] == "make":
     print("wrote", sys.argv[2])
 else:
     path, size = sys.argv[2], int(sys.argv[3])
+    torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else os.cpu_count())
     desc = spandrel.ModelLoader().load_from_file(path)
     model = desc.model.eval()
     torch.manual_seed(1)
