@@ -16,8 +16,9 @@
 #                    AVX2-only ggml-cpu for --isa avx2), or $SDCPP_LIB
 #   --sdrt PATH      sdrt binary (default $SDRT, else build/bin/sdrt)
 #   --isa avx512|avx2  kernel path: avx2 sets SDRT_CPU_KERNEL=avx2 for sdrt and
-#                    OPENBLAS_CORETYPE=Haswell for the ceiling; sd.cpp's path is
-#                    its build (--sdcpp / --sdcpp-lib). Default avx512.
+#                    OpenBLAS's Haswell/Zen kernels for the ceiling (avx512:
+#                    SkylakeX/Cooperlake); sd.cpp's path is its build
+#                    (--sdcpp / --sdcpp-lib). Default avx512.
 #   --size N         square image size (default 512)
 #   --steps N        steps per run (default 2; the per-step figure is the mean
 #                    of steps 2..N, so step 1's one-time work is left out)
@@ -77,8 +78,11 @@ out=${out:-$(mktemp -d /tmp/sdcpp-compare.XXXXXX)}
 mkdir -p "$out/img"
 label=${label:-$(basename "$model") ${size}² $isa}
 
-sdrt_env=() blas_env=()
-if [ "$isa" = avx2 ]; then sdrt_env=(SDRT_CPU_KERNEL=avx2); blas_env=(OPENBLAS_CORETYPE=Haswell); fi
+# OpenBLAS kernels per path: Debian's DYNAMIC_ARCH build may pick an AVX2
+# kernel on an AVX-512 CPU (it picks Haswell on Zen 4), so the AVX-512
+# ceiling is the best of the AVX-512 kernels, the AVX2 one of the AVX2 ones.
+sdrt_env=() blas_cores=(SkylakeX Cooperlake)
+if [ "$isa" = avx2 ]; then sdrt_env=(SDRT_CPU_KERNEL=avx2); blas_cores=(Haswell Zen); fi
 prompt="a red fox in the snow" negative="blurry"
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -92,12 +96,14 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 } | tee "$out/header.txt"
 
 run_ceiling() { # $1: tag
-  if [ -x "$ceiling" ]; then
-    local l; l=$(load)
-    env "${blas_env[@]}" "$ceiling" --threads "$threads" > "$out/ceiling-$1.txt" 2>&1 || true
-    echo "load $l" >> "$out/ceiling-$1.txt"
-    echo "ceiling ($1, load $l): $(grep -E '^OpenBLAS core|^ceiling' "$out/ceiling-$1.txt" | tr '\n' ' ')"
-  fi
+  [ -x "$ceiling" ] || return 0
+  local l core f
+  for core in "${blas_cores[@]}"; do
+    l=$(load) f=$out/ceiling-$1-$core.txt
+    OPENBLAS_CORETYPE=$core "$ceiling" --threads "$threads" > "$f" 2>&1 || true
+    echo "load $l" >> "$f"
+    echo "ceiling ($1, load $l): $(grep -E '^OpenBLAS core|^ceiling' "$f" | tr '\n' ' ')"
+  done
 }
 
 run_sdrt() { # $1: round

@@ -106,7 +106,7 @@ def ceiling(out):
         with open(p) as f:
             t = f.read()
         m = re.search(r"^ceiling ([\d.]+)", t, re.M)
-        core = re.search(r"^OpenBLAS core (\S+)", t, re.M)
+        core = re.search(r"^OpenBLAS core ([^,\s]+)", t, re.M)
         load = re.search(r"^load (.*)$", t, re.M)
         if m:
             v = float(m.group(1))
