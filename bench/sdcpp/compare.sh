@@ -79,7 +79,7 @@ mkdir -p "$out/img"
 label=${label:-$(basename "$model") ${size}² $isa}
 
 # OpenBLAS kernels per path: Debian's DYNAMIC_ARCH build may pick an AVX2
-# kernel on an AVX-512 CPU (it picks Haswell on Zen 4), so the AVX-512
+# kernel on an AVX-512 CPU (0.3.21 picks Haswell on a Zen 5 EPYC), so the AVX-512
 # ceiling is the best of the AVX-512 kernels, the AVX2 one of the AVX2 ones.
 sdrt_env=() blas_cores=(SkylakeX Cooperlake)
 if [ "$isa" = avx2 ]; then sdrt_env=(SDRT_CPU_KERNEL=avx2); blas_cores=(Haswell Zen); fi
