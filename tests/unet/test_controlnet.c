@@ -148,10 +148,12 @@ static double now_ms(void) {
 }
 
 /* docs/PERFORMANCE.md: one denoising step's UNet call and ControlNet call
- * (CFG batch 2) at a latent size; median of 3. Paths: the ControlNet's
- * weights (own layers, or all), the UNet's weights, both configs. */
-static void time_size(const char *what, int lat, int ctx_dim, const char *cn_w, const char *u_w, const char *cn_cfg,
-                      const char *u_cfg) {
+ * (CFG batch 2) at a latent size; median of SDRT_CN_ITERS calls (default
+ * 3; the best is printed too). Paths: the ControlNet's weights (own layers,
+ * or all), the UNet's weights, both configs. `sdxl`: SDXL's added
+ * conditioning (pooled text [2, 1280], time ids of a square image). */
+static void time_size(const char *what, int lat, int ctx_dim, int sdxl, const char *cn_w, const char *u_w,
+                      const char *cn_cfg, const char *u_cfg) {
     two_files files;
     char err[512] = "";
     files.own = fx_weights_open(cn_w, 0);
@@ -169,10 +171,17 @@ static void time_size(const char *what, int lat, int ctx_dim, const char *cn_w, 
         sdrt_tensor *sample = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 4, ss, buf);
         sdrt_tensor *cond = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 4, cs, buf);
         sdrt_tensor *ctx = sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 3, xs, buf);
+        int64_t ps[2] = {2, 1280};
+        sdrt_tensor *pooled = sdxl ? sdrt_nn_from_host(nn, SDRT_DTYPE_F32, 2, ps, buf) : NULL;
+        float px = (float)(8 * lat), ids[12] = {px, px, 0, 0, px, px, px, px, 0, 0, px, px};
         float ts[2] = {500, 500};
-        unet_inputs in = {.sample = sample, .timesteps = ts, .context = ctx};
-        double tu[3], tc[3];
-        for (int it = 0; it < 3; it++) {
+        unet_inputs in = {.sample = sample, .timesteps = ts, .context = ctx, .text_embeds = pooled,
+                          .time_ids = sdxl ? ids : NULL};
+        const char *iters_env = getenv("SDRT_CN_ITERS");
+        int iters = iters_env && atoi(iters_env) > 0 ? atoi(iters_env) : 3;
+        if (iters > 16) iters = 16;
+        double tu[16], tc[16];
+        for (int it = 0; it < iters; it++) {
             sdrt_tensor *down[64], *mid = NULL, *out = NULL;
             double a = now_ms();
             controlnet_forward(cn, nn, &in, cond, 1.0f, 0, down, &mid, err, sizeof err);
@@ -187,13 +196,13 @@ static void time_size(const char *what, int lat, int ctx_dim, const char *cn_w, 
             sdrt_nn_drop(nn, mid);
             sdrt_nn_drop(nn, out);
         }
-        for (int i = 0; i < 3; i++)
-            for (int j = i + 1; j < 3; j++) {
+        for (int i = 0; i < iters; i++)
+            for (int j = i + 1; j < iters; j++) {
                 if (tu[j] < tu[i]) { double t = tu[i]; tu[i] = tu[j]; tu[j] = t; }
                 if (tc[j] < tc[i]) { double t = tc[i]; tc[i] = tc[j]; tc[j] = t; }
             }
-        printf("# %s %dx%d px, batch 2: UNet %.1f ms, ControlNet %.1f ms per step (median of 3)\n", what, 8 * lat,
-               8 * lat, tu[1], tc[1]);
+        printf("# %s %dx%d px, batch 2: UNet %.1f ms, ControlNet %.1f ms per step (median of %d; best %.1f / %.1f)\n",
+               what, 8 * lat, 8 * lat, tu[iters / 2], tc[iters / 2], iters, tu[0], tc[0]);
         free(buf);
         sdrt_nn_free(nn);
     }
@@ -208,22 +217,30 @@ static void time_size(const char *what, int lat, int ctx_dim, const char *cn_w, 
 
 /* SDRT_CN_TIMING_512: also tiny at 512x512; SDRT_CN_FULL=DIR: DIR/unet and
  * DIR/controlnet (config.json + diffusion_pytorch_model.safetensors,
- * full-size random weights) at 512x512. */
+ * full-size random SD1.5 weights) at 512x512; SDRT_CN_FULL_XL=DIR: the same
+ * for SDXL at 1024x1024 (bench/controlnet/make_full_keys.py makes both). */
 static void test_timing(void) {
     char a[4][600];
     snprintf(a[0], sizeof a[0], "%s", test_path("SDRT_SOURCE_DIR", "tests/unet/data/controlnet/tiny-sd15/controlnet_own.safetensors"));
     snprintf(a[1], sizeof a[1], "%s", test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/unet/diffusion_pytorch_model.safetensors"));
     snprintf(a[2], sizeof a[2], "%s", test_path("SDRT_SOURCE_DIR", "tests/unet/data/controlnet/tiny-sd15/config.json"));
     snprintf(a[3], sizeof a[3], "%s", test_path("SDRT_REFERENCE", "tiny-sd15/diffusers/unet/config.json"));
-    time_size("tiny-sd15", 8, 32, a[0], a[1], a[2], a[3]);
-    if (getenv("SDRT_CN_TIMING_512")) time_size("tiny-sd15", 64, 32, a[0], a[1], a[2], a[3]);
-    const char *full = getenv("SDRT_CN_FULL");
-    if (!full || !*full) return;
-    snprintf(a[0], sizeof a[0], "%s/controlnet/diffusion_pytorch_model.safetensors", full);
-    snprintf(a[1], sizeof a[1], "%s/unet/diffusion_pytorch_model.safetensors", full);
-    snprintf(a[2], sizeof a[2], "%s/controlnet/config.json", full);
-    snprintf(a[3], sizeof a[3], "%s/unet/config.json", full);
-    time_size("full-size SD1.5 (f16 weights)", 64, 768, a[0], a[1], a[2], a[3]);
+    time_size("tiny-sd15", 8, 32, 0, a[0], a[1], a[2], a[3]);
+    if (getenv("SDRT_CN_TIMING_512")) time_size("tiny-sd15", 64, 32, 0, a[0], a[1], a[2], a[3]);
+    static const struct {
+        const char *env, *what;
+        int lat, ctx_dim, sdxl;
+    } FULL[] = {{"SDRT_CN_FULL", "full-size SD1.5 (f16 weights)", 64, 768, 0},
+                {"SDRT_CN_FULL_XL", "full-size SDXL (f16 weights)", 128, 2048, 1}};
+    for (int f = 0; f < 2; f++) {
+        const char *full = getenv(FULL[f].env);
+        if (!full || !*full) continue;
+        snprintf(a[0], sizeof a[0], "%s/controlnet/diffusion_pytorch_model.safetensors", full);
+        snprintf(a[1], sizeof a[1], "%s/unet/diffusion_pytorch_model.safetensors", full);
+        snprintf(a[2], sizeof a[2], "%s/controlnet/config.json", full);
+        snprintf(a[3], sizeof a[3], "%s/unet/config.json", full);
+        time_size(FULL[f].what, FULL[f].lat, FULL[f].ctx_dim, FULL[f].sdxl, a[0], a[1], a[2], a[3]);
+    }
 }
 
 static void test_sd15(void) { run_model("tiny-sd15"); }

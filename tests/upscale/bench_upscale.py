@@ -3,9 +3,10 @@
 in docs/PERFORMANCE.md. `make OUT.pth` writes full-size random weights in
 RealESRGAN_x4plus's layout (RRDBNet 64nf 23nb, params_ema, Real-ESRGAN key
 names); `make-compact OUT.pth` in realesr-general-x4v3's (SRVGGNetCompact
-64nf 32 convs, PReLU, x4, params); `run MODEL SIZE` times spandrel's model
-on a random SIZE^2 image on the CPU (torch threads = os.cpu_count()) and
-prints peak RSS."""
+64nf 32 convs, PReLU, x4, params); `run MODEL SIZE [THREADS]` times spandrel's
+model on a random SIZE^2 image on the CPU (torch.set_num_threads(THREADS),
+default os.cpu_count()) and prints peak RSS (bench/upscale/compare.sh runs it
+beside sdrt)."""
 import os, resource, sys, time
 import torch
 import spandrel
@@ -35,6 +36,7 @@ elif sys.argv[1] == "make-compact":
     print("wrote", sys.argv[2])
 else:
     path, size = sys.argv[2], int(sys.argv[3])
+    torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else os.cpu_count())
     desc = spandrel.ModelLoader().load_from_file(path)
     model = desc.model.eval()
     torch.manual_seed(1)
