@@ -142,8 +142,9 @@ __attribute__((target("avx512f,avx512bw"))) static float lp_quant32_avx512(const
     return d;
 }
 
-__attribute__((target("avx2,fma"))) static float lp_quant32_avx2(const float *x, int8_t *q) {
-    __m256 sign = _mm256_set1_ps(-0.0f), v[4], m = _mm256_setzero_ps();
+/* Loads 32 floats into v and returns their largest magnitude. */
+__attribute__((target("avx2,fma"))) static inline float lp_load_absmax32_avx2(const float *x, __m256 v[4]) {
+    __m256 sign = _mm256_set1_ps(-0.0f), m = _mm256_setzero_ps();
     for (int i = 0; i < 4; i++) {
         v[i] = _mm256_loadu_ps(x + 8 * i);
         m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[i]));
@@ -151,17 +152,24 @@ __attribute__((target("avx2,fma"))) static float lp_quant32_avx2(const float *x,
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    float amax = _mm_cvtss_f32(h);
-    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    return _mm_cvtss_f32(h);
+}
+
+/* int32 -> int16 -> int8 with saturation (|r| <= 127 anyway); packs work
+ * per 128-bit lane, so the order is restored afterwards. */
+__attribute__((target("avx2,fma"))) static inline void lp_store_i8x32_avx2(const __m256i r[4], int8_t *q) {
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)(void *)q, b);
+}
+
+__attribute__((target("avx2,fma"))) static float lp_quant32_avx2(const float *x, int8_t *q) {
+    __m256 v[4];
+    float d = lp_load_absmax32_avx2(x, v) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     __m256 vid = _mm256_set1_ps(id);
     __m256i r[4];
     for (int i = 0; i < 4; i++) r[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));
-    /* int32 -> int16 -> int8 with saturation (|r| <= 127 anyway); packs
-     * work per 128-bit lane, so restore the order afterwards. */
-    __m256i w01 = _mm256_packs_epi32(r[0], r[1]), w23 = _mm256_packs_epi32(r[2], r[3]);
-    __m256i b = _mm256_packs_epi16(w01, w23);
-    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256((__m256i *)(void *)q, b);
+    lp_store_i8x32_avx2(r, q);
     return d;
 }
 
@@ -357,16 +365,8 @@ __attribute__((target("avx512f"))) static uint16_t lp_q8_0_block_avx512(const fl
 }
 
 __attribute__((target("avx2,fma"))) static uint16_t lp_q8_0_block_avx2(const float *x, int8_t *q) {
-    __m256 sign = _mm256_set1_ps(-0.0f), v[4], m = _mm256_setzero_ps();
-    for (int i = 0; i < 4; i++) {
-        v[i] = _mm256_loadu_ps(x + 8 * i);
-        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[i]));
-    }
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    float amax = _mm_cvtss_f32(h);
-    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    __m256 sign = _mm256_set1_ps(-0.0f), v[4];
+    float d = lp_load_absmax32_avx2(x, v) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     __m256i r[4];
     for (int i = 0; i < 4; i++) {
         __m256 y = _mm256_mul_ps(v[i], _mm256_set1_ps(id));
@@ -375,9 +375,7 @@ __attribute__((target("avx2,fma"))) static uint16_t lp_q8_0_block_avx2(const flo
         __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(y, sign));
         r[i] = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
     }
-    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
-    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256((__m256i *)(void *)q, b);
+    lp_store_i8x32_avx2(r, q);
     return sdrt_f32_to_f16(d);
 }
 #endif
