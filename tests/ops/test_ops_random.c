@@ -82,10 +82,11 @@ static void check_gemm(const cpu_kernel *kern, int threads, int64_t m, int64_t n
 
 void test_gemm_kernels(void) {
     const cpu_features *f = cpu_features_get();
-    const cpu_kernel *kerns[4];
+    const cpu_kernel *kerns[5];
     int nk = 0;
     if (f->avx512f) kerns[nk++] = &cpu_kernel_avx512;
     if (f->avx512f) kerns[nk++] = &cpu_kernel_avx512_n16;
+    if (f->avx512f) kerns[nk++] = &cpu_kernel_avx512_m8;
     if (f->avx2 && f->fma) kerns[nk++] = &cpu_kernel_avx2;
     kerns[nk++] = &cpu_kernel_scalar;
     static const int64_t shapes[][3] = {{1, 1, 1}, {13, 33, 7}, {14, 32, 384}, {29, 65, 800}, {100, 70, 300}, {3, 200, 50}};
@@ -94,6 +95,14 @@ void test_gemm_kernels(void) {
             sdrt_dtype dt = (sdrt_dtype)(si % 3); /* F32, F16, BF16 in turn */
             check_gemm(kerns[ki], 1 + (int)(si % 3), shapes[si][0], shapes[si][1], shapes[si][2], dt, (int)(si & 1));
         }
+    /* The choice by shape: 32 rows pad to 42 on the 14-row kernel and to
+     * 32 on the 8-row one; 320 rows pad by 2 on the 14-row kernel. */
+    if (cpu_kernel_best() == &cpu_kernel_avx512) {
+        CHECK(cpu_kernel_for(32, 4096) == &cpu_kernel_avx512_m8, "m=32 picks %s", cpu_kernel_for(32, 4096)->name);
+        CHECK(cpu_kernel_for(3, 4096) == &cpu_kernel_avx512_m8, "m=3 picks %s", cpu_kernel_for(3, 4096)->name);
+        CHECK(cpu_kernel_for(320, 4096) == &cpu_kernel_avx512, "m=320 picks %s", cpu_kernel_for(320, 4096)->name);
+        CHECK(cpu_kernel_for(4096, 40) == &cpu_kernel_avx512_n16, "n=40 picks %s", cpu_kernel_for(4096, 40)->name);
+    }
     /* Random shapes on the best kernel. */
     for (int r = 0; r < 4; r++)
         check_gemm(cpu_kernel_best(), ops_rand_int(1, 3), ops_rand_int(1, 150), ops_rand_int(1, 150),
@@ -105,10 +114,11 @@ void test_gemm_kernels(void) {
  * plus products whose K spans several slices and several packed-B groups. */
 void test_gemm_odd_shapes(void) {
     const cpu_features *f = cpu_features_get();
-    const cpu_kernel *kerns[4];
+    const cpu_kernel *kerns[5];
     int nk = 0;
     if (f->avx512f) kerns[nk++] = &cpu_kernel_avx512;
     if (f->avx512f) kerns[nk++] = &cpu_kernel_avx512_n16;
+    if (f->avx512f) kerns[nk++] = &cpu_kernel_avx512_m8;
     if (f->avx2 && f->fma) kerns[nk++] = &cpu_kernel_avx2;
     kerns[nk++] = &cpu_kernel_scalar;
     static const int64_t sizes[] = {1, 3, 17, 77, 129};

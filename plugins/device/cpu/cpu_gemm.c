@@ -65,6 +65,14 @@ const cpu_kernel *cpu_kernel_for_n(int64_t n) {
     return eff16 > eff32 + 0.1 ? &cpu_kernel_avx512_n16 : k;
 }
 
+const cpu_kernel *cpu_kernel_for(int64_t m, int64_t n) {
+    const cpu_kernel *k = cpu_kernel_for_n(n);
+    if (k != &cpu_kernel_avx512 || m <= 0 || !cpu_kernel_avx512_m8.fn) return k;
+    double eff14 = (double)m / (double)cpu_round_up(m, cpu_kernel_avx512.mr);
+    double eff8 = (double)m / (double)cpu_round_up(m, cpu_kernel_avx512_m8.mr);
+    return eff8 > eff14 + 0.1 ? &cpu_kernel_avx512_m8 : k;
+}
+
 /* ---- macro-kernel ------------------------------------------------------------- */
 
 /* A tile that sticks out of C: run the kernel on a full local tile, then
@@ -327,7 +335,7 @@ sdrt_status cpu_gemm(cpu_ctx *ctx, const cpu_gemm_args *g) {
         cpu_gemm_bias_only(g);
         return SDRT_OK;
     }
-    cpu_gemm_job j = {.ctx = ctx, .g = g, .kern = g->kern ? g->kern : cpu_kernel_for_n(g->n)};
+    cpu_gemm_job j = {.ctx = ctx, .g = g, .kern = g->kern ? g->kern : cpu_kernel_for(g->m, g->n)};
     int MR = j.kern->mr, NR = j.kern->nr;
     j.slices = cpu_div_up(g->k, CPU_GEMM_KC);
     j.kc_max = cpu_div_up(g->k, j.slices);

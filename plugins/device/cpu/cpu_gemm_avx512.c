@@ -1,4 +1,5 @@
-/* cpu_gemm_avx512.c - 14x32 f32 micro-kernel for AVX-512F.
+/* cpu_gemm_avx512.c - 14x32 f32 micro-kernel for AVX-512F (and its 28x16
+ * and 8x32 variants for narrow products).
  * 28 accumulators + 2 B vectors + 1 broadcast fill 31 of the 32 zmm
  * registers: each k step does 28 FMAs for 2 vector loads and 14
  * broadcasts, enough to keep both FMA ports busy from L1/L2. */
@@ -61,6 +62,43 @@ T512 static void cpu_ukernel_avx512(int64_t kc, const float *a, const float *b, 
 
 const cpu_kernel cpu_kernel_avx512 = {"avx512-14x32", MR, NR, cpu_ukernel_avx512};
 
+/* 8x32 variant for products with few rows (convolutions to 32 or 64
+ * channels, as ESRGAN's dense blocks, or to 3 or 4 as the VAE's and UNet's
+ * last layers): 14 rows would pad 32 to 42, 8 pad it to nothing. 16
+ * accumulators still hide the FMA latency on two ports. */
+#define MR8 8
+
+T512 static void cpu_ukernel_avx512_m8(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                                       const cpu_epilogue *e) {
+#define DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
+    DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5) DECL(6) DECL(7)
+#undef DECL
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b);
+        __m512 b1 = _mm512_load_ps(b + 16);
+#define ROW(i)                                          \
+    {                                                   \
+        __m512 av = _mm512_set1_ps(a[i]);               \
+        c##i##a = _mm512_fmadd_ps(av, b0, c##i##a);     \
+        c##i##b = _mm512_fmadd_ps(av, b1, c##i##b);     \
+    }
+        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)
+#undef ROW
+        a += MR8;
+        b += NR;
+    }
+    __m512 bn0 = _mm512_setzero_ps(), bn1 = _mm512_setzero_ps();
+    if (e->last && e->bias_n) {
+        bn0 = _mm512_loadu_ps(e->bias_n);
+        bn1 = _mm512_loadu_ps(e->bias_n + 16);
+    }
+#define STORE(i) cpu_avx512_store_row(c + (i) * ldc, c##i##a, c##i##b, e, i, bn0, bn1);
+    STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6) STORE(7)
+#undef STORE
+}
+
+const cpu_kernel cpu_kernel_avx512_m8 = {"avx512-8x32", MR8, NR, cpu_ukernel_avx512_m8};
+
 /* 28x16 variant for narrow N (attention's P V with head dim 40, N = 40
  * or 80): one B vector per k, so N pads to 16 instead of 32. */
 #define MR16 28
@@ -103,4 +141,5 @@ const cpu_kernel cpu_kernel_avx512_n16 = {"avx512-28x16", MR16, 16, cpu_ukernel_
 #else
 const cpu_kernel cpu_kernel_avx512 = {"avx512-unavailable", 0, 0, NULL};
 const cpu_kernel cpu_kernel_avx512_n16 = {"avx512-unavailable", 0, 0, NULL};
+const cpu_kernel cpu_kernel_avx512_m8 = {"avx512-unavailable", 0, 0, NULL};
 #endif

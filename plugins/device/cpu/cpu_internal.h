@@ -160,6 +160,7 @@ typedef struct cpu_kernel {
 
 extern const cpu_kernel cpu_kernel_avx512;
 extern const cpu_kernel cpu_kernel_avx512_n16;
+extern const cpu_kernel cpu_kernel_avx512_m8;
 extern const cpu_kernel cpu_kernel_avx2;
 extern const cpu_kernel cpu_kernel_scalar;
 
@@ -169,6 +170,9 @@ const cpu_kernel *cpu_kernel_best(void);
 /* The best kernel for a product with n columns: a narrower-NR variant when
  * it wastes clearly less padding. */
 const cpu_kernel *cpu_kernel_for_n(int64_t n);
+/* The best kernel for an m x n product: cpu_kernel_for_n's choice, or a
+ * fewer-rows variant when m would pad clearly less (m <= 0: by n only). */
+const cpu_kernel *cpu_kernel_for(int64_t m, int64_t n);
 
 /* A matrix operand seen as rows "outer" x columns "k": element (o, k) at
  * data + o*so + k*sk (elements, dtype). For A, outer = m; for B, outer = n.
