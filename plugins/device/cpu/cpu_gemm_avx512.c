@@ -28,37 +28,40 @@ T512 static inline void cpu_avx512_store_row(float *cr, __m512 v0, __m512 v1, co
     _mm512_storeu_ps(cr + 16, v1);
 }
 
-T512 static void cpu_ukernel_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                                    const cpu_epilogue *e) {
-#define DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
-    DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5) DECL(6)
-    DECL(7) DECL(8) DECL(9) DECL(10) DECL(11) DECL(12) DECL(13)
-#undef DECL
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b);
-        __m512 b1 = _mm512_load_ps(b + 16);
-#define ROW(i)                                          \
+/* One body for every 32-wide kernel: ROWS(X) applies X to each row index,
+ * so the 14-row and 8-row kernels differ only in their row lists. Each row
+ * keeps two accumulators (columns 0-15 and 16-31). */
+#define K32_DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
+#define K32_FMA(i)                                      \
     {                                                   \
         __m512 av = _mm512_set1_ps(a[i]);               \
         c##i##a = _mm512_fmadd_ps(av, b0, c##i##a);     \
         c##i##b = _mm512_fmadd_ps(av, b1, c##i##b);     \
     }
-        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6)
-        ROW(7) ROW(8) ROW(9) ROW(10) ROW(11) ROW(12) ROW(13)
-#undef ROW
-        a += MR;
-        b += NR;
+#define K32_STORE(i) cpu_avx512_store_row(c + (i) * ldc, c##i##a, c##i##b, e, i, bn0, bn1);
+#define CPU_AVX512_KERNEL_N32(fn, mr, ROWS)                                                             \
+    T512 static void fn(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,             \
+                        const cpu_epilogue *e) {                                                        \
+        ROWS(K32_DECL)                                                                                  \
+        for (int64_t k = 0; k < kc; k++) {                                                              \
+            __m512 b0 = _mm512_load_ps(b);                                                              \
+            __m512 b1 = _mm512_load_ps(b + 16);                                                         \
+            ROWS(K32_FMA)                                                                               \
+            a += (mr);                                                                                  \
+            b += NR;                                                                                    \
+        }                                                                                               \
+        __m512 bn0 = _mm512_setzero_ps(), bn1 = _mm512_setzero_ps();                                    \
+        if (e->last && e->bias_n) {                                                                     \
+            bn0 = _mm512_loadu_ps(e->bias_n);                                                           \
+            bn1 = _mm512_loadu_ps(e->bias_n + 16);                                                      \
+        }                                                                                               \
+        ROWS(K32_STORE)                                                                                 \
     }
-    __m512 bn0 = _mm512_setzero_ps(), bn1 = _mm512_setzero_ps();
-    if (e->last && e->bias_n) {
-        bn0 = _mm512_loadu_ps(e->bias_n);
-        bn1 = _mm512_loadu_ps(e->bias_n + 16);
-    }
-#define STORE(i) cpu_avx512_store_row(c + (i) * ldc, c##i##a, c##i##b, e, i, bn0, bn1);
-    STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6)
-    STORE(7) STORE(8) STORE(9) STORE(10) STORE(11) STORE(12) STORE(13)
-#undef STORE
-}
+
+#define ROWS14(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#define ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+CPU_AVX512_KERNEL_N32(cpu_ukernel_avx512, MR, ROWS14)
 
 const cpu_kernel cpu_kernel_avx512 = {"avx512-14x32", MR, NR, cpu_ukernel_avx512};
 
@@ -68,34 +71,7 @@ const cpu_kernel cpu_kernel_avx512 = {"avx512-14x32", MR, NR, cpu_ukernel_avx512
  * accumulators still hide the FMA latency on two ports. */
 #define MR8 8
 
-T512 static void cpu_ukernel_avx512_m8(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                                       const cpu_epilogue *e) {
-#define DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
-    DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5) DECL(6) DECL(7)
-#undef DECL
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b);
-        __m512 b1 = _mm512_load_ps(b + 16);
-#define ROW(i)                                          \
-    {                                                   \
-        __m512 av = _mm512_set1_ps(a[i]);               \
-        c##i##a = _mm512_fmadd_ps(av, b0, c##i##a);     \
-        c##i##b = _mm512_fmadd_ps(av, b1, c##i##b);     \
-    }
-        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)
-#undef ROW
-        a += MR8;
-        b += NR;
-    }
-    __m512 bn0 = _mm512_setzero_ps(), bn1 = _mm512_setzero_ps();
-    if (e->last && e->bias_n) {
-        bn0 = _mm512_loadu_ps(e->bias_n);
-        bn1 = _mm512_loadu_ps(e->bias_n + 16);
-    }
-#define STORE(i) cpu_avx512_store_row(c + (i) * ldc, c##i##a, c##i##b, e, i, bn0, bn1);
-    STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6) STORE(7)
-#undef STORE
-}
+CPU_AVX512_KERNEL_N32(cpu_ukernel_avx512_m8, MR8, ROWS8)
 
 const cpu_kernel cpu_kernel_avx512_m8 = {"avx512-8x32", MR8, NR, cpu_ukernel_avx512_m8};
 
